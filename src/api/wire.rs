@@ -1,0 +1,212 @@
+//! Wire types of the snapshot API, byte-compatible with RKE2's `POST /db/snapshot` protocol.
+//!
+//! The request and response shapes are RKE2's; anything we add is an additive, optional field so
+//! that RKE2's own CLI can talk to our server and ours to RKE2's. The list reply is an
+//! `ETCDSnapshotFileList` exactly as RKE2 prints it with `ls -o json`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The operation a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Save,
+    List,
+    Prune,
+    Delete,
+}
+
+/// Body of `POST /db/snapshot`. Optional fields are sent only when the user set them explicitly;
+/// the server fills the rest from its own merged config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    pub operation: Option<Operation>,
+    /// save/prune: `[base name]`; delete: the snapshot file names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<i64>,
+    /// RKE2's S3 block; carried opaquely until S3 support lands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<serde_json::Value>,
+    /// Extension: prune reports what it would delete and deletes nothing.
+    #[serde(default, rename = "dryRun", skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+/// Reply to save/prune/delete. `failed` is our extension: a non-empty list means a partial failure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedItem>,
+}
+
+/// One thing that did not work inside an otherwise successful operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedItem {
+    pub name: String,
+    pub message: String,
+}
+
+/// `ETCDSnapshotFileList` as RKE2 returns it for `list` (a plain `v1` `List`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdSnapshotFileList {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub items: Vec<EtcdSnapshotFile>,
+    #[serde(default)]
+    pub metadata: ListMeta,
+}
+
+impl EtcdSnapshotFileList {
+    /// A list with RKE2's `apiVersion: v1`, `kind: List`.
+    pub fn new(items: Vec<EtcdSnapshotFile>) -> Self {
+        Self {
+            api_version: "v1".into(),
+            kind: "List".into(),
+            items,
+            metadata: ListMeta::default(),
+        }
+    }
+}
+
+/// The list's (empty) metadata, printed as Kubernetes prints it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListMeta {
+    #[serde(rename = "resourceVersion", default)]
+    pub resource_version: String,
+}
+
+/// One `k3s.cattle.io/v1` `ETCDSnapshotFile`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdSnapshotFile {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: EtcdSnapshotSpec,
+    pub status: EtcdSnapshotStatus,
+}
+
+/// The subset of object metadata RKE2 fills in list replies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(rename = "creationTimestamp", default)]
+    pub creation_timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcdSnapshotSpec {
+    #[serde(rename = "snapshotName")]
+    pub snapshot_name: String,
+    #[serde(rename = "nodeName")]
+    pub node_name: String,
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcdSnapshotStatus {
+    /// A Kubernetes quantity string (plain bytes as we write it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(
+        rename = "creationTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub creation_time: Option<String>,
+    #[serde(
+        rename = "readyToUse",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ready_to_use: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<EtcdSnapshotError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcdSnapshotError {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A Kubernetes `Status` error body, as RKE2's handler returns on failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusBody {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub status: String,
+    pub message: String,
+    pub reason: String,
+    pub code: u16,
+}
+
+impl StatusBody {
+    /// A `Failure` status with the given HTTP code and message.
+    pub fn failure(code: u16, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            api_version: "v1".into(),
+            kind: "Status".into(),
+            status: "Failure".into(),
+            message: message.into(),
+            reason: reason.into(),
+            code,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_omits_unset_fields_like_rke2() {
+        let req = SnapshotRequest {
+            operation: Some(Operation::Save),
+            name: Some(vec!["x".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"operation":"save","name":["x"]}"#
+        );
+    }
+
+    #[test]
+    fn response_omits_empty_lists() {
+        let resp = SnapshotResponse {
+            created: vec!["a".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&resp).unwrap(),
+            r#"{"created":["a"]}"#
+        );
+        let parsed: SnapshotResponse = serde_json::from_str("{}").unwrap();
+        assert!(parsed.created.is_empty() && parsed.deleted.is_empty());
+    }
+}

@@ -1,0 +1,31 @@
+//! # etcd-snapshot
+//!
+//! Scheduled, verified, replicated etcd snapshots with an RKE2-compatible CLI and API.
+//!
+//! # Layout
+//! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
+//! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), file watching, `config show`.
+//! - `snapshot`: names, the streaming save pipeline, retention planning, listing records.
+//! - `store`: where snapshot copies live (`LocalStore`), listing/deleting/pruning them.
+//! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
+//!   the direct-mode CLI.
+//! - `scheduler`: cron schedules and the scheduled-snapshot loop.
+//! - `api`: the `POST /db/snapshot` HTTPS server, its TLS material, the CLI's client, wire types.
+//! - `etcd`: connecting to etcd; the embedded etcd child process and its supervision.
+//! - `daemon`: wires the server's tasks together and owns shutdown.
+//! - `token`: the server token (load, create, RKE2 forms).
+//! - `telemetry`: logging and Prometheus metrics.
+//! - `fsutil`: crash-safe file writes.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod etcd;
+pub mod fsutil;
+pub mod operations;
+pub mod scheduler;
+pub mod snapshot;
+pub mod store;
+pub mod telemetry;
+pub mod token;

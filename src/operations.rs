@@ -1,0 +1,1 @@
+//! Save, list, delete and prune as one service.

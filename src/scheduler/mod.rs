@@ -1,0 +1,5 @@
+//! Scheduled snapshots: the cron loop that follows config changes.
+
+pub mod schedule;
+
+pub use schedule::Schedule;

@@ -1,0 +1,244 @@
+//! Cron schedules for scheduled snapshots: parsing and "when is the next tick".
+//!
+//! Accepts what RKE2's robfig/cron parser accepts for `--etcd-snapshot-schedule-cron`: standard
+//! 5-field specs, the `@yearly`..`@hourly` descriptors and `@every <duration>`. A leading seconds
+//! field (6 fields) is also accepted so that tests and impatient operators can schedule per second.
+//! Pure: no clock is read here; callers pass `now`.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+
+/// A parsed `--etcd-snapshot-schedule-cron` value.
+#[derive(Clone)]
+pub struct Schedule {
+    spec: String,
+    kind: ScheduleKind,
+}
+
+#[derive(Clone)]
+enum ScheduleKind {
+    Cron(Box<Cron>),
+    Every(Duration),
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Schedule").field(&self.spec).finish()
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.spec)
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Schedule {
+    /// Parses a spec; the error says what was expected, for the config engine to wrap with the
+    /// key and the value's source.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let trimmed = spec.trim();
+        if trimmed.is_empty() {
+            return Err(
+                "a cron spec such as \"0 */12 * * *\" or \"@hourly\"; got an empty value".into(),
+            );
+        }
+        if let Some(rest) = strip_prefix_ignore_case(trimmed, "@every") {
+            let every = parse_go_duration(rest.trim())
+                .map_err(|e| format!("\"@every <duration>\" with a duration like 1h30m: {e}"))?;
+            if every < Duration::from_secs(1) {
+                return Err("an @every interval of at least 1s".into());
+            }
+            return Ok(Self {
+                spec: trimmed.to_string(),
+                kind: ScheduleKind::Every(every),
+            });
+        }
+        let fields = trimmed.split_whitespace().count();
+        if !trimmed.starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(format!(
+                "a cron spec with 5 fields (minute hour day-of-month month day-of-week), \
+                 or 6 with a leading seconds field; got {fields} field(s)"
+            ));
+        }
+        let parser = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
+            .build();
+        let cron = parser.parse(trimmed).map_err(|e| {
+            format!("a valid cron spec such as \"0 */12 * * *\" or \"@hourly\": {e}")
+        })?;
+        Ok(Self {
+            spec: trimmed.to_string(),
+            kind: ScheduleKind::Cron(Box::new(cron)),
+        })
+    }
+
+    /// The spec as written.
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// The first fire time strictly after `after`, or None when the spec never fires again.
+    pub fn next_fire<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        match &self.kind {
+            ScheduleKind::Cron(cron) => cron.find_next_occurrence(after, false).ok(),
+            ScheduleKind::Every(every) => {
+                let step = chrono::Duration::from_std(*every).ok()?;
+                // robfig's @every fires at whole seconds after the previous fire.
+                let next = after.clone() + step;
+                Some(
+                    next.clone()
+                        - chrono::Duration::nanoseconds(i64::from(next.timestamp_subsec_nanos())),
+                )
+            }
+        }
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Parses a Go-style duration (`90s`, `1h30m`, `500ms`, `5m0s`), the format RKE2 uses for every
+/// duration-valued flag. A bare `0` is zero.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "\"{text}\" is not a duration (expected e.g. 30s, 5m, 1h30m)"
+            ));
+        }
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("\"{text}\" has a bad number"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => {
+                return Err(format!(
+                    "\"{text}\" is missing a unit (ns, us, ms, s, m, h)"
+                ));
+            }
+            other => return Err(format!("\"{text}\" has an unknown unit \"{other}\"")),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(number * seconds_per_unit);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn default_spec_fires_at_midnight_and_noon() {
+        let s = Schedule::parse("0 */12 * * *").unwrap();
+        assert_eq!(s.next_fire(&at(0, 0, 0)).unwrap(), at(12, 0, 0));
+        assert_eq!(
+            s.next_fire(&at(12, 0, 0)).unwrap(),
+            Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn descriptors_and_every() {
+        assert_eq!(
+            Schedule::parse("@hourly")
+                .unwrap()
+                .next_fire(&at(3, 15, 0))
+                .unwrap(),
+            at(4, 0, 0)
+        );
+        assert_eq!(
+            Schedule::parse("@daily")
+                .unwrap()
+                .next_fire(&at(3, 15, 0))
+                .unwrap()
+                .timestamp(),
+            at(0, 0, 0).timestamp() + 86400
+        );
+        assert_eq!(
+            Schedule::parse("@every 90s")
+                .unwrap()
+                .next_fire(&at(3, 15, 0))
+                .unwrap(),
+            at(3, 16, 30)
+        );
+    }
+
+    #[test]
+    fn seconds_field_allows_per_second_schedules() {
+        let s = Schedule::parse("*/2 * * * * *").unwrap();
+        assert_eq!(s.next_fire(&at(1, 0, 0)).unwrap(), at(1, 0, 2));
+    }
+
+    #[test]
+    fn invalid_specs_are_errors() {
+        for bad in [
+            "",
+            "0 */12 * *",
+            "61 * * * *",
+            "not a cron",
+            "* * * * * * *",
+            "@every",
+            "@every 5",
+            "@every 0s",
+        ] {
+            assert!(Schedule::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("5m0s").unwrap(), Duration::from_secs(300));
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(parse_go_duration("5 minutes").is_err());
+        assert!(parse_go_duration("10").is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Snapshots: names, the streaming save pipeline, retention planning and listing records.
+//!
+//! Owns what a snapshot *is* (its name, its bytes, its integrity). It does not decide when to take
+//! one (scheduler), how requests map to operations (operations), or where copies are listed from
+//! (store).
+
+pub mod name;
+pub mod prune;
+pub mod record;
+pub mod save;
+
+pub use name::SnapshotName;
+pub use record::{SnapshotRecord, Storage};

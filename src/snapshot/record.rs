@@ -1,0 +1,140 @@
+//! One row of a snapshot listing, wherever the snapshot lives, and its `ETCDSnapshotFile` form.
+//!
+//! Stores produce `SnapshotRecord`s; the CLI table, `-o json|yaml` and (later) the Kubernetes
+//! controller consume them. Pure data and formatting only.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::api::wire::{
+    EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotSpec, EtcdSnapshotStatus, ObjectMeta,
+};
+
+/// Where a copy of a snapshot lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Storage {
+    Local,
+    S3,
+}
+
+/// A snapshot copy as listed from a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotRecord {
+    /// The file (or object base) name, including `.zip` when compressed.
+    pub file_name: String,
+    /// `file:///abs/path` or `s3://bucket/key`.
+    pub location: String,
+    /// The node holding the copy (local) or that uploaded it (S3).
+    pub node_name: String,
+    pub storage: Storage,
+    pub size: u64,
+    /// Unix seconds: the timestamp in the name, or the file's mtime when the name has none.
+    pub created_unix: i64,
+    pub compressed: bool,
+    /// False for a recorded failure (e.g. an upload that did not happen).
+    pub ready: bool,
+    pub error: Option<String>,
+    pub token_hash: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl SnapshotRecord {
+    /// RKE2's list key: `local-<name>` / `s3-<name>` with characters outside `[-._a-zA-Z0-9]`
+    /// replaced by `_`.
+    pub fn list_key(&self) -> String {
+        let prefix = match self.storage {
+            Storage::Local => "local-",
+            Storage::S3 => "s3-",
+        };
+        let sanitized: String = self
+            .file_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{prefix}{sanitized}")
+    }
+
+    /// The creation time in RFC 3339 (UTC, whole seconds), as RKE2 prints it.
+    pub fn created_rfc3339(&self) -> String {
+        rfc3339(self.created_unix)
+    }
+
+    /// The `ETCDSnapshotFile` RKE2's `list` returns for this record.
+    pub fn to_snapshot_file(&self) -> EtcdSnapshotFile {
+        EtcdSnapshotFile {
+            api_version: "k3s.cattle.io/v1".into(),
+            kind: "ETCDSnapshotFile".into(),
+            metadata: ObjectMeta {
+                name: self.list_key(),
+                ..Default::default()
+            },
+            spec: EtcdSnapshotSpec {
+                snapshot_name: self.file_name.clone(),
+                node_name: self.node_name.clone(),
+                location: self.location.clone(),
+                metadata: self.metadata.clone(),
+                s3: None,
+            },
+            status: EtcdSnapshotStatus {
+                size: Some(self.size.to_string()),
+                creation_time: Some(self.created_rfc3339()),
+                ready_to_use: Some(self.ready),
+                error: self.error.as_ref().map(|message| EtcdSnapshotError {
+                    time: Some(self.created_rfc3339()),
+                    message: Some(message.clone()),
+                }),
+            },
+        }
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC with a `Z` suffix.
+pub fn rfc3339(unix: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> SnapshotRecord {
+        SnapshotRecord {
+            file_name: name.into(),
+            location: format!("file:///d/{name}"),
+            node_name: "n1".into(),
+            storage: Storage::Local,
+            size: 42,
+            created_unix: 1_754_906_881,
+            compressed: false,
+            ready: true,
+            error: None,
+            token_hash: None,
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn list_key_sanitizes_like_rke2() {
+        assert_eq!(record("on-demand-n1-1").list_key(), "local-on-demand-n1-1");
+        assert_eq!(record("a b+c").list_key(), "local-a_b_c");
+    }
+
+    #[test]
+    fn snapshot_file_has_rke2_shape() {
+        let json = serde_json::to_value(record("x-n1-1754906881").to_snapshot_file()).unwrap();
+        assert_eq!(json["apiVersion"], "k3s.cattle.io/v1");
+        assert_eq!(json["spec"]["snapshotName"], "x-n1-1754906881");
+        assert_eq!(json["status"]["size"], "42");
+        assert_eq!(json["status"]["creationTime"], "2025-08-11T10:08:01Z");
+        assert_eq!(json["status"]["readyToUse"], true);
+    }
+}

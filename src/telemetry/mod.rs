@@ -1,0 +1,4 @@
+//! Observability: tracing setup and Prometheus metrics.
+
+pub mod logging;
+pub mod metrics;

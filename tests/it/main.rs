@@ -1,0 +1,10 @@
+//! Integration tests: one binary, modules by area. Real etcd (Debian `etcd-server`) on loopback
+//! ports, real files, and the real `etcd-snapshot` binary.
+
+mod support;
+
+mod api;
+mod cli;
+mod config_engine;
+mod embedded_etcd;
+mod pipeline;

@@ -5,6 +5,7 @@
 //! # Layout
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), file watching, `config show`.
+//! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
 //! - `snapshot`: names, the streaming save pipeline, retention planning, listing records.
 //! - `store`: where snapshot copies live (`LocalStore`), listing/deleting/pruning them.
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod etcd;

@@ -1,5 +1,95 @@
-//! The `etcd-snapshot` binary: parses the command line, runs it, maps errors to exit codes.
+//! The `etcd-snapshot` binary: parses the command line, evaluates the config, runs the command,
+//! and maps the outcome to the documented exit codes (the only place that does).
 
-fn main() {
-    let _ = etcd_snapshot::cli::parse(std::env::args_os());
+use std::process::ExitCode;
+
+use etcd_snapshot::cli::{self, Command};
+use etcd_snapshot::commands::{self, CommandError, Completion};
+use etcd_snapshot::config::{ConfigEngine, show};
+use etcd_snapshot::operations::error_chain;
+use etcd_snapshot::{daemon, telemetry};
+
+/// Success.
+const EXIT_OK: u8 = 0;
+/// The command failed.
+const EXIT_FAILURE: u8 = 1;
+/// Bad command line or configuration.
+const EXIT_USAGE: u8 = 2;
+/// The operation finished but part of it failed (e.g. one of several deletes).
+const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    // One process-wide TLS provider, chosen explicitly so no dependency can make it ambiguous.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let invocation = match cli::parse(std::env::args_os()) {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let engine = ConfigEngine::new(invocation.flags.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(invocation.command, engine)))
+}
+
+async fn run(command: Command, engine: ConfigEngine) -> u8 {
+    let resolved = match engine.evaluate(None) {
+        Ok(resolved) => resolved,
+        Err(errors) => {
+            eprint!("error: {errors}");
+            return EXIT_USAGE;
+        }
+    };
+    telemetry::logging::init(resolved.config.log);
+    match command {
+        Command::ConfigShow { sources } => {
+            print_warnings(&resolved.warnings);
+            print!("{}", show::render(&resolved, sources));
+            EXIT_OK
+        }
+        Command::ConfigValidate => {
+            print_warnings(&resolved.warnings);
+            println!("configuration is valid");
+            EXIT_OK
+        }
+        Command::Server => match daemon::run(engine, resolved).await {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                tracing::error!("{}", error_chain(&e));
+                EXIT_FAILURE
+            }
+        },
+        snapshot_command => {
+            print_warnings(&resolved.warnings);
+            match commands::run_snapshot_command(&snapshot_command, &engine, &resolved.config).await
+            {
+                Ok(Completion::Success) => EXIT_OK,
+                Ok(Completion::Partial) => EXIT_PARTIAL,
+                Err(CommandError::Config(errors)) => {
+                    eprint!("error: {errors}");
+                    EXIT_USAGE
+                }
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    EXIT_FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
 }

@@ -2,6 +2,7 @@
 //! the CLI's client for it.
 
 pub mod client;
+pub mod request;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -1,5 +1,82 @@
-//! Scheduled snapshots: the cron loop that follows config changes.
+//! Scheduled snapshots: the cron loop. It follows config changes (schedule, disable, name, dir,
+//! compression, retention) as they arrive on the watch channel, without a restart.
+//!
+//! Saves run on the daemon's task tracker so that shutdown lets a running snapshot finish. A
+//! tick that arrives while any save is running is skipped and logged, never queued.
 
 pub mod schedule;
 
+use std::sync::Arc;
+
+use chrono::Local;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 pub use schedule::Schedule;
+
+use crate::config::Resolved;
+use crate::operations::{Operations, SaveKind, error_chain};
+
+/// Runs until `cancel`.
+pub async fn run(
+    ops: Arc<Operations>,
+    mut config: watch::Receiver<Arc<Resolved>>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+) {
+    loop {
+        let current = Arc::clone(&config.borrow_and_update());
+        let settings = &current.config.snapshot;
+        let next = if settings.disabled {
+            None
+        } else {
+            settings.schedule.next_fire(&Local::now())
+        };
+        match &next {
+            Some(at) => {
+                tracing::debug!(schedule = %settings.schedule, next = %at, "next scheduled snapshot")
+            }
+            None if settings.disabled => tracing::info!("scheduled snapshots are disabled"),
+            None => tracing::warn!(schedule = %settings.schedule, "schedule never fires again"),
+        }
+        let sleep = async {
+            match next {
+                Some(at) => {
+                    let wait = (at - Local::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = config.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tracing::info!(schedule = %config.borrow().config.snapshot.schedule, "snapshot schedule re-evaluated after a config change");
+            }
+            _ = sleep => tick(&ops, &current, &tracker),
+        }
+    }
+}
+
+/// One cron tick: start a scheduled save unless one is running.
+fn tick(ops: &Arc<Operations>, current: &Arc<Resolved>, tracker: &TaskTracker) {
+    let Some(guard) = ops.try_begin_write() else {
+        tracing::warn!("skipping scheduled snapshot: a snapshot is already in progress");
+        ops.metrics().inc_skipped_tick();
+        return;
+    };
+    let ops = Arc::clone(ops);
+    let current = Arc::clone(current);
+    tracker.spawn(async move {
+        if let Err(e) = ops
+            .save_locked(&current.config, SaveKind::Scheduled, guard)
+            .await
+        {
+            tracing::error!(error = %error_chain(&e), "failed to take scheduled snapshot");
+        }
+    });
+}

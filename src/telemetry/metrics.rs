@@ -39,6 +39,10 @@ impl Metrics {
         let _ = count;
         todo!()
     }
+    /// `etcd_snapshot_skipped_ticks_total`: cron ticks skipped because a save was running.
+    pub fn inc_skipped_tick(&self) {
+        todo!()
+    }
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         todo!()

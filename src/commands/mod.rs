@@ -1,0 +1,254 @@
+//! Runs the client subcommands (`save`, `ls`, `delete`, `prune`, `config show|validate`).
+//!
+//! Snapshot commands ask the running server over the API first; when no server answers, they run
+//! the same operation directly with this process's merged config and say so on stderr. Output
+//! lines match RKE2's so scripts keep working. Exit codes are decided in `main.rs`.
+
+pub mod output;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::client::{ApiClient, ClientError, ClientReply};
+use crate::api::tls;
+use crate::api::wire::{
+    EtcdSnapshotFileList, FailedItem, Operation, SnapshotRequest, SnapshotResponse,
+};
+use crate::cli::{Command, OutputFormat};
+use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, RawValue};
+use crate::operations::{OperationError, Operations, SaveKind, error_chain};
+use crate::telemetry::metrics::Metrics;
+use crate::token::client_token;
+
+use output::OutputError;
+
+/// How a command that did not fail outright ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Success,
+    /// The operation finished but some part of it failed.
+    Partial,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("invalid configuration")]
+    Config(#[source] ConfigErrors),
+    #[error(transparent)]
+    Client(ClientError),
+    #[error("failed to run {operation} directly")]
+    Direct {
+        operation: &'static str,
+        #[source]
+        source: OperationError,
+    },
+    #[error("failed to print the snapshot list")]
+    Output(#[source] OutputError),
+}
+
+/// Runs a snapshot subcommand (save, ls, delete, prune).
+pub async fn run_snapshot_command(
+    command: &Command,
+    engine: &ConfigEngine,
+    config: &DesiredConfig,
+) -> Result<Completion, CommandError> {
+    let request = build_request(command, engine);
+    match client_for(config) {
+        Ok(client) => match client.send(&request).await {
+            Ok(reply) => return print_reply(command, reply),
+            Err(ClientError::Unreachable { url, .. }) => {
+                eprintln!(
+                    "no snapshot server answers at {url}; running {} directly on this node",
+                    verb(command)
+                );
+            }
+            Err(other) => return Err(CommandError::Client(other)),
+        },
+        Err(reason) => eprintln!("{reason}; running {} directly on this node", verb(command)),
+    }
+    run_direct(command, config).await
+}
+
+/// The API client for the configured server, or why there is none (no token to send).
+fn client_for(config: &DesiredConfig) -> Result<ApiClient, String> {
+    let token = client_token(config).map_err(|e| error_chain(&e))?;
+    let url = config.api.server_url.clone();
+    // The local CA file only vouches for the local server; a remote one is fetched from /cacerts.
+    let is_local = ["https://127.0.0.1", "https://localhost", "https://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    let ca_file = is_local.then(|| tls::ca_path(&config.tls_dir()));
+    Ok(ApiClient {
+        url,
+        token,
+        ca_file,
+        timeout: Duration::from_secs(120),
+    })
+}
+
+/// The RKE2 request for a command, carrying only values the user set explicitly (flags or
+/// environment); the server fills the rest from its own config.
+pub fn build_request(command: &Command, engine: &ConfigEngine) -> SnapshotRequest {
+    let (flags, env) = engine.explicit_layers();
+    let explicit = |key: &str| {
+        flags
+            .get(key)
+            .or_else(|| env.get(key))
+            .map(|s| s.value.clone())
+    };
+    let string = |key: &str| match explicit(key) {
+        Some(RawValue::String(s)) => Some(s),
+        _ => None,
+    };
+    let mut request = SnapshotRequest {
+        dir: string("etcd-snapshot-dir"),
+        compress: explicit("etcd-snapshot-compress").and_then(|v| as_bool(&v)),
+        ..Default::default()
+    };
+    match command {
+        Command::Save => {
+            request.operation = Some(Operation::Save);
+            request.name = string("name").map(|n| vec![n]);
+        }
+        Command::List { .. } => request.operation = Some(Operation::List),
+        Command::Delete { names } => {
+            request.operation = Some(Operation::Delete);
+            request.name = Some(names.clone());
+        }
+        Command::Prune { dry_run } => {
+            request.operation = Some(Operation::Prune);
+            request.name = string("name").map(|n| vec![n]);
+            request.retention = explicit("etcd-snapshot-retention").and_then(|v| as_int(&v));
+            request.dry_run = dry_run.then_some(true);
+        }
+        _ => {}
+    }
+    request
+}
+
+fn as_bool(value: &RawValue) -> Option<bool> {
+    match value {
+        RawValue::Bool(b) => Some(*b),
+        RawValue::String(s) => match s.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn as_int(value: &RawValue) -> Option<i64> {
+    match value {
+        RawValue::Int(i) => Some(*i),
+        RawValue::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn verb(command: &Command) -> &'static str {
+    match command {
+        Command::Save => "save",
+        Command::List { .. } => "ls",
+        Command::Delete { .. } => "delete",
+        Command::Prune { .. } => "prune",
+        _ => "command",
+    }
+}
+
+/// Runs the operation in this process (the server is down).
+async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Completion, CommandError> {
+    let ops = Operations::new(Arc::new(Metrics::new()));
+    let direct = |source| CommandError::Direct {
+        operation: verb(command),
+        source,
+    };
+    let reply = match command {
+        Command::Save => {
+            let outcome = ops.save(config, SaveKind::OnDemand).await.map_err(direct)?;
+            ClientReply::Snapshot(SnapshotResponse {
+                created: outcome.created,
+                deleted: outcome.deleted,
+                failed: outcome.failed,
+            })
+        }
+        Command::List { .. } => {
+            let records = ops.list(config).await.map_err(direct)?;
+            ClientReply::List(EtcdSnapshotFileList::new(
+                records.iter().map(|r| r.to_snapshot_file()).collect(),
+            ))
+        }
+        Command::Delete { names } => {
+            let report = ops.delete(config, names).await.map_err(direct)?;
+            ClientReply::Snapshot(SnapshotResponse {
+                deleted: report.deleted,
+                failed: report.failed,
+                ..Default::default()
+            })
+        }
+        Command::Prune { dry_run } => {
+            let deleted = ops.prune(config, *dry_run).await.map_err(direct)?;
+            ClientReply::Snapshot(SnapshotResponse {
+                deleted,
+                ..Default::default()
+            })
+        }
+        _ => return Ok(Completion::Success),
+    };
+    print_reply(command, reply)
+}
+
+/// Prints a reply the way RKE2's CLI does.
+fn print_reply(command: &Command, reply: ClientReply) -> Result<Completion, CommandError> {
+    match reply {
+        ClientReply::List(mut list) => {
+            output::sort_items(&mut list);
+            let format = match command {
+                Command::List { output } => *output,
+                _ => OutputFormat::Table,
+            };
+            let text = match format {
+                OutputFormat::Table => output::table(&list),
+                OutputFormat::Json => output::json(&list).map_err(CommandError::Output)?,
+                OutputFormat::Yaml => output::yaml(&list).map_err(CommandError::Output)?,
+            };
+            print!("{text}");
+            Ok(Completion::Success)
+        }
+        ClientReply::Snapshot(response) => Ok(print_response(command, &response)),
+    }
+}
+
+fn print_response(command: &Command, response: &SnapshotResponse) -> Completion {
+    let dry_run = matches!(command, Command::Prune { dry_run: true });
+    for name in &response.created {
+        println!("Snapshot {name} saved.");
+    }
+    for name in &response.deleted {
+        if dry_run {
+            println!("Snapshot {name} would be deleted.");
+        } else {
+            println!("Snapshot {name} deleted.");
+        }
+    }
+    if let Command::Delete { names } = command {
+        for name in names.iter().filter(|n| {
+            !response.deleted.contains(n) && !failed_names(&response.failed).contains(n)
+        }) {
+            eprintln!("Snapshot {name} not found.");
+        }
+    }
+    for FailedItem { name, message } in &response.failed {
+        eprintln!("failed: {name}: {message}");
+    }
+    if response.failed.is_empty() {
+        Completion::Success
+    } else {
+        Completion::Partial
+    }
+}
+
+fn failed_names(failed: &[FailedItem]) -> Vec<&String> {
+    failed.iter().map(|f| &f.name).collect()
+}

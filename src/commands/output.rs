@@ -1,0 +1,149 @@
+//! How the CLI prints listings: RKE2's `Name Location Size Created` table, or the
+//! `ETCDSnapshotFileList` as JSON (4-space indent, like kubectl's printer) or YAML. Pure.
+
+use crate::api::wire::{EtcdSnapshotFile, EtcdSnapshotFileList};
+
+/// Errors rendering a listing.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("failed to render the snapshot list as JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("failed to render the snapshot list as YAML")]
+    Yaml(#[source] serde_saphyr::SerializeError),
+}
+
+/// Sorts items as RKE2's `ls` does: by creation time, then name.
+pub fn sort_items(list: &mut EtcdSnapshotFileList) {
+    list.items.sort_by(|a, b| {
+        let key = |f: &EtcdSnapshotFile| {
+            (
+                f.status.creation_time.clone().unwrap_or_default(),
+                f.spec.snapshot_name.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+/// The table: a header and one row per item, columns padded to the widest cell plus one space.
+pub fn table(list: &EtcdSnapshotFileList) -> String {
+    let mut rows: Vec<[String; 4]> = vec![[
+        "Name".into(),
+        "Location".into(),
+        "Size".into(),
+        "Created".into(),
+    ]];
+    for item in &list.items {
+        rows.push([
+            item.spec.snapshot_name.clone(),
+            item.spec.location.clone(),
+            item.status.size.clone().unwrap_or_default(),
+            item.status.creation_time.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut widths = [0usize; 4];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$} ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The list as indented JSON.
+pub fn json(list: &EtcdSnapshotFileList) -> Result<String, OutputError> {
+    let mut buf = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
+    serde::Serialize::serialize(list, &mut ser).map_err(OutputError::Json)?;
+    let mut text = String::from_utf8(buf).unwrap_or_default();
+    text.push('\n');
+    Ok(text)
+}
+
+/// The list as YAML.
+pub fn yaml(list: &EtcdSnapshotFileList) -> Result<String, OutputError> {
+    serde_saphyr::to_string(list).map_err(OutputError::Yaml)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{SnapshotRecord, Storage};
+
+    fn item(name: &str, created: i64, size: u64) -> EtcdSnapshotFile {
+        SnapshotRecord {
+            file_name: name.into(),
+            location: format!("file:///var/lib/etcd-snapshot/server/db/snapshots/{name}"),
+            node_name: "n1".into(),
+            storage: Storage::Local,
+            size,
+            created_unix: created,
+            compressed: false,
+            ready: true,
+            error: None,
+            token_hash: None,
+            metadata: None,
+        }
+        .to_snapshot_file()
+    }
+
+    #[test]
+    fn table_has_rke2_header_and_aligned_columns() {
+        let mut list = EtcdSnapshotFileList::new(vec![
+            item("b-n1-1754907117", 1_754_907_117, 8_937_504),
+            item("a-n1-1754906881", 1_754_906_881, 42),
+        ]);
+        sort_items(&mut list);
+        let text = table(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("Name "), "{text}");
+        assert!(lines[0].contains(" Location ") && lines[0].ends_with(" Created"));
+        assert!(
+            lines[1].starts_with("a-n1-1754906881 "),
+            "sorted by creation time: {text}"
+        );
+        assert!(lines[2].contains("8937504 2025-08-11T10:11:57Z"));
+        let location_col = lines[0].find("Location").unwrap();
+        assert_eq!(
+            lines[1].find("file://").unwrap(),
+            location_col,
+            "columns align: {text}"
+        );
+    }
+
+    #[test]
+    fn empty_list_prints_only_the_header() {
+        assert_eq!(
+            table(&EtcdSnapshotFileList::new(vec![])),
+            "Name Location Size Created\n"
+        );
+    }
+
+    #[test]
+    fn json_and_yaml_carry_the_list_shape() {
+        let list = EtcdSnapshotFileList::new(vec![item("a-n1-1", 1, 2)]);
+        let text = json(&list).unwrap();
+        assert!(text.contains("\n    \"apiVersion\": \"v1\""), "{text}");
+        let back: EtcdSnapshotFileList = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, list);
+        let text = yaml(&list).unwrap();
+        assert!(
+            text.contains("kind: List") && text.contains("snapshotName: a-n1-1"),
+            "{text}"
+        );
+    }
+}

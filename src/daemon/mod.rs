@@ -1,0 +1,159 @@
+//! `etcd-snapshot server`: wires the long-running tasks together and owns shutdown.
+//!
+//! Start order: token, snapshot dir hygiene, embedded etcd (when no endpoint is configured), TLS
+//! and the API listener, config watcher, scheduler. Shutdown (first SIGTERM/SIGINT): stop taking
+//! work, let a running snapshot and in-flight requests finish, then stop the embedded etcd. A
+//! second signal aborts at once.
+
+pub mod handler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::server::{ApiState, serve};
+use crate::api::tls::{self, TlsError};
+use crate::config::{ConfigEngine, DesiredConfig, Resolved};
+use crate::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
+use crate::operations::{OperationError, Operations, error_chain};
+use crate::telemetry::metrics::Metrics;
+use crate::token::{TokenError, load_or_create_server_token};
+
+use handler::RequestHandler;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("failed to load the server token")]
+    Token(#[source] TokenError),
+    #[error("failed to prepare the snapshot dir")]
+    SnapshotDir(#[source] OperationError),
+    #[error("failed to start the embedded etcd")]
+    Embedded(#[source] EmbeddedError),
+    #[error("failed to prepare the API's TLS certificates")]
+    Tls(#[source] TlsError),
+    #[error("failed to listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to install signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("aborted by a second shutdown signal while work was still running")]
+    Aborted,
+}
+
+/// Runs the server until a shutdown signal; `resolved` is the engine's first evaluation.
+pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonError> {
+    for warning in &resolved.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = resolved.config.clone();
+    let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
+    let metrics = Arc::new(Metrics::new());
+    let operations = Arc::new(Operations::new(Arc::clone(&metrics)));
+    operations
+        .clean_temp_files(&config)
+        .await
+        .map_err(DaemonError::SnapshotDir)?;
+
+    let etcd_cancel = CancellationToken::new();
+    let embedded = start_etcd(&config, etcd_cancel.clone()).await?;
+    let serving = tls::load_or_create(&config.tls_dir()).map_err(DaemonError::Tls)?;
+    let address = SocketAddr::new(config.api.bind_address, config.api.supervisor_port);
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| DaemonError::Bind { address, source })?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (config_tx, config_rx) = watch::channel(Arc::new(resolved));
+    tracker.spawn(crate::config::watch::run(
+        engine.clone(),
+        config_tx,
+        cancel.clone(),
+    ));
+    tracker.spawn(crate::scheduler::run(
+        Arc::clone(&operations),
+        config_rx,
+        tracker.clone(),
+        cancel.clone(),
+    ));
+    let state = Arc::new(ApiState {
+        token,
+        handler: Arc::new(RequestHandler {
+            engine,
+            operations: Arc::clone(&operations),
+        }),
+        metrics,
+        ca_pem: serving.ca_pem.clone(),
+    });
+    let api_cancel = cancel.clone();
+    tracker.spawn(async move {
+        if let Err(e) = serve(listener, serving.config, state, api_cancel).await {
+            tracing::error!(error = %error_chain(&e), "snapshot API server stopped");
+        }
+    });
+    tracing::info!(
+        node = %config.node_name,
+        api = %address,
+        etcd = %config.etcd.client_endpoints().join(","),
+        snapshot_dir = %config.snapshot.dir.display(),
+        schedule = %config.snapshot.schedule,
+        scheduled_snapshots = !config.snapshot.disabled,
+        "etcd-snapshot server started"
+    );
+
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("received SIGTERM; finishing running work before exit"),
+        _ = sigint.recv() => tracing::info!("received SIGINT; finishing running work before exit"),
+    }
+    cancel.cancel();
+    tracker.close();
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = sigterm.recv() => return Err(DaemonError::Aborted),
+        _ = sigint.recv() => return Err(DaemonError::Aborted),
+    }
+    if let Some(etcd) = embedded {
+        etcd_cancel.cancel();
+        etcd.shutdown().await;
+    }
+    tracing::info!("etcd-snapshot server stopped");
+    Ok(())
+}
+
+/// Starts the embedded etcd when no endpoint is configured; otherwise checks the configured one
+/// answers (a warning only: etcd may come up after us).
+async fn start_etcd(
+    config: &DesiredConfig,
+    cancel: CancellationToken,
+) -> Result<Option<EmbeddedEtcd>, DaemonError> {
+    let etcd = &config.etcd;
+    if etcd.is_embedded() {
+        let options = EmbeddedOptions {
+            binary: etcd.binary.clone(),
+            data_dir: config.etcd_data_dir(),
+            name: config.node_name.clone(),
+            client_address: etcd.client_address,
+            peer_address: etcd.peer_address,
+        };
+        tracing::info!(binary = %options.binary.display(), data_dir = %options.data_dir.display(), "starting embedded etcd");
+        let embedded = EmbeddedEtcd::start(options, cancel)
+            .await
+            .map_err(DaemonError::Embedded)?;
+        return Ok(Some(embedded));
+    }
+    if let Err(e) = crate::etcd::client::connect(etcd).await {
+        tracing::warn!(error = %error_chain(&e), "etcd is not reachable yet; snapshots will fail until it is");
+    }
+    Ok(None)
+}

@@ -8,3 +8,4 @@ mod cli;
 mod config_engine;
 mod embedded_etcd;
 mod pipeline;
+mod server;

@@ -148,3 +148,141 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A running `etcd-snapshot server` on free ports, SIGKILLed on drop unless stopped.
+pub struct TestServer {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl TestServer {
+    /// Starts `etcd-snapshot server` with `--node-name n1`, a free API port and `args`; waits
+    /// until the API port accepts connections.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let port = free_port();
+        let log = data_dir.join(format!("server-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let port_text = port.to_string();
+        let mut all = vec!["server", "--node-name", "n1", "--supervisor-port", &port_text];
+        all.extend_from_slice(args);
+        let child = command(&all, data_dir)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn server");
+        let mut server = Self { child: Some(child), port, data_dir: data_dir.to_path_buf(), log };
+        let addr = format!("127.0.0.1:{port}");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server exited early ({status}):\n{}", server.log_text());
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "server did not listen:\n{}", server.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `--etcd-server` for this server.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a CLI subcommand against this server (node n1, same data dir).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let url = self.url();
+        let mut all = vec!["--etcd-server", url.as_str(), "--node-name", "n1"];
+        all.extend_from_slice(args);
+        run(&all, &self.data_dir)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(self.pid(), "TERM");
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("server did not exit after SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal by name to a pid with the `kill` utility.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// True while /proc/<pid> exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Writes about `megabytes` MiB of incompressible-ish values into etcd (1 MiB per key).
+pub fn fill_etcd(endpoint: &str, megabytes: usize) {
+    let endpoint = endpoint.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let mut client = etcd_client::Client::connect([endpoint], None).await.unwrap();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..megabytes {
+            let value: Vec<u8> = (0..1024 * 1024)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state & 0xff) as u8
+                })
+                .collect();
+            client.put(format!("/fill/{i}"), value, None).await.unwrap();
+        }
+    });
+}
+
+/// Snapshot files (not temp files) in a dir, sorted.
+pub fn snapshot_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.retain(|n| !n.starts_with('.') && !n.ends_with(".part"));
+    names.sort();
+    names
+}
+
+/// Checks etcd's integrity trailer: the last 32 bytes are the SHA-256 of everything before.
+pub fn trailer_verifies(bytes: &[u8]) -> bool {
+    use sha2::Digest;
+    bytes.len() > 32 && bytes.len() % 512 == 32 && {
+        let (body, trailer) = bytes.split_at(bytes.len() - 32);
+        sha2::Sha256::digest(body).as_slice() == trailer
+    }
+}

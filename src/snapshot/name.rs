@@ -139,7 +139,12 @@ mod tests {
     fn parse_exact_round_trips() {
         for n in [
             name("etcd-snapshot", "node1", 1_754_906_881, false),
-            name("on-demand", "ip-172-31-7-118.us-east-2.compute.internal", 1, true),
+            name(
+                "on-demand",
+                "ip-172-31-7-118.us-east-2.compute.internal",
+                1,
+                true,
+            ),
         ] {
             assert_eq!(
                 SnapshotName::parse_exact(&n.file_name(), &n.base, &n.node),
@@ -158,7 +163,11 @@ mod tests {
             ("etcd-snapshot-n1-", "etcd-snapshot", "n1"),
             ("etcd-snapshot-n1-12a", "etcd-snapshot", "n1"),
             ("etcd-snapshot-n1-+12", "etcd-snapshot", "n1"),
-            ("etcd-snapshot-n1-99999999999999999999", "etcd-snapshot", "n1"),
+            (
+                "etcd-snapshot-n1-99999999999999999999",
+                "etcd-snapshot",
+                "n1",
+            ),
             ("etcd-snapshot-n10-1", "etcd-snapshot", "n1"),
             ("xetcd-snapshot-n1-1", "etcd-snapshot", "n1"),
             ("etcd-snapshot-n1-1.tar", "etcd-snapshot", "n1"),
@@ -170,7 +179,10 @@ mod tests {
 
     #[test]
     fn timestamp_follows_rke2_rule() {
-        assert_eq!(timestamp_in_name("etcd-snapshot-n1-1754906881"), Some(1_754_906_881));
+        assert_eq!(
+            timestamp_in_name("etcd-snapshot-n1-1754906881"),
+            Some(1_754_906_881)
+        );
         assert_eq!(timestamp_in_name("on-demand-n1-12.zip"), Some(12));
         assert_eq!(timestamp_in_name("anything-weekly-n-3"), Some(3));
         assert_eq!(timestamp_in_name("no-digits-here"), None);

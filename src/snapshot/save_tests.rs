@@ -201,7 +201,10 @@ async fn metadata_file_is_compact_json_beside_the_dir() {
     .await
     .unwrap();
     let meta_file = d.metadata.join("on-demand-n1-1754906881.zip");
-    assert_eq!(std::fs::read_to_string(&meta_file).unwrap(), r#"{"a":"1","b":"2"}"#);
+    assert_eq!(
+        std::fs::read_to_string(&meta_file).unwrap(),
+        r#"{"a":"1","b":"2"}"#
+    );
     assert_eq!(mode(&meta_file), 0o600);
     assert_eq!(mode(&d.metadata), 0o700);
     assert!(saved.path.exists());

@@ -113,11 +113,7 @@ pub(crate) struct SnapshotSink {
 
 impl SnapshotSink {
     /// Creates `path` exclusively (0600); a zip sink starts its single entry right away.
-    pub(crate) fn create(
-        path: &Path,
-        name: &SnapshotName,
-        level: u32,
-    ) -> Result<Self, SaveError> {
+    pub(crate) fn create(path: &Path, name: &SnapshotName, level: u32) -> Result<Self, SaveError> {
         let write_err = |source| SaveError::Write {
             path: path.to_path_buf(),
             source,

@@ -163,9 +163,7 @@ impl LocalStore {
             .into_iter()
             .filter_map(|(file_name, entry)| self.record(file_name, &entry))
             .collect();
-        records.sort_by(|a, b| {
-            (a.created_unix, &a.file_name).cmp(&(b.created_unix, &b.file_name))
-        });
+        records.sort_by(|a, b| (a.created_unix, &a.file_name).cmp(&(b.created_unix, &b.file_name)));
         Ok(records)
     }
 

@@ -47,10 +47,16 @@ const FOREIGN: &[&str] = &[
 #[test]
 fn open_creates_only_the_default_dir() {
     let f = Fixture::new();
-    let mode = std::fs::metadata(f.store.dir()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(f.store.dir())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
     assert!(f.store.dir().is_absolute());
-    assert_eq!(f.store.metadata_dir(), f.root.path().join("server/db/.metadata"));
+    assert_eq!(
+        f.store.metadata_dir(),
+        f.root.path().join("server/db/.metadata")
+    );
 
     let missing = f.root.path().join("custom");
     assert!(matches!(
@@ -127,13 +133,21 @@ fn prune_touches_only_this_nodes_exact_base() {
     for name in FOREIGN {
         f.put(name, b"");
     }
-    for name in ["etcd-snapshot-n1-300", "etcd-snapshot-n1-100.zip", "etcd-snapshot-n1-200"] {
+    for name in [
+        "etcd-snapshot-n1-300",
+        "etcd-snapshot-n1-100.zip",
+        "etcd-snapshot-n1-200",
+    ] {
         f.put(name, b"");
         f.put_meta(name, "{}");
     }
     let would = f.store.prune("etcd-snapshot", 1, true).unwrap();
     assert_eq!(would, ["etcd-snapshot-n1-100.zip", "etcd-snapshot-n1-200"]);
-    assert_eq!(f.files().len(), FOREIGN.len() + 3, "dry run deletes nothing");
+    assert_eq!(
+        f.files().len(),
+        FOREIGN.len() + 3,
+        "dry run deletes nothing"
+    );
 
     let deleted = f.store.prune("etcd-snapshot", 1, false).unwrap();
     assert_eq!(deleted, would);
@@ -201,14 +215,20 @@ async fn lock_is_exclusive_and_released_on_drop() {
         }
     })
     .await;
-    assert!(early.is_err(), "second lock acquired while the first is held");
+    assert!(
+        early.is_err(),
+        "second lock acquired while the first is held"
+    );
     drop(held);
     let lock = tokio::time::timeout(std::time::Duration::from_secs(10), second)
         .await
         .expect("lock released")
         .unwrap();
     assert!(lock.is_ok());
-    assert!(f.store.list().unwrap().is_empty(), "lock file is not listed");
+    assert!(
+        f.store.list().unwrap().is_empty(),
+        "lock file is not listed"
+    );
 }
 
 #[tokio::test]

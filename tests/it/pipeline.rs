@@ -37,7 +37,9 @@ async fn connect_and_fill(etcd: &TestEtcd) -> etcd_client::Client {
             .await
             .unwrap();
     }
-    let big: String = (0..1_000_000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let big: String = (0..1_000_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     client.put("/registry/test/big", big, None).await.unwrap();
     client
 }
@@ -79,7 +81,9 @@ fn sha_hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn raw_snapshot_is_byte_identical_to_etcdctl() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     if require_binary("etcdctl").is_none() {
         return;
     }
@@ -92,11 +96,17 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
         .await
         .expect("save");
     let theirs = root.path().join("etcdctl.db");
-    etcdctl(&etcd.endpoint, &["snapshot", "save", theirs.to_str().unwrap()]);
+    etcdctl(
+        &etcd.endpoint,
+        &["snapshot", "save", theirs.to_str().unwrap()],
+    );
 
     let ours = std::fs::read(&saved.path).unwrap();
     assert!(ours.len() > 1_000_000, "the 1 MB value is in the snapshot");
-    assert!(ours == std::fs::read(&theirs).unwrap(), "bytes differ from etcdctl's snapshot");
+    assert!(
+        ours == std::fs::read(&theirs).unwrap(),
+        "bytes differ from etcdctl's snapshot"
+    );
     assert_eq!(saved.size, ours.len() as u64);
     assert_eq!(saved.db_size + 32, ours.len() as u64);
     assert_eq!(saved.file_sha256, sha_hex(&ours));
@@ -107,7 +117,13 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
 
     let status = etcdctl(
         &etcd.endpoint,
-        &["snapshot", "status", saved.path.to_str().unwrap(), "-w", "json"],
+        &[
+            "snapshot",
+            "status",
+            saved.path.to_str().unwrap(),
+            "-w",
+            "json",
+        ],
     );
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert!(status["totalKey"].as_u64().unwrap() >= 51, "{status}");
@@ -115,7 +131,9 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
 
 #[tokio::test]
 async fn compressed_snapshot_is_a_zip_unzip_accepts() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let Some(_unzip) = require_binary("unzip") else {
         return;
     };
@@ -138,17 +156,35 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
     assert!(zipped.size < raw.size, "deflate shrank the snapshot");
 
     let zip_path = zipped.path.to_str().unwrap();
-    let test = Command::new("unzip").args(["-t", zip_path]).output().unwrap();
-    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stdout));
-    let listing = Command::new("unzip").args(["-Z1", zip_path]).output().unwrap();
+    let test = Command::new("unzip")
+        .args(["-t", zip_path])
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stdout)
+    );
+    let listing = Command::new("unzip")
+        .args(["-Z1", zip_path])
+        .output()
+        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&listing.stdout).lines().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
         ["on-demand-n1-1700000001"]
     );
-    let unpacked = Command::new("unzip").args(["-p", zip_path]).output().unwrap();
+    let unpacked = Command::new("unzip")
+        .args(["-p", zip_path])
+        .output()
+        .unwrap();
     assert!(unpacked.status.success());
     let db = unpacked.stdout;
-    assert!(db == std::fs::read(&raw.path).unwrap(), "zip content differs from the raw snapshot");
+    assert!(
+        db == std::fs::read(&raw.path).unwrap(),
+        "zip content differs from the raw snapshot"
+    );
     let (image, trailer) = db.split_at(db.len() - 32);
     assert_eq!(sha_hex(image), sha_hex_raw(trailer));
 
@@ -179,7 +215,11 @@ fn python_zipfile_agrees(path: &Path, size: usize) {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("on-demand-n1-1700000001 {size} 0o600 8")

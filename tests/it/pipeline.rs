@@ -26,11 +26,20 @@ fn settings(endpoint: &str) -> EtcdSettings {
     }
 }
 
-/// Connects with the library and writes some keys, one of them ~1 MB.
+/// Connects with the library (retrying for a bounded time: etcd listens a moment before it
+/// serves) and writes some keys, one of them ~1 MB.
 async fn connect_and_fill(etcd: &TestEtcd) -> etcd_client::Client {
-    let mut client = etcd_snapshot::etcd::client::connect(&settings(&etcd.endpoint))
-        .await
-        .expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut client = loop {
+        match etcd_snapshot::etcd::client::connect(&settings(&etcd.endpoint)).await {
+            Ok(client) => break client,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("etcd not ready yet: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("failed to connect to etcd: {e:?}"),
+        }
+    };
     for i in 0..50 {
         client
             .put(format!("/registry/test/key{i}"), format!("value-{i}"), None)

@@ -19,7 +19,8 @@ pub struct Candidate {
 pub struct PrunePlan {
     /// Newest first.
     pub keep: Vec<String>,
-    /// Oldest last; deleted in this order.
+    /// Newest first, like `keep`; the store deletes them in reverse (oldest first) so an
+    /// interruption leaves the newest.
     pub delete: Vec<String>,
 }
 

@@ -1,18 +1,148 @@
 //! Crash-safe file primitives: write to a temp name, fsync, rename, fsync the directory.
 //!
-//! Everything that must survive a crash intact goes through here.
+//! Everything that must survive a crash intact goes through here. These are thin wrappers over
+//! std; they make no decisions about names or layout.
 
-use std::io;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically with `mode`.
+///
+/// A reader sees either the old file or the complete new one, never a partial write, and the
+/// new content survives a crash once this returns.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let _ = (path, bytes, mode);
-    todo!()
+    let dir = parent_dir(path);
+    let temp = temp_path(path);
+    let result = (|| {
+        let mut file = create_new(&temp, mode)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(err) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(err);
+    }
+    sync_dir(&dir)
 }
 
 /// fsyncs a directory so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    let _ = dir;
-    todo!()
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `path` exclusively (fails if it exists) with `mode` (before umask).
+pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+}
+
+/// Moves a finished, fsynced `temp` to `dest` without ever replacing an existing `dest`, then
+/// fsyncs the directory. Fails with `AlreadyExists` when `dest` exists.
+///
+/// A hard link is atomic and refuses to clobber. Where the file system has no hard links, an
+/// existence check followed by a rename is the fallback (racy only against writers that do not
+/// hold the store lock).
+pub fn publish_no_clobber(temp: &Path, dest: &Path) -> io::Result<()> {
+    match std::fs::hard_link(temp, dest) {
+        Ok(()) => std::fs::remove_file(temp)?,
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(err),
+        Err(_) => {
+            if std::fs::symlink_metadata(dest).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "destination already exists",
+                ));
+            }
+            std::fs::rename(temp, dest)?;
+        }
+    }
+    sync_dir(&parent_dir(dest))
+}
+
+/// Creates `dir` and missing parents; directories this call creates get `mode`.
+pub fn create_dir_all_mode(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A hidden temp name beside `path`, unique per process and call.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(path).join(format!(".{file}.{}.{n}.tmp", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn write_atomic_replaces_content_with_mode_and_no_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta");
+        write_atomic(&path, b"one", 0o600).unwrap();
+        write_atomic(&path, b"two", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o600);
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn write_atomic_fails_cleanly_without_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_atomic(&dir.path().join("missing/meta"), b"x", 0o600).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn publish_never_clobbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (temp, dest) = (dir.path().join("a.part"), dir.path().join("a"));
+        std::fs::write(&temp, b"new").unwrap();
+        std::fs::write(&dest, b"old").unwrap();
+        let err = publish_no_clobber(&temp, &dest).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+        std::fs::remove_file(&dest).unwrap();
+        publish_no_clobber(&temp, &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert!(!temp.exists());
+    }
+
+    #[test]
+    fn create_dir_all_mode_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        create_dir_all_mode(&nested, 0o700).unwrap();
+        assert_eq!(mode(&nested), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+    }
 }

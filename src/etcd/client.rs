@@ -1,6 +1,22 @@
 //! Connecting to etcd with optional TLS/mTLS from `--etcd-cafile/--etcd-certfile/--etcd-keyfile`.
+//!
+//! Owns connection options and the liveness check; it never reads or writes keys or snapshots.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 
 use crate::config::EtcdSettings;
+
+/// How long dialing an endpoint may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request may wait for its response to start. For the snapshot stream this covers
+/// only the first response; the save pipeline watches the rest of the stream itself.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 pings detect a silently dead connection during a long snapshot stream.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors connecting to etcd.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +27,8 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to configure etcd TLS: {reason}")]
+    TlsConfig { reason: &'static str },
     #[error("failed to connect to etcd at {endpoints}")]
     Connect {
         endpoints: String,
@@ -21,6 +39,116 @@ pub enum ConnectError {
 
 /// Connects to the configured endpoints (or the embedded member) and checks it answers.
 pub async fn connect(settings: &EtcdSettings) -> Result<etcd_client::Client, ConnectError> {
-    let _ = settings;
-    todo!()
+    let endpoints = settings.client_endpoints();
+    let options = connect_options(settings)?;
+    let connect_err = |source| ConnectError::Connect {
+        endpoints: endpoints.join(","),
+        source,
+    };
+    let mut client = etcd_client::Client::connect(&endpoints, Some(options))
+        .await
+        .map_err(connect_err)?;
+    // Connecting is lazy; a status call proves an endpoint actually answers (and accepts our
+    // certificate) before any real work starts.
+    client.status().await.map_err(connect_err)?;
+    Ok(client)
+}
+
+/// Timeouts and keep-alives always; TLS when a CA or a client certificate is configured.
+fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, ConnectError> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(REQUEST_TIMEOUT)
+        .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT);
+    match tls_options(
+        settings.ca_file.as_deref(),
+        settings.cert_file.as_deref(),
+        settings.key_file.as_deref(),
+    )? {
+        Some(tls) => Ok(options.with_tls(tls)),
+        None => Ok(options),
+    }
+}
+
+fn tls_options(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<Option<TlsOptions>, ConnectError> {
+    if ca.is_none() && cert.is_none() && key.is_none() {
+        return Ok(None);
+    }
+    let mut tls = TlsOptions::new();
+    if let Some(ca) = ca {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ConnectError::TlsConfig {
+                reason: "etcd client certificate and key must be given together",
+            });
+        }
+    }
+    Ok(Some(tls))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(path).map_err(|source| ConnectError::ReadTls {
+        path: PathBuf::from(path),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(endpoint: &str) -> EtcdSettings {
+        EtcdSettings {
+            endpoints: vec![endpoint.to_string()],
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            binary: "etcd".into(),
+            client_address: "127.0.0.1:2379".parse().unwrap(),
+            peer_address: "127.0.0.1:2380".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn tls_needs_cert_and_key_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, b"pem").unwrap();
+        assert!(tls_options(None, None, None).unwrap().is_none());
+        assert!(tls_options(Some(&cert), None, None).unwrap().is_some());
+        assert!(matches!(
+            tls_options(None, Some(&cert), None),
+            Err(ConnectError::TlsConfig { .. })
+        ));
+        let missing = dir.path().join("missing.pem");
+        assert!(matches!(
+            tls_options(Some(&missing), None, None),
+            Err(ConnectError::ReadTls { path, .. }) if path == missing
+        ));
+    }
+
+    #[tokio::test]
+    async fn unreachable_endpoint_fails_naming_it() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let Err(err) = connect(&settings(&endpoint)).await else {
+            panic!("connected to {endpoint} where nothing listens");
+        };
+        assert!(err.to_string().contains(&endpoint), "{err}");
+    }
 }

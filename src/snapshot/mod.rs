@@ -8,6 +8,7 @@ pub mod name;
 pub mod prune;
 pub mod record;
 pub mod save;
+pub mod sink;
 
 pub use name::SnapshotName;
 pub use record::{SnapshotRecord, Storage};

@@ -1,10 +1,25 @@
 //! The local snapshot directory: listing, deleting, pruning, temp-file cleanup and the advisory
 //! lock that serialises writers (server and direct-mode CLI) on one node.
+//!
+//! Owns file-system effects in the snapshot dir and its sibling `.metadata` dir. Decisions
+//! (which names are snapshots, what retention deletes) come from `snapshot::name` and
+//! `snapshot::prune`; this file never writes snapshot contents (the save pipeline does).
 
+use std::collections::BTreeMap;
+use std::fs::{DirEntry, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
-use crate::snapshot::SnapshotName;
-use crate::snapshot::SnapshotRecord;
+use crate::config::desired::metadata_dir_for;
+use crate::fsutil;
+use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, timestamp_in_name};
+use crate::snapshot::prune::{Candidate, plan_prune};
+use crate::snapshot::{SnapshotName, SnapshotRecord, Storage};
+
+/// The advisory lock file inside the snapshot dir (a dotfile, so listings skip it).
+pub const LOCK_FILE: &str = ".etcd-snapshot.lock";
 
 /// Errors from the local store.
 #[derive(Debug, thiserror::Error)]
@@ -45,48 +60,280 @@ pub struct StoreLock {
     _file: std::fs::File,
 }
 
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 impl LocalStore {
     /// Opens the store; creates the dir (0700) only when `create` is set (the default dir).
     pub fn open(dir: &Path, node: &str, create: bool) -> Result<Self, StoreError> {
-        let _ = (dir, node, create);
-        todo!()
+        let dir = std::path::absolute(dir).map_err(io_err("resolve", dir))?;
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(StoreError::NotADir { path: dir }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                fsutil::create_dir_all_mode(&dir, 0o700)
+                    .map_err(io_err("create snapshot dir", &dir))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingDir { path: dir });
+            }
+            Err(e) => return Err(io_err("inspect snapshot dir", &dir)(e)),
+        }
+        Ok(Self {
+            metadata_dir: metadata_dir_for(&dir),
+            dir,
+            node: node.to_string(),
+        })
     }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// `<dir>/../.metadata`, where each snapshot's extra-metadata JSON lives.
+    pub fn metadata_dir(&self) -> &Path {
+        &self.metadata_dir
+    }
+
+    /// The node whose snapshots this store manages.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Takes the node-wide writer lock (waits for a holder to finish).
     pub async fn lock(&self) -> Result<StoreLock, StoreError> {
-        todo!()
+        let path = self.dir.join(LOCK_FILE);
+        let task_path = path.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&task_path)?;
+            file.lock()?;
+            Ok(file)
+        });
+        let file = match task.await {
+            Ok(result) => result.map_err(io_err("lock", &path))?,
+            Err(join) => return Err(io_err("lock", &path)(io::Error::other(join))),
+        };
+        Ok(StoreLock { _file: file })
     }
+
     /// A name for a new snapshot at `now_unix` that collides with no existing file (bumps the
     /// second until free, so two saves in one second never overwrite each other).
     pub fn allocate_name(&self, base: &str, now_unix: i64, compressed: bool) -> SnapshotName {
-        let _ = (base, now_unix, compressed);
-        todo!()
+        let mut unix = now_unix;
+        loop {
+            let name = SnapshotName {
+                base: base.to_string(),
+                node: self.node.clone(),
+                unix,
+                compressed,
+            };
+            let stem = name.stem();
+            let taken = [
+                stem.clone(),
+                format!("{stem}{ZIP_SUFFIX}"),
+                format!("{stem}{PART_SUFFIX}"),
+                format!("{stem}{ZIP_SUFFIX}{PART_SUFFIX}"),
+            ]
+            .iter()
+            .any(|f| std::fs::symlink_metadata(self.dir.join(f)).is_ok());
+            if !taken {
+                return name;
+            }
+            unix += 1;
+        }
     }
+
     /// Snapshot files in the dir (not recursive; temp files, dotfiles and non-snapshot names
     /// skipped), as records located `file://`.
     pub fn list(&self) -> Result<Vec<SnapshotRecord>, StoreError> {
-        todo!()
+        let mut records: Vec<SnapshotRecord> = self
+            .snapshot_files()?
+            .into_iter()
+            .filter_map(|(file_name, entry)| self.record(file_name, &entry))
+            .collect();
+        records.sort_by(|a, b| (a.created_unix, &a.file_name).cmp(&(b.created_unix, &b.file_name)));
+        Ok(records)
     }
+
     /// Deletes `<dir>/<name>` and its metadata file.
     pub fn delete(&self, file_name: &str) -> Result<DeleteOutcome, StoreError> {
-        let _ = file_name;
-        todo!()
+        crate::snapshot::name::validate_user_name(file_name).map_err(|reason| {
+            StoreError::InvalidName {
+                name: file_name.to_string(),
+                reason,
+            }
+        })?;
+        let path = self.dir.join(file_name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DeleteOutcome::NotFound),
+            Err(e) => return Err(io_err("delete snapshot", &path)(e)),
+        }
+        self.remove_metadata(file_name)?;
+        fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
+        tracing::info!(path = %path.display(), "removed local snapshot");
+        Ok(DeleteOutcome::Deleted)
     }
+
     /// Applies retention for `base` on this node; returns deleted file names (or, with
-    /// `dry_run`, the ones that would be).
+    /// `dry_run`, the ones that would be). Deletes oldest first, so an interruption keeps the
+    /// newest snapshots; the returned names are in that order.
     pub fn prune(
         &self,
         base: &str,
         retention: u32,
         dry_run: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let _ = (base, retention, dry_run);
-        todo!()
+        let candidates: Vec<Candidate> = self
+            .snapshot_files()?
+            .into_iter()
+            .map(|(file_name, entry)| Candidate {
+                mtime_unix: mtime_unix(&entry).unwrap_or(0),
+                file_name,
+            })
+            .collect();
+        let mut doomed = plan_prune(&candidates, base, &self.node, retention).delete;
+        doomed.reverse();
+        if dry_run || doomed.is_empty() {
+            return Ok(doomed);
+        }
+        for file_name in &doomed {
+            let path = self.dir.join(file_name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete snapshot", &path)(e)),
+            }
+            self.remove_metadata(file_name)?;
+            tracing::info!(path = %path.display(), "removing local snapshot (retention)");
+        }
+        fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
+        Ok(doomed)
     }
+
     /// Removes this node's leftover temp files from an interrupted save; returns their paths.
+    /// Other nodes' temp files in a shared dir may belong to saves in progress and stay.
     pub fn cleanup_temp_files(&self) -> Result<Vec<PathBuf>, StoreError> {
-        todo!()
+        let mut removed = Vec::new();
+        for entry in self.read_dir()? {
+            let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Some(stem) = file_name.strip_suffix(PART_SUFFIX) else {
+                continue;
+            };
+            if !belongs_to_node(stem, &self.node) || !is_regular(&entry) {
+                continue;
+            }
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("remove temp file", &path)(e)),
+            }
+            tracing::info!(path = %path.display(), "removed leftover snapshot temp file");
+            removed.push(path);
+        }
+        if !removed.is_empty() {
+            fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
+        }
+        Ok(removed)
+    }
+
+    fn read_dir(&self) -> Result<Vec<DirEntry>, StoreError> {
+        let read = std::fs::read_dir(&self.dir).map_err(io_err("list snapshot dir", &self.dir))?;
+        read.collect::<Result<_, _>>()
+            .map_err(io_err("list snapshot dir", &self.dir))
+    }
+
+    /// Regular, non-hidden, non-temp files whose name carries a `-<digits>[.zip]` timestamp.
+    fn snapshot_files(&self) -> Result<Vec<(String, DirEntry)>, StoreError> {
+        Ok(self
+            .read_dir()?
+            .into_iter()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_str()?.to_string();
+                let wanted = !name.starts_with('.')
+                    && !name.ends_with(PART_SUFFIX)
+                    && timestamp_in_name(&name).is_some()
+                    && is_regular(&entry);
+                wanted.then_some((name, entry))
+            })
+            .collect())
+    }
+
+    fn record(&self, file_name: String, entry: &DirEntry) -> Option<SnapshotRecord> {
+        // A file removed between the listing and this stat is simply not listed.
+        let meta = entry.metadata().ok()?;
+        let created_unix = timestamp_in_name(&file_name).or_else(|| mtime_unix(entry))?;
+        Some(SnapshotRecord {
+            location: format!("file://{}", entry.path().display()),
+            node_name: self.node.clone(),
+            storage: Storage::Local,
+            size: meta.len(),
+            created_unix,
+            compressed: file_name.ends_with(ZIP_SUFFIX),
+            ready: true,
+            error: None,
+            token_hash: None,
+            metadata: self.read_metadata(&file_name),
+            file_name,
+        })
+    }
+
+    /// The snapshot's extra metadata; a missing file is normal, a bad one only a warning.
+    fn read_metadata(&self, file_name: &str) -> Option<BTreeMap<String, String>> {
+        let path = self.metadata_dir.join(file_name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "failed to read snapshot metadata");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(map) => Some(map),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring invalid snapshot metadata");
+                None
+            }
+        }
+    }
+
+    fn remove_metadata(&self, file_name: &str) -> Result<(), StoreError> {
+        let path = self.metadata_dir.join(file_name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("delete snapshot metadata", &path)(e)),
+        }
     }
 }
+
+/// A regular file itself (symlinks and directories are never snapshots here).
+fn is_regular(entry: &DirEntry) -> bool {
+    entry.file_type().is_ok_and(|t| t.is_file())
+}
+
+fn mtime_unix(entry: &DirEntry) -> Option<i64> {
+    let modified = entry.metadata().ok()?.modified().ok()?;
+    let secs = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
+}
+
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;

@@ -1,0 +1,232 @@
+//! Unit tests of the save pipeline: scripted streams (good, corrupted, short, failing) through
+//! the real pipeline into temp dirs.
+
+use std::collections::VecDeque;
+use std::os::unix::fs::PermissionsExt;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::snapshot::sink::hex;
+
+/// Scripted chunks; an `Err` item is returned once, like a broken stream.
+struct Scripted(VecDeque<Result<Bytes, etcd_client::Error>>);
+
+impl ChunkSource for Scripted {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, etcd_client::Error> {
+        self.0.pop_front().transpose()
+    }
+}
+
+fn scripted(data: &[u8], chunk: usize) -> Scripted {
+    Scripted(
+        data.chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect(),
+    )
+}
+
+/// A stream shaped like etcd's: `pages * 512` bytes of db plus its SHA-256.
+fn etcd_stream(pages: usize) -> Vec<u8> {
+    let mut data: Vec<u8> = (0..pages * 512).map(|i| (i * 31 % 253) as u8).collect();
+    let digest = Sha256::digest(&data);
+    data.extend_from_slice(&digest);
+    data
+}
+
+fn name(compressed: bool) -> SnapshotName {
+    SnapshotName {
+        base: "on-demand".into(),
+        node: "n1".into(),
+        unix: 1_754_906_881,
+        compressed,
+    }
+}
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    snapshots: PathBuf,
+    metadata: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let snapshots = root.path().join("snapshots");
+    std::fs::create_dir(&snapshots).unwrap();
+    let metadata = root.path().join(".metadata");
+    Dirs {
+        _root: root,
+        snapshots,
+        metadata,
+    }
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+async fn save(source: Scripted, d: &Dirs, compressed: bool) -> Result<SavedSnapshot, SaveError> {
+    save_from_source(
+        source,
+        &d.snapshots,
+        &name(compressed),
+        None,
+        DEFAULT_COMPRESSION_LEVEL,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn raw_save_is_byte_identical_and_private() {
+    let data = etcd_stream(300);
+    for chunk in [7, 32 * 1024] {
+        let d = dirs();
+        let saved = save(scripted(&data, chunk), &d, false).await.unwrap();
+        assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881"]);
+        assert_eq!(std::fs::read(&saved.path).unwrap(), data);
+        assert_eq!(mode(&saved.path), 0o600);
+        assert_eq!(saved.size, data.len() as u64);
+        assert_eq!(saved.db_size, 300 * 512);
+        assert_eq!(saved.file_sha256, hex(&Sha256::digest(&data)));
+        assert!(!d.metadata.exists());
+    }
+}
+
+#[tokio::test]
+async fn compressed_save_is_a_one_entry_zip_of_the_stream() {
+    let data = etcd_stream(300);
+    let d = dirs();
+    let saved = save(scripted(&data, 32 * 1024), &d, true).await.unwrap();
+    assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881.zip"]);
+    let bytes = std::fs::read(&saved.path).unwrap();
+    assert_eq!(saved.size, bytes.len() as u64);
+    assert_eq!(saved.file_sha256, hex(&Sha256::digest(&bytes)));
+    assert_eq!(saved.db_size, 300 * 512);
+    assert_eq!(mode(&saved.path), 0o600);
+
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(archive.len(), 1);
+    let mut entry = archive.by_index(0).unwrap();
+    assert_eq!(entry.name().unwrap(), "on-demand-n1-1754906881");
+    assert_eq!(entry.compression(), zip::CompressionMethod::Deflated);
+    assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o600));
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut unpacked).unwrap();
+    assert_eq!(unpacked, data);
+}
+
+#[tokio::test]
+async fn corrupted_stream_leaves_nothing() {
+    let mut data = etcd_stream(64);
+    data[1000] ^= 0x10;
+    for compressed in [false, true] {
+        let d = dirs();
+        let err = save(scripted(&data, 4096), &d, compressed)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SaveError::ChecksumMismatch { .. }), "{err:?}");
+        assert!(listing(&d.snapshots).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn short_and_empty_streams_are_truncated() {
+    let data = etcd_stream(64);
+    let cases: [&[u8]; 3] = [&data[..data.len() - 100], &data[..32], &[]];
+    for (i, bytes) in cases.into_iter().enumerate() {
+        for compressed in [false, true] {
+            let d = dirs();
+            let err = save(scripted(bytes, 4096), &d, compressed)
+                .await
+                .unwrap_err();
+            let expected = bytes.len() as u64;
+            assert!(
+                matches!(err, SaveError::Truncated { received } if received == expected),
+                "case {i}: {err:?}"
+            );
+            assert!(listing(&d.snapshots).is_empty(), "case {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn stream_error_midway_leaves_nothing() {
+    let data = etcd_stream(64);
+    let mut source = scripted(&data[..8192], 4096);
+    source
+        .0
+        .push_back(Err(etcd_client::Error::InvalidArgs("broken".into())));
+    let d = dirs();
+    let err = save(source, &d, true).await.unwrap_err();
+    assert!(
+        matches!(err, SaveError::ReadStream { received: 8192, .. }),
+        "{err:?}"
+    );
+    assert!(listing(&d.snapshots).is_empty());
+}
+
+#[tokio::test]
+async fn existing_snapshot_is_never_replaced() {
+    let data = etcd_stream(8);
+    let d = dirs();
+    let existing = d.snapshots.join("on-demand-n1-1754906881");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let err = save(scripted(&data, 1024), &d, false).await.unwrap_err();
+    assert!(matches!(err, SaveError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881"]);
+}
+
+#[tokio::test]
+async fn metadata_file_is_compact_json_beside_the_dir() {
+    let data = etcd_stream(8);
+    let d = dirs();
+    let meta = BTreeMap::from([("b".to_string(), "2".to_string()), ("a".into(), "1".into())]);
+    let saved = save_from_source(
+        scripted(&data, 1024),
+        &d.snapshots,
+        &name(true),
+        Some(&meta),
+        DEFAULT_COMPRESSION_LEVEL,
+    )
+    .await
+    .unwrap();
+    let meta_file = d.metadata.join("on-demand-n1-1754906881.zip");
+    assert_eq!(
+        std::fs::read_to_string(&meta_file).unwrap(),
+        r#"{"a":"1","b":"2"}"#
+    );
+    assert_eq!(mode(&meta_file), 0o600);
+    assert_eq!(mode(&d.metadata), 0o700);
+    assert!(saved.path.exists());
+    assert_eq!(listing(&d.metadata), ["on-demand-n1-1754906881.zip"]);
+}
+
+#[tokio::test]
+async fn failed_metadata_write_rolls_the_snapshot_back() {
+    let data = etcd_stream(8);
+    let d = dirs();
+    // A file where the metadata dir should be makes the metadata write fail.
+    std::fs::write(&d.metadata, b"not a dir").unwrap();
+    let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
+    let err = save_from_source(
+        scripted(&data, 1024),
+        &d.snapshots,
+        &name(false),
+        Some(&meta),
+        DEFAULT_COMPRESSION_LEVEL,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SaveError::Metadata { .. }), "{err:?}");
+    assert!(listing(&d.snapshots).is_empty());
+}

@@ -11,28 +11,53 @@ fn snapshot_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
 
 /// The `Snapshot <name> saved.` name from a save's stdout.
 fn saved_name(stdout: &str) -> String {
-    let line = stdout.lines().find(|l| l.starts_with("Snapshot ") && l.ends_with(" saved.")).unwrap_or_else(|| panic!("no saved line in {stdout:?}"));
-    line.trim_start_matches("Snapshot ").trim_end_matches(" saved.").to_string()
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Snapshot ") && l.ends_with(" saved."))
+        .unwrap_or_else(|| panic!("no saved line in {stdout:?}"));
+    line.trim_start_matches("Snapshot ")
+        .trim_end_matches(" saved.")
+        .to_string()
 }
 
 #[test]
 fn rke2_sequence_save_ls_delete_and_prune() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
 
     let out = server.cli(&["save"]);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "save failed: {stdout}{stderr}\n{}", server.log_text());
-    assert!(!stderr.contains("directly"), "save must go through the server: {stderr}");
+    assert!(
+        out.status.success(),
+        "save failed: {stdout}{stderr}\n{}",
+        server.log_text()
+    );
+    assert!(
+        !stderr.contains("directly"),
+        "save must go through the server: {stderr}"
+    );
     let name = saved_name(&stdout);
     assert!(name.starts_with("on-demand-n1-"), "{name}");
 
     let out = server.cli(&["ls"]);
     let (stdout, _) = text(&out);
-    assert!(stdout.lines().next().unwrap().split_whitespace().eq(["Name", "Location", "Size", "Created"]), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .eq(["Name", "Location", "Size", "Created"]),
+        "{stdout}"
+    );
     let expected_location = format!("file://{}/{name}", snapshot_dir(data.path()).display());
-    assert!(stdout.contains(&expected_location), "ls must show {expected_location}: {stdout}");
+    assert!(
+        stdout.contains(&expected_location),
+        "ls must show {expected_location}: {stdout}"
+    );
 
     let out = server.cli(&["delete", &name]);
     assert_eq!(text(&out).0.trim(), format!("Snapshot {name} deleted."));
@@ -49,11 +74,19 @@ fn rke2_sequence_save_ls_delete_and_prune() {
         assert!(out.status.success(), "{:?}", text(&out));
     }
     let files = snapshot_files(&snapshot_dir(data.path()));
-    assert_eq!(files.len(), 3, "three saves in quick succession never overwrite each other: {files:?}");
+    assert_eq!(
+        files.len(),
+        3,
+        "three saves in quick succession never overwrite each other: {files:?}"
+    );
     let out = server.cli(&["prune", "--snapshot-retention", "2", "--name", "PRUNE_TEST"]);
     let (stdout, _) = text(&out);
     assert!(out.status.success());
-    assert_eq!(stdout.lines().filter(|l| l.ends_with(" deleted.")).count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.ends_with(" deleted.")).count(),
+        1,
+        "{stdout}"
+    );
     let remaining = snapshot_files(&snapshot_dir(data.path()));
     assert_eq!(remaining, files[1..].to_vec(), "the oldest one goes");
     let out = server.cli(&["delete", &remaining[0], &remaining[1]]);
@@ -63,7 +96,9 @@ fn rke2_sequence_save_ls_delete_and_prune() {
 
 #[test]
 fn ls_json_and_yaml_are_etcdsnapshotfile_lists() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     let name = saved_name(&text(&server.cli(&["save"])).0);
@@ -80,40 +115,78 @@ fn ls_json_and_yaml_are_etcdsnapshotfile_lists() {
     let out = server.cli(&["list", "--output", "yaml"]);
     assert!(text(&out).0.contains(&format!("snapshotName: {name}")));
     let out = server.cli(&["l", "-o", "xml"]);
-    assert_eq!(out.status.code(), Some(2), "an invalid output format is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an invalid output format is a usage error"
+    );
 }
 
 #[test]
 fn compressed_save_is_a_one_entry_zip_whose_content_verifies() {
-    let Some(etcd) = TestEtcd::start() else { return };
-    let Some(unzip) = crate::support::require_binary("unzip") else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let Some(unzip) = crate::support::require_binary("unzip") else {
+        return;
+    };
     etcd.put("/registry/test/key1", "v1");
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     let name = saved_name(&text(&server.cli(&["save", "--snapshot-compress"])).0);
     assert!(name.ends_with(".zip"), "{name}");
     let path = snapshot_dir(data.path()).join(&name);
-    let listing = std::process::Command::new(&unzip).arg("-Z1").arg(&path).output().unwrap();
-    let entries = String::from_utf8_lossy(&listing.stdout).lines().map(str::to_owned).collect::<Vec<_>>();
+    let listing = std::process::Command::new(&unzip)
+        .arg("-Z1")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let entries = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     assert_eq!(entries, vec![name.trim_end_matches(".zip").to_string()]);
-    let content = std::process::Command::new(&unzip).arg("-p").arg(&path).output().unwrap();
+    let content = std::process::Command::new(&unzip)
+        .arg("-p")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(content.status.success());
-    assert!(trailer_verifies(&content.stdout), "the zipped snapshot's sha256 trailer verifies");
+    assert!(
+        trailer_verifies(&content.stdout),
+        "the zipped snapshot's sha256 trailer verifies"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
 fn direct_mode_when_no_server_answers() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let port = crate::support::free_port().to_string();
     let url = format!("https://127.0.0.1:{port}");
-    let base = ["--etcd-server", url.as_str(), "--node-name", "n1", "--etcd-endpoints", etcd.endpoint.as_str()];
+    let base = [
+        "--etcd-server",
+        url.as_str(),
+        "--node-name",
+        "n1",
+        "--etcd-endpoints",
+        etcd.endpoint.as_str(),
+    ];
     let out = run(&[&base[..], &["save"]].concat(), data.path());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.contains("directly")).count(), 1, "one line says so: {stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("directly")).count(),
+        1,
+        "one line says so: {stderr}"
+    );
     let name = saved_name(&stdout);
     let bytes = std::fs::read(snapshot_dir(data.path()).join(&name)).unwrap();
     assert!(trailer_verifies(&bytes));
@@ -125,20 +198,27 @@ fn direct_mode_when_no_server_answers() {
 
 #[test]
 fn wrong_token_is_refused_with_401() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     let out = server.cli(&["--etcd-token", "not-the-token", "save"]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("401"), "{stderr}");
-    assert!(!stderr.contains("not-the-token"), "the token never appears in errors: {stderr}");
+    assert!(
+        !stderr.contains("not-the-token"),
+        "the token never appears in errors: {stderr}"
+    );
     assert!(snapshot_files(&snapshot_dir(data.path())).is_empty());
 }
 
 #[test]
 fn delete_refuses_traversal_names() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     let victim = data.path().join("server/db/victim-n1-1");
@@ -154,10 +234,18 @@ fn delete_refuses_traversal_names() {
 
 #[test]
 fn deleting_an_unknown_snapshot_says_not_found() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
-    wait_for("snapshot dir", Duration::from_secs(10), || snapshot_dir(data.path()).is_dir());
+    wait_for("snapshot dir", Duration::from_secs(10), || {
+        snapshot_dir(data.path()).is_dir()
+    });
     let out = server.cli(&["delete", "on-demand-n1-1"]);
-    assert!(text(&out).1.contains("Snapshot on-demand-n1-1 not found."), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("Snapshot on-demand-n1-1 not found."),
+        "{:?}",
+        text(&out)
+    );
 }

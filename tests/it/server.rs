@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
-    TestEtcd, TestServer, fill_etcd, free_port, process_alive, require_binary, run, signal, snapshot_files, text,
-    trailer_verifies, wait_for,
+    TestEtcd, TestServer, fill_etcd, free_port, process_alive, require_binary, run, signal,
+    snapshot_files, text, trailer_verifies, wait_for,
 };
 
 fn snapshot_dir(data_dir: &Path) -> std::path::PathBuf {
@@ -14,12 +14,17 @@ fn snapshot_dir(data_dir: &Path) -> std::path::PathBuf {
 }
 
 fn scheduled(dir: &Path) -> Vec<String> {
-    snapshot_files(dir).into_iter().filter(|n| n.starts_with("etcd-snapshot-n1-")).collect()
+    snapshot_files(dir)
+        .into_iter()
+        .filter(|n| n.starts_with("etcd-snapshot-n1-"))
+        .collect()
 }
 
 #[test]
 fn per_second_schedule_with_retention_touches_only_its_own_files() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let dir = snapshot_dir(data.path());
     std::fs::create_dir_all(&dir).unwrap();
@@ -36,14 +41,27 @@ fn per_second_schedule_with_retention_touches_only_its_own_files() {
     }
     let _server = TestServer::start(
         data.path(),
-        &["--etcd-endpoints", &etcd.endpoint, "--etcd-snapshot-schedule-cron", "* * * * * *", "--etcd-snapshot-retention", "2"],
+        &[
+            "--etcd-endpoints",
+            &etcd.endpoint,
+            "--etcd-snapshot-schedule-cron",
+            "* * * * * *",
+            "--etcd-snapshot-retention",
+            "2",
+        ],
     );
-    wait_for("two scheduled snapshots", Duration::from_secs(20), || scheduled(&dir).len() >= 2);
-    let first_seen = scheduled(&dir);
-    wait_for("retention to rotate the snapshots", Duration::from_secs(20), || {
-        let now = scheduled(&dir);
-        now.len() == 2 && now.iter().all(|n| !first_seen.contains(n))
+    wait_for("two scheduled snapshots", Duration::from_secs(20), || {
+        scheduled(&dir).len() >= 2
     });
+    let first_seen = scheduled(&dir);
+    wait_for(
+        "retention to rotate the snapshots",
+        Duration::from_secs(20),
+        || {
+            let now = scheduled(&dir);
+            now.len() == 2 && now.iter().all(|n| !first_seen.contains(n))
+        },
+    );
     for name in bystanders {
         assert!(dir.join(name).exists(), "retention deleted {name}");
     }
@@ -51,54 +69,108 @@ fn per_second_schedule_with_retention_touches_only_its_own_files() {
 
 #[test]
 fn schedule_is_hot_reloaded_from_the_config_file() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("config.yaml");
     let write = |body: &str| std::fs::write(&config, body).unwrap();
-    write(&format!("etcd-endpoints: {}\netcd-snapshot-schedule-cron: \"0 0 1 1 *\"\n", etcd.endpoint));
+    write(&format!(
+        "etcd-endpoints: {}\netcd-snapshot-schedule-cron: \"0 0 1 1 *\"\n",
+        etcd.endpoint
+    ));
     let config_arg = config.to_string_lossy().into_owned();
     let server = TestServer::start(data.path(), &["--config", &config_arg]);
     let dir = snapshot_dir(data.path());
     std::thread::sleep(Duration::from_millis(1500));
     assert!(scheduled(&dir).is_empty(), "yearly schedule must not fire");
-    write(&format!("etcd-endpoints: {}\netcd-snapshot-schedule-cron: \"* * * * * *\"\n", etcd.endpoint));
-    wait_for("a snapshot after the schedule edit", Duration::from_secs(20), || !scheduled(&dir).is_empty());
+    write(&format!(
+        "etcd-endpoints: {}\netcd-snapshot-schedule-cron: \"* * * * * *\"\n",
+        etcd.endpoint
+    ));
+    wait_for(
+        "a snapshot after the schedule edit",
+        Duration::from_secs(20),
+        || !scheduled(&dir).is_empty(),
+    );
     // An invalid edit is reported and the last good config stays in force.
     write("etcd-snapshot-schedule-cron: \"every tuesday\"\n");
-    wait_for("the invalid edit to be reported", Duration::from_secs(20), || server.log_text().contains("every tuesday"));
+    wait_for(
+        "the invalid edit to be reported",
+        Duration::from_secs(20),
+        || server.log_text().contains("every tuesday"),
+    );
     let count = scheduled(&dir).len();
-    wait_for("snapshots to continue", Duration::from_secs(20), || scheduled(&dir).len() > count);
+    wait_for("snapshots to continue", Duration::from_secs(20), || {
+        scheduled(&dir).len() > count
+    });
 }
 
 #[test]
 fn embedded_etcd_default_serves_snapshots_and_stops_with_the_server() {
-    let Some(_) = require_binary("etcd") else { return };
+    let Some(_) = require_binary("etcd") else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let client = format!("127.0.0.1:{}", free_port());
     let peer = format!("127.0.0.1:{}", free_port());
-    let mut server = TestServer::start(data.path(), &["--etcd-client-address", &client, "--etcd-peer-address", &peer]);
+    let mut server = TestServer::start(
+        data.path(),
+        &[
+            "--etcd-client-address",
+            &client,
+            "--etcd-peer-address",
+            &peer,
+        ],
+    );
     let out = server.cli(&["save"]);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}{stderr}\n{}", server.log_text());
-    assert!(data.path().join("server/db/etcd/member").is_dir(), "etcd data lives under the data dir");
+    assert!(
+        out.status.success(),
+        "{stdout}{stderr}\n{}",
+        server.log_text()
+    );
+    assert!(
+        data.path().join("server/db/etcd/member").is_dir(),
+        "etcd data lives under the data dir"
+    );
     let token = std::fs::read_to_string(data.path().join("server/token")).unwrap();
     assert!(token.trim().len() >= 32);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(data.path().join("server/token")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(data.path().join("server/token"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let etcd_pids = pids_listening_on(&client);
     let status = server.terminate();
-    assert!(status.success(), "clean exit on SIGTERM: {status}\n{}", server.log_text());
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM: {status}\n{}",
+        server.log_text()
+    );
     for pid in etcd_pids {
-        assert!(!process_alive(pid), "embedded etcd {pid} outlived the server");
+        assert!(
+            !process_alive(pid),
+            "embedded etcd {pid} outlived the server"
+        );
     }
-    assert!(std::net::TcpStream::connect(&client).is_err(), "nothing listens on the etcd port any more");
+    assert!(
+        std::net::TcpStream::connect(&client).is_err(),
+        "nothing listens on the etcd port any more"
+    );
 }
 
 /// Pids of processes whose command line names `address` (the embedded etcd).
 fn pids_listening_on(address: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
         if cmdline.starts_with("etcd\0") || cmdline.contains("/etcd\0") {
@@ -113,50 +185,92 @@ fn pids_listening_on(address: &str) -> Vec<u32> {
 
 #[test]
 fn sigterm_lets_a_running_snapshot_finish() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     fill_etcd(&etcd.endpoint, 96);
     let data = tempfile::tempdir().unwrap();
     let mut server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     let dir = snapshot_dir(data.path());
     let url = server.url();
-    let save = crate::support::command(&["--etcd-server", &url, "--node-name", "n1", "save"], data.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the save to start writing", Duration::from_secs(20), || has_part_file(&dir));
+    let save = crate::support::command(
+        &["--etcd-server", &url, "--node-name", "n1", "save"],
+        data.path(),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("the save to start writing", Duration::from_secs(20), || {
+        has_part_file(&dir)
+    });
     let status = server.terminate();
     assert!(status.success(), "{}", server.log_text());
     let out = save.wait_with_output().unwrap();
-    assert!(out.status.success(), "the in-flight save completed: {:?}", text(&out));
+    assert!(
+        out.status.success(),
+        "the in-flight save completed: {:?}",
+        text(&out)
+    );
     let files = snapshot_files(&dir);
     assert_eq!(files.len(), 1);
-    assert!(trailer_verifies(&std::fs::read(dir.join(&files[0])).unwrap()));
+    assert!(trailer_verifies(
+        &std::fs::read(dir.join(&files[0])).unwrap()
+    ));
 }
 
 fn has_part_file(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".part"))).unwrap_or(false)
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        })
+        .unwrap_or(false)
 }
 
 #[test]
 fn kill_9_during_a_save_leaves_no_partial_snapshot() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     fill_etcd(&etcd.endpoint, 96);
     let data = tempfile::tempdir().unwrap();
     let dir = snapshot_dir(data.path());
     let url = format!("https://127.0.0.1:{}", free_port());
-    let args = ["--etcd-server", url.as_str(), "--node-name", "n1", "--etcd-endpoints", etcd.endpoint.as_str(), "save"];
+    let args = [
+        "--etcd-server",
+        url.as_str(),
+        "--node-name",
+        "n1",
+        "--etcd-endpoints",
+        etcd.endpoint.as_str(),
+        "save",
+    ];
     let mut save = crate::support::command(&args, data.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("the save to start writing", Duration::from_secs(20), || has_part_file(&dir));
+    wait_for("the save to start writing", Duration::from_secs(20), || {
+        has_part_file(&dir)
+    });
     signal(save.id(), "KILL");
     let _ = save.wait();
-    assert!(snapshot_files(&dir).is_empty(), "no snapshot appears from a killed save: {:?}", snapshot_files(&dir));
-    let ls = run(&["--etcd-server", &url, "--node-name", "n1", "ls"], data.path());
-    assert_eq!(text(&ls).0.lines().count(), 1, "ls shows only the header: {:?}", text(&ls));
+    assert!(
+        snapshot_files(&dir).is_empty(),
+        "no snapshot appears from a killed save: {:?}",
+        snapshot_files(&dir)
+    );
+    let ls = run(
+        &["--etcd-server", &url, "--node-name", "n1", "ls"],
+        data.path(),
+    );
+    assert_eq!(
+        text(&ls).0.lines().count(),
+        1,
+        "ls shows only the header: {:?}",
+        text(&ls)
+    );
     // The next server start cleans the leftover temp file.
     let _server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     assert!(!has_part_file(&dir), "startup removes leftover temp files");
@@ -165,10 +279,24 @@ fn kill_9_during_a_save_leaves_no_partial_snapshot() {
 #[test]
 fn invalid_cron_is_a_startup_error_naming_key_value_and_source() {
     let data = tempfile::tempdir().unwrap();
-    let out = run(&["server", "--etcd-snapshot-schedule-cron", "0 */12 * *", "--etcd-endpoints", "http://127.0.0.1:1"], data.path());
+    let out = run(
+        &[
+            "server",
+            "--etcd-snapshot-schedule-cron",
+            "0 */12 * *",
+            "--etcd-endpoints",
+            "http://127.0.0.1:1",
+        ],
+        data.path(),
+    );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("etcd-snapshot-schedule-cron") && stderr.contains("0 */12 * *") && stderr.contains("flag"), "{stderr}");
+    assert!(
+        stderr.contains("etcd-snapshot-schedule-cron")
+            && stderr.contains("0 */12 * *")
+            && stderr.contains("flag"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -176,12 +304,24 @@ fn config_validate_lists_every_problem_at_once() {
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("config.yaml");
     std::fs::write(&config, "etcd-snapshot-retention: -3\netcd-snapshot-schedule-cron: nope\netcd-snapshot-retension: 4\n").unwrap();
-    let out = run(&["--config", &config.to_string_lossy(), "config", "validate"], data.path());
+    let out = run(
+        &["--config", &config.to_string_lossy(), "config", "validate"],
+        data.path(),
+    );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("etcd-snapshot-retention") && stderr.contains("-3"), "{stderr}");
-    assert!(stderr.contains("etcd-snapshot-schedule-cron") && stderr.contains("nope"), "{stderr}");
-    assert!(stderr.contains("did you mean"), "unknown key gets a suggestion: {stderr}");
+    assert!(
+        stderr.contains("etcd-snapshot-retention") && stderr.contains("-3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("etcd-snapshot-schedule-cron") && stderr.contains("nope"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("did you mean"),
+        "unknown key gets a suggestion: {stderr}"
+    );
 }
 
 #[test]
@@ -191,19 +331,50 @@ fn config_show_reports_precedence_and_redacts_secrets() {
     std::fs::write(&config, "etcd-snapshot-retention: 7\netcd-snapshot-name: from-file\nnode-name: file-node\ntoken: supersecret\n").unwrap();
     let dropins = data.path().join("config.yaml.d");
     std::fs::create_dir(&dropins).unwrap();
-    std::fs::write(dropins.join("10-a.yaml"), "etcd-snapshot-name: from-dropin\netcd-snapshot-compress: true\n").unwrap();
-    let out = crate::support::command(&["--config", &config.to_string_lossy(), "config", "show", "--sources"], data.path())
-        .env("ETCD_SNAPSHOT_ETCD_SNAPSHOT_COMPRESS", "false")
-        .env("ETCD_SNAPSHOT_NODE_NAME", "env-node")
-        .output()
-        .unwrap();
+    std::fs::write(
+        dropins.join("10-a.yaml"),
+        "etcd-snapshot-name: from-dropin\netcd-snapshot-compress: true\n",
+    )
+    .unwrap();
+    let out = crate::support::command(
+        &[
+            "--config",
+            &config.to_string_lossy(),
+            "config",
+            "show",
+            "--sources",
+        ],
+        data.path(),
+    )
+    .env("ETCD_SNAPSHOT_ETCD_SNAPSHOT_COMPRESS", "false")
+    .env("ETCD_SNAPSHOT_NODE_NAME", "env-node")
+    .output()
+    .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let line = |key: &str| stdout.lines().find(|l| l.starts_with(&format!("{key}:"))).unwrap_or_else(|| panic!("{key} in {stdout}")).to_string();
-    assert!(line("etcd-snapshot-retention").contains('7') && line("etcd-snapshot-retention").contains("config file"));
-    assert!(line("etcd-snapshot-name").contains("from-dropin") && line("etcd-snapshot-name").contains("drop-in"));
-    assert!(line("etcd-snapshot-compress").contains("false") && line("etcd-snapshot-compress").contains("ETCD_SNAPSHOT_ETCD_SNAPSHOT_COMPRESS"));
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} in {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("etcd-snapshot-retention").contains('7')
+            && line("etcd-snapshot-retention").contains("config file")
+    );
+    assert!(
+        line("etcd-snapshot-name").contains("from-dropin")
+            && line("etcd-snapshot-name").contains("drop-in")
+    );
+    assert!(
+        line("etcd-snapshot-compress").contains("false")
+            && line("etcd-snapshot-compress").contains("ETCD_SNAPSHOT_ETCD_SNAPSHOT_COMPRESS")
+    );
     assert!(line("node-name").contains("env-node"));
     assert!(line("data-dir").contains("flag"));
-    assert!(!stdout.contains("supersecret") && line("token").contains("redacted"), "{stdout}");
+    assert!(
+        !stdout.contains("supersecret") && line("token").contains("redacted"),
+        "{stdout}"
+    );
 }

@@ -86,9 +86,23 @@ impl TestEtcd {
             endpoint: client_url,
             data_dir,
         };
-        let addr = format!("127.0.0.1:{client}");
-        wait_for("etcd to listen", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(&addr).is_ok()
+        let etcdctl = require_binary("etcdctl").expect("etcdctl");
+        // Listening is not serving: wait until a health check (a real read) passes.
+        wait_for("etcd to be healthy", Duration::from_secs(30), || {
+            Command::new(&etcdctl)
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints",
+                    &me.endpoint,
+                    "--command-timeout",
+                    "2s",
+                    "endpoint",
+                    "health",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
         });
         Some(me)
     }
@@ -165,21 +179,36 @@ impl TestServer {
         let log = data_dir.join(format!("server-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let port_text = port.to_string();
-        let mut all = vec!["server", "--node-name", "n1", "--supervisor-port", &port_text];
+        let mut all = vec![
+            "server",
+            "--node-name",
+            "n1",
+            "--supervisor-port",
+            &port_text,
+        ];
         all.extend_from_slice(args);
         let child = command(&all, data_dir)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("spawn server");
-        let mut server = Self { child: Some(child), port, data_dir: data_dir.to_path_buf(), log };
+        let mut server = Self {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
         let addr = format!("127.0.0.1:{port}");
         let start = Instant::now();
         while std::net::TcpStream::connect(&addr).is_err() {
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("server exited early ({status}):\n{}", server.log_text());
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "server did not listen:\n{}", server.log_text());
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not listen:\n{}",
+                server.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -235,14 +264,21 @@ impl Drop for TestServer {
 
 /// Sends a signal by name to a pid with the `kill` utility.
 pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 /// True while /proc/<pid> exists and is not a zombie.
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')),
+        Ok(stat) => !stat
+            .split(") ")
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -250,9 +286,14 @@ pub fn process_alive(pid: u32) -> bool {
 /// Writes about `megabytes` MiB of incompressible-ish values into etcd (1 MiB per key).
 pub fn fill_etcd(endpoint: &str, megabytes: usize) {
     let endpoint = endpoint.to_string();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
-        let mut client = etcd_client::Client::connect([endpoint], None).await.unwrap();
+        let mut client = etcd_client::Client::connect([endpoint], None)
+            .await
+            .unwrap();
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         for i in 0..megabytes {
             let value: Vec<u8> = (0..1024 * 1024)
@@ -271,7 +312,11 @@ pub fn fill_etcd(endpoint: &str, megabytes: usize) {
 /// Snapshot files (not temp files) in a dir, sorted.
 pub fn snapshot_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.retain(|n| !n.starts_with('.') && !n.ends_with(".part"));
     names.sort();

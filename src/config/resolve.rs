@@ -1,10 +1,21 @@
 //! `resolve`: merge layers by precedence and validate into a `DesiredConfig`, collecting every
-//! problem at once. Pure.
+//! problem at once. Pure, apart from reading the host name once for the `node-name` default.
+//!
+//! Precedence is simply layer order: the last layer that sets a key wins, and built-in defaults
+//! (from the key table) apply when none does. Reading files and the environment is not done
+//! here (see `file.rs`, `env.rs` and `ConfigEngine`).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use super::desired::DesiredConfig;
-use super::layer::{Layer, Source};
+use super::desired::{
+    ApiSettings, DesiredConfig, EtcdSettings, LogFormat, LogSettings, SnapshotSettings,
+};
+use super::keys::{self, DefaultValue, KeySpec};
+use super::layer::{Layer, RawValue, Source};
+use super::value::{self, Value};
 
 /// One invalid value: the key, the value (redacted for secrets), its source and what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +78,307 @@ pub struct Resolved {
     pub shown: Vec<ShownValue>,
 }
 
+/// Facts about the machine that built-in defaults depend on; explicit so tests stay pure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The host name, the default `node-name`.
+    pub hostname: Option<String>,
+}
+
+impl HostFacts {
+    /// Reads the host name once per process (`/proc/sys/kernel/hostname`, then `/etc/hostname`).
+    pub fn detect() -> &'static HostFacts {
+        static FACTS: OnceLock<HostFacts> = OnceLock::new();
+        FACTS.get_or_init(|| HostFacts {
+            hostname: ["/proc/sys/kernel/hostname", "/etc/hostname"]
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .map(|s| s.trim().to_string())
+                .find(|s| !s.is_empty()),
+        })
+    }
+}
+
 /// Merges `layers` (lowest precedence first; built-in defaults are implicit) and validates.
 pub fn resolve(layers: &[&Layer]) -> Result<Resolved, ConfigErrors> {
-    let _ = layers;
-    todo!()
+    resolve_with(layers, HostFacts::detect())
 }
+
+/// `resolve` with explicit host facts.
+pub fn resolve_with(layers: &[&Layer], host: &HostFacts) -> Result<Resolved, ConfigErrors> {
+    let mut warnings = unknown_layer_keys(layers);
+    let mut errors = Vec::new();
+    let mut parsed = Parsed::default();
+    for spec in keys::all() {
+        let entry = match layers.iter().rev().find_map(|l| l.get(spec.name)) {
+            Some(sourced) => parse_set(spec, &sourced.value, &sourced.source),
+            None => parse_default(spec, &parsed, host),
+        };
+        match entry {
+            Ok(entry) => {
+                parsed.0.insert(spec.name, entry);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    cross_check(&parsed, &mut errors, &mut warnings);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let config = build(&parsed).ok_or_else(|| {
+        ConfigErrors(vec![ConfigError {
+            key: "config".into(),
+            value: None,
+            source: Source::Default,
+            expected: "every key of the key table to resolve (internal error)".into(),
+        }])
+    })?;
+    Ok(Resolved {
+        config,
+        warnings,
+        shown: shown(&parsed),
+    })
+}
+
+/// Keys a layer carries that the table does not know (files and env filter theirs already).
+fn unknown_layer_keys(layers: &[&Layer]) -> Vec<String> {
+    layers
+        .iter()
+        .flat_map(|l| l.iter())
+        .filter(|(k, _)| keys::get(k).is_none())
+        .map(|(k, v)| format!("unknown key {k:?} from {}, ignored", v.source))
+        .collect()
+}
+
+/// One key's effective value; `None` is an optional key left unset (or set to "").
+struct Entry {
+    value: Option<Value>,
+    source: Source,
+}
+
+#[derive(Default)]
+struct Parsed(BTreeMap<&'static str, Entry>);
+
+impl Parsed {
+    fn value(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).and_then(|e| e.value.as_ref())
+    }
+    fn source(&self, key: &str) -> Option<&Source> {
+        self.0.get(key).map(|e| &e.source)
+    }
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        match self.value(key)? {
+            Value::Path(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
+    fn text(&self, key: &str) -> Option<String> {
+        match self.value(key)? {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+    fn flag(&self, key: &str) -> Option<bool> {
+        match self.value(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn secret(&self, key: &str) -> Option<secrecy::SecretString> {
+        match self.value(key)? {
+            Value::Secret(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn is_blank(raw: &RawValue) -> bool {
+    matches!(raw, RawValue::String(s) if s.trim().is_empty())
+}
+
+fn parse_set(spec: &KeySpec, raw: &RawValue, source: &Source) -> Result<Entry, ConfigError> {
+    let optional = spec.default == DefaultValue::None;
+    if optional && !spec.kind.is_list() && is_blank(raw) {
+        return Ok(Entry {
+            value: None,
+            source: source.clone(),
+        });
+    }
+    match value::parse(spec.kind, raw) {
+        Ok(v) => Ok(Entry {
+            value: Some(v),
+            source: source.clone(),
+        }),
+        Err(expected) => Err(ConfigError {
+            key: spec.name.to_string(),
+            value: if spec.is_secret() {
+                Some("<redacted>".into())
+            } else {
+                raw.display()
+            },
+            source: source.clone(),
+            expected,
+        }),
+    }
+}
+
+fn parse_default(spec: &KeySpec, parsed: &Parsed, host: &HostFacts) -> Result<Entry, ConfigError> {
+    let text = match spec.default {
+        // An unset list is an empty list, not a missing value.
+        DefaultValue::None if spec.kind.is_list() => Some(String::new()),
+        DefaultValue::None => None,
+        DefaultValue::Value(text) => Some(text.to_string()),
+        // data-dir precedes every key whose default lives under it in the table.
+        DefaultValue::UnderDataDir(rel) => parsed
+            .path("data-dir")
+            .map(|d| d.join(rel).display().to_string()),
+        DefaultValue::HostName => match &host.hostname {
+            Some(h) => Some(h.clone()),
+            None => {
+                return Err(ConfigError {
+                    key: spec.name.into(),
+                    value: None,
+                    source: Source::Default,
+                    expected: "a value: the host name could not be read, so set it".into(),
+                });
+            }
+        },
+    };
+    match text {
+        None => Ok(Entry {
+            value: None,
+            source: Source::Default,
+        }),
+        Some(text) => parse_set(spec, &RawValue::String(text), &Source::Default),
+    }
+}
+
+/// Checks that span several keys.
+fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<String>) {
+    for (have, need) in [
+        ("etcd-certfile", "etcd-keyfile"),
+        ("etcd-keyfile", "etcd-certfile"),
+    ] {
+        if let (Some(v), None) = (p.value(have), p.value(need)) {
+            errors.push(ConfigError {
+                key: have.into(),
+                value: Some(value::render(v)),
+                source: p.source(have).cloned().unwrap_or(Source::Default),
+                expected: format!("{need} to be set as well"),
+            });
+        }
+    }
+    if let (Some(Value::Socket(client)), Some(Value::Socket(peer))) =
+        (p.value("etcd-client-address"), p.value("etcd-peer-address"))
+        && client == peer
+    {
+        errors.push(ConfigError {
+            key: "etcd-peer-address".into(),
+            value: Some(peer.to_string()),
+            source: p
+                .source("etcd-peer-address")
+                .cloned()
+                .unwrap_or(Source::Default),
+            expected: "an address different from etcd-client-address".into(),
+        });
+    }
+    if p.value("token").is_some() && p.value("token-file").is_some() {
+        warnings.push("both token and token-file are set; token is used".into());
+    }
+    let embedded = matches!(p.value("etcd-endpoints"), Some(Value::List(l)) if l.is_empty());
+    if embedded {
+        for key in ["etcd-cafile", "etcd-certfile", "etcd-keyfile"] {
+            if let Some(source) = p.source(key).filter(|_| p.value(key).is_some()) {
+                warnings.push(format!(
+                    "{key} from {source} is ignored: no etcd-endpoints are set, so the embedded \
+                     etcd is used"
+                ));
+            }
+        }
+    }
+}
+
+/// Builds the typed config; None only if a key the table guarantees is missing (a bug).
+fn build(p: &Parsed) -> Option<DesiredConfig> {
+    let list = |key: &str| match p.value(key) {
+        Some(Value::List(items)) => Some(items.clone()),
+        _ => None,
+    };
+    let socket = |key: &str| match p.value(key) {
+        Some(Value::Socket(a)) => Some(*a),
+        _ => None,
+    };
+    let etcd = EtcdSettings {
+        endpoints: list("etcd-endpoints")?,
+        ca_file: p.path("etcd-cafile"),
+        cert_file: p.path("etcd-certfile"),
+        key_file: p.path("etcd-keyfile"),
+        binary: p.path("etcd-binary")?,
+        client_address: socket("etcd-client-address")?,
+        peer_address: socket("etcd-peer-address")?,
+    };
+    let snapshot = SnapshotSettings {
+        disabled: p.flag("etcd-disable-snapshots")?,
+        scheduled_name: p.text("etcd-snapshot-name")?,
+        on_demand_name: p.text("name")?,
+        compress: p.flag("etcd-snapshot-compress")?,
+        dir: p.path("etcd-snapshot-dir")?,
+        dir_is_default: p.source("etcd-snapshot-dir")? == &Source::Default,
+        retention: match p.value("etcd-snapshot-retention")? {
+            Value::Int(n) => *n,
+            _ => return None,
+        },
+        schedule: match p.value("etcd-snapshot-schedule-cron")? {
+            Value::Cron(s) => s.clone(),
+            _ => return None,
+        },
+    };
+    let api = ApiSettings {
+        bind_address: match p.value("bind-address")? {
+            Value::Ip(ip) => *ip,
+            _ => return None,
+        },
+        supervisor_port: match p.value("supervisor-port")? {
+            Value::Port(port) => *port,
+            _ => return None,
+        },
+        server_url: p.text("etcd-server")?,
+        token: p.secret("etcd-token"),
+    };
+    let log = LogSettings {
+        format: match p.value("log-format")? {
+            Value::LogFormat(f) => *f,
+            _ => LogFormat::Text,
+        },
+        debug: p.flag("debug")?,
+    };
+    Some(DesiredConfig {
+        config_file: p.path("config")?,
+        data_dir: p.path("data-dir")?,
+        node_name: p.text("node-name")?,
+        token: p.secret("token"),
+        token_file: p.path("token-file"),
+        etcd,
+        snapshot,
+        api,
+        log,
+    })
+}
+
+fn shown(p: &Parsed) -> Vec<ShownValue> {
+    keys::all()
+        .iter()
+        .filter_map(|spec| {
+            let entry = p.0.get(spec.name)?;
+            Some(ShownValue {
+                key: spec.name.to_string(),
+                value: entry.value.as_ref().map(value::render).unwrap_or_default(),
+                source: entry.source.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;

@@ -12,7 +12,7 @@ use clap::ArgMatches;
 use clap::error::ErrorKind;
 
 use crate::config::Layer;
-use crate::config::keys::{self, Scope};
+use crate::config::keys::Scope;
 
 pub use build::{EXIT_CODES, command};
 
@@ -85,7 +85,7 @@ where
                 .map(|n| n.cloned().collect())
                 .unwrap_or_default();
             if names.is_empty() {
-                return Err(cmd.error(
+                return Err(subcommand_at(&cmd, &path).error(
                     ErrorKind::MissingRequiredArgument,
                     "no snapshots given for removal",
                 ));
@@ -126,15 +126,25 @@ fn reject_client_flags_before_server(
     if client.is_empty() {
         return Ok(());
     }
-    let server_keys: Vec<&str> = keys::in_scope(Scope::Server).map(|k| k.name).collect();
     Err(cmd.error(
         ErrorKind::ArgumentConflict,
         format!(
-            "{} only apply to save, ls, delete and prune, not to server (server options: --{})",
-            client.join(", "),
-            server_keys.join(", --")
+            "{} given before `server`: client options apply only to save, ls, delete and prune",
+            client.join(", ")
         ),
     ))
+}
+
+/// The (already built) subcommand at `path`, so an error shows that subcommand's usage.
+fn subcommand_at(cmd: &clap::Command, path: &[&str]) -> clap::Command {
+    let mut current = cmd;
+    for name in path {
+        match current.find_subcommand(name) {
+            Some(sub) => current = sub,
+            None => break,
+        }
+    }
+    current.clone()
 }
 
 #[cfg(test)]

@@ -90,12 +90,16 @@ pub fn parse(text: &str, source: &Source) -> Loaded {
     let doc: Json = match serde_saphyr::from_str(text) {
         Ok(doc) => doc,
         Err(e) => {
-            let at = e
-                .location()
-                .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
-                .unwrap_or_default();
-            let msg = e.render_with_options(options);
-            return Loaded::error(source, format!("valid YAML ({at}{msg})"));
+            let msg = e
+                .render_with_options(options)
+                .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+            let at = match e.location() {
+                Some(l) if !msg.contains("line ") => {
+                    format!(" at line {}, column {}", l.line(), l.column())
+                }
+                _ => String::new(),
+            };
+            return Loaded::error(source, format!("valid YAML ({msg}{at})"));
         }
     };
     let map = match doc {
@@ -284,6 +288,27 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_read_as_rke2_reads_them() {
+        // RKE2's YAML parser takes yes/no/on/off as booleans; so does this one.
+        let loaded = parse("etcd-snapshot-compress: yes\ndebug: Off\n", &file());
+        let get = |k: &str| loaded.layer.get(k).map(|s| s.value.clone());
+        assert_eq!(get("etcd-snapshot-compress"), Some(RawValue::Bool(true)));
+        assert_eq!(get("debug"), Some(RawValue::Bool(false)));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let loaded = parse("name: a\nname: b\n", &file());
+        assert_eq!(loaded.errors.len(), 1);
+        assert!(
+            loaded.errors[0].expected.contains("duplicate"),
+            "{:?}",
+            loaded.errors
+        );
+        assert!(!loaded.errors[0].expected.contains("DuplicateKeyPolicy"));
     }
 
     #[test]

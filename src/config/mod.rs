@@ -4,6 +4,7 @@
 //! Re-evaluated on every operation and whenever a watched file changes. Reads files and the
 //! environment; never touches etcd, snapshots or the network.
 
+mod build;
 pub mod desired;
 pub mod env;
 pub mod file;

@@ -5,14 +5,11 @@
 //! (from the key table) apply when none does. Reading files and the environment is not done
 //! here (see `file.rs`, `env.rs` and `ConfigEngine`).
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use super::desired::{
-    ApiSettings, DesiredConfig, EtcdSettings, LogFormat, LogSettings, SnapshotSettings,
-};
+use super::build::{Entry, Parsed, build};
+use super::desired::DesiredConfig;
 use super::keys::{self, DefaultValue, KeySpec};
 use super::layer::{Layer, RawValue, Source};
 use super::value::{self, Value};
@@ -110,7 +107,12 @@ pub fn resolve_with(layers: &[&Layer], host: &HostFacts) -> Result<Resolved, Con
     let mut errors = Vec::new();
     let mut parsed = Parsed::default();
     for spec in keys::all() {
-        let entry = match layers.iter().rev().find_map(|l| l.get(spec.name)) {
+        // Layers are keyed by canonical names; an alias key (e.g. from a request) counts too.
+        let set = layers
+            .iter()
+            .rev()
+            .find_map(|l| spec.names().find_map(|name| l.get(name)));
+        let entry = match set {
             Some(sourced) => parse_set(spec, &sourced.value, &sourced.source),
             None => parse_default(spec, &parsed, host),
         };
@@ -145,51 +147,9 @@ fn unknown_layer_keys(layers: &[&Layer]) -> Vec<String> {
     layers
         .iter()
         .flat_map(|l| l.iter())
-        .filter(|(k, _)| keys::get(k).is_none())
+        .filter(|(k, _)| keys::lookup(k).is_none())
         .map(|(k, v)| format!("unknown key {k:?} from {}, ignored", v.source))
         .collect()
-}
-
-/// One key's effective value; `None` is an optional key left unset (or set to "").
-struct Entry {
-    value: Option<Value>,
-    source: Source,
-}
-
-#[derive(Default)]
-struct Parsed(BTreeMap<&'static str, Entry>);
-
-impl Parsed {
-    fn value(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).and_then(|e| e.value.as_ref())
-    }
-    fn source(&self, key: &str) -> Option<&Source> {
-        self.0.get(key).map(|e| &e.source)
-    }
-    fn path(&self, key: &str) -> Option<PathBuf> {
-        match self.value(key)? {
-            Value::Path(p) => Some(p.clone()),
-            _ => None,
-        }
-    }
-    fn text(&self, key: &str) -> Option<String> {
-        match self.value(key)? {
-            Value::Text(t) => Some(t.clone()),
-            _ => None,
-        }
-    }
-    fn flag(&self, key: &str) -> Option<bool> {
-        match self.value(key)? {
-            Value::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-    fn secret(&self, key: &str) -> Option<secrecy::SecretString> {
-        match self.value(key)? {
-            Value::Secret(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
 }
 
 fn is_blank(raw: &RawValue) -> bool {
@@ -296,73 +256,6 @@ fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<Str
             }
         }
     }
-}
-
-/// Builds the typed config; None only if a key the table guarantees is missing (a bug).
-fn build(p: &Parsed) -> Option<DesiredConfig> {
-    let list = |key: &str| match p.value(key) {
-        Some(Value::List(items)) => Some(items.clone()),
-        _ => None,
-    };
-    let socket = |key: &str| match p.value(key) {
-        Some(Value::Socket(a)) => Some(*a),
-        _ => None,
-    };
-    let etcd = EtcdSettings {
-        endpoints: list("etcd-endpoints")?,
-        ca_file: p.path("etcd-cafile"),
-        cert_file: p.path("etcd-certfile"),
-        key_file: p.path("etcd-keyfile"),
-        binary: p.path("etcd-binary")?,
-        client_address: socket("etcd-client-address")?,
-        peer_address: socket("etcd-peer-address")?,
-    };
-    let snapshot = SnapshotSettings {
-        disabled: p.flag("etcd-disable-snapshots")?,
-        scheduled_name: p.text("etcd-snapshot-name")?,
-        on_demand_name: p.text("name")?,
-        compress: p.flag("etcd-snapshot-compress")?,
-        dir: p.path("etcd-snapshot-dir")?,
-        dir_is_default: p.source("etcd-snapshot-dir")? == &Source::Default,
-        retention: match p.value("etcd-snapshot-retention")? {
-            Value::Int(n) => *n,
-            _ => return None,
-        },
-        schedule: match p.value("etcd-snapshot-schedule-cron")? {
-            Value::Cron(s) => s.clone(),
-            _ => return None,
-        },
-    };
-    let api = ApiSettings {
-        bind_address: match p.value("bind-address")? {
-            Value::Ip(ip) => *ip,
-            _ => return None,
-        },
-        supervisor_port: match p.value("supervisor-port")? {
-            Value::Port(port) => *port,
-            _ => return None,
-        },
-        server_url: p.text("etcd-server")?,
-        token: p.secret("etcd-token"),
-    };
-    let log = LogSettings {
-        format: match p.value("log-format")? {
-            Value::LogFormat(f) => *f,
-            _ => LogFormat::Text,
-        },
-        debug: p.flag("debug")?,
-    };
-    Some(DesiredConfig {
-        config_file: p.path("config")?,
-        data_dir: p.path("data-dir")?,
-        node_name: p.text("node-name")?,
-        token: p.secret("token"),
-        token_file: p.path("token-file"),
-        etcd,
-        snapshot,
-        api,
-        log,
-    })
 }
 
 fn shown(p: &Parsed) -> Vec<ShownValue> {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::config::LogFormat;
 
 fn host() -> HostFacts {
     HostFacts {
@@ -369,6 +370,17 @@ fn missing_host_name_asks_for_node_name() {
     flags.set("node-name", s("n1"), Source::Flag("--node-name".into()));
     let r = resolve_with(&[&flags], &HostFacts::default()).expect("explicit node name");
     assert_eq!(r.config.node_name, "n1");
+}
+
+#[test]
+fn alias_keys_in_a_layer_count_for_their_key() {
+    let mut request = Layer::new();
+    request.set("snapshot-retention", s("2"), Source::Request);
+    request.set("dir", s("/d"), Source::Request);
+    let r = run(&[&request]).expect("resolves");
+    assert_eq!(r.config.snapshot.retention, 2);
+    assert_eq!(r.config.snapshot.dir, PathBuf::from("/d"));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
 
 #[test]

@@ -60,15 +60,28 @@ where
         levels.push(sub);
         current = sub;
     }
-    let leaf = current;
+    let command = command_for(&mut cmd, &path, &matches, current)?;
+    Ok(Invocation {
+        command,
+        flags: flags::layer_from_matches(&levels),
+    })
+}
+
+/// The command a subcommand path names (`etcd-snapshot etcd-snapshot` prefix dropped).
+fn command_for(
+    cmd: &mut clap::Command,
+    path: &[&str],
+    root: &ArgMatches,
+    leaf: &ArgMatches,
+) -> Result<Command, clap::Error> {
     let route: Vec<&str> = path
         .iter()
         .copied()
         .skip_while(|p| *p == "etcd-snapshot")
         .collect();
-    let command = match route.as_slice() {
+    Ok(match route.as_slice() {
         ["server"] => {
-            reject_client_flags_before_server(&mut cmd, &matches)?;
+            reject_client_flags_before_server(cmd, root)?;
             Command::Server
         }
         ["save"] => Command::Save,
@@ -85,7 +98,7 @@ where
                 .map(|n| n.cloned().collect())
                 .unwrap_or_default();
             if names.is_empty() {
-                return Err(subcommand_at(&cmd, &path).error(
+                return Err(subcommand_at(cmd, path).error(
                     ErrorKind::MissingRequiredArgument,
                     "no snapshots given for removal",
                 ));
@@ -105,10 +118,6 @@ where
                 format!("unknown command {:?}", other.join(" ")),
             ));
         }
-    };
-    Ok(Invocation {
-        command,
-        flags: flags::layer_from_matches(&levels),
     })
 }
 

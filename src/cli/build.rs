@@ -16,9 +16,6 @@ Exit codes:
   2  usage or configuration error
   3  partial failure: the operation finished but some part failed (e.g. one of several deletes)";
 
-/// Subcommands that talk to a server and accept the Client keys.
-pub const CLIENT_SUBCOMMANDS: [&str; 4] = ["save", "ls", "delete", "prune"];
-
 /// The whole command tree.
 pub fn command() -> Command {
     let root = Command::new("etcd-snapshot")

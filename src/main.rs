@@ -43,6 +43,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, engine: ConfigEngine) -> u8 {
+    if command == Command::ConfigValidate {
+        let validation = engine.validate();
+        let report = show::render_validation(&validation);
+        return if validation.outcome.is_ok() {
+            print!("{report}");
+            EXIT_OK
+        } else {
+            eprint!("{report}");
+            EXIT_USAGE
+        };
+    }
     let resolved = match engine.evaluate(None) {
         Ok(resolved) => resolved,
         Err(errors) => {
@@ -57,11 +68,7 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
             print!("{}", show::render(&resolved, sources));
             EXIT_OK
         }
-        Command::ConfigValidate => {
-            print_warnings(&resolved.warnings);
-            println!("configuration is valid");
-            EXIT_OK
-        }
+        Command::ConfigValidate => EXIT_OK,
         Command::Server => match daemon::run(engine, resolved).await {
             Ok(()) => EXIT_OK,
             Err(e) => {

@@ -1,7 +1,20 @@
 //! Command-line parsing: clap commands built from the config key table, RKE2 aliases, and
 //! turning flags into a config `Layer`.
+//!
+//! Parses only: it never evaluates the configuration, reads files or runs anything. Config flags
+//! are not validated here beyond their syntax, so that every bad value is reported together by
+//! `config::resolve` with its source.
+
+pub mod build;
+pub mod flags;
+
+use clap::ArgMatches;
+use clap::error::ErrorKind;
 
 use crate::config::Layer;
+use crate::config::keys::Scope;
+
+pub use build::{EXIT_CODES, command};
 
 /// `ls -o`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +50,112 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let _ = args.into_iter();
-    todo!()
+    let mut cmd = build::command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    let mut levels: Vec<&ArgMatches> = vec![&matches];
+    let mut path: Vec<&str> = Vec::new();
+    let mut current = &matches;
+    while let Some((name, sub)) = current.subcommand() {
+        path.push(name);
+        levels.push(sub);
+        current = sub;
+    }
+    let command = command_for(&mut cmd, &path, &matches, current)?;
+    Ok(Invocation {
+        command,
+        flags: flags::layer_from_matches(&levels),
+    })
 }
+
+/// The command a subcommand path names (`etcd-snapshot etcd-snapshot` prefix dropped).
+fn command_for(
+    cmd: &mut clap::Command,
+    path: &[&str],
+    root: &ArgMatches,
+    leaf: &ArgMatches,
+) -> Result<Command, clap::Error> {
+    let route: Vec<&str> = path
+        .iter()
+        .copied()
+        .skip_while(|p| *p == "etcd-snapshot")
+        .collect();
+    Ok(match route.as_slice() {
+        ["server"] => {
+            reject_client_flags_before_server(cmd, root)?;
+            Command::Server
+        }
+        ["save"] => Command::Save,
+        ["ls"] => Command::List {
+            output: match leaf.get_one::<String>("output").map(String::as_str) {
+                Some("json") => OutputFormat::Json,
+                Some("yaml") => OutputFormat::Yaml,
+                _ => OutputFormat::Table,
+            },
+        },
+        ["delete"] => {
+            let names: Vec<String> = leaf
+                .get_many::<String>("names")
+                .map(|n| n.cloned().collect())
+                .unwrap_or_default();
+            if names.is_empty() {
+                return Err(subcommand_at(cmd, path).error(
+                    ErrorKind::MissingRequiredArgument,
+                    "no snapshots given for removal",
+                ));
+            }
+            Command::Delete { names }
+        }
+        ["prune"] => Command::Prune {
+            dry_run: leaf.get_flag("dry-run"),
+        },
+        ["config", "show"] => Command::ConfigShow {
+            sources: leaf.get_flag("sources"),
+        },
+        ["config", "validate"] => Command::ConfigValidate,
+        other => {
+            return Err(cmd.error(
+                ErrorKind::InvalidSubcommand,
+                format!("unknown command {:?}", other.join(" ")),
+            ));
+        }
+    })
+}
+
+/// Client flags are accepted before the subcommand name, but they mean nothing to `server`
+/// (and `-t` there is `--token`, not `--etcd-token`), so say so instead of ignoring them.
+fn reject_client_flags_before_server(
+    cmd: &mut clap::Command,
+    root: &ArgMatches,
+) -> Result<(), clap::Error> {
+    let client: Vec<String> = flags::typed_keys(root)
+        .into_iter()
+        .filter(|(spec, _)| spec.scope == Scope::Client)
+        .map(|(spec, _)| format!("--{}", spec.name))
+        .collect();
+    if client.is_empty() {
+        return Ok(());
+    }
+    Err(cmd.error(
+        ErrorKind::ArgumentConflict,
+        format!(
+            "{} given before `server`: client options apply only to save, ls, delete and prune",
+            client.join(", ")
+        ),
+    ))
+}
+
+/// The (already built) subcommand at `path`, so an error shows that subcommand's usage.
+fn subcommand_at(cmd: &clap::Command, path: &[&str]) -> clap::Command {
+    let mut current = cmd;
+    for name in path {
+        match current.find_subcommand(name) {
+            Some(sub) => current = sub,
+            None => break,
+        }
+    }
+    current.clone()
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,8 +1,14 @@
 //! One configuration layer: config keys mapped to raw values, each tagged with where it came from.
+//!
+//! A layer is plain data: it does not parse values for their key's type (that is `resolve`'s job)
+//! and does no I/O. Secret values are held as `SecretString` so a layer's Debug output never
+//! shows them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
 
 /// Where a value came from; every error and `config show --sources` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +40,40 @@ impl fmt::Display for Source {
 }
 
 /// A value as written, before it is parsed for its key's type.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum RawValue {
     String(String),
     Bool(bool),
     Int(i64),
     List(Vec<String>),
+    /// The value of a secret key, kept out of Debug output from the moment it is read.
+    Secret(SecretString),
+}
+
+impl PartialEq for RawValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RawValue::String(a), RawValue::String(b)) => a == b,
+            (RawValue::Bool(a), RawValue::Bool(b)) => a == b,
+            (RawValue::Int(a), RawValue::Int(b)) => a == b,
+            (RawValue::List(a), RawValue::List(b)) => a == b,
+            (RawValue::Secret(a), RawValue::Secret(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl RawValue {
+    /// The value as a user would type it, for error messages; None for secrets.
+    pub fn display(&self) -> Option<String> {
+        match self {
+            RawValue::String(s) => Some(s.clone()),
+            RawValue::Bool(b) => Some(b.to_string()),
+            RawValue::Int(i) => Some(i.to_string()),
+            RawValue::List(items) => Some(items.join(",")),
+            RawValue::Secret(_) => None,
+        }
+    }
 }
 
 /// A value with its origin.
@@ -71,5 +105,9 @@ impl Layer {
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Sourced<RawValue>> {
+        self.entries.remove(key)
     }
 }

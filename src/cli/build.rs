@@ -1,0 +1,205 @@
+//! The clap command tree, built from the config key table.
+//!
+//! Every config flag comes from `config::keys::KEYS`; this file adds only what is not a setting
+//! (subcommands, `-o`, `--dry-run`, `--sources`, snapshot names). Parsing matches into a layer is
+//! `flags.rs`'s job.
+
+use clap::{Arg, ArgAction, Command};
+
+use crate::config::keys::{self, DefaultValue, KeySpec, Kind, Scope};
+
+/// Exit codes, documented in `--help`; `main.rs` maps errors onto them.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure
+  2  usage or configuration error
+  3  partial failure: the operation finished but some part failed (e.g. one of several deletes)";
+
+/// The whole command tree.
+pub fn command() -> Command {
+    let root = Command::new("etcd-snapshot")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Scheduled, verified etcd snapshots with an RKE2-compatible CLI")
+        .after_help(EXIT_CODES)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .args_override_self(true);
+    let root = with_keys(root, Scope::Global, true);
+    // Client keys before the subcommand name, as in `etcd-snapshot --dir=/x save`.
+    let root = with_keys(root, Scope::Client, false);
+    root.subcommand(
+        with_keys(Command::new("server"), Scope::Server, false).about(
+            "Run the snapshot server: scheduled snapshots, the snapshot API and the embedded etcd",
+        ),
+    )
+    .subcommands(client_subcommands())
+    .subcommand(config_command())
+    .subcommand(
+        with_keys(Command::new("etcd-snapshot"), Scope::Client, false)
+            .about("RKE2-style spelling: `etcd-snapshot etcd-snapshot save` = `etcd-snapshot save`")
+            .hide(true)
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+            .subcommands(client_subcommands()),
+    )
+}
+
+fn client_subcommands() -> Vec<Command> {
+    let save = Command::new("save").about("Trigger an on-demand etcd snapshot");
+    let ls = Command::new("ls")
+        .about("List snapshots")
+        .visible_aliases(["list", "l"])
+        .arg(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .value_name("FORMAT")
+                .help("Output format")
+                .value_parser(["table", "json", "yaml"])
+                .default_value("table"),
+        );
+    let delete = Command::new("delete")
+        .about("Delete given snapshot(s)")
+        .arg(
+            Arg::new("names")
+                .value_name("SNAPSHOT")
+                .help("Snapshot file names, as `ls` prints them")
+                .num_args(0..)
+                .action(ArgAction::Append),
+        );
+    let prune = Command::new("prune")
+        .about("Remove snapshots that exceed the configured retention count")
+        .arg(
+            Arg::new("dry-run")
+                .long("dry-run")
+                .help("Print what would be deleted without deleting anything")
+                .action(ArgAction::SetTrue),
+        );
+    [save, ls, delete, prune]
+        .into_iter()
+        .map(|c| with_keys(c, Scope::Client, false))
+        .collect()
+}
+
+fn config_command() -> Command {
+    let leaf = |c: Command| {
+        let all: Vec<&'static KeySpec> = keys::in_scope(Scope::Server)
+            .chain(keys::in_scope(Scope::Client))
+            .collect();
+        add_args(c, &all, false, "Server and client options")
+    };
+    Command::new("config")
+        .about("Inspect the effective configuration")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(
+            leaf(Command::new("show"))
+                .about("Print every setting's effective value")
+                .arg(
+                    Arg::new("sources")
+                        .long("sources")
+                        .help("Also print where each value came from")
+                        .action(ArgAction::SetTrue),
+                ),
+        )
+        .subcommand(
+            leaf(Command::new("validate"))
+                .about("Check the configuration; list warnings and every problem"),
+        )
+}
+
+fn with_keys(cmd: Command, scope: Scope, global: bool) -> Command {
+    let specs: Vec<&'static KeySpec> = keys::in_scope(scope).collect();
+    let heading = match scope {
+        Scope::Global => "Global options",
+        Scope::Server => "Server options",
+        Scope::Client => "Client options",
+    };
+    add_args(cmd, &specs, global, heading)
+}
+
+/// Adds the flags of `specs`; a short flag two of them share is left off both.
+fn add_args(
+    mut cmd: Command,
+    specs: &[&'static KeySpec],
+    global: bool,
+    heading: &'static str,
+) -> Command {
+    for spec in specs {
+        let shared_short = spec
+            .short
+            .is_some_and(|s| specs.iter().filter(|o| o.short == Some(s)).count() > 1);
+        for arg in key_args(spec, !shared_short) {
+            cmd = cmd.arg(arg.global(global).help_heading(heading));
+        }
+    }
+    cmd
+}
+
+/// The canonical flag plus one hidden flag per alias, so the spelling typed is known.
+fn key_args(spec: &'static KeySpec, with_short: bool) -> Vec<Arg> {
+    let canonical = value_arg(spec, spec.name)
+        .help(short_help(spec))
+        .long_help(long_help(spec));
+    let canonical = match spec.short {
+        Some(s) if with_short => canonical.short(s),
+        _ => canonical,
+    };
+    // An alias flag's id is the alias itself: names are unique across the key table.
+    let aliases = spec
+        .aliases
+        .iter()
+        .map(|alias| value_arg(spec, alias).hide(true));
+    std::iter::once(canonical).chain(aliases).collect()
+}
+
+fn value_arg(spec: &KeySpec, long: &'static str) -> Arg {
+    let arg = Arg::new(long)
+        .long(long)
+        .value_name(spec.kind.placeholder())
+        .value_parser(clap::value_parser!(String));
+    match spec.kind {
+        // `--x` alone is true; `--x=false` overrides a file's true. `=` is required so that
+        // `--x save` does not read `save` as the value.
+        Kind::Bool => arg
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .action(ArgAction::Set),
+        k if k.is_list() => arg.action(ArgAction::Append),
+        // Negative numbers reach `resolve`, which explains what is allowed.
+        Kind::Int | Kind::Port => arg.allow_negative_numbers(true).action(ArgAction::Set),
+        _ => arg.action(ArgAction::Set),
+    }
+}
+
+fn short_help(spec: &KeySpec) -> String {
+    let mut help = spec.help.to_string();
+    if let Some(default) = default_text(spec) {
+        help.push_str(&format!(" [default: {default}]"));
+    }
+    if !spec.aliases.is_empty() {
+        let names: Vec<String> = spec.aliases.iter().map(|a| format!("--{a}")).collect();
+        help.push_str(&format!(" [aliases: {}]", names.join(", ")));
+    }
+    help
+}
+
+fn long_help(spec: &KeySpec) -> String {
+    let mut help = short_help(spec);
+    help.push_str(&format!(" [env: {}]", spec.env_var()));
+    if spec.in_file {
+        help.push_str(&format!(" [config key: {}]", spec.name));
+    }
+    help
+}
+
+fn default_text(spec: &KeySpec) -> Option<String> {
+    match spec.default {
+        DefaultValue::None => None,
+        DefaultValue::Value(v) => Some(v.to_string()),
+        DefaultValue::UnderDataDir(rel) => Some(format!("<data-dir>/{rel}")),
+        DefaultValue::HostName => Some("the host name".into()),
+    }
+}

@@ -1,0 +1,218 @@
+//! The rows of the config key table (`keys::KEYS`): one row per setting, nothing else.
+//!
+//! Add a setting by adding a row here; flags, env names, YAML keys, defaults, help and redaction
+//! follow from it. Row order is the order of `--help` and `config show`.
+
+use super::{DefaultValue, KeySpec, Kind, Scope};
+
+/// A row with everything but the name, kind, help and scope at its usual value.
+const ROW: KeySpec = KeySpec {
+    name: "",
+    aliases: &[],
+    short: None,
+    kind: Kind::String,
+    default: DefaultValue::None,
+    help: "",
+    scope: Scope::Global,
+    secret: false,
+    in_file: true,
+};
+
+/// Every config key, in the order `config show` and `--help` list them.
+pub static KEYS: &[KeySpec] = &[
+    // Global.
+    KeySpec {
+        name: "config",
+        short: Some('c'),
+        kind: Kind::Path,
+        default: DefaultValue::Value(crate::config::DEFAULT_CONFIG_FILE),
+        help: "Config file; YAML drop-ins are read from <config>.d/*.yaml",
+        in_file: false,
+        ..ROW
+    },
+    KeySpec {
+        name: "data-dir",
+        short: Some('d'),
+        kind: Kind::Path,
+        default: DefaultValue::Value("/var/lib/etcd-snapshot"),
+        help: "Data directory (RKE2 layout: server/db/snapshots, server/token, ...)",
+        ..ROW
+    },
+    KeySpec {
+        name: "node-name",
+        kind: Kind::Name,
+        default: DefaultValue::HostName,
+        help: "Node name used in snapshot names",
+        ..ROW
+    },
+    KeySpec {
+        name: "debug",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Turn on debug logs",
+        ..ROW
+    },
+    KeySpec {
+        name: "log-format",
+        kind: Kind::LogFormat,
+        default: DefaultValue::Value("text"),
+        help: "Log format: text or json",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-endpoints",
+        kind: Kind::StringList,
+        help: "Endpoints of an existing etcd cluster; empty runs an embedded etcd",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-cafile",
+        kind: Kind::Path,
+        help: "CA bundle to verify etcd's server certificate",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-certfile",
+        kind: Kind::Path,
+        help: "Client certificate for etcd (needs --etcd-keyfile)",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-keyfile",
+        kind: Kind::Path,
+        help: "Client key for etcd (needs --etcd-certfile)",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-dir",
+        aliases: &["dir"],
+        kind: Kind::Path,
+        default: DefaultValue::UnderDataDir("server/db/snapshots"),
+        help: "Directory to save snapshots in",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-compress",
+        aliases: &["snapshot-compress"],
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Compress snapshots (zip)",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention",
+        aliases: &["snapshot-retention"],
+        kind: Kind::Int,
+        default: DefaultValue::Value("5"),
+        help: "Number of snapshots to retain; 0 keeps all",
+        ..ROW
+    },
+    // Server.
+    KeySpec {
+        name: "token",
+        short: Some('t'),
+        kind: Kind::Secret,
+        help: "Server token clients authenticate with",
+        scope: Scope::Server,
+        secret: true,
+        ..ROW
+    },
+    KeySpec {
+        name: "token-file",
+        kind: Kind::Path,
+        help: "File holding the server token",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-disable-snapshots",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Disable scheduled snapshots",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-name",
+        kind: Kind::Name,
+        default: DefaultValue::Value("etcd-snapshot"),
+        help: "Base name of scheduled snapshots",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-schedule-cron",
+        kind: Kind::Cron,
+        default: DefaultValue::Value("0 */12 * * *"),
+        help: "Snapshot schedule in cron spec, e.g. every 5 hours \"0 */5 * * *\"",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-binary",
+        kind: Kind::Path,
+        default: DefaultValue::Value("etcd"),
+        help: "etcd executable for the embedded etcd",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-client-address",
+        kind: Kind::SocketAddr,
+        default: DefaultValue::Value("127.0.0.1:2379"),
+        help: "Client listener of the embedded etcd",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-peer-address",
+        kind: Kind::SocketAddr,
+        default: DefaultValue::Value("127.0.0.1:2380"),
+        help: "Peer listener of the embedded etcd",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "bind-address",
+        kind: Kind::IpAddr,
+        default: DefaultValue::Value("127.0.0.1"),
+        help: "Address the snapshot API listens on",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "supervisor-port",
+        kind: Kind::Port,
+        default: DefaultValue::Value("9345"),
+        help: "Port of the snapshot API",
+        scope: Scope::Server,
+        ..ROW
+    },
+    // Client.
+    KeySpec {
+        name: "etcd-server",
+        short: Some('s'),
+        kind: Kind::Url,
+        default: DefaultValue::Value("https://127.0.0.1:9345"),
+        help: "Server to send the request to",
+        scope: Scope::Client,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-token",
+        short: Some('t'),
+        kind: Kind::Secret,
+        help: "Token to authenticate with [default: contents of <data-dir>/server/token]",
+        scope: Scope::Client,
+        secret: true,
+        ..ROW
+    },
+    KeySpec {
+        name: "name",
+        kind: Kind::Name,
+        default: DefaultValue::Value("on-demand"),
+        help: "Base name of on-demand snapshots",
+        scope: Scope::Client,
+        ..ROW
+    },
+];

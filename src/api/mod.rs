@@ -1,7 +1,9 @@
 //! The authenticated snapshot API (`POST /db/snapshot`, `/metrics`, `/healthz`, `/cacerts`) and
 //! the CLI's client for it.
 
+pub mod auth;
 pub mod client;
+pub mod client_tls;
 pub mod request;
 pub mod server;
 pub mod tls;

@@ -1,15 +1,29 @@
 //! HTTPS server for the snapshot API. Authenticates `server:<token>`, decodes RKE2 requests and
 //! hands them to a `SnapshotHandler`; never runs snapshot logic itself.
+//!
+//! Routes: `POST /db/snapshot` (authenticated), `GET /metrics`, `GET /healthz` and
+//! `GET /cacerts` (unauthenticated, as the CLI needs the CA before it can verify anything).
+//! Error bodies are Kubernetes `Status` objects whose message is meant for the client.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use secrecy::SecretString;
-use tokio::net::TcpListener;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::wire::{EtcdSnapshotFileList, SnapshotRequest, SnapshotResponse};
+use super::auth;
+use super::wire::{EtcdSnapshotFileList, SnapshotRequest, SnapshotResponse, StatusBody};
 use crate::telemetry::metrics::Metrics;
 
 /// A successful reply.
@@ -44,6 +58,17 @@ pub struct ApiState {
     pub ca_pem: String,
 }
 
+/// Largest accepted request body.
+const MAX_BODY: usize = 1024 * 1024;
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Same for request headers (slow clients must not pin connections forever).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+type Body = Full<Bytes>;
+
 /// Serves until `cancel`; in-flight requests are allowed to finish.
 pub async fn serve(
     listener: TcpListener,
@@ -51,6 +76,242 @@ pub async fn serve(
     state: Arc<ApiState>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let _ = (listener, tls, state, cancel);
-    todo!()
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let connections = TaskTracker::new();
+    tracing::info!(address = %listener.local_addr()?, "snapshot API listening");
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let conn = serve_connection(tcp, acceptor.clone(), state.clone(), cancel.clone());
+                connections.spawn(async move {
+                    if let Err(detail) = conn.await {
+                        tracing::debug!(%peer, %detail, "API connection ended with an error");
+                    }
+                });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to accept an API connection");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    tracing::info!("snapshot API stopped");
+    Ok(())
+}
+
+/// One connection: TLS handshake, then HTTP/1 until the client leaves or we shut down.
+async fn serve_connection(
+    tcp: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<ApiState>,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let tls = tokio::select! {
+        _ = cancel.cancelled() => return Ok(()),
+        tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => tls,
+    };
+    let tls = tls
+        .map_err(|_| "TLS handshake timed out".to_owned())?
+        .map_err(|err| format!("TLS handshake failed: {err}"))?;
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(req, &state).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return result.map_err(|err| err.to_string()),
+        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    // Lets the request in flight (if any) complete; idle connections close at once.
+    conn.await.map_err(|err| err.to_string())
+}
+
+/// Dispatches one request.
+async fn route(req: Request<Incoming>, state: &ApiState) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let response = match (path.as_str(), &method) {
+        ("/db/snapshot", &Method::POST) => snapshot(req, state).await,
+        ("/metrics", &Method::GET) => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            state.metrics.render(),
+        ),
+        ("/healthz", &Method::GET) => text(StatusCode::OK, "text/plain", "ok".into()),
+        ("/cacerts", &Method::GET) => text(
+            StatusCode::OK,
+            "application/x-pem-file",
+            state.ca_pem.clone(),
+        ),
+        ("/db/snapshot", _) => method_not_allowed("POST"),
+        ("/metrics" | "/healthz" | "/cacerts", _) => method_not_allowed("GET"),
+        _ => status(
+            StatusCode::NOT_FOUND,
+            format!("the path {path} does not exist"),
+        ),
+    };
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "API request");
+    response
+}
+
+/// `POST /db/snapshot`.
+async fn snapshot(req: Request<Incoming>, state: &ApiState) -> Response<Body> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let expected = crate::token::password_part(state.token.expose_secret());
+    if !auth::basic_auth_matches(authorization, "server", expected) {
+        let mut response = status(
+            StatusCode::UNAUTHORIZED,
+            "invalid or missing credentials".into(),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"etcd-snapshot\""),
+        );
+        return response;
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            let message = format!("request body exceeds {MAX_BODY} bytes");
+            return status(StatusCode::PAYLOAD_TOO_LARGE, message);
+        }
+        Err(err) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                format!("failed to read request body: {err}"),
+            );
+        }
+    };
+    let request = match decode_request(&body) {
+        Ok(request) => request,
+        Err(message) => return status(StatusCode::BAD_REQUEST, message),
+    };
+    match state.handler.handle(request).await {
+        Ok(HandlerReply::Snapshot(reply)) => json(StatusCode::OK, &reply),
+        Ok(HandlerReply::List(list)) => json(StatusCode::OK, &list),
+        Err(err) => {
+            let code = StatusCode::from_u16(err.status)
+                .ok()
+                .filter(|c| c.is_client_error() || c.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            status(code, err.message)
+        }
+    }
+}
+
+/// Decodes a request body; the error is a message for the client.
+fn decode_request(body: &[u8]) -> Result<SnapshotRequest, String> {
+    let request: SnapshotRequest =
+        serde_json::from_slice(body).map_err(|err| format!("invalid request body: {err}"))?;
+    if request.operation.is_none() {
+        return Err("invalid request body: missing operation (save, list, prune or delete)".into());
+    }
+    Ok(request)
+}
+
+fn text(code: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn json<T: serde::Serialize>(code: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => text(code, "application/json", body),
+        Err(err) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to encode reply: {err}"),
+        ),
+    }
+}
+
+/// A Kubernetes `Status` error response.
+fn status(code: StatusCode, message: String) -> Response<Body> {
+    let body = StatusBody::failure(code.as_u16(), reason(code), message);
+    let encoded = serde_json::to_string(&body).unwrap_or_default();
+    text(code, "application/json", encoded)
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed, use {allow}"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// The Kubernetes `StatusReason` for an HTTP code.
+fn reason(code: StatusCode) -> &'static str {
+    match code.as_u16() {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "Conflict",
+        413 => "RequestEntityTooLarge",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        500..=599 => "InternalError",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::wire::Operation;
+
+    #[test]
+    fn decode_accepts_rke2_bodies_and_rejects_bad_ones() {
+        let req = decode_request(br#"{"operation":"save","name":["x"],"compress":true}"#).unwrap();
+        assert_eq!(req.operation, Some(Operation::Save));
+        assert_eq!(req.compress, Some(true));
+        let err = decode_request(br#"{"operation":"explode"}"#).unwrap_err();
+        assert!(err.contains("unknown variant"), "{err}");
+        let err = decode_request(b"{}").unwrap_err();
+        assert!(err.contains("missing operation"), "{err}");
+        let err = decode_request(b"not json").unwrap_err();
+        assert!(err.starts_with("invalid request body"), "{err}");
+    }
+
+    #[test]
+    fn status_body_carries_code_reason_and_message() {
+        let response = status(StatusCode::CONFLICT, "busy".into());
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = response.into_body();
+        let bytes = collect_body(body);
+        let parsed: StatusBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(parsed, StatusBody::failure(409, "Conflict", "busy"));
+    }
+
+    fn collect_body(body: Body) -> Bytes {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { body.collect().await.unwrap().to_bytes() })
+    }
 }

@@ -1,4 +1,15 @@
-//! Prometheus metrics with RKE2's snapshot histogram names, plus our gauges.
+//! Prometheus metrics with RKE2's snapshot histogram names, plus our gauges and counter.
+//!
+//! Owns the registry and the text exposition only; it never decides when something is
+//! observed (callers time their own work) and never serves HTTP (the API server does).
+//! Metrics are registered without units so the exposition names are exactly RKE2's.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
 /// Outcome label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,50 +18,263 @@ pub enum Status {
     Error,
 }
 
+impl Status {
+    /// `Success` for `Ok`, `Error` for `Err`: saves a match at every call site.
+    pub fn of<T, E>(result: &Result<T, E>) -> Self {
+        if result.is_ok() {
+            Status::Success
+        } else {
+            Status::Error
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StorageLabels {
+    storage: &'static str,
+}
+
+type DurationFamily = Family<StatusLabels, Histogram, fn() -> Histogram>;
+
+/// RKE2's buckets: 0.008 s doubling 15 times (up to 131.072 s).
+fn rke2_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.008, 2.0, 15))
+}
+
 /// The registry and every metric we export.
-pub struct Metrics {}
+pub struct Metrics {
+    registry: Registry,
+    save: DurationFamily,
+    save_local: DurationFamily,
+    save_s3: DurationFamily,
+    reconcile: DurationFamily,
+    reconcile_local: DurationFamily,
+    reconcile_s3: DurationFamily,
+    last_success: Gauge,
+    snapshot_count: Family<StorageLabels, Gauge>,
+    skipped_ticks: Counter,
+}
 
 impl Metrics {
+    /// A fresh registry with every metric registered (each process has one, shared by `Arc`).
     pub fn new() -> Self {
-        todo!()
+        let mut registry = Registry::default();
+        let mut duration = |name: &str, help: &str| {
+            let family = DurationFamily::new_with_constructor(rke2_histogram);
+            registry.register(name, help, family.clone());
+            family
+        };
+        let save = duration(
+            "etcd_snapshot_save_duration_seconds",
+            "Total time taken to complete the etcd snapshot process",
+        );
+        let save_local = duration(
+            "etcd_snapshot_save_local_duration_seconds",
+            "Total time taken to save a local snapshot file",
+        );
+        let save_s3 = duration(
+            "etcd_snapshot_save_s3_duration_seconds",
+            "Total time taken to upload a snapshot file to S3",
+        );
+        let reconcile = duration(
+            "etcd_snapshot_reconcile_duration_seconds",
+            "Total time taken to sync the list of etcd snapshots",
+        );
+        let reconcile_local = duration(
+            "etcd_snapshot_reconcile_local_duration_seconds",
+            "Total time taken to list local snapshot files",
+        );
+        let reconcile_s3 = duration(
+            "etcd_snapshot_reconcile_s3_duration_seconds",
+            "Total time taken to list S3 snapshot files",
+        );
+        let last_success = Gauge::default();
+        registry.register(
+            "etcd_snapshot_last_success_timestamp_seconds",
+            "Unix time of the last successful snapshot save",
+            last_success.clone(),
+        );
+        let snapshot_count = Family::<StorageLabels, Gauge>::default();
+        registry.register(
+            "etcd_snapshot_count",
+            "Number of snapshots present, by storage",
+            snapshot_count.clone(),
+        );
+        let skipped_ticks = Counter::default();
+        registry.register(
+            "etcd_snapshot_skipped_ticks",
+            "Scheduled snapshots skipped because the previous one was still running",
+            skipped_ticks.clone(),
+        );
+        Self {
+            registry,
+            save,
+            save_local,
+            save_s3,
+            reconcile,
+            reconcile_local,
+            reconcile_s3,
+            last_success,
+            snapshot_count,
+            skipped_ticks,
+        }
     }
+
+    fn observe(family: &DurationFamily, status: Status, seconds: f64) {
+        family
+            .get_or_create(&StatusLabels {
+                status: status.label(),
+            })
+            .observe(seconds);
+    }
+
     /// `etcd_snapshot_save_duration_seconds{status}`.
     pub fn observe_save(&self, status: Status, seconds: f64) {
-        let _ = (status, seconds);
-        todo!()
+        Self::observe(&self.save, status, seconds);
     }
     /// `etcd_snapshot_save_local_duration_seconds{status}`.
     pub fn observe_save_local(&self, status: Status, seconds: f64) {
-        let _ = (status, seconds);
-        todo!()
+        Self::observe(&self.save_local, status, seconds);
+    }
+    /// `etcd_snapshot_save_s3_duration_seconds{status}` (S3 client setup failure or upload).
+    pub fn observe_save_s3(&self, status: Status, seconds: f64) {
+        Self::observe(&self.save_s3, status, seconds);
+    }
+    /// `etcd_snapshot_reconcile_duration_seconds{status}` (one whole reconcile pass).
+    pub fn observe_reconcile(&self, status: Status, seconds: f64) {
+        Self::observe(&self.reconcile, status, seconds);
     }
     /// `etcd_snapshot_reconcile_local_duration_seconds{status}` (listing the local dir).
     pub fn observe_reconcile_local(&self, status: Status, seconds: f64) {
-        let _ = (status, seconds);
-        todo!()
+        Self::observe(&self.reconcile_local, status, seconds);
+    }
+    /// `etcd_snapshot_reconcile_s3_duration_seconds{status}` (S3 setup failure or listing).
+    pub fn observe_reconcile_s3(&self, status: Status, seconds: f64) {
+        Self::observe(&self.reconcile_s3, status, seconds);
     }
     /// `etcd_snapshot_last_success_timestamp_seconds`.
     pub fn set_last_success(&self, unix: i64) {
-        let _ = unix;
-        todo!()
+        self.last_success.set(unix);
     }
     /// `etcd_snapshot_count{storage="local"}`.
     pub fn set_snapshot_count(&self, count: u64) {
-        let _ = count;
-        todo!()
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.snapshot_count
+            .get_or_create(&StorageLabels { storage: "local" })
+            .set(count);
     }
-    /// `etcd_snapshot_skipped_ticks_total`: cron ticks skipped because a save was running.
+    /// `etcd_snapshot_skipped_ticks_total`: a scheduled tick found a snapshot still running.
     pub fn inc_skipped_tick(&self) {
-        todo!()
+        self.skipped_ticks.inc();
     }
-    /// Prometheus text exposition.
+    /// Prometheus text exposition (served as `text/plain; version=0.0.4`, hence no `# EOF`).
     pub fn render(&self) -> String {
-        todo!()
+        let mut out = String::new();
+        // Writing into a String cannot fail; encoding errors would only come from the writer.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        out
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_value(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn render_uses_rke2_names_labels_and_buckets() {
+        let m = Metrics::new();
+        m.observe_save(Status::Success, 0.010);
+        m.observe_save(Status::Error, 200.0);
+        m.observe_save_local(Status::Success, 0.5);
+        m.observe_save_s3(Status::Error, 1.0);
+        m.observe_reconcile(Status::Success, 0.001);
+        m.observe_reconcile_local(Status::Success, 0.002);
+        m.observe_reconcile_s3(Status::Success, 0.003);
+        m.set_last_success(1_700_000_000);
+        m.set_snapshot_count(7);
+        m.inc_skipped_tick();
+        m.inc_skipped_tick();
+        let text = m.render();
+
+        for name in [
+            "etcd_snapshot_save_duration_seconds",
+            "etcd_snapshot_save_local_duration_seconds",
+            "etcd_snapshot_save_s3_duration_seconds",
+            "etcd_snapshot_reconcile_duration_seconds",
+            "etcd_snapshot_reconcile_local_duration_seconds",
+            "etcd_snapshot_reconcile_s3_duration_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} histogram\n")),
+                "{name} missing in:\n{text}"
+            );
+        }
+        let bucket = |status: &str, le: &str| {
+            sample_value(
+                &text,
+                &format!(
+                    "etcd_snapshot_save_duration_seconds_bucket{{le=\"{le}\",status=\"{status}\"}}"
+                ),
+            )
+        };
+        // 0.010 s falls in the second bucket (le 0.016), not the first.
+        assert_eq!(bucket("success", "0.008").as_deref(), Some("0"));
+        assert_eq!(bucket("success", "0.016").as_deref(), Some("1"));
+        assert_eq!(bucket("success", "131.072").as_deref(), Some("1"));
+        // 200 s is beyond the last finite bound.
+        assert_eq!(bucket("error", "131.072").as_deref(), Some("0"));
+        assert_eq!(bucket("error", "+Inf").as_deref(), Some("1"));
+        let bounds = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("etcd_snapshot_save_duration_seconds_bucket{")
+                    && l.contains("status=\"success\"")
+            })
+            .count();
+        assert_eq!(bounds, 16, "15 finite buckets plus +Inf:\n{text}");
+
+        assert_eq!(
+            sample_value(&text, "etcd_snapshot_last_success_timestamp_seconds").as_deref(),
+            Some("1700000000")
+        );
+        assert_eq!(
+            sample_value(&text, "etcd_snapshot_count{storage=\"local\"}").as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            sample_value(&text, "etcd_snapshot_skipped_ticks_total").as_deref(),
+            Some("2")
+        );
+        assert!(!text.contains("# EOF"), "0.0.4 text must not end in # EOF");
+    }
+
+    #[test]
+    fn status_of_result() {
+        assert_eq!(Status::of::<(), ()>(&Ok(())), Status::Success);
+        assert_eq!(Status::of::<(), ()>(&Err(())), Status::Error);
     }
 }

@@ -173,10 +173,9 @@ fn pids_listening_on(address: &str) -> Vec<u32> {
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with("etcd\0") || cmdline.contains("/etcd\0") {
-            if cmdline.contains(address) {
-                pids.push(pid);
-            }
+        let is_etcd = cmdline.starts_with("etcd\0") || cmdline.contains("/etcd\0");
+        if is_etcd && cmdline.contains(address) {
+            pids.push(pid);
         }
     }
     assert!(!pids.is_empty(), "found the embedded etcd process");

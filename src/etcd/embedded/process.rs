@@ -257,7 +257,7 @@ mod tests {
             b"etcd\0--data-dir\0/var/lib/x/server/db/etcd2\0",
             dir
         ));
-        assert!(!cmdline_names_data_dir(b"sleep\0100\0", dir));
+        assert!(!cmdline_names_data_dir(b"sleep\x00600\x00", dir));
     }
 
     #[test]

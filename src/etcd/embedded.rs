@@ -1,12 +1,24 @@
 //! The embedded default: an `etcd` child process on loopback, supervised.
 //!
 //! Started when no `--etcd-endpoints` is configured. Restarted with backoff when it dies, stopped
-//! cleanly on shutdown, and never left running after the server exits.
+//! cleanly on shutdown, and never left running after the server exits (a kernel death signal
+//! covers our own crash; a pid file lets the next start stop a leftover). This module decides
+//! when to (re)start and stop; `process` does the process plumbing. It never touches the
+//! member's data beyond creating its directory.
+
+mod process;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
+use tokio::process::Child;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use process::RecentOutput;
 
 /// How to run the embedded member.
 #[derive(Debug, Clone)]
@@ -31,9 +43,26 @@ pub enum EmbeddedError {
     Unhealthy { seconds: u64, detail: String },
 }
 
+/// How long a fresh start may take before it counts as failed.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between health probes while starting.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// First restart delay; doubled after each quick crash up to `MAX_BACKOFF`.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A member that ran this long before dying counts as stable: the backoff starts over.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
 /// A running, supervised embedded etcd.
 #[derive(Debug)]
-pub struct EmbeddedEtcd {}
+pub struct EmbeddedEtcd {
+    endpoint: String,
+    /// Current etcd pid; 0 while it is down.
+    pid: Arc<AtomicU32>,
+    pid_file: PathBuf,
+    stop: CancellationToken,
+    supervisor: Option<JoinHandle<()>>,
+}
 
 impl EmbeddedEtcd {
     /// Starts etcd and waits (bounded) until it answers; supervision runs until `cancel`.
@@ -41,15 +70,239 @@ impl EmbeddedEtcd {
         opts: EmbeddedOptions,
         cancel: CancellationToken,
     ) -> Result<Self, EmbeddedError> {
-        let _ = (opts, cancel);
-        todo!()
+        let binary =
+            process::find_binary(&opts.binary).ok_or_else(|| EmbeddedError::BinaryNotFound {
+                binary: opts.binary.clone(),
+            })?;
+        process::prepare_data_dir(&opts.data_dir).map_err(EmbeddedError::Spawn)?;
+        let pid_file = process::pid_file_for(&opts.data_dir);
+        process::stop_leftover(&pid_file, &opts.data_dir).await;
+
+        let recent = RecentOutput::default();
+        let spawned = process::spawn(&binary, &opts, &recent).map_err(EmbeddedError::Spawn)?;
+        let (mut child, forwarders) = (spawned.child, spawned.forwarders);
+        let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
+        process::write_pid_file(&pid_file, pid.load(Ordering::SeqCst));
+        let endpoint = format!("http://{}", opts.client_address);
+        tracing::info!(%endpoint, data_dir = %opts.data_dir.display(), "starting embedded etcd");
+        if let Err(detail) = wait_healthy(&endpoint, &mut child, &cancel).await {
+            process::terminate(&mut child).await;
+            process::remove_pid_file(&pid_file);
+            // Let the output forwarders drain so the error shows etcd's last words.
+            let _ = tokio::time::timeout(Duration::from_secs(1), join_all(forwarders)).await;
+            let detail = format!("{detail}; {}", recent.describe());
+            return Err(EmbeddedError::Unhealthy {
+                seconds: HEALTH_TIMEOUT.as_secs(),
+                detail,
+            });
+        }
+        tracing::info!(%endpoint, "embedded etcd is ready");
+
+        let stop = cancel.child_token();
+        let member = Member {
+            binary,
+            opts,
+            child,
+            started: Instant::now(),
+            recent,
+            pid: pid.clone(),
+            pid_file: pid_file.clone(),
+        };
+        let supervisor = tokio::spawn(supervise(member, stop.clone()));
+        Ok(Self {
+            endpoint,
+            pid,
+            pid_file,
+            stop,
+            supervisor: Some(supervisor),
+        })
     }
+
     /// `http://<client address>`.
     pub fn endpoint(&self) -> String {
-        todo!()
+        self.endpoint.clone()
     }
+
+    /// The running etcd's pid (None while it is being restarted or after shutdown).
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+    }
+
+    /// Where the pid is recorded for crash recovery (`<data-dir>.pid`).
+    pub fn pid_file(&self) -> &Path {
+        &self.pid_file
+    }
+
     /// Stops etcd (SIGTERM, then SIGKILL after a grace period) and waits for it.
-    pub async fn shutdown(self) {
-        todo!()
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(supervisor) = self.supervisor.take() {
+            let _ = supervisor.await;
+        }
+    }
+}
+
+impl Drop for EmbeddedEtcd {
+    /// Without `shutdown`, the supervisor still stops etcd (asynchronously); `kill_on_drop`
+    /// backs that up if the runtime goes away first.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Polls until the member answers a status call, it exits, or `HEALTH_TIMEOUT` passes.
+async fn wait_healthy(
+    endpoint: &str,
+    child: &mut Child,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + HEALTH_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("etcd exited with {status}"));
+        }
+        if probe(endpoint).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("no answer at {endpoint}"));
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err("cancelled while starting".into()),
+            _ = tokio::time::sleep(PROBE_INTERVAL) => {}
+        }
+    }
+}
+
+/// Waits for every task (their results do not matter here).
+async fn join_all(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// True when the member answers a status call.
+async fn probe(endpoint: &str) -> bool {
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_timeout(Duration::from_secs(2));
+    let attempt = async {
+        let mut client = etcd_client::Client::connect([endpoint], Some(options)).await?;
+        client.status().await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), attempt).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The supervised child and what is needed to start it again.
+struct Member {
+    binary: PathBuf,
+    opts: EmbeddedOptions,
+    child: Child,
+    started: Instant,
+    recent: RecentOutput,
+    pid: Arc<AtomicU32>,
+    pid_file: PathBuf,
+}
+
+/// Restarts etcd whenever it exits on its own; stops it when `stop` fires.
+async fn supervise(mut member: Member, stop: CancellationToken) {
+    let mut backoff = Backoff::default();
+    loop {
+        let exited = tokio::select! {
+            status = member.child.wait() => Some(status),
+            _ = stop.cancelled() => None,
+        };
+        let Some(status) = exited else {
+            tracing::info!("stopping embedded etcd");
+            let status = process::terminate(&mut member.child).await;
+            tracing::info!(?status, "embedded etcd stopped");
+            break;
+        };
+        member.pid.store(0, Ordering::SeqCst);
+        let delay = backoff.after_exit(member.started.elapsed());
+        let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        tracing::warn!(%status, restart_in = ?delay, output = %member.recent.describe(),
+            "embedded etcd exited unexpectedly");
+        if !restart(&mut member, &mut backoff, delay, &stop).await {
+            break;
+        }
+    }
+    member.pid.store(0, Ordering::SeqCst);
+    process::remove_pid_file(&member.pid_file);
+}
+
+/// Waits `delay` and spawns etcd again, retrying with backoff; false when stopped meanwhile.
+async fn restart(
+    member: &mut Member,
+    backoff: &mut Backoff,
+    mut delay: Duration,
+    stop: &CancellationToken,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match process::spawn(&member.binary, &member.opts, &member.recent) {
+            Ok(process::Spawned { child, .. }) => {
+                let pid = child.id().unwrap_or(0);
+                member.child = child;
+                member.started = Instant::now();
+                member.pid.store(pid, Ordering::SeqCst);
+                process::write_pid_file(&member.pid_file, pid);
+                tracing::info!(pid, "embedded etcd restarted");
+                return true;
+            }
+            Err(err) => {
+                delay = backoff.after_exit(Duration::ZERO);
+                tracing::warn!(error = %err, retry_in = ?delay, "failed to restart embedded etcd");
+            }
+        }
+    }
+}
+
+/// Exponential restart delay: 1 s doubling to 30 s, reset once a run lasted `STABLE_AFTER`.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            next: INITIAL_BACKOFF,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next start, given how long the last run lasted.
+    fn after_exit(&mut self, ran_for: Duration) -> Duration {
+        if ran_for >= STABLE_AFTER {
+            self.next = INITIAL_BACKOFF;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets_after_a_stable_run() {
+        let mut backoff = Backoff::default();
+        let quick = Duration::from_secs(5);
+        let delays: Vec<u64> = (0..7)
+            .map(|_| backoff.after_exit(quick).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff.after_exit(STABLE_AFTER).as_secs(), 1);
+        assert_eq!(backoff.after_exit(quick).as_secs(), 2);
     }
 }

@@ -1,7 +1,8 @@
 //! tracing subscriber setup: text or JSON on stderr, `--debug` for debug level.
 //!
-//! Owns only the global subscriber; it never decides what gets logged. `RUST_LOG`, when set,
-//! overrides the level chosen from the settings so operators can narrow or widen targets.
+//! Owns only the global subscriber; it never decides what gets logged. `RUST_LOG`, when set and
+//! valid, overrides the level chosen from the settings so operators can narrow or widen targets
+//! (e.g. `RUST_LOG=info,etcd=debug` shows the embedded etcd's own output).
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,10 +10,9 @@ use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber once (later calls are no-ops).
 pub fn init(settings: LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default_directive(settings)));
+    let rust_log = std::env::var("RUST_LOG").ok();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(settings, rust_log.as_deref()))
         .with_writer(std::io::stderr);
     // try_init fails only when a subscriber is already installed: keep the first one.
     let _ = match settings.format {
@@ -21,33 +21,35 @@ pub fn init(settings: LogSettings) {
     };
 }
 
-/// The level used when `RUST_LOG` is unset.
-fn default_directive(settings: LogSettings) -> &'static str {
-    if settings.debug { "debug" } else { "info" }
+/// `RUST_LOG` when it parses, else `debug` with `--debug`, else `info`.
+fn filter(settings: LogSettings, rust_log: Option<&str>) -> EnvFilter {
+    let fallback = if settings.debug { "debug" } else { "info" };
+    rust_log
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(fallback))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn debug_flag_selects_debug_level() {
-        let text = |debug| LogSettings {
+    fn settings(debug: bool) -> LogSettings {
+        LogSettings {
             format: LogFormat::Text,
             debug,
-        };
-        assert_eq!(default_directive(text(false)), "info");
-        assert_eq!(default_directive(text(true)), "debug");
+        }
     }
 
     #[test]
-    fn repeated_init_is_harmless() {
-        let json = LogSettings {
-            format: LogFormat::Json,
-            debug: false,
-        };
-        init(json);
-        init(json);
-        tracing::info!("logging initialised twice without panicking");
+    fn level_comes_from_debug_flag_unless_rust_log_is_set() {
+        assert_eq!(filter(settings(false), None).to_string(), "info");
+        assert_eq!(filter(settings(true), None).to_string(), "debug");
+        assert_eq!(filter(settings(true), Some("")).to_string(), "debug");
+        let custom = filter(settings(false), Some("warn,etcd=debug")).to_string();
+        assert!(
+            custom.contains("etcd=debug") && custom.contains("warn"),
+            "{custom}"
+        );
     }
 }

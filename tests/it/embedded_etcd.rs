@@ -1,1 +1,192 @@
-//! Integration tests: embedded_etcd.
+//! Integration tests: embedded_etcd. The real `etcd` binary supervised by `EmbeddedEtcd` on free
+//! loopback ports, checked through etcd-client and /proc.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etcd_snapshot::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{free_port, require_binary};
+
+fn options(binary: PathBuf, data_dir: &Path) -> EmbeddedOptions {
+    let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    EmbeddedOptions {
+        binary,
+        data_dir: data_dir.to_path_buf(),
+        name: "test-node".into(),
+        client_address: addr(free_port()),
+        peer_address: addr(free_port()),
+    }
+}
+
+/// Async bounded poll (the supervisor needs the runtime while we wait).
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+async fn client(endpoint: &str) -> etcd_client::Client {
+    etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connect to embedded etcd")
+}
+
+async fn get(endpoint: &str, key: &str) -> Option<String> {
+    let mut client = etcd_client::Client::connect([endpoint], None).await.ok()?;
+    let resp = client.get(key, None).await.ok()?;
+    let kv = resp.kvs().first()?;
+    Some(kv.value_str().ok()?.to_owned())
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; only count processes that have not exited.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_serves_data_from_its_dir_and_shuts_down() {
+    let Some(etcd) = require_binary("etcd") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("server").join("db").join("etcd");
+    let member = EmbeddedEtcd::start(options(etcd, &data_dir), CancellationToken::new())
+        .await
+        .unwrap();
+    let endpoint = member.endpoint();
+    client(&endpoint).await.put("/k", "v1", None).await.unwrap();
+    assert_eq!(get(&endpoint, "/k").await.as_deref(), Some("v1"));
+    assert!(data_dir.join("member").join("snap").join("db").is_file());
+
+    let pid = member.pid().expect("etcd runs");
+    let recorded = std::fs::read_to_string(member.pid_file()).unwrap();
+    assert_eq!(recorded.trim(), pid.to_string());
+    let pid_file = member.pid_file().to_path_buf();
+    member.shutdown().await;
+    assert!(!alive(pid), "etcd {pid} still running after shutdown");
+    assert!(!pid_file.exists(), "pid file left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_restarts_a_killed_member_with_its_data() {
+    let Some(etcd) = require_binary("etcd") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let member = EmbeddedEtcd::start(options(etcd, &root.path().join("etcd")), cancel.clone())
+        .await
+        .unwrap();
+    let endpoint = member.endpoint();
+    client(&endpoint)
+        .await
+        .put("/kept", "yes", None)
+        .await
+        .unwrap();
+    let first = member.pid().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    eventually("a new etcd pid", Duration::from_secs(20), || async {
+        matches!(member.pid(), Some(pid) if pid != first)
+    })
+    .await;
+    eventually(
+        "the restarted member to serve the old key",
+        Duration::from_secs(20),
+        || {
+            let endpoint = endpoint.clone();
+            async move { get(&endpoint, "/kept").await.as_deref() == Some("yes") }
+        },
+    )
+    .await;
+    let second = member.pid().unwrap();
+    let recorded = std::fs::read_to_string(member.pid_file()).unwrap();
+    assert_eq!(recorded.trim(), second.to_string());
+
+    // Cancelling the parent token stops the member too.
+    cancel.cancel();
+    member.shutdown().await;
+    assert!(!alive(second));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_process_on_the_same_data_dir_is_stopped_first() {
+    let Some(etcd) = require_binary("etcd") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("etcd");
+    // Stand-in for an etcd orphaned by a crash: its command line names our data dir.
+    let mut leftover = std::process::Command::new("sh")
+        .args(["-c", "sleep 600", "sh"])
+        .arg(&data_dir)
+        .spawn()
+        .unwrap();
+    let leftover_pid = leftover.id();
+    std::fs::write(root.path().join("etcd.pid"), format!("{leftover_pid}\n")).unwrap();
+    // Reap it as soon as it dies so it does not linger as a zombie.
+    let reaper = std::thread::spawn(move || leftover.wait());
+
+    let member = EmbeddedEtcd::start(options(etcd, &data_dir), CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(!alive(leftover_pid), "leftover process still running");
+    assert!(reaper.join().unwrap().is_ok());
+    assert_ne!(member.pid(), Some(leftover_pid));
+    member.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_binary_is_reported() {
+    let root = tempfile::tempdir().unwrap();
+    for binary in ["etcd-does-not-exist-here", "/nonexistent/bin/etcd"] {
+        let opts = options(PathBuf::from(binary), &root.path().join("etcd"));
+        match EmbeddedEtcd::start(opts, CancellationToken::new()).await {
+            Err(EmbeddedError::BinaryNotFound { binary: reported }) => {
+                assert_eq!(reported, PathBuf::from(binary));
+            }
+            other => panic!("expected BinaryNotFound, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_cannot_start_reports_what_etcd_printed() {
+    let Some(etcd) = require_binary("etcd") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("etcd");
+    let mut opts = options(etcd, &data_dir);
+    // Another process holds the client port, so etcd exits right away.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    opts.client_address = busy.local_addr().unwrap();
+    match EmbeddedEtcd::start(opts, CancellationToken::new()).await {
+        Err(EmbeddedError::Unhealthy { detail, .. }) => {
+            assert!(detail.contains("address already in use"), "{detail}");
+        }
+        other => panic!("expected Unhealthy, got {other:?}"),
+    }
+    assert!(
+        !root.path().join("etcd.pid").exists(),
+        "pid file left behind"
+    );
+}

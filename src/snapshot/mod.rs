@@ -9,6 +9,7 @@ pub mod prune;
 pub mod record;
 pub mod save;
 pub mod sink;
+pub mod zipstream;
 
 pub use name::SnapshotName;
 pub use record::{SnapshotRecord, Storage};

@@ -19,9 +19,13 @@ use super::name::PART_SUFFIX;
 use super::sink::{SnapshotSink, Written};
 use crate::fsutil;
 
-/// Deflate level for compressed snapshots. Measured on a 111 MB snapshot from a local etcd
-/// (stream alone ~200 MB/s): level 1 keeps pace but its fast strategy leaves 33% of the size;
-/// level 2 reaches 23% (as small as Go's default 6) at ~160 MB/s; 6 runs at ~95 MB/s.
+/// Deflate level for compressed snapshots. Blocks are compressed in parallel (`zipstream`), but on
+/// a 2-core machine the save is CPU-bound: etcd itself burns ~1.2 core-s to stream 306 MB.
+/// Measured there (bench/save-bench.sh 256, literal-heavy hex, etcdctl 1.42-1.51 s): level 1
+/// 2.5 s, 85% of the size (zlib-rs level 1 uses static Huffman codes only); level 2 3.3 s, 54%;
+/// level 6 3.45 s, 54%. Per core: level 1 114 MB/s, 2 70 MB/s, 6 64 MB/s. On a real 111 MB
+/// snapshot a single stream kept 33% at level 1 and 23% at level 2 (~160 MB/s). Level 1 is the
+/// only one near etcdctl's time, so it stays the default.
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 
 /// Chunks in flight between the stream reader and the writer (etcd sends 32 KiB messages).

@@ -9,11 +9,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use zip::write::{FullFileOptions, StreamWriter};
-use zip::{CompressionMethod, ZipWriter};
 
 use super::SnapshotName;
 use super::save::SaveError;
+use super::zipstream::{ZipEntry, ZipStreamWriter};
 use crate::fsutil;
 
 /// Size of etcd's integrity trailer: the SHA-256 of the database image.
@@ -22,7 +21,7 @@ const TRAILER_LEN: usize = 32;
 const PAGE_ALIGN: u64 = 512;
 /// The mode of snapshot files (etcd's private file mode).
 pub(crate) const SNAPSHOT_MODE: u32 = 0o600;
-/// Write buffer in front of the file: batches the zip writer's small writes.
+/// Write buffer in front of the file: batches small writes (raw chunks, zip headers).
 const WRITE_BUFFER: usize = 256 * 1024;
 
 /// What the sink wrote, once verified and fsynced.
@@ -101,7 +100,7 @@ type FileOut = BufWriter<HashingFile>;
 
 enum Output {
     Raw(FileOut),
-    Zip(Box<ZipWriter<StreamWriter<FileOut>>>),
+    Zip(Box<ZipStreamWriter<FileOut>>),
 }
 
 /// Writes one snapshot into a freshly created temp file.
@@ -128,10 +127,13 @@ impl SnapshotSink {
             },
         );
         let out = if name.compressed {
-            // The streaming writer never seeks back, so what is hashed is what stays on disk.
-            let mut zip = ZipWriter::new_stream(buffered);
-            zip.start_file(name.stem(), entry_options(name.unix, level))
-                .map_err(|e| write_err(e.into()))?;
+            // The zip writer never seeks back, so what is hashed is what stays on disk.
+            let entry = ZipEntry {
+                name: name.stem(),
+                unix_mtime: name.unix,
+                mode: SNAPSHOT_MODE,
+            };
+            let zip = ZipStreamWriter::new(buffered, &entry, level).map_err(write_err)?;
             Output::Zip(Box::new(zip))
         } else {
             Output::Raw(buffered)
@@ -163,7 +165,7 @@ impl SnapshotSink {
         };
         let buffered = match out {
             Output::Raw(w) => w,
-            Output::Zip(z) => z.finish().map_err(|e| write_err(e.into()))?.into_inner(),
+            Output::Zip(z) => z.finish().map_err(write_err)?.0,
         };
         let hashing = buffered
             .into_inner()
@@ -182,45 +184,6 @@ impl SnapshotSink {
             source,
         }
     }
-}
-
-/// The zip entry RKE2 writes: Deflate, Unix creator, mode 0600, modified at the snapshot time
-/// (DOS time in UTC plus the extended timestamp), zip64 so any size fits.
-fn entry_options(unix: i64, level: u32) -> FullFileOptions<'static, 'static> {
-    let options = FullFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(i64::from(level)))
-        .system(zip::System::Unix)
-        .unix_permissions(SNAPSHOT_MODE)
-        .last_modified_time(dos_time(unix))
-        .large_file(true);
-    match u32::try_from(unix) {
-        // Only fails for a malformed field, which a single mtime cannot produce; keep going
-        // without it rather than fail a snapshot over a timestamp.
-        Ok(mtime) => options
-            .clone()
-            .with_extended_timestamp(Some(mtime), None, None)
-            .unwrap_or(options),
-        Err(_) => options,
-    }
-}
-
-fn dos_time(unix: i64) -> zip::DateTime {
-    use chrono::{Datelike, Timelike};
-    let Some(t) = chrono::DateTime::<chrono::Utc>::from_timestamp(unix, 0) else {
-        return zip::DateTime::default();
-    };
-    let (Ok(year), Ok(month), Ok(day), Ok(hour), Ok(minute), Ok(second)) = (
-        u16::try_from(t.year()),
-        u8::try_from(t.month()),
-        u8::try_from(t.day()),
-        u8::try_from(t.hour()),
-        u8::try_from(t.minute()),
-        u8::try_from(t.second()),
-    ) else {
-        return zip::DateTime::default();
-    };
-    zip::DateTime::from_date_and_time(year, month, day, hour, minute, second).unwrap_or_default()
 }
 
 /// Lowercase hex of a digest.
@@ -269,12 +232,5 @@ mod tests {
             check.update(&data);
             assert!(matches!(check.verify(), Err(SaveError::Truncated { .. })));
         }
-    }
-
-    #[test]
-    fn dos_time_is_utc_of_the_name() {
-        let t = dos_time(1_754_906_881);
-        assert_eq!((t.year(), t.month(), t.day()), (2025, 8, 11));
-        assert_eq!((t.hour(), t.minute(), t.second()), (10, 8, 0));
     }
 }

@@ -122,6 +122,9 @@ pub(super) fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C in the operator's terminal reaches only the server,
+        // which lets a running snapshot finish before it stops etcd itself.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn()?;
     let mut forwarders = Vec::new();

@@ -4,6 +4,8 @@
 //! valid, overrides the level chosen from the settings so operators can narrow or widen targets
 //! (e.g. `RUST_LOG=info,etcd=debug` shows the embedded etcd's own output).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
@@ -13,7 +15,9 @@ pub fn init(settings: LogSettings) {
     let rust_log = std::env::var("RUST_LOG").ok();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(settings, rust_log.as_deref()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only help a terminal; in journald or a log file they are noise.
+        .with_ansi(std::io::stderr().is_terminal());
     // try_init fails only when a subscriber is already installed: keep the first one.
     let _ = match settings.format {
         LogFormat::Text => builder.try_init(),

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Save benchmark: etcd-snapshot against etcdctl on the same >= 1 GiB etcd database, in one run.
 #
-#   bench/save-bench.sh [size-in-MiB (default 1100)] [runs (default 3)]
+#   [DATA=k8s|hex] bench/save-bench.sh [size-in-MiB (default 1100)] [runs (default 3)]
 #
-# Starts a throwaway etcd on loopback, fills it with 1 MiB values (hex text: compressible about
-# 2:1, like real cluster data is), then times each contender `runs` times with GNU time
-# (wall seconds, peak RSS) and prints a Markdown table of the median run. Needs: etcd, etcdctl,
-# zip, /usr/bin/time, a release build (cargo build --release).
+# Starts a throwaway etcd on loopback, fills it with 1 MiB values from bench/gen-values.py
+# (DATA=k8s: Kubernetes-like JSON objects, the default; DATA=hex: random hex text, the slow case
+# for Deflate), then times each contender `runs` times with GNU time (wall seconds, peak RSS) and
+# prints a Markdown table of the median run. Needs: etcd, etcdctl, zip, python3, /usr/bin/time,
+# a release build (cargo build --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB="${1:-1100}"
 RUNS="${2:-3}"
+DATA="${DATA:-k8s}"
 BIN="${BIN:-target/release/etcd-snapshot}"
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 
@@ -26,8 +28,8 @@ trap 'kill $etcd_pid 2>/dev/null; wait $etcd_pid 2>/dev/null; rm -rf "$work"' EX
 export ETCDCTL_API=3
 for _ in $(seq 100); do etcdctl --endpoints "$ep" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
 
-echo "filling etcd with ${SIZE_MIB} MiB..." >&2
-head -c $((SIZE_MIB * 512 * 1024)) /dev/urandom | od -An -v -tx1 | tr -d ' \n' | fold -w 1048576 > "$work/values"
+echo "filling etcd with ${SIZE_MIB} MiB of $DATA values..." >&2
+python3 bench/gen-values.py "$DATA" "$SIZE_MIB" > "$work/values"
 i=0
 while IFS= read -r value; do
   printf '%s' "$value" | etcdctl --endpoints "$ep" put "/bench/$i" >/dev/null

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Writes benchmark values for bench/save-bench.sh: one 1 MiB value per line.
+
+  gen-values.py k8s SIZE_MIB   Kubernetes-like objects (JSON manifests with random uids,
+                               labels, managed fields, env vars and a base64 payload), the shape
+                               of what a cluster keeps in etcd; Deflate takes it to ~45%.
+  gen-values.py hex SIZE_MIB   random hex text: literal-heavy, the slow case for Deflate.
+"""
+import base64
+import json
+import random
+import signal
+import sys
+
+MIB = 1024 * 1024
+
+
+def k8s_object(rng: random.Random, i: int) -> str:
+    uid = "%08x-%04x-%04x-%04x-%012x" % tuple(rng.getrandbits(b) for b in (32, 16, 16, 16, 48))
+    app = rng.choice(["api", "web", "worker", "cache", "ingress", "metrics", "db"])
+    obj = {
+        "apiVersion": "v1",
+        "kind": rng.choice(["Pod", "ConfigMap", "Secret", "Service", "Endpoints"]),
+        "metadata": {
+            "name": f"{app}-{rng.getrandbits(40):010x}",
+            "namespace": rng.choice(["default", "kube-system", "prod", "staging"]),
+            "uid": uid,
+            "resourceVersion": str(1000000 + i),
+            "creationTimestamp": "2026-0%d-%02dT%02d:%02d:%02dZ"
+            % (rng.randint(1, 9), rng.randint(1, 28), rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59)),
+            "labels": {"app": app, "pod-template-hash": "%x" % rng.getrandbits(36), "tier": "backend"},
+            "managedFields": [
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {}}},
+                }
+            ],
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": app,
+                    "image": f"registry.example.com/{app}:v1.{rng.randint(0, 40)}.{rng.randint(0, 9)}",
+                    "env": [{"name": f"VAR_{k}", "value": "%x" % rng.getrandbits(64)} for k in range(rng.randint(2, 8))],
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                }
+            ],
+            "nodeName": f"node-{rng.randint(1, 50)}",
+        },
+        "data": {"payload": base64.b64encode(rng.randbytes(rng.randint(64, 1024))).decode()},
+    }
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def main() -> None:
+    kind, size_mib = sys.argv[1], int(sys.argv[2])
+    rng = random.Random(42)
+    out = sys.stdout
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    for i in range(size_mib):
+        if kind == "hex":
+            out.write(rng.randbytes(MIB // 2).hex())
+        else:
+            parts, length = [], 0
+            while length < MIB:
+                obj = k8s_object(rng, i)
+                parts.append(obj)
+                length += len(obj)
+            out.write("".join(parts)[:MIB])
+        out.write("\n")
+
+
+if __name__ == "__main__":
+    main()

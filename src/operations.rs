@@ -280,6 +280,7 @@ impl Operations {
         for path in &removed {
             tracing::info!(path = %path.display(), "removed leftover temp file of an interrupted save");
         }
+        self.refresh_count(&store);
         Ok(removed.len())
     }
 

@@ -80,3 +80,40 @@ fn tick(ops: &Arc<Operations>, current: &Arc<Resolved>, tracker: &TaskTracker) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Layer, RawValue, Source, resolve::resolve};
+    use crate::telemetry::metrics::Metrics;
+
+    fn resolved() -> Arc<Resolved> {
+        let mut flags = Layer::new();
+        flags.set(
+            "node-name",
+            RawValue::String("n1".into()),
+            Source::Flag("--node-name".into()),
+        );
+        Arc::new(resolve(&[&flags]).expect("defaults resolve"))
+    }
+
+    #[tokio::test]
+    async fn a_tick_during_a_running_save_is_skipped_and_counted() {
+        let ops = Arc::new(Operations::new(Arc::new(Metrics::new())));
+        let tracker = TaskTracker::new();
+        let running_save = ops.try_begin_write().expect("writer free");
+        tick(&ops, &resolved(), &tracker);
+        tick(&ops, &resolved(), &tracker);
+        assert!(tracker.is_empty(), "no save may start while one runs");
+        let metrics = ops.metrics().render();
+        assert!(
+            metrics.contains("etcd_snapshot_skipped_ticks_total 2"),
+            "{metrics}"
+        );
+        drop(running_save);
+        assert!(
+            ops.try_begin_write().is_some(),
+            "the writer is free again afterwards"
+        );
+    }
+}

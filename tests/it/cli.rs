@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::{TestEtcd, TestServer, run, snapshot_files, text, trailer_verifies, wait_for};
-
-fn snapshot_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
-    data_dir.join("server/db/snapshots")
-}
+use crate::support::{
+    TestEtcd, TestServer, run, snapshot_dir, snapshot_files, text, trailer_verifies, wait_for,
+};
 
 /// The `Snapshot <name> saved.` name from a save's stdout.
 fn saved_name(stdout: &str) -> String {
@@ -248,4 +246,59 @@ fn deleting_an_unknown_snapshot_says_not_found() {
         "{:?}",
         text(&out)
     );
+}
+
+#[test]
+fn metrics_and_health_reflect_saves_and_logs_can_be_json() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        data.path(),
+        &["--etcd-endpoints", &etcd.endpoint, "--log-format", "json"],
+    );
+    assert!(server.cli(&["save"]).status.success());
+    let client = etcd_snapshot::api::client::ApiClient {
+        url: server.url(),
+        token: "unused-for-public-routes".to_string().into(),
+        ca_file: Some(data.path().join("server/tls/etcd-snapshot-ca.crt")),
+        timeout: Duration::from_secs(10),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(client.fetch("/metrics")).unwrap();
+    let metrics = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("etcd_snapshot_save_duration_seconds_count{status=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "etcd_snapshot_save_duration_seconds_bucket{le=\"0.008\",status=\"success\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("etcd_snapshot_count{storage=\"local\"} 1"),
+        "{metrics}"
+    );
+    let last_success = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd_snapshot_last_success_timestamp_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("last success gauge");
+    assert!(last_success > 1.7e9, "{last_success}");
+    let (status, body) = rt.block_on(client.fetch("/healthz")).unwrap();
+    assert_eq!((status, body.as_ref()), (200, b"ok".as_ref()));
+    let log = server.log_text();
+    assert!(!log.is_empty());
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+    }
 }

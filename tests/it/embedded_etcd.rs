@@ -134,10 +134,14 @@ async fn a_leftover_process_on_the_same_data_dir_is_stopped_first() {
     };
     let root = tempfile::tempdir().unwrap();
     let data_dir = root.path().join("etcd");
-    // Stand-in for an etcd orphaned by a crash: its command line names our data dir.
+    // Stand-in for an etcd orphaned by a crash: its command line names our data dir. The loop
+    // keeps `sh` itself running (a lone `sleep` would be exec'd and lose the data dir argument).
     let mut leftover = std::process::Command::new("sh")
-        .args(["-c", "sleep 600", "sh"])
+        .args(["-c", "while :; do sleep 1; done", "sh"])
         .arg(&data_dir)
+        // Never hold the test runner's output pipes open, whatever happens to this process.
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let leftover_pid = leftover.id();

@@ -6,12 +6,8 @@ use std::time::Duration;
 
 use crate::support::{
     TestEtcd, TestServer, fill_etcd, free_port, process_alive, require_binary, run, signal,
-    snapshot_files, text, trailer_verifies, wait_for,
+    snapshot_dir, snapshot_files, text, trailer_verifies, wait_for,
 };
-
-fn snapshot_dir(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("server/db/snapshots")
-}
 
 fn scheduled(dir: &Path) -> Vec<String> {
     snapshot_files(dir)

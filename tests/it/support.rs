@@ -331,3 +331,8 @@ pub fn trailer_verifies(bytes: &[u8]) -> bool {
         sha2::Sha256::digest(body).as_slice() == trailer
     }
 }
+
+/// The default snapshot dir under a data dir.
+pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("server/db/snapshots")
+}

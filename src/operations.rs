@@ -53,8 +53,9 @@ pub struct DeleteReport {
 pub enum OperationError {
     #[error("failed to open snapshot store")]
     Store(#[source] StoreError),
-    #[error("failed to connect to etcd")]
-    Connect(#[source] ConnectError),
+    /// Already says which endpoints could not be reached; nothing to add.
+    #[error(transparent)]
+    Connect(ConnectError),
     #[error("failed to save snapshot {name}")]
     Save {
         name: String,

@@ -30,7 +30,7 @@ pub enum TokenError {
     },
     #[error("token file {path} is empty")]
     Empty { path: PathBuf },
-    #[error("no token: pass --etcd-token or make {path} readable")]
+    #[error("no server token in {path} (no server has run with this data dir, or the file is not readable); pass --etcd-token")]
     Missing { path: PathBuf },
 }
 

@@ -78,8 +78,7 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
         },
         snapshot_command => {
             print_warnings(&resolved.warnings);
-            match commands::run_snapshot_command(&snapshot_command, &engine, &resolved.config).await
-            {
+            match commands::run_snapshot_command(&snapshot_command, &engine, &resolved).await {
                 Ok(Completion::Success) => EXIT_OK,
                 Ok(Completion::Partial) => EXIT_PARTIAL,
                 Err(CommandError::Config(errors)) => {

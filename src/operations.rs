@@ -72,7 +72,11 @@ impl OperationError {
         matches!(
             self,
             OperationError::InvalidName { .. }
-                | OperationError::Store(StoreError::InvalidName { .. })
+                | OperationError::Store(
+                    StoreError::InvalidName { .. }
+                        | StoreError::MissingDir { .. }
+                        | StoreError::NotADir { .. }
+                )
         )
     }
 }

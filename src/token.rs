@@ -30,7 +30,9 @@ pub enum TokenError {
     },
     #[error("token file {path} is empty")]
     Empty { path: PathBuf },
-    #[error("no server token in {path} (no server has run with this data dir, or the file is not readable); pass --etcd-token")]
+    #[error(
+        "no server token in {path} (no server has run with this data dir, or the file is not readable); pass --etcd-token"
+    )]
     Missing { path: PathBuf },
 }
 
@@ -41,13 +43,20 @@ const GENERATED_TOKEN_BYTES: usize = 16;
 
 /// The server's token, creating `<data-dir>/server/token` when nothing else provides one.
 pub fn load_or_create_server_token(config: &DesiredConfig) -> Result<SecretString, TokenError> {
-    if let Some(token) = &config.token {
-        return Ok(token.clone());
-    }
-    if let Some(file) = &config.token_file {
-        return read_token_file(file);
-    }
+    let given = match (&config.token, &config.token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(file)) => Some(read_token_file(file)?),
+        (None, None) => None,
+    };
     let path = config.token_path();
+    if let Some(token) = given {
+        // As RKE2 does, record a given token where the CLI looks for it (only if none is there:
+        // an existing file may be what other tools on this node already use).
+        if !path.exists() {
+            write_token_file(&path, &token)?;
+        }
+        return Ok(token);
+    }
     match read_token_file(&path) {
         Err(TokenError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             create_token_file(&path)
@@ -114,11 +123,21 @@ fn read_token_file(path: &Path) -> Result<SecretString, TokenError> {
 
 /// Generates a random token and stores it crash-safely at `path` (parents 0700, file 0600).
 fn create_token_file(path: &Path) -> Result<SecretString, TokenError> {
+    let token = generate_token().map_err(|source| TokenError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_token_file(path, &token)?;
+    tracing::info!(path = %path.display(), "created a new server token");
+    Ok(token)
+}
+
+/// Writes `token` to `path` (0600, parents 0700), atomically.
+fn write_token_file(path: &Path, token: &SecretString) -> Result<(), TokenError> {
     let create_err = |source| TokenError::Create {
         path: path.to_path_buf(),
         source,
     };
-    let token = generate_token().map_err(create_err)?;
     if let Some(parent) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -128,9 +147,7 @@ fn create_token_file(path: &Path) -> Result<SecretString, TokenError> {
     }
     let mut contents = token.expose_secret().to_owned();
     contents.push('\n');
-    crate::fsutil::write_atomic(path, contents.as_bytes(), 0o600).map_err(create_err)?;
-    tracing::info!(path = %path.display(), "created a new server token");
-    Ok(token)
+    crate::fsutil::write_atomic(path, contents.as_bytes(), 0o600).map_err(create_err)
 }
 
 /// A random hex token from the kernel's CSPRNG.

@@ -150,8 +150,20 @@ impl ApiClient {
     /// The CA bundle to verify the server with: `ca_file`, or `/cacerts` fetched unverified and
     /// checked against the token's CA hash.
     async fn trusted_ca(&self, target: &Target) -> Result<Vec<u8>, ClientError> {
-        if let Some(pem) = self.ca_file.as_ref().and_then(|p| std::fs::read(p).ok()) {
-            return Ok(pem);
+        if let Some(path) = &self.ca_file {
+            // A local CA file that cannot be read is never a reason to trust whatever answers:
+            // either nothing answers (direct mode may follow) or the client refuses.
+            return match std::fs::read(path) {
+                Ok(pem) => Ok(pem),
+                Err(_) if !answers(&self.url).await => Err(ClientError::Unreachable {
+                    url: self.url.clone(),
+                    source: std::io::ErrorKind::ConnectionRefused.into(),
+                }),
+                Err(err) => Err(self.protocol(format!(
+                    "cannot verify the server: failed to read its CA file {}: {err}",
+                    path.display()
+                ))),
+            };
         }
         let insecure = client_tls::insecure().map_err(|detail| self.protocol(detail))?;
         let request = Request::get("/cacerts")
@@ -241,6 +253,18 @@ impl ApiClient {
             detail: detail.to_string(),
         }
     }
+}
+
+/// True when something accepts TCP connections at the URL's host and port (within 2 s).
+pub async fn answers(url: &str) -> bool {
+    let Ok(target) = parse_url(url) else {
+        return false;
+    };
+    let connect = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Connect errors meaning "no server there" (as opposed to a broken one).

@@ -9,13 +9,13 @@ pub mod output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::client::{ApiClient, ClientError, ClientReply};
+use crate::api::client::{ApiClient, ClientError, ClientReply, answers};
 use crate::api::tls;
 use crate::api::wire::{
     EtcdSnapshotFileList, FailedItem, Operation, SnapshotRequest, SnapshotResponse,
 };
 use crate::cli::{Command, OutputFormat};
-use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, RawValue};
+use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, RawValue, Resolved, Source};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
 use crate::telemetry::metrics::Metrics;
 use crate::token::client_token;
@@ -37,6 +37,8 @@ pub enum CommandError {
     Config(#[source] ConfigErrors),
     #[error(transparent)]
     Client(ClientError),
+    #[error("a snapshot server answers at {url} but there is no token to send it ({reason})")]
+    NoToken { url: String, reason: String },
     #[error("failed to run {operation} directly")]
     Direct {
         operation: &'static str,
@@ -51,10 +53,12 @@ pub enum CommandError {
 pub async fn run_snapshot_command(
     command: &Command,
     engine: &ConfigEngine,
-    config: &DesiredConfig,
+    resolved: &Resolved,
 ) -> Result<Completion, CommandError> {
+    let config = &resolved.config;
     let request = build_request(command, engine);
-    match client_for(config) {
+    let url = server_url(resolved);
+    match client_for(config, &url, command) {
         Ok(client) => match client.send(&request).await {
             Ok(reply) => return print_reply(command, reply),
             Err(ClientError::Unreachable { url, .. }) => {
@@ -65,15 +69,37 @@ pub async fn run_snapshot_command(
             }
             Err(other) => return Err(CommandError::Client(other)),
         },
+        // Direct mode is only for when no server runs: one that answers must be asked.
+        Err(reason) if answers(&url).await => return Err(CommandError::NoToken { url, reason }),
         Err(reason) => eprintln!("{reason}; running {} directly on this node", verb(command)),
     }
     run_direct(command, config).await
 }
 
-/// The API client for the configured server, or why there is none (no token to send).
-fn client_for(config: &DesiredConfig) -> Result<ApiClient, String> {
+/// `--etcd-server` when set anywhere; otherwise this node's server as the config places it
+/// (`bind-address`, `supervisor-port`), so one config file serves both server and CLI.
+fn server_url(resolved: &Resolved) -> String {
+    let config = &resolved.config;
+    let set = resolved
+        .shown
+        .iter()
+        .any(|v| v.key == "etcd-server" && v.source != Source::Default);
+    if set {
+        return config.api.server_url.clone();
+    }
+    let host = match config.api.bind_address {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_string(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("https://{host}:{}", config.api.supervisor_port)
+}
+
+/// The API client for the server at `url`, or why there is none (no token to send).
+fn client_for(config: &DesiredConfig, url: &str, command: &Command) -> Result<ApiClient, String> {
     let token = client_token(config).map_err(|e| error_chain(&e))?;
-    let url = config.api.server_url.clone();
+    let url = url.to_string();
     // The local CA file only vouches for the local server; a remote one is fetched from /cacerts.
     let is_local = ["https://127.0.0.1", "https://localhost", "https://[::1]"]
         .iter()
@@ -83,7 +109,11 @@ fn client_for(config: &DesiredConfig) -> Result<ApiClient, String> {
         url,
         token,
         ca_file,
-        timeout: Duration::from_secs(120),
+        // Writers may queue behind a long scheduled save; a listing never should.
+        timeout: match command {
+            Command::List { .. } => Duration::from_secs(120),
+            _ => Duration::from_secs(3600),
+        },
     })
 }
 

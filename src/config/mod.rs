@@ -81,6 +81,15 @@ impl ConfigEngine {
         self.validate_with(request).outcome
     }
 
+    /// Applies an API request's layer over an earlier good evaluation, for when the files on
+    /// disk are invalid right now: the last good configuration stays in force for requests too.
+    pub fn reapply(base: &Resolved, request: &Layer) -> Result<Resolved, ConfigErrors> {
+        let layers: Vec<&Layer> = base.layers.iter().chain([request]).collect();
+        let mut resolved = resolve::resolve(&layers)?;
+        resolved.layers = base.layers.clone();
+        Ok(resolved)
+    }
+
     /// Like `evaluate`, but keeps the warnings when the configuration is invalid.
     pub fn validate(&self) -> Validation {
         self.validate_with(None)
@@ -97,6 +106,11 @@ impl ConfigEngine {
             Ok(mut resolved) if errors.is_empty() => {
                 warnings.append(&mut resolved.warnings);
                 resolved.warnings = warnings.clone();
+                resolved.layers = files
+                    .iter()
+                    .chain([&self.env, &self.flags])
+                    .cloned()
+                    .collect();
                 Ok(resolved)
             }
             Ok(resolved) => {

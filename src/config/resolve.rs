@@ -73,6 +73,9 @@ pub struct Resolved {
     pub warnings: Vec<String>,
     /// Every key's effective value and source, in key-table order.
     pub shown: Vec<ShownValue>,
+    /// The layers (files, environment, flags; no request) this was resolved from, so a request
+    /// can be applied over the last good evaluation when the files on disk are currently invalid.
+    pub layers: Vec<Layer>,
 }
 
 /// Facts about the machine that built-in defaults depend on; explicit so tests stay pure.
@@ -139,6 +142,7 @@ pub fn resolve_with(layers: &[&Layer], host: &HostFacts) -> Result<Resolved, Con
         config,
         warnings,
         shown: shown(&parsed),
+        layers: Vec::new(),
     })
 }
 

@@ -1,18 +1,27 @@
 //! The API's `SnapshotHandler`: evaluates the config engine afresh with the request's layer on
 //! top, then runs the operation. This is where a request meets the server's merged config.
+//!
+//! Operations run as tasks on the daemon's tracker, not inside the HTTP request: a client that
+//! disconnects or times out never cancels a snapshot half-way, and shutdown waits for them.
 
 use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use crate::api::request::{PlannedOperation, plan_request};
 use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHandler};
 use crate::api::wire::{EtcdSnapshotFileList, SnapshotRequest, SnapshotResponse};
-use crate::config::ConfigEngine;
+use crate::config::{ConfigEngine, DesiredConfig, Layer, Resolved};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
 
 /// Serves `POST /db/snapshot` with the shared `Operations`.
 pub struct RequestHandler {
     pub engine: ConfigEngine,
     pub operations: Arc<Operations>,
+    /// The watcher's last good evaluation, used while the files on disk are invalid.
+    pub last_good: watch::Receiver<Arc<Resolved>>,
+    pub tracker: TaskTracker,
 }
 
 impl SnapshotHandler for RequestHandler {
@@ -24,44 +33,81 @@ impl SnapshotHandler for RequestHandler {
 impl RequestHandler {
     async fn serve(&self, request: SnapshotRequest) -> Result<HandlerReply, HandlerError> {
         let (operation, layer) = plan_request(&request).map_err(|e| bad_request(e.to_string()))?;
-        let resolved = self
-            .engine
-            .evaluate(Some(&layer))
-            .map_err(|errors| bad_request(errors.to_string().trim_end().to_string()))?;
-        let config = &resolved.config;
-        let ops = &self.operations;
-        match operation {
-            PlannedOperation::Save => {
-                let outcome = ops
-                    .save(config, SaveKind::OnDemand)
-                    .await
-                    .map_err(operation_failed)?;
-                Ok(HandlerReply::Snapshot(SnapshotResponse {
-                    created: outcome.created,
-                    deleted: outcome.deleted,
-                    failed: outcome.failed,
-                }))
+        let config = self.config_for(&layer)?;
+        let task = self
+            .tracker
+            .spawn(execute(Arc::clone(&self.operations), config, operation));
+        task.await.map_err(|e| HandlerError {
+            status: 500,
+            message: format!("the snapshot operation stopped unexpectedly: {e}"),
+        })?
+    }
+
+    /// The config for one request: a fresh evaluation, or, when the files are invalid right now,
+    /// the last good one with the request applied (the watcher has already reported the files).
+    fn config_for(&self, request: &Layer) -> Result<DesiredConfig, HandlerError> {
+        let as_bad_request = |errors: crate::config::ConfigErrors| {
+            bad_request(errors.to_string().trim_end().to_string())
+        };
+        match self.engine.evaluate(Some(request)) {
+            Ok(resolved) => Ok(resolved.config),
+            Err(errors) if self.engine.evaluate(None).is_ok() => Err(as_bad_request(errors)),
+            Err(_) => {
+                tracing::warn!(
+                    "config files are invalid; serving the request with the last good configuration"
+                );
+                let last_good = Arc::clone(&self.last_good.borrow());
+                ConfigEngine::reapply(&last_good, request)
+                    .map(|r| r.config)
+                    .map_err(as_bad_request)
             }
-            PlannedOperation::List => {
-                let records = ops.list(config).await.map_err(operation_failed)?;
-                let items = records.iter().map(|r| r.to_snapshot_file()).collect();
-                Ok(HandlerReply::List(EtcdSnapshotFileList::new(items)))
-            }
-            PlannedOperation::Delete { names } => {
-                let report = ops.delete(config, &names).await.map_err(operation_failed)?;
-                Ok(HandlerReply::Snapshot(SnapshotResponse {
-                    deleted: report.deleted,
-                    failed: report.failed,
-                    ..Default::default()
-                }))
-            }
-            PlannedOperation::Prune { dry_run } => {
-                let deleted = ops.prune(config, dry_run).await.map_err(operation_failed)?;
-                Ok(HandlerReply::Snapshot(SnapshotResponse {
-                    deleted,
-                    ..Default::default()
-                }))
-            }
+        }
+    }
+}
+
+/// Runs one operation to completion, whether or not anyone still waits for the answer.
+async fn execute(
+    ops: Arc<Operations>,
+    config: DesiredConfig,
+    operation: PlannedOperation,
+) -> Result<HandlerReply, HandlerError> {
+    match operation {
+        PlannedOperation::Save => {
+            let outcome = ops
+                .save(&config, SaveKind::OnDemand)
+                .await
+                .map_err(operation_failed)?;
+            Ok(HandlerReply::Snapshot(SnapshotResponse {
+                created: outcome.created,
+                deleted: outcome.deleted,
+                failed: outcome.failed,
+            }))
+        }
+        PlannedOperation::List => {
+            let records = ops.list(&config).await.map_err(operation_failed)?;
+            let items = records.iter().map(|r| r.to_snapshot_file()).collect();
+            Ok(HandlerReply::List(EtcdSnapshotFileList::new(items)))
+        }
+        PlannedOperation::Delete { names } => {
+            let report = ops
+                .delete(&config, &names)
+                .await
+                .map_err(operation_failed)?;
+            Ok(HandlerReply::Snapshot(SnapshotResponse {
+                deleted: report.deleted,
+                failed: report.failed,
+                ..Default::default()
+            }))
+        }
+        PlannedOperation::Prune { dry_run } => {
+            let deleted = ops
+                .prune(&config, dry_run)
+                .await
+                .map_err(operation_failed)?;
+            Ok(HandlerReply::Snapshot(SnapshotResponse {
+                deleted,
+                ..Default::default()
+            }))
         }
     }
 }

@@ -63,13 +63,14 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         .await
         .map_err(DaemonError::SnapshotDir)?;
 
-    let etcd_cancel = CancellationToken::new();
-    let embedded = start_etcd(&config, etcd_cancel.clone()).await?;
+    // Claim the API port before starting etcd: a port clash should not start and stop a member.
     let serving = tls::load_or_create(&config.tls_dir()).map_err(DaemonError::Tls)?;
     let address = SocketAddr::new(config.api.bind_address, config.api.supervisor_port);
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| DaemonError::Bind { address, source })?;
+    let etcd_cancel = CancellationToken::new();
+    let embedded = start_etcd(&config, etcd_cancel.clone()).await?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
@@ -83,7 +84,7 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     ));
     tracker.spawn(crate::scheduler::run(
         Arc::clone(&operations),
-        config_rx,
+        config_rx.clone(),
         tracker.clone(),
         cancel.clone(),
     ));
@@ -92,6 +93,8 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         handler: Arc::new(RequestHandler {
             engine,
             operations: Arc::clone(&operations),
+            last_good: config_rx.clone(),
+            tracker: tracker.clone(),
         }),
         metrics,
         ca_pem: serving.ca_pem.clone(),

@@ -109,6 +109,13 @@ pub fn validate_user_name(name: &str) -> Result<(), String> {
     if name.contains("..") {
         return Err("the name must not contain '..'".into());
     }
+    // Only snapshots can be deleted by name: never a save in progress or an unrelated file.
+    if name.ends_with(PART_SUFFIX) {
+        return Err("a save in progress cannot be deleted".into());
+    }
+    if timestamp_in_name(name).is_none() {
+        return Err("not a snapshot name (expected <name>-<node>-<unix seconds>[.zip])".into());
+    }
     Ok(())
 }
 
@@ -216,6 +223,10 @@ mod tests {
             ".",
             "a..b",
             "/etc/passwd",
+            "README",
+            "notes.txt",
+            "on-demand-n1-1.part",
+            "on-demand-n1-1.zip.part",
         ] {
             assert!(validate_user_name(bad).is_err(), "{bad:?}");
         }

@@ -107,6 +107,11 @@ impl TestEtcd {
         Some(me)
     }
 
+    /// The etcd process id (to pause it with SIGSTOP in tests that need a save to hang).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `etcdctl put` through the real client binary (keeps tests independent of our code).
     pub fn put(&self, key: &str, value: &str) {
         let etcdctl = require_binary("etcdctl").expect("etcdctl");
@@ -238,6 +243,11 @@ impl TestServer {
     /// Sends SIGTERM and waits (bounded) for exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         signal(self.pid(), "TERM");
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the server to exit on its own; returns the exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let start = Instant::now();
         loop {

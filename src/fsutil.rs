@@ -51,7 +51,13 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
 /// hold the store lock).
 pub fn publish_no_clobber(temp: &Path, dest: &Path) -> io::Result<()> {
     match std::fs::hard_link(temp, dest) {
-        Ok(()) => std::fs::remove_file(temp)?,
+        // The snapshot is published once linked; a temp name that will not go away is only
+        // clutter (startup cleanup removes it), never a reason to report the save as failed.
+        Ok(()) => {
+            if let Err(err) = std::fs::remove_file(temp) {
+                tracing::warn!(path = %temp.display(), error = %err, "failed to remove a published snapshot's temp name");
+            }
+        }
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(err),
         Err(_) => {
             if std::fs::symlink_metadata(dest).is_ok() {

@@ -178,162 +178,102 @@ fn pids_listening_on(address: &str) -> Vec<u32> {
     pids
 }
 
+/// A server over a ~48 MiB etcd with a CLI save that has started writing; etcd is left paused
+/// (SIGSTOP) so the save is certainly still running. Resume with `signal(etcd.pid(), "CONT")`.
+struct SaveInFlight {
+    etcd: TestEtcd,
+    data: tempfile::TempDir,
+    server: TestServer,
+    save: Option<std::process::Child>,
+}
+
+impl SaveInFlight {
+    fn start() -> Option<Self> {
+        let etcd = TestEtcd::start()?;
+        fill_etcd(&etcd.endpoint, 48);
+        let data = tempfile::tempdir().unwrap();
+        let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
+        let url = server.url();
+        let save = crate::support::command(
+            &["--etcd-server", &url, "--node-name", "n1", "save"],
+            data.path(),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let dir = snapshot_dir(data.path());
+        wait_for("the save to start writing", Duration::from_secs(20), || {
+            has_part_file(&dir)
+        });
+        signal(etcd.pid(), "STOP");
+        Some(Self {
+            etcd,
+            data,
+            server,
+            save,
+        })
+    }
+
+    /// Asserts exactly one complete, verified snapshot is in the dir.
+    fn assert_one_verified_snapshot(&self) {
+        let dir = snapshot_dir(self.data.path());
+        let files = snapshot_files(&dir);
+        assert_eq!(files.len(), 1, "{files:?}\n{}", self.server.log_text());
+        assert!(trailer_verifies(
+            &std::fs::read(dir.join(&files[0])).unwrap()
+        ));
+    }
+}
+
 #[test]
 fn sigterm_lets_a_running_snapshot_finish() {
-    let Some(etcd) = TestEtcd::start() else {
+    let Some(mut flight) = SaveInFlight::start() else {
         return;
     };
-    fill_etcd(&etcd.endpoint, 48);
-    let data = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
-    let dir = snapshot_dir(data.path());
-    let url = server.url();
-    let save = crate::support::command(
-        &["--etcd-server", &url, "--node-name", "n1", "save"],
-        data.path(),
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_for("the save to start writing", Duration::from_secs(20), || {
-        has_part_file(&dir)
-    });
-    // Hold the save mid-stream so SIGTERM certainly arrives while it runs.
-    signal(etcd.pid(), "STOP");
-    signal(server.pid(), "TERM");
+    signal(flight.server.pid(), "TERM");
     std::thread::sleep(Duration::from_millis(700));
-    let still_running = server.child.as_mut().unwrap().try_wait().unwrap().is_none();
-    signal(etcd.pid(), "CONT");
+    let still_running = flight
+        .server
+        .child
+        .as_mut()
+        .unwrap()
+        .try_wait()
+        .unwrap()
+        .is_none();
+    signal(flight.etcd.pid(), "CONT");
     assert!(
         still_running,
         "the server must wait for the running snapshot"
     );
-    let status = server.wait_exit();
-    assert!(status.success(), "{}", server.log_text());
-    let out = save.wait_with_output().unwrap();
+    let status = flight.server.wait_exit();
+    assert!(status.success(), "{}", flight.server.log_text());
+    let out = flight.save.take().unwrap().wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "the in-flight save completed: {:?}",
         text(&out)
     );
-    let files = snapshot_files(&dir);
-    assert_eq!(files.len(), 1);
-    assert!(trailer_verifies(
-        &std::fs::read(dir.join(&files[0])).unwrap()
-    ));
+    flight.assert_one_verified_snapshot();
 }
 
 #[test]
 fn a_save_survives_its_client_going_away() {
-    let Some(etcd) = TestEtcd::start() else {
+    let Some(mut flight) = SaveInFlight::start() else {
         return;
     };
-    fill_etcd(&etcd.endpoint, 48);
-    let data = tempfile::tempdir().unwrap();
-    let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
-    let dir = snapshot_dir(data.path());
-    let url = server.url();
-    let mut save = crate::support::command(
-        &["--etcd-server", &url, "--node-name", "n1", "save"],
-        data.path(),
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for("the save to start writing", Duration::from_secs(20), || {
-        has_part_file(&dir)
-    });
-    signal(etcd.pid(), "STOP");
+    let mut save = flight.save.take().unwrap();
     signal(save.id(), "KILL");
     let _ = save.wait();
     std::thread::sleep(Duration::from_millis(300));
-    signal(etcd.pid(), "CONT");
+    signal(flight.etcd.pid(), "CONT");
+    let dir = snapshot_dir(flight.data.path());
     wait_for(
         "the accepted save to complete anyway",
         Duration::from_secs(30),
         || snapshot_files(&dir).len() == 1,
     );
-    let files = snapshot_files(&dir);
-    assert!(
-        trailer_verifies(&std::fs::read(dir.join(&files[0])).unwrap()),
-        "{}",
-        server.log_text()
-    );
-}
-
-#[test]
-fn requests_use_the_last_good_config_while_the_files_are_invalid() {
-    let Some(etcd) = TestEtcd::start() else {
-        return;
-    };
-    let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("config.yaml");
-    std::fs::write(&config, format!("etcd-endpoints: {}\n", etcd.endpoint)).unwrap();
-    let config_arg = config.to_string_lossy().into_owned();
-    let server = TestServer::start(data.path(), &["--config", &config_arg]);
-    std::fs::write(
-        &config,
-        format!(
-            "etcd-endpoints: {}\netcd-snapshot-retention: nope\n",
-            etcd.endpoint
-        ),
-    )
-    .unwrap();
-    wait_for(
-        "the invalid edit to be reported",
-        Duration::from_secs(20),
-        || server.log_text().contains("nope"),
-    );
-    let out = server.cli(&["save"]);
-    assert!(
-        out.status.success(),
-        "{:?}\n{}",
-        text(&out),
-        server.log_text()
-    );
-    assert!(text(&out).0.contains("saved."));
-    let out = server.cli(&["save", "--snapshot-retention", "x"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "the CLI's own bad flag is still a usage error: {:?}",
-        text(&out)
-    );
-}
-
-#[test]
-fn no_direct_mode_while_a_server_answers() {
-    let Some(etcd) = TestEtcd::start() else {
-        return;
-    };
-    let data = tempfile::tempdir().unwrap();
-    let server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
-    let elsewhere = tempfile::tempdir().unwrap();
-    let url = server.url();
-    let out = run(
-        &[
-            "--etcd-server",
-            &url,
-            "--node-name",
-            "n1",
-            "--etcd-endpoints",
-            &etcd.endpoint,
-            "save",
-        ],
-        elsewhere.path(),
-    );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(
-        stderr.contains("answers") && stderr.contains("token"),
-        "{stderr}"
-    );
-    assert!(
-        snapshot_files(&snapshot_dir(elsewhere.path())).is_empty(),
-        "nothing saved behind the server's back"
-    );
+    flight.assert_one_verified_snapshot();
 }
 
 fn has_part_file(dir: &Path) -> bool {

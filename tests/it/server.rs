@@ -211,7 +211,7 @@ impl SaveInFlight {
             etcd,
             data,
             server,
-            save,
+            save: Some(save),
         })
     }
 

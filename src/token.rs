@@ -30,7 +30,9 @@ pub enum TokenError {
     },
     #[error("token file {path} is empty")]
     Empty { path: PathBuf },
-    #[error("no server token in {path} (no server has run with this data dir, or the file is not readable); pass --etcd-token")]
+    #[error(
+        "no server token in {path} (no server has run with this data dir, or the file is not readable); pass --etcd-token"
+    )]
     Missing { path: PathBuf },
 }
 
@@ -195,6 +197,7 @@ mod tests {
                 format: LogFormat::Text,
                 debug: false,
             },
+            s3: None,
         }
     }
 

@@ -89,11 +89,7 @@ pub fn clean_folder(folder: &str) -> String {
         }
     }
     let joined = parts.join("/");
-    if rooted {
-        format!("/{joined}")
-    } else {
-        joined
-    }
+    if rooted { format!("/{joined}") } else { joined }
 }
 
 #[cfg(test)]

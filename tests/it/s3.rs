@@ -5,7 +5,9 @@ use etcd_snapshot::snapshot::Storage;
 use etcd_snapshot::store::DeleteOutcome;
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Client, S3Error, S3Store};
 
-use crate::s3_support::{S3Server, SECRET_KEY, Tls, write_pattern};
+use etcd_snapshot::config::desired::S3Proxy;
+
+use crate::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_pattern};
 
 fn metadata() -> ObjectMetadata {
     ObjectMetadata {
@@ -251,4 +253,39 @@ async fn skip_ssl_verify_accepts_a_self_signed_endpoint() {
         .await
         .unwrap();
     assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_explicit_proxy_carries_http_and_https_traffic() {
+    let proxy = TestProxy::start().await;
+
+    let plain = S3Server::start(Tls::Plain).await;
+    plain.create_bucket("snapshots");
+    let mut settings = plain.settings("snapshots", "f");
+    settings.proxy = S3Proxy::Url(proxy.url());
+    let store = S3Store::connect(&settings)
+        .await
+        .expect("connect through proxy");
+    assert!(store.list().await.unwrap().is_empty());
+    let target = format!("http://{}/", plain.addr);
+    assert!(
+        proxy.seen().iter().any(|l| l.contains(&target)),
+        "proxy saw {:?}",
+        proxy.seen()
+    );
+
+    let tls = S3Server::start(Tls::PrivateCa).await;
+    tls.create_bucket("snapshots");
+    let mut settings = tls.settings("snapshots", "f");
+    settings.endpoint_ca = tls.ca_pem.clone();
+    settings.proxy = S3Proxy::Url(proxy.url());
+    S3Store::connect(&settings)
+        .await
+        .expect("connect through tunnel");
+    let connect = format!("CONNECT {}", tls.addr);
+    assert!(
+        proxy.seen().iter().any(|l| l.starts_with(&connect)),
+        "proxy saw {:?}",
+        proxy.seen()
+    );
 }

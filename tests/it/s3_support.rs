@@ -180,3 +180,82 @@ pub fn write_pattern(path: &Path, len: usize) -> Vec<u8> {
     std::fs::write(path, &bytes).expect("write test file");
     bytes
 }
+
+/// A minimal forward proxy: absolute-form HTTP requests are forwarded, `CONNECT` is tunnelled.
+/// It records each connection's first request line, so tests can prove traffic went through it.
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = proxy_connection(client, log).await;
+                });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("proxy log").clone()
+    }
+}
+
+async fn proxy_connection(
+    mut client: tokio::net::TcpStream,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Read the request head byte by byte, so nothing after it is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        if client.read(&mut byte).await? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let line = text.lines().next().unwrap_or_default().to_string();
+    log.lock().expect("proxy log").push(line.clone());
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    if method == "CONNECT" {
+        let mut upstream = tokio::net::TcpStream::connect(target).await?;
+        client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    } else {
+        let authority = target
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        let mut upstream = tokio::net::TcpStream::connect(authority).await?;
+        upstream.write_all(&head).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    }
+    Ok(())
+}

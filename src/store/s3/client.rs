@@ -180,6 +180,15 @@ fn http_client(settings: &S3Settings, endpoint: &str) -> Result<SharedHttpClient
                 reason: "etcd-s3-skip-ssl-verify cannot be combined with etcd-s3-proxy".into(),
             });
         }
+        let env_proxy = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        if env_proxy && settings.proxy == S3Proxy::FromEnv {
+            tracing::warn!(
+                "etcd-s3-skip-ssl-verify connects directly: the proxy environment variables are \
+                 not used for S3"
+            );
+        }
         let connector = insecure_tls::connector().map_err(|e| S3Error::TlsSetup {
             endpoint: endpoint.to_string(),
             source: Box::new(e),

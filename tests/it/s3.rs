@@ -289,3 +289,62 @@ async fn an_explicit_proxy_carries_http_and_https_traffic() {
         proxy.seen()
     );
 }
+
+#[tokio::test]
+async fn prune_keeps_other_clusters_and_other_bases_and_dry_run_touches_nothing() {
+    let server = S3Server::start(Tls::Plain).await;
+    server.create_bucket("shared");
+    let settings = server.settings("shared", "etcd");
+    let a = S3Store::connect(&settings)
+        .await
+        .unwrap()
+        .with_identity("node1", "cluster-a");
+    let b = S3Store::connect(&settings)
+        .await
+        .unwrap()
+        .with_identity("node1", "cluster-b");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    write_pattern(&file, 2048);
+    let upload = |store: &S3Store, name: &'static str, cluster: &'static str| {
+        let meta = ObjectMetadata {
+            cluster_id: cluster.into(),
+            ..metadata()
+        };
+        let store = store.clone();
+        let file = file.clone();
+        async move { store.upload_file(&file, name, &meta).await.unwrap() }
+    };
+    upload(&a, "etcd-snapshot-node1-100", "cluster-a").await;
+    upload(&a, "etcd-snapshot-node1-200", "cluster-a").await;
+    upload(&a, "etcd-snapshot-node1-300", "cluster-a").await;
+    upload(&b, "etcd-snapshot-node1-150", "cluster-b").await;
+    upload(&b, "etcd-snapshot-node1-250", "cluster-b").await;
+    upload(&a, "etcd-snapshot-weekly-node1-50", "cluster-a").await;
+
+    let planned = a.prune("etcd-snapshot", 1, true).await.unwrap();
+    assert_eq!(
+        planned,
+        ["etcd-snapshot-node1-100", "etcd-snapshot-node1-200"]
+    );
+    assert_eq!(a.list().await.unwrap().len(), 6, "dry run deletes nothing");
+
+    let deleted = a.prune("etcd-snapshot", 1, false).await.unwrap();
+    assert_eq!(deleted, planned);
+    let left: Vec<String> = a
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.file_name)
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "etcd-snapshot-weekly-node1-50",
+            "etcd-snapshot-node1-150",
+            "etcd-snapshot-node1-250",
+            "etcd-snapshot-node1-300",
+        ]
+    );
+}

@@ -60,6 +60,10 @@ pub struct UploadedObject {
 pub struct S3Store {
     client: S3Client,
     layout: KeyLayout,
+    /// This node's name: retention only ever considers `<base>-<node>-<ts>` objects.
+    pub(super) node: String,
+    /// This cluster's id (`Rke2-Cluster-Id`); objects of another cluster are never pruned.
+    pub(super) cluster_id: String,
 }
 
 impl S3Store {
@@ -74,7 +78,16 @@ impl S3Store {
         Self {
             client,
             layout: KeyLayout::new(folder),
+            node: String::new(),
+            cluster_id: String::new(),
         }
+    }
+
+    /// Sets who this store prunes for: the node name and cluster id (empty when unknown).
+    pub fn with_identity(mut self, node: &str, cluster_id: &str) -> Self {
+        self.node = node.to_string();
+        self.cluster_id = cluster_id.to_string();
+        self
     }
 
     pub fn client(&self) -> &S3Client {
@@ -153,7 +166,7 @@ impl S3Store {
         Ok(outcome)
     }
 
-    async fn head(&self, key: &str) -> Result<HashMap<String, String>, S3Error> {
+    pub(super) async fn head(&self, key: &str) -> Result<HashMap<String, String>, S3Error> {
         let head = self
             .client
             .sdk

@@ -197,6 +197,16 @@ async fn wrong_credentials_and_missing_bucket_are_distinct_clear_errors() {
     assert!(matches!(err, S3Error::BucketNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("no-such-bucket"), "{err}");
 
+    // Each operation reports the same errors, not only the startup check.
+    let missing = S3Client::build(&server.settings("no-such-bucket", "f"))
+        .await
+        .unwrap();
+    let err = S3Store::new(missing, "f").list().await.unwrap_err();
+    assert!(matches!(err, S3Error::BucketNotFound { .. }), "{err:?}");
+    let denied = S3Client::build(&wrong).await.unwrap();
+    let err = S3Store::new(denied, "f").list().await.unwrap_err();
+    assert!(matches!(err, S3Error::AccessDenied { .. }), "{err:?}");
+
     let mut unreachable = server.settings("snapshots", "");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -119,6 +119,9 @@ impl S3Error {
 /// What went wrong with one request, before it is given the caller's context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
+    /// The bucket itself is missing.
+    NoBucket,
+    /// The key (or, for bucket-level requests, the bucket) is missing.
     NotFound,
     Denied,
     Certificate,
@@ -165,7 +168,8 @@ where
 /// The failure an S3 HTTP status and error code stand for.
 pub fn status_failure(status: u16, code: Option<&str>) -> Failure {
     match (status, code) {
-        (404, _) | (_, Some("NoSuchBucket" | "NoSuchKey" | "NotFound")) => Failure::NotFound,
+        (_, Some("NoSuchBucket")) => Failure::NoBucket,
+        (404, _) | (_, Some("NoSuchKey" | "NotFound")) => Failure::NotFound,
         (401 | 403, _)
         | (
             _,
@@ -195,6 +199,7 @@ where
         t.key.to_string(),
     );
     match classify(&err) {
+        Failure::NoBucket => S3Error::BucketNotFound { bucket, endpoint },
         Failure::NotFound if key.is_empty() => S3Error::BucketNotFound { bucket, endpoint },
         Failure::NotFound => S3Error::ObjectNotFound { bucket, key },
         Failure::Denied => S3Error::AccessDenied {
@@ -265,7 +270,8 @@ mod tests {
     #[test]
     fn statuses_and_codes_map_to_failures() {
         assert_eq!(status_failure(404, None), Failure::NotFound);
-        assert_eq!(status_failure(400, Some("NoSuchBucket")), Failure::NotFound);
+        assert_eq!(status_failure(404, Some("NoSuchBucket")), Failure::NoBucket);
+        assert_eq!(status_failure(404, Some("NoSuchKey")), Failure::NotFound);
         assert_eq!(status_failure(403, None), Failure::Denied);
         assert_eq!(
             status_failure(400, Some("AuthorizationHeaderMalformed")),

@@ -5,7 +5,7 @@ use etcd_snapshot::snapshot::Storage;
 use etcd_snapshot::store::DeleteOutcome;
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Client, S3Error, S3Store};
 
-use etcd_snapshot::config::desired::S3Proxy;
+use etcd_snapshot::config::desired::{BucketLookup, S3Proxy};
 
 use crate::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_pattern};
 
@@ -356,5 +356,35 @@ async fn prune_keeps_other_clusters_and_other_bases_and_dry_run_touches_nothing(
             "etcd-snapshot-node1-250",
             "etcd-snapshot-node1-300",
         ]
+    );
+}
+
+#[tokio::test]
+async fn virtual_host_style_addressing_puts_the_bucket_in_the_host_name() {
+    // `snapshots.localhost` does not resolve here, so the test proxy dials loopback for it.
+    let proxy = TestProxy::start().await;
+    let server = S3Server::start_with(Tls::Plain, Some("localhost")).await;
+    server.create_bucket("snapshots");
+    let mut settings = server.settings("snapshots", "vh");
+    settings.endpoint = format!("localhost:{}", server.addr.port());
+    settings.bucket_lookup = BucketLookup::Dns;
+    settings.proxy = S3Proxy::Url(proxy.url());
+    let store = S3Store::connect(&settings)
+        .await
+        .expect("virtual-host connect");
+    let dir = tempfile::tempdir().unwrap();
+    let name = "on-demand-node1-1700000500";
+    write_pattern(&dir.path().join(name), 3000);
+    store
+        .upload_file(&dir.path().join(name), name, &metadata())
+        .await
+        .unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert!(server.has_object("snapshots", &format!("vh/{name}")));
+    let host = format!("http://snapshots.localhost:{}/", server.addr.port());
+    assert!(
+        proxy.seen().iter().any(|l| l.contains(&host)),
+        "proxy saw {:?}",
+        proxy.seen()
     );
 }

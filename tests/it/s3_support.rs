@@ -53,11 +53,25 @@ impl Drop for S3Server {
 impl S3Server {
     /// Starts a server on a free loopback port (call inside a tokio runtime).
     pub async fn start(tls: Tls) -> Self {
+        Self::start_with(tls, None).await
+    }
+
+    /// With `domain`, virtual-host-style requests (`<bucket>.<domain>`) are understood too.
+    pub async fn start_with(tls: Tls, domain: Option<&str>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
         let root = tempfile::tempdir().expect("temp dir");
         let mut builder = s3s::service::S3ServiceBuilder::new(
             s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root"),
         );
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        if let Some(domain) = domain {
+            // The Host header carries the port, so the base domain must too.
+            let base = format!("{domain}:{}", addr.port());
+            builder.set_host(s3s::host::SingleDomain::new(&base).expect("domain"));
+        }
         let service = builder.build();
         let (acceptor, ca_pem) = match tls {
             Tls::Plain => (None, None),
@@ -67,10 +81,6 @@ impl S3Server {
             }
             Tls::SelfSigned => (Some(TlsAcceptor::from(Arc::new(server_tls(false).0))), None),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let service = service.clone();
@@ -183,6 +193,8 @@ pub fn write_pattern(path: &Path, len: usize) -> Vec<u8> {
 
 /// A minimal forward proxy: absolute-form HTTP requests are forwarded, `CONNECT` is tunnelled.
 /// It records each connection's first request line, so tests can prove traffic went through it.
+/// Every host name is dialled on 127.0.0.1 (keeping the port), so virtual-host names such as
+/// `bucket.localhost` work without DNS.
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub seen: Arc<std::sync::Mutex<Vec<String>>>,
@@ -245,7 +257,7 @@ async fn proxy_connection(
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     if method == "CONNECT" {
-        let mut upstream = tokio::net::TcpStream::connect(target).await?;
+        let mut upstream = tokio::net::TcpStream::connect(loopback(target)).await?;
         client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await?;
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     } else {
@@ -253,9 +265,15 @@ async fn proxy_connection(
             .strip_prefix("http://")
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default();
-        let mut upstream = tokio::net::TcpStream::connect(authority).await?;
+        let mut upstream = tokio::net::TcpStream::connect(loopback(authority)).await?;
         upstream.write_all(&head).await?;
         tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     }
     Ok(())
+}
+
+/// `127.0.0.1:<port of authority>`.
+fn loopback(authority: &str) -> String {
+    let port = authority.rsplit_once(':').map_or("80", |(_, p)| p);
+    format!("127.0.0.1:{port}")
 }

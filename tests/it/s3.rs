@@ -86,6 +86,12 @@ async fn upload_list_download_delete_round_trip_stays_in_its_folder() {
     assert_eq!(meta.get("etcd-snapshot-sha256"), Some(&up_big.sha256));
     assert_eq!(head.content_type(), Some("application/zip"));
 
+    let debug = format!("{store:?}");
+    assert!(
+        !debug.contains(SECRET_KEY),
+        "Debug of the store shows the secret key"
+    );
+
     let listed = store.list().await.expect("list");
     let names: Vec<&str> = listed.iter().map(|r| r.file_name.as_str()).collect();
     assert_eq!(names, [small_name, big_name]);

@@ -212,6 +212,7 @@ mod tests {
                 format: LogFormat::Text,
                 debug: false,
             },
+            s3: None,
         }
     }
 

@@ -10,10 +10,12 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use super::desired::{
-    ApiSettings, DesiredConfig, EtcdSettings, LogFormat, LogSettings, SnapshotSettings,
+    ApiSettings, BucketLookup, DesiredConfig, EtcdSettings, LogFormat, LogSettings, S3Proxy,
+    S3Settings, SnapshotSettings, is_host_port,
 };
 use super::layer::Source;
-use super::value::Value;
+use super::resolve::ConfigError;
+use super::value::{self, Value};
 use crate::scheduler::Schedule;
 
 /// One key's effective value; `None` is an optional key left unset (or set to "").
@@ -93,6 +95,12 @@ impl Parsed {
             _ => None,
         }
     }
+    pub fn duration(&self, key: &str) -> Option<std::time::Duration> {
+        match self.value(key)? {
+            Value::Duration(d) => Some(*d),
+            _ => None,
+        }
+    }
     pub fn log_format(&self, key: &str) -> Option<LogFormat> {
         match self.value(key)? {
             Value::LogFormat(f) => Some(*f),
@@ -116,7 +124,92 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
             format: p.log_format("log-format")?,
             debug: p.flag("debug")?,
         },
+        s3: s3(p)?,
     })
+}
+
+/// The S3 block: `Some(None)` when `etcd-s3` is off. Values `check_s3` rejects never get here.
+fn s3(p: &Parsed) -> Option<Option<S3Settings>> {
+    if !p.flag("etcd-s3")? {
+        return Some(None);
+    }
+    let lookup = p.text("etcd-s3-bucket-lookup-type").unwrap_or_default();
+    let proxy = p.text("etcd-s3-proxy").unwrap_or_default();
+    Some(Some(S3Settings {
+        endpoint: p.text("etcd-s3-endpoint")?.trim().to_string(),
+        endpoint_ca: p.text("etcd-s3-endpoint-ca"),
+        skip_ssl_verify: p.flag("etcd-s3-skip-ssl-verify")?,
+        access_key: p.secret("etcd-s3-access-key"),
+        secret_key: p.secret("etcd-s3-secret-key"),
+        session_token: p.secret("etcd-s3-session-token"),
+        bucket: p.text("etcd-s3-bucket").unwrap_or_default(),
+        bucket_lookup: BucketLookup::parse(&lookup).unwrap_or_default(),
+        region: p.text("etcd-s3-region")?.trim().to_string(),
+        folder: p.text("etcd-s3-folder").unwrap_or_default(),
+        proxy: S3Proxy::parse(&proxy).unwrap_or_default(),
+        insecure: p.flag("etcd-s3-insecure")?,
+        timeout: p.duration("etcd-s3-timeout")?,
+        retention: p
+            .int("etcd-s3-retention")
+            .or_else(|| p.int("etcd-snapshot-retention"))?,
+        config_secret: p.text("etcd-s3-config-secret"),
+    }))
+}
+
+/// S3 checks that go beyond one value's kind. Value formats (lookup type, proxy, endpoint,
+/// timeout) are checked whenever set; what S3 needs to run only when `etcd-s3` is on.
+pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let mut fail = |key: &str, expected: &str| {
+        errors.push(ConfigError {
+            key: key.into(),
+            value: p.value(key).map(value::render),
+            source: p.source(key).cloned().unwrap_or(Source::Default),
+            expected: expected.into(),
+        });
+    };
+    if let Some(lookup) = p.text("etcd-s3-bucket-lookup-type")
+        && BucketLookup::parse(&lookup).is_none()
+    {
+        fail("etcd-s3-bucket-lookup-type", "one of: auto, dns, path");
+    }
+    if let Some(Err(expected)) = p.text("etcd-s3-proxy").map(|t| S3Proxy::parse(&t)) {
+        fail("etcd-s3-proxy", &expected);
+    }
+    if p.text("etcd-s3-endpoint")
+        .is_some_and(|e| !is_host_port(e.trim()))
+    {
+        fail(
+            "etcd-s3-endpoint",
+            "host[:port] without a scheme or path, such as s3.amazonaws.com or 10.0.0.5:9000 \
+             (use etcd-s3-insecure for plain HTTP)",
+        );
+    }
+    if p.duration("etcd-s3-timeout").is_some_and(|d| d.is_zero()) {
+        fail(
+            "etcd-s3-timeout",
+            "a duration greater than zero, such as 5m",
+        );
+    }
+    if p.flag("etcd-s3") != Some(true) {
+        return;
+    }
+    if p.text("etcd-s3-region").is_none_or(|r| r.trim().is_empty()) {
+        fail("etcd-s3-region", "a region name such as us-east-1");
+    }
+    if p.text("etcd-s3-bucket").is_none() && p.text("etcd-s3-config-secret").is_none() {
+        fail(
+            "etcd-s3-bucket",
+            "a bucket name when etcd-s3 is on (or etcd-s3-config-secret to read it from a Secret)",
+        );
+    }
+    for (have, need) in [
+        ("etcd-s3-access-key", "etcd-s3-secret-key"),
+        ("etcd-s3-secret-key", "etcd-s3-access-key"),
+    ] {
+        if p.value(have).is_some() && p.value(need).is_none() {
+            fail(have, &format!("{need} to be set as well"));
+        }
+    }
 }
 
 fn etcd(p: &Parsed) -> Option<EtcdSettings> {
@@ -152,3 +245,7 @@ fn api(p: &Parsed) -> Option<ApiSettings> {
         token: p.secret("etcd-token"),
     })
 }
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

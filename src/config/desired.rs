@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -28,6 +29,8 @@ pub struct DesiredConfig {
     pub snapshot: SnapshotSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
+    /// `--etcd-s3` and friends: `None` unless `etcd-s3` is true.
+    pub s3: Option<S3Settings>,
 }
 
 /// How to reach etcd, or how to run the embedded one.
@@ -109,6 +112,130 @@ pub struct ApiSettings {
     pub server_url: String,
     /// `--etcd-token` (CLI): token to authenticate with; defaults to `<data-dir>/server/token`.
     pub token: Option<SecretString>,
+}
+
+/// Where and how snapshots are replicated to an S3-compatible object store.
+///
+/// Secrets stay in `SecretString`, so the derived `Debug` never shows them.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// `--etcd-s3-endpoint`: `host[:port]` without a scheme (`insecure` picks http or https).
+    pub endpoint: String,
+    /// `--etcd-s3-endpoint-ca`: a PEM file path or inline PEM, added to the system roots.
+    pub endpoint_ca: Option<String>,
+    /// `--etcd-s3-skip-ssl-verify`: accept any server certificate (the CA is then unused).
+    pub skip_ssl_verify: bool,
+    /// `--etcd-s3-access-key`; with the secret key, static credentials instead of the AWS chain.
+    pub access_key: Option<SecretString>,
+    pub secret_key: Option<SecretString>,
+    pub session_token: Option<SecretString>,
+    /// `--etcd-s3-bucket`; empty only when `config_secret` will supply it.
+    pub bucket: String,
+    pub bucket_lookup: BucketLookup,
+    /// `--etcd-s3-region`: reaches the SigV4 signer (strict servers reject a wrong one).
+    pub region: String,
+    /// `--etcd-s3-folder`: key prefix, as given (cleaned by the store's key layout).
+    pub folder: String,
+    pub proxy: S3Proxy,
+    /// `--etcd-s3-insecure`: plain HTTP.
+    pub insecure: bool,
+    /// `--etcd-s3-timeout`: budget of each S3 operation.
+    pub timeout: Duration,
+    /// `--etcd-s3-retention`, defaulting to `--etcd-snapshot-retention`; 0 keeps all.
+    pub retention: u32,
+    /// `--etcd-s3-config-secret`: kube-system Secret that may supply the whole block.
+    pub config_secret: Option<String>,
+}
+
+/// `--etcd-s3-bucket-lookup-type`: path-style or virtual-host-style addressing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BucketLookup {
+    /// Virtual-host style for `*.amazonaws.com` endpoints, path style for everything else.
+    #[default]
+    Auto,
+    /// Virtual-host style: `https://<bucket>.<endpoint>/<key>`.
+    Dns,
+    /// Path style: `https://<endpoint>/<bucket>/<key>`.
+    Path,
+}
+
+impl BucketLookup {
+    /// Parses `auto`, `dns` or `path` (any case); empty means auto.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Some(Self::Auto),
+            "dns" => Some(Self::Dns),
+            "path" => Some(Self::Path),
+            _ => None,
+        }
+    }
+}
+
+/// `--etcd-s3-proxy`: which proxy S3 traffic goes through.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum S3Proxy {
+    /// Unset: `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` apply.
+    #[default]
+    FromEnv,
+    /// `none`: direct connections even when the proxy variables are set.
+    Disabled,
+    /// An explicit proxy URL with a scheme and a host.
+    Url(String),
+}
+
+impl S3Proxy {
+    /// Parses the setting: empty is `FromEnv`, `none` is `Disabled`, anything else must be a
+    /// `scheme://host[:port][/...]` URL. The error says what was expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Self::FromEnv);
+        }
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(Self::Disabled);
+        }
+        let expected =
+            || "\"none\" or a proxy URL with a scheme and a host, such as http://proxy:3128";
+        let (scheme, rest) = text.split_once("://").ok_or_else(expected)?;
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+        if scheme_ok && is_host_port(host_port) {
+            Ok(Self::Url(text.to_string()))
+        } else {
+            Err(expected().into())
+        }
+    }
+}
+
+/// `host[:port]` (an IPv6 host in brackets): letters, digits, `-`, `.` and `_` only, so
+/// percent-escapes, spaces and schemes are rejected.
+pub fn is_host_port(text: &str) -> bool {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => ("v6", after.strip_prefix(':').unwrap_or("x")),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, port),
+            None => (text, "1"),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 /// Log output settings.

@@ -107,6 +107,121 @@ pub static KEYS: &[KeySpec] = &[
         help: "Number of snapshots to retain; 0 keeps all",
         ..ROW
     },
+    // S3 replication: accepted by the server and by every client subcommand.
+    KeySpec {
+        name: "etcd-s3",
+        aliases: &["s3"],
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Replicate snapshots to an S3-compatible object store",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-endpoint",
+        aliases: &["s3-endpoint"],
+        default: DefaultValue::Value("s3.amazonaws.com"),
+        help: "S3 endpoint host[:port], without scheme",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-endpoint-ca",
+        aliases: &["s3-endpoint-ca"],
+        help: "CA bundle for the S3 endpoint: a PEM file path or inline PEM; added to the system roots",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-skip-ssl-verify",
+        aliases: &["s3-skip-ssl-verify"],
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Do not verify the S3 endpoint's TLS certificate",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-access-key",
+        aliases: &["s3-access-key"],
+        kind: Kind::Secret,
+        help: "S3 access key [default: the AWS environment or shared credentials file]",
+        secret: true,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-secret-key",
+        aliases: &["s3-secret-key"],
+        kind: Kind::Secret,
+        help: "S3 secret key (prefer the config file, env or a Secret over a flag)",
+        secret: true,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-session-token",
+        aliases: &["s3-session-token"],
+        kind: Kind::Secret,
+        help: "S3 session token for temporary credentials",
+        secret: true,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-bucket",
+        aliases: &["s3-bucket"],
+        help: "S3 bucket name",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-bucket-lookup-type",
+        aliases: &["s3-bucket-lookup-type"],
+        help: "S3 addressing: auto, dns (virtual-host style) or path [default: auto]",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-region",
+        aliases: &["s3-region"],
+        default: DefaultValue::Value("us-east-1"),
+        help: "S3 region (signed into every request)",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-folder",
+        aliases: &["s3-folder"],
+        help: "S3 folder (key prefix) for snapshots",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-proxy",
+        aliases: &["s3-proxy"],
+        help: "Proxy URL for S3 traffic only; \"none\" ignores the proxy environment variables",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-insecure",
+        aliases: &["s3-insecure"],
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Use plain HTTP for S3",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-timeout",
+        aliases: &["s3-timeout"],
+        kind: Kind::Duration,
+        default: DefaultValue::Value("5m"),
+        help: "Time limit of each S3 operation",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention",
+        aliases: &["s3-retention"],
+        kind: Kind::Int,
+        help: "Number of S3 snapshots to retain; 0 keeps all [default: etcd-snapshot-retention]",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-config-secret",
+        aliases: &["s3-config-secret"],
+        kind: Kind::Name,
+        help: "Name of a kube-system Secret holding the whole S3 configuration",
+        ..ROW
+    },
     // Server.
     KeySpec {
         name: "token",

@@ -219,6 +219,7 @@ fn parse_default(spec: &KeySpec, parsed: &Parsed, host: &HostFacts) -> Result<En
 
 /// Checks that span several keys.
 fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<String>) {
+    super::build::check_s3(p, errors);
     for (have, need) in [
         ("etcd-certfile", "etcd-keyfile"),
         ("etcd-keyfile", "etcd-certfile"),

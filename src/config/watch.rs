@@ -239,10 +239,29 @@ pub fn changed_keys(old: &Resolved, new: &Resolved) -> Vec<String> {
         _ => false,
     };
     // Every secret key of the table must appear here, since `shown` hides its value.
-    for (key, a, b) in [
-        ("token", &old.config.token, &new.config.token),
-        ("etcd-token", &old.config.api.token, &new.config.api.token),
-    ] {
+    let s3_secret = |r: &Resolved, key: &str| {
+        let s3 = r.config.s3.as_ref()?;
+        match key {
+            "etcd-s3-access-key" => s3.access_key.clone(),
+            "etcd-s3-secret-key" => s3.secret_key.clone(),
+            _ => s3.session_token.clone(),
+        }
+    };
+    let s3_pairs = [
+        "etcd-s3-access-key",
+        "etcd-s3-secret-key",
+        "etcd-s3-session-token",
+    ]
+    .map(|key| (key, s3_secret(old, key), s3_secret(new, key)));
+    let plain = [
+        ("token", old.config.token.clone(), new.config.token.clone()),
+        (
+            "etcd-token",
+            old.config.api.token.clone(),
+            new.config.api.token.clone(),
+        ),
+    ];
+    for (key, a, b) in plain.iter().chain(s3_pairs.iter()) {
         if !same(a, b) && !changed.iter().any(|k| k == key) {
             changed.push(key.to_string());
         }

@@ -84,9 +84,19 @@ fn changed_keys_sees_every_secret_change() {
         hostname: Some("n1".into()),
     };
     for spec in keys::all().iter().filter(|k| k.is_secret()) {
-        let mut a = Layer::new();
+        // S3 secrets reach the config only with S3 on and a complete key pair.
+        let mut base = Layer::new();
+        for (key, value) in [
+            ("etcd-s3", "true"),
+            ("etcd-s3-bucket", "b1"),
+            ("etcd-s3-access-key", "ak"),
+            ("etcd-s3-secret-key", "sk"),
+        ] {
+            base.set(key, RawValue::String(value.into()), Source::Request);
+        }
+        let mut a = base.clone();
         a.set(spec.name, RawValue::String("one".into()), Source::Request);
-        let mut b = Layer::new();
+        let mut b = base.clone();
         b.set(spec.name, RawValue::String("two".into()), Source::Request);
         let old = resolve_with(&[&a], &host).expect("valid");
         let new = resolve_with(&[&b], &host).expect("valid");

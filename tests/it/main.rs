@@ -1,6 +1,7 @@
 //! Integration tests: one binary, modules by area. Real etcd (Debian `etcd-server`) on loopback
 //! ports, real files, and the real `etcd-snapshot` binary.
 
+mod s3_support;
 mod support;
 
 mod api;
@@ -8,4 +9,5 @@ mod cli;
 mod config_engine;
 mod embedded_etcd;
 mod pipeline;
+mod s3;
 mod server;

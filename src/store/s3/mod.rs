@@ -1,0 +1,40 @@
+//! S3-compatible object storage for snapshot copies (AWS, MinIO, Ceph, R2, ...).
+//!
+//! `keys` is the pure object-key layout, `client` builds the SDK client from `S3Settings`
+//! (TLS, proxy, credentials, startup check), `store` does object I/O, `retention` prunes. Wiring into the save
+//! pipeline, retention and the API lives with their owners, not here.
+
+pub mod client;
+pub mod error;
+mod insecure_tls;
+pub mod keys;
+mod multipart;
+mod retention;
+pub mod store;
+
+pub use client::S3Client;
+pub use error::S3Error;
+pub use keys::KeyLayout;
+pub use store::{ObjectMetadata, S3Store, UploadedObject};
+
+/// S3 copies behave like local ones for listing, deleting and pruning.
+impl crate::store::SnapshotStore for S3Store {
+    type Error = S3Error;
+
+    async fn list(&self) -> Result<Vec<crate::snapshot::SnapshotRecord>, S3Error> {
+        S3Store::list(self).await
+    }
+
+    async fn delete(&self, file_name: &str) -> Result<crate::store::DeleteOutcome, S3Error> {
+        S3Store::delete(self, file_name).await
+    }
+
+    async fn prune(
+        &self,
+        base: &str,
+        retention: u32,
+        dry_run: bool,
+    ) -> Result<Vec<String>, S3Error> {
+        S3Store::prune(self, base, retention, dry_run).await
+    }
+}

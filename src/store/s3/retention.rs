@@ -1,0 +1,83 @@
+//! Retention on S3: keep the newest N of this node's `<base>` snapshots of this cluster.
+//!
+//! Candidates are exact `<base>-<node>-<ts>[.zip]` names (never a sibling base or another
+//! node), and objects whose `Rke2-Cluster-Id` names another cluster are left alone, so two
+//! clusters sharing a bucket and folder never prune each other. The plan itself is
+//! `snapshot::prune::plan_prune`, the same as for local files.
+
+use super::error::S3Error;
+use super::store::{META_CLUSTER_ID, S3Store};
+use crate::snapshot::SnapshotName;
+use crate::snapshot::prune::{Candidate, plan_prune};
+
+impl S3Store {
+    /// Applies retention for `base`; returns the deleted names oldest first (with `dry_run`,
+    /// the ones that would be). Needs `with_identity`. One HEAD per candidate of this node,
+    /// none for other objects.
+    pub async fn prune(
+        &self,
+        base: &str,
+        retention: u32,
+        dry_run: bool,
+    ) -> Result<Vec<String>, S3Error> {
+        if self.node.is_empty() {
+            return Err(S3Error::InvalidSettings {
+                reason: "the S3 store has no node name, so it cannot tell its snapshots apart"
+                    .into(),
+            });
+        }
+        let mut candidates = Vec::new();
+        for record in self.list().await? {
+            if SnapshotName::parse_exact(&record.file_name, base, &self.node).is_none() {
+                continue;
+            }
+            let key = self.layout().object_key(&record.file_name);
+            let owner = match self.head(&key).await {
+                Ok(meta) => meta
+                    .get(&META_CLUSTER_ID.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default(),
+                // Deleted meanwhile: nothing to prune.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            if !same_cluster(&owner, &self.cluster_id) {
+                tracing::debug!(%key, "S3 snapshot belongs to another cluster; not pruned");
+                continue;
+            }
+            candidates.push(Candidate {
+                file_name: record.file_name,
+                mtime_unix: record.created_unix,
+            });
+        }
+        let mut doomed = plan_prune(&candidates, base, &self.node, retention).delete;
+        doomed.reverse();
+        if dry_run {
+            return Ok(doomed);
+        }
+        for name in &doomed {
+            self.delete(name).await?;
+        }
+        Ok(doomed)
+    }
+}
+
+/// An object is ours when its cluster id matches ours; an object without one (uploaded
+/// without Kubernetes, or by RKE2 during cluster-reset) counts as ours only if we have none.
+pub fn same_cluster(object_cluster: &str, ours: &str) -> bool {
+    object_cluster == ours
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_matching_cluster_ids_are_ours() {
+        assert!(same_cluster("uid-1", "uid-1"));
+        assert!(same_cluster("", ""));
+        assert!(!same_cluster("uid-2", "uid-1"));
+        assert!(!same_cluster("", "uid-1"));
+        assert!(!same_cluster("uid-1", ""));
+    }
+}

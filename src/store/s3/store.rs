@@ -1,0 +1,422 @@
+//! `S3Store`: snapshot objects in one folder of one bucket — list, delete, upload, download.
+//!
+//! Owns object I/O and the object metadata RKE2 reads. Key layout is `keys.rs`, client setup
+//! `client.rs`. Retention (which objects to prune) is not decided here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::primitives::ByteStream;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::client::S3Client;
+use super::error::{S3Error, to_error};
+use super::keys::{KeyLayout, location};
+use crate::config::desired::S3Settings;
+use crate::fsutil;
+use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, timestamp_in_name, validate_user_name};
+use crate::snapshot::{SnapshotRecord, Storage};
+use crate::store::DeleteOutcome;
+
+/// Object user-metadata keys, as RKE2 writes them (`X-Amz-Meta-<key>`).
+pub const META_CLUSTER_ID: &str = "Rke2-Cluster-Id";
+pub const META_NODE_NAME: &str = "Rke2-Node-Name";
+pub const META_TOKEN_HASH: &str = "Rke2-Token-Hash";
+/// Ours: the hex SHA-256 of the object's bytes, checked after every download.
+pub const META_SHA256: &str = "Etcd-Snapshot-Sha256";
+
+/// Multipart part size: above S3's 5 MiB minimum; one part is in memory at a time.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// The node name listed for S3 copies. Object user metadata would need one HEAD per object,
+/// and the node part of `<base>-<node>-<ts>` is ambiguous when names contain `-`, so S3 rows
+/// carry `s3` as RKE2's listing does.
+pub const S3_NODE_NAME: &str = "s3";
+
+/// Who uploaded a snapshot and its checksum, sent as object user metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMetadata {
+    /// UID of the `kube-system` namespace; empty when unknown (no Kubernetes).
+    pub cluster_id: String,
+    pub node_name: String,
+    /// First 12 hex characters of sha256(server token); empty when unknown.
+    pub token_hash: String,
+    /// Hex SHA-256 of the file; computed from the file when `None`.
+    pub sha256: Option<String>,
+}
+
+/// What an upload stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedObject {
+    pub key: String,
+    pub location: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Snapshot copies in `<bucket>/<folder>/`.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: S3Client,
+    layout: KeyLayout,
+    /// This node's name: retention only ever considers `<base>-<node>-<ts>` objects.
+    pub(super) node: String,
+    /// This cluster's id (`Rke2-Cluster-Id`); objects of another cluster are never pruned.
+    pub(super) cluster_id: String,
+}
+
+impl S3Store {
+    /// Builds the client and checks the bucket (clear errors for every setup problem).
+    pub async fn connect(settings: &S3Settings) -> Result<Self, S3Error> {
+        let client = S3Client::connect(settings).await?;
+        Ok(Self::new(client, &settings.folder))
+    }
+
+    /// A store over an already built client.
+    pub fn new(client: S3Client, folder: &str) -> Self {
+        Self {
+            client,
+            layout: KeyLayout::new(folder),
+            node: String::new(),
+            cluster_id: String::new(),
+        }
+    }
+
+    /// Sets who this store prunes for: the node name and cluster id (empty when unknown).
+    pub fn with_identity(mut self, node: &str, cluster_id: &str) -> Self {
+        self.node = node.to_string();
+        self.cluster_id = cluster_id.to_string();
+        self
+    }
+
+    pub fn client(&self) -> &S3Client {
+        &self.client
+    }
+
+    pub fn layout(&self) -> &KeyLayout {
+        &self.layout
+    }
+
+    /// Snapshot objects directly under the folder, oldest first: one paginated ListObjectsV2
+    /// and no request per object. Metadata objects, nested keys and non-snapshot names are
+    /// skipped.
+    pub async fn list(&self) -> Result<Vec<SnapshotRecord>, S3Error> {
+        let prefix = self.layout.list_prefix();
+        let mut pages = self
+            .client
+            .sdk
+            .list_objects_v2()
+            .bucket(&self.client.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        let mut records = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| to_error(e, "list", &self.client.target(&prefix)))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                if let Some(record) = self.record(key, object) {
+                    records.push(record);
+                }
+            }
+        }
+        records.sort_by(|a, b| (a.created_unix, &a.file_name).cmp(&(b.created_unix, &b.file_name)));
+        Ok(records)
+    }
+
+    fn record(&self, key: &str, object: &aws_sdk_s3::types::Object) -> Option<SnapshotRecord> {
+        let name = self.layout.snapshot_name(key)?;
+        let modified = object.last_modified().map(|t| t.secs());
+        Some(SnapshotRecord {
+            file_name: name.to_string(),
+            location: location(&self.client.bucket, key),
+            node_name: S3_NODE_NAME.into(),
+            storage: Storage::S3,
+            size: object
+                .size()
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0),
+            created_unix: timestamp_in_name(name).or(modified)?,
+            compressed: name.ends_with(ZIP_SUFFIX),
+            ready: true,
+            error: None,
+            token_hash: None,
+            metadata: None,
+        })
+    }
+
+    /// Deletes the snapshot object and its metadata object; `NotFound` when the snapshot
+    /// object did not exist (a stray metadata object is still removed).
+    pub async fn delete(&self, name: &str) -> Result<DeleteOutcome, S3Error> {
+        validate_name(name)?;
+        let key = self.layout.object_key(name);
+        let outcome = match self.head(&key).await {
+            Ok(_) => {
+                self.delete_key(&key).await?;
+                DeleteOutcome::Deleted
+            }
+            Err(e) if e.is_not_found() => DeleteOutcome::NotFound,
+            Err(e) => return Err(e),
+        };
+        self.delete_key(&self.layout.metadata_key(name)).await?;
+        if outcome == DeleteOutcome::Deleted {
+            tracing::info!(location = %location(&self.client.bucket, &key), "removed S3 snapshot");
+        }
+        Ok(outcome)
+    }
+
+    pub(super) async fn head(&self, key: &str) -> Result<HashMap<String, String>, S3Error> {
+        let head = self
+            .client
+            .sdk
+            .head_object()
+            .bucket(&self.client.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| to_error(e, "inspect", &self.client.target(key)))?;
+        Ok(head.metadata().cloned().unwrap_or_default())
+    }
+
+    /// DeleteObject succeeds for missing keys too, so this never reports "not found".
+    async fn delete_key(&self, key: &str) -> Result<(), S3Error> {
+        self.client
+            .sdk
+            .delete_object()
+            .bucket(&self.client.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| to_error(e, "delete", &self.client.target(key)))?;
+        Ok(())
+    }
+
+    /// Uploads the extra-metadata JSON as `<folder>/.metadata/<name>`.
+    pub async fn upload_metadata(&self, name: &str, json: Vec<u8>) -> Result<(), S3Error> {
+        validate_name(name)?;
+        let key = self.layout.metadata_key(name);
+        self.client
+            .sdk
+            .put_object()
+            .bucket(&self.client.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(json))
+            .send()
+            .await
+            .map_err(|e| to_error(e, "upload", &self.client.target(&key)))?;
+        Ok(())
+    }
+
+    /// Uploads the file at `path` as `<folder>/<name>` with RKE2's object user metadata and
+    /// its SHA-256. Large files go up in `PART_SIZE` parts, one in memory at a time.
+    pub async fn upload_file(
+        &self,
+        path: &Path,
+        name: &str,
+        metadata: &ObjectMetadata,
+    ) -> Result<UploadedObject, S3Error> {
+        validate_name(name)?;
+        let sha256 = match &metadata.sha256 {
+            Some(sum) => sum.clone(),
+            None => sha256_file(path).await?,
+        };
+        let key = self.layout.object_key(name);
+        let user_metadata = HashMap::from([
+            (META_CLUSTER_ID.to_string(), metadata.cluster_id.clone()),
+            (META_NODE_NAME.to_string(), metadata.node_name.clone()),
+            (META_TOKEN_HASH.to_string(), metadata.token_hash.clone()),
+            (META_SHA256.to_string(), sha256.clone()),
+        ]);
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(io_err("open", path))?;
+        let first = read_part(&mut file, path).await?;
+        let size = if first.len() < PART_SIZE {
+            self.put_whole(&key, name, user_metadata, first).await?
+        } else {
+            super::multipart::upload(self, &key, name, user_metadata, file, first, path).await?
+        };
+        tracing::info!(location = %location(&self.client.bucket, &key), size, "uploaded snapshot to S3");
+        Ok(UploadedObject {
+            location: location(&self.client.bucket, &key),
+            key,
+            size,
+            sha256,
+        })
+    }
+
+    async fn put_whole(
+        &self,
+        key: &str,
+        name: &str,
+        user_metadata: HashMap<String, String>,
+        bytes: Vec<u8>,
+    ) -> Result<u64, S3Error> {
+        let size = bytes.len() as u64;
+        self.client
+            .sdk
+            .put_object()
+            .bucket(&self.client.bucket)
+            .key(key)
+            .content_type(content_type(name))
+            .set_metadata(Some(user_metadata))
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| to_error(e, "upload", &self.client.target(key)))?;
+        Ok(size)
+    }
+
+    /// Downloads `<folder>/<name>` into `dest_dir/<name>` through a temp file, verifying the
+    /// recorded SHA-256 (when the object has one) before the file appears under its name.
+    pub async fn download(&self, name: &str, dest_dir: &Path) -> Result<PathBuf, S3Error> {
+        validate_name(name)?;
+        let key = self.layout.object_key(name);
+        let response = self
+            .client
+            .sdk
+            .get_object()
+            .bucket(&self.client.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| to_error(e, "download", &self.client.target(&key)))?;
+        let expected = response
+            .metadata()
+            .and_then(|m| m.get(&META_SHA256.to_ascii_lowercase()).cloned());
+        let dest = dest_dir.join(name);
+        let temp = dest_dir.join(format!("{name}{PART_SUFFIX}"));
+        let result = self.receive(response.body, &key, &temp).await;
+        let actual = match result {
+            Ok(sum) => sum,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(e);
+            }
+        };
+        match expected {
+            Some(expected) if !expected.eq_ignore_ascii_case(&actual) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                return Err(S3Error::ChecksumMismatch {
+                    bucket: self.client.bucket.clone(),
+                    key,
+                    expected,
+                    actual,
+                });
+            }
+            Some(_) => {}
+            None => tracing::warn!(%key, "S3 object has no recorded sha256; not verified"),
+        }
+        tokio::fs::rename(&temp, &dest)
+            .await
+            .map_err(io_err("rename", &temp))?;
+        fsutil::sync_dir(dest_dir).map_err(io_err("sync", dest_dir))?;
+        Ok(dest)
+    }
+
+    /// Streams the body into `temp` (0600, fsynced); returns its hex SHA-256.
+    async fn receive(
+        &self,
+        mut body: ByteStream,
+        key: &str,
+        temp: &Path,
+    ) -> Result<String, S3Error> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(temp)
+            .await
+            .map_err(io_err("create", temp))?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| S3Error::Request {
+                action: "download",
+                bucket: self.client.bucket.clone(),
+                key: key.to_string(),
+                source: Box::new(e),
+            })?;
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(io_err("write", temp))?;
+        }
+        file.sync_all().await.map_err(io_err("sync", temp))?;
+        Ok(hex(&hasher.finalize()))
+    }
+}
+
+/// `application/zip` for compressed snapshots, as RKE2 sets it.
+pub fn content_type(name: &str) -> &'static str {
+    if name.ends_with(ZIP_SUFFIX) {
+        "application/zip"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), S3Error> {
+    validate_user_name(name).map_err(|reason| S3Error::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+/// Reads up to `PART_SIZE` bytes (fewer only at the end of the file).
+pub(super) async fn read_part(file: &mut tokio::fs::File, path: &Path) -> Result<Vec<u8>, S3Error> {
+    let mut buf = Vec::with_capacity(PART_SIZE);
+    let mut limited = file.take(PART_SIZE as u64);
+    limited
+        .read_to_end(&mut buf)
+        .await
+        .map_err(io_err("read", path))?;
+    Ok(buf)
+}
+
+async fn sha256_file(path: &Path) -> Result<String, S3Error> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(io_err("open", path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf).await.map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> S3Error {
+    let path = path.to_path_buf();
+    move |source| S3Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_follows_the_suffix() {
+        assert_eq!(content_type("s-n-1.zip"), "application/zip");
+        assert_eq!(content_type("s-n-1"), "application/octet-stream");
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0x00, 0xab, 0x0f]), "00ab0f");
+    }
+}

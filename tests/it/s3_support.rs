@@ -1,0 +1,279 @@
+//! An in-process S3 server for tests: s3s + s3s-fs on 127.0.0.1:0, plain HTTP or HTTPS.
+//!
+//! s3s checks SigV4 signatures (a wrong secret gets `SignatureDoesNotMatch`), runs inside the
+//! test process (no external binary to install) and stores objects as files in a temp dir, so
+//! each test gets its own server, port and buckets. A bucket is a directory under the root.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_snapshot::config::desired::{BucketLookup, S3Proxy, S3Settings};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::PrivateKeyDer;
+use secrecy::SecretString;
+use tempfile::TempDir;
+use tokio_rustls::TlsAcceptor;
+
+pub const ACCESS_KEY: &str = "etcd-snapshot-test";
+pub const SECRET_KEY: &str = "test-secret-key-do-not-leak";
+
+/// How the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain HTTP (`--etcd-s3-insecure`).
+    Plain,
+    /// HTTPS with a certificate signed by a private CA (`ca_pem`).
+    PrivateCa,
+    /// HTTPS with a self-signed certificate (only `--etcd-s3-skip-ssl-verify` accepts it).
+    SelfSigned,
+}
+
+/// A running server; stops when dropped.
+pub struct S3Server {
+    pub addr: SocketAddr,
+    pub root: TempDir,
+    pub tls: Tls,
+    /// The CA that signed the server certificate (`Tls::PrivateCa`).
+    pub ca_pem: Option<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl S3Server {
+    /// Starts a server on a free loopback port (call inside a tokio runtime).
+    pub async fn start(tls: Tls) -> Self {
+        Self::start_with(tls, None).await
+    }
+
+    /// With `domain`, virtual-host-style requests (`<bucket>.<domain>`) are understood too.
+    pub async fn start_with(tls: Tls, domain: Option<&str>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut builder = s3s::service::S3ServiceBuilder::new(
+            s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root"),
+        );
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        if let Some(domain) = domain {
+            // The Host header carries the port, so the base domain must too.
+            let base = format!("{domain}:{}", addr.port());
+            builder.set_host(s3s::host::SingleDomain::new(&base).expect("domain"));
+        }
+        let service = builder.build();
+        let (acceptor, ca_pem) = match tls {
+            Tls::Plain => (None, None),
+            Tls::PrivateCa => {
+                let (config, ca) = server_tls(true);
+                (Some(TlsAcceptor::from(Arc::new(config))), ca)
+            }
+            Tls::SelfSigned => (Some(TlsAcceptor::from(Arc::new(server_tls(false).0))), None),
+        };
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let service = service.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            root,
+            tls,
+            ca_pem,
+            task,
+        }
+    }
+
+    /// Creates an empty bucket.
+    pub fn create_bucket(&self, name: &str) {
+        std::fs::create_dir(self.root.path().join(name)).expect("create bucket dir");
+    }
+
+    /// Writes an object directly into the backing dir (for keys the store must ignore).
+    pub fn put_raw(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        let path = self.root.path().join(bucket).join(key);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write object");
+    }
+
+    /// True when the object exists in the backing dir.
+    pub fn has_object(&self, bucket: &str, key: &str) -> bool {
+        self.root.path().join(bucket).join(key).is_file()
+    }
+
+    /// Settings reaching this server with the right credentials, path style, short timeout.
+    pub fn settings(&self, bucket: &str, folder: &str) -> S3Settings {
+        S3Settings {
+            endpoint: self.addr.to_string(),
+            endpoint_ca: None,
+            skip_ssl_verify: false,
+            access_key: Some(SecretString::from(ACCESS_KEY)),
+            secret_key: Some(SecretString::from(SECRET_KEY)),
+            session_token: None,
+            bucket: bucket.into(),
+            bucket_lookup: BucketLookup::Path,
+            region: "us-east-1".into(),
+            folder: folder.into(),
+            proxy: S3Proxy::Disabled,
+            insecure: self.tls == Tls::Plain,
+            timeout: Duration::from_secs(30),
+            retention: 5,
+            config_secret: None,
+        }
+    }
+}
+
+/// A rustls server config for 127.0.0.1/localhost; with `use_ca` the leaf is signed by a fresh
+/// CA whose PEM is returned, otherwise it is self-signed.
+fn server_tls(use_ca: bool) -> (rustls::ServerConfig, Option<String>) {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let key = KeyPair::generate().expect("key");
+    let mut leaf = CertificateParams::new(names).expect("params");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let (cert, ca_pem) = if use_ca {
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
+        let issuer = Issuer::new(ca, ca_key);
+        let cert = leaf.signed_by(&key, &issuer).expect("leaf cert");
+        (cert, Some(ca_cert.pem()))
+    } else {
+        (leaf.self_signed(&key).expect("self-signed cert"), None)
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server cert");
+    (config, ca_pem)
+}
+
+/// Writes `len` bytes of a repeatable, non-constant pattern to `path`.
+pub fn write_pattern(path: &Path, len: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(path, &bytes).expect("write test file");
+    bytes
+}
+
+/// A minimal forward proxy: absolute-form HTTP requests are forwarded, `CONNECT` is tunnelled.
+/// It records each connection's first request line, so tests can prove traffic went through it.
+/// Every host name is dialled on 127.0.0.1 (keeping the port), so virtual-host names such as
+/// `bucket.localhost` work without DNS.
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = proxy_connection(client, log).await;
+                });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("proxy log").clone()
+    }
+}
+
+async fn proxy_connection(
+    mut client: tokio::net::TcpStream,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Read the request head byte by byte, so nothing after it is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        if client.read(&mut byte).await? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let line = text.lines().next().unwrap_or_default().to_string();
+    log.lock().expect("proxy log").push(line.clone());
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    if method == "CONNECT" {
+        let mut upstream = tokio::net::TcpStream::connect(loopback(target)).await?;
+        client.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    } else {
+        let authority = target
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        let mut upstream = tokio::net::TcpStream::connect(loopback(authority)).await?;
+        upstream.write_all(&head).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    }
+    Ok(())
+}
+
+/// `127.0.0.1:<port of authority>`.
+fn loopback(authority: &str) -> String {
+    let port = authority.rsplit_once(':').map_or("80", |(_, p)| p);
+    format!("127.0.0.1:{port}")
+}

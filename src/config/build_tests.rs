@@ -191,3 +191,21 @@ fn s3_secrets_are_redacted_in_show_and_debug() {
         assert!(!shown.contains(secret), "config show shows {secret}");
     }
 }
+
+#[test]
+fn s3_on_warns_that_uploads_are_not_done_yet() {
+    let off = run(&[("etcd-s3-bucket", "b1")]).unwrap();
+    assert!(
+        off.warnings.iter().all(|w| !w.contains("S3")),
+        "{:?}",
+        off.warnings
+    );
+    let on = run(&[("etcd-s3", "true"), ("etcd-s3-bucket", "b1")]).unwrap();
+    assert!(
+        on.warnings
+            .iter()
+            .any(|w| w.contains("does not upload snapshots to S3 yet")),
+        "{:?}",
+        on.warnings
+    );
+}

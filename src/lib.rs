@@ -14,6 +14,7 @@
 //! - `api`: the `POST /db/snapshot` HTTPS server, its TLS material, the CLI's client, wire types.
 //! - `etcd`: connecting to etcd; the embedded etcd child process and its supervision.
 //! - `daemon`: wires the server's tasks together and owns shutdown.
+//! - `tls_verify`: the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `token`: the server token (load, create, RKE2 forms).
 //! - `telemetry`: logging and Prometheus metrics.
 //! - `fsutil`: crash-safe file writes.
@@ -30,4 +31,5 @@ pub mod scheduler;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod tls_verify;
 pub mod token;

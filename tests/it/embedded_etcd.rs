@@ -145,6 +145,20 @@ async fn a_leftover_process_on_the_same_data_dir_is_stopped_first() {
         .spawn()
         .unwrap();
     let leftover_pid = leftover.id();
+    // spawn() can return while exec is still under way (cmdline briefly empty); a real leftover
+    // has been running for a while, so wait until this one shows its arguments.
+    let cmdline = format!("/proc/{leftover_pid}/cmdline");
+    let data_dir_text = data_dir.to_string_lossy().into_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read(&cmdline)
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&data_dir_text))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in never showed its command line"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     std::fs::write(root.path().join("etcd.pid"), format!("{leftover_pid}\n")).unwrap();
     // Reap it as soon as it dies so it does not linger as a zombie.
     let reaper = std::thread::spawn(move || leftover.wait());
@@ -152,7 +166,18 @@ async fn a_leftover_process_on_the_same_data_dir_is_stopped_first() {
     let member = EmbeddedEtcd::start(options(etcd, &data_dir), CancellationToken::new())
         .await
         .unwrap();
-    assert!(!alive(leftover_pid), "leftover process still running");
+    // Stopped within the grace period (SIGTERM, then SIGKILL): poll rather than race the exit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    while alive(leftover_pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !alive(leftover_pid),
+        "leftover process still running: {:?} {:?}",
+        std::fs::read_to_string(format!("/proc/{leftover_pid}/stat")),
+        std::fs::read(format!("/proc/{leftover_pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+    );
     assert!(reaper.join().unwrap().is_ok());
     assert_ne!(member.pid(), Some(leftover_pid));
     member.shutdown().await;

@@ -309,7 +309,7 @@ pub static KEYS: &[KeySpec] = &[
         short: Some('s'),
         kind: Kind::Url,
         default: DefaultValue::Value("https://127.0.0.1:9345"),
-        help: "Server to send the request to",
+        help: "Server to send the request to (when unset: this node's server at https://<bind-address>:<supervisor-port>)",
         scope: Scope::Client,
         ..ROW
     },

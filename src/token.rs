@@ -168,7 +168,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::net::{IpAddr, Ipv4Addr};
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
@@ -183,15 +183,7 @@ mod tests {
             node_name: "node1".into(),
             token: None,
             token_file: None,
-            etcd: EtcdSettings {
-                endpoints: vec![],
-                ca_file: None,
-                cert_file: None,
-                key_file: None,
-                binary: "etcd".into(),
-                client_address: SocketAddr::new(loopback, 2379),
-                peer_address: SocketAddr::new(loopback, 2380),
-            },
+            etcd: EtcdSettings::plain(vec![]),
             snapshot: SnapshotSettings {
                 disabled: false,
                 scheduled_name: "etcd-snapshot".into(),

@@ -50,6 +50,21 @@ pub struct EtcdSettings {
 }
 
 impl EtcdSettings {
+    /// Plain-HTTP access to existing members at `endpoints`, with the built-in defaults for
+    /// everything else (no TLS files; embedded listeners on the default loopback ports).
+    pub fn plain(endpoints: Vec<String>) -> Self {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        Self {
+            endpoints,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            binary: PathBuf::from("etcd"),
+            client_address: SocketAddr::new(loopback, 2379),
+            peer_address: SocketAddr::new(loopback, 2380),
+        }
+    }
+
     /// True when no endpoint is configured and the server must start its own etcd.
     pub fn is_embedded(&self) -> bool {
         self.endpoints.is_empty()

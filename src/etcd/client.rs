@@ -108,15 +108,7 @@ mod tests {
     use super::*;
 
     fn settings(endpoint: &str) -> EtcdSettings {
-        EtcdSettings {
-            endpoints: vec![endpoint.to_string()],
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            binary: "etcd".into(),
-            client_address: "127.0.0.1:2379".parse().unwrap(),
-            peer_address: "127.0.0.1:2380".parse().unwrap(),
-        }
+        EtcdSettings::plain(vec![endpoint.to_string()])
     }
 
     #[test]

@@ -261,13 +261,8 @@ async fn skip_ssl_verify_accepts_a_self_signed_endpoint() {
     let mut settings = server.settings("snapshots", "");
     settings.skip_ssl_verify = true;
     let store = S3Store::connect(&settings).await.expect("skip verify");
-    let dir = tempfile::tempdir().unwrap();
     let name = "on-demand-node1-1700000400";
-    write_pattern(&dir.path().join(name), 5000);
-    store
-        .upload_file(&dir.path().join(name), name, &metadata())
-        .await
-        .unwrap();
+    upload_one(&store, name, 5000).await;
     assert_eq!(store.list().await.unwrap().len(), 1);
 }
 
@@ -378,13 +373,8 @@ async fn virtual_host_style_addressing_puts_the_bucket_in_the_host_name() {
     let store = S3Store::connect(&settings)
         .await
         .expect("virtual-host connect");
-    let dir = tempfile::tempdir().unwrap();
     let name = "on-demand-node1-1700000500";
-    write_pattern(&dir.path().join(name), 3000);
-    store
-        .upload_file(&dir.path().join(name), name, &metadata())
-        .await
-        .unwrap();
+    upload_one(&store, name, 3000).await;
     assert_eq!(store.list().await.unwrap().len(), 1);
     assert!(server.has_object("snapshots", &format!("vh/{name}")));
     let host = format!("http://snapshots.localhost:{}/", server.addr.port());
@@ -393,4 +383,14 @@ async fn virtual_host_style_addressing_puts_the_bucket_in_the_host_name() {
         "proxy saw {:?}",
         proxy.seen()
     );
+}
+
+/// Uploads one `size`-byte patterned file as snapshot `name`.
+async fn upload_one(store: &S3Store, name: &str, size: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join(name), size);
+    store
+        .upload_file(&dir.path().join(name), name, &metadata())
+        .await
+        .unwrap();
 }

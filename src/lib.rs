@@ -18,8 +18,11 @@
 //! - `token`: the server token (load, create, RKE2 forms).
 //! - `telemetry`: logging and Prometheus metrics.
 //! - `fsutil`: crash-safe file writes.
+//! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
+//! - `restore`: verified restore and cluster reset.
 
 pub mod api;
+pub mod bootstrap;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -27,6 +30,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod fsutil;
 pub mod operations;
+pub mod restore;
 pub mod scheduler;
 pub mod snapshot;
 pub mod store;

@@ -9,6 +9,7 @@ pub mod prune;
 pub mod record;
 pub mod save;
 pub mod sink;
+pub mod tee;
 pub mod zipstream;
 
 pub use name::SnapshotName;

@@ -196,7 +196,7 @@ impl Operations {
             .await
             .map_err(OperationError::Connect)?;
         let metadata: Option<&BTreeMap<String, String>> = None;
-        save_snapshot(&mut client, store.dir(), name, metadata)
+        save_snapshot(&mut client, store.dir(), name, metadata, None)
             .await
             .map_err(|source| OperationError::Save {
                 name: name.file_name(),

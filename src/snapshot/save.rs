@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::SnapshotName;
 use super::name::PART_SUFFIX;
 use super::sink::{SnapshotSink, Written};
+use super::tee::Tee;
 use crate::fsutil;
 
 /// Deflate level for compressed snapshots. Blocks are compressed in parallel (`zipstream`), but on
@@ -105,40 +106,72 @@ impl ChunkSource for etcd_client::SnapshotStreaming {
 }
 
 /// Streams a snapshot from etcd into `dir/name` (`name.compressed` decides zip), plus the
-/// metadata file `<dir>/../.metadata/<file>` when `extra_metadata` is given.
+/// metadata file `<dir>/../.metadata/<file>` when `extra_metadata` is given. With a `tee`, the
+/// file's bytes also go to its consumer, which gets `Done` only once the snapshot (and its
+/// metadata file) is published.
 pub async fn save_snapshot(
     client: &mut etcd_client::Client,
     dir: &Path,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
+    tee: Option<Tee>,
 ) -> Result<SavedSnapshot, SaveError> {
     let stream = client.snapshot().await.map_err(SaveError::StartStream)?;
-    save_from_source(stream, dir, name, extra_metadata, DEFAULT_COMPRESSION_LEVEL).await
+    let output = Output {
+        compression_level: DEFAULT_COMPRESSION_LEVEL,
+        tee,
+    };
+    save_from_source(stream, dir, name, extra_metadata, output).await
 }
 
-/// The pipeline behind `save_snapshot`, over any chunk source. `compression_level` (1-9) applies
-/// only when `name.compressed`. An empty metadata map writes no file, as RKE2 does.
+/// How the pipeline writes: the Deflate level (1-9, used only when `name.compressed`) and an
+/// optional second consumer of the bytes.
+#[derive(Debug)]
+pub struct Output {
+    pub compression_level: u32,
+    pub tee: Option<Tee>,
+}
+
+impl Output {
+    /// No tee; the given compression level.
+    pub fn level(compression_level: u32) -> Self {
+        Self {
+            compression_level,
+            tee: None,
+        }
+    }
+}
+
+/// The pipeline behind `save_snapshot`, over any chunk source. An empty metadata map writes no
+/// file, as RKE2 does.
 pub async fn save_from_source<S: ChunkSource>(
     mut source: S,
     dir: &Path,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
-    compression_level: u32,
+    output: Output,
 ) -> Result<SavedSnapshot, SaveError> {
     let path = dir.join(name.file_name());
     let temp = dir.join(format!("{}{PART_SUFFIX}", name.file_name()));
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let writer = {
         let (name, path) = (name.clone(), path.clone());
-        tokio::task::spawn_blocking(move || run_writer(rx, &temp, &path, &name, compression_level))
+        tokio::task::spawn_blocking(move || run_writer(rx, &temp, &path, &name, output))
     };
     let read = pump(&mut source, tx).await;
     // Always wait for the writer: on failure it removes its temp file before we report.
     let written = writer.await.map_err(SaveError::WriterTask)?;
     read?;
-    let written = written?;
+    let (written, tee) = written?;
     if let Some(map) = extra_metadata.filter(|m| !m.is_empty()) {
         write_metadata_or_roll_back(dir, &path, name, map).await?;
+    }
+    if let Some(tee) = tee {
+        let (sha256, size) = (written.file_sha256.clone(), written.size);
+        // `finish` may wait for a slow consumer (bounded by the tee's stall limit).
+        tokio::task::spawn_blocking(move || tee.finish(sha256, size))
+            .await
+            .map_err(SaveError::WriterTask)?;
     }
     Ok(SavedSnapshot {
         name: name.clone(),
@@ -188,9 +221,9 @@ fn run_writer(
     temp: &Path,
     path: &Path,
     name: &SnapshotName,
-    level: u32,
-) -> Result<Written, SaveError> {
-    let result = write_and_publish(&mut rx, temp, path, name, level);
+    output: Output,
+) -> Result<(Written, Option<Tee>), SaveError> {
+    let result = write_and_publish(&mut rx, temp, path, name, output);
     if result.is_err() {
         let _ = std::fs::remove_file(temp);
     }
@@ -202,9 +235,9 @@ fn write_and_publish(
     temp: &Path,
     path: &Path,
     name: &SnapshotName,
-    level: u32,
-) -> Result<Written, SaveError> {
-    let mut sink = SnapshotSink::create(temp, name, level)?;
+    output: Output,
+) -> Result<(Written, Option<Tee>), SaveError> {
+    let mut sink = SnapshotSink::create(temp, name, output.compression_level, output.tee)?;
     loop {
         match rx.blocking_recv() {
             Some(Message::Chunk(chunk)) => sink.write_chunk(&chunk)?,

@@ -80,7 +80,7 @@ async fn save(source: Scripted, d: &Dirs, compressed: bool) -> Result<SavedSnaps
         &d.snapshots,
         &name(compressed),
         None,
-        DEFAULT_COMPRESSION_LEVEL,
+        Output::level(DEFAULT_COMPRESSION_LEVEL),
     )
     .await
 }
@@ -196,7 +196,7 @@ async fn metadata_file_is_compact_json_beside_the_dir() {
         &d.snapshots,
         &name(true),
         Some(&meta),
-        DEFAULT_COMPRESSION_LEVEL,
+        Output::level(DEFAULT_COMPRESSION_LEVEL),
     )
     .await
     .unwrap();
@@ -223,10 +223,102 @@ async fn failed_metadata_write_rolls_the_snapshot_back() {
         &d.snapshots,
         &name(false),
         Some(&meta),
-        DEFAULT_COMPRESSION_LEVEL,
+        Output::level(DEFAULT_COMPRESSION_LEVEL),
     )
     .await
     .unwrap_err();
     assert!(matches!(err, SaveError::Metadata { .. }), "{err:?}");
     assert!(listing(&d.snapshots).is_empty());
+}
+
+/// Collects what a tee consumer receives: the bytes and the `Done` message, if any.
+async fn drain(mut rx: crate::snapshot::tee::TeeReceiver) -> (Vec<u8>, Option<(String, u64)>) {
+    use crate::snapshot::tee::TeeMessage;
+    let (mut bytes, mut done) = (Vec::new(), None);
+    while let Some(message) = rx.recv().await {
+        match message {
+            TeeMessage::Chunk(c) => bytes.extend_from_slice(&c),
+            TeeMessage::Done { sha256, size } => done = Some((sha256, size)),
+        }
+    }
+    (bytes, done)
+}
+
+fn teed(tee: crate::snapshot::tee::Tee) -> Output {
+    Output {
+        compression_level: DEFAULT_COMPRESSION_LEVEL,
+        tee: Some(tee),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tee_sees_exactly_the_published_bytes_then_done() {
+    let data = etcd_stream(5000);
+    for compressed in [false, true] {
+        let d = dirs();
+        let (tee, rx) = crate::snapshot::tee::channel();
+        let consumer = tokio::spawn(drain(rx));
+        let saved = save_from_source(
+            scripted(&data, 32 * 1024),
+            &d.snapshots,
+            &name(compressed),
+            None,
+            teed(tee),
+        )
+        .await
+        .unwrap();
+        let (bytes, done) = consumer.await.unwrap();
+        assert_eq!(
+            bytes,
+            std::fs::read(&saved.path).unwrap(),
+            "compressed={compressed}"
+        );
+        assert_eq!(done, Some((saved.file_sha256.clone(), saved.size)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_save_never_tells_the_tee_done() {
+    let mut corrupted = etcd_stream(3000);
+    corrupted[700_000] ^= 0x40;
+    let d = dirs();
+    let (tee, rx) = crate::snapshot::tee::channel();
+    let consumer = tokio::spawn(drain(rx));
+    let err = save_from_source(
+        scripted(&corrupted, 32 * 1024),
+        &d.snapshots,
+        &name(false),
+        None,
+        teed(tee),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SaveError::ChecksumMismatch { .. }), "{err:?}");
+    let (bytes, done) = consumer.await.unwrap();
+    assert_eq!(done, None);
+    assert!(
+        !bytes.is_empty(),
+        "bytes were streamed before the failure was known"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_failure_never_tells_the_tee_done() {
+    let data = etcd_stream(8);
+    let d = dirs();
+    std::fs::write(&d.metadata, b"not a dir").unwrap();
+    let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
+    let (tee, rx) = crate::snapshot::tee::channel();
+    let consumer = tokio::spawn(drain(rx));
+    let err = save_from_source(
+        scripted(&data, 1024),
+        &d.snapshots,
+        &name(false),
+        Some(&meta),
+        teed(tee),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SaveError::Metadata { .. }), "{err:?}");
+    assert_eq!(consumer.await.unwrap().1, None);
 }

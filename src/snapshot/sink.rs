@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::SnapshotName;
 use super::save::SaveError;
+use super::tee::Tee;
 use super::zipstream::{ZipEntry, ZipStreamWriter};
 use crate::fsutil;
 
@@ -77,11 +78,13 @@ impl TrailerCheck {
     }
 }
 
-/// Counts and hashes every byte that reaches the file.
+/// Counts and hashes every byte that reaches the file, and copies it to the tee when there is
+/// one, so the upload sees exactly the bytes on disk.
 struct HashingFile {
     file: File,
     hasher: Sha256,
     written: u64,
+    tee: Option<Tee>,
 }
 
 impl Write for HashingFile {
@@ -89,6 +92,9 @@ impl Write for HashingFile {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
+        if let Some(tee) = &mut self.tee {
+            tee.write(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -111,8 +117,14 @@ pub(crate) struct SnapshotSink {
 }
 
 impl SnapshotSink {
-    /// Creates `path` exclusively (0600); a zip sink starts its single entry right away.
-    pub(crate) fn create(path: &Path, name: &SnapshotName, level: u32) -> Result<Self, SaveError> {
+    /// Creates `path` exclusively (0600); a zip sink starts its single entry right away. With a
+    /// tee, every byte written to the file is also sent to it.
+    pub(crate) fn create(
+        path: &Path,
+        name: &SnapshotName,
+        level: u32,
+        tee: Option<Tee>,
+    ) -> Result<Self, SaveError> {
         let write_err = |source| SaveError::Write {
             path: path.to_path_buf(),
             source,
@@ -124,6 +136,7 @@ impl SnapshotSink {
                 file,
                 hasher: Sha256::new(),
                 written: 0,
+                tee,
             },
         );
         let out = if name.compressed {
@@ -155,8 +168,8 @@ impl SnapshotSink {
     }
 
     /// Verifies the trailer, completes the zip, flushes and fsyncs. The file stays at its temp
-    /// path.
-    pub(crate) fn finish(self) -> Result<Written, SaveError> {
+    /// path; the tee comes back unfinished, for the caller to finish once the file is published.
+    pub(crate) fn finish(self) -> Result<(Written, Option<Tee>), SaveError> {
         let Self { path, check, out } = self;
         let db_size = check.verify()?;
         let write_err = |source| SaveError::Write {
@@ -171,11 +184,12 @@ impl SnapshotSink {
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
         hashing.file.sync_all().map_err(write_err)?;
-        Ok(Written {
+        let written = Written {
             size: hashing.written,
             file_sha256: hex(&hashing.hasher.finalize()),
             db_size,
-        })
+        };
+        Ok((written, hashing.tee))
     }
 
     fn write_error(&self, source: io::Error) -> SaveError {

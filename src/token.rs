@@ -92,6 +92,17 @@ pub fn password_part(token: &str) -> &str {
     }
 }
 
+/// RKE2's token hash: the first 12 hex characters of sha256(password part). It goes into S3
+/// object metadata (`Rke2-Token-Hash`), so a restore can tell up front whether a token matches
+/// the one that wrote a snapshot.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(password_part(token).as_bytes());
+    let mut text = hex(&digest);
+    text.truncate(12);
+    text
+}
+
 /// The CA hash of a `K10<hash>::<user>:<password>` token (hex sha256 of the server's CA
 /// bundle), so a client can pin the CA it downloads from `/cacerts`. None for bare tokens.
 pub fn ca_hash_of(token: &str) -> Option<&str> {
@@ -183,6 +194,7 @@ mod tests {
             node_name: "node1".into(),
             token: None,
             token_file: None,
+            cluster_id: String::new(),
             etcd: EtcdSettings::plain(vec![]),
             snapshot: SnapshotSettings {
                 disabled: false,
@@ -193,6 +205,7 @@ mod tests {
                 dir_is_default: true,
                 retention: 5,
                 schedule: Schedule::parse("@hourly").unwrap(),
+                reconcile_interval: std::time::Duration::from_secs(600),
             },
             api: ApiSettings {
                 bind_address: loopback,
@@ -300,6 +313,13 @@ mod tests {
         );
         assert_eq!(ca_hash_of("bare-token"), None);
         assert_eq!(ca_hash_of("K10::server:pw"), None);
+    }
+
+    #[test]
+    fn token_hash_uses_only_the_password_part() {
+        assert_eq!(token_hash("test"), "9f86d081884c");
+        assert_eq!(token_hash(""), "e3b0c44298fc");
+        assert_eq!(token_hash("K10abc::server:test"), "9f86d081884c");
     }
 
     #[test]

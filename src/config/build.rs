@@ -117,6 +117,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
         node_name: p.text("node-name")?,
         token: p.secret("token"),
         token_file: p.path("token-file"),
+        cluster_id: p.text("cluster-id").unwrap_or_default(),
         etcd: etcd(p)?,
         snapshot: snapshot(p)?,
         api: api(p)?,
@@ -234,6 +235,7 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         dir_is_default: p.source("etcd-snapshot-dir")? == &Source::Default,
         retention: p.int("etcd-snapshot-retention")?,
         schedule: p.cron("etcd-snapshot-schedule-cron")?,
+        reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct DesiredConfig {
     pub token: Option<SecretString>,
     /// `--token-file`: a file holding the server token.
     pub token_file: Option<PathBuf>,
+    /// `--cluster-id`: this cluster's id in S3 object metadata; empty when not set.
+    pub cluster_id: String,
     pub etcd: EtcdSettings,
     pub snapshot: SnapshotSettings,
     pub api: ApiSettings,
@@ -97,6 +99,8 @@ pub struct SnapshotSettings {
     pub dir_is_default: bool,
     /// `--etcd-snapshot-retention` / `--snapshot-retention`; 0 keeps everything.
     pub retention: u32,
+    /// `--etcd-snapshot-reconcile-interval`: period of the server's reconcile (S3 backfill).
+    pub reconcile_interval: Duration,
     /// `--etcd-snapshot-schedule-cron`.
     pub schedule: Schedule,
 }

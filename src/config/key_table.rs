@@ -216,6 +216,12 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "cluster-id",
+        kind: Kind::Name,
+        help: "Identifies this cluster's snapshots in a shared bucket (object metadata Rke2-Cluster-Id): S3 retention never deletes another cluster's objects. Empty means objects without a cluster id",
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-s3-config-secret",
         aliases: &["s3-config-secret"],
         kind: Kind::Name,
@@ -252,6 +258,14 @@ pub static KEYS: &[KeySpec] = &[
         kind: Kind::Name,
         default: DefaultValue::Value("etcd-snapshot"),
         help: "Base name of scheduled snapshots",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-reconcile-interval",
+        kind: Kind::Duration,
+        default: DefaultValue::Value("10m"),
+        help: "How often the server reconciles its snapshots (uploads local snapshots missing from S3)",
         scope: Scope::Server,
         ..ROW
     },

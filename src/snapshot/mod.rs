@@ -4,6 +4,7 @@
 //! one (scheduler), how requests map to operations (operations), or where copies are listed from
 //! (store).
 
+pub mod backfill;
 pub mod name;
 pub mod prune;
 pub mod record;

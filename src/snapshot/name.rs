@@ -80,16 +80,17 @@ pub fn timestamp_in_name(file_name: &str) -> Option<i64> {
 /// a snapshot of `node` under any base name. Used to tell this node's files from other nodes' in
 /// a shared dir when the base is unknown (temp-file cleanup).
 pub fn belongs_to_node(file_name: &str, node: &str) -> bool {
+    base_of(file_name, node).is_some()
+}
+
+/// The `<base>` of a `<base>-<node>-<digits>[.zip]` snapshot of `node`; None for anything else.
+pub fn base_of<'a>(file_name: &'a str, node: &str) -> Option<&'a str> {
     let (stem, _) = split_zip(file_name);
-    let Some((rest, digits)) = stem.rsplit_once('-') else {
-        return false;
-    };
-    if parse_digits(digits).is_none() {
-        return false;
-    }
+    let (rest, digits) = stem.rsplit_once('-')?;
+    parse_digits(digits)?;
     rest.strip_suffix(node)
         .and_then(|base| base.strip_suffix('-'))
-        .is_some_and(|base| !base.is_empty())
+        .filter(|base| !base.is_empty())
 }
 
 /// Validates a snapshot name given by a user (delete): a plain file name, no separators, no `..`.

@@ -93,7 +93,7 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
 
-    let saved = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None)
+    let saved = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None, None)
         .await
         .expect("save");
     let theirs = root.path().join("etcdctl.db");
@@ -143,13 +143,19 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
 
-    let raw = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None)
+    let raw = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None, None)
         .await
         .unwrap();
     let meta = BTreeMap::from([("provider".to_string(), "rke2".to_string())]);
-    let zipped = save_snapshot(&mut client, &dir, &name(1_700_000_001, true), Some(&meta))
-        .await
-        .unwrap();
+    let zipped = save_snapshot(
+        &mut client,
+        &dir,
+        &name(1_700_000_001, true),
+        Some(&meta),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(zipped.path, dir.join("on-demand-n1-1700000001.zip"));
     assert_eq!(mode(&zipped.path), 0o600);
     let zip_bytes = std::fs::read(&zipped.path).unwrap();

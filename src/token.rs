@@ -103,6 +103,17 @@ pub fn token_hash(token: &str) -> String {
     text
 }
 
+/// The token hash of this node's server token (`--token`, `--token-file`, or the token file
+/// under the data dir), without creating one; None when there is no token yet.
+pub fn server_token_hash(config: &DesiredConfig) -> Option<String> {
+    let token = match (&config.token, &config.token_file) {
+        (Some(token), _) => token.clone(),
+        (None, Some(file)) => read_token_file(file).ok()?,
+        (None, None) => read_token_file(&config.token_path()).ok()?,
+    };
+    Some(token_hash(token.expose_secret()))
+}
+
 /// The CA hash of a `K10<hash>::<user>:<password>` token (hex sha256 of the server's CA
 /// bundle), so a client can pin the CA it downloads from `/cacerts`. None for bare tokens.
 pub fn ca_hash_of(token: &str) -> Option<&str> {

@@ -193,19 +193,10 @@ fn s3_secrets_are_redacted_in_show_and_debug() {
 }
 
 #[test]
-fn s3_on_warns_that_uploads_are_not_done_yet() {
+fn s3_on_resolves_without_warnings_and_off_drops_the_block() {
     let off = run(&[("etcd-s3-bucket", "b1")]).unwrap();
-    assert!(
-        off.warnings.iter().all(|w| !w.contains("S3")),
-        "{:?}",
-        off.warnings
-    );
+    assert!(off.config.s3.is_none());
     let on = run(&[("etcd-s3", "true"), ("etcd-s3-bucket", "b1")]).unwrap();
-    assert!(
-        on.warnings
-            .iter()
-            .any(|w| w.contains("does not upload snapshots to S3 yet")),
-        "{:?}",
-        on.warnings
-    );
+    assert!(on.warnings.is_empty(), "{:?}", on.warnings);
+    assert_eq!(on.config.s3.unwrap().bucket, "b1");
 }

@@ -138,15 +138,6 @@ pub fn resolve_with(layers: &[&Layer], host: &HostFacts) -> Result<Resolved, Con
             expected: "every key of the key table to resolve (internal error)".into(),
         }])
     })?;
-    if config.s3.is_some() {
-        // Said on every evaluation until saves upload: an operator must never believe an
-        // off-site copy exists when it does not.
-        warnings.push(
-            "etcd-s3 is on, but this version does not upload snapshots to S3 yet: \
-             snapshots are kept on local disk only"
-                .to_string(),
-        );
-    }
     Ok(Resolved {
         config,
         warnings,

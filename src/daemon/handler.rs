@@ -77,11 +77,7 @@ async fn execute(
                 .save(&config, SaveKind::OnDemand)
                 .await
                 .map_err(operation_failed)?;
-            Ok(HandlerReply::Snapshot(SnapshotResponse {
-                created: outcome.created,
-                deleted: outcome.deleted,
-                failed: outcome.failed,
-            }))
+            Ok(HandlerReply::Snapshot(outcome.into()))
         }
         PlannedOperation::List => {
             let records = ops.list(&config).await.map_err(operation_failed)?;
@@ -93,21 +89,14 @@ async fn execute(
                 .delete(&config, &names)
                 .await
                 .map_err(operation_failed)?;
-            Ok(HandlerReply::Snapshot(SnapshotResponse {
-                deleted: report.deleted,
-                failed: report.failed,
-                ..Default::default()
-            }))
+            Ok(HandlerReply::Snapshot(report.into()))
         }
         PlannedOperation::Prune { dry_run } => {
-            let deleted = ops
+            let report = ops
                 .prune(&config, dry_run)
                 .await
                 .map_err(operation_failed)?;
-            Ok(HandlerReply::Snapshot(SnapshotResponse {
-                deleted,
-                ..Default::default()
-            }))
+            Ok(HandlerReply::Snapshot(report.into()))
         }
     }
 }

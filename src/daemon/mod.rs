@@ -88,6 +88,11 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         tracker.clone(),
         cancel.clone(),
     ));
+    tracker.spawn(crate::scheduler::reconcile::run(
+        Arc::clone(&operations),
+        config_rx.clone(),
+        cancel.clone(),
+    ));
     let state = Arc::new(ApiState {
         token,
         handler: Arc::new(RequestHandler {

@@ -8,17 +8,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::api::wire::FailedItem;
+mod maintain;
+pub mod pending;
+mod replicate;
+
+use crate::api::wire::{FailedItem, SnapshotResponse};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
-use crate::snapshot::SnapshotRecord;
-use crate::snapshot::name::validate_user_name;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
-use crate::store::local::{DeleteOutcome, LocalStore, StoreError};
+use crate::snapshot::tee::{self, Tee};
+use crate::store::local::{LocalStore, StoreError};
+use crate::store::s3::S3Error;
 use crate::telemetry::metrics::{Metrics, Status};
 
 /// Which kind of save, deciding the base name and whether retention runs.
@@ -43,8 +47,46 @@ pub struct SaveOutcome {
 /// What a delete did, per requested name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeleteReport {
+    /// Names deleted from at least one place.
     pub deleted: Vec<String>,
     pub not_found: Vec<String>,
+    pub failed: Vec<FailedItem>,
+    /// Every copy removed: a local path or `s3://bucket/key`.
+    pub removed: Vec<String>,
+}
+
+/// One copy retention removed (or would remove, in a dry run), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub name: String,
+    /// A local path or `s3://bucket/key`.
+    pub location: String,
+    pub reason: String,
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PruneReport {
+    /// Names removed from at least one place, each once, oldest first.
+    pub deleted: Vec<String>,
+    pub removals: Vec<Removal>,
+    pub failed: Vec<FailedItem>,
+}
+
+impl PruneReport {
+    fn add(&mut self, removal: Removal) {
+        if !self.deleted.contains(&removal.name) {
+            self.deleted.push(removal.name.clone());
+        }
+        self.removals.push(removal);
+    }
+}
+
+/// What a reconcile pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReconcileReport {
+    /// Local snapshots uploaded because S3 lacked them.
+    pub uploaded: Vec<String>,
     pub failed: Vec<FailedItem>,
 }
 
@@ -64,6 +106,12 @@ pub enum OperationError {
     },
     #[error("invalid snapshot name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
+    #[error("failed to {action} S3 snapshots")]
+    S3 {
+        action: &'static str,
+        #[source]
+        source: S3Error,
+    },
 }
 
 impl OperationError {
@@ -147,16 +195,30 @@ impl Operations {
             SaveKind::OnDemand => &settings.on_demand_name,
         };
         let name = store.allocate_name(base, rounded_now_unix(), settings.compress);
-        let local_started = Instant::now();
-        let saved = self.stream_to_store(config, &store, &name).await;
-        let status = if saved.is_ok() {
-            Status::Success
-        } else {
-            Status::Error
+        let s3_started = Instant::now();
+        let (tee, upload) = match &config.s3 {
+            Some(s3) => {
+                let (tee, feed) = tee::channel();
+                let task = replicate::start_streamed_upload(config, s3, name.file_name(), feed);
+                (Some(tee), Some(task))
+            }
+            None => (None, None),
         };
+        let local_started = Instant::now();
+        let saved = self.stream_to_store(config, &store, &name, tee).await;
         self.metrics
-            .observe_save_local(status, local_started.elapsed().as_secs_f64());
-        let saved = saved?;
+            .observe_save_local(Status::of(&saved), local_started.elapsed().as_secs_f64());
+        let saved = match saved {
+            Ok(saved) => saved,
+            Err(e) => {
+                // The upload saw its feed close without `Done` and throws its parts away; give
+                // it a moment to do so, without letting an unreachable S3 delay the error.
+                if let Some(task) = upload {
+                    let _ = tokio::time::timeout(ABANDON_GRACE, task).await;
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(
             snapshot = %saved.name.file_name(),
             path = %saved.path.display(),
@@ -169,21 +231,60 @@ impl Operations {
             created: vec![saved.name.file_name()],
             ..Default::default()
         };
-        if kind == SaveKind::Scheduled && settings.retention > 0 {
-            // Retention trouble never fails a save that already produced a good snapshot.
-            match store.prune(base, settings.retention, false) {
-                Ok(deleted) => outcome.deleted = deleted,
-                Err(e) => {
-                    tracing::warn!(error = %error_chain(&e), "failed to apply snapshot retention");
-                    outcome.failed.push(FailedItem {
-                        name: "retention".into(),
-                        message: error_chain(&e),
-                    });
-                }
-            }
+        if let (Some(s3), Some(task)) = (&config.s3, upload) {
+            let failure = replicate::finish_upload(config, s3, &saved, task.await).await;
+            let status = if failure.is_none() {
+                Status::Success
+            } else {
+                Status::Error
+            };
+            self.metrics
+                .observe_save_s3(status, s3_started.elapsed().as_secs_f64());
+            outcome.failed.extend(failure);
+        }
+        if kind == SaveKind::Scheduled {
+            self.apply_scheduled_retention(config, &store, base, &mut outcome)
+                .await;
         }
         self.refresh_count(&store);
         Ok(outcome)
+    }
+
+    /// Retention after a scheduled save, locally and in S3. Trouble here never fails a save
+    /// that already produced a good snapshot; it is reported as a failed item. S3 retention
+    /// runs even when the upload failed, so a full bucket can be freed.
+    async fn apply_scheduled_retention(
+        &self,
+        config: &DesiredConfig,
+        store: &LocalStore,
+        base: &str,
+        outcome: &mut SaveOutcome,
+    ) {
+        let retention = config.snapshot.retention;
+        if retention > 0 {
+            match store.prune(base, retention, false) {
+                Ok(deleted) => outcome.deleted.extend(deleted),
+                Err(e) => outcome.failed.push(retention_failure("retention", &e)),
+            }
+        }
+        let Some(s3) = &config.s3 else { return };
+        if s3.retention == 0 {
+            return;
+        }
+        let pruned = match replicate::connect(config, s3).await {
+            Ok(remote) => remote.prune(base, s3.retention, false).await,
+            Err(e) => Err(e),
+        };
+        match pruned {
+            Ok(deleted) => {
+                for name in deleted {
+                    if !outcome.deleted.contains(&name) {
+                        outcome.deleted.push(name);
+                    }
+                }
+            }
+            Err(e) => outcome.failed.push(retention_failure("s3 retention", &e)),
+        }
     }
 
     async fn stream_to_store(
@@ -191,108 +292,59 @@ impl Operations {
         config: &DesiredConfig,
         store: &LocalStore,
         name: &crate::snapshot::SnapshotName,
+        tee: Option<Tee>,
     ) -> Result<SavedSnapshot, OperationError> {
         let mut client = connect(&config.etcd)
             .await
             .map_err(OperationError::Connect)?;
         let metadata: Option<&BTreeMap<String, String>> = None;
-        save_snapshot(&mut client, store.dir(), name, metadata, None)
+        save_snapshot(&mut client, store.dir(), name, metadata, tee)
             .await
             .map_err(|source| OperationError::Save {
                 name: name.file_name(),
                 source,
             })
     }
+}
 
-    /// Lists local snapshots.
-    pub async fn list(
-        &self,
-        config: &DesiredConfig,
-    ) -> Result<Vec<SnapshotRecord>, OperationError> {
-        let started = Instant::now();
-        let result =
-            open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
-        let status = if result.is_ok() {
-            Status::Success
-        } else {
-            Status::Error
-        };
-        self.metrics
-            .observe_reconcile_local(status, started.elapsed().as_secs_f64());
-        if let Ok(records) = &result {
-            self.metrics.set_snapshot_count(records.len() as u64);
+impl From<SaveOutcome> for SnapshotResponse {
+    fn from(outcome: SaveOutcome) -> Self {
+        SnapshotResponse {
+            created: outcome.created,
+            deleted: outcome.deleted,
+            failed: outcome.failed,
         }
-        result
     }
+}
 
-    /// Deletes snapshots by file name. Every name is validated before anything is deleted.
-    pub async fn delete(
-        &self,
-        config: &DesiredConfig,
-        names: &[String],
-    ) -> Result<DeleteReport, OperationError> {
-        for name in names {
-            validate_user_name(name).map_err(|reason| OperationError::InvalidName {
-                name: name.clone(),
-                reason,
-            })?;
+impl From<DeleteReport> for SnapshotResponse {
+    fn from(report: DeleteReport) -> Self {
+        SnapshotResponse {
+            deleted: report.deleted,
+            failed: report.failed,
+            ..Default::default()
         }
-        let _guard = self.writer.lock().await;
-        let store = open_existing_store(config)?;
-        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
-        let mut report = DeleteReport::default();
-        for name in names {
-            match store.delete(name) {
-                Ok(DeleteOutcome::Deleted) => {
-                    tracing::info!(snapshot = %name, "snapshot deleted");
-                    report.deleted.push(name.clone());
-                }
-                Ok(DeleteOutcome::NotFound) => report.not_found.push(name.clone()),
-                Err(e) => report.failed.push(FailedItem {
-                    name: name.clone(),
-                    message: error_chain(&e),
-                }),
-            }
-        }
-        self.refresh_count(&store);
-        Ok(report)
     }
+}
 
-    /// Keeps the newest `retention` snapshots named `<name>-<this node>-<unix>`; with `dry_run`
-    /// only reports what would go.
-    pub async fn prune(
-        &self,
-        config: &DesiredConfig,
-        dry_run: bool,
-    ) -> Result<Vec<String>, OperationError> {
-        let _guard = self.writer.lock().await;
-        let store = open_existing_store(config)?;
-        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
-        let settings = &config.snapshot;
-        let deleted = store
-            .prune(&settings.on_demand_name, settings.retention, dry_run)
-            .map_err(OperationError::Store)?;
-        self.refresh_count(&store);
-        Ok(deleted)
-    }
-
-    /// Removes this node's leftovers of interrupted saves (startup hygiene).
-    pub async fn clean_temp_files(&self, config: &DesiredConfig) -> Result<usize, OperationError> {
-        let _guard = self.writer.lock().await;
-        let store = open_store(config)?;
-        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
-        let removed = store.cleanup_temp_files().map_err(OperationError::Store)?;
-        for path in &removed {
-            tracing::info!(path = %path.display(), "removed leftover temp file of an interrupted save");
+impl From<PruneReport> for SnapshotResponse {
+    fn from(report: PruneReport) -> Self {
+        SnapshotResponse {
+            deleted: report.deleted,
+            failed: report.failed,
+            ..Default::default()
         }
-        self.refresh_count(&store);
-        Ok(removed.len())
     }
+}
 
-    fn refresh_count(&self, store: &LocalStore) {
-        if let Ok(records) = store.list() {
-            self.metrics.set_snapshot_count(records.len() as u64);
-        }
+/// How long a failed save waits for its upload task to discard what it streamed.
+const ABANDON_GRACE: Duration = Duration::from_secs(30);
+
+fn retention_failure(what: &str, error: &dyn std::error::Error) -> FailedItem {
+    tracing::warn!(error = %error_chain(error), "failed to apply {what}");
+    FailedItem {
+        name: what.to_string(),
+        message: error_chain(error),
     }
 }
 

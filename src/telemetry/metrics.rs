@@ -170,9 +170,21 @@ impl Metrics {
     }
     /// `etcd_snapshot_count{storage="local"}`.
     pub fn set_snapshot_count(&self, count: u64) {
+        self.set_count("local", count);
+    }
+    /// `etcd_snapshot_count{storage="s3"}`: this cluster's folder, as last listed.
+    pub fn set_s3_snapshot_count(&self, count: u64) {
+        self.set_count("s3", count);
+    }
+    /// `etcd_snapshot_count{storage="s3-pending"}`: local snapshots whose copy to S3 failed and
+    /// has not been made up by a reconcile yet. Alert when this stays above zero.
+    pub fn set_pending_upload_count(&self, count: u64) {
+        self.set_count("s3-pending", count);
+    }
+    fn set_count(&self, storage: &'static str, count: u64) {
         let count = i64::try_from(count).unwrap_or(i64::MAX);
         self.snapshot_count
-            .get_or_create(&StorageLabels { storage: "local" })
+            .get_or_create(&StorageLabels { storage })
             .set(count);
     }
     /// `etcd_snapshot_skipped_ticks_total`: a scheduled tick found a snapshot still running.

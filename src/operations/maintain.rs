@@ -1,0 +1,372 @@
+//! The operations that look after existing snapshots: list, delete, prune, reconcile (S3
+//! backfill) and startup temp-file cleanup, on the local dir and, when `etcd-s3` is on, the
+//! bucket.
+//!
+//! Every S3 step connects afresh with the config of this very operation, so a changed bucket or
+//! rotated credentials apply at once. Local work is never undone by an S3 failure: the failure
+//! is reported per item.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use super::pending::{self, PendingUpload};
+use super::{
+    DeleteReport, OperationError, Operations, PruneReport, Removal, ReconcileReport,
+    error_chain, open_existing_store, open_store, replicate,
+};
+use crate::api::wire::FailedItem;
+use crate::config::DesiredConfig;
+use crate::config::desired::S3Settings;
+use crate::snapshot::backfill::plan_backfill;
+use crate::snapshot::name::{ZIP_SUFFIX, timestamp_in_name, validate_user_name};
+use crate::snapshot::{SnapshotRecord, Storage};
+use crate::store::local::{DeleteOutcome, LocalStore};
+use crate::store::s3::retry::RetryPolicy;
+use crate::store::s3::{ObjectMetadata, S3Store};
+use crate::telemetry::metrics::Status;
+
+impl Operations {
+    /// Lists local snapshots and, with S3 on, this folder's objects plus a not-ready row for
+    /// each snapshot whose upload failed and is still missing.
+    pub async fn list(
+        &self,
+        config: &DesiredConfig,
+    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+        let started = Instant::now();
+        let local =
+            open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
+        self.metrics
+            .observe_reconcile_local(Status::of(&local), started.elapsed().as_secs_f64());
+        let mut records = local?;
+        self.metrics.set_snapshot_count(records.len() as u64);
+        if let Some(s3) = &config.s3 {
+            let remote = self.list_s3(config, s3).await?;
+            let failed = failed_upload_rows(config, &records, &remote);
+            self.metrics.set_pending_upload_count(failed.len() as u64);
+            records.extend(remote);
+            records.extend(failed);
+        }
+        Ok(records)
+    }
+
+    async fn list_s3(
+        &self,
+        config: &DesiredConfig,
+        s3: &S3Settings,
+    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+        let started = Instant::now();
+        let listed = match replicate::connect(config, s3).await {
+            Ok(store) => store.list().await,
+            Err(e) => Err(e),
+        };
+        self.metrics
+            .observe_reconcile_s3(Status::of(&listed), started.elapsed().as_secs_f64());
+        let listed = listed.map_err(|source| OperationError::S3 {
+            action: "list",
+            source,
+        })?;
+        self.metrics.set_s3_snapshot_count(listed.len() as u64);
+        Ok(listed)
+    }
+
+    /// Deletes snapshots by file name from the local dir and, with S3 on, from the bucket
+    /// (object and metadata object). Every name is validated before anything is deleted.
+    pub async fn delete(
+        &self,
+        config: &DesiredConfig,
+        names: &[String],
+    ) -> Result<DeleteReport, OperationError> {
+        for name in names {
+            validate_user_name(name).map_err(|reason| OperationError::InvalidName {
+                name: name.clone(),
+                reason,
+            })?;
+        }
+        let _guard = self.writer.lock().await;
+        let store = open_existing_store(config)?;
+        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
+        let remote = match &config.s3 {
+            Some(s3) => Some(replicate::connect(config, s3).await),
+            None => None,
+        };
+        let mut report = DeleteReport::default();
+        for name in names {
+            let mut found = delete_local(&store, name, &mut report);
+            match &remote {
+                Some(Ok(remote)) => found |= delete_remote(remote, name, &mut report).await,
+                Some(Err(e)) => report.failed.push(FailedItem {
+                    name: name.clone(),
+                    message: format!("not deleted from S3: {}", error_chain(e)),
+                }),
+                None => {}
+            }
+            if found {
+                report.deleted.push(name.clone());
+                let _ = pending::clear(store.dir(), name);
+            } else if !report.failed.iter().any(|f| &f.name == name) {
+                report.not_found.push(name.clone());
+            }
+        }
+        self.refresh_count(&store);
+        Ok(report)
+    }
+
+    /// Keeps the newest `retention` snapshots named `<name>-<this node>-<unix>` locally and the
+    /// newest `etcd-s3-retention` of them in S3 (this cluster's only); with `dry_run` only
+    /// reports what would go and why.
+    pub async fn prune(
+        &self,
+        config: &DesiredConfig,
+        dry_run: bool,
+    ) -> Result<PruneReport, OperationError> {
+        let _guard = self.writer.lock().await;
+        let store = open_existing_store(config)?;
+        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
+        let settings = &config.snapshot;
+        let base = &settings.on_demand_name;
+        let mut report = PruneReport::default();
+        let local = store
+            .prune(base, settings.retention, dry_run)
+            .map_err(OperationError::Store)?;
+        let why = |kept: u32| keep_reason(base, &config.node_name, kept);
+        for name in local {
+            report.add(Removal {
+                location: store.dir().join(&name).display().to_string(),
+                reason: why(settings.retention),
+                name,
+            });
+        }
+        if let Some(s3) = &config.s3
+            && s3.retention > 0
+        {
+            let pruned = match replicate::connect(config, s3).await {
+                Ok(remote) => remote.prune(base, s3.retention, dry_run).await,
+                Err(e) => Err(e),
+            };
+            match pruned {
+                Ok(names) => {
+                    for name in names {
+                        report.add(Removal {
+                            location: replicate::target_location(s3, &name),
+                            reason: why(s3.retention),
+                            name,
+                        });
+                    }
+                }
+                Err(e) => report.failed.push(FailedItem {
+                    name: "s3 retention".into(),
+                    message: error_chain(&e),
+                }),
+            }
+        }
+        self.refresh_count(&store);
+        Ok(report)
+    }
+
+    /// One reconcile pass: with S3 on, uploads this node's local snapshots that are missing
+    /// from the bucket (oldest first, only those S3 retention would keep) and forgets failure
+    /// markers of snapshots that are in S3 or gone.
+    pub async fn reconcile(
+        &self,
+        config: &DesiredConfig,
+    ) -> Result<ReconcileReport, OperationError> {
+        let started = Instant::now();
+        let result = self.reconcile_inner(config).await;
+        self.metrics
+            .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn reconcile_inner(
+        &self,
+        config: &DesiredConfig,
+    ) -> Result<ReconcileReport, OperationError> {
+        let mut report = ReconcileReport::default();
+        let Some(s3) = &config.s3 else {
+            return Ok(report);
+        };
+        let store = open_store(config)?;
+        let local = store.list().map_err(OperationError::Store)?;
+        let remote = match replicate::connect(config, s3).await {
+            Ok(remote) => remote,
+            Err(source) => {
+                self.metrics
+                    .set_pending_upload_count(pending::list(store.dir()).len() as u64);
+                return Err(OperationError::S3 {
+                    action: "reach",
+                    source,
+                });
+            }
+        };
+        let remote_names: Vec<String> = self
+            .list_s3(config, s3)
+            .await?
+            .into_iter()
+            .map(|r| r.file_name)
+            .collect();
+        let local_names: Vec<String> = local.iter().map(|r| r.file_name.clone()).collect();
+        forget_settled_markers(store.dir(), &local_names, &remote_names);
+        let plan = plan_backfill(&local_names, &remote_names, &config.node_name, s3.retention);
+        for name in plan {
+            match backfill_one(config, &remote, store.dir(), &name).await {
+                Ok(()) => report.uploaded.push(name),
+                Err(message) => report.failed.push(FailedItem { name, message }),
+            }
+        }
+        self.metrics
+            .set_pending_upload_count(pending::list(store.dir()).len() as u64);
+        Ok(report)
+    }
+
+    /// Removes this node's leftovers of interrupted saves (startup hygiene).
+    pub async fn clean_temp_files(&self, config: &DesiredConfig) -> Result<usize, OperationError> {
+        let _guard = self.writer.lock().await;
+        let store = open_store(config)?;
+        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
+        let removed = store.cleanup_temp_files().map_err(OperationError::Store)?;
+        for path in &removed {
+            tracing::info!(path = %path.display(), "removed leftover temp file of an interrupted save");
+        }
+        self.refresh_count(&store);
+        Ok(removed.len())
+    }
+
+    pub(super) fn refresh_count(&self, store: &LocalStore) {
+        if let Ok(records) = store.list() {
+            self.metrics.set_snapshot_count(records.len() as u64);
+        }
+    }
+}
+
+/// True when the local copy existed and was deleted; failures go into the report.
+fn delete_local(store: &LocalStore, name: &str, report: &mut DeleteReport) -> bool {
+    match store.delete(name) {
+        Ok(DeleteOutcome::Deleted) => {
+            tracing::info!(snapshot = %name, "snapshot deleted");
+            report
+                .removed
+                .push(store.dir().join(name).display().to_string());
+            true
+        }
+        Ok(DeleteOutcome::NotFound) => false,
+        Err(e) => {
+            report.failed.push(FailedItem {
+                name: name.to_string(),
+                message: error_chain(&e),
+            });
+            false
+        }
+    }
+}
+
+/// True when the S3 object existed and was deleted; failures go into the report.
+async fn delete_remote(remote: &S3Store, name: &str, report: &mut DeleteReport) -> bool {
+    match remote.delete(name).await {
+        Ok(DeleteOutcome::Deleted) => {
+            let key = remote.layout().object_key(name);
+            report.removed.push(crate::store::s3::keys::location(
+                remote.client().bucket(),
+                &key,
+            ));
+            true
+        }
+        Ok(DeleteOutcome::NotFound) => false,
+        Err(e) => {
+            report.failed.push(FailedItem {
+                name: name.to_string(),
+                message: format!("not deleted from S3: {}", error_chain(&e)),
+            });
+            false
+        }
+    }
+}
+
+/// Uploads one local snapshot with retries; clears or refreshes its failure marker.
+async fn backfill_one(
+    config: &DesiredConfig,
+    remote: &S3Store,
+    dir: &Path,
+    name: &str,
+) -> Result<(), String> {
+    let metadata = ObjectMetadata {
+        sha256: None,
+        ..replicate::object_metadata(config)
+    };
+    let path = dir.join(name);
+    match remote
+        .upload_file_with_retry(&path, name, &metadata, RetryPolicy::default())
+        .await
+    {
+        Ok(uploaded) => {
+            tracing::info!(snapshot = %name, location = %uploaded.location, "uploaded a local snapshot missing from S3");
+            let _ = pending::clear(dir, name);
+            Ok(())
+        }
+        Err(e) => {
+            let message = error_chain(&e);
+            tracing::warn!(snapshot = %name, error = %message, "failed to upload a local snapshot missing from S3");
+            let marker = PendingUpload {
+                name: name.to_string(),
+                location: crate::store::s3::keys::location(
+                    remote.client().bucket(),
+                    &remote.layout().object_key(name),
+                ),
+                error: message.clone(),
+                failed_at: super::rounded_now_unix(),
+            };
+            let _ = pending::record(dir, &marker);
+            Err(message)
+        }
+    }
+}
+
+/// Drops markers of snapshots that reached S3 or no longer exist locally.
+fn forget_settled_markers(dir: &Path, local: &[String], remote: &[String]) {
+    let local: BTreeSet<&str> = local.iter().map(String::as_str).collect();
+    let remote: BTreeSet<&str> = remote.iter().map(String::as_str).collect();
+    for marker in pending::list(dir) {
+        if remote.contains(marker.name.as_str()) || !local.contains(marker.name.as_str()) {
+            let _ = pending::clear(dir, &marker.name);
+        }
+    }
+}
+
+/// Not-ready S3 rows for failed uploads whose local snapshot still exists and whose object is
+/// still missing.
+fn failed_upload_rows(
+    config: &DesiredConfig,
+    local: &[SnapshotRecord],
+    remote: &[SnapshotRecord],
+) -> Vec<SnapshotRecord> {
+    let in_s3: BTreeSet<&str> = remote.iter().map(|r| r.file_name.as_str()).collect();
+    pending::list(&config.snapshot.dir)
+        .into_iter()
+        .filter(|m| !in_s3.contains(m.name.as_str()))
+        .filter_map(|marker| {
+            let local = local.iter().find(|r| r.file_name == marker.name)?;
+            Some(SnapshotRecord {
+                file_name: marker.name.clone(),
+                location: marker.location.clone(),
+                node_name: config.node_name.clone(),
+                storage: Storage::S3,
+                size: 0,
+                created_unix: timestamp_in_name(&marker.name).unwrap_or(local.created_unix),
+                compressed: marker.name.ends_with(ZIP_SUFFIX),
+                ready: false,
+                error: Some(format!(
+                    "upload failed at {}: {}",
+                    crate::snapshot::record::rfc3339(marker.failed_at),
+                    marker.error
+                )),
+                token_hash: None,
+                metadata: None,
+            })
+        })
+        .collect()
+}
+
+/// Why retention picked a snapshot, for `prune --dry-run`.
+fn keep_reason(base: &str, node: &str, kept: u32) -> String {
+    format!("older than the newest {kept} \"{base}\" snapshots of node {node}")
+}

@@ -1,0 +1,307 @@
+//! S3 replication end to end: the real binary (server and CLI), a real etcd, and the in-process
+//! signature-checking S3 server of `s3_support.rs`. Saves upload, `ls` shows S3 rows, delete
+//! and prune reach the bucket, an outage keeps the local snapshot and a later reconcile makes
+//! the copy, and the seed's CLI examples work as written.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::support::{TestEtcd, TestServer, run, snapshot_files, text, wait_for};
+
+/// Runs a blocking CLI call without stalling the runtime that serves S3.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// Direct-mode flags reaching `server`'s bucket `b` with the test credentials.
+fn s3_flags(server: &S3Server, bucket: &str) -> Vec<String> {
+    vec![
+        "--s3".into(),
+        format!("--s3-endpoint={}", server.addr),
+        "--s3-insecure".into(),
+        format!("--s3-bucket={bucket}"),
+        format!("--s3-access-key={ACCESS_KEY}"),
+        format!("--s3-secret-key={SECRET_KEY}"),
+        "--s3-folder=f".into(),
+    ]
+}
+
+/// A direct-mode CLI run (no server answers on the default port).
+async fn direct(data_dir: &Path, etcd: &str, args: Vec<String>) -> Output {
+    let data_dir = data_dir.to_path_buf();
+    let etcd = etcd.to_string();
+    blocking(move || {
+        let dead_server = format!("https://127.0.0.1:{}", crate::support::free_port());
+        let mut all: Vec<String> = vec![
+            "--etcd-server".into(),
+            dead_server,
+            "--node-name".into(),
+            "n1".into(),
+            format!("--etcd-endpoints={etcd}"),
+        ];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&refs, &data_dir)
+    })
+    .await
+}
+
+fn created_name(out: &Output) -> String {
+    let (stdout, stderr) = text(out);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Snapshot ")?.strip_suffix(" saved."))
+        .unwrap_or_else(|| panic!("no saved line\nstdout:\n{stdout}\nstderr:\n{stderr}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_save_ls_delete_reach_the_bucket_and_secrets_stay_out_of_output() {
+    let Some(etcd) = TestEtcd::start() else { return };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("b");
+    let data = tempfile::tempdir().unwrap();
+
+    let mut args = s3_flags(&s3, "b");
+    args.push("save".into());
+    let out = direct(data.path(), &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let name = created_name(&out);
+    assert!(s3.has_object("b", &format!("f/{name}")), "object uploaded");
+    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
+    // The object is byte-identical to the local file.
+    let local = std::fs::read(crate::support::snapshot_dir(data.path()).join(&name)).unwrap();
+    let remote = std::fs::read(s3.root.path().join("b/f").join(&name)).unwrap();
+    assert_eq!(local, remote);
+
+    let mut args = s3_flags(&s3, "b");
+    args.push("ls".into());
+    let out = direct(data.path(), &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&format!("s3://b/f/{name}")), "{stdout}");
+    assert!(stdout.contains(&format!("file://")), "{stdout}");
+
+    let mut args = s3_flags(&s3, "b");
+    args.extend(["delete".into(), name.clone()]);
+    let out = direct(data.path(), &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("Snapshot {name} deleted.")), "{stdout}");
+    assert!(!s3.has_object("b", &format!("f/{name}")));
+    assert!(snapshot_files(&crate::support::snapshot_dir(data.path())).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
+    let Some(etcd) = TestEtcd::start() else { return };
+    // Reserve a port, and only later start S3 on it: until then the endpoint refuses.
+    let port = crate::support::free_port();
+    let data = tempfile::tempdir().unwrap();
+    let endpoint = format!("--etcd-s3-endpoint=127.0.0.1:{port}");
+    let server = {
+        let (data, endpoint, etcd) = (data.path().to_path_buf(), endpoint.clone(), etcd.endpoint.clone());
+        blocking(move || {
+            let etcd_flag = format!("--etcd-endpoints={etcd}");
+            TestServer::start(
+                &data,
+                &[
+                    &etcd_flag,
+                    "--etcd-s3",
+                    &endpoint,
+                    "--etcd-s3-insecure",
+                    "--etcd-s3-bucket=b",
+                    &format!("--etcd-s3-access-key={ACCESS_KEY}"),
+                    &format!("--etcd-s3-secret-key={SECRET_KEY}"),
+                    "--etcd-snapshot-reconcile-interval=1s",
+                ],
+            )
+        })
+        .await
+    };
+    let server = std::sync::Arc::new(server);
+
+    let srv = server.clone();
+    let out = blocking(move || srv.cli(&["save"])).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "partial failure\n{stdout}\n{stderr}");
+    let name = created_name(&out);
+    assert!(stderr.contains("s3://b/") && stderr.contains("kept"), "{stderr}");
+    assert!(crate::support::snapshot_dir(data.path()).join(&name).is_file());
+
+    let srv = server.clone();
+    let out = blocking(move || srv.cli(&["ls", "-o", "json"])).await;
+    let (stdout, _) = text(&out);
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"]["readyToUse"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert_eq!(failed[0]["spec"]["location"], format!("s3://b/{name}"));
+    assert!(failed[0]["status"]["error"]["message"].as_str().unwrap().contains("upload failed"));
+
+    // S3 comes back on the same port: the reconcile loop copies the snapshot by itself.
+    let s3 = S3Server::start_on(Tls::Plain, port).await;
+    s3.create_bucket("b");
+    let object = s3.root.path().join("b").join(&name);
+    let waited = blocking(move || {
+        wait_for("reconcile upload", Duration::from_secs(60), || object.is_file());
+    });
+    waited.await;
+    let srv = server.clone();
+    let out = blocking(move || srv.cli(&["ls", "-o", "json"])).await;
+    let (stdout, _) = text(&out);
+    assert!(!stdout.contains("\"readyToUse\": false"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() {
+    let Some(etcd) = TestEtcd::start() else { return };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("b");
+    let data_a = tempfile::tempdir().unwrap();
+    let data_b = tempfile::tempdir().unwrap();
+    // Cluster A and cluster B share bucket, folder and even the node name.
+    let mut names_b = Vec::new();
+    for (data, cluster, count) in [(&data_a, "cluster-a", 2), (&data_b, "cluster-b", 3)] {
+        for _ in 0..count {
+            let mut args = s3_flags(&s3, "b");
+            args.extend([format!("--cluster-id={cluster}"), "save".into()]);
+            let out = direct(data.path(), &etcd.endpoint, args).await;
+            assert!(out.status.success(), "{:?}", text(&out));
+            if cluster == "cluster-b" {
+                names_b.push(created_name(&out));
+            }
+            // Names carry whole seconds.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+    let objects_before = s3_objects(&s3, "b/f");
+    assert_eq!(objects_before.len(), 5, "{objects_before:?}");
+
+    let mut args = s3_flags(&s3, "b");
+    args.extend([
+        "--cluster-id=cluster-b".into(),
+        "prune".into(),
+        "--snapshot-retention=1".into(),
+        "--dry-run".into(),
+    ]);
+    let out = direct(data_b.path(), &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for old in &names_b[..2] {
+        assert!(stdout.contains(&format!("s3://b/f/{old}")), "{stdout}");
+    }
+    assert!(stdout.contains("newest 1"), "the reason is given: {stdout}");
+    assert_eq!(s3_objects(&s3, "b/f"), objects_before, "dry run touched nothing");
+
+    let mut args = s3_flags(&s3, "b");
+    args.extend([
+        "--cluster-id=cluster-b".into(),
+        "prune".into(),
+        "--snapshot-retention=1".into(),
+    ]);
+    let out = direct(data_b.path(), &etcd.endpoint, args).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let after = s3_objects(&s3, "b/f");
+    assert_eq!(after.len(), 3, "A's two and B's newest: {after:?}");
+    assert!(after.contains(&names_b[2]));
+    assert_eq!(snapshot_files(&crate::support::snapshot_dir(data_b.path())).len(), 1);
+    assert_eq!(snapshot_files(&crate::support::snapshot_dir(data_a.path())).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_the_aws_environment_and_shared_file() {
+    let Some(etcd) = TestEtcd::start() else { return };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("b");
+    let data = tempfile::tempdir().unwrap();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "--s3".to_string(),
+            format!("--s3-endpoint={}", s3.addr),
+            "--s3-insecure".into(),
+            "--s3-bucket=b".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let creds_file = data.path().join("aws-credentials");
+    std::fs::write(
+        &creds_file,
+        format!("[backup]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+    )
+    .unwrap();
+    let env_cases: Vec<Vec<(String, String)>> = vec![
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+        ],
+        vec![
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), creds_file.display().to_string()),
+            ("AWS_PROFILE".into(), "backup".into()),
+        ],
+    ];
+    for env in env_cases {
+        let (dir, etcd_ep, args) = (data.path().to_path_buf(), etcd.endpoint.clone(), base(&["save"]));
+        let out = blocking(move || {
+            let mut cmd = crate::support::command(
+                &[
+                    "--etcd-server",
+                    &format!("https://127.0.0.1:{}", crate::support::free_port()),
+                    "--node-name",
+                    "n1",
+                    &format!("--etcd-endpoints={etcd_ep}"),
+                ],
+                &dir,
+            );
+            cmd.args(&args);
+            for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_SESSION_TOKEN"] {
+                cmd.env_remove(key);
+            }
+            cmd.env("AWS_CONFIG_FILE", dir.join("no-aws-config"));
+            cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+            cmd.envs(env);
+            cmd.output().unwrap()
+        })
+        .await;
+        assert!(out.status.success(), "{:?}", text(&out));
+        let name = created_name(&out);
+        assert!(s3.has_object("b", &name), "uploaded with environment credentials");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+
+    // Wrong credentials: the local snapshot is kept and the error says what failed.
+    let out = direct(
+        data.path(),
+        &etcd.endpoint,
+        base(&[&format!("--s3-access-key={ACCESS_KEY}"), "--s3-secret-key=wrong-secret-value", "save"]),
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.to_lowercase().contains("credentials") || stderr.contains("denied"), "{stderr}");
+    assert!(!stderr.contains("wrong-secret-value") && !stdout.contains("wrong-secret-value"));
+}
+
+/// Object names directly under `<root>/<prefix>` (files only).
+fn s3_objects(s3: &S3Server, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(s3.root.path().join(prefix))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -1,5 +1,6 @@
 //! S3 store against a real, signature-checking S3 server on loopback (see `s3_support.rs`:
-//! s3s + s3s-fs in-process). Round trips, folder isolation, setup errors, TLS variants.
+//! s3s + s3s-fs in-process). Round trips, folder isolation, setup errors, TLS variants;
+//! streamed and retried uploads are in `s3/stream.rs`.
 
 use etcd_snapshot::snapshot::Storage;
 use etcd_snapshot::store::DeleteOutcome;
@@ -9,7 +10,10 @@ use etcd_snapshot::config::desired::{BucketLookup, S3Proxy};
 
 use crate::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_pattern};
 
-fn metadata() -> ObjectMetadata {
+/// Streamed (tee-fed) and retried uploads.
+mod stream;
+
+pub(crate) fn metadata() -> ObjectMetadata {
     ObjectMetadata {
         cluster_id: "cluster-uid-1".into(),
         node_name: "node1".into(),

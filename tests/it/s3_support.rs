@@ -126,6 +126,16 @@ impl S3Server {
         self.root.path().join(bucket).join(key).is_file()
     }
 
+    /// s3s-fs's bookkeeping files of multipart uploads that were neither completed nor aborted
+    /// (it has no ListMultipartUploads): upload records, stored parts, pending metadata.
+    pub fn pending_uploads(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path())
+            .expect("read server root")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(".upload") || name.contains(".upload-"))
+            .collect()
+    }
+
     /// Settings reaching this server with the right credentials, path style, short timeout.
     pub fn settings(&self, bucket: &str, folder: &str) -> S3Settings {
         S3Settings {

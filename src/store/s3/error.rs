@@ -87,6 +87,25 @@ pub enum S3Error {
         expected: String,
         actual: String,
     },
+    #[error(
+        "upload of s3://{bucket}/{key} was abandoned after {received} bytes: the save failed \
+         or fell behind, nothing was kept"
+    )]
+    Abandoned {
+        bucket: String,
+        key: String,
+        received: u64,
+    },
+    #[error(
+        "failed to upload s3://{bucket}/{key}: the save announced {announced} bytes but \
+         {received} arrived"
+    )]
+    SizeMismatch {
+        bucket: String,
+        key: String,
+        announced: u64,
+        received: u64,
+    },
     #[error("invalid snapshot name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
     #[error("failed to {action} {path}")]
@@ -114,6 +133,19 @@ impl S3Error {
             S3Error::ObjectNotFound { .. } | S3Error::BucketNotFound { .. }
         )
     }
+}
+
+/// The error and its sources joined by ": ", for one-line logs (never holds credentials: no
+/// variant carries one).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
 }
 
 /// What went wrong with one request, before it is given the caller's context.
@@ -266,6 +298,38 @@ fn chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_failures_are_not_retried_in_place() {
+        let abandoned = S3Error::Abandoned {
+            bucket: "b".into(),
+            key: "k".into(),
+            received: 3,
+        };
+        assert!(!abandoned.is_retryable() && !abandoned.is_not_found());
+        let mismatch = S3Error::SizeMismatch {
+            bucket: "b".into(),
+            key: "k".into(),
+            announced: 4,
+            received: 3,
+        };
+        assert!(!mismatch.is_retryable());
+        assert!(
+            mismatch
+                .to_string()
+                .contains("announced 4 bytes but 3 arrived")
+        );
+    }
+
+    #[test]
+    fn error_chain_joins_every_source() {
+        let err = S3Error::Io {
+            action: "read",
+            path: "/x".into(),
+            source: std::io::Error::other("disk gone"),
+        };
+        assert_eq!(error_chain(&err), "failed to read /x: disk gone");
+    }
 
     #[test]
     fn statuses_and_codes_map_to_failures() {

@@ -1,8 +1,9 @@
 //! S3-compatible object storage for snapshot copies (AWS, MinIO, Ceph, R2, ...).
 //!
 //! `keys` is the pure object-key layout, `client` builds the SDK client from `S3Settings`
-//! (TLS, proxy, credentials, startup check), `store` does object I/O, `retention` prunes. Wiring into the save
-//! pipeline, retention and the API lives with their owners, not here.
+//! (TLS, proxy, credentials, startup check), `store` does object I/O, `stream` uploads from
+//! the save pipeline's tee, `retry` retries file uploads, `retention` prunes. Wiring into the
+//! save pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
 pub mod error;
@@ -10,11 +11,14 @@ mod insecure_tls;
 pub mod keys;
 mod multipart;
 mod retention;
+pub mod retry;
 pub mod store;
+pub mod stream;
 
 pub use client::S3Client;
 pub use error::S3Error;
 pub use keys::KeyLayout;
+pub use retry::{RetryPolicy, backoff_delays};
 pub use store::{ObjectMetadata, S3Store, UploadedObject};
 
 /// S3 copies behave like local ones for listing, deleting and pruning.

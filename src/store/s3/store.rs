@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -223,18 +224,14 @@ impl S3Store {
             None => sha256_file(path).await?,
         };
         let key = self.layout.object_key(name);
-        let user_metadata = HashMap::from([
-            (META_CLUSTER_ID.to_string(), metadata.cluster_id.clone()),
-            (META_NODE_NAME.to_string(), metadata.node_name.clone()),
-            (META_TOKEN_HASH.to_string(), metadata.token_hash.clone()),
-            (META_SHA256.to_string(), sha256.clone()),
-        ]);
+        let user_metadata = user_metadata(metadata, Some(&sha256));
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(io_err("open", path))?;
         let first = read_part(&mut file, path).await?;
         let size = if first.len() < PART_SIZE {
-            self.put_whole(&key, name, user_metadata, first).await?
+            self.put_whole(&key, name, user_metadata, first.into())
+                .await?
         } else {
             super::multipart::upload(self, &key, name, user_metadata, file, first, path).await?
         };
@@ -247,12 +244,13 @@ impl S3Store {
         })
     }
 
-    async fn put_whole(
+    /// One PutObject of the whole snapshot; returns its size.
+    pub(super) async fn put_whole(
         &self,
         key: &str,
         name: &str,
         user_metadata: HashMap<String, String>,
-        bytes: Vec<u8>,
+        bytes: Bytes,
     ) -> Result<u64, S3Error> {
         let size = bytes.len() as u64;
         self.client
@@ -358,7 +356,23 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), S3Error> {
+/// RKE2's three user-metadata entries, plus our checksum when it is known.
+pub(super) fn user_metadata(
+    metadata: &ObjectMetadata,
+    sha256: Option<&str>,
+) -> HashMap<String, String> {
+    let mut entries = HashMap::from([
+        (META_CLUSTER_ID.to_string(), metadata.cluster_id.clone()),
+        (META_NODE_NAME.to_string(), metadata.node_name.clone()),
+        (META_TOKEN_HASH.to_string(), metadata.token_hash.clone()),
+    ]);
+    if let Some(sum) = sha256 {
+        entries.insert(META_SHA256.to_string(), sum.to_string());
+    }
+    entries
+}
+
+pub(super) fn validate_name(name: &str) -> Result<(), S3Error> {
     validate_user_name(name).map_err(|reason| S3Error::InvalidName {
         name: name.to_string(),
         reason,
@@ -376,7 +390,7 @@ pub(super) async fn read_part(file: &mut tokio::fs::File, path: &Path) -> Result
     Ok(buf)
 }
 
-async fn sha256_file(path: &Path) -> Result<String, S3Error> {
+pub(super) async fn sha256_file(path: &Path) -> Result<String, S3Error> {
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(io_err("open", path))?;

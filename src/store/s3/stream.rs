@@ -1,0 +1,459 @@
+//! Streamed upload: the save pipeline's tee (`snapshot::tee`) fed straight into S3 while the
+//! local file is still being written.
+//!
+//! Owns the part bookkeeping and the order of S3 requests. Memory stays bounded: one part
+//! accumulating, at most one part upload in flight, plus the tee's channel. The checksum is
+//! only known at the end, so a multipart object gets it afterwards through a metadata-only
+//! self-copy. A stream that ends without `Done` is aborted so nothing is left at the key. This
+//! file never reads the local snapshot file (a failed stream is retried from the file by the
+//! caller, see `retry.rs`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use bytes::{Bytes, BytesMut};
+
+use super::client::S3Client;
+use super::error::{S3Error, error_chain, to_error};
+use super::keys::location;
+use super::store::{
+    ObjectMetadata, PART_SIZE, S3Store, UploadedObject, content_type, user_metadata, validate_name,
+};
+use crate::snapshot::tee::{TeeMessage, TeeReceiver};
+
+/// Largest object S3's CopyObject accepts; above it the checksum cannot be attached afterwards.
+pub const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+
+impl S3Store {
+    /// Uploads what the tee delivers as `<folder>/<name>`: a single PutObject when the whole
+    /// snapshot fits in one part, otherwise a multipart upload started as soon as the first
+    /// part is full. The sha256 and size come from the tee's `Done` (the verified local file);
+    /// `metadata.sha256` is not used. A channel closed without `Done` (the save failed or the
+    /// tee cut a slow upload off) returns `S3Error::Abandoned` and leaves nothing at the key;
+    /// so does a `Done` whose size differs from the bytes received (`S3Error::SizeMismatch`).
+    /// If only recording the checksum fails, the complete object stays without it and the
+    /// error is returned, so the caller's upload from the file replaces it.
+    pub async fn upload_stream(
+        &self,
+        name: &str,
+        metadata: &ObjectMetadata,
+        mut feed: TeeReceiver,
+    ) -> Result<UploadedObject, S3Error> {
+        validate_name(name)?;
+        let key = self.layout().object_key(name);
+        let mut multipart = None;
+        let received = self
+            .receive_feed(&key, name, metadata, &mut feed, &mut multipart)
+            .await;
+        // Let the tee see the consumer go as soon as nothing more is read.
+        drop(feed);
+        let (rest, sha256, size) = match received {
+            Ok(end) => end,
+            Err(e) => {
+                if let Some(upload) = multipart {
+                    upload.abort().await;
+                }
+                return Err(e);
+            }
+        };
+        match multipart {
+            None => {
+                let entries = user_metadata(metadata, Some(&sha256));
+                self.put_whole(&key, name, entries, rest).await?;
+            }
+            Some(upload) => {
+                upload.complete(rest).await?;
+                self.record_checksum(&key, name, metadata, &sha256, size)
+                    .await?;
+            }
+        }
+        let location = location(self.client().bucket(), &key);
+        tracing::info!(%location, size, "uploaded snapshot to S3 while saving");
+        Ok(UploadedObject {
+            key,
+            location,
+            size,
+            sha256,
+        })
+    }
+
+    /// Reads the tee until `Done`, sending full parts on the way; returns the bytes after the
+    /// last full part, the announced sha256 and the size.
+    async fn receive_feed(
+        &self,
+        key: &str,
+        name: &str,
+        metadata: &ObjectMetadata,
+        feed: &mut TeeReceiver,
+        multipart: &mut Option<Multipart>,
+    ) -> Result<(Bytes, String, u64), S3Error> {
+        let mut parts = PartAssembler::new(PART_SIZE);
+        loop {
+            let message = match multipart.as_mut() {
+                Some(upload) => upload.next_message(feed).await?,
+                None => feed.recv().await,
+            };
+            match message {
+                Some(TeeMessage::Chunk(chunk)) => {
+                    parts.push(&chunk);
+                    while let Some(part) = parts.take_full() {
+                        let upload = match multipart {
+                            Some(upload) => upload,
+                            None => multipart.insert(self.start(key, name, metadata).await?),
+                        };
+                        upload.submit(part).await?;
+                    }
+                }
+                Some(TeeMessage::Done { sha256, size }) => {
+                    if size != parts.received() {
+                        return Err(S3Error::SizeMismatch {
+                            bucket: self.client().bucket().to_string(),
+                            key: key.to_string(),
+                            announced: size,
+                            received: parts.received(),
+                        });
+                    }
+                    return Ok((parts.finish(), sha256, size));
+                }
+                None => {
+                    return Err(S3Error::Abandoned {
+                        bucket: self.client().bucket().to_string(),
+                        key: key.to_string(),
+                        received: parts.received(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// CreateMultipartUpload with RKE2's metadata (the checksum is not known yet).
+    async fn start(
+        &self,
+        key: &str,
+        name: &str,
+        metadata: &ObjectMetadata,
+    ) -> Result<Multipart, S3Error> {
+        let client = self.client();
+        let created = client
+            .sdk
+            .create_multipart_upload()
+            .bucket(&client.bucket)
+            .key(key)
+            .content_type(content_type(name))
+            .set_metadata(Some(user_metadata(metadata, None)))
+            .send()
+            .await
+            .map_err(|e| to_error(e, "start upload of", &client.target(key)))?;
+        Ok(Multipart {
+            client: client.clone(),
+            key: key.to_string(),
+            upload_id: created.upload_id().unwrap_or_default().to_string(),
+            parts: Vec::new(),
+            in_flight: None,
+            settled: false,
+        })
+    }
+
+    /// Attaches the sha256 to a completed multipart object by copying it onto itself with
+    /// replaced metadata (content type and RKE2's entries restated, as Replace drops them).
+    async fn record_checksum(
+        &self,
+        key: &str,
+        name: &str,
+        metadata: &ObjectMetadata,
+        sha256: &str,
+        size: u64,
+    ) -> Result<(), S3Error> {
+        if !can_record_checksum(size) {
+            tracing::warn!(
+                location = %location(self.client().bucket(), key),
+                size,
+                "snapshot is larger than S3 can copy; its sha256 is not recorded, so downloads \
+                 cannot verify it by checksum (restore still checks the snapshot's own integrity)"
+            );
+            return Ok(());
+        }
+        let client = self.client();
+        client
+            .sdk
+            .copy_object()
+            .bucket(&client.bucket)
+            .key(key)
+            .copy_source(copy_source(&client.bucket, key))
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(content_type(name))
+            .set_metadata(Some(user_metadata(metadata, Some(sha256))))
+            .send()
+            .await
+            .map_err(|e| to_error(e, "record the checksum of", &client.target(key)))?;
+        Ok(())
+    }
+}
+
+type PartUpload = Pin<Box<dyn Future<Output = Result<CompletedPart, S3Error>> + Send>>;
+
+/// One multipart upload in progress. Dropped without `complete` or `abort` (the caller's
+/// future was cancelled), it aborts the upload in the background so no parts stay billed.
+struct Multipart {
+    client: S3Client,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+    in_flight: Option<PartUpload>,
+    settled: bool,
+}
+
+impl Multipart {
+    /// The next tee message, while letting the part in flight finish meanwhile.
+    async fn next_message(
+        &mut self,
+        feed: &mut TeeReceiver,
+    ) -> Result<Option<TeeMessage>, S3Error> {
+        while let Some(mut flight) = self.in_flight.take() {
+            tokio::select! {
+                biased;
+                done = &mut flight => self.parts.push(done?),
+                message = feed.recv() => {
+                    self.in_flight = Some(flight);
+                    return Ok(message);
+                }
+            }
+        }
+        Ok(feed.recv().await)
+    }
+
+    /// Starts uploading `part` once the previous one is done (one in flight at most).
+    async fn submit(&mut self, part: Bytes) -> Result<(), S3Error> {
+        self.settle_in_flight().await?;
+        self.in_flight = Some(self.upload_part(part));
+        Ok(())
+    }
+
+    async fn settle_in_flight(&mut self) -> Result<(), S3Error> {
+        if let Some(flight) = self.in_flight.take() {
+            self.parts.push(flight.await?);
+        }
+        Ok(())
+    }
+
+    fn upload_part(&self, part: Bytes) -> PartUpload {
+        let client = self.client.clone();
+        let key = self.key.clone();
+        let upload_id = self.upload_id.clone();
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        Box::pin(async move {
+            let uploaded = client
+                .sdk
+                .upload_part()
+                .bucket(&client.bucket)
+                .key(&key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| to_error(e, "upload part of", &client.target(&key)))?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(uploaded.e_tag().map(str::to_string))
+                .build())
+        })
+    }
+
+    /// Uploads the last (possibly empty) remainder and completes the object; aborts on failure.
+    async fn complete(mut self, rest: Bytes) -> Result<(), S3Error> {
+        let result = self.finish_parts(rest).await;
+        match result {
+            Ok(()) => {
+                self.settled = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_parts(&mut self, rest: Bytes) -> Result<(), S3Error> {
+        self.settle_in_flight().await?;
+        if !rest.is_empty() {
+            self.in_flight = Some(self.upload_part(rest));
+            self.settle_in_flight().await?;
+        }
+        let client = &self.client;
+        client
+            .sdk
+            .complete_multipart_upload()
+            .bucket(&client.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| to_error(e, "complete upload of", &client.target(&self.key)))?;
+        Ok(())
+    }
+
+    /// Waits for the part in flight (S3 may keep a part that lands after the abort), then
+    /// aborts. A failed abort is logged: the caller's error is the one that matters.
+    async fn abort(mut self) {
+        if let Some(flight) = self.in_flight.take() {
+            let _ = flight.await;
+        }
+        self.settled = true;
+        abort_upload(
+            self.client.clone(),
+            self.key.clone(),
+            self.upload_id.clone(),
+        )
+        .await;
+    }
+}
+
+impl Drop for Multipart {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, key, id) = (
+                self.client.clone(),
+                self.key.clone(),
+                self.upload_id.clone(),
+            );
+            runtime.spawn(abort_upload(client, key, id));
+        }
+    }
+}
+
+async fn abort_upload(client: S3Client, key: String, upload_id: String) {
+    let aborted = client
+        .sdk
+        .abort_multipart_upload()
+        .bucket(&client.bucket)
+        .key(&key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .map_err(|e| to_error(e, "abort upload of", &client.target(&key)));
+    match aborted {
+        Ok(_) => tracing::debug!(%key, "aborted multipart upload"),
+        Err(e) => {
+            tracing::warn!(%key, error = %error_chain(&e), "failed to abort multipart upload")
+        }
+    }
+}
+
+/// Cuts the tee's chunks into parts of exactly `part_size` bytes (the rest comes at the end).
+#[derive(Debug)]
+struct PartAssembler {
+    buffer: BytesMut,
+    part_size: usize,
+    received: u64,
+}
+
+impl PartAssembler {
+    fn new(part_size: usize) -> Self {
+        Self {
+            buffer: BytesMut::with_capacity(part_size),
+            part_size,
+            received: 0,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+        self.received += chunk.len() as u64;
+    }
+
+    /// The next full part, if one has accumulated.
+    fn take_full(&mut self) -> Option<Bytes> {
+        (self.buffer.len() >= self.part_size).then(|| self.buffer.split_to(self.part_size).freeze())
+    }
+
+    fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// What is left after the last full part (may be empty).
+    fn finish(self) -> Bytes {
+        self.buffer.freeze()
+    }
+}
+
+/// Whether CopyObject can carry the checksum onto an object of `size` bytes.
+pub fn can_record_checksum(size: u64) -> bool {
+    size <= COPY_LIMIT
+}
+
+/// The CopySource header for `bucket/key`, percent-encoded except `/` and unreserved bytes.
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    let mut encoded = String::with_capacity(bucket.len() + key.len() + 1);
+    for byte in format!("{bucket}/{key}").bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~/".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_exactly_part_size_and_the_rest_comes_last() {
+        let mut parts = PartAssembler::new(10);
+        parts.push(&[1; 7]);
+        assert_eq!(parts.take_full(), None);
+        parts.push(&[2; 7]);
+        let first = parts.take_full().expect("a full part");
+        assert_eq!(first.len(), 10);
+        assert_eq!(&first[..], &[1, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(parts.take_full(), None);
+        // A chunk larger than a part yields several parts in order.
+        parts.push(&[3; 25]);
+        let sizes: Vec<usize> = std::iter::from_fn(|| parts.take_full())
+            .map(|p| p.len())
+            .collect();
+        assert_eq!(sizes, [10, 10]);
+        assert_eq!(parts.received(), 39);
+        let rest = parts.finish();
+        assert_eq!(rest.len(), 9);
+        assert!(rest.iter().all(|&b| b == 3), "the rest is the newest bytes");
+    }
+
+    #[test]
+    fn an_exact_multiple_leaves_an_empty_rest() {
+        let mut parts = PartAssembler::new(4);
+        parts.push(&[0; 8]);
+        assert!(parts.take_full().is_some() && parts.take_full().is_some());
+        assert!(parts.finish().is_empty());
+    }
+
+    #[test]
+    fn checksum_is_recorded_up_to_the_copy_limit() {
+        assert!(can_record_checksum(0));
+        assert!(can_record_checksum(COPY_LIMIT));
+        assert!(!can_record_checksum(COPY_LIMIT + 1));
+    }
+
+    #[test]
+    fn copy_source_encodes_everything_but_path_and_unreserved_bytes() {
+        assert_eq!(
+            copy_source("snapshots", "prod/etcd-snapshot-n1-100.zip"),
+            "snapshots/prod/etcd-snapshot-n1-100.zip"
+        );
+        assert_eq!(copy_source("b", "my folder/a+b-1"), "b/my%20folder/a%2Bb-1");
+        assert_eq!(copy_source("b", "é-1"), "b/%C3%A9-1");
+    }
+}

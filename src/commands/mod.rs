@@ -197,11 +197,7 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
     let reply = match command {
         Command::Save => {
             let outcome = ops.save(config, SaveKind::OnDemand).await.map_err(direct)?;
-            ClientReply::Snapshot(SnapshotResponse {
-                created: outcome.created,
-                deleted: outcome.deleted,
-                failed: outcome.failed,
-            })
+            ClientReply::Snapshot(outcome.into())
         }
         Command::List { .. } => {
             let records = ops.list(config).await.map_err(direct)?;
@@ -211,18 +207,11 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
         }
         Command::Delete { names } => {
             let report = ops.delete(config, names).await.map_err(direct)?;
-            ClientReply::Snapshot(SnapshotResponse {
-                deleted: report.deleted,
-                failed: report.failed,
-                ..Default::default()
-            })
+            ClientReply::Snapshot(report.into())
         }
         Command::Prune { dry_run } => {
-            let deleted = ops.prune(config, *dry_run).await.map_err(direct)?;
-            ClientReply::Snapshot(SnapshotResponse {
-                deleted,
-                ..Default::default()
-            })
+            let report = ops.prune(config, *dry_run).await.map_err(direct)?;
+            ClientReply::Snapshot(report.into())
         }
         _ => return Ok(Completion::Success),
     };

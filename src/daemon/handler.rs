@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::request::{PlannedOperation, plan_request};
 use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHandler};
-use crate::api::wire::{EtcdSnapshotFileList, SnapshotRequest, SnapshotResponse};
+use crate::api::wire::{EtcdSnapshotFileList, SnapshotRequest};
 use crate::config::{ConfigEngine, DesiredConfig, Layer, Resolved};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
 

@@ -71,7 +71,9 @@ pub fn decrypt(passphrase: &str, stored: &str) -> Result<Vec<u8>, BootstrapError
         return Err(BootstrapError::TooShort { len: blob.len() });
     }
     let (nonce, sealed) = blob.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| BootstrapError::WrongToken)?;
+    // Cannot fail: the length was checked above.
+    let nonce = Nonce::try_assume_unique_for_key(nonce)
+        .map_err(|_| BootstrapError::TooShort { len: blob.len() })?;
     let key = derive_key(passphrase, salt_hex)?;
     let mut in_out = sealed.to_vec();
     let plain = key

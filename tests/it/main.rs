@@ -5,6 +5,7 @@ mod s3_support;
 mod support;
 
 mod api;
+mod bootstrap;
 mod cli;
 mod config_engine;
 mod embedded_etcd;

@@ -96,11 +96,7 @@ pub fn password_part(token: &str) -> &str {
 /// object metadata (`Rke2-Token-Hash`), so a restore can tell up front whether a token matches
 /// the one that wrote a snapshot.
 pub fn token_hash(token: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(password_part(token).as_bytes());
-    let mut text = hex(&digest);
-    text.truncate(12);
-    text
+    crate::bootstrap::crypto::token_hash(password_part(token))
 }
 
 /// The token hash of this node's server token (`--token`, `--token-file`, or the token file

@@ -11,4 +11,5 @@ mod config_engine;
 mod embedded_etcd;
 mod pipeline;
 mod s3;
+mod s3_ops;
 mod server;

@@ -25,6 +25,7 @@ fn s3_flags(server: &S3Server, bucket: &str) -> Vec<String> {
         format!("--s3-access-key={ACCESS_KEY}"),
         format!("--s3-secret-key={SECRET_KEY}"),
         "--s3-folder=f".into(),
+        "--debug".into(),
     ]
 }
 

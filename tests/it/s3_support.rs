@@ -58,7 +58,21 @@ impl S3Server {
 
     /// With `domain`, virtual-host-style requests (`<bucket>.<domain>`) are understood too.
     pub async fn start_with(tls: Tls, domain: Option<&str>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_custom(tls, domain, 0, (ACCESS_KEY, SECRET_KEY)).await
+    }
+
+    /// On a given loopback port (a test reserves it first and starts S3 later: an outage).
+    pub async fn start_on(tls: Tls, port: u16) -> Self {
+        Self::start_custom(tls, None, port, (ACCESS_KEY, SECRET_KEY)).await
+    }
+
+    /// Accepting only the given key pair (e.g. the seed's `test` / `secret`).
+    pub async fn start_with_keys(tls: Tls, access: &str, secret: &str) -> Self {
+        Self::start_custom(tls, None, 0, (access, secret)).await
+    }
+
+    async fn start_custom(tls: Tls, domain: Option<&str>, port: u16, keys: (&str, &str)) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -66,7 +80,7 @@ impl S3Server {
         let mut builder = s3s::service::S3ServiceBuilder::new(
             s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root"),
         );
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(keys.0, keys.1));
         if let Some(domain) = domain {
             // The Host header carries the port, so the base domain must too.
             let base = format!("{domain}:{}", addr.port());

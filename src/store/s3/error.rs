@@ -70,11 +70,14 @@ pub enum S3Error {
     },
     #[error("s3://{bucket}/{key} does not exist")]
     ObjectNotFound { bucket: String, key: String },
-    #[error("failed to {action} s3://{bucket}/{key}")]
+    #[error("failed to {action} s3://{bucket}/{key}{http}")]
     Request {
         action: &'static str,
         bucket: String,
         key: String,
+        /// ` (HTTP <status>)` when the server answered, else empty: the SDK's own text for
+        /// an unmodelled error says nothing useful.
+        http: String,
         #[source]
         source: BoxError,
     },
@@ -258,6 +261,10 @@ where
             action,
             bucket,
             key,
+            http: err
+                .raw_response()
+                .map(|r| format!(" (HTTP {})", r.status().as_u16()))
+                .unwrap_or_default(),
             source: Box::new(err),
         },
     }

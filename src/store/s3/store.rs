@@ -335,6 +335,7 @@ impl S3Store {
                 action: "download",
                 bucket: self.client.bucket.clone(),
                 key: key.to_string(),
+                http: String::new(),
                 source: Box::new(e),
             })?;
             hasher.update(&chunk);

@@ -11,3 +11,4 @@ mod embedded_etcd;
 mod pipeline;
 mod s3;
 mod server;
+mod store_conformance;

@@ -1,7 +1,7 @@
 //! Where snapshot copies live and how they are listed, deleted and pruned.
 //!
-//! `LocalStore` is the snapshot dir; an S3 store will implement the same `SnapshotStore`
-//! operations so callers (operations, scheduler, controller) treat every copy alike. Saving is
+//! `LocalStore` is the snapshot dir, `S3Store` a folder of a bucket; both implement
+//! `SnapshotStore` so callers (operations, scheduler, controller) treat every copy alike. Saving is
 //! not part of the trait: the save pipeline writes the local file and uploads it.
 
 pub mod local;
@@ -10,6 +10,7 @@ pub mod s3;
 use std::future::Future;
 
 pub use local::{DeleteOutcome, LocalStore, StoreError, StoreLock};
+pub use s3::{S3Error, S3Store};
 
 use crate::snapshot::SnapshotRecord;
 
@@ -56,5 +57,28 @@ impl SnapshotStore for LocalStore {
         dry_run: bool,
     ) -> Result<Vec<String>, StoreError> {
         LocalStore::prune(self, base, retention, dry_run)
+    }
+}
+
+/// S3 copies are listed, deleted and pruned like local ones. Pruning needs the store's
+/// identity (`S3Store::with_identity`) and never touches another cluster's objects.
+impl SnapshotStore for S3Store {
+    type Error = S3Error;
+
+    async fn list(&self) -> Result<Vec<SnapshotRecord>, S3Error> {
+        S3Store::list(self).await
+    }
+
+    async fn delete(&self, file_name: &str) -> Result<DeleteOutcome, S3Error> {
+        S3Store::delete(self, file_name).await
+    }
+
+    async fn prune(
+        &self,
+        base: &str,
+        retention: u32,
+        dry_run: bool,
+    ) -> Result<Vec<String>, S3Error> {
+        S3Store::prune(self, base, retention, dry_run).await
     }
 }

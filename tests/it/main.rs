@@ -13,3 +13,4 @@ mod pipeline;
 mod s3;
 mod s3_ops;
 mod server;
+mod store_conformance;

@@ -20,25 +20,3 @@ pub use error::S3Error;
 pub use keys::KeyLayout;
 pub use retry::{RetryPolicy, backoff_delays};
 pub use store::{ObjectMetadata, S3Store, UploadedObject};
-
-/// S3 copies behave like local ones for listing, deleting and pruning.
-impl crate::store::SnapshotStore for S3Store {
-    type Error = S3Error;
-
-    async fn list(&self) -> Result<Vec<crate::snapshot::SnapshotRecord>, S3Error> {
-        S3Store::list(self).await
-    }
-
-    async fn delete(&self, file_name: &str) -> Result<crate::store::DeleteOutcome, S3Error> {
-        S3Store::delete(self, file_name).await
-    }
-
-    async fn prune(
-        &self,
-        base: &str,
-        retention: u32,
-        dry_run: bool,
-    ) -> Result<Vec<String>, S3Error> {
-        S3Store::prune(self, base, retention, dry_run).await
-    }
-}

@@ -1,17 +1,23 @@
-//! Multipart upload of one file: parts of `PART_SIZE`, one in memory at a time, aborted on
-//! any failure so no orphaned parts are billed.
+//! Multipart uploads: of one file (parts of `PART_SIZE`, one in memory at a time), and the
+//! streamed one fed part by part by `stream.rs` (one part upload in flight while the next
+//! accumulates). Both are aborted on any failure so no orphaned parts are billed.
 //!
 //! Part checksums are left out of CompleteMultipartUpload on purpose: mixing them with an
 //! upload created without a checksum algorithm fails on strict servers.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
 
-use super::error::{S3Error, to_error};
-use super::store::{PART_SIZE, S3Store, content_type, read_part};
+use super::client::S3Client;
+use super::error::{S3Error, error_chain, to_error};
+use super::store::{ObjectMetadata, PART_SIZE, S3Store, content_type, read_part, user_metadata};
+use crate::snapshot::tee::{TeeMessage, TeeReceiver};
 
 /// Uploads `first` and the rest of `file` as one multipart object; returns the size.
 pub(super) async fn upload(
@@ -37,17 +43,7 @@ pub(super) async fn upload(
     let upload_id = created.upload_id().unwrap_or_default().to_string();
     let result = upload_parts(store, key, &upload_id, &mut file, first, path).await;
     if result.is_err() {
-        let abort = client
-            .sdk
-            .abort_multipart_upload()
-            .bucket(&client.bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await;
-        if let Err(e) = abort {
-            tracing::warn!(%key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "failed to abort multipart upload");
-        }
+        abort_upload(client.clone(), key.to_string(), upload_id).await;
     }
     result
 }
@@ -106,4 +102,192 @@ async fn upload_parts(
         .await
         .map_err(|e| to_error(e, "complete upload of", &client.target(key)))?;
     Ok(size)
+}
+
+type PartUpload = Pin<Box<dyn Future<Output = Result<CompletedPart, S3Error>> + Send>>;
+
+/// A streamed multipart upload in progress, fed one part at a time with at most one part
+/// upload in flight. Dropped without `complete` or `abort` (the caller's
+/// future was cancelled), it aborts the upload in the background so no parts stay billed.
+pub(super) struct StreamedUpload {
+    client: S3Client,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+    in_flight: Option<PartUpload>,
+    settled: bool,
+}
+
+impl StreamedUpload {
+    /// CreateMultipartUpload with RKE2's metadata (the checksum is not known yet).
+    pub(super) async fn start(
+        store: &S3Store,
+        key: &str,
+        name: &str,
+        metadata: &ObjectMetadata,
+    ) -> Result<Self, S3Error> {
+        let client = store.client();
+        let created = client
+            .sdk
+            .create_multipart_upload()
+            .bucket(&client.bucket)
+            .key(key)
+            .content_type(content_type(name))
+            .set_metadata(Some(user_metadata(metadata, None)))
+            .send()
+            .await
+            .map_err(|e| to_error(e, "start upload of", &client.target(key)))?;
+        Ok(Self {
+            client: client.clone(),
+            key: key.to_string(),
+            upload_id: created.upload_id().unwrap_or_default().to_string(),
+            parts: Vec::new(),
+            in_flight: None,
+            settled: false,
+        })
+    }
+
+    /// The next tee message, while letting the part in flight finish meanwhile.
+    pub(super) async fn next_message(
+        &mut self,
+        feed: &mut TeeReceiver,
+    ) -> Result<Option<TeeMessage>, S3Error> {
+        while let Some(mut flight) = self.in_flight.take() {
+            tokio::select! {
+                biased;
+                done = &mut flight => self.parts.push(done?),
+                message = feed.recv() => {
+                    self.in_flight = Some(flight);
+                    return Ok(message);
+                }
+            }
+        }
+        Ok(feed.recv().await)
+    }
+
+    /// Starts uploading `part` once the previous one is done (one in flight at most).
+    pub(super) async fn submit(&mut self, part: Bytes) -> Result<(), S3Error> {
+        self.settle_in_flight().await?;
+        self.in_flight = Some(self.upload_part(part));
+        Ok(())
+    }
+
+    async fn settle_in_flight(&mut self) -> Result<(), S3Error> {
+        if let Some(flight) = self.in_flight.take() {
+            self.parts.push(flight.await?);
+        }
+        Ok(())
+    }
+
+    fn upload_part(&self, part: Bytes) -> PartUpload {
+        let client = self.client.clone();
+        let key = self.key.clone();
+        let upload_id = self.upload_id.clone();
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        Box::pin(async move {
+            let uploaded = client
+                .sdk
+                .upload_part()
+                .bucket(&client.bucket)
+                .key(&key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| to_error(e, "upload part of", &client.target(&key)))?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(uploaded.e_tag().map(str::to_string))
+                .build())
+        })
+    }
+
+    /// Uploads the last (possibly empty) remainder and completes the object; aborts on failure.
+    pub(super) async fn complete(mut self, rest: Bytes) -> Result<(), S3Error> {
+        let result = self.finish_parts(rest).await;
+        match result {
+            Ok(()) => {
+                self.settled = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn finish_parts(&mut self, rest: Bytes) -> Result<(), S3Error> {
+        self.settle_in_flight().await?;
+        if !rest.is_empty() {
+            self.in_flight = Some(self.upload_part(rest));
+            self.settle_in_flight().await?;
+        }
+        let client = &self.client;
+        client
+            .sdk
+            .complete_multipart_upload()
+            .bucket(&client.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| to_error(e, "complete upload of", &client.target(&self.key)))?;
+        Ok(())
+    }
+
+    /// Waits for the part in flight (S3 may keep a part that lands after the abort), then
+    /// aborts. A failed abort is logged: the caller's error is the one that matters.
+    pub(super) async fn abort(mut self) {
+        if let Some(flight) = self.in_flight.take() {
+            let _ = flight.await;
+        }
+        self.settled = true;
+        abort_upload(
+            self.client.clone(),
+            self.key.clone(),
+            self.upload_id.clone(),
+        )
+        .await;
+    }
+}
+
+impl Drop for StreamedUpload {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, key, id) = (
+                self.client.clone(),
+                self.key.clone(),
+                self.upload_id.clone(),
+            );
+            runtime.spawn(abort_upload(client, key, id));
+        }
+    }
+}
+
+async fn abort_upload(client: S3Client, key: String, upload_id: String) {
+    let aborted = client
+        .sdk
+        .abort_multipart_upload()
+        .bucket(&client.bucket)
+        .key(&key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .map_err(|e| to_error(e, "abort upload of", &client.target(&key)));
+    match aborted {
+        Ok(_) => tracing::debug!(%key, "aborted multipart upload"),
+        Err(e) => {
+            tracing::warn!(%key, error = %error_chain(&e), "failed to abort multipart upload")
+        }
+    }
 }

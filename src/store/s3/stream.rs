@@ -1,23 +1,20 @@
 //! Streamed upload: the save pipeline's tee (`snapshot::tee`) fed straight into S3 while the
 //! local file is still being written.
 //!
-//! Owns the part bookkeeping and the order of S3 requests. Memory stays bounded: one part
-//! accumulating, at most one part upload in flight, plus the tee's channel. The checksum is
+//! Owns reading the tee, cutting it into parts and choosing PutObject or multipart (whose
+//! requests are in `multipart.rs`). Memory stays bounded: one part accumulating, at most one
+//! part upload in flight, plus the tee's channel. The checksum is
 //! only known at the end, so a multipart object gets it afterwards through a metadata-only
 //! self-copy. A stream that ends without `Done` is aborted so nothing is left at the key. This
 //! file never reads the local snapshot file (a failed stream is retried from the file by the
 //! caller, see `retry.rs`).
 
-use std::future::Future;
-use std::pin::Pin;
-
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::MetadataDirective;
 use bytes::{Bytes, BytesMut};
 
-use super::client::S3Client;
-use super::error::{S3Error, error_chain, to_error};
+use super::error::{S3Error, to_error};
 use super::keys::location;
+use super::multipart::StreamedUpload;
 use super::store::{
     ObjectMetadata, PART_SIZE, S3Store, UploadedObject, content_type, user_metadata, validate_name,
 };
@@ -87,7 +84,7 @@ impl S3Store {
         name: &str,
         metadata: &ObjectMetadata,
         feed: &mut TeeReceiver,
-        multipart: &mut Option<Multipart>,
+        multipart: &mut Option<StreamedUpload>,
     ) -> Result<(Bytes, String, u64), S3Error> {
         let mut parts = PartAssembler::new(PART_SIZE);
         loop {
@@ -101,7 +98,8 @@ impl S3Store {
                     while let Some(part) = parts.take_full() {
                         let upload = match multipart {
                             Some(upload) => upload,
-                            None => multipart.insert(self.start(key, name, metadata).await?),
+                            None => multipart
+                                .insert(StreamedUpload::start(self, key, name, metadata).await?),
                         };
                         upload.submit(part).await?;
                     }
@@ -126,34 +124,6 @@ impl S3Store {
                 }
             }
         }
-    }
-
-    /// CreateMultipartUpload with RKE2's metadata (the checksum is not known yet).
-    async fn start(
-        &self,
-        key: &str,
-        name: &str,
-        metadata: &ObjectMetadata,
-    ) -> Result<Multipart, S3Error> {
-        let client = self.client();
-        let created = client
-            .sdk
-            .create_multipart_upload()
-            .bucket(&client.bucket)
-            .key(key)
-            .content_type(content_type(name))
-            .set_metadata(Some(user_metadata(metadata, None)))
-            .send()
-            .await
-            .map_err(|e| to_error(e, "start upload of", &client.target(key)))?;
-        Ok(Multipart {
-            client: client.clone(),
-            key: key.to_string(),
-            upload_id: created.upload_id().unwrap_or_default().to_string(),
-            parts: Vec::new(),
-            in_flight: None,
-            settled: false,
-        })
     }
 
     /// Attaches the sha256 to a completed multipart object by copying it onto itself with
@@ -189,165 +159,6 @@ impl S3Store {
             .await
             .map_err(|e| to_error(e, "record the checksum of", &client.target(key)))?;
         Ok(())
-    }
-}
-
-type PartUpload = Pin<Box<dyn Future<Output = Result<CompletedPart, S3Error>> + Send>>;
-
-/// One multipart upload in progress. Dropped without `complete` or `abort` (the caller's
-/// future was cancelled), it aborts the upload in the background so no parts stay billed.
-struct Multipart {
-    client: S3Client,
-    key: String,
-    upload_id: String,
-    parts: Vec<CompletedPart>,
-    in_flight: Option<PartUpload>,
-    settled: bool,
-}
-
-impl Multipart {
-    /// The next tee message, while letting the part in flight finish meanwhile.
-    async fn next_message(
-        &mut self,
-        feed: &mut TeeReceiver,
-    ) -> Result<Option<TeeMessage>, S3Error> {
-        while let Some(mut flight) = self.in_flight.take() {
-            tokio::select! {
-                biased;
-                done = &mut flight => self.parts.push(done?),
-                message = feed.recv() => {
-                    self.in_flight = Some(flight);
-                    return Ok(message);
-                }
-            }
-        }
-        Ok(feed.recv().await)
-    }
-
-    /// Starts uploading `part` once the previous one is done (one in flight at most).
-    async fn submit(&mut self, part: Bytes) -> Result<(), S3Error> {
-        self.settle_in_flight().await?;
-        self.in_flight = Some(self.upload_part(part));
-        Ok(())
-    }
-
-    async fn settle_in_flight(&mut self) -> Result<(), S3Error> {
-        if let Some(flight) = self.in_flight.take() {
-            self.parts.push(flight.await?);
-        }
-        Ok(())
-    }
-
-    fn upload_part(&self, part: Bytes) -> PartUpload {
-        let client = self.client.clone();
-        let key = self.key.clone();
-        let upload_id = self.upload_id.clone();
-        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
-        Box::pin(async move {
-            let uploaded = client
-                .sdk
-                .upload_part()
-                .bucket(&client.bucket)
-                .key(&key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(part))
-                .send()
-                .await
-                .map_err(|e| to_error(e, "upload part of", &client.target(&key)))?;
-            Ok(CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(uploaded.e_tag().map(str::to_string))
-                .build())
-        })
-    }
-
-    /// Uploads the last (possibly empty) remainder and completes the object; aborts on failure.
-    async fn complete(mut self, rest: Bytes) -> Result<(), S3Error> {
-        let result = self.finish_parts(rest).await;
-        match result {
-            Ok(()) => {
-                self.settled = true;
-                Ok(())
-            }
-            Err(e) => {
-                self.abort().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn finish_parts(&mut self, rest: Bytes) -> Result<(), S3Error> {
-        self.settle_in_flight().await?;
-        if !rest.is_empty() {
-            self.in_flight = Some(self.upload_part(rest));
-            self.settle_in_flight().await?;
-        }
-        let client = &self.client;
-        client
-            .sdk
-            .complete_multipart_upload()
-            .bucket(&client.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(std::mem::take(&mut self.parts)))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| to_error(e, "complete upload of", &client.target(&self.key)))?;
-        Ok(())
-    }
-
-    /// Waits for the part in flight (S3 may keep a part that lands after the abort), then
-    /// aborts. A failed abort is logged: the caller's error is the one that matters.
-    async fn abort(mut self) {
-        if let Some(flight) = self.in_flight.take() {
-            let _ = flight.await;
-        }
-        self.settled = true;
-        abort_upload(
-            self.client.clone(),
-            self.key.clone(),
-            self.upload_id.clone(),
-        )
-        .await;
-    }
-}
-
-impl Drop for Multipart {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (client, key, id) = (
-                self.client.clone(),
-                self.key.clone(),
-                self.upload_id.clone(),
-            );
-            runtime.spawn(abort_upload(client, key, id));
-        }
-    }
-}
-
-async fn abort_upload(client: S3Client, key: String, upload_id: String) {
-    let aborted = client
-        .sdk
-        .abort_multipart_upload()
-        .bucket(&client.bucket)
-        .key(&key)
-        .upload_id(upload_id)
-        .send()
-        .await
-        .map_err(|e| to_error(e, "abort upload of", &client.target(&key)));
-    match aborted {
-        Ok(_) => tracing::debug!(%key, "aborted multipart upload"),
-        Err(e) => {
-            tracing::warn!(%key, error = %error_chain(&e), "failed to abort multipart upload")
-        }
     }
 }
 
@@ -409,6 +220,16 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compile-time check: the save pipeline spawns these uploads on the runtime.
+    #[allow(dead_code)]
+    fn uploads_can_be_spawned(store: &'static S3Store, meta: &'static ObjectMetadata) {
+        fn spawnable<T: Send + 'static>(_: &T) {}
+        let (_, feed) = tokio::sync::mpsc::channel(1);
+        spawnable(&store.upload_stream("s-n-1", meta, feed));
+        let policy = super::super::RetryPolicy::default();
+        spawnable(&store.upload_file_with_retry(std::path::Path::new("/x"), "s-n-1", meta, policy));
+    }
 
     #[test]
     fn parts_are_exactly_part_size_and_the_rest_comes_last() {

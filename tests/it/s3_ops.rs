@@ -25,7 +25,6 @@ fn s3_flags(server: &S3Server, bucket: &str) -> Vec<String> {
         format!("--s3-access-key={ACCESS_KEY}"),
         format!("--s3-secret-key={SECRET_KEY}"),
         "--s3-folder=f".into(),
-        "--debug".into(),
     ]
 }
 
@@ -62,37 +61,37 @@ fn created_name(out: &Output) -> String {
 async fn direct_save_ls_delete_reach_the_bucket_and_secrets_stay_out_of_output() {
     let Some(etcd) = TestEtcd::start() else { return };
     let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("b");
+    s3.create_bucket("snapshots");
     let data = tempfile::tempdir().unwrap();
 
-    let mut args = s3_flags(&s3, "b");
+    let mut args = s3_flags(&s3, "snapshots");
     args.push("save".into());
     let out = direct(data.path(), &etcd.endpoint, args).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let name = created_name(&out);
-    assert!(s3.has_object("b", &format!("f/{name}")), "object uploaded");
+    assert!(s3.has_object("snapshots", &format!("f/{name}")), "object uploaded");
     assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
     // The object is byte-identical to the local file.
     let local = std::fs::read(crate::support::snapshot_dir(data.path()).join(&name)).unwrap();
-    let remote = std::fs::read(s3.root.path().join("b/f").join(&name)).unwrap();
+    let remote = std::fs::read(s3.root.path().join("snapshots/f").join(&name)).unwrap();
     assert_eq!(local, remote);
 
-    let mut args = s3_flags(&s3, "b");
+    let mut args = s3_flags(&s3, "snapshots");
     args.push("ls".into());
     let out = direct(data.path(), &etcd.endpoint, args).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(&format!("s3://b/f/{name}")), "{stdout}");
+    assert!(stdout.contains(&format!("s3://snapshots/f/{name}")), "{stdout}");
     assert!(stdout.contains(&format!("file://")), "{stdout}");
 
-    let mut args = s3_flags(&s3, "b");
+    let mut args = s3_flags(&s3, "snapshots");
     args.extend(["delete".into(), name.clone()]);
     let out = direct(data.path(), &etcd.endpoint, args).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("Snapshot {name} deleted.")), "{stdout}");
-    assert!(!s3.has_object("b", &format!("f/{name}")));
+    assert!(!s3.has_object("snapshots", &format!("f/{name}")));
     assert!(snapshot_files(&crate::support::snapshot_dir(data.path())).is_empty());
 }
 
@@ -114,7 +113,7 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
                     "--etcd-s3",
                     &endpoint,
                     "--etcd-s3-insecure",
-                    "--etcd-s3-bucket=b",
+                    "--etcd-s3-bucket=snapshots",
                     &format!("--etcd-s3-access-key={ACCESS_KEY}"),
                     &format!("--etcd-s3-secret-key={SECRET_KEY}"),
                     "--etcd-snapshot-reconcile-interval=1s",
@@ -130,7 +129,7 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "partial failure\n{stdout}\n{stderr}");
     let name = created_name(&out);
-    assert!(stderr.contains("s3://b/") && stderr.contains("kept"), "{stderr}");
+    assert!(stderr.contains("s3://snapshots/") && stderr.contains("kept"), "{stderr}");
     assert!(crate::support::snapshot_dir(data.path()).join(&name).is_file());
 
     let srv = server.clone();
@@ -144,13 +143,13 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
         .filter(|i| i["status"]["readyToUse"] == false)
         .collect();
     assert_eq!(failed.len(), 1, "{stdout}");
-    assert_eq!(failed[0]["spec"]["location"], format!("s3://b/{name}"));
+    assert_eq!(failed[0]["spec"]["location"], format!("s3://snapshots/{name}"));
     assert!(failed[0]["status"]["error"]["message"].as_str().unwrap().contains("upload failed"));
 
     // S3 comes back on the same port: the reconcile loop copies the snapshot by itself.
     let s3 = S3Server::start_on(Tls::Plain, port).await;
-    s3.create_bucket("b");
-    let object = s3.root.path().join("b").join(&name);
+    s3.create_bucket("snapshots");
+    let object = s3.root.path().join("snapshots").join(&name);
     let waited = blocking(move || {
         wait_for("reconcile upload", Duration::from_secs(60), || object.is_file());
     });
@@ -165,14 +164,14 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
 async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() {
     let Some(etcd) = TestEtcd::start() else { return };
     let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("b");
+    s3.create_bucket("snapshots");
     let data_a = tempfile::tempdir().unwrap();
     let data_b = tempfile::tempdir().unwrap();
     // Cluster A and cluster B share bucket, folder and even the node name.
     let mut names_b = Vec::new();
     for (data, cluster, count) in [(&data_a, "cluster-a", 2), (&data_b, "cluster-b", 3)] {
         for _ in 0..count {
-            let mut args = s3_flags(&s3, "b");
+            let mut args = s3_flags(&s3, "snapshots");
             args.extend([format!("--cluster-id={cluster}"), "save".into()]);
             let out = direct(data.path(), &etcd.endpoint, args).await;
             assert!(out.status.success(), "{:?}", text(&out));
@@ -183,10 +182,10 @@ async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() 
             tokio::time::sleep(Duration::from_millis(1100)).await;
         }
     }
-    let objects_before = s3_objects(&s3, "b/f");
+    let objects_before = s3_objects(&s3, "snapshots/f");
     assert_eq!(objects_before.len(), 5, "{objects_before:?}");
 
-    let mut args = s3_flags(&s3, "b");
+    let mut args = s3_flags(&s3, "snapshots");
     args.extend([
         "--cluster-id=cluster-b".into(),
         "prune".into(),
@@ -197,12 +196,12 @@ async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() 
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for old in &names_b[..2] {
-        assert!(stdout.contains(&format!("s3://b/f/{old}")), "{stdout}");
+        assert!(stdout.contains(&format!("s3://snapshots/f/{old}")), "{stdout}");
     }
     assert!(stdout.contains("newest 1"), "the reason is given: {stdout}");
-    assert_eq!(s3_objects(&s3, "b/f"), objects_before, "dry run touched nothing");
+    assert_eq!(s3_objects(&s3, "snapshots/f"), objects_before, "dry run touched nothing");
 
-    let mut args = s3_flags(&s3, "b");
+    let mut args = s3_flags(&s3, "snapshots");
     args.extend([
         "--cluster-id=cluster-b".into(),
         "prune".into(),
@@ -210,7 +209,7 @@ async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() 
     ]);
     let out = direct(data_b.path(), &etcd.endpoint, args).await;
     assert!(out.status.success(), "{:?}", text(&out));
-    let after = s3_objects(&s3, "b/f");
+    let after = s3_objects(&s3, "snapshots/f");
     assert_eq!(after.len(), 3, "A's two and B's newest: {after:?}");
     assert!(after.contains(&names_b[2]));
     assert_eq!(snapshot_files(&crate::support::snapshot_dir(data_b.path())).len(), 1);
@@ -221,14 +220,14 @@ async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() 
 async fn credentials_come_from_the_aws_environment_and_shared_file() {
     let Some(etcd) = TestEtcd::start() else { return };
     let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("b");
+    s3.create_bucket("snapshots");
     let data = tempfile::tempdir().unwrap();
     let base = |extra: &[&str]| -> Vec<String> {
         let mut v = vec![
             "--s3".to_string(),
             format!("--s3-endpoint={}", s3.addr),
             "--s3-insecure".into(),
-            "--s3-bucket=b".into(),
+            "--s3-bucket=snapshots".into(),
         ];
         v.extend(extra.iter().map(|s| s.to_string()));
         v
@@ -274,7 +273,7 @@ async fn credentials_come_from_the_aws_environment_and_shared_file() {
         .await;
         assert!(out.status.success(), "{:?}", text(&out));
         let name = created_name(&out);
-        assert!(s3.has_object("b", &name), "uploaded with environment credentials");
+        assert!(s3.has_object("snapshots", &name), "uploaded with environment credentials");
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Unexpected, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// RKE2's S3 settings for one request. Every field is optional: our CLI sends only what the user
@@ -127,9 +127,11 @@ impl<'de> Visitor<'de> for S3Visitor {
         let mut s3 = S3Request::default();
         while let Some(field) = map.next_key::<String>()? {
             match field.as_str() {
-                "accessKey" => s3.access_key = map.next_value::<SecretField>()?.0,
-                "secretKey" => s3.secret_key = map.next_value::<SecretField>()?.0,
-                "sessionToken" => s3.session_token = map.next_value::<SecretField>()?.0,
+                "accessKey" => s3.access_key = map.next_value_seed(SecretVisitor("accessKey"))?,
+                "secretKey" => s3.secret_key = map.next_value_seed(SecretVisitor("secretKey"))?,
+                "sessionToken" => {
+                    s3.session_token = map.next_value_seed(SecretVisitor("sessionToken"))?;
+                }
                 "bucket" => s3.bucket = map.next_value()?,
                 "bucketLookup" => s3.bucket_lookup = map.next_value()?,
                 "configSecret" => s3.config_secret = map.next_value()?,
@@ -154,20 +156,20 @@ impl<'de> Visitor<'de> for S3Visitor {
     }
 }
 
-/// A secret field's value: a string or null. A value of another type is refused without
-/// repeating it, since it may still be the secret.
-struct SecretField(Option<SecretString>);
+/// Decodes a secret field's value (named for errors): a string or null. A value of another
+/// type is refused without repeating it, since it may still be the secret.
+struct SecretVisitor(&'static str);
 
-impl<'de> Deserialize<'de> for SecretField {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_option(SecretVisitor)
+impl<'de> DeserializeSeed<'de> for SecretVisitor {
+    type Value = Option<SecretString>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
     }
 }
 
-struct SecretVisitor;
-
 impl SecretVisitor {
-    fn refuse<E: de::Error>(&self) -> Result<SecretField, E> {
+    fn refuse<E: de::Error>(&self) -> Result<Option<SecretString>, E> {
         Err(E::invalid_type(
             Unexpected::Other("a non-string value"),
             self,
@@ -176,33 +178,33 @@ impl SecretVisitor {
 }
 
 impl<'de> Visitor<'de> for SecretVisitor {
-    type Value = SecretField;
+    type Value = Option<SecretString>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string for a secret s3 field")
+        write!(f, "a string for s3 field {:?}", self.0)
     }
-    fn visit_none<E: de::Error>(self) -> Result<SecretField, E> {
-        Ok(SecretField(None))
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<SecretField, E> {
-        Ok(SecretField(None))
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<SecretField, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretField, E> {
-        Ok(SecretField(Some(SecretString::from(v))))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(SecretString::from(v)))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretField, E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         self.refuse()
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretField, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
         self.refuse()
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretField, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
         self.refuse()
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretField, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
         self.refuse()
     }
 }
@@ -270,6 +272,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("8675309"), "{err}");
-        assert!(err.contains("a string for a secret s3 field"), "{err}");
+        assert!(err.contains("a string for s3 field \"secretKey\""), "{err}");
     }
 }

@@ -2,11 +2,15 @@
 //! its explicit fields form. Pure.
 //!
 //! The server's own merged config fills every field the request leaves out; fields the request
-//! carries win over everything (DESIGN.md precedence: ... < flags < API request).
+//! carries win over everything (DESIGN.md precedence: ... < flags < API request). Values are not
+//! validated here: the config engine does that, so a bad value's error names the key, the value
+//! and "API request" as its source.
+
+use secrecy::ExposeSecret;
 
 use crate::config::{Layer, RawValue, Source};
 
-use super::wire::{Operation, SnapshotRequest};
+use super::wire::{Operation, S3Request, SnapshotRequest};
 
 /// The operation a request maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,17 +28,14 @@ pub enum RequestError {
     MissingOperation,
     #[error("no snapshots given for removal")]
     NoNamesToDelete,
-    #[error("s3 settings in the request are not supported by this server yet")]
-    S3Unsupported,
+    #[error("request has both s3 settings and skipS3 (expected one of them)")]
+    ConflictingS3,
     #[error("retention {0} is negative (expected a count >= 0)")]
     NegativeRetention(i64),
 }
 
 /// Maps a request to its operation and the config layer of its explicit fields.
 pub fn plan_request(request: &SnapshotRequest) -> Result<(PlannedOperation, Layer), RequestError> {
-    if request.s3.as_ref().is_some_and(|s3| !s3.is_null()) {
-        return Err(RequestError::S3Unsupported);
-    }
     let operation = match request.operation.ok_or(RequestError::MissingOperation)? {
         Operation::Save => PlannedOperation::Save,
         Operation::List => PlannedOperation::List,
@@ -81,84 +82,64 @@ pub fn plan_request(request: &SnapshotRequest) -> Result<(PlannedOperation, Laye
             Source::Request,
         );
     }
+    match (&request.s3, request.skip_s3) {
+        (Some(_), Some(true)) => return Err(RequestError::ConflictingS3),
+        (Some(s3), _) => add_s3(&mut layer, s3),
+        (None, Some(true)) => layer.set("etcd-s3", RawValue::Bool(false), Source::Request),
+        (None, _) => {}
+    }
     Ok((operation, layer))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(json: &str) -> SnapshotRequest {
-        serde_json::from_str(json).unwrap()
+/// A present `s3` block turns S3 on and sets each field it carries. Empty strings are unset:
+/// RKE2's CLI sends "" for every string the user left out, and the server's config fills those.
+fn add_s3(layer: &mut Layer, s3: &S3Request) {
+    let mut set = |key: &str, value: RawValue| layer.set(key, value, Source::Request);
+    set("etcd-s3", RawValue::Bool(true));
+    let secrets = [
+        ("etcd-s3-access-key", &s3.access_key),
+        ("etcd-s3-secret-key", &s3.secret_key),
+        ("etcd-s3-session-token", &s3.session_token),
+    ];
+    for (key, secret) in secrets {
+        if let Some(secret) = secret.as_ref().filter(|s| !is_blank(s.expose_secret())) {
+            set(key, RawValue::Secret(secret.clone()));
+        }
     }
-
-    #[test]
-    fn save_with_name_and_compress_overrides_config() {
-        let (op, layer) = plan_request(&request(
-            r#"{"operation":"save","name":["ALIVEBEEF"],"compress":true}"#,
-        ))
-        .unwrap();
-        assert_eq!(op, PlannedOperation::Save);
-        assert_eq!(
-            layer.get("name").unwrap().value,
-            RawValue::String("ALIVEBEEF".into())
-        );
-        assert_eq!(
-            layer.get("etcd-snapshot-compress").unwrap().value,
-            RawValue::Bool(true)
-        );
-        assert_eq!(layer.get("name").unwrap().source, Source::Request);
+    let texts = [
+        ("etcd-s3-bucket", &s3.bucket),
+        ("etcd-s3-bucket-lookup-type", &s3.bucket_lookup),
+        ("etcd-s3-config-secret", &s3.config_secret),
+        ("etcd-s3-endpoint", &s3.endpoint),
+        ("etcd-s3-endpoint-ca", &s3.endpoint_ca),
+        ("etcd-s3-folder", &s3.folder),
+        ("etcd-s3-proxy", &s3.proxy),
+        ("etcd-s3-region", &s3.region),
+        ("etcd-s3-timeout", &s3.timeout),
+    ];
+    for (key, text) in texts {
+        if let Some(text) = text.as_deref().filter(|t| !is_blank(t)) {
+            set(key, RawValue::String(text.to_string()));
+        }
     }
-
-    #[test]
-    fn delete_names_are_not_a_base_name() {
-        let (op, layer) = plan_request(&request(
-            r#"{"operation":"delete","name":["a-n-1","b-n-2"]}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            op,
-            PlannedOperation::Delete {
-                names: vec!["a-n-1".into(), "b-n-2".into()]
-            }
-        );
-        assert!(layer.get("name").is_none());
+    for (key, flag) in [
+        ("etcd-s3-insecure", s3.insecure),
+        ("etcd-s3-skip-ssl-verify", s3.skip_ssl_verify),
+    ] {
+        if let Some(flag) = flag {
+            set(key, RawValue::Bool(flag));
+        }
     }
-
-    #[test]
-    fn prune_maps_name_retention_and_dry_run() {
-        let (op, layer) = plan_request(&request(
-            r#"{"operation":"prune","name":["PRUNE_TEST"],"retention":2,"dryRun":true}"#,
-        ))
-        .unwrap();
-        assert_eq!(op, PlannedOperation::Prune { dry_run: true });
-        assert_eq!(
-            layer.get("etcd-snapshot-retention").unwrap().value,
-            RawValue::Int(2)
-        );
-        assert_eq!(
-            layer.get("name").unwrap().value,
-            RawValue::String("PRUNE_TEST".into())
-        );
-    }
-
-    #[test]
-    fn bad_requests_are_refused() {
-        assert_eq!(
-            plan_request(&request(r#"{}"#)).unwrap_err(),
-            RequestError::MissingOperation
-        );
-        assert_eq!(
-            plan_request(&request(r#"{"operation":"delete"}"#)).unwrap_err(),
-            RequestError::NoNamesToDelete
-        );
-        assert_eq!(
-            plan_request(&request(r#"{"operation":"prune","retention":-1}"#)).unwrap_err(),
-            RequestError::NegativeRetention(-1)
-        );
-        assert_eq!(
-            plan_request(&request(r#"{"operation":"save","s3":{"bucket":"b"}}"#)).unwrap_err(),
-            RequestError::S3Unsupported
-        );
+    if let Some(retention) = s3.retention {
+        // A negative count reaches the engine, whose error names the key and the request.
+        set("etcd-s3-retention", RawValue::Int(retention));
     }
 }
+
+fn is_blank(text: &str) -> bool {
+    text.trim().is_empty()
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

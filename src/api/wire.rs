@@ -8,6 +8,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[path = "wire_s3.rs"]
+mod s3;
+
+pub use s3::{S3_FIELDS, S3Request};
+
 /// The operation a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,9 +37,13 @@ pub struct SnapshotRequest {
     pub compress: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<i64>,
-    /// RKE2's S3 block; carried opaquely until S3 support lands.
+    /// RKE2's S3 block: present means S3 is on for this request, with these settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3: Option<serde_json::Value>,
+    pub s3: Option<S3Request>,
+    /// Extension: S3 is off for this request even when the server's config turns it on (the
+    /// CLI's explicit `--s3=false`). RKE2 servers ignore it and skip S3 anyway without `s3`.
+    #[serde(default, rename = "skipS3", skip_serializing_if = "Option::is_none")]
+    pub skip_s3: Option<bool>,
     /// Extension: prune reports what it would delete and deletes nothing.
     #[serde(default, rename = "dryRun", skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,

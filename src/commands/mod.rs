@@ -5,22 +5,22 @@
 //! lines match RKE2's so scripts keep working. Exit codes are decided in `main.rs`.
 
 pub mod output;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::client::{ApiClient, ClientError, ClientReply, answers};
 use crate::api::tls;
-use crate::api::wire::{
-    EtcdSnapshotFileList, FailedItem, Operation, SnapshotRequest, SnapshotResponse,
-};
+use crate::api::wire::{EtcdSnapshotFileList, FailedItem, SnapshotResponse};
 use crate::cli::{Command, OutputFormat};
-use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, RawValue, Resolved, Source};
+use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, Resolved, Source};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
 use crate::telemetry::metrics::Metrics;
 use crate::token::client_token;
 
 use output::OutputError;
+pub use request::build_request;
 
 /// How a command that did not fail outright ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,12 @@ pub async fn run_snapshot_command(
     resolved: &Resolved,
 ) -> Result<Completion, CommandError> {
     let config = &resolved.config;
-    let request = build_request(command, engine);
+    let request = build_request(command, engine, resolved);
+    if let Some(warning) =
+        request::unsent_s3_warning(&request::ClientSide::gather(engine, resolved))
+    {
+        eprintln!("warning: {warning}");
+    }
     let url = server_url(resolved);
     match client_for(config, &url, command) {
         Ok(client) => match client.send(&request).await {
@@ -115,66 +120,6 @@ fn client_for(config: &DesiredConfig, url: &str, command: &Command) -> Result<Ap
             _ => Duration::from_secs(3600),
         },
     })
-}
-
-/// The RKE2 request for a command, carrying only values the user set explicitly (flags or
-/// environment); the server fills the rest from its own config.
-pub fn build_request(command: &Command, engine: &ConfigEngine) -> SnapshotRequest {
-    let (flags, env) = engine.explicit_layers();
-    let explicit = |key: &str| {
-        flags
-            .get(key)
-            .or_else(|| env.get(key))
-            .map(|s| s.value.clone())
-    };
-    let string = |key: &str| match explicit(key) {
-        Some(RawValue::String(s)) => Some(s),
-        _ => None,
-    };
-    let mut request = SnapshotRequest {
-        dir: string("etcd-snapshot-dir"),
-        compress: explicit("etcd-snapshot-compress").and_then(|v| as_bool(&v)),
-        ..Default::default()
-    };
-    match command {
-        Command::Save => {
-            request.operation = Some(Operation::Save);
-            request.name = string("name").map(|n| vec![n]);
-        }
-        Command::List { .. } => request.operation = Some(Operation::List),
-        Command::Delete { names } => {
-            request.operation = Some(Operation::Delete);
-            request.name = Some(names.clone());
-        }
-        Command::Prune { dry_run } => {
-            request.operation = Some(Operation::Prune);
-            request.name = string("name").map(|n| vec![n]);
-            request.retention = explicit("etcd-snapshot-retention").and_then(|v| as_int(&v));
-            request.dry_run = dry_run.then_some(true);
-        }
-        _ => {}
-    }
-    request
-}
-
-fn as_bool(value: &RawValue) -> Option<bool> {
-    match value {
-        RawValue::Bool(b) => Some(*b),
-        RawValue::String(s) => match s.as_str() {
-            "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-            "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn as_int(value: &RawValue) -> Option<i64> {
-    match value {
-        RawValue::Int(i) => Some(*i),
-        RawValue::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn verb(command: &Command) -> &'static str {

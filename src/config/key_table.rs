@@ -141,7 +141,7 @@ pub static KEYS: &[KeySpec] = &[
         name: "etcd-s3-access-key",
         aliases: &["s3-access-key"],
         kind: Kind::Secret,
-        help: "S3 access key [default: the AWS environment or shared credentials file]",
+        help: "S3 access key [default: AWS_ACCESS_KEY_ID or the shared credentials file]; a flag shows in `ps`: prefer the config file, the environment or etcd-s3-config-secret",
         secret: true,
         ..ROW
     },
@@ -149,7 +149,7 @@ pub static KEYS: &[KeySpec] = &[
         name: "etcd-s3-secret-key",
         aliases: &["s3-secret-key"],
         kind: Kind::Secret,
-        help: "S3 secret key (prefer the config file, env or a Secret over a flag)",
+        help: "S3 secret key [default: AWS_SECRET_ACCESS_KEY or the shared credentials file]; a flag shows in `ps`: prefer the config file, the environment or etcd-s3-config-secret",
         secret: true,
         ..ROW
     },
@@ -157,7 +157,7 @@ pub static KEYS: &[KeySpec] = &[
         name: "etcd-s3-session-token",
         aliases: &["s3-session-token"],
         kind: Kind::Secret,
-        help: "S3 session token for temporary credentials",
+        help: "S3 session token for temporary credentials [default: AWS_SESSION_TOKEN]; a flag shows in `ps`: prefer the config file, the environment or etcd-s3-config-secret",
         secret: true,
         ..ROW
     },

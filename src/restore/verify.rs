@@ -56,7 +56,7 @@ pub fn shape_of(size: u64) -> Shape {
         Shape::Truncated
     } else if size % PAGE_ALIGN == TRAILER_LEN {
         Shape::WithTrailer
-    } else if size % PAGE_ALIGN == 0 {
+    } else if size.is_multiple_of(PAGE_ALIGN) {
         Shape::NoTrailer
     } else {
         Shape::Truncated

@@ -9,5 +9,6 @@ mod cli;
 mod config_engine;
 mod embedded_etcd;
 mod pipeline;
+mod restore;
 mod s3;
 mod server;

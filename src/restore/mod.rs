@@ -1,2 +1,28 @@
 //! Restore and cluster reset: pre-flight verification, unzip, the etcd restore tool, moving the
 //! old data dir aside, the reset-flag, and rollback.
+//!
+//! Each file owns one step and keeps its decisions pure (`plan`, `reset_flag::decide_start`,
+//! `tool::assess_tool`, `datadir::plan_backup_retention`, `run::restore_args`). This module
+//! does not start or stop etcd, download from S3 or parse flags: the server and CLI wire those
+//! around the steps, in the order `plan::plan_restore` gives.
+
+pub mod datadir;
+mod error;
+pub mod plan;
+pub mod reset_flag;
+pub mod run;
+pub mod tool;
+pub mod unzip;
+pub mod verify;
+
+pub use datadir::{
+    Backup, BackupKind, apply_backup_retention, install_staged, list_backups, move_current_aside,
+    plan_backup_retention, rollback,
+};
+pub use error::RestoreError;
+pub use plan::{RestoreInputs, RestorePlan, RestoreStep, SnapshotSource, plan_restore};
+pub use reset_flag::{StartDecision, decide_start};
+pub use run::{RestoreTarget, restore_args, run_restore};
+pub use tool::{RestoreTool, ToolKind, Version, select_restore_tool};
+pub use unzip::extract_snapshot;
+pub use verify::{VerifiedSnapshot, check_free_space, verify_snapshot_file};

@@ -10,6 +10,7 @@ mod cli;
 mod config_engine;
 mod embedded_etcd;
 mod pipeline;
+mod restore;
 mod s3;
 mod s3_ops;
 mod server;

@@ -1,0 +1,261 @@
+//! Extracting the one database file from a snapshot's `.zip` form.
+//!
+//! Owns the archive checks (exactly one entry, a plain file name, intact data) and the
+//! crash-safe write of the extracted file into the directory it is given. It writes nowhere
+//! else, leaves nothing behind on failure, and never decides where that directory is (`plan`).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::RestoreError;
+use crate::fsutil;
+use crate::snapshot::name::PART_SUFFIX;
+
+/// Mode of the extracted database: etcd's private file mode, whatever the archive says.
+const EXTRACTED_MODE: u32 = 0o600;
+/// Copy buffer: large enough to keep deflate busy, small enough that memory stays flat.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// Checks that a zip entry name is a plain file name, safe to join onto a directory.
+///
+/// Pure. Returns the reason when it is not.
+pub fn check_entry_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err("the name contains a directory separator");
+    }
+    if name == "." || name == ".." || name.contains("..") {
+        return Err("the name contains '..'");
+    }
+    if name.contains('\0') {
+        return Err("the name contains a NUL byte");
+    }
+    if name.ends_with(PART_SUFFIX) {
+        return Err("the name is a temporary file name");
+    }
+    Ok(())
+}
+
+/// Extracts the single entry of `zip_path` to `<dest_dir>/<entry name>` and returns that path.
+///
+/// The data streams through a fixed buffer into `<entry>.part` (created exclusively, 0600), is
+/// fsynced and renamed without replacing an existing file. The zip reader checks the CRC at the
+/// end of the entry, so a corrupt archive fails before the rename and its `.part` is removed.
+pub fn extract_snapshot(zip_path: &Path, dest_dir: &Path) -> Result<PathBuf, RestoreError> {
+    let mut archive = open_archive(zip_path)?;
+    let mut entry = archive
+        .by_index(0)
+        .map_err(|source| not_a_zip(zip_path, source))?;
+    let name = checked_name(zip_path, &entry)?;
+    let dest = dest_dir.join(&name);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        return Err(RestoreError::ExtractedExists {
+            zip: zip_path.to_path_buf(),
+            dest,
+        });
+    }
+    let part = dest_dir.join(format!("{name}{PART_SUFFIX}"));
+    // Created exclusively: from here on the `.part` is ours to remove on any failure.
+    let file = fsutil::create_new(&part, EXTRACTED_MODE).map_err(|source| {
+        RestoreError::WriteExtracted {
+            path: part.clone(),
+            source,
+        }
+    })?;
+    let result = copy_into(&mut entry, file)
+        .map_err(|failure| match failure {
+            CopyFailure::Read(source) => RestoreError::CorruptArchive {
+                zip: zip_path.to_path_buf(),
+                entry: name.clone(),
+                source,
+            },
+            CopyFailure::Write(source) => RestoreError::WriteExtracted {
+                path: part.clone(),
+                source,
+            },
+        })
+        .and_then(|()| publish(&part, &dest, zip_path));
+    if let Err(err) = result {
+        let _ = std::fs::remove_file(&part);
+        return Err(err);
+    }
+    Ok(dest)
+}
+
+/// The declared uncompressed size of the archive's single entry, after the same checks as
+/// [`extract_snapshot`]: lets the free-space check run before anything is extracted. The
+/// declared size is only a hint; extraction checks the data itself.
+pub fn archive_entry_size(zip_path: &Path) -> Result<u64, RestoreError> {
+    let mut archive = open_archive(zip_path)?;
+    let entry = archive
+        .by_index(0)
+        .map_err(|source| not_a_zip(zip_path, source))?;
+    checked_name(zip_path, &entry)?;
+    Ok(entry.size())
+}
+
+type Archive = zip::ZipArchive<BufReader<File>>;
+
+/// Opens `zip_path` as an archive holding exactly one entry.
+fn open_archive(zip_path: &Path) -> Result<Archive, RestoreError> {
+    let file = File::open(zip_path).map_err(|source| RestoreError::OpenArchive {
+        zip: zip_path.to_path_buf(),
+        source,
+    })?;
+    let archive =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|source| not_a_zip(zip_path, source))?;
+    if archive.len() != 1 {
+        return Err(RestoreError::EntryCount {
+            zip: zip_path.to_path_buf(),
+            entries: archive.len(),
+        });
+    }
+    Ok(archive)
+}
+
+/// The entry's name, once it is known to be a plain file name of a regular file.
+fn checked_name<R: Read>(
+    zip_path: &Path,
+    entry: &zip::read::ZipFile<'_, R>,
+) -> Result<String, RestoreError> {
+    let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+    let unsafe_entry = |reason| RestoreError::UnsafeEntry {
+        zip: zip_path.to_path_buf(),
+        name: name.clone(),
+        reason,
+    };
+    check_entry_name(&name).map_err(unsafe_entry)?;
+    if entry.is_dir() || entry.is_symlink() {
+        return Err(unsafe_entry("the entry is not a regular file"));
+    }
+    Ok(name)
+}
+
+fn not_a_zip(zip_path: &Path, source: zip::result::ZipError) -> RestoreError {
+    RestoreError::NotAZip {
+        zip: zip_path.to_path_buf(),
+        source,
+    }
+}
+
+/// Which side of the copy failed: reading the archive (corrupt data) or writing the file.
+enum CopyFailure {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Streams `reader` into `file` through a fixed buffer and fsyncs it.
+fn copy_into(reader: &mut impl Read, file: File) -> Result<(), CopyFailure> {
+    let mut out = BufWriter::with_capacity(COPY_BUFFER, file);
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyFailure::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(CopyFailure::Write)?;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| CopyFailure::Write(e.into_error()))?;
+    file.sync_all().map_err(CopyFailure::Write)
+}
+
+/// Renames the finished `.part` into place, never over an existing file.
+fn publish(part: &Path, dest: &Path, zip_path: &Path) -> Result<(), RestoreError> {
+    fsutil::publish_no_clobber(part, dest).map_err(|source| {
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            RestoreError::ExtractedExists {
+                zip: zip_path.to_path_buf(),
+                dest: dest.to_path_buf(),
+            }
+        } else {
+            RestoreError::WriteExtracted {
+                path: dest.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zip::write::SimpleFileOptions;
+
+    /// A zip with the given (name, data) entries, Deflate like RKE2's.
+    fn zip_with(path: &Path, entries: &[(&str, &[u8])]) {
+        let mut zip = zip::ZipWriter::new(File::create(path).unwrap());
+        let options =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, data) in entries {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    #[test]
+    fn entry_names_must_be_plain_file_names() {
+        for ok in ["etcd-snapshot-node-1700000000", "a", "snap.db"] {
+            assert_eq!(check_entry_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "../x", "a/b", "/abs", "a\\b", "..", "x..y", "a\0b", "s.part",
+        ] {
+            assert!(check_entry_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn extracts_the_single_entry_with_private_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (zip_path, dest) = (dir.path().join("s.zip"), dir.path().join("out"));
+        std::fs::create_dir(&dest).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        zip_with(&zip_path, &[("snap-node-1", &data)]);
+        assert_eq!(archive_entry_size(&zip_path).unwrap(), data.len() as u64);
+        let out = extract_snapshot(&zip_path, &dest).unwrap();
+        assert_eq!(out, dest.join("snap-node-1"));
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A second extraction never replaces the first.
+        let err = extract_snapshot(&zip_path, &dest).unwrap_err();
+        assert!(matches!(err, RestoreError::ExtractedExists { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_bad_archives_without_leaving_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        std::fs::create_dir(&dest).unwrap();
+        let two = dir.path().join("two.zip");
+        zip_with(&two, &[("a", b"1"), ("b", b"2")]);
+        let err = extract_snapshot(&two, &dest).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::EntryCount { entries: 2, .. }),
+            "{err}"
+        );
+        let empty = dir.path().join("empty.zip");
+        zip_with(&empty, &[]);
+        let err = extract_snapshot(&empty, &dest).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::EntryCount { entries: 0, .. }),
+            "{err}"
+        );
+        let plain = dir.path().join("plain.zip");
+        std::fs::write(&plain, b"not a zip at all").unwrap();
+        let err = extract_snapshot(&plain, &dest).unwrap_err();
+        assert!(matches!(err, RestoreError::NotAZip { .. }), "{err}");
+        assert!(err.to_string().contains("plain.zip"));
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,340 @@
+//! Pre-flight checks on a snapshot file and on the disk it will be restored to.
+//!
+//! Owns the streaming SHA-256 trailer check of a database file (reusing the save pipeline's
+//! `TrailerCheck`, so save and restore agree byte for byte), the optional whole-file checksum of
+//! a downloaded file, and the free-space check. Reads only; never modifies or removes anything.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::RestoreError;
+use crate::snapshot::save::SaveError;
+use crate::snapshot::sink::{TrailerCheck, hex};
+
+/// etcd's trailer: a SHA-256 of the database image.
+const TRAILER_LEN: u64 = 32;
+/// Databases are whole pages; a snapshot file is `n * 512 + 32` bytes.
+const PAGE_ALIGN: u64 = 512;
+/// Read buffer: large sequential reads, constant memory whatever the file size.
+const READ_BUFFER: usize = 1 << 20;
+/// bbolt's meta page magic, a little-endian u32 right after the 16-byte page header.
+const BOLT_MAGIC: u32 = 0xED0C_DAED;
+const BOLT_MAGIC_OFFSET: usize = 16;
+
+/// A snapshot file whose trailer matched its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSnapshot {
+    pub path: PathBuf,
+    /// Bytes on disk (database plus trailer).
+    pub file_size: u64,
+    /// Bytes of the database image: what the restored member's `member/snap/db` will hold.
+    pub db_size: u64,
+    /// The database's SHA-256 (the trailer), lowercase hex.
+    pub sha256: String,
+    /// SHA-256 of the whole file, when a recorded one was checked.
+    pub file_sha256: Option<String>,
+}
+
+/// What a file's size says about its shape, before any byte is read. Pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `n * 512 + 32` with at least one page: a database plus trailer.
+    WithTrailer,
+    /// Whole pages: a raw database copied out of a data dir, or damage that kept alignment.
+    NoTrailer,
+    /// Anything else, including files too small to be a database.
+    Truncated,
+}
+
+/// Classifies a snapshot file by its size alone.
+pub fn shape_of(size: u64) -> Shape {
+    if size < PAGE_ALIGN + TRAILER_LEN {
+        Shape::Truncated
+    } else if size % PAGE_ALIGN == TRAILER_LEN {
+        Shape::WithTrailer
+    } else if size.is_multiple_of(PAGE_ALIGN) {
+        Shape::NoTrailer
+    } else {
+        Shape::Truncated
+    }
+}
+
+/// Verifies that `path` is a complete etcd snapshot: right shape, trailer equal to the SHA-256
+/// of everything before it, and a bbolt database inside. Streams the file once.
+pub fn verify_snapshot_file(path: &Path) -> Result<VerifiedSnapshot, RestoreError> {
+    verify(path, None)
+}
+
+/// Like [`verify_snapshot_file`], and also checks the whole file against the SHA-256 recorded
+/// when it was saved (a downloaded copy must be the file that was uploaded). Same single pass.
+pub fn verify_snapshot_file_expecting(
+    path: &Path,
+    expected_file_sha256: &str,
+) -> Result<VerifiedSnapshot, RestoreError> {
+    verify(path, Some(expected_file_sha256))
+}
+
+fn verify(path: &Path, expected_file: Option<&str>) -> Result<VerifiedSnapshot, RestoreError> {
+    let read_err = |source| RestoreError::ReadSnapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    match shape_of(size) {
+        Shape::WithTrailer => {}
+        Shape::NoTrailer => return Err(no_trailer(path, size)),
+        Shape::Truncated => return Err(truncated(path, size)),
+    }
+    let mut check = TrailerCheck::default();
+    let mut whole = expected_file.map(|_| Sha256::new());
+    let mut head = Vec::with_capacity(BOLT_MAGIC_OFFSET + 4);
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        let chunk = &buf[..n];
+        if head.len() < head.capacity() {
+            let take = (head.capacity() - head.len()).min(n);
+            head.extend_from_slice(&chunk[..take]);
+        }
+        check.update(chunk);
+        if let Some(h) = whole.as_mut() {
+            h.update(chunk);
+        }
+    }
+    let db_size = check.verify().map_err(|e| match e {
+        SaveError::ChecksumMismatch { expected, actual } => RestoreError::ChecksumMismatch {
+            path: path.to_path_buf(),
+            expected,
+            actual,
+        },
+        // The file changed size while it was read: report what was actually read.
+        _ => truncated(path, size),
+    })?;
+    if !has_bolt_magic(&head) {
+        return Err(RestoreError::NotADatabase {
+            path: path.to_path_buf(),
+        });
+    }
+    let file_sha256 = match (whole, expected_file) {
+        (Some(h), Some(expected)) => {
+            let actual = hex(&h.finalize());
+            if !actual.eq_ignore_ascii_case(expected.trim()) {
+                return Err(RestoreError::FileChecksumMismatch {
+                    path: path.to_path_buf(),
+                    expected: expected.trim().to_ascii_lowercase(),
+                    actual,
+                });
+            }
+            Some(actual)
+        }
+        _ => None,
+    };
+    let sha256 = trailer_hex(path, db_size)?;
+    Ok(VerifiedSnapshot {
+        path: path.to_path_buf(),
+        file_size: db_size + TRAILER_LEN,
+        db_size,
+        sha256,
+        file_sha256,
+    })
+}
+
+/// Reads the 32-byte trailer at `db_size` (already verified equal to the content's digest).
+fn trailer_hex(path: &Path, db_size: u64) -> Result<String, RestoreError> {
+    use std::io::{Seek, SeekFrom};
+    let read_err = |source| RestoreError::ReadSnapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    file.seek(SeekFrom::Start(db_size)).map_err(read_err)?;
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.read_exact(&mut trailer).map_err(read_err)?;
+    Ok(hex(&trailer))
+}
+
+/// True when the first page starts like a bbolt meta page.
+fn has_bolt_magic(head: &[u8]) -> bool {
+    head.get(BOLT_MAGIC_OFFSET..BOLT_MAGIC_OFFSET + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .is_some_and(|b| u32::from_le_bytes(b) == BOLT_MAGIC)
+}
+
+fn truncated(path: &Path, size: u64) -> RestoreError {
+    RestoreError::Truncated {
+        path: path.to_path_buf(),
+        size,
+    }
+}
+
+fn no_trailer(path: &Path, size: u64) -> RestoreError {
+    RestoreError::NoTrailer {
+        path: path.to_path_buf(),
+        size,
+    }
+}
+
+/// Free space on the file system holding a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes available to unprivileged writers (what etcd's files may use).
+    pub available: u64,
+    /// Where that file system is mounted (the topmost ancestor on the same device).
+    pub mount: PathBuf,
+}
+
+/// Fails unless `dir`'s file system has at least `needed_bytes` available.
+///
+/// Counts only blocks available to non-root users, so the restore never eats the reserve an
+/// administrator needs to recover.
+pub fn check_free_space(dir: &Path, needed_bytes: u64) -> Result<FreeSpace, RestoreError> {
+    let space = free_space(dir)?;
+    if space.available < needed_bytes {
+        return Err(RestoreError::InsufficientSpace {
+            dir: dir.to_path_buf(),
+            mount: space.mount,
+            needed: needed_bytes,
+            available: space.available,
+        });
+    }
+    Ok(space)
+}
+
+/// Reads the available bytes and mount point of `dir`'s file system.
+pub fn free_space(dir: &Path) -> Result<FreeSpace, RestoreError> {
+    let err = |source| RestoreError::FreeSpace {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let stat = rustix::fs::statvfs(dir).map_err(|e| err(e.into()))?;
+    let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+    let mount = mount_point(dir).map_err(err)?;
+    Ok(FreeSpace { available, mount })
+}
+
+/// Walks up from `dir` while the device stays the same: the last such ancestor is the mount.
+fn mount_point(dir: &Path) -> io::Result<PathBuf> {
+    let dir = dir.canonicalize()?;
+    let dev = std::fs::metadata(&dir)?.dev();
+    let mut mount = dir.clone();
+    for ancestor in dir.ancestors().skip(1) {
+        match std::fs::metadata(ancestor) {
+            Ok(meta) if meta.dev() == dev => mount = ancestor.to_path_buf(),
+            _ => break,
+        }
+    }
+    Ok(mount)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake snapshot: `pages` pages starting with a bbolt meta magic, plus the trailer.
+    fn snapshot_bytes(pages: usize) -> Vec<u8> {
+        let mut data: Vec<u8> = (0..pages * 4096).map(|i| (i * 31 % 251) as u8).collect();
+        data[BOLT_MAGIC_OFFSET..BOLT_MAGIC_OFFSET + 4].copy_from_slice(&BOLT_MAGIC.to_le_bytes());
+        let digest = Sha256::digest(&data);
+        data.extend_from_slice(&digest);
+        data
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn shape_from_size() {
+        let cases = [
+            (0, Shape::Truncated),
+            (32, Shape::Truncated),
+            (512, Shape::Truncated),
+            (1024, Shape::NoTrailer),
+            (544, Shape::WithTrailer),
+            (4096 * 3, Shape::NoTrailer),
+            (4096 * 3 + 32, Shape::WithTrailer),
+            (4096 * 3 + 31, Shape::Truncated),
+            (4096 * 3 + 1000, Shape::Truncated),
+        ];
+        for (size, want) in cases {
+            assert_eq!(shape_of(size), want, "{size}");
+        }
+    }
+
+    #[test]
+    fn verifies_a_good_file_and_its_recorded_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = snapshot_bytes(3);
+        let path = write(dir.path(), "s", &bytes);
+        let got = verify_snapshot_file(&path).unwrap();
+        assert_eq!((got.db_size, got.file_size), (3 * 4096, 3 * 4096 + 32));
+        assert_eq!(got.sha256, hex(&bytes[3 * 4096..]));
+        assert_eq!(got.file_sha256, None);
+        let whole = hex(&Sha256::digest(&bytes));
+        let got = verify_snapshot_file_expecting(&path, &whole.to_uppercase()).unwrap();
+        assert_eq!(got.file_sha256, Some(whole));
+        let err = verify_snapshot_file_expecting(&path, &"0".repeat(64)).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::FileChecksumMismatch { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn distinguishes_truncated_untrailered_corrupt_and_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = snapshot_bytes(2);
+        let cut = write(dir.path(), "cut", &bytes[..5000]);
+        assert!(matches!(
+            verify_snapshot_file(&cut),
+            Err(RestoreError::Truncated { size: 5000, .. })
+        ));
+        let raw = write(dir.path(), "raw", &bytes[..8192]);
+        assert!(matches!(
+            verify_snapshot_file(&raw),
+            Err(RestoreError::NoTrailer { .. })
+        ));
+        for offset in [0, 4000, 8191, 8192, bytes.len() - 1] {
+            let mut flipped = bytes.clone();
+            flipped[offset] ^= 0x10;
+            let path = write(dir.path(), "flip", &flipped);
+            let err = verify_snapshot_file(&path).unwrap_err();
+            assert!(
+                matches!(err, RestoreError::ChecksumMismatch { .. }),
+                "offset {offset}: {err}"
+            );
+        }
+        let mut foreign: Vec<u8> = vec![7; 4096];
+        let digest = Sha256::digest(&foreign);
+        foreign.extend_from_slice(&digest);
+        let path = write(dir.path(), "foreign", &foreign);
+        let err = verify_snapshot_file(&path).unwrap_err();
+        assert!(matches!(err, RestoreError::NotADatabase { .. }), "{err}");
+    }
+
+    #[test]
+    fn free_space_names_needed_available_and_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = check_free_space(dir.path(), 1).unwrap();
+        assert!(space.available > 0);
+        assert!(dir.path().canonicalize().unwrap().starts_with(&space.mount));
+        let err = check_free_space(dir.path(), u64::MAX).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&u64::MAX.to_string()), "{text}");
+        assert!(text.contains(&space.mount.display().to_string()), "{text}");
+        let err = check_free_space(&dir.path().join("missing"), 1).unwrap_err();
+        assert!(matches!(err, RestoreError::FreeSpace { .. }), "{err}");
+    }
+}

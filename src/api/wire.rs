@@ -58,6 +58,20 @@ pub struct SnapshotResponse {
     pub deleted: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<FailedItem>,
+    /// Extension: every copy delete/prune removed (or, in a dry run, would remove), and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<RemovedCopy>,
+}
+
+/// One copy of a snapshot that was (or would be) removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedCopy {
+    pub name: String,
+    /// A local path or `s3://bucket/key`.
+    pub location: String,
+    /// Why retention chose it; absent for an explicit delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One thing that did not work inside an otherwise successful operation.
@@ -76,6 +90,11 @@ pub struct EtcdSnapshotFileList {
     pub items: Vec<EtcdSnapshotFile>,
     #[serde(default)]
     pub metadata: ListMeta,
+    /// Extension: a store that could not be listed (the items are then incomplete). The CLI
+    /// prints these on stderr and exits with the partial-failure code; never printed in the
+    /// list itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedItem>,
 }
 
 impl EtcdSnapshotFileList {
@@ -86,6 +105,7 @@ impl EtcdSnapshotFileList {
             kind: "List".into(),
             items,
             metadata: ListMeta::default(),
+            failed: Vec::new(),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::api::client::{ApiClient, ClientError, ClientReply, answers};
 use crate::api::tls;
-use crate::api::wire::{EtcdSnapshotFileList, FailedItem, SnapshotResponse};
+use crate::api::wire::{FailedItem, RemovedCopy, SnapshotResponse};
 use crate::cli::{Command, OutputFormat};
 use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, Resolved, Source};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
@@ -145,10 +145,8 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
             ClientReply::Snapshot(outcome.into())
         }
         Command::List { .. } => {
-            let records = ops.list(config).await.map_err(direct)?;
-            ClientReply::List(EtcdSnapshotFileList::new(
-                records.iter().map(|r| r.to_snapshot_file()).collect(),
-            ))
+            let listing = ops.list(config).await.map_err(direct)?;
+            ClientReply::List(listing.into())
         }
         Command::Delete { names } => {
             let report = ops.delete(config, names).await.map_err(direct)?;
@@ -168,6 +166,7 @@ fn print_reply(command: &Command, reply: ClientReply) -> Result<Completion, Comm
     match reply {
         ClientReply::List(mut list) => {
             output::sort_items(&mut list);
+            let failed = std::mem::take(&mut list.failed);
             let format = match command {
                 Command::List { output } => *output,
                 _ => OutputFormat::Table,
@@ -178,7 +177,20 @@ fn print_reply(command: &Command, reply: ClientReply) -> Result<Completion, Comm
                 OutputFormat::Yaml => output::yaml(&list).map_err(CommandError::Output)?,
             };
             print!("{text}");
-            Ok(Completion::Success)
+            if format == OutputFormat::Table {
+                // The table keeps RKE2's columns for scripts; what is not ready is said aside.
+                for line in output::not_ready_notes(&list) {
+                    eprintln!("{line}");
+                }
+            }
+            for FailedItem { name, message } in &failed {
+                eprintln!("failed: {name}: {message}");
+            }
+            Ok(if failed.is_empty() {
+                Completion::Success
+            } else {
+                Completion::Partial
+            })
         }
         ClientReply::Snapshot(response) => Ok(print_response(command, &response)),
     }
@@ -190,10 +202,31 @@ fn print_response(command: &Command, response: &SnapshotResponse) -> Completion 
         println!("Snapshot {name} saved.");
     }
     for name in &response.deleted {
-        if dry_run {
+        let copies: Vec<&RemovedCopy> = response
+            .removed
+            .iter()
+            .filter(|r| &r.name == name)
+            .collect();
+        if !dry_run {
+            println!("Snapshot {name} deleted.");
+            // A local-only delete prints exactly RKE2's line; with S3 each copy is named.
+            if copies.iter().any(|c| c.location.starts_with("s3://")) {
+                for copy in copies {
+                    println!("  removed {}", copy.location);
+                }
+            }
+        } else if copies.is_empty() {
             println!("Snapshot {name} would be deleted.");
         } else {
-            println!("Snapshot {name} deleted.");
+            for copy in copies {
+                match &copy.reason {
+                    Some(why) => println!(
+                        "Snapshot {name} would be deleted from {}: {why}.",
+                        copy.location
+                    ),
+                    None => println!("Snapshot {name} would be deleted from {}.", copy.location),
+                }
+            }
         }
     }
     if let Command::Delete { names } = command {

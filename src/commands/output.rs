@@ -63,6 +63,26 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
     out
 }
 
+/// One line per copy that is not ready (a failed upload), for stderr beside the table.
+pub fn not_ready_notes(list: &EtcdSnapshotFileList) -> Vec<String> {
+    list.items
+        .iter()
+        .filter(|item| item.status.ready_to_use == Some(false))
+        .map(|item| {
+            let why = item
+                .status
+                .error
+                .as_ref()
+                .and_then(|e| e.message.clone())
+                .unwrap_or_else(|| "no reason recorded".into());
+            format!(
+                "warning: {} is not ready at {}: {why}",
+                item.spec.snapshot_name, item.spec.location
+            )
+        })
+        .collect()
+}
+
 /// The list as indented JSON.
 pub fn json(list: &EtcdSnapshotFileList) -> Result<String, OutputError> {
     let mut buf = Vec::new();

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::request::{PlannedOperation, plan_request};
 use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHandler};
-use crate::api::wire::{EtcdSnapshotFileList, SnapshotRequest};
+use crate::api::wire::SnapshotRequest;
 use crate::config::{ConfigEngine, DesiredConfig, Layer, Resolved};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
 
@@ -80,9 +80,8 @@ async fn execute(
             Ok(HandlerReply::Snapshot(outcome.into()))
         }
         PlannedOperation::List => {
-            let records = ops.list(&config).await.map_err(operation_failed)?;
-            let items = records.iter().map(|r| r.to_snapshot_file()).collect();
-            Ok(HandlerReply::List(EtcdSnapshotFileList::new(items)))
+            let listing = ops.list(&config).await.map_err(operation_failed)?;
+            Ok(HandlerReply::List(listing.into()))
         }
         PlannedOperation::Delete { names } => {
             let report = ops

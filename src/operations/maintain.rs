@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::pending::{self, PendingUpload};
 use super::{
-    DeleteReport, OperationError, Operations, PruneReport, Removal, ReconcileReport,
+    DeleteReport, Listing, OperationError, Operations, PruneReport, ReconcileReport, Removal,
     error_chain, open_existing_store, open_store, replicate,
 };
 use crate::api::wire::FailedItem;
@@ -29,25 +29,40 @@ use crate::telemetry::metrics::Status;
 impl Operations {
     /// Lists local snapshots and, with S3 on, this folder's objects plus a not-ready row for
     /// each snapshot whose upload failed and is still missing.
-    pub async fn list(
-        &self,
-        config: &DesiredConfig,
-    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+    /// An S3 listing failure does not hide the local snapshots: they are returned with the
+    /// failure, so an operator sees what exists during an outage.
+    pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let started = Instant::now();
         let local =
             open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
         self.metrics
             .observe_reconcile_local(Status::of(&local), started.elapsed().as_secs_f64());
-        let mut records = local?;
-        self.metrics.set_snapshot_count(records.len() as u64);
+        let mut listing = Listing {
+            records: local?,
+            failed: Vec::new(),
+        };
+        self.metrics
+            .set_snapshot_count(listing.records.len() as u64);
         if let Some(s3) = &config.s3 {
-            let remote = self.list_s3(config, s3).await?;
-            let failed = failed_upload_rows(config, &records, &remote);
+            let remote = match self.list_s3(config, s3).await {
+                Ok(remote) => remote,
+                Err(e) => {
+                    listing.failed.push(FailedItem {
+                        name: replicate::target_location(s3, ""),
+                        message: format!(
+                            "{}; only local snapshots and recorded upload failures are shown",
+                            error_chain(&e)
+                        ),
+                    });
+                    Vec::new()
+                }
+            };
+            let failed = failed_upload_rows(config, &listing.records, &remote);
             self.metrics.set_pending_upload_count(failed.len() as u64);
-            records.extend(remote);
-            records.extend(failed);
+            listing.records.extend(remote);
+            listing.records.extend(failed);
         }
-        Ok(records)
+        Ok(listing)
     }
 
     async fn list_s3(
@@ -64,7 +79,7 @@ impl Operations {
             .observe_reconcile_s3(Status::of(&listed), started.elapsed().as_secs_f64());
         let listed = listed.map_err(|source| OperationError::S3 {
             action: "list",
-            source,
+            source: Box::new(source),
         })?;
         self.metrics.set_s3_snapshot_count(listed.len() as u64);
         Ok(listed)
@@ -133,7 +148,7 @@ impl Operations {
         for name in local {
             report.add(Removal {
                 location: store.dir().join(&name).display().to_string(),
-                reason: why(settings.retention),
+                reason: Some(why(settings.retention)),
                 name,
             });
         }
@@ -149,7 +164,7 @@ impl Operations {
                     for name in names {
                         report.add(Removal {
                             location: replicate::target_location(s3, &name),
-                            reason: why(s3.retention),
+                            reason: Some(why(s3.retention)),
                             name,
                         });
                     }
@@ -195,7 +210,7 @@ impl Operations {
                     .set_pending_upload_count(pending::list(store.dir()).len() as u64);
                 return Err(OperationError::S3 {
                     action: "reach",
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -244,9 +259,11 @@ fn delete_local(store: &LocalStore, name: &str, report: &mut DeleteReport) -> bo
     match store.delete(name) {
         Ok(DeleteOutcome::Deleted) => {
             tracing::info!(snapshot = %name, "snapshot deleted");
-            report
-                .removed
-                .push(store.dir().join(name).display().to_string());
+            report.removed.push(Removal {
+                name: name.to_string(),
+                location: store.dir().join(name).display().to_string(),
+                reason: None,
+            });
             true
         }
         Ok(DeleteOutcome::NotFound) => false,
@@ -265,10 +282,11 @@ async fn delete_remote(remote: &S3Store, name: &str, report: &mut DeleteReport) 
     match remote.delete(name).await {
         Ok(DeleteOutcome::Deleted) => {
             let key = remote.layout().object_key(name);
-            report.removed.push(crate::store::s3::keys::location(
-                remote.client().bucket(),
-                &key,
-            ));
+            report.removed.push(Removal {
+                name: name.to_string(),
+                location: crate::store::s3::keys::location(remote.client().bucket(), &key),
+                reason: None,
+            });
             true
         }
         Ok(DeleteOutcome::NotFound) => false,

@@ -16,9 +16,10 @@ mod maintain;
 pub mod pending;
 mod replicate;
 
-use crate::api::wire::{FailedItem, SnapshotResponse};
+use crate::api::wire::{EtcdSnapshotFileList, FailedItem, RemovedCopy, SnapshotResponse};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
+use crate::snapshot::SnapshotRecord;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
@@ -51,18 +52,12 @@ pub struct DeleteReport {
     pub deleted: Vec<String>,
     pub not_found: Vec<String>,
     pub failed: Vec<FailedItem>,
-    /// Every copy removed: a local path or `s3://bucket/key`.
-    pub removed: Vec<String>,
+    /// Every copy removed.
+    pub removed: Vec<RemovedCopy>,
 }
 
-/// One copy retention removed (or would remove, in a dry run), and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Removal {
-    pub name: String,
-    /// A local path or `s3://bucket/key`.
-    pub location: String,
-    pub reason: String,
-}
+/// One copy delete or retention removed (or would remove, in a dry run), and why.
+pub type Removal = RemovedCopy;
 
 /// What a prune did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,6 +75,13 @@ impl PruneReport {
         }
         self.removals.push(removal);
     }
+}
+
+/// What a listing found: every copy, plus the stores that could not be listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub records: Vec<SnapshotRecord>,
+    pub failed: Vec<FailedItem>,
 }
 
 /// What a reconcile pass did.
@@ -109,8 +111,9 @@ pub enum OperationError {
     #[error("failed to {action} S3 snapshots")]
     S3 {
         action: &'static str,
+        /// Boxed: S3 errors are large and every operation result carries this enum.
         #[source]
-        source: S3Error,
+        source: Box<S3Error>,
     },
 }
 
@@ -313,6 +316,7 @@ impl From<SaveOutcome> for SnapshotResponse {
             created: outcome.created,
             deleted: outcome.deleted,
             failed: outcome.failed,
+            ..Default::default()
         }
     }
 }
@@ -322,6 +326,7 @@ impl From<DeleteReport> for SnapshotResponse {
         SnapshotResponse {
             deleted: report.deleted,
             failed: report.failed,
+            removed: report.removed,
             ..Default::default()
         }
     }
@@ -332,8 +337,23 @@ impl From<PruneReport> for SnapshotResponse {
         SnapshotResponse {
             deleted: report.deleted,
             failed: report.failed,
+            removed: report.removals,
             ..Default::default()
         }
+    }
+}
+
+impl From<Listing> for EtcdSnapshotFileList {
+    fn from(listing: Listing) -> Self {
+        let mut list = EtcdSnapshotFileList::new(
+            listing
+                .records
+                .iter()
+                .map(|r| r.to_snapshot_file())
+                .collect(),
+        );
+        list.failed = listing.failed;
+        list
     }
 }
 

@@ -57,7 +57,9 @@ pub async fn run(
                     tracing::warn!(snapshot = %failed.name, error = %failed.message, "reconcile could not copy a snapshot to S3; retrying on the next pass");
                 }
             }
-            Err(e) => tracing::warn!(error = %error_chain(&e), "snapshot reconcile failed; retrying on the next pass"),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "snapshot reconcile failed; retrying on the next pass")
+            }
         }
     }
 }

@@ -59,7 +59,9 @@ fn created_name(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_save_ls_delete_reach_the_bucket_and_secrets_stay_out_of_output() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("snapshots");
     let data = tempfile::tempdir().unwrap();
@@ -70,7 +72,10 @@ async fn direct_save_ls_delete_reach_the_bucket_and_secrets_stay_out_of_output()
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let name = created_name(&out);
-    assert!(s3.has_object("snapshots", &format!("f/{name}")), "object uploaded");
+    assert!(
+        s3.has_object("snapshots", &format!("f/{name}")),
+        "object uploaded"
+    );
     assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
     // The object is byte-identical to the local file.
     let local = std::fs::read(crate::support::snapshot_dir(data.path()).join(&name)).unwrap();
@@ -82,28 +87,40 @@ async fn direct_save_ls_delete_reach_the_bucket_and_secrets_stay_out_of_output()
     let out = direct(data.path(), &etcd.endpoint, args).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains(&format!("s3://snapshots/f/{name}")), "{stdout}");
-    assert!(stdout.contains(&format!("file://")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("s3://snapshots/f/{name}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("file://"), "{stdout}");
 
     let mut args = s3_flags(&s3, "snapshots");
     args.extend(["delete".into(), name.clone()]);
     let out = direct(data.path(), &etcd.endpoint, args).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("Snapshot {name} deleted.")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Snapshot {name} deleted.")),
+        "{stdout}"
+    );
     assert!(!s3.has_object("snapshots", &format!("f/{name}")));
     assert!(snapshot_files(&crate::support::snapshot_dir(data.path())).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     // Reserve a port, and only later start S3 on it: until then the endpoint refuses.
     let port = crate::support::free_port();
     let data = tempfile::tempdir().unwrap();
     let endpoint = format!("--etcd-s3-endpoint=127.0.0.1:{port}");
     let server = {
-        let (data, endpoint, etcd) = (data.path().to_path_buf(), endpoint.clone(), etcd.endpoint.clone());
+        let (data, endpoint, etcd) = (
+            data.path().to_path_buf(),
+            endpoint.clone(),
+            etcd.endpoint.clone(),
+        );
         blocking(move || {
             let etcd_flag = format!("--etcd-endpoints={etcd}");
             TestServer::start(
@@ -127,15 +144,34 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
     let srv = server.clone();
     let out = blocking(move || srv.cli(&["save"])).await;
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "partial failure\n{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "partial failure\n{stdout}\n{stderr}"
+    );
     let name = created_name(&out);
-    assert!(stderr.contains("s3://snapshots/") && stderr.contains("kept"), "{stderr}");
-    assert!(crate::support::snapshot_dir(data.path()).join(&name).is_file());
+    assert!(
+        stderr.contains("s3://snapshots/") && stderr.contains("kept"),
+        "{stderr}"
+    );
+    assert!(
+        crate::support::snapshot_dir(data.path())
+            .join(&name)
+            .is_file()
+    );
 
+    // While S3 is down, ls still shows the local snapshot and the failed copy, says that S3
+    // could not be listed, and exits with the partial-failure code.
     let srv = server.clone();
     let out = blocking(move || srv.cli(&["ls", "-o", "json"])).await;
-    let (stdout, _) = text(&out);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("failed: s3://snapshots/"), "{stderr}");
     let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        list.get("failed").is_none(),
+        "the extension never reaches the printed list"
+    );
     let failed: Vec<&serde_json::Value> = list["items"]
         .as_array()
         .unwrap()
@@ -143,26 +179,152 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
         .filter(|i| i["status"]["readyToUse"] == false)
         .collect();
     assert_eq!(failed.len(), 1, "{stdout}");
-    assert_eq!(failed[0]["spec"]["location"], format!("s3://snapshots/{name}"));
-    assert!(failed[0]["status"]["error"]["message"].as_str().unwrap().contains("upload failed"));
+    assert_eq!(
+        failed[0]["spec"]["location"],
+        format!("s3://snapshots/{name}")
+    );
+    assert!(
+        failed[0]["status"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload failed")
+    );
 
     // S3 comes back on the same port: the reconcile loop copies the snapshot by itself.
     let s3 = S3Server::start_on(Tls::Plain, port).await;
     s3.create_bucket("snapshots");
     let object = s3.root.path().join("snapshots").join(&name);
     let waited = blocking(move || {
-        wait_for("reconcile upload", Duration::from_secs(60), || object.is_file());
+        wait_for("reconcile upload", Duration::from_secs(60), || {
+            object.is_file()
+        });
     });
     waited.await;
     let srv = server.clone();
-    let out = blocking(move || srv.cli(&["ls", "-o", "json"])).await;
+    let out = blocking(move || srv.cli(&["ls"])).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("s3://snapshots/{name}")),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("not ready"), "{stderr}");
+    let metrics = crate::support::metrics(&server).await;
+    assert!(
+        metrics.contains("etcd_snapshot_count{storage=\"s3-pending\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("etcd_snapshot_save_s3_duration_seconds_count{status=\"error\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The seed's examples, word for word (binary name aside): the server knows the endpoint and
+/// folder; the CLI gives `--s3 --s3-bucket --s3-access-key --s3-secret-key` and the subcommand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_cli_examples_work_verbatim_against_a_server() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start_with_keys(Tls::Plain, "test", "secret").await;
+    s3.create_bucket("test-bucket");
+    let data = tempfile::tempdir().unwrap();
+    let server = {
+        let (data, etcd, endpoint) = (
+            data.path().to_path_buf(),
+            etcd.endpoint.clone(),
+            s3.addr.to_string(),
+        );
+        blocking(move || {
+            TestServer::start(
+                &data,
+                &[
+                    &format!("--etcd-endpoints={etcd}"),
+                    &format!("--etcd-s3-endpoint={endpoint}"),
+                    "--etcd-s3-insecure",
+                    "--etcd-s3-folder=test-folder",
+                ],
+            )
+        })
+        .await
+    };
+    let server = std::sync::Arc::new(server);
+    let verbatim = |sub: &'static [&'static str]| {
+        let srv = server.clone();
+        async move {
+            blocking(move || {
+                let mut args = vec![
+                    "--s3",
+                    "--s3-bucket=test-bucket",
+                    "--s3-access-key=test",
+                    "--s3-secret-key=secret",
+                ];
+                args.extend_from_slice(sub);
+                srv.cli(&args)
+            })
+            .await
+        }
+    };
+    let out = verbatim(&["save"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let name = created_name(&out);
+    assert!(s3.has_object("test-bucket", &format!("test-folder/{name}")));
+
+    let out = verbatim(&["ls"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(&format!("s3://test-bucket/test-folder/{name}")))
+        .unwrap_or_else(|| panic!("no S3 row:\n{stdout}"));
+    assert!(row.starts_with(&name), "{row}");
+
+    let out = Box::pin(async {
+        blocking({
+            let srv = server.clone();
+            let name = name.clone();
+            move || {
+                srv.cli(&[
+                    "--s3",
+                    "--s3-bucket=test-bucket",
+                    "--s3-access-key=test",
+                    "--s3-secret-key=secret",
+                    "delete",
+                    &name,
+                ])
+            }
+        })
+        .await
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("Snapshot {name} deleted.")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("removed s3://test-bucket/test-folder/{name}")),
+        "{stdout}"
+    );
+    assert!(!s3.has_object("test-bucket", &format!("test-folder/{name}")));
+
+    let out = verbatim(&["ls"]).await;
     let (stdout, _) = text(&out);
-    assert!(!stdout.contains("\"readyToUse\": false"), "{stdout}");
+    assert!(!stdout.contains(&name), "{stdout}");
+    let log = server.log_text();
+    assert!(
+        !log.contains("--s3-secret-key=secret") && !log.contains("\"secret\""),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("snapshots");
     let data_a = tempfile::tempdir().unwrap();
@@ -196,10 +358,17 @@ async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() 
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for old in &names_b[..2] {
-        assert!(stdout.contains(&format!("s3://snapshots/f/{old}")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("s3://snapshots/f/{old}")),
+            "{stdout}"
+        );
     }
     assert!(stdout.contains("newest 1"), "the reason is given: {stdout}");
-    assert_eq!(s3_objects(&s3, "snapshots/f"), objects_before, "dry run touched nothing");
+    assert_eq!(
+        s3_objects(&s3, "snapshots/f"),
+        objects_before,
+        "dry run touched nothing"
+    );
 
     let mut args = s3_flags(&s3, "snapshots");
     args.extend([
@@ -212,13 +381,21 @@ async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() 
     let after = s3_objects(&s3, "snapshots/f");
     assert_eq!(after.len(), 3, "A's two and B's newest: {after:?}");
     assert!(after.contains(&names_b[2]));
-    assert_eq!(snapshot_files(&crate::support::snapshot_dir(data_b.path())).len(), 1);
-    assert_eq!(snapshot_files(&crate::support::snapshot_dir(data_a.path())).len(), 2);
+    assert_eq!(
+        snapshot_files(&crate::support::snapshot_dir(data_b.path())).len(),
+        1
+    );
+    assert_eq!(
+        snapshot_files(&crate::support::snapshot_dir(data_a.path())).len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_come_from_the_aws_environment_and_shared_file() {
-    let Some(etcd) = TestEtcd::start() else { return };
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("snapshots");
     let data = tempfile::tempdir().unwrap();
@@ -235,7 +412,9 @@ async fn credentials_come_from_the_aws_environment_and_shared_file() {
     let creds_file = data.path().join("aws-credentials");
     std::fs::write(
         &creds_file,
-        format!("[backup]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+        format!(
+            "[backup]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+        ),
     )
     .unwrap();
     let env_cases: Vec<Vec<(String, String)>> = vec![
@@ -244,12 +423,19 @@ async fn credentials_come_from_the_aws_environment_and_shared_file() {
             ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
         ],
         vec![
-            ("AWS_SHARED_CREDENTIALS_FILE".into(), creds_file.display().to_string()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                creds_file.display().to_string(),
+            ),
             ("AWS_PROFILE".into(), "backup".into()),
         ],
     ];
     for env in env_cases {
-        let (dir, etcd_ep, args) = (data.path().to_path_buf(), etcd.endpoint.clone(), base(&["save"]));
+        let (dir, etcd_ep, args) = (
+            data.path().to_path_buf(),
+            etcd.endpoint.clone(),
+            base(&["save"]),
+        );
         let out = blocking(move || {
             let mut cmd = crate::support::command(
                 &[
@@ -262,7 +448,13 @@ async fn credentials_come_from_the_aws_environment_and_shared_file() {
                 &dir,
             );
             cmd.args(&args);
-            for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_SESSION_TOKEN"] {
+            for key in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_PROFILE",
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "AWS_SESSION_TOKEN",
+            ] {
                 cmd.env_remove(key);
             }
             cmd.env("AWS_CONFIG_FILE", dir.join("no-aws-config"));
@@ -273,7 +465,10 @@ async fn credentials_come_from_the_aws_environment_and_shared_file() {
         .await;
         assert!(out.status.success(), "{:?}", text(&out));
         let name = created_name(&out);
-        assert!(s3.has_object("snapshots", &name), "uploaded with environment credentials");
+        assert!(
+            s3.has_object("snapshots", &name),
+            "uploaded with environment credentials"
+        );
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 
@@ -281,12 +476,19 @@ async fn credentials_come_from_the_aws_environment_and_shared_file() {
     let out = direct(
         data.path(),
         &etcd.endpoint,
-        base(&[&format!("--s3-access-key={ACCESS_KEY}"), "--s3-secret-key=wrong-secret-value", "save"]),
+        base(&[
+            &format!("--s3-access-key={ACCESS_KEY}"),
+            "--s3-secret-key=wrong-secret-value",
+            "save",
+        ]),
     )
     .await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    assert!(stderr.to_lowercase().contains("credentials") || stderr.contains("denied"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("credentials") || stderr.contains("denied"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("wrong-secret-value") && !stdout.contains("wrong-secret-value"));
 }
 
@@ -304,4 +506,99 @@ fn s3_objects(s3: &S3Server, prefix: &str) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Scheduled saves apply `etcd-s3-retention` in S3 (like local retention, by name timestamp),
+/// never touching another cluster's objects in the same folder or a sibling folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_saves_prune_s3_for_this_cluster_only() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snapshots");
+    // Another cluster's older snapshot with the same node name, and a sibling folder's.
+    let foreign = "etcd-snapshot-n1-1000000000";
+    let seed_dir = tempfile::tempdir().unwrap();
+    crate::s3_support::write_pattern(&seed_dir.path().join(foreign), 1000);
+    let other_cluster = etcd_snapshot::store::s3::S3Store::connect(&s3.settings("snapshots", "f"))
+        .await
+        .unwrap();
+    let meta = etcd_snapshot::store::s3::ObjectMetadata {
+        cluster_id: "other-cluster".into(),
+        node_name: "n1".into(),
+        ..Default::default()
+    };
+    other_cluster
+        .upload_file(&seed_dir.path().join(foreign), foreign, &meta)
+        .await
+        .unwrap();
+    s3.put_raw(
+        "snapshots",
+        "f-sibling/etcd-snapshot-n1-1000000001",
+        b"sibling",
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let mut server = {
+        let (data, etcd, endpoint) = (
+            data.path().to_path_buf(),
+            etcd.endpoint.clone(),
+            s3.addr.to_string(),
+        );
+        blocking(move || {
+            TestServer::start(
+                &data,
+                &[
+                    &format!("--etcd-endpoints={etcd}"),
+                    "--etcd-snapshot-schedule-cron=@every 1s",
+                    "--etcd-snapshot-retention=2",
+                    "--cluster-id=this-cluster",
+                    "--etcd-s3",
+                    &format!("--etcd-s3-endpoint={endpoint}"),
+                    "--etcd-s3-insecure",
+                    "--etcd-s3-bucket=snapshots",
+                    "--etcd-s3-folder=f",
+                    &format!("--etcd-s3-access-key={ACCESS_KEY}"),
+                    &format!("--etcd-s3-secret-key={SECRET_KEY}"),
+                ],
+            )
+        })
+        .await
+    };
+    let log = server.log.clone();
+    blocking(move || {
+        wait_for("four scheduled uploads", Duration::from_secs(60), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("snapshot copied to S3")
+                .count()
+                >= 4
+        })
+    })
+    .await;
+    let status = blocking(move || {
+        let status = server.terminate();
+        (status, server.log_text())
+    })
+    .await;
+    assert!(status.0.success(), "{}", status.1);
+    let objects = s3_objects(&s3, "snapshots/f");
+    let ours: Vec<&String> = objects.iter().filter(|n| n.as_str() != foreign).collect();
+    assert_eq!(ours.len(), 2, "retention 2 in S3: {objects:?}");
+    assert!(
+        objects.iter().any(|n| n == foreign),
+        "another cluster's object is kept: {objects:?}"
+    );
+    assert!(s3.has_object("snapshots", "f-sibling/etcd-snapshot-n1-1000000001"));
+    let local = snapshot_files(&crate::support::snapshot_dir(data.path()));
+    assert_eq!(local.len(), 2, "{local:?}");
+    let mut ours_sorted: Vec<String> = ours.into_iter().cloned().collect();
+    ours_sorted.sort();
+    let mut local_sorted = local.clone();
+    local_sorted.sort();
+    assert_eq!(
+        ours_sorted, local_sorted,
+        "S3 keeps the same newest two as the local dir"
+    );
 }

@@ -346,3 +346,16 @@ pub fn trailer_verifies(bytes: &[u8]) -> bool {
 pub fn snapshot_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("server/db/snapshots")
 }
+
+/// The server's `/metrics` text (a public route: no token needed).
+pub async fn metrics(server: &TestServer) -> String {
+    let client = etcd_snapshot::api::client::ApiClient {
+        url: server.url(),
+        token: "unused-for-public-routes".to_string().into(),
+        ca_file: Some(server.data_dir.join("server/tls/etcd-snapshot-ca.crt")),
+        timeout: Duration::from_secs(10),
+    };
+    let (status, body) = client.fetch("/metrics").await.expect("fetch /metrics");
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&body).into_owned()
+}

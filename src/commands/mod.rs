@@ -114,9 +114,12 @@ fn client_for(config: &DesiredConfig, url: &str, command: &Command) -> Result<Ap
         url,
         token,
         ca_file,
-        // Writers may queue behind a long scheduled save; a listing never should.
+        // Writers may queue behind a long scheduled save; a listing never should, but with
+        // S3 it may take up to one S3 timeout on top (as RKE2's CLI allows).
         timeout: match command {
-            Command::List { .. } => Duration::from_secs(120),
+            Command::List { .. } => {
+                Duration::from_secs(120) + config.s3.as_ref().map_or(Duration::ZERO, |s| s.timeout)
+            }
             _ => Duration::from_secs(3600),
         },
     })

@@ -345,3 +345,12 @@ fn explicit_layers_are_what_the_cli_forwards() {
     );
     let _: &Path = engine.config_file();
 }
+
+#[test]
+fn the_example_config_file_is_valid() {
+    let data = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config.yaml");
+    let out = crate::support::run(&["config", "validate", "--config", example], data.path());
+    let (stdout, stderr) = crate::support::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+}

@@ -69,6 +69,16 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
             EXIT_OK
         }
         Command::ConfigValidate => EXIT_OK,
+        Command::Restore(action) => {
+            print_warnings(&resolved.warnings);
+            match commands::restore::run(&action, &resolved.config).await {
+                Ok(()) => EXIT_OK,
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    EXIT_FAILURE
+                }
+            }
+        }
         Command::Server => match daemon::run(engine, resolved).await {
             Ok(()) => EXIT_OK,
             Err(e) => {

@@ -34,6 +34,9 @@ pub enum TokenError {
         "no server token in {path} (no server has run with this data dir, or the file is not readable); pass --etcd-token"
     )]
     Missing { path: PathBuf },
+    /// RKE2's restore message.
+    #[error("{path} does not exist, please pass --token to complete the restoration")]
+    MissingForRestore { path: PathBuf },
 }
 
 /// Prefix of RKE2's full token form `K10<ca hash>::<user>:<password>`.
@@ -97,6 +100,26 @@ pub fn password_part(token: &str) -> &str {
 /// the one that wrote a snapshot.
 pub fn token_hash(token: &str) -> String {
     crate::bootstrap::crypto::token_hash(password_part(token))
+}
+
+/// The server token as it exists (for a restore, or the bootstrap sync before a save): `--token`, `--token-file`, or the token file under the data
+/// dir. Never created: a restore onto a new host needs the original cluster's token.
+pub fn existing_server_token(config: &DesiredConfig) -> Result<SecretString, TokenError> {
+    match (&config.token, &config.token_file) {
+        (Some(token), _) => Ok(token.clone()),
+        (None, Some(file)) => read_token_file(file),
+        (None, None) => {
+            let path = config.token_path();
+            read_token_file(&path).map_err(|err| match err {
+                TokenError::Read { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    TokenError::MissingForRestore { path }
+                }
+                other => other,
+            })
+        }
+    }
 }
 
 /// The token hash of this node's server token (`--token`, `--token-file`, or the token file
@@ -202,6 +225,7 @@ mod tests {
             token: None,
             token_file: None,
             cluster_id: String::new(),
+            reset: Default::default(),
             etcd: EtcdSettings::plain(vec![]),
             snapshot: SnapshotSettings {
                 disabled: false,

@@ -52,7 +52,7 @@ fn free_backup_name(server_dir: &Path, unix_seconds: u64) -> PathBuf {
 }
 
 /// Recursive copy keeping permission bits, file mtimes and symlinks (as links).
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod files;
 pub mod passphrase;
 pub mod store;
+pub mod sync;
 
 use std::path::PathBuf;
 

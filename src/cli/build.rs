@@ -34,6 +34,7 @@ pub fn command() -> Command {
         ),
     )
     .subcommands(client_subcommands())
+    .subcommand(restore_command())
     .subcommand(config_command())
     .subcommand(
         with_keys(Command::new("etcd-snapshot"), Scope::Client, false)
@@ -80,6 +81,34 @@ fn client_subcommands() -> Vec<Command> {
         .into_iter()
         .map(|c| with_keys(c, Scope::Client, false))
         .collect()
+}
+
+/// `restore`: the server's cluster-reset path as a command of its own, with the server's keys.
+fn restore_command() -> Command {
+    let cmd = Command::new("restore")
+        .about(
+            "Restore a snapshot into the embedded etcd's data dir and reset it to a single member \
+             (the server must be stopped); same as `server --cluster-reset \
+             --cluster-reset-restore-path=SNAPSHOT`",
+        )
+        .arg(
+            Arg::new("snapshot")
+                .value_name("SNAPSHOT")
+                .help("A snapshot file (raw or .zip), or an S3 object name when etcd-s3 is on"),
+        )
+        .arg(
+            Arg::new("rollback")
+                .long("rollback")
+                .help("Undo the last restore: put back the etcd data and certificates it moved aside")
+                .action(ArgAction::SetTrue),
+        )
+        .arg(
+            Arg::new("list-backups")
+                .long("list-backups")
+                .help("List the etcd-old-* and tls-* backups restores left")
+                .action(ArgAction::SetTrue),
+        );
+    with_keys(cmd, Scope::Server, false)
 }
 
 fn config_command() -> Command {

@@ -34,6 +34,20 @@ pub enum Command {
     Prune { dry_run: bool },
     ConfigShow { sources: bool },
     ConfigValidate,
+    /// `restore`: the cluster-reset path as its own command.
+    Restore(RestoreAction),
+}
+
+/// What `etcd-snapshot restore` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreAction {
+    /// Restore this snapshot (a path, or an S3 object name with etcd-s3 on) and reset
+    /// membership to this single member.
+    Snapshot(String),
+    /// Put back the data dir (and certificates) the last restore moved aside.
+    Rollback,
+    /// List the `etcd-old-*` and `tls-*` backups.
+    ListBackups,
 }
 
 /// A parsed command line.
@@ -112,6 +126,20 @@ fn command_for(
             sources: leaf.get_flag("sources"),
         },
         ["config", "validate"] => Command::ConfigValidate,
+        ["restore"] => {
+            let snapshot = leaf.get_one::<String>("snapshot").cloned();
+            match (snapshot, leaf.get_flag("rollback"), leaf.get_flag("list-backups")) {
+                (Some(path), false, false) => Command::Restore(RestoreAction::Snapshot(path)),
+                (None, true, false) => Command::Restore(RestoreAction::Rollback),
+                (None, false, true) => Command::Restore(RestoreAction::ListBackups),
+                _ => {
+                    return Err(subcommand_at(cmd, path).error(
+                        ErrorKind::ArgumentConflict,
+                        "give exactly one of: a snapshot to restore, --rollback, --list-backups",
+                    ));
+                }
+            }
+        }
         other => {
             return Err(cmd.error(
                 ErrorKind::InvalidSubcommand,

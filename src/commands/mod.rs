@@ -6,6 +6,7 @@
 
 pub mod output;
 pub mod request;
+pub mod restore;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
+use super::desired::ResetSettings;
 use super::desired::{
     ApiSettings, BucketLookup, DesiredConfig, EtcdSettings, LogFormat, LogSettings, S3Proxy,
     S3Settings, SnapshotSettings, is_host_port,
@@ -118,6 +119,12 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
         token: p.secret("token"),
         token_file: p.path("token-file"),
         cluster_id: p.text("cluster-id").unwrap_or_default(),
+        reset: ResetSettings {
+            cluster_reset: p.flag("cluster-reset")?,
+            restore_path: p
+                .text("cluster-reset-restore-path")
+                .filter(|path| !path.trim().is_empty()),
+        },
         etcd: etcd(p)?,
         snapshot: snapshot(p)?,
         api: api(p)?,

@@ -27,12 +27,22 @@ pub struct DesiredConfig {
     pub token_file: Option<PathBuf>,
     /// `--cluster-id`: this cluster's id in S3 object metadata; empty when not set.
     pub cluster_id: String,
+    /// `--cluster-reset` and `--cluster-reset-restore-path` (server only).
+    pub reset: ResetSettings,
     pub etcd: EtcdSettings,
     pub snapshot: SnapshotSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
     /// `--etcd-s3` and friends: `None` unless `etcd-s3` is true.
     pub s3: Option<S3Settings>,
+}
+
+/// A cluster reset asked for on the server's command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResetSettings {
+    pub cluster_reset: bool,
+    /// A local path, or an S3 object name when `etcd-s3` is on.
+    pub restore_path: Option<String>,
 }
 
 /// How to reach etcd, or how to run the embedded one.

@@ -262,6 +262,21 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "cluster-reset",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Reset the embedded etcd to a single-member cluster (restoring --cluster-reset-restore-path when given), then exit",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "cluster-reset-restore-path",
+        kind: Kind::String,
+        help: "Snapshot to restore with --cluster-reset: a local path, or an S3 object name when etcd-s3 is on",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-snapshot-reconcile-interval",
         kind: Kind::Duration,
         default: DefaultValue::Value("10m"),

@@ -22,6 +22,8 @@ use crate::config::{ConfigEngine, DesiredConfig, Resolved};
 use crate::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
 use crate::operations::{OperationError, Operations, error_chain};
 use crate::telemetry::metrics::Metrics;
+use crate::restore::reset::{self, ResetOutcome};
+use crate::restore::{ResetError, RestoreError};
 use crate::token::{TokenError, load_or_create_server_token};
 
 use handler::RequestHandler;
@@ -47,6 +49,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("aborted by a second shutdown signal while work was still running")]
     Aborted,
+    #[error("cluster reset failed")]
+    Reset(#[source] ResetError),
 }
 
 /// Runs the server until a shutdown signal; `resolved` is the engine's first evaluation.
@@ -55,6 +59,14 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         tracing::warn!("{warning}");
     }
     let config = resolved.config.clone();
+    if let Some(outcome) = cluster_reset_if_asked(&config).await? {
+        for line in reset::report_lines(&config, &outcome) {
+            tracing::info!("{line}");
+        }
+        return Ok(());
+    }
+    let reset_flag_found =
+        crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
     let metrics = Arc::new(Metrics::new());
     let operations = Arc::new(Operations::new(Arc::clone(&metrics)));
@@ -71,6 +83,13 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         .map_err(|source| DaemonError::Bind { address, source })?;
     let etcd_cancel = CancellationToken::new();
     let embedded = start_etcd(&config, etcd_cancel.clone()).await?;
+    if embedded.is_some() {
+        // A normal start after a reset: the member runs, so the reset is complete.
+        if reset_flag_found {
+            reset::clear_reset_flag(&config);
+        }
+        sync_bootstrap(&config, &token).await;
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
@@ -137,6 +156,36 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     }
     tracing::info!("etcd-snapshot server stopped");
     Ok(())
+}
+
+/// `--cluster-reset`: resets (and restores) instead of serving; the caller exits afterwards.
+/// `--cluster-reset-restore-path` alone is refused, as RKE2 does.
+async fn cluster_reset_if_asked(
+    config: &DesiredConfig,
+) -> Result<Option<ResetOutcome>, DaemonError> {
+    let asked = &config.reset;
+    if !asked.cluster_reset {
+        if asked.restore_path.is_some() {
+            return Err(DaemonError::Reset(
+                RestoreError::RestorePathWithoutReset.into(),
+            ));
+        }
+        return Ok(None);
+    }
+    tracing::info!(restore_path = ?asked.restore_path, "cluster reset requested");
+    reset::cluster_reset(config, asked.restore_path.as_deref())
+        .await
+        .map(Some)
+        .map_err(DaemonError::Reset)
+}
+
+/// Keeps the cluster's bootstrap files (when this node has any) in etcd, encrypted with the
+/// token, so every snapshot carries them. Failure only warns: snapshots still work, and the
+/// next save tries again.
+async fn sync_bootstrap(config: &DesiredConfig, token: &secrecy::SecretString) {
+    if let Err(e) = crate::bootstrap::sync::sync_from_disk(config, token).await {
+        tracing::warn!(error = %error_chain(&e), "failed to store the bootstrap data in etcd");
+    }
 }
 
 /// Starts the embedded etcd when no endpoint is configured; otherwise checks the configured one

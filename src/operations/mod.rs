@@ -207,6 +207,10 @@ impl Operations {
             }
             None => (None, None),
         };
+        if config.etcd.is_embedded() {
+            // The snapshot must carry the certificates of its moment (restore brings them back).
+            sync_bootstrap_before_save(config).await;
+        }
         let local_started = Instant::now();
         let saved = self.stream_to_store(config, &store, &name, tee).await;
         self.metrics
@@ -354,6 +358,15 @@ impl From<Listing> for EtcdSnapshotFileList {
         );
         list.failed = listing.failed;
         list
+    }
+}
+
+async fn sync_bootstrap_before_save(config: &DesiredConfig) {
+    let Ok(token) = crate::token::existing_server_token(config) else {
+        return;
+    };
+    if let Err(e) = crate::bootstrap::sync::sync_from_disk(config, &token).await {
+        tracing::warn!(error = %error_chain(&e), "failed to store the bootstrap data in etcd before the snapshot");
     }
 }
 

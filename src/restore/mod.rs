@@ -6,8 +6,12 @@
 //! does not start or stop etcd, download from S3 or parse flags: the server and CLI wire those
 //! around the steps, in the order `plan::plan_restore` gives.
 
+mod checks;
 pub mod datadir;
 mod error;
+pub mod flow;
+pub mod reset;
+mod reset_error;
 pub mod plan;
 pub mod reset_flag;
 pub mod run;
@@ -20,6 +24,7 @@ pub use datadir::{
     plan_backup_retention, rollback,
 };
 pub use error::RestoreError;
+pub use reset_error::{ROLLBACK_HINT, ResetError};
 pub use plan::{RestoreInputs, RestorePlan, RestoreStep, SnapshotSource, plan_restore};
 pub use reset_flag::{StartDecision, decide_start};
 pub use run::{RestoreTarget, restore_args, run_restore};

@@ -167,6 +167,13 @@ impl S3Store {
         Ok(outcome)
     }
 
+    /// The user metadata of snapshot object `name` (keys lower-case, as S3 returns them),
+    /// e.g. to compare its token hash before downloading it for a restore.
+    pub async fn object_metadata(&self, name: &str) -> Result<HashMap<String, String>, S3Error> {
+        validate_name(name)?;
+        self.head(&self.layout.object_key(name)).await
+    }
+
     pub(super) async fn head(&self, key: &str) -> Result<HashMap<String, String>, S3Error> {
         let head = self
             .client

@@ -1,0 +1,132 @@
+//! The checks a reset makes before it may touch the live data dir: a usable setup (the
+//! embedded etcd, stopped), a readable source, a matching token, and a staged data dir that
+//! actually starts and holds what the snapshot held.
+//!
+//! Each check either passes or returns the `ResetError` an operator should read; none of them
+//! changes the live data dir.
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::ResetError;
+use super::flow::is_etcdutl;
+use super::tool::RestoreTool;
+use crate::bootstrap::{self, BootstrapData};
+use crate::config::DesiredConfig;
+use crate::etcd::standalone::{
+    MemberExpectation, StandaloneEtcd, StandaloneOptions, check_member, snapshot_status,
+};
+
+/// Restores and resets apply to the embedded etcd this tool manages, while it is stopped, and
+/// never with an S3 block that only the Kubernetes Secret could fill.
+pub(super) fn refuse_unusable_setup(config: &DesiredConfig) -> Result<(), ResetError> {
+    if !config.etcd.is_embedded() {
+        return Err(ResetError::ExternalEtcd {
+            endpoints: config.etcd.endpoints.join(","),
+        });
+    }
+    if let Some(s3) = &config.s3
+        && s3.bucket.trim().is_empty()
+        && s3.config_secret.is_some()
+    {
+        return Err(ResetError::SecretForRestore);
+    }
+    for address in [config.etcd.client_address, config.etcd.peer_address] {
+        if TcpListener::bind(address).is_err() {
+            return Err(ResetError::EtcdRunning { address });
+        }
+    }
+    Ok(())
+}
+
+/// The local source must exist and be a regular file (RKE2's messages).
+pub(super) fn source_is_file(path: &Path) -> Result<(), ResetError> {
+    match std::fs::metadata(path) {
+        Err(_) => Err(super::RestoreError::SourceMissing {
+            path: path.to_path_buf(),
+        }
+        .into()),
+        Ok(meta) if !meta.is_file() => Err(super::RestoreError::SourceNotAFile {
+            path: path.to_path_buf(),
+        }
+        .into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Compares the token hash recorded with an S3 snapshot with this token's, before anything is
+/// downloaded. An empty record (RKE2 during a reset, or no Kubernetes) proves nothing and
+/// passes; the bootstrap check after staging still catches a wrong token.
+pub(super) fn token_hash_matches(
+    recorded: &str,
+    token: &SecretString,
+    snapshot: &str,
+) -> Result<(), ResetError> {
+    let ours = crate::token::token_hash(token.expose_secret());
+    if recorded.is_empty() || recorded == ours {
+        return Ok(());
+    }
+    Err(ResetError::TokenHashMismatch {
+        snapshot: snapshot.to_string(),
+        recorded: recorded.to_string(),
+        ours,
+    })
+}
+
+/// The snapshot's revision as the restore tool reports it; None (with a warning) when the
+/// tool cannot say, in which case only "at least 1" is checked after staging.
+pub(super) async fn snapshot_revision(tool: &RestoreTool, snapshot: &Path) -> Option<i64> {
+    match snapshot_status(&tool.path, is_etcdutl(tool), snapshot).await {
+        Ok(status) => Some(status.revision),
+        Err(e) => {
+            tracing::warn!(error = %crate::operations::error_chain(&e), "could not read the snapshot's revision; checking only that the restored member has data");
+            None
+        }
+    }
+}
+
+/// Starts the staged data dir once on loopback ports of its own and proves it: one member, no
+/// alarms, the expected revision, and bootstrap data that opens with the token. Returns the
+/// revision and the bootstrap data (None when the snapshot holds none).
+pub(super) async fn prove_staged(
+    config: &DesiredConfig,
+    staging: &Path,
+    expected_revision: Option<i64>,
+    passphrase: &SecretString,
+) -> Result<(i64, Option<BootstrapData>), ResetError> {
+    let etcd = StandaloneEtcd::start(StandaloneOptions::loopback(
+        config.etcd.binary.clone(),
+        staging.to_path_buf(),
+        config.node_name.clone(),
+        format!("http://{}", config.etcd.peer_address),
+        false,
+    ))
+    .await?;
+    let result = inspect(&etcd, expected_revision, passphrase).await;
+    etcd.stop().await;
+    result
+}
+
+async fn inspect(
+    etcd: &StandaloneEtcd,
+    expected_revision: Option<i64>,
+    passphrase: &SecretString,
+) -> Result<(i64, Option<BootstrapData>), ResetError> {
+    let mut client = etcd.client().await?;
+    let expectation = MemberExpectation {
+        min_revision: 1,
+        exact_revision: expected_revision,
+    };
+    let report = check_member(&mut client, &expectation).await?;
+    let data = match bootstrap::load_from_etcd(&mut client, passphrase.expose_secret()).await {
+        Ok(data) => data,
+        Err(e) if e.is_wrong_token() => return Err(ResetError::WrongToken(e)),
+        Err(e) => return Err(e.into()),
+    };
+    if data.is_none() {
+        tracing::warn!("the snapshot holds no bootstrap data; certificates on disk are left as they are");
+    }
+    Ok((report.revision, data))
+}

@@ -1,0 +1,291 @@
+//! The cluster-reset-with-restore sequence: everything is fetched, unpacked, verified, restored
+//! into a staging dir and started once on loopback *before* the live data dir is touched; only
+//! then is the live dir moved aside and the staged one put in its place.
+//!
+//! Pre-flight failures leave the data dir exactly as it was (the staging dir and any extracted
+//! copy are removed). A failure after the swap says how to roll back. The steps themselves live
+//! in the sibling files; this file owns their order and the messages an operator sees.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::datadir::{self, DEFAULT_BACKUP_KEEP, install_staged, move_current_aside, rollback};
+use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, plan_restore};
+use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_flag};
+use super::run::{RestoreTarget, run_restore};
+use super::tool::{RestoreTool, ToolKind, select_restore_tool};
+use super::unzip::{archive_entry_size, extract_snapshot};
+use super::verify::{VerifiedSnapshot, check_free_space, verify_snapshot_file};
+use super::{ResetError, checks};
+use crate::bootstrap::{self, BootstrapData};
+use crate::config::DesiredConfig;
+use crate::operations::rounded_now_unix;
+use crate::store::s3::S3Store;
+use crate::store::s3::store::META_TOKEN_HASH;
+
+/// How far a restore bumps the revision when the tool can: far beyond anything a client may
+/// have watched, so no watcher ever sees a revision go backwards.
+pub const REVISION_BUMP: u64 = 1_000_000_000;
+
+/// What a finished restore did, for the final messages and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreOutcome {
+    pub restored_from: PathBuf,
+    /// Where the previous live data dir went (`None` on a fresh node).
+    pub previous: Option<PathBuf>,
+    /// Where the previous certificates went (`None` when none were replaced).
+    pub tls_backup: Option<PathBuf>,
+    pub revision: i64,
+    pub bootstrap_files: usize,
+}
+
+/// Restores `restore_path` into the embedded etcd's data dir as a single-member cluster.
+pub async fn restore_snapshot(
+    config: &DesiredConfig,
+    restore_path: &str,
+    token: &SecretString,
+) -> Result<RestoreOutcome, ResetError> {
+    checks::refuse_unusable_setup(config)?;
+    let passphrase = bootstrap::token_password(token.expose_secret())?;
+    let plan = plan_restore(&RestoreInputs {
+        restore_path: restore_path.to_string(),
+        s3_enabled: config.s3.is_some(),
+        data_dir: config.data_dir.clone(),
+        snapshot_dir: config.snapshot.dir.clone(),
+        now_unix: rounded_now_unix(),
+    })?;
+    // Dirs this restore has to create are removed again if it fails before the swap, so a
+    // refused restore on a new host leaves the data dir exactly as it was.
+    let created = CreatedDirs::ensure(&[&config.snapshot.dir, &plan.db_dir])?;
+    let staged = async {
+        let input = fetch(config, &plan, token).await?;
+        // The extracted copy of a zip is removed whatever happens next.
+        let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
+        stage(config, &plan, extracted.path(), &passphrase).await
+    }
+    .await;
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(e) => {
+            created.undo();
+            return Err(e);
+        }
+    };
+    swap_in(config, &plan, staged).await
+}
+
+/// The topmost dirs a restore created (0700), for removal when it fails before the swap.
+struct CreatedDirs(Vec<PathBuf>);
+
+impl CreatedDirs {
+    fn ensure(dirs: &[&Path]) -> Result<Self, ResetError> {
+        let mut created = Vec::new();
+        for dir in dirs {
+            let topmost = dir.ancestors().take_while(|d| !d.exists()).last();
+            if let Some(top) = topmost {
+                created.push(top.to_path_buf());
+            }
+            crate::fsutil::create_dir_all_mode(dir, 0o700).map_err(|source| ResetError::Io {
+                action: "create",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(Self(created))
+    }
+
+    fn undo(self) {
+        for dir in self.0.iter().rev() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A verified restore waiting in the staging dir.
+struct Staged {
+    verified: VerifiedSnapshot,
+    revision: i64,
+    bootstrap: Option<BootstrapData>,
+}
+
+/// S3: checks the recorded token hash first, then downloads (verified against the recorded
+/// SHA-256). Local: the path must be an existing file.
+async fn fetch(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    token: &SecretString,
+) -> Result<PathBuf, ResetError> {
+    match &plan.source {
+        SnapshotSource::Local { path } => {
+            checks::source_is_file(path)?;
+            Ok(path.clone())
+        }
+        SnapshotSource::S3 {
+            object,
+            download_to,
+        } => {
+            let s3 = config.s3.as_ref().ok_or(ResetError::NoS3)?;
+            let store = S3Store::connect(s3).await?;
+            let recorded = store
+                .object_metadata(object)
+                .await?
+                .get(&META_TOKEN_HASH.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or_default();
+            checks::token_hash_matches(&recorded, token, object)?;
+            tracing::info!(snapshot = %object, "retrieving etcd snapshot from S3");
+            let path = store.download(object, &config.snapshot.dir).await?;
+            debug_assert_eq!(&path, download_to);
+            tracing::info!(path = %path.display(), "S3 download complete");
+            Ok(path)
+        }
+    }
+}
+
+/// The snapshot file to restore from: the input itself, or its extracted copy in the
+/// snapshot dir (removed on drop).
+struct Extracted {
+    path: PathBuf,
+    remove_on_drop: bool,
+}
+
+impl Extracted {
+    fn new(plan: &RestorePlan, input: &Path, snapshot_dir: &Path) -> Result<Self, ResetError> {
+        if !plan.compressed {
+            return Ok(Self {
+                path: input.to_path_buf(),
+                remove_on_drop: false,
+            });
+        }
+        let size = archive_entry_size(input)?;
+        check_free_space(snapshot_dir, size)?;
+        let path = extract_snapshot(input, snapshot_dir)?;
+        Ok(Self {
+            path,
+            remove_on_drop: true,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Extracted {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Verifies the file, restores it into the staging dir and proves the result: started once on
+/// loopback, one member, no alarms, the expected revision, bootstrap data opened with the token.
+/// On any failure the staging dir is removed.
+async fn stage(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    snapshot: &Path,
+    passphrase: &SecretString,
+) -> Result<Staged, ResetError> {
+    let verified = verify_snapshot_file(snapshot)?;
+    check_free_space(&plan.db_dir, plan.space_needed(verified.db_size))?;
+    let tool = select_restore_tool(&config.etcd.binary).await?;
+    for warning in &tool.assessment.warnings {
+        tracing::warn!("{warning}");
+    }
+    let status = checks::snapshot_revision(&tool, snapshot).await;
+    let bump = tool.assessment.bump_revision.then_some(REVISION_BUMP);
+    let target = RestoreTarget {
+        data_dir: plan.staging_dir.clone(),
+        name: config.node_name.clone(),
+        peer_url: format!("http://{}", config.etcd.peer_address),
+        cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
+        bump_revision: bump,
+    };
+    run_restore(&tool, snapshot, &target).await?;
+    let expected = status.map(|revision| revision + bump.map_or(0, |b| b as i64));
+    let proven = checks::prove_staged(config, &plan.staging_dir, expected, passphrase).await;
+    match proven {
+        Ok((revision, bootstrap)) => Ok(Staged {
+            verified,
+            revision,
+            bootstrap,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&plan.staging_dir);
+            Err(e)
+        }
+    }
+}
+
+/// The point of no return: the live dir goes aside, the staged one takes its place, the
+/// certificates come back from the bootstrap data, the reset-flag is written.
+async fn swap_in(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    staged: Staged,
+) -> Result<RestoreOutcome, ResetError> {
+    let previous = move_current_aside(&plan.db_dir)?;
+    if let Some(old) = &previous {
+        tracing::info!(path = %old.display(), "pre-restore etcd database moved aside");
+    }
+    if let Err(e) = install_staged(&plan.staging_dir, &plan.db_dir) {
+        if let Some(old) = &previous {
+            let _ = rollback(&plan.db_dir, old);
+        }
+        return Err(e.into());
+    }
+    let after_swap = |step: &'static str, source: Box<dyn std::error::Error + Send + Sync>| {
+        ResetError::AfterSwap {
+            step,
+            previous: previous.clone(),
+            source,
+        }
+    };
+    let mut tls_backup = None;
+    let mut bootstrap_files = 0;
+    if let Some(data) = &staged.bootstrap {
+        let written = bootstrap::write_bootstrap(&config.server_dir(), data, true)
+            .map_err(|e| after_swap("write the certificates from the bootstrap data", Box::new(e)))?;
+        tls_backup = written.backup_dir;
+        bootstrap_files = written.written.len();
+    }
+    write_reset_flag(&reset_flag_path(&config.data_dir))
+        .map_err(|e| after_swap("write the reset-flag", Box::new(e)))?;
+    prune_backups(config);
+    tracing::info!(
+        snapshot = %staged.verified.path.display(),
+        revision = staged.revision,
+        "{}",
+        reset_complete_message(&config.data_dir)
+    );
+    Ok(RestoreOutcome {
+        restored_from: staged.verified.path,
+        previous,
+        tls_backup,
+        revision: staged.revision,
+        bootstrap_files,
+    })
+}
+
+/// Keeps the newest `DEFAULT_BACKUP_KEEP` of each backup kind; trouble here only warns.
+pub(super) fn prune_backups(config: &DesiredConfig) {
+    let result = datadir::list_backups(&config.db_dir(), &config.server_dir()).and_then(|all| {
+        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, DEFAULT_BACKUP_KEEP))
+    });
+    match result {
+        Ok(removed) => {
+            for path in removed {
+                tracing::info!(path = %path.display(), "removed an old restore backup");
+            }
+        }
+        Err(e) => tracing::warn!(error = %crate::operations::error_chain(&e), "failed to prune old restore backups"),
+    }
+}
+
+/// Whether `tool` is `etcdutl` (its `snapshot status` flags differ from `etcdctl`'s).
+pub(super) fn is_etcdutl(tool: &RestoreTool) -> bool {
+    tool.kind == ToolKind::Etcdutl
+}

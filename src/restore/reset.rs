@@ -1,0 +1,198 @@
+//! The entry points the server (`--cluster-reset`) and the `restore` command use: reset with or
+//! without a snapshot, roll the last restore back, list the backups restores left.
+//!
+//! A reset without a snapshot keeps the member's data and only forces a new single-member
+//! cluster (etcd's `--force-new-cluster`, loopback only); the data dir is copied aside first so
+//! even that is reversible.
+
+use std::path::PathBuf;
+
+use super::checks::refuse_unusable_setup;
+use super::datadir::{self, Backup, BackupKind, LIVE_DIR, rollback};
+use super::flow::{RestoreOutcome, prune_backups, restore_snapshot};
+use super::reset_flag::{decide_start, remove_reset_flag, reset_flag_exists, reset_flag_path, write_reset_flag};
+use super::{ResetError, StartDecision};
+use crate::config::DesiredConfig;
+use crate::etcd::standalone::{MemberExpectation, StandaloneEtcd, StandaloneOptions, check_member};
+use crate::operations::rounded_now_unix;
+
+/// What a reset did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetOutcome {
+    Restored(RestoreOutcome),
+    /// Membership reset in place; the data as it was is kept at `backup`.
+    MembershipReset { backup: PathBuf },
+}
+
+/// `--cluster-reset [--cluster-reset-restore-path=X]`: refuses a second reset while the
+/// reset-flag exists (unless restoring), then resets.
+pub async fn cluster_reset(
+    config: &DesiredConfig,
+    restore_path: Option<&str>,
+) -> Result<ResetOutcome, ResetError> {
+    let flag = reset_flag_path(&config.data_dir);
+    let decision = decide_start(true, restore_path, reset_flag_exists(&flag)?);
+    if let Some(refusal) = decision.refusal(&flag) {
+        return Err(refusal.into());
+    }
+    match (decision, restore_path) {
+        (StartDecision::ResetAndRestore { .. }, Some(path)) => {
+            let token = crate::token::existing_server_token(config)?;
+            Ok(ResetOutcome::Restored(
+                restore_snapshot(config, path, &token).await?,
+            ))
+        }
+        _ => reset_membership(config).await,
+    }
+}
+
+/// Copies the live data aside, then runs the member once with `--force-new-cluster` on
+/// loopback, checks it is alone and healthy, and writes the reset-flag.
+async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetError> {
+    refuse_unusable_setup(config)?;
+    let live = config.etcd_data_dir();
+    if !live.join("member").is_dir() {
+        return Err(ResetError::NoData { path: live });
+    }
+    let backup = config
+        .db_dir()
+        .join(format!("{}{}", datadir::OLD_PREFIX, rounded_now_unix()));
+    crate::bootstrap::backup::copy_tree(&live, &backup).map_err(|source| ResetError::Io {
+        action: "back up the etcd data to",
+        path: backup.clone(),
+        source,
+    })?;
+    tracing::info!(path = %backup.display(), "etcd data copied aside before the membership reset");
+    let etcd = StandaloneEtcd::start(StandaloneOptions::loopback(
+        config.etcd.binary.clone(),
+        live.clone(),
+        config.node_name.clone(),
+        format!("http://{}", config.etcd.peer_address),
+        true,
+    ))
+    .await?;
+    let checked = async {
+        let mut client = etcd.client().await?;
+        let expectation = MemberExpectation {
+            min_revision: 1,
+            exact_revision: None,
+        };
+        check_member(&mut client, &expectation).await
+    }
+    .await;
+    etcd.stop().await;
+    checked?;
+    write_reset_flag(&reset_flag_path(&config.data_dir))?;
+    prune_backups(config);
+    Ok(ResetOutcome::MembershipReset { backup })
+}
+
+/// What `restore --rollback` put back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackOutcome {
+    pub restored: PathBuf,
+    /// The data the rollback replaced, kept as `etcd-failed-<unix>`.
+    pub replaced: Option<PathBuf>,
+    pub tls_restored: Option<PathBuf>,
+}
+
+/// Puts the newest `etcd-old-*` back as the live data dir (the current one is kept as
+/// `etcd-failed-*`), and the newest `tls-*` back as `tls` when it is at least as recent, then
+/// removes the reset-flag. The server must be stopped.
+pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetError> {
+    refuse_unusable_setup(config)?;
+    let backups = datadir::list_backups(&config.db_dir(), &config.server_dir())?;
+    let newest = |kind: BackupKind| -> Option<&Backup> {
+        backups
+            .iter()
+            .filter(|b| b.kind == kind)
+            .max_by_key(|b| (b.unix, b.seq))
+    };
+    let old = newest(BackupKind::EtcdOld).ok_or_else(|| ResetError::NothingToRollBack {
+        dir: config.db_dir(),
+    })?;
+    let replaced = rollback(&config.db_dir(), &old.path)?;
+    let tls_restored = match newest(BackupKind::TlsOld) {
+        Some(tls) if tls.unix >= old.unix => Some(swap_tls_back(config, &tls.path)?),
+        _ => None,
+    };
+    let _ = remove_reset_flag(&reset_flag_path(&config.data_dir));
+    Ok(RollbackOutcome {
+        restored: config.db_dir().join(LIVE_DIR),
+        replaced,
+        tls_restored,
+    })
+}
+
+/// `tls` -> `tls-replaced-<unix>`, then the backup -> `tls`.
+fn swap_tls_back(config: &DesiredConfig, backup: &std::path::Path) -> Result<PathBuf, ResetError> {
+    let tls = config.tls_dir();
+    let io = |action: &'static str, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ResetError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    if tls.exists() {
+        let aside = config
+            .server_dir()
+            .join(format!("tls-replaced-{}", rounded_now_unix()));
+        std::fs::rename(&tls, &aside).map_err(io("move aside", &tls))?;
+    }
+    std::fs::rename(backup, &tls).map_err(io("put back", backup))?;
+    crate::fsutil::sync_dir(&config.server_dir()).map_err(io("sync", &config.server_dir()))?;
+    Ok(tls)
+}
+
+/// Every backup restores and resets left, oldest first.
+pub fn backups(config: &DesiredConfig) -> Result<Vec<Backup>, ResetError> {
+    let mut all = datadir::list_backups(&config.db_dir(), &config.server_dir())?;
+    all.sort_by_key(|b| (b.unix, b.seq));
+    Ok(all)
+}
+
+/// After a normal start with the reset-flag present: the reset is complete, the flag goes.
+pub fn clear_reset_flag(config: &DesiredConfig) {
+    match remove_reset_flag(&reset_flag_path(&config.data_dir)) {
+        Ok(true) => tracing::info!("cluster reset complete; removed the reset-flag"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %crate::operations::error_chain(&e), "failed to remove the reset-flag"),
+    }
+}
+
+/// What to tell the operator after a reset: what moved where, RKE2's message, the peer
+/// instruction, and how to undo it.
+pub fn report_lines(config: &DesiredConfig, outcome: &ResetOutcome) -> Vec<String> {
+    let mut lines = Vec::new();
+    match outcome {
+        ResetOutcome::Restored(done) => {
+            lines.push(format!(
+                "Restored snapshot {} (revision {}).",
+                done.restored_from.display(),
+                done.revision
+            ));
+            if let Some(previous) = &done.previous {
+                lines.push(format!(
+                    "Pre-restore etcd database moved to {}.",
+                    previous.display()
+                ));
+            }
+            if let Some(tls) = &done.tls_backup {
+                lines.push(format!(
+                    "Certificates backed up to {}; {} files restored from the snapshot.",
+                    tls.display(),
+                    done.bootstrap_files
+                ));
+            }
+        }
+        ResetOutcome::MembershipReset { backup } => {
+            lines.push(format!("The etcd data as it was is kept at {}.", backup.display()));
+        }
+    }
+    lines.push(super::reset_flag::RESET_DONE_MESSAGE.to_string());
+    lines.push(super::reset_flag::peer_instruction(&config.data_dir));
+    lines.push("To undo: etcd-snapshot restore --rollback".to_string());
+    lines
+}

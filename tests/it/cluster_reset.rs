@@ -1,0 +1,351 @@
+//! Restore and cluster reset end to end: the real binary runs the server with its embedded etcd
+//! on free loopback ports, saves, is stopped, and `etcd-snapshot restore` /
+//! `server --cluster-reset` bring the snapshot back. Keys are checked with the real `etcdctl`,
+//! and every refused restore must leave the data dir byte-for-byte as it was.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+use crate::support::{TestServer, free_port, require_binary, run, text};
+
+/// A node: a data dir and the embedded etcd's loopback ports.
+struct Node {
+    data: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Node {
+    fn new() -> Self {
+        Self {
+            data: tempfile::tempdir().unwrap(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn etcd_flags(&self) -> Vec<String> {
+        vec![
+            format!("--etcd-client-address=127.0.0.1:{}", self.client_port),
+            format!("--etcd-peer-address=127.0.0.1:{}", self.peer_port),
+        ]
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn start(&self, extra: &[&str]) -> TestServer {
+        let mut args: Vec<String> = self.etcd_flags();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = TestServer::start(self.dir(), &refs);
+        crate::support::wait_for("embedded etcd", std::time::Duration::from_secs(30), || {
+            etcdctl(&self.endpoint(), &["endpoint", "health"]).status.success()
+        });
+        server
+    }
+
+    /// `etcd-snapshot restore ...` (or any server-scope command) with this node's etcd flags.
+    fn restore(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = vec!["restore".into(), "--node-name=n1".into()];
+        all.extend(self.etcd_flags());
+        all.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&refs, self.dir())
+    }
+
+    fn put(&self, key: &str, value: &str) {
+        let out = etcdctl(&self.endpoint(), &["put", key, value]);
+        assert!(out.status.success(), "{:?}", text(&out));
+    }
+
+    fn del(&self, key: &str) {
+        assert!(etcdctl(&self.endpoint(), &["del", key]).status.success());
+    }
+
+    /// Every `/test/` key and value, through etcdctl.
+    fn keys(&self) -> BTreeMap<String, String> {
+        let out = etcdctl(&self.endpoint(), &["get", "--prefix", "/test/"]);
+        assert!(out.status.success(), "{:?}", text(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .chunks(2)
+            .map(|kv| (kv[0].to_string(), kv.get(1).unwrap_or(&"").to_string()))
+            .collect()
+    }
+
+    fn member_count(&self) -> usize {
+        let out = etcdctl(&self.endpoint(), &["member", "list"]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
+    fn save(&self, server: &TestServer, compress: bool) -> PathBuf {
+        let args: &[&str] = if compress {
+            &["save", "--snapshot-compress"]
+        } else {
+            &["save"]
+        };
+        let out = server.cli(args);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let name = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Snapshot ")?.strip_suffix(" saved."))
+            .expect("saved line")
+            .to_string();
+        crate::support::snapshot_dir(self.dir()).join(name)
+    }
+}
+
+fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+    let etcdctl = require_binary("etcdctl").expect("etcdctl");
+    Command::new(etcdctl)
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "--command-timeout", "5s"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Path, mode and SHA-256 of every file and dir under `root` (symlinks as their target).
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            if rel.ends_with(".log") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode();
+            if meta.is_dir() {
+                out.insert(rel, format!("dir {mode:o}"));
+                stack.push(path);
+            } else {
+                let sum = Sha256::digest(std::fs::read(&path).unwrap_or_default());
+                out.insert(rel, format!("{mode:o} {sum:x}"));
+            }
+        }
+    }
+    out
+}
+
+fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Saves {a=1, b=2}, then changes a, deletes b, adds c; returns the snapshot path (server
+/// stopped).
+fn snapshot_then_diverge(node: &Node, compress: bool) -> PathBuf {
+    let mut server = node.start(&[]);
+    node.put("/test/a", "1");
+    node.put("/test/b", "2");
+    let snapshot = node.save(&server, compress);
+    node.put("/test/a", "changed");
+    node.del("/test/b");
+    node.put("/test/c", "3");
+    assert!(server.terminate().success());
+    snapshot
+}
+
+#[test]
+fn restore_brings_back_exactly_the_snapshot_and_one_member() {
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    for compress in [false, true] {
+        let node = Node::new();
+        let snapshot = snapshot_then_diverge(&node, compress);
+        let out = node.restore(&[snapshot.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now."), "{stdout}");
+        assert!(stdout.contains("on each peer etcd server and rejoin the nodes"), "{stdout}");
+        let flag = node.dir().join("server/db/reset-flag");
+        assert!(flag.exists());
+        // The extracted copy of a zip is gone; the zip itself stays.
+        let snapshots = crate::support::snapshot_files(&crate::support::snapshot_dir(node.dir()));
+        assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+
+        let mut server = node.start(&[]);
+        assert_eq!(node.keys(), expected(&[("/test/a", "1"), ("/test/b", "2")]), "compress={compress}");
+        assert_eq!(node.member_count(), 1);
+        crate::support::wait_for("reset-flag removed", std::time::Duration::from_secs(10), || !flag.exists());
+        assert!(server.terminate().success());
+    }
+}
+
+#[test]
+fn bad_snapshots_and_a_missing_tool_are_refused_and_change_nothing() {
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    let node = Node::new();
+    let snapshot = snapshot_then_diverge(&node, false);
+    let good = std::fs::read(&snapshot).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(String, PathBuf)> = Vec::new();
+    for offset in [0, good.len() / 2, good.len() - 40, good.len() - 5] {
+        let mut bytes = good.clone();
+        bytes[offset] ^= 0x10;
+        let path = scratch.path().join(format!("flipped-n1-{offset}"));
+        std::fs::write(&path, bytes).unwrap();
+        cases.push((format!("bit flip at {offset}"), path));
+    }
+    let truncated = scratch.path().join("truncated-n1-1");
+    std::fs::write(&truncated, &good[..good.len() - 100]).unwrap();
+    cases.push(("truncated".into(), truncated));
+    for (label, entries) in [
+        ("two entries", vec!["a-n1-1", "b-n1-2"]),
+        ("traversal entry", vec!["../evil-n1-1"]),
+    ] {
+        let path = scratch.path().join(format!("{}-n1-1.zip", label.replace(' ', "-")));
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for entry in entries {
+            zip.start_file(entry, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(&good).unwrap();
+        }
+        zip.finish().unwrap();
+        cases.push((label.into(), path));
+    }
+    let before = tree(node.dir());
+    for (label, path) in &cases {
+        let out = node.restore(&[path.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{label}: {stdout}\n{stderr}");
+        assert_eq!(tree(node.dir()), before, "{label} changed the data dir:\n{stderr}");
+    }
+    assert!(!scratch.path().parent().unwrap().join("evil-n1-1").exists());
+
+    // No etcdctl/etcdutl anywhere: refused before anything happens.
+    let bare = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(require_binary("etcd").unwrap(), bare.path().join("etcd")).unwrap();
+    let mut cmd = crate::support::command(&["restore", "--node-name=n1"], node.dir());
+    cmd.args(node.etcd_flags())
+        .arg(format!("--etcd-binary={}", bare.path().join("etcd").display()))
+        .arg(&snapshot)
+        .env("PATH", bare.path());
+    let out = cmd.output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("etcdctl") && stderr.contains("etcd-client"), "{stderr}");
+    assert_eq!(tree(node.dir()), before);
+}
+
+#[test]
+fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    let node = Node::new();
+    let snapshot = snapshot_then_diverge(&node, false);
+    assert!(node.restore(&[snapshot.to_str().unwrap()]).status.success());
+    // The reset-flag blocks `server --cluster-reset` until a normal start.
+    let mut args = vec!["server".to_string(), "--node-name=n1".into(), "--cluster-reset".into()];
+    args.extend(node.etcd_flags());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&refs, node.dir());
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Managed etcd cluster membership was previously reset"), "{stderr}");
+    assert!(stderr.contains("reset-flag"), "{stderr}");
+
+    let out = node.restore(&["--list-backups"]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("etcd-old-"), "{stdout}");
+
+    let out = node.restore(&["--rollback"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(!node.dir().join("server/db/reset-flag").exists());
+    let mut server = node.start(&[]);
+    assert_eq!(node.keys(), expected(&[("/test/a", "changed"), ("/test/c", "3")]));
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn reset_without_a_snapshot_keeps_the_data_with_one_member() {
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    let node = Node::new();
+    let _ = snapshot_then_diverge(&node, false);
+    let mut args = vec!["server".to_string(), "--node-name=n1".into(), "--cluster-reset".into()];
+    args.extend(node.etcd_flags());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&refs, node.dir());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Managed etcd cluster membership has been reset"), "{stderr}");
+    assert!(node.dir().join("server/db/reset-flag").exists());
+    let mut server = node.start(&[]);
+    assert_eq!(node.keys(), expected(&[("/test/a", "changed"), ("/test/c", "3")]));
+    assert_eq!(node.member_count(), 1);
+    assert!(server.terminate().success());
+}
+
+/// The RKE2 bootstrap files of a node, with random content.
+fn write_bootstrap_files(server_dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for rel in ["tls/server-ca.crt", "tls/server-ca.key", "tls/etcd/peer-ca.crt", "cred/passwd"] {
+        let path = server_dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let content: Vec<u8> = (0..64).map(|i| (i * 7 + rel.len()) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        files.insert(rel.to_string(), content);
+    }
+    files
+}
+
+#[test]
+fn restore_on_a_new_host_with_the_token_brings_back_the_bootstrap_files() {
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    let old = Node::new();
+    let files = write_bootstrap_files(&old.dir().join("server"));
+    let snapshot = snapshot_then_diverge(&old, true);
+    let token = std::fs::read_to_string(old.dir().join("server/token")).unwrap();
+
+    let new = Node::new();
+    let copied = new.dir().join(snapshot.file_name().unwrap());
+    std::fs::copy(&snapshot, &copied).unwrap();
+    // A wrong token is refused and changes nothing.
+    let before = tree(new.dir());
+    let out = new.restore(&["--token=not-the-token", copied.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("token differs"), "{stderr}");
+    assert_eq!(tree(new.dir()), before);
+    // Without a token at all: RKE2's message.
+    let out = new.restore(&[copied.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("please pass --token to complete the restoration"), "{stderr}");
+
+    let token_flag = format!("--token={}", token.trim());
+    let out = new.restore(&[&token_flag, copied.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for (rel, content) in &files {
+        let got = std::fs::read(new.dir().join("server").join(rel)).unwrap();
+        assert_eq!(&got, content, "{rel}");
+    }
+    let mut server = new.start(&[&token_flag]);
+    assert_eq!(new.keys(), expected(&[("/test/a", "1"), ("/test/b", "2")]));
+    assert!(server.terminate().success());
+}

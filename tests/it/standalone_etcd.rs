@@ -207,3 +207,24 @@ async fn garbage_data_dir_fails_fast_with_etcd_output() {
     assert!(text.contains(&data_dir.display().to_string()), "{text}");
     assert!(text.contains("cannot open database"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_without_stop_kills_etcd() {
+    let Some(source) = TestEtcd::start() else {
+        return;
+    };
+    let etcd = require_binary("etcd").expect("etcd");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("etcd");
+    stopped_copy(&source, &data_dir);
+    drop(source);
+    let started = StandaloneEtcd::start(StandaloneOptions::new(&etcd, &data_dir, "test"))
+        .await
+        .unwrap();
+    let pid = started.pid().unwrap();
+    assert!(alive(pid));
+    drop(started);
+    wait_for("dropped etcd to die", Duration::from_secs(10), || {
+        !alive(pid)
+    });
+}

@@ -1,5 +1,6 @@
 //! The embedded etcd's process plumbing: finding the binary, spawning it tied to our life,
-//! forwarding its output, its pid file, and stopping it (ours or a crash leftover).
+//! forwarding its output, its pid file, and stopping it (ours or a crash leftover). The
+//! standalone one-off etcd (`etcd::standalone`) spawns and stops through the same functions.
 //!
 //! No supervision decisions here (`embedded.rs` owns restarts). Signals go through the
 //! `kill` utility because `unsafe` (and so libc) is forbidden in this crate.

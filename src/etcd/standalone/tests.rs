@@ -90,3 +90,18 @@ async fn a_missing_binary_fails_before_spawning() {
         "{err}"
     );
 }
+
+#[test]
+fn only_transient_failures_are_retryable() {
+    let timeout = StandaloneError::Unhealthy {
+        data_dir: "/d".into(),
+        endpoint: "http://127.0.0.1:1".into(),
+        seconds: 60,
+        output: String::new(),
+    };
+    assert!(timeout.is_retryable());
+    let mismatch = StandaloneError::Member {
+        differences: vec![MemberMismatch::Learner { name: "x".into() }],
+    };
+    assert!(!mismatch.is_retryable());
+}

@@ -6,7 +6,7 @@
 //! when to (re)start and stop; `process` does the process plumbing. It never touches the
 //! member's data beyond creating its directory.
 
-mod process;
+pub(crate) mod process;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -182,7 +182,7 @@ async fn join_all(tasks: Vec<JoinHandle<()>>) {
 }
 
 /// True when the member answers a status call.
-async fn probe(endpoint: &str) -> bool {
+pub(crate) async fn probe(endpoint: &str) -> bool {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(1))
         .with_timeout(Duration::from_secs(2));

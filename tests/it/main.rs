@@ -14,4 +14,5 @@ mod restore;
 mod s3;
 mod s3_ops;
 mod server;
+mod standalone_etcd;
 mod store_conformance;

@@ -1,5 +1,6 @@
 //! The embedded etcd's process plumbing: finding the binary, spawning it tied to our life,
-//! forwarding its output, its pid file, and stopping it (ours or a crash leftover).
+//! forwarding its output, its pid file, and stopping it (ours or a crash leftover). The
+//! standalone one-off etcd (`etcd::standalone`) spawns and stops through the same functions.
 //!
 //! No supervision decisions here (`embedded.rs` owns restarts). Signals go through the
 //! `kill` utility because `unsafe` (and so libc) is forbidden in this crate.
@@ -25,34 +26,70 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 /// How many of etcd's last output lines are kept for error messages.
 const KEPT_LINES: usize = 20;
 /// How long a stopping etcd gets after SIGTERM before SIGKILL.
-pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The last lines etcd printed, shared between the output forwarders and error reporting.
-#[derive(Debug, Clone, Default)]
-pub(super) struct RecentOutput(Arc<Mutex<VecDeque<String>>>);
+/// Bounded by a line count and a byte count, whichever is reached first.
+#[derive(Debug, Clone)]
+pub(crate) struct RecentOutput(Arc<Mutex<Recent>>);
+
+#[derive(Debug)]
+struct Recent {
+    lines: VecDeque<String>,
+    bytes: usize,
+    max_lines: usize,
+    max_bytes: usize,
+}
+
+impl Default for RecentOutput {
+    fn default() -> Self {
+        Self::bounded(KEPT_LINES, usize::MAX)
+    }
+}
 
 impl RecentOutput {
-    fn push(&self, line: String) {
-        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if lines.len() == KEPT_LINES {
-            lines.pop_front();
+    /// Keeps at most `max_lines` lines and `max_bytes` bytes of the newest output.
+    pub(crate) fn bounded(max_lines: usize, max_bytes: usize) -> Self {
+        Self(Arc::new(Mutex::new(Recent {
+            lines: VecDeque::new(),
+            bytes: 0,
+            max_lines: max_lines.max(1),
+            max_bytes: max_bytes.max(1),
+        })))
+    }
+
+    fn push(&self, mut line: String) {
+        let mut recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if line.len() > recent.max_bytes {
+            let mut cut = line.len() - recent.max_bytes;
+            while !line.is_char_boundary(cut) {
+                cut += 1;
+            }
+            line.drain(..cut);
         }
-        lines.push_back(line);
+        recent.bytes += line.len();
+        recent.lines.push_back(line);
+        while recent.lines.len() > recent.max_lines || recent.bytes > recent.max_bytes {
+            let Some(old) = recent.lines.pop_front() else {
+                break;
+            };
+            recent.bytes -= old.len();
+        }
     }
 
     /// A summary for error messages.
-    pub(super) fn describe(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if lines.is_empty() {
+    pub(crate) fn describe(&self) -> String {
+        let recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.lines.is_empty() {
             return "etcd printed nothing".into();
         }
-        let joined: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let joined: Vec<&str> = recent.lines.iter().map(String::as_str).collect();
         format!("last etcd output:\n{}", joined.join("\n"))
     }
 }
 
 /// Resolves `binary` like a shell would: a path is used as is, a bare name is searched on PATH.
-pub(super) fn find_binary(binary: &Path) -> Option<PathBuf> {
+pub(crate) fn find_binary(binary: &Path) -> Option<PathBuf> {
     if binary.components().count() > 1 || binary.is_absolute() {
         return binary.is_file().then(|| binary.to_path_buf());
     }
@@ -99,7 +136,7 @@ pub(super) fn pid_file_for(data_dir: &Path) -> PathBuf {
 }
 
 /// A spawned etcd and the tasks forwarding its output (they end at the pipes' EOF).
-pub(super) struct Spawned {
+pub(crate) struct Spawned {
     pub child: Child,
     pub forwarders: Vec<JoinHandle<()>>,
 }
@@ -110,6 +147,16 @@ pub(super) fn spawn(
     opts: &EmbeddedOptions,
     recent: &RecentOutput,
 ) -> std::io::Result<Spawned> {
+    spawn_with_args(binary, etcd_args(opts), recent)
+}
+
+/// Spawns etcd with `args`, tied to our life (death signal, own process group, killed on
+/// drop), its output forwarded to tracing and recorded in `recent`.
+pub(crate) fn spawn_with_args(
+    binary: &Path,
+    args: Vec<OsString>,
+    recent: &RecentOutput,
+) -> std::io::Result<Spawned> {
     let mut command = if Path::new(SETPRIV).is_file() {
         let mut c = Command::new(SETPRIV);
         c.args(["--pdeathsig", "KILL", "--"]).arg(binary);
@@ -118,7 +165,7 @@ pub(super) fn spawn(
         Command::new(binary)
     };
     command
-        .args(etcd_args(opts))
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -224,7 +271,7 @@ pub(super) async fn signal(pid: u32, name: &str) {
 }
 
 /// SIGTERM, wait up to `STOP_GRACE`, then SIGKILL; returns the exit status when known.
-pub(super) async fn terminate(child: &mut Child) -> Option<ExitStatus> {
+pub(crate) async fn terminate(child: &mut Child) -> Option<ExitStatus> {
     if let Ok(Some(status)) = child.try_wait() {
         return Some(status);
     }
@@ -312,6 +359,17 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("line 9\n"), "{text}");
+    }
+
+    #[test]
+    fn recent_output_can_be_bounded_by_bytes() {
+        let recent = RecentOutput::bounded(usize::MAX, 10);
+        for line in ["aaaa", "bbbb", "cccc"] {
+            recent.push(line.into());
+        }
+        assert_eq!(recent.describe(), "last etcd output:\nbbbb\ncccc");
+        recent.push("0123456789xyz".into());
+        assert_eq!(recent.describe(), "last etcd output:\n3456789xyz");
     }
 
     #[test]

@@ -18,7 +18,10 @@ async fn main() {
     };
     let mut builder =
         s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).expect("s3s-fs root"));
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(access.as_str(), secret.as_str()));
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(
+        access.as_str(),
+        secret.as_str(),
+    ));
     let service = builder.build();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().expect("port")))
         .await

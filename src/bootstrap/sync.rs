@@ -21,7 +21,11 @@ pub async fn sync_from_disk(
     let mut client = crate::etcd::client::connect(&config.etcd).await?;
     let outcome = save_to_etcd(&mut client, passphrase.expose_secret(), &data).await?;
     if outcome != SaveOutcome::Unchanged {
-        tracing::info!(files = data.files.len(), ?outcome, "bootstrap data stored in etcd");
+        tracing::info!(
+            files = data.files.len(),
+            ?outcome,
+            "bootstrap data stored in etcd"
+        );
     }
     Ok(Some(outcome))
 }

@@ -99,7 +99,9 @@ fn restore_command() -> Command {
         .arg(
             Arg::new("rollback")
                 .long("rollback")
-                .help("Undo the last restore: put back the etcd data and certificates it moved aside")
+                .help(
+                    "Undo the last restore: put back the etcd data and certificates it moved aside",
+                )
                 .action(ArgAction::SetTrue),
         )
         .arg(

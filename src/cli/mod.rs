@@ -29,10 +29,18 @@ pub enum OutputFormat {
 pub enum Command {
     Server,
     Save,
-    List { output: OutputFormat },
-    Delete { names: Vec<String> },
-    Prune { dry_run: bool },
-    ConfigShow { sources: bool },
+    List {
+        output: OutputFormat,
+    },
+    Delete {
+        names: Vec<String>,
+    },
+    Prune {
+        dry_run: bool,
+    },
+    ConfigShow {
+        sources: bool,
+    },
     ConfigValidate,
     /// `restore`: the cluster-reset path as its own command.
     Restore(RestoreAction),
@@ -128,7 +136,11 @@ fn command_for(
         ["config", "validate"] => Command::ConfigValidate,
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();
-            match (snapshot, leaf.get_flag("rollback"), leaf.get_flag("list-backups")) {
+            match (
+                snapshot,
+                leaf.get_flag("rollback"),
+                leaf.get_flag("list-backups"),
+            ) {
                 (Some(path), false, false) => Command::Restore(RestoreAction::Snapshot(path)),
                 (None, true, false) => Command::Restore(RestoreAction::Rollback),
                 (None, false, true) => Command::Restore(RestoreAction::ListBackups),

@@ -17,7 +17,10 @@ pub async fn run(action: &RestoreAction, config: &DesiredConfig) -> Result<(), R
         }
         RestoreAction::Rollback => {
             let done = reset::rollback_last(config)?;
-            println!("Restored etcd data from the last backup into {}.", done.restored.display());
+            println!(
+                "Restored etcd data from the last backup into {}.",
+                done.restored.display()
+            );
             if let Some(replaced) = done.replaced {
                 println!("The data it replaced is kept at {}.", replaced.display());
             }
@@ -36,7 +39,12 @@ pub async fn run(action: &RestoreAction, config: &DesiredConfig) -> Result<(), R
                     BackupKind::EtcdOld => "etcd-data",
                     BackupKind::TlsOld => "certificates",
                 };
-                println!("{kind:<13} {}  {}  {} bytes", rfc3339(b.unix as i64), b.path.display(), b.size);
+                println!(
+                    "{kind:<13} {}  {}  {} bytes",
+                    rfc3339(b.unix as i64),
+                    b.path.display(),
+                    b.size
+                );
             }
         }
     }

@@ -21,9 +21,9 @@ use crate::api::tls::{self, TlsError};
 use crate::config::{ConfigEngine, DesiredConfig, Resolved};
 use crate::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
 use crate::operations::{OperationError, Operations, error_chain};
-use crate::telemetry::metrics::Metrics;
 use crate::restore::reset::{self, ResetOutcome};
 use crate::restore::{ResetError, RestoreError};
+use crate::telemetry::metrics::Metrics;
 use crate::token::{TokenError, load_or_create_server_token};
 
 use handler::RequestHandler;
@@ -65,8 +65,7 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         }
         return Ok(());
     }
-    let reset_flag_found =
-        crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
+    let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
     let metrics = Arc::new(Metrics::new());
     let operations = Arc::new(Operations::new(Arc::clone(&metrics)));

@@ -96,37 +96,67 @@ pub(super) async fn prove_staged(
     expected_revision: Option<i64>,
     passphrase: &SecretString,
 ) -> Result<(i64, Option<BootstrapData>), ResetError> {
-    let etcd = StandaloneEtcd::start(StandaloneOptions::loopback(
-        config.etcd.binary.clone(),
-        staging.to_path_buf(),
-        config.node_name.clone(),
-        format!("http://{}", config.etcd.peer_address),
-        false,
-    ))
-    .await?;
-    let result = inspect(&etcd, expected_revision, passphrase).await;
-    etcd.stop().await;
+    let etcd = StandaloneEtcd::start(member_options(config, staging, false)).await?;
+    let result = inspect(config, &etcd, expected_revision, passphrase).await;
+    stop(etcd).await;
     result
 }
 
+/// The member as the embedded etcd runs it (name, recorded peer URL), on loopback ports of its
+/// own so nothing else can reach it mid-reset.
+pub(super) fn member_options(
+    config: &DesiredConfig,
+    data_dir: &Path,
+    force_new_cluster: bool,
+) -> StandaloneOptions {
+    let mut options =
+        StandaloneOptions::new(config.etcd.binary.clone(), data_dir, &config.node_name);
+    options.force_new_cluster = force_new_cluster;
+    options.initial_advertise_peer_url = Some(peer_url(config));
+    options
+}
+
+/// What the reset member must look like: alone, named as this node, not a learner, no alarms.
+pub(super) fn expectation(
+    config: &DesiredConfig,
+    exact_revision: Option<i64>,
+) -> MemberExpectation {
+    MemberExpectation {
+        name: config.node_name.clone(),
+        peer_url: None,
+        min_revision: 1,
+        exact_revision,
+    }
+}
+
+fn peer_url(config: &DesiredConfig) -> String {
+    format!("http://{}", config.etcd.peer_address)
+}
+
+/// Stops a check member; a stop failure only warns (the process is killed on drop anyway).
+pub(super) async fn stop(etcd: StandaloneEtcd) {
+    if let Err(e) = etcd.stop().await {
+        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to stop the check member cleanly");
+    }
+}
+
 async fn inspect(
+    config: &DesiredConfig,
     etcd: &StandaloneEtcd,
     expected_revision: Option<i64>,
     passphrase: &SecretString,
 ) -> Result<(i64, Option<BootstrapData>), ResetError> {
-    let mut client = etcd.client().await?;
-    let expectation = MemberExpectation {
-        min_revision: 1,
-        exact_revision: expected_revision,
-    };
-    let report = check_member(&mut client, &expectation).await?;
+    let mut client = etcd.client();
+    let report = check_member(&mut client, &expectation(config, expected_revision)).await?;
     let data = match bootstrap::load_from_etcd(&mut client, passphrase.expose_secret()).await {
         Ok(data) => data,
         Err(e) if e.is_wrong_token() => return Err(ResetError::WrongToken(e)),
         Err(e) => return Err(e.into()),
     };
     if data.is_none() {
-        tracing::warn!("the snapshot holds no bootstrap data; certificates on disk are left as they are");
+        tracing::warn!(
+            "the snapshot holds no bootstrap data; certificates on disk are left as they are"
+        );
     }
     Ok((report.revision, data))
 }

@@ -247,8 +247,13 @@ async fn swap_in(
     let mut tls_backup = None;
     let mut bootstrap_files = 0;
     if let Some(data) = &staged.bootstrap {
-        let written = bootstrap::write_bootstrap(&config.server_dir(), data, true)
-            .map_err(|e| after_swap("write the certificates from the bootstrap data", Box::new(e)))?;
+        let written =
+            bootstrap::write_bootstrap(&config.server_dir(), data, true).map_err(|e| {
+                after_swap(
+                    "write the certificates from the bootstrap data",
+                    Box::new(e),
+                )
+            })?;
         tls_backup = written.backup_dir;
         bootstrap_files = written.written.len();
     }
@@ -281,7 +286,9 @@ pub(super) fn prune_backups(config: &DesiredConfig) {
                 tracing::info!(path = %path.display(), "removed an old restore backup");
             }
         }
-        Err(e) => tracing::warn!(error = %crate::operations::error_chain(&e), "failed to prune old restore backups"),
+        Err(e) => {
+            tracing::warn!(error = %crate::operations::error_chain(&e), "failed to prune old restore backups")
+        }
     }
 }
 

@@ -10,9 +10,9 @@ mod checks;
 pub mod datadir;
 mod error;
 pub mod flow;
+pub mod plan;
 pub mod reset;
 mod reset_error;
-pub mod plan;
 pub mod reset_flag;
 pub mod run;
 pub mod tool;
@@ -24,8 +24,8 @@ pub use datadir::{
     plan_backup_retention, rollback,
 };
 pub use error::RestoreError;
-pub use reset_error::{ROLLBACK_HINT, ResetError};
 pub use plan::{RestoreInputs, RestorePlan, RestoreStep, SnapshotSource, plan_restore};
+pub use reset_error::{ROLLBACK_HINT, ResetError};
 pub use reset_flag::{StartDecision, decide_start};
 pub use run::{RestoreTarget, restore_args, run_restore};
 pub use tool::{RestoreTool, ToolKind, Version, select_restore_tool};

@@ -7,13 +7,15 @@
 
 use std::path::PathBuf;
 
-use super::checks::refuse_unusable_setup;
+use super::checks::{expectation, member_options, refuse_unusable_setup, stop};
 use super::datadir::{self, Backup, BackupKind, LIVE_DIR, rollback};
 use super::flow::{RestoreOutcome, prune_backups, restore_snapshot};
-use super::reset_flag::{decide_start, remove_reset_flag, reset_flag_exists, reset_flag_path, write_reset_flag};
+use super::reset_flag::{
+    decide_start, remove_reset_flag, reset_flag_exists, reset_flag_path, write_reset_flag,
+};
 use super::{ResetError, StartDecision};
 use crate::config::DesiredConfig;
-use crate::etcd::standalone::{MemberExpectation, StandaloneEtcd, StandaloneOptions, check_member};
+use crate::etcd::standalone::{StandaloneEtcd, check_member};
 use crate::operations::rounded_now_unix;
 
 /// What a reset did.
@@ -21,7 +23,9 @@ use crate::operations::rounded_now_unix;
 pub enum ResetOutcome {
     Restored(RestoreOutcome),
     /// Membership reset in place; the data as it was is kept at `backup`.
-    MembershipReset { backup: PathBuf },
+    MembershipReset {
+        backup: PathBuf,
+    },
 }
 
 /// `--cluster-reset [--cluster-reset-restore-path=X]`: refuses a second reset while the
@@ -63,24 +67,10 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
         source,
     })?;
     tracing::info!(path = %backup.display(), "etcd data copied aside before the membership reset");
-    let etcd = StandaloneEtcd::start(StandaloneOptions::loopback(
-        config.etcd.binary.clone(),
-        live.clone(),
-        config.node_name.clone(),
-        format!("http://{}", config.etcd.peer_address),
-        true,
-    ))
-    .await?;
-    let checked = async {
-        let mut client = etcd.client().await?;
-        let expectation = MemberExpectation {
-            min_revision: 1,
-            exact_revision: None,
-        };
-        check_member(&mut client, &expectation).await
-    }
-    .await;
-    etcd.stop().await;
+    let etcd = StandaloneEtcd::start(member_options(config, &live, true)).await?;
+    let mut client = etcd.client();
+    let checked = check_member(&mut client, &expectation(config, None)).await;
+    stop(etcd).await;
     checked?;
     write_reset_flag(&reset_flag_path(&config.data_dir))?;
     prune_backups(config);
@@ -158,7 +148,9 @@ pub fn clear_reset_flag(config: &DesiredConfig) {
     match remove_reset_flag(&reset_flag_path(&config.data_dir)) {
         Ok(true) => tracing::info!("cluster reset complete; removed the reset-flag"),
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %crate::operations::error_chain(&e), "failed to remove the reset-flag"),
+        Err(e) => {
+            tracing::warn!(error = %crate::operations::error_chain(&e), "failed to remove the reset-flag")
+        }
     }
 }
 
@@ -188,7 +180,10 @@ pub fn report_lines(config: &DesiredConfig, outcome: &ResetOutcome) -> Vec<Strin
             }
         }
         ResetOutcome::MembershipReset { backup } => {
-            lines.push(format!("The etcd data as it was is kept at {}.", backup.display()));
+            lines.push(format!(
+                "The etcd data as it was is kept at {}.",
+                backup.display()
+            ));
         }
     }
     lines.push(super::reset_flag::RESET_DONE_MESSAGE.to_string());

@@ -136,7 +136,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
                 stack.push(path);
             } else {
                 let sum = Sha256::digest(std::fs::read(&path).unwrap_or_default());
-                out.insert(rel, format!("{mode:o} {sum:x}"));
+                out.insert(rel, format!("{mode:o} {sum:?}"));
             }
         }
     }

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod bootstrap;
+mod cluster_reset;
 mod cli;
 mod config_engine;
 mod embedded_etcd;

@@ -205,7 +205,7 @@ async fn stage(
         bump_revision: bump,
     };
     run_restore(&tool, snapshot, &target).await?;
-    let expected = status.map(|revision| revision + bump.map_or(0, |b| b as i64));
+    let expected = expected_revision(status, bump);
     let proven = checks::prove_staged(config, &plan.staging_dir, expected, passphrase).await;
     match proven {
         Ok((revision, bootstrap)) => Ok(Staged {
@@ -292,7 +292,27 @@ pub(super) fn prune_backups(config: &DesiredConfig) {
     }
 }
 
+/// The revision the restored member must serve: the snapshot's (a database without keys
+/// reports 0, but etcd always serves at least 1) plus the bump. Pure.
+pub fn expected_revision(snapshot_revision: Option<i64>, bump: Option<u64>) -> Option<i64> {
+    let bump = bump.and_then(|b| i64::try_from(b).ok()).unwrap_or(0);
+    snapshot_revision.map(|revision| revision.max(1) + bump)
+}
+
 /// Whether `tool` is `etcdutl` (its `snapshot status` flags differ from `etcdctl`'s).
 pub(super) fn is_etcdutl(tool: &RestoreTool) -> bool {
     tool.kind == ToolKind::Etcdutl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_revision_counts_the_empty_database_as_one_and_adds_the_bump() {
+        assert_eq!(expected_revision(Some(0), None), Some(1));
+        assert_eq!(expected_revision(Some(42), None), Some(42));
+        assert_eq!(expected_revision(Some(42), Some(1000)), Some(1042));
+        assert_eq!(expected_revision(None, Some(1000)), None);
+    }
 }

@@ -50,7 +50,9 @@ impl Node {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = TestServer::start(self.dir(), &refs);
         crate::support::wait_for("embedded etcd", std::time::Duration::from_secs(30), || {
-            etcdctl(&self.endpoint(), &["endpoint", "health"]).status.success()
+            etcdctl(&self.endpoint(), &["endpoint", "health"])
+                .status
+                .success()
         });
         server
     }
@@ -176,7 +178,10 @@ fn restore_brings_back_exactly_the_snapshot_and_one_member() {
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{stdout}\n{stderr}");
         assert!(stdout.contains("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now."), "{stdout}");
-        assert!(stdout.contains("on each peer etcd server and rejoin the nodes"), "{stdout}");
+        assert!(
+            stdout.contains("on each peer etcd server and rejoin the nodes"),
+            "{stdout}"
+        );
         let flag = node.dir().join("server/db/reset-flag");
         assert!(flag.exists());
         // The extracted copy of a zip is gone; the zip itself stays.
@@ -184,9 +189,17 @@ fn restore_brings_back_exactly_the_snapshot_and_one_member() {
         assert_eq!(snapshots.len(), 1, "{snapshots:?}");
 
         let mut server = node.start(&[]);
-        assert_eq!(node.keys(), expected(&[("/test/a", "1"), ("/test/b", "2")]), "compress={compress}");
+        assert_eq!(
+            node.keys(),
+            expected(&[("/test/a", "1"), ("/test/b", "2")]),
+            "compress={compress}"
+        );
         assert_eq!(node.member_count(), 1);
-        crate::support::wait_for("reset-flag removed", std::time::Duration::from_secs(10), || !flag.exists());
+        crate::support::wait_for(
+            "reset-flag removed",
+            std::time::Duration::from_secs(10),
+            || !flag.exists(),
+        );
         assert!(server.terminate().success());
     }
 }
@@ -215,10 +228,13 @@ fn bad_snapshots_and_a_missing_tool_are_refused_and_change_nothing() {
         ("two entries", vec!["a-n1-1", "b-n1-2"]),
         ("traversal entry", vec!["../evil-n1-1"]),
     ] {
-        let path = scratch.path().join(format!("{}-n1-1.zip", label.replace(' ', "-")));
+        let path = scratch
+            .path()
+            .join(format!("{}-n1-1.zip", label.replace(' ', "-")));
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         for entry in entries {
-            zip.start_file(entry, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.start_file(entry, zip::write::SimpleFileOptions::default())
+                .unwrap();
             zip.write_all(&good).unwrap();
         }
         zip.finish().unwrap();
@@ -229,7 +245,11 @@ fn bad_snapshots_and_a_missing_tool_are_refused_and_change_nothing() {
         let out = node.restore(&[path.to_str().unwrap()]);
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{label}: {stdout}\n{stderr}");
-        assert_eq!(tree(node.dir()), before, "{label} changed the data dir:\n{stderr}");
+        assert_eq!(
+            tree(node.dir()),
+            before,
+            "{label} changed the data dir:\n{stderr}"
+        );
     }
     assert!(!scratch.path().parent().unwrap().join("evil-n1-1").exists());
 
@@ -238,13 +258,19 @@ fn bad_snapshots_and_a_missing_tool_are_refused_and_change_nothing() {
     std::os::unix::fs::symlink(require_binary("etcd").unwrap(), bare.path().join("etcd")).unwrap();
     let mut cmd = crate::support::command(&["restore", "--node-name=n1"], node.dir());
     cmd.args(node.etcd_flags())
-        .arg(format!("--etcd-binary={}", bare.path().join("etcd").display()))
+        .arg(format!(
+            "--etcd-binary={}",
+            bare.path().join("etcd").display()
+        ))
         .arg(&snapshot)
         .env("PATH", bare.path());
     let out = cmd.output().unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("etcdctl") && stderr.contains("etcd-client"), "{stderr}");
+    assert!(
+        stderr.contains("etcdctl") && stderr.contains("etcd-client"),
+        "{stderr}"
+    );
     assert_eq!(tree(node.dir()), before);
 }
 
@@ -257,13 +283,20 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
     let snapshot = snapshot_then_diverge(&node, false);
     assert!(node.restore(&[snapshot.to_str().unwrap()]).status.success());
     // The reset-flag blocks `server --cluster-reset` until a normal start.
-    let mut args = vec!["server".to_string(), "--node-name=n1".into(), "--cluster-reset".into()];
+    let mut args = vec![
+        "server".to_string(),
+        "--node-name=n1".into(),
+        "--cluster-reset".into(),
+    ];
     args.extend(node.etcd_flags());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&refs, node.dir());
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("Managed etcd cluster membership was previously reset"), "{stderr}");
+    assert!(
+        stderr.contains("Managed etcd cluster membership was previously reset"),
+        "{stderr}"
+    );
     assert!(stderr.contains("reset-flag"), "{stderr}");
 
     let out = node.restore(&["--list-backups"]);
@@ -274,7 +307,10 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(!node.dir().join("server/db/reset-flag").exists());
     let mut server = node.start(&[]);
-    assert_eq!(node.keys(), expected(&[("/test/a", "changed"), ("/test/c", "3")]));
+    assert_eq!(
+        node.keys(),
+        expected(&[("/test/a", "changed"), ("/test/c", "3")])
+    );
     assert!(server.terminate().success());
 }
 
@@ -285,16 +321,26 @@ fn reset_without_a_snapshot_keeps_the_data_with_one_member() {
     }
     let node = Node::new();
     let _ = snapshot_then_diverge(&node, false);
-    let mut args = vec!["server".to_string(), "--node-name=n1".into(), "--cluster-reset".into()];
+    let mut args = vec![
+        "server".to_string(),
+        "--node-name=n1".into(),
+        "--cluster-reset".into(),
+    ];
     args.extend(node.etcd_flags());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&refs, node.dir());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("Managed etcd cluster membership has been reset"), "{stderr}");
+    assert!(
+        stderr.contains("Managed etcd cluster membership has been reset"),
+        "{stderr}"
+    );
     assert!(node.dir().join("server/db/reset-flag").exists());
     let mut server = node.start(&[]);
-    assert_eq!(node.keys(), expected(&[("/test/a", "changed"), ("/test/c", "3")]));
+    assert_eq!(
+        node.keys(),
+        expected(&[("/test/a", "changed"), ("/test/c", "3")])
+    );
     assert_eq!(node.member_count(), 1);
     assert!(server.terminate().success());
 }
@@ -302,7 +348,12 @@ fn reset_without_a_snapshot_keeps_the_data_with_one_member() {
 /// The RKE2 bootstrap files of a node, with random content.
 fn write_bootstrap_files(server_dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
-    for rel in ["tls/server-ca.crt", "tls/server-ca.key", "tls/etcd/peer-ca.crt", "cred/passwd"] {
+    for rel in [
+        "tls/server-ca.crt",
+        "tls/server-ca.key",
+        "tls/etcd/peer-ca.crt",
+        "cred/passwd",
+    ] {
         let path = server_dir.join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let content: Vec<u8> = (0..64).map(|i| (i * 7 + rel.len()) as u8).collect();
@@ -335,7 +386,10 @@ fn restore_on_a_new_host_with_the_token_brings_back_the_bootstrap_files() {
     // Without a token at all: RKE2's message.
     let out = new.restore(&[copied.to_str().unwrap()]);
     let (_, stderr) = text(&out);
-    assert!(stderr.contains("please pass --token to complete the restoration"), "{stderr}");
+    assert!(
+        stderr.contains("please pass --token to complete the restoration"),
+        "{stderr}"
+    );
 
     let token_flag = format!("--token={}", token.trim());
     let out = new.restore(&[&token_flag, copied.to_str().unwrap()]);
@@ -348,4 +402,70 @@ fn restore_on_a_new_host_with_the_token_brings_back_the_bootstrap_files() {
     let mut server = new.start(&[&token_flag]);
     assert_eq!(new.keys(), expected(&[("/test/a", "1"), ("/test/b", "2")]));
     assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_by_s3_object_name_checks_the_token_hash_first() {
+    use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snapshots");
+    let s3_flags = vec![
+        "--etcd-s3".to_string(),
+        format!("--etcd-s3-endpoint={}", s3.addr),
+        "--etcd-s3-insecure".into(),
+        "--etcd-s3-bucket=snapshots".into(),
+        "--etcd-s3-folder=f".into(),
+        format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        format!("--etcd-s3-secret-key={SECRET_KEY}"),
+    ];
+    let node = std::sync::Arc::new(Node::new());
+    let (n, flags) = (node.clone(), s3_flags.clone());
+    let name = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut server = n.start(&refs);
+        n.put("/test/a", "1");
+        let snapshot = n.save(&server, true);
+        n.put("/test/a", "changed");
+        assert!(server.terminate().success());
+        snapshot.file_name().unwrap().to_string_lossy().into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(s3.has_object("snapshots", &format!("f/{name}")));
+    // The local copy is gone: the restore must come from S3.
+    std::fs::remove_file(crate::support::snapshot_dir(node.dir()).join(&name)).unwrap();
+
+    let (n, flags, object) = (node.clone(), s3_flags.clone(), name.clone());
+    let (wrong, right) = tokio::task::spawn_blocking(move || {
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.push("--token=some-other-token");
+        args.push(&object);
+        let wrong = n.restore(&args);
+        args.retain(|a| !a.starts_with("--token"));
+        let right = n.restore(&args);
+        (wrong, right)
+    })
+    .await
+    .unwrap();
+    let (_, stderr) = text(&wrong);
+    assert_eq!(wrong.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("token hash") && stderr.contains("Nothing was changed"),
+        "{stderr}"
+    );
+    let (stdout, stderr) = text(&right);
+    assert!(right.status.success(), "{stdout}\n{stderr}");
+    let n = node.clone();
+    let keys = tokio::task::spawn_blocking(move || {
+        let mut server = n.start(&[]);
+        let keys = n.keys();
+        assert!(server.terminate().success());
+        keys
+    })
+    .await
+    .unwrap();
+    assert_eq!(keys, expected(&[("/test/a", "1")]));
 }

@@ -6,8 +6,8 @@ mod support;
 
 mod api;
 mod bootstrap;
-mod cluster_reset;
 mod cli;
+mod cluster_reset;
 mod config_engine;
 mod embedded_etcd;
 mod pipeline;

@@ -225,7 +225,11 @@ mod tests {
             token: None,
             token_file: None,
             cluster_id: String::new(),
-            reset: Default::default(),
+            reset: crate::config::desired::ResetSettings {
+                cluster_reset: false,
+                restore_path: None,
+                backup_retention: 3,
+            },
             etcd: EtcdSettings::plain(vec![]),
             snapshot: SnapshotSettings {
                 disabled: false,

@@ -124,6 +124,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
             restore_path: p
                 .text("cluster-reset-restore-path")
                 .filter(|path| !path.trim().is_empty()),
+            backup_retention: p.int("cluster-reset-backup-retention")?,
         },
         etcd: etcd(p)?,
         snapshot: snapshot(p)?,

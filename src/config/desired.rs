@@ -38,11 +38,13 @@ pub struct DesiredConfig {
 }
 
 /// A cluster reset asked for on the server's command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetSettings {
     pub cluster_reset: bool,
     /// A local path, or an S3 object name when `etcd-s3` is on.
     pub restore_path: Option<String>,
+    /// `--cluster-reset-backup-retention`: backups of each kind kept; 0 keeps all.
+    pub backup_retention: u32,
 }
 
 /// How to reach etcd, or how to run the embedded one.

@@ -277,6 +277,14 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "cluster-reset-backup-retention",
+        kind: Kind::Int,
+        default: DefaultValue::Value("3"),
+        help: "etcd-old-* data dirs and tls-* certificate backups kept (each) after a restore or reset; 0 keeps all",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-snapshot-reconcile-interval",
         kind: Kind::Duration,
         default: DefaultValue::Value("10m"),

@@ -20,8 +20,6 @@ pub const OLD_PREFIX: &str = "etcd-old-";
 pub const FAILED_PREFIX: &str = "etcd-failed-";
 /// `server/tls-<unix>`: certificates replaced by a bootstrap-data reconcile.
 pub const TLS_PREFIX: &str = "tls-";
-/// How many old copies of each kind retention keeps by default.
-pub const DEFAULT_BACKUP_KEEP: usize = 3;
 
 /// Moves `<db_dir>/etcd` to `<db_dir>/etcd-old-<unix>` and returns the new path; `None` when
 /// there is no live dir. A second move within the same second gets `-1`, `-2`, ... appended.

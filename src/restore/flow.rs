@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::datadir::{self, DEFAULT_BACKUP_KEEP, install_staged, move_current_aside, rollback};
+use super::datadir::{self, install_staged, move_current_aside, rollback};
 use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, plan_restore};
 use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_flag};
 use super::run::{RestoreTarget, run_restore};
@@ -275,10 +275,15 @@ async fn swap_in(
     })
 }
 
-/// Keeps the newest `DEFAULT_BACKUP_KEEP` of each backup kind; trouble here only warns.
+/// Keeps the newest `cluster-reset-backup-retention` of each backup kind (0 keeps all); trouble
+/// here only warns.
 pub(super) fn prune_backups(config: &DesiredConfig) {
     let result = datadir::list_backups(&config.db_dir(), &config.server_dir()).and_then(|all| {
-        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, DEFAULT_BACKUP_KEEP))
+        let keep = config.reset.backup_retention as usize;
+        if keep == 0 {
+            return Ok(Vec::new());
+        }
+        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, keep))
     });
     match result {
         Ok(removed) => {

@@ -106,6 +106,9 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         tracker.clone(),
         cancel.clone(),
     ));
+    if let Some(s3) = config.s3.clone() {
+        tracker.spawn(check_s3_at_startup(s3));
+    }
     tracker.spawn(crate::scheduler::reconcile::run(
         Arc::clone(&operations),
         config_rx.clone(),
@@ -176,6 +179,21 @@ async fn cluster_reset_if_asked(
         .await
         .map(Some)
         .map_err(DaemonError::Reset)
+}
+
+/// Says at once whether the configured bucket is usable (missing bucket, denied credentials,
+/// bad CA, unreachable endpoint), instead of at the first snapshot. Not fatal: snapshots are
+/// still taken locally and uploaded once S3 works.
+async fn check_s3_at_startup(s3: crate::config::desired::S3Settings) {
+    match crate::store::s3::S3Store::connect(&s3).await {
+        Ok(_) => {
+            tracing::info!(bucket = %s3.bucket, endpoint = %s3.endpoint, "S3 bucket reachable")
+        }
+        Err(e) => tracing::error!(
+            error = %error_chain(&e),
+            "S3 is not usable; snapshots are kept locally and copied once it works"
+        ),
+    }
 }
 
 /// Keeps the cluster's bootstrap files (when this node has any) in etcd, encrypted with the

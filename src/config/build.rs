@@ -230,6 +230,7 @@ fn etcd(p: &Parsed) -> Option<EtcdSettings> {
         binary: p.path("etcd-binary")?,
         client_address: p.socket("etcd-client-address")?,
         peer_address: p.socket("etcd-peer-address")?,
+        join_endpoint: p.text("etcd-join-endpoint"),
     })
 }
 

@@ -61,6 +61,9 @@ pub struct EtcdSettings {
     pub client_address: SocketAddr,
     /// `--etcd-peer-address`: embedded etcd peer listener (loopback by default).
     pub peer_address: SocketAddr,
+    /// `--etcd-join-endpoint`: an existing cluster's member the embedded etcd joins when it
+    /// has no data yet.
+    pub join_endpoint: Option<String>,
 }
 
 impl EtcdSettings {
@@ -76,6 +79,7 @@ impl EtcdSettings {
             binary: PathBuf::from("etcd"),
             client_address: SocketAddr::new(loopback, 2379),
             peer_address: SocketAddr::new(loopback, 2380),
+            join_endpoint: None,
         }
     }
 

@@ -262,6 +262,13 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "etcd-join-endpoint",
+        kind: Kind::Url,
+        help: "Client URL of a member of an existing etcd cluster: when this node's embedded etcd has no data yet, it adds itself to that cluster and joins it (e.g. peers rejoining after a restore elsewhere)",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "cluster-reset",
         kind: Kind::Bool,
         default: DefaultValue::Value("false"),

@@ -219,6 +219,8 @@ async fn start_etcd(
             name: config.node_name.clone(),
             client_address: etcd.client_address,
             peer_address: etcd.peer_address,
+            join: etcd.join_endpoint.clone(),
+            initial_cluster: None,
         };
         tracing::info!(binary = %options.binary.display(), data_dir = %options.data_dir.display(), "starting embedded etcd");
         let embedded = EmbeddedEtcd::start(options, cancel)

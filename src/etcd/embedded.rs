@@ -18,6 +18,8 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod join;
+
 use process::RecentOutput;
 
 /// How to run the embedded member.
@@ -30,6 +32,11 @@ pub struct EmbeddedOptions {
     pub name: String,
     pub client_address: SocketAddr,
     pub peer_address: SocketAddr,
+    /// Join the cluster of the member at this client URL when the data dir is empty.
+    pub join: Option<String>,
+    /// Set by `start` after joining: the cluster to start in (`--initial-cluster-state
+    /// existing`). Ignored by etcd once the data dir holds a member.
+    pub initial_cluster: Option<String>,
 }
 
 /// Errors starting the embedded etcd.
@@ -41,6 +48,8 @@ pub enum EmbeddedError {
     Spawn(#[source] std::io::Error),
     #[error("embedded etcd did not become healthy within {seconds}s: {detail}")]
     Unhealthy { seconds: u64, detail: String },
+    #[error("failed to join the etcd cluster")]
+    Join(#[source] join::JoinError),
 }
 
 /// How long a fresh start may take before it counts as failed.
@@ -77,6 +86,17 @@ impl EmbeddedEtcd {
         process::prepare_data_dir(&opts.data_dir).map_err(EmbeddedError::Spawn)?;
         let pid_file = process::pid_file_for(&opts.data_dir);
         process::stop_leftover(&pid_file, &opts.data_dir).await;
+        let mut opts = opts;
+        if let Some(endpoint) = opts.join.clone()
+            && !opts.data_dir.join("member").is_dir()
+        {
+            let peer = format!("http://{}", opts.peer_address);
+            let cluster = join::add_self(&endpoint, &opts.name, &peer)
+                .await
+                .map_err(EmbeddedError::Join)?;
+            tracing::info!(%endpoint, initial_cluster = %cluster, "joining an existing etcd cluster");
+            opts.initial_cluster = Some(cluster);
+        }
 
         let recent = RecentOutput::default();
         let spawned = process::spawn(&binary, &opts, &recent).map_err(EmbeddedError::Spawn)?;

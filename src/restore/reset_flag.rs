@@ -20,11 +20,12 @@ pub const RESET_DONE_MESSAGE: &str =
 const FLAG_MODE: u32 = 0o600;
 
 /// What other servers must do after this one was reset, with this node's data dir filled in
-/// (RKE2 prints a literal `${datadir}`).
+/// (RKE2 prints a literal `${datadir}`). Unlike RKE2's wording it names `server/db/etcd`:
+/// deleting all of `server/db` would also delete the peers' snapshots.
 pub fn peer_instruction(data_dir: &Path) -> String {
     format!(
-        "Backup and delete {} on each peer etcd server and rejoin the nodes",
-        data_dir.join("server").join("db").display()
+        "Backup and delete {} on each peer etcd server and rejoin the nodes (start them with --etcd-join-endpoint set to this server's etcd client URL)",
+        data_dir.join("server").join("db").join("etcd").display()
     )
 }
 
@@ -183,8 +184,9 @@ mod tests {
         assert_eq!(
             msg,
             "Managed etcd cluster membership has been reset, restart without --cluster-reset flag \
-             now. Backup and delete /var/lib/rancher/rke2/server/db on each peer etcd server and \
-             rejoin the nodes"
+             now. Backup and delete /var/lib/rancher/rke2/server/db/etcd on each peer etcd server \
+             and rejoin the nodes (start them with --etcd-join-endpoint set to this server's etcd \
+             client URL)"
         );
     }
 

@@ -15,6 +15,7 @@ use crate::support::{TestServer, free_port, require_binary, run, text};
 
 /// A node: a data dir and the embedded etcd's loopback ports.
 struct Node {
+    name: String,
     data: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
@@ -22,7 +23,12 @@ struct Node {
 
 impl Node {
     fn new() -> Self {
+        Self::named("n1")
+    }
+
+    fn named(name: &str) -> Self {
         Self {
+            name: name.to_string(),
             data: tempfile::tempdir().unwrap(),
             client_port: free_port(),
             peer_port: free_port(),
@@ -35,6 +41,7 @@ impl Node {
 
     fn etcd_flags(&self) -> Vec<String> {
         vec![
+            format!("--node-name={}", self.name),
             format!("--etcd-client-address=127.0.0.1:{}", self.client_port),
             format!("--etcd-peer-address=127.0.0.1:{}", self.peer_port),
         ]
@@ -59,7 +66,7 @@ impl Node {
 
     /// `etcd-snapshot restore ...` (or any server-scope command) with this node's etcd flags.
     fn restore(&self, args: &[&str]) -> Output {
-        let mut all: Vec<String> = vec!["restore".into(), "--node-name=n1".into()];
+        let mut all: Vec<String> = vec!["restore".into()];
         all.extend(self.etcd_flags());
         all.extend(args.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
@@ -468,4 +475,49 @@ async fn restore_by_s3_object_name_checks_the_token_hash_first() {
     .await
     .unwrap();
     assert_eq!(keys, expected(&[("/test/a", "1")]));
+}
+
+#[test]
+fn a_three_member_cluster_is_restored_on_one_member_and_the_others_rejoin() {
+    if require_binary("etcd").is_none() {
+        return;
+    }
+    let nodes = [Node::named("n1"), Node::named("n2"), Node::named("n3")];
+    let join = format!("--etcd-join-endpoint={}", nodes[0].endpoint());
+    let mut servers = vec![nodes[0].start(&[])];
+    servers.push(nodes[1].start(&[&join]));
+    servers.push(nodes[2].start(&[&join]));
+    assert_eq!(nodes[0].member_count(), 3);
+    nodes[0].put("/test/a", "1");
+    nodes[1].put("/test/b", "2");
+    let snapshot = nodes[0].save(&servers[0], false);
+    nodes[2].put("/test/a", "changed");
+    nodes[0].del("/test/b");
+    for mut server in servers.drain(..).rev() {
+        assert!(server.terminate().success());
+    }
+
+    let out = nodes[0].restore(&[snapshot.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    // The peers drop their etcd data (not their snapshots) and rejoin the restored member.
+    for peer in &nodes[1..] {
+        std::fs::remove_dir_all(peer.dir().join("server/db/etcd")).unwrap();
+    }
+    let mut servers = vec![nodes[0].start(&[])];
+    servers.push(nodes[1].start(&[&join]));
+    servers.push(nodes[2].start(&[&join]));
+    assert_eq!(nodes[0].member_count(), 3);
+    for node in &nodes {
+        assert_eq!(
+            node.keys(),
+            expected(&[("/test/a", "1"), ("/test/b", "2")]),
+            "{}",
+            node.name
+        );
+        let health = etcdctl(&node.endpoint(), &["endpoint", "health"]);
+        assert!(health.status.success(), "{}", node.name);
+    }
+    for mut server in servers.drain(..).rev() {
+        assert!(server.terminate().success());
+    }
 }

@@ -18,6 +18,8 @@ fn options(binary: PathBuf, data_dir: &Path) -> EmbeddedOptions {
         name: "test-node".into(),
         client_address: addr(free_port()),
         peer_address: addr(free_port()),
+        join: None,
+        initial_cluster: None,
     }
 }
 

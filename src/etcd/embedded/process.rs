@@ -99,7 +99,7 @@ pub(crate) fn find_binary(binary: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// etcd's command line for a single-member loopback cluster.
+/// etcd's command line: a single-member cluster, or the joined cluster's members.
 pub(super) fn etcd_args(opts: &EmbeddedOptions) -> Vec<OsString> {
     let client = format!("http://{}", opts.client_address);
     let peer = format!("http://{}", opts.peer_address);
@@ -116,7 +116,14 @@ pub(super) fn etcd_args(opts: &EmbeddedOptions) -> Vec<OsString> {
         args.push(value.into());
     }
     args.push("--initial-cluster".into());
-    args.push(format!("{}={peer}", opts.name).into());
+    match &opts.initial_cluster {
+        Some(cluster) => {
+            args.push(cluster.into());
+            args.push("--initial-cluster-state".into());
+            args.push("existing".into());
+        }
+        None => args.push(format!("{}={peer}", opts.name).into()),
+    }
     args
 }
 
@@ -318,6 +325,8 @@ mod tests {
             name: "n1".into(),
             client_address: "127.0.0.1:2379".parse::<SocketAddr>().unwrap(),
             peer_address: "127.0.0.1:2380".parse::<SocketAddr>().unwrap(),
+            join: None,
+            initial_cluster: None,
         };
         let args: Vec<String> = etcd_args(&opts)
             .into_iter()

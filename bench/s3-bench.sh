@@ -28,7 +28,7 @@ export AWS_ACCESS_KEY_ID=bench-access AWS_SECRET_ACCESS_KEY=bench-secret AWS_DEF
 s3root="$work/s3"
 mkdir -p "$s3root/bench"
 s3port=$((20000 + RANDOM % 20000))
-"$SERVER" "$s3root" "$s3port" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" 2>"$work/s3.log" &
+"$SERVER" "$s3root" "$s3port" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null 2>"$work/s3.log" &
 cleanup_pids+=($!)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break; sleep 0.1; done
 pre_run() { rm -rf "$s3root/bench/base" "$s3root/bench/ours"; }

@@ -110,6 +110,9 @@ impl S3Store {
             .list_objects_v2()
             .bucket(&self.client.bucket)
             .prefix(&prefix)
+            // Only the folder's own keys: `.metadata/` (one object per snapshot) and any nested
+            // folder collapse into a prefix each, which halves the pages to fetch.
+            .delimiter("/")
             .into_paginator()
             .send();
         let mut records = Vec::new();

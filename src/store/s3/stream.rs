@@ -186,7 +186,15 @@ impl PartAssembler {
 
     /// The next full part, if one has accumulated.
     fn take_full(&mut self) -> Option<Bytes> {
-        (self.buffer.len() >= self.part_size).then(|| self.buffer.split_to(self.part_size).freeze())
+        if self.buffer.len() < self.part_size {
+            return None;
+        }
+        let part = self.buffer.split_to(self.part_size).freeze();
+        // A fresh buffer of exactly one part: growing the old one while `part` is still being
+        // uploaded would allocate a larger buffer (BytesMut doubles), inflating peak memory.
+        let rest = std::mem::replace(&mut self.buffer, BytesMut::with_capacity(self.part_size));
+        self.buffer.extend_from_slice(&rest);
+        Some(part)
     }
 
     fn received(&self) -> u64 {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Restore benchmark on a >= 1 GiB snapshot: `etcd-snapshot restore` end to end (verify, restore
+# into staging, start and check the member, swap in, reset-flag) against the restore tool alone
+# (`etcdutl snapshot restore` where installed, else Debian 12's `etcdctl snapshot restore`).
+#
+#   [DATA=k8s|hex] bench/restore-bench.sh [size-in-MiB (default 1100)] [runs (default 3)]
+#
+# Needs: etcd, etcdctl, python3, /usr/bin/time, a release build (cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MIB="${1:-1100}"
+RUNS="${2:-3}"
+DATA="${DATA:-k8s}"
+BIN="${BIN:-target/release/etcd-snapshot}"
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+source bench/lib.sh
+start_etcd
+fill_etcd
+snap="$work/snapshot.db"
+etcdctl --endpoints "$ep" snapshot save "$snap" >/dev/null
+TOOL=etcdctl
+command -v etcdutl >/dev/null && TOOL=etcdutl
+pre_run() { rm -rf "$work/es/server/db" "$work/alone"; }
+
+c_port=$((20000 + RANDOM % 20000)); p_port=$((c_port + 1))
+echo "| contender | wall s (median of $RUNS) | peak RSS MiB | output bytes |"
+echo "|---|---|---|---|"
+measure "$TOOL snapshot restore (alone)" \
+  "$TOOL snapshot restore $snap --data-dir $work/alone --name bench --initial-cluster bench=http://127.0.0.1:$p_port --initial-advertise-peer-urls http://127.0.0.1:$p_port"
+measure "etcd-snapshot restore (verify + restore + start/check + swap)" \
+  "$BIN restore --data-dir $work/es --node-name bench --etcd-client-address 127.0.0.1:$c_port --etcd-peer-address 127.0.0.1:$p_port --token bench-token $snap"

@@ -189,13 +189,12 @@ async fn stage(
     snapshot: &Path,
     passphrase: &SecretString,
 ) -> Result<Staged, ResetError> {
-    let verified = verify_snapshot_file(snapshot)?;
-    check_free_space(&plan.db_dir, plan.space_needed(verified.db_size))?;
+    let file_size = std::fs::metadata(snapshot).map(|m| m.len()).unwrap_or(0);
+    check_free_space(&plan.db_dir, plan.space_needed(file_size))?;
     let tool = select_restore_tool(&config.etcd.binary).await?;
     for warning in &tool.assessment.warnings {
         tracing::warn!("{warning}");
     }
-    let status = checks::snapshot_revision(&tool, snapshot).await;
     let bump = tool.assessment.bump_revision.then_some(REVISION_BUMP);
     let target = RestoreTarget {
         data_dir: plan.staging_dir.clone(),
@@ -204,7 +203,25 @@ async fn stage(
         cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
         bump_revision: bump,
     };
-    run_restore(&tool, snapshot, &target).await?;
+    // Our verification, the tool's status and its restore into the staging dir (which touches
+    // nothing live) each read the whole file: they run side by side, and a failed verification
+    // wins over whatever the tool said, since its message is the precise one.
+    let verify = {
+        let path = snapshot.to_path_buf();
+        tokio::task::spawn_blocking(move || verify_snapshot_file(&path))
+    };
+    let (status, restored) = tokio::join!(
+        checks::snapshot_revision(&tool, snapshot),
+        run_restore(&tool, snapshot, &target)
+    );
+    let verified = match verify.await? {
+        Ok(verified) => verified,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&plan.staging_dir);
+            return Err(e.into());
+        }
+    };
+    restored?;
     let expected = expected_revision(status, bump);
     let proven = checks::prove_staged(config, &plan.staging_dir, expected, passphrase).await;
     match proven {

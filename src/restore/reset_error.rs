@@ -73,6 +73,8 @@ pub enum ResetError {
     NoData { path: PathBuf },
     #[error("nothing to roll back: no etcd-old-* backup in {dir}")]
     NothingToRollBack { dir: PathBuf },
-    #[error("no server token: {0}")]
+    #[error("the snapshot verification stopped unexpectedly")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("failed to find the server token")]
     Token(#[from] crate::token::TokenError),
 }

@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::client::S3Client;
 use super::error::{S3Error, error_chain, to_error};
@@ -104,7 +104,8 @@ async fn upload_parts(
     Ok(size)
 }
 
-type PartUpload = Pin<Box<dyn Future<Output = Result<CompletedPart, S3Error>> + Send>>;
+/// A part upload in flight; it hands its buffer back when done, for reuse.
+type PartUpload = Pin<Box<dyn Future<Output = Result<(CompletedPart, Bytes), S3Error>> + Send>>;
 
 /// A streamed multipart upload in progress, fed one part at a time with at most one part
 /// upload in flight. Dropped without `complete` or `abort` (the caller's
@@ -115,6 +116,8 @@ pub(super) struct StreamedUpload {
     upload_id: String,
     parts: Vec<CompletedPart>,
     in_flight: Option<PartUpload>,
+    /// The buffer of the last finished part, until the assembler reuses it.
+    returned: Option<Bytes>,
     settled: bool,
 }
 
@@ -143,6 +146,7 @@ impl StreamedUpload {
             upload_id: created.upload_id().unwrap_or_default().to_string(),
             parts: Vec::new(),
             in_flight: None,
+            returned: None,
             settled: false,
         })
     }
@@ -155,7 +159,11 @@ impl StreamedUpload {
         while let Some(mut flight) = self.in_flight.take() {
             tokio::select! {
                 biased;
-                done = &mut flight => self.parts.push(done?),
+                done = &mut flight => {
+                    let (completed, body) = done?;
+                    self.parts.push(completed);
+                    self.returned = Some(body);
+                }
                 message = feed.recv() => {
                     self.in_flight = Some(flight);
                     return Ok(message);
@@ -173,10 +181,26 @@ impl StreamedUpload {
     }
 
     async fn settle_in_flight(&mut self) -> Result<(), S3Error> {
+        self.reclaim().await.map(|_| ())
+    }
+
+    /// Waits for the part in flight and returns its buffer, emptied, when nothing else holds
+    /// it. Reusing the two part buffers, rather than allocating one per part, keeps the
+    /// allocator from ratcheting up its mmap threshold and peak memory with it.
+    pub(super) async fn reclaim(&mut self) -> Result<Option<BytesMut>, S3Error> {
         if let Some(flight) = self.in_flight.take() {
-            self.parts.push(flight.await?);
+            let (completed, body) = flight.await?;
+            self.parts.push(completed);
+            self.returned = Some(body);
         }
-        Ok(())
+        Ok(self
+            .returned
+            .take()
+            .and_then(|body| body.try_into_mut().ok())
+            .map(|mut buffer| {
+                buffer.clear();
+                buffer
+            }))
     }
 
     fn upload_part(&self, part: Bytes) -> PartUpload {
@@ -192,14 +216,15 @@ impl StreamedUpload {
                 .key(&key)
                 .upload_id(upload_id)
                 .part_number(number)
-                .body(ByteStream::from(part))
+                .body(ByteStream::from(part.clone()))
                 .send()
                 .await
                 .map_err(|e| to_error(e, "upload part of", &client.target(&key)))?;
-            Ok(CompletedPart::builder()
+            let completed = CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(uploaded.e_tag().map(str::to_string))
-                .build())
+                .build();
+            Ok((completed, part))
         })
     }
 

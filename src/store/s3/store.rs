@@ -27,8 +27,10 @@ pub const META_TOKEN_HASH: &str = "Rke2-Token-Hash";
 /// Ours: the hex SHA-256 of the object's bytes, checked after every download.
 pub const META_SHA256: &str = "Etcd-Snapshot-Sha256";
 
-/// Multipart part size: above S3's 5 MiB minimum; one part is in memory at a time.
-pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Multipart part size: S3's 5 MiB minimum. Two parts are in memory during a streamed upload
+/// (one uploading, one filling), so the smallest allowed size keeps peak memory lowest; 10,000
+/// parts still allow 50 GiB, far above etcd's limits.
+pub const PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// The node name listed for S3 copies. Object user metadata would need one HEAD per object,
 /// and the node part of `<base>-<node>-<ts>` is ambiguous when names contain `-`, so S3 rows

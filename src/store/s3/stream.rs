@@ -95,7 +95,15 @@ impl S3Store {
             match message {
                 Some(TeeMessage::Chunk(chunk)) => {
                     parts.push(&chunk);
-                    while let Some(part) = parts.take_full() {
+                    while parts.is_full() {
+                        // The previous part must land first anyway (one in flight); its buffer
+                        // then takes the next part's bytes.
+                        if let Some(upload) = multipart.as_mut()
+                            && let Some(spare) = upload.reclaim().await?
+                        {
+                            parts.recycle(spare);
+                        }
+                        let Some(part) = parts.take_full() else { break };
                         let upload = match multipart {
                             Some(upload) => upload,
                             None => multipart
@@ -166,6 +174,8 @@ impl S3Store {
 #[derive(Debug)]
 struct PartAssembler {
     buffer: BytesMut,
+    /// A finished part's buffer, emptied, waiting to take the next part.
+    spare: Option<BytesMut>,
     part_size: usize,
     received: u64,
 }
@@ -174,6 +184,7 @@ impl PartAssembler {
     fn new(part_size: usize) -> Self {
         Self {
             buffer: BytesMut::with_capacity(part_size),
+            spare: None,
             part_size,
             received: 0,
         }
@@ -184,15 +195,31 @@ impl PartAssembler {
         self.received += chunk.len() as u64;
     }
 
+    fn is_full(&self) -> bool {
+        self.buffer.len() >= self.part_size
+    }
+
+    /// Keeps an emptied buffer of a finished part for the next part.
+    fn recycle(&mut self, buffer: BytesMut) {
+        if buffer.capacity() >= self.part_size {
+            self.spare = Some(buffer);
+        }
+    }
+
     /// The next full part, if one has accumulated.
     fn take_full(&mut self) -> Option<Bytes> {
-        if self.buffer.len() < self.part_size {
+        if !self.is_full() {
             return None;
         }
         let part = self.buffer.split_to(self.part_size).freeze();
-        // A fresh buffer of exactly one part: growing the old one while `part` is still being
-        // uploaded would allocate a larger buffer (BytesMut doubles), inflating peak memory.
-        let rest = std::mem::replace(&mut self.buffer, BytesMut::with_capacity(self.part_size));
+        // A buffer of exactly one part (the recycled one when there is one): growing the old
+        // one while `part` is still being uploaded would allocate a larger one (BytesMut
+        // doubles), inflating peak memory.
+        let next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| BytesMut::with_capacity(self.part_size));
+        let rest = std::mem::replace(&mut self.buffer, next);
         self.buffer.extend_from_slice(&rest);
         Some(part)
     }

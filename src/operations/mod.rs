@@ -15,8 +15,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 mod maintain;
 pub mod pending;
 mod replicate;
+mod response;
 
-use crate::api::wire::{EtcdSnapshotFileList, FailedItem, RemovedCopy, SnapshotResponse};
+use crate::api::wire::{FailedItem, RemovedCopy};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::snapshot::SnapshotRecord;
@@ -311,53 +312,6 @@ impl Operations {
                 name: name.file_name(),
                 source,
             })
-    }
-}
-
-impl From<SaveOutcome> for SnapshotResponse {
-    fn from(outcome: SaveOutcome) -> Self {
-        SnapshotResponse {
-            created: outcome.created,
-            deleted: outcome.deleted,
-            failed: outcome.failed,
-            ..Default::default()
-        }
-    }
-}
-
-impl From<DeleteReport> for SnapshotResponse {
-    fn from(report: DeleteReport) -> Self {
-        SnapshotResponse {
-            deleted: report.deleted,
-            failed: report.failed,
-            removed: report.removed,
-            ..Default::default()
-        }
-    }
-}
-
-impl From<PruneReport> for SnapshotResponse {
-    fn from(report: PruneReport) -> Self {
-        SnapshotResponse {
-            deleted: report.deleted,
-            failed: report.failed,
-            removed: report.removals,
-            ..Default::default()
-        }
-    }
-}
-
-impl From<Listing> for EtcdSnapshotFileList {
-    fn from(listing: Listing) -> Self {
-        let mut list = EtcdSnapshotFileList::new(
-            listing
-                .records
-                .iter()
-                .map(|r| r.to_snapshot_file())
-                .collect(),
-        );
-        list.failed = listing.failed;
-        list
     }
 }
 

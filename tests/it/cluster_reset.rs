@@ -14,19 +14,19 @@ use sha2::{Digest, Sha256};
 use crate::support::{TestServer, free_port, require_binary, run, text};
 
 /// A node: a data dir and the embedded etcd's loopback ports.
-struct Node {
-    name: String,
+pub(crate) struct Node {
+    pub(crate) name: String,
     data: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
 }
 
 impl Node {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::named("n1")
     }
 
-    fn named(name: &str) -> Self {
+    pub(crate) fn named(name: &str) -> Self {
         Self {
             name: name.to_string(),
             data: tempfile::tempdir().unwrap(),
@@ -35,11 +35,11 @@ impl Node {
         }
     }
 
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.data.path()
     }
 
-    fn etcd_flags(&self) -> Vec<String> {
+    pub(crate) fn etcd_flags(&self) -> Vec<String> {
         vec![
             format!("--node-name={}", self.name),
             format!("--etcd-client-address=127.0.0.1:{}", self.client_port),
@@ -47,11 +47,11 @@ impl Node {
         ]
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
-    fn start(&self, extra: &[&str]) -> TestServer {
+    pub(crate) fn start(&self, extra: &[&str]) -> TestServer {
         let mut args: Vec<String> = self.etcd_flags();
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -65,7 +65,7 @@ impl Node {
     }
 
     /// `etcd-snapshot restore ...` (or any server-scope command) with this node's etcd flags.
-    fn restore(&self, args: &[&str]) -> Output {
+    pub(crate) fn restore(&self, args: &[&str]) -> Output {
         let mut all: Vec<String> = vec!["restore".into()];
         all.extend(self.etcd_flags());
         all.extend(args.iter().map(|s| s.to_string()));
@@ -73,17 +73,17 @@ impl Node {
         run(&refs, self.dir())
     }
 
-    fn put(&self, key: &str, value: &str) {
+    pub(crate) fn put(&self, key: &str, value: &str) {
         let out = etcdctl(&self.endpoint(), &["put", key, value]);
         assert!(out.status.success(), "{:?}", text(&out));
     }
 
-    fn del(&self, key: &str) {
+    pub(crate) fn del(&self, key: &str) {
         assert!(etcdctl(&self.endpoint(), &["del", key]).status.success());
     }
 
     /// Every `/test/` key and value, through etcdctl.
-    fn keys(&self) -> BTreeMap<String, String> {
+    pub(crate) fn keys(&self) -> BTreeMap<String, String> {
         let out = etcdctl(&self.endpoint(), &["get", "--prefix", "/test/"]);
         assert!(out.status.success(), "{:?}", text(&out));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -94,12 +94,12 @@ impl Node {
             .collect()
     }
 
-    fn member_count(&self) -> usize {
+    pub(crate) fn member_count(&self) -> usize {
         let out = etcdctl(&self.endpoint(), &["member", "list"]);
         String::from_utf8_lossy(&out.stdout).lines().count()
     }
 
-    fn save(&self, server: &TestServer, compress: bool) -> PathBuf {
+    pub(crate) fn save(&self, server: &TestServer, compress: bool) -> PathBuf {
         let args: &[&str] = if compress {
             &["save", "--snapshot-compress"]
         } else {
@@ -117,7 +117,7 @@ impl Node {
     }
 }
 
-fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+pub(crate) fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
     let etcdctl = require_binary("etcdctl").expect("etcdctl");
     Command::new(etcdctl)
         .env("ETCDCTL_API", "3")
@@ -152,7 +152,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -409,115 +409,4 @@ fn restore_on_a_new_host_with_the_token_brings_back_the_bootstrap_files() {
     let mut server = new.start(&[&token_flag]);
     assert_eq!(new.keys(), expected(&[("/test/a", "1"), ("/test/b", "2")]));
     assert!(server.terminate().success());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restore_by_s3_object_name_checks_the_token_hash_first() {
-    use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
-    if require_binary("etcd").is_none() {
-        return;
-    }
-    let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("snapshots");
-    let s3_flags = vec![
-        "--etcd-s3".to_string(),
-        format!("--etcd-s3-endpoint={}", s3.addr),
-        "--etcd-s3-insecure".into(),
-        "--etcd-s3-bucket=snapshots".into(),
-        "--etcd-s3-folder=f".into(),
-        format!("--etcd-s3-access-key={ACCESS_KEY}"),
-        format!("--etcd-s3-secret-key={SECRET_KEY}"),
-    ];
-    let node = std::sync::Arc::new(Node::new());
-    let (n, flags) = (node.clone(), s3_flags.clone());
-    let name = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let mut server = n.start(&refs);
-        n.put("/test/a", "1");
-        let snapshot = n.save(&server, true);
-        n.put("/test/a", "changed");
-        assert!(server.terminate().success());
-        snapshot.file_name().unwrap().to_string_lossy().into_owned()
-    })
-    .await
-    .unwrap();
-    assert!(s3.has_object("snapshots", &format!("f/{name}")));
-    // The local copy is gone: the restore must come from S3.
-    std::fs::remove_file(crate::support::snapshot_dir(node.dir()).join(&name)).unwrap();
-
-    let (n, flags, object) = (node.clone(), s3_flags.clone(), name.clone());
-    let (wrong, right) = tokio::task::spawn_blocking(move || {
-        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        args.push("--token=some-other-token");
-        args.push(&object);
-        let wrong = n.restore(&args);
-        args.retain(|a| !a.starts_with("--token"));
-        let right = n.restore(&args);
-        (wrong, right)
-    })
-    .await
-    .unwrap();
-    let (_, stderr) = text(&wrong);
-    assert_eq!(wrong.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("token hash") && stderr.contains("Nothing was changed"),
-        "{stderr}"
-    );
-    let (stdout, stderr) = text(&right);
-    assert!(right.status.success(), "{stdout}\n{stderr}");
-    let n = node.clone();
-    let keys = tokio::task::spawn_blocking(move || {
-        let mut server = n.start(&[]);
-        let keys = n.keys();
-        assert!(server.terminate().success());
-        keys
-    })
-    .await
-    .unwrap();
-    assert_eq!(keys, expected(&[("/test/a", "1")]));
-}
-
-#[test]
-fn a_three_member_cluster_is_restored_on_one_member_and_the_others_rejoin() {
-    if require_binary("etcd").is_none() {
-        return;
-    }
-    let nodes = [Node::named("n1"), Node::named("n2"), Node::named("n3")];
-    let join = format!("--etcd-join-endpoint={}", nodes[0].endpoint());
-    let mut servers = vec![nodes[0].start(&[])];
-    servers.push(nodes[1].start(&[&join]));
-    servers.push(nodes[2].start(&[&join]));
-    assert_eq!(nodes[0].member_count(), 3);
-    nodes[0].put("/test/a", "1");
-    nodes[1].put("/test/b", "2");
-    let snapshot = nodes[0].save(&servers[0], false);
-    nodes[2].put("/test/a", "changed");
-    nodes[0].del("/test/b");
-    for mut server in servers.drain(..).rev() {
-        assert!(server.terminate().success());
-    }
-
-    let out = nodes[0].restore(&[snapshot.to_str().unwrap()]);
-    assert!(out.status.success(), "{:?}", text(&out));
-    // The peers drop their etcd data (not their snapshots) and rejoin the restored member.
-    for peer in &nodes[1..] {
-        std::fs::remove_dir_all(peer.dir().join("server/db/etcd")).unwrap();
-    }
-    let mut servers = vec![nodes[0].start(&[])];
-    servers.push(nodes[1].start(&[&join]));
-    servers.push(nodes[2].start(&[&join]));
-    assert_eq!(nodes[0].member_count(), 3);
-    for node in &nodes {
-        assert_eq!(
-            node.keys(),
-            expected(&[("/test/a", "1"), ("/test/b", "2")]),
-            "{}",
-            node.name
-        );
-        let health = etcdctl(&node.endpoint(), &["endpoint", "health"]);
-        assert!(health.status.success(), "{}", node.name);
-    }
-    for mut server in servers.drain(..).rev() {
-        assert!(server.terminate().success());
-    }
 }

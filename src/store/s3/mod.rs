@@ -6,6 +6,7 @@
 //! save pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
+pub mod download;
 pub mod error;
 mod insecure_tls;
 pub mod keys;

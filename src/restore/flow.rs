@@ -16,7 +16,7 @@ use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_fla
 use super::run::{RestoreTarget, run_restore};
 use super::tool::{RestoreTool, ToolKind, select_restore_tool};
 use super::unzip::{archive_entry_size, extract_snapshot};
-use super::verify::{VerifiedSnapshot, check_free_space, verify_snapshot_file};
+use super::verify::{check_free_space, quick_check, verify_snapshot_file};
 use super::{ResetError, checks};
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
@@ -104,7 +104,7 @@ impl CreatedDirs {
 
 /// A verified restore waiting in the staging dir.
 struct Staged {
-    verified: VerifiedSnapshot,
+    snapshot: PathBuf,
     revision: i64,
     bootstrap: Option<BootstrapData>,
 }
@@ -203,30 +203,24 @@ async fn stage(
         cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
         bump_revision: bump,
     };
-    // Our verification, the tool's status and its restore into the staging dir (which touches
-    // nothing live) each read the whole file: they run side by side, and a failed verification
-    // wins over whatever the tool said, since its message is the precise one.
-    let verify = {
-        let path = snapshot.to_path_buf();
-        tokio::task::spawn_blocking(move || verify_snapshot_file(&path))
-    };
+    // The tool verifies the SHA-256 trailer as it restores into the staging dir (nothing live
+    // is touched); the status read runs beside it. Only when the tool fails is the file read a
+    // second time, by our own verifier, to say precisely what is wrong with it.
+    quick_check(snapshot)?;
     let (status, restored) = tokio::join!(
         checks::snapshot_revision(&tool, snapshot),
         run_restore(&tool, snapshot, &target)
     );
-    let verified = match verify.await? {
-        Ok(verified) => verified,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&plan.staging_dir);
-            return Err(e.into());
-        }
-    };
-    restored?;
+    if let Err(tool_error) = restored {
+        let path = snapshot.to_path_buf();
+        tokio::task::spawn_blocking(move || verify_snapshot_file(&path)).await??;
+        return Err(tool_error.into());
+    }
     let expected = expected_revision(status, bump);
     let proven = checks::prove_staged(config, &plan.staging_dir, expected, passphrase).await;
     match proven {
         Ok((revision, bootstrap)) => Ok(Staged {
-            verified,
+            snapshot: snapshot.to_path_buf(),
             revision,
             bootstrap,
         }),
@@ -278,13 +272,13 @@ async fn swap_in(
         .map_err(|e| after_swap("write the reset-flag", Box::new(e)))?;
     prune_backups(config);
     tracing::info!(
-        snapshot = %staged.verified.path.display(),
+        snapshot = %staged.snapshot.display(),
         revision = staged.revision,
         "{}",
         reset_complete_message(&config.data_dir)
     );
     Ok(RestoreOutcome {
-        restored_from: staged.verified.path,
+        restored_from: staged.snapshot,
         previous,
         tls_backup,
         revision: staged.revision,

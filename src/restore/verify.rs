@@ -63,6 +63,31 @@ pub fn shape_of(size: u64) -> Shape {
     }
 }
 
+/// The checks that need no full read: the size has a database-plus-trailer shape and the first
+/// page is a bbolt meta page. The restore tool then verifies the trailer itself (a full read it
+/// does anyway); only when it fails is [`verify_snapshot_file`] run, for its precise message.
+pub fn quick_check(path: &Path) -> Result<(), RestoreError> {
+    let read_err = |source| RestoreError::ReadSnapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    match shape_of(size) {
+        Shape::WithTrailer => {}
+        Shape::NoTrailer => return Err(no_trailer(path, size)),
+        Shape::Truncated => return Err(truncated(path, size)),
+    }
+    let mut head = [0u8; BOLT_MAGIC_OFFSET + 4];
+    file.read_exact(&mut head).map_err(read_err)?;
+    if !has_bolt_magic(&head) {
+        return Err(RestoreError::NotADatabase {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// Verifies that `path` is a complete etcd snapshot: right shape, trailer equal to the SHA-256
 /// of everything before it, and a bbolt database inside. Streams the file once.
 pub fn verify_snapshot_file(path: &Path) -> Result<VerifiedSnapshot, RestoreError> {

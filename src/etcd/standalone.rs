@@ -237,18 +237,8 @@ fn etcd_args(opts: &StandaloneOptions, client: SocketAddr, peer: SocketAddr) -> 
         .initial_advertise_peer_url
         .clone()
         .unwrap_or(peer.clone());
-    let mut args: Vec<OsString> = vec!["--name".into(), opts.name.clone().into()];
-    args.push("--data-dir".into());
-    args.push(opts.data_dir.clone().into_os_string());
-    for (flag, value) in [
-        ("--listen-client-urls", &client),
-        ("--advertise-client-urls", &client),
-        ("--listen-peer-urls", &peer),
-        ("--initial-advertise-peer-urls", &advertised_peer),
-    ] {
-        args.push(flag.into());
-        args.push(value.into());
-    }
+    let mut args =
+        process::member_args(&opts.name, &opts.data_dir, &client, &peer, &advertised_peer);
     args.push("--initial-cluster".into());
     args.push(format!("{}={advertised_peer}", opts.name).into());
     if opts.force_new_cluster {

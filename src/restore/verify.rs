@@ -67,17 +67,11 @@ pub fn shape_of(size: u64) -> Shape {
 /// page is a bbolt meta page. The restore tool then verifies the trailer itself (a full read it
 /// does anyway); only when it fails is [`verify_snapshot_file`] run, for its precise message.
 pub fn quick_check(path: &Path) -> Result<(), RestoreError> {
+    let (mut file, _) = open_shaped(path)?;
     let read_err = |source| RestoreError::ReadSnapshot {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    let size = file.metadata().map_err(read_err)?.len();
-    match shape_of(size) {
-        Shape::WithTrailer => {}
-        Shape::NoTrailer => return Err(no_trailer(path, size)),
-        Shape::Truncated => return Err(truncated(path, size)),
-    }
     let mut head = [0u8; BOLT_MAGIC_OFFSET + 4];
     file.read_exact(&mut head).map_err(read_err)?;
     if !has_bolt_magic(&head) {
@@ -103,18 +97,27 @@ pub fn verify_snapshot_file_expecting(
     verify(path, Some(expected_file_sha256))
 }
 
+/// Opens a snapshot whose size has the database-plus-trailer shape; returns it and its size.
+fn open_shaped(path: &Path) -> Result<(File, u64), RestoreError> {
+    let read_err = |source| RestoreError::ReadSnapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    match shape_of(size) {
+        Shape::WithTrailer => Ok((file, size)),
+        Shape::NoTrailer => Err(no_trailer(path, size)),
+        Shape::Truncated => Err(truncated(path, size)),
+    }
+}
+
 fn verify(path: &Path, expected_file: Option<&str>) -> Result<VerifiedSnapshot, RestoreError> {
     let read_err = |source| RestoreError::ReadSnapshot {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
-    let size = file.metadata().map_err(read_err)?.len();
-    match shape_of(size) {
-        Shape::WithTrailer => {}
-        Shape::NoTrailer => return Err(no_trailer(path, size)),
-        Shape::Truncated => return Err(truncated(path, size)),
-    }
+    let (mut file, size) = open_shaped(path)?;
     let mut check = TrailerCheck::default();
     let mut whole = expected_file.map(|_| Sha256::new());
     let mut head = Vec::with_capacity(BOLT_MAGIC_OFFSET + 4);

@@ -56,7 +56,7 @@ impl Node {
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = TestServer::start(self.dir(), &refs);
-        crate::support::wait_for("embedded etcd", std::time::Duration::from_secs(30), || {
+        crate::support::wait_for("embedded etcd", std::time::Duration::from_secs(60), || {
             etcdctl(&self.endpoint(), &["endpoint", "health"])
                 .status
                 .success()
@@ -70,6 +70,14 @@ impl Node {
         all.extend(self.etcd_flags());
         all.extend(args.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run(&refs, self.dir())
+    }
+
+    /// `etcd-snapshot server --cluster-reset` on this node (runs to completion).
+    pub(crate) fn cluster_reset(&self) -> Output {
+        let mut args = vec!["server".to_string(), "--cluster-reset".into()];
+        args.extend(self.etcd_flags());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&refs, self.dir())
     }
 
@@ -290,14 +298,7 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
     let snapshot = snapshot_then_diverge(&node, false);
     assert!(node.restore(&[snapshot.to_str().unwrap()]).status.success());
     // The reset-flag blocks `server --cluster-reset` until a normal start.
-    let mut args = vec![
-        "server".to_string(),
-        "--node-name=n1".into(),
-        "--cluster-reset".into(),
-    ];
-    args.extend(node.etcd_flags());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&refs, node.dir());
+    let out = node.cluster_reset();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -328,14 +329,7 @@ fn reset_without_a_snapshot_keeps_the_data_with_one_member() {
     }
     let node = Node::new();
     let _ = snapshot_then_diverge(&node, false);
-    let mut args = vec![
-        "server".to_string(),
-        "--node-name=n1".into(),
-        "--cluster-reset".into(),
-    ];
-    args.extend(node.etcd_flags());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&refs, node.dir());
+    let out = node.cluster_reset();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(

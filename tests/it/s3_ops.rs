@@ -28,6 +28,18 @@ pub(crate) fn s3_flags(server: &S3Server, bucket: &str) -> Vec<String> {
     ]
 }
 
+/// Starts `etcd-snapshot server` on `etcd` with `args`, off the async runtime.
+pub(crate) async fn start_server(data: &Path, etcd: &str, args: &[&str]) -> TestServer {
+    let mut all = vec![format!("--etcd-endpoints={etcd}")];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let data = data.to_path_buf();
+    blocking(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        TestServer::start(&data, &refs)
+    })
+    .await
+}
+
 /// A direct-mode CLI run (no server answers on the default port).
 pub(crate) async fn direct(data_dir: &Path, etcd: &str, args: Vec<String>) -> Output {
     let data_dir = data_dir.to_path_buf();
@@ -115,30 +127,16 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
     let port = crate::support::free_port();
     let data = tempfile::tempdir().unwrap();
     let endpoint = format!("--etcd-s3-endpoint=127.0.0.1:{port}");
-    let server = {
-        let (data, endpoint, etcd) = (
-            data.path().to_path_buf(),
-            endpoint.clone(),
-            etcd.endpoint.clone(),
-        );
-        blocking(move || {
-            let etcd_flag = format!("--etcd-endpoints={etcd}");
-            TestServer::start(
-                &data,
-                &[
-                    &etcd_flag,
-                    "--etcd-s3",
-                    &endpoint,
-                    "--etcd-s3-insecure",
-                    "--etcd-s3-bucket=snapshots",
-                    &format!("--etcd-s3-access-key={ACCESS_KEY}"),
-                    &format!("--etcd-s3-secret-key={SECRET_KEY}"),
-                    "--etcd-snapshot-reconcile-interval=1s",
-                ],
-            )
-        })
-        .await
-    };
+    let args = [
+        "--etcd-s3",
+        &endpoint,
+        "--etcd-s3-insecure",
+        "--etcd-s3-bucket=snapshots",
+        &format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        &format!("--etcd-s3-secret-key={SECRET_KEY}"),
+        "--etcd-snapshot-reconcile-interval=1s",
+    ];
+    let server = start_server(data.path(), &etcd.endpoint, &args).await;
     let server = std::sync::Arc::new(server);
 
     let srv = server.clone();
@@ -230,25 +228,13 @@ async fn the_seed_cli_examples_work_verbatim_against_a_server() {
     let s3 = S3Server::start_with_keys(Tls::Plain, "test", "secret").await;
     s3.create_bucket("test-bucket");
     let data = tempfile::tempdir().unwrap();
-    let server = {
-        let (data, etcd, endpoint) = (
-            data.path().to_path_buf(),
-            etcd.endpoint.clone(),
-            s3.addr.to_string(),
-        );
-        blocking(move || {
-            TestServer::start(
-                &data,
-                &[
-                    &format!("--etcd-endpoints={etcd}"),
-                    &format!("--etcd-s3-endpoint={endpoint}"),
-                    "--etcd-s3-insecure",
-                    "--etcd-s3-folder=test-folder",
-                ],
-            )
-        })
-        .await
-    };
+    let endpoint = format!("--etcd-s3-endpoint={}", s3.addr);
+    let args = [
+        endpoint.as_str(),
+        "--etcd-s3-insecure",
+        "--etcd-s3-folder=test-folder",
+    ];
+    let server = start_server(data.path(), &etcd.endpoint, &args).await;
     let server = std::sync::Arc::new(server);
     let verbatim = |sub: &'static [&'static str]| {
         let srv = server.clone();

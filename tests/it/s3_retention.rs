@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::s3_ops::{blocking, created_name, direct, s3_flags};
+use crate::s3_ops::{blocking, created_name, direct, s3_flags, start_server};
 use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
-use crate::support::{TestEtcd, TestServer, snapshot_files, text, wait_for};
+use crate::support::{TestEtcd, snapshot_files, text, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_applies_s3_retention_to_this_cluster_only_and_dry_run_explains() {
@@ -112,32 +112,19 @@ async fn scheduled_saves_prune_s3_for_this_cluster_only() {
     );
 
     let data = tempfile::tempdir().unwrap();
-    let mut server = {
-        let (data, etcd, endpoint) = (
-            data.path().to_path_buf(),
-            etcd.endpoint.clone(),
-            s3.addr.to_string(),
-        );
-        blocking(move || {
-            TestServer::start(
-                &data,
-                &[
-                    &format!("--etcd-endpoints={etcd}"),
-                    "--etcd-snapshot-schedule-cron=@every 1s",
-                    "--etcd-snapshot-retention=2",
-                    "--cluster-id=this-cluster",
-                    "--etcd-s3",
-                    &format!("--etcd-s3-endpoint={endpoint}"),
-                    "--etcd-s3-insecure",
-                    "--etcd-s3-bucket=snapshots",
-                    "--etcd-s3-folder=f",
-                    &format!("--etcd-s3-access-key={ACCESS_KEY}"),
-                    &format!("--etcd-s3-secret-key={SECRET_KEY}"),
-                ],
-            )
-        })
-        .await
-    };
+    let args = [
+        "--etcd-snapshot-schedule-cron=@every 1s",
+        "--etcd-snapshot-retention=2",
+        "--cluster-id=this-cluster",
+        "--etcd-s3",
+        &format!("--etcd-s3-endpoint={}", s3.addr),
+        "--etcd-s3-insecure",
+        "--etcd-s3-bucket=snapshots",
+        "--etcd-s3-folder=f",
+        &format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        &format!("--etcd-s3-secret-key={SECRET_KEY}"),
+    ];
+    let mut server = start_server(data.path(), &etcd.endpoint, &args).await;
     let log = server.log.clone();
     blocking(move || {
         wait_for("four scheduled uploads", Duration::from_secs(60), || {

@@ -103,18 +103,7 @@ pub(crate) fn find_binary(binary: &Path) -> Option<PathBuf> {
 pub(super) fn etcd_args(opts: &EmbeddedOptions) -> Vec<OsString> {
     let client = format!("http://{}", opts.client_address);
     let peer = format!("http://{}", opts.peer_address);
-    let mut args: Vec<OsString> = vec!["--name".into(), opts.name.clone().into()];
-    args.push("--data-dir".into());
-    args.push(opts.data_dir.clone().into_os_string());
-    for (flag, value) in [
-        ("--listen-client-urls", &client),
-        ("--advertise-client-urls", &client),
-        ("--listen-peer-urls", &peer),
-        ("--initial-advertise-peer-urls", &peer),
-    ] {
-        args.push(flag.into());
-        args.push(value.into());
-    }
+    let mut args = member_args(&opts.name, &opts.data_dir, &client, &peer, &peer);
     args.push("--initial-cluster".into());
     match &opts.initial_cluster {
         Some(cluster) => {
@@ -123,6 +112,29 @@ pub(super) fn etcd_args(opts: &EmbeddedOptions) -> Vec<OsString> {
             args.push("existing".into());
         }
         None => args.push(format!("{}={peer}", opts.name).into()),
+    }
+    args
+}
+
+/// The flags every member we run shares: name, data dir, listeners and advertised URLs.
+pub(crate) fn member_args(
+    name: &str,
+    data_dir: &Path,
+    client_url: &str,
+    peer_listen_url: &str,
+    advertised_peer_url: &str,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--name".into(), name.into()];
+    args.push("--data-dir".into());
+    args.push(data_dir.as_os_str().to_owned());
+    for (flag, value) in [
+        ("--listen-client-urls", client_url),
+        ("--advertise-client-urls", client_url),
+        ("--listen-peer-urls", peer_listen_url),
+        ("--initial-advertise-peer-urls", advertised_peer_url),
+    ] {
+        args.push(flag.into());
+        args.push(value.into());
     }
     args
 }

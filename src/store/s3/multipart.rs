@@ -19,7 +19,9 @@ use super::error::{S3Error, error_chain, to_error};
 use super::store::{ObjectMetadata, PART_SIZE, S3Store, content_type, read_part, user_metadata};
 use crate::snapshot::tee::{TeeMessage, TeeReceiver};
 
-/// Uploads `first` and the rest of `file` as one multipart object; returns the size.
+/// Uploads `first` and the rest of `file` as one multipart object; returns the size. The next
+/// part is read while the previous one uploads (one in flight, as for a streamed upload); any
+/// failure aborts the upload.
 pub(super) async fn upload(
     store: &S3Store,
     key: &str,
@@ -29,78 +31,29 @@ pub(super) async fn upload(
     first: Vec<u8>,
     path: &Path,
 ) -> Result<u64, S3Error> {
-    let client = store.client();
-    let created = client
-        .sdk
-        .create_multipart_upload()
-        .bucket(&client.bucket)
-        .key(key)
-        .content_type(content_type(name))
-        .set_metadata(Some(user_metadata))
-        .send()
-        .await
-        .map_err(|e| to_error(e, "start upload of", &client.target(key)))?;
-    let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let result = upload_parts(store, key, &upload_id, &mut file, first, path).await;
-    if result.is_err() {
-        abort_upload(client.clone(), key.to_string(), upload_id).await;
-    }
-    result
-}
-
-async fn upload_parts(
-    store: &S3Store,
-    key: &str,
-    upload_id: &str,
-    file: &mut tokio::fs::File,
-    first: Vec<u8>,
-    path: &Path,
-) -> Result<u64, S3Error> {
-    let client = store.client();
-    let mut parts = Vec::new();
+    let mut upload = StreamedUpload::start_with(store, key, name, user_metadata).await?;
     let mut size = 0u64;
     let mut part = first;
     while !part.is_empty() {
-        let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
         size += part.len() as u64;
         let last = part.len() < PART_SIZE;
-        let uploaded = client
-            .sdk
-            .upload_part()
-            .bucket(&client.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .body(ByteStream::from(part))
-            .send()
-            .await
-            .map_err(|e| to_error(e, "upload part of", &client.target(key)))?;
-        parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(uploaded.e_tag().map(str::to_string))
-                .build(),
-        );
-        part = if last {
-            Vec::new()
-        } else {
-            read_part(file, path).await?
+        let step = async {
+            upload.submit(Bytes::from(part)).await?;
+            if last {
+                Ok(Vec::new())
+            } else {
+                read_part(&mut file, path).await
+            }
+        };
+        part = match step.await {
+            Ok(next) => next,
+            Err(e) => {
+                upload.abort().await;
+                return Err(e);
+            }
         };
     }
-    client
-        .sdk
-        .complete_multipart_upload()
-        .bucket(&client.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| to_error(e, "complete upload of", &client.target(key)))?;
+    upload.complete(Bytes::new()).await?;
     Ok(size)
 }
 
@@ -129,6 +82,16 @@ impl StreamedUpload {
         name: &str,
         metadata: &ObjectMetadata,
     ) -> Result<Self, S3Error> {
+        Self::start_with(store, key, name, user_metadata(metadata, None)).await
+    }
+
+    /// CreateMultipartUpload with the given object user metadata.
+    pub(super) async fn start_with(
+        store: &S3Store,
+        key: &str,
+        name: &str,
+        metadata: HashMap<String, String>,
+    ) -> Result<Self, S3Error> {
         let client = store.client();
         let created = client
             .sdk
@@ -136,7 +99,7 @@ impl StreamedUpload {
             .bucket(&client.bucket)
             .key(key)
             .content_type(content_type(name))
-            .set_metadata(Some(user_metadata(metadata, None)))
+            .set_metadata(Some(metadata))
             .send()
             .await
             .map_err(|e| to_error(e, "start upload of", &client.target(key)))?;

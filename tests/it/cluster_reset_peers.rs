@@ -69,6 +69,36 @@ async fn restore_by_s3_object_name_checks_the_token_hash_first() {
     .await
     .unwrap();
     assert_eq!(keys, expected(&[("/test/a", "1")]));
+
+    // With S3 configured, --etcd-s3=false restores a local file by its path.
+    let local = crate::support::snapshot_dir(node.dir()).join(&name);
+    assert!(local.is_file(), "the download stays in the snapshot dir");
+    let (n, flags) = (node.clone(), s3_flags.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.push("--etcd-s3=false");
+        let path = local.display().to_string();
+        args.push(&path);
+        n.restore(&args)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // The S3 config Secret is refused for a restore, with the reason.
+    let n = node.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        n.restore(&[
+            "--etcd-s3",
+            "--etcd-s3-config-secret=s3-config",
+            "snapshot-n1-1.zip",
+        ])
+    })
+    .await
+    .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be used for a restore"), "{stderr}");
 }
 
 #[test]

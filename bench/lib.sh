@@ -5,7 +5,9 @@
 
 work=$(mktemp -d /tmp/etcd-snapshot-bench.XXXXXX)
 cleanup_pids=()
-trap 'for p in "${cleanup_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+# `|| true` everywhere: under `set -e` a failing kill (the process already exited) would end the
+# trap before the scratch dir (gigabytes of etcd data) is removed.
+trap 'for p in "${cleanup_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 export ETCDCTL_API=3
 
 # start_etcd: sets `ep` to the client URL of a fresh single-member etcd.

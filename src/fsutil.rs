@@ -100,6 +100,26 @@ fn temp_path(path: &Path) -> PathBuf {
     parent_dir(path).join(format!(".{file}.{}.{n}.tmp", std::process::id()))
 }
 
+/// Takes an exclusive advisory lock on `path` (created 0600) without waiting: `Ok(None)` when
+/// another process holds it. The lock lasts as long as the returned file is open.
+pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
+    if let Some(parent) = path.parent() {
+        create_dir_all_mode(parent, 0o700)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -293,6 +293,11 @@ impl DesiredConfig {
     pub fn server_dir(&self) -> PathBuf {
         self.data_dir.join("server")
     }
+    /// `<data-dir>/server/etcd-snapshot.lock`: held by a running server for its whole life, and
+    /// by a restore, reset or rollback, so they never run at the same time.
+    pub fn server_lock_path(&self) -> PathBuf {
+        self.server_dir().join("etcd-snapshot.lock")
+    }
     /// `<data-dir>/server/db`.
     pub fn db_dir(&self) -> PathBuf {
         self.server_dir().join("db")

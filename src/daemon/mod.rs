@@ -51,6 +51,14 @@ pub enum DaemonError {
     Aborted,
     #[error("cluster reset failed")]
     Reset(#[source] ResetError),
+    #[error("another etcd-snapshot server runs with this data dir (it holds {lock})")]
+    AlreadyRunning { lock: std::path::PathBuf },
+    #[error("failed to lock {lock}")]
+    Lock {
+        lock: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the server until a shutdown signal; `resolved` is the engine's first evaluation.
@@ -65,6 +73,14 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         }
         return Ok(());
     }
+    // Held for the server's whole life: a restore, reset or rollback refuses to run meanwhile,
+    // and a second server on the same data dir refuses to start.
+    let lock = config.server_lock_path();
+    let _server_lock = match crate::fsutil::try_lock_exclusive(&lock) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Err(DaemonError::AlreadyRunning { lock }),
+        Err(source) => return Err(DaemonError::Lock { lock, source }),
+    };
     let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
     let metrics = Arc::new(Metrics::new());

@@ -26,9 +26,11 @@ pub(super) async fn connect(
     config: &DesiredConfig,
     settings: &S3Settings,
 ) -> Result<S3Store, S3Error> {
+    let token_hash = crate::token::server_token_hash(config).unwrap_or_default();
     Ok(S3Store::connect(settings)
         .await?
-        .with_identity(&config.node_name, &config.cluster_id))
+        .with_identity(&config.node_name, &config.cluster_id)
+        .with_token_hash(&token_hash))
 }
 
 /// The object metadata RKE2 reads: cluster id, uploading node, token hash.

@@ -66,7 +66,11 @@ pub async fn restore_snapshot(
     }
     .await;
     let staged = match staged {
-        Ok(staged) => staged,
+        Ok(staged) => Staged {
+            // Name what the operator gave (a zip, an object), not the extracted copy.
+            snapshot: PathBuf::from(restore_path),
+            ..staged
+        },
         Err(e) => {
             created.undo();
             return Err(e);
@@ -243,8 +247,15 @@ async fn swap_in(
         tracing::info!(path = %old.display(), "pre-restore etcd database moved aside");
     }
     if let Err(e) = install_staged(&plan.staging_dir, &plan.db_dir) {
-        if let Some(old) = &previous {
-            let _ = rollback(&plan.db_dir, old);
+        if let Some(old) = &previous
+            && let Err(rollback_error) = rollback(&plan.db_dir, old)
+        {
+            tracing::error!(error = %crate::operations::error_chain(&rollback_error), "failed to put the previous etcd data back");
+            return Err(ResetError::InstallAndRollback {
+                previous: old.clone(),
+                live: plan.live_dir.clone(),
+                source: Box::new(e),
+            });
         }
         return Err(e.into());
     }

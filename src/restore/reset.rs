@@ -34,6 +34,8 @@ pub async fn cluster_reset(
     config: &DesiredConfig,
     restore_path: Option<&str>,
 ) -> Result<ResetOutcome, ResetError> {
+    refuse_unusable_setup(config)?;
+    let _lock = server_lock(config)?;
     let flag = reset_flag_path(&config.data_dir);
     let decision = decide_start(true, restore_path, reset_flag_exists(&flag)?);
     if let Some(refusal) = decision.refusal(&flag) {
@@ -61,17 +63,35 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
     let backup = config
         .db_dir()
         .join(format!("{}{}", datadir::OLD_PREFIX, rounded_now_unix()));
-    crate::bootstrap::backup::copy_tree(&live, &backup).map_err(|source| ResetError::Io {
-        action: "back up the etcd data to",
-        path: backup.clone(),
-        source,
-    })?;
+    // Copied under a hidden name first: a copy cut short (disk full) must never look like a
+    // complete backup that rollback would install.
+    let partial = config.db_dir().join(format!(
+        ".{}.partial",
+        backup.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let copied = crate::bootstrap::backup::copy_tree(&live, &partial)
+        .and_then(|()| std::fs::rename(&partial, &backup))
+        .and_then(|()| crate::fsutil::sync_dir(&config.db_dir()));
+    if let Err(source) = copied {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(ResetError::Io {
+            action: "back up the etcd data to",
+            path: backup,
+            source,
+        });
+    }
     tracing::info!(path = %backup.display(), "etcd data copied aside before the membership reset");
-    let etcd = StandaloneEtcd::start(member_options(config, &live, true)).await?;
+    let failed = |source| ResetError::MembershipResetFailed {
+        backup: backup.clone(),
+        source: Box::new(source),
+    };
+    let etcd = StandaloneEtcd::start(member_options(config, &live, true))
+        .await
+        .map_err(failed)?;
     let mut client = etcd.client();
     let checked = check_member(&mut client, &expectation(config, None)).await;
     stop(etcd).await;
-    checked?;
+    checked.map_err(failed)?;
     write_reset_flag(&reset_flag_path(&config.data_dir))?;
     prune_backups(config);
     Ok(ResetOutcome::MembershipReset { backup })
@@ -91,6 +111,7 @@ pub struct RollbackOutcome {
 /// removes the reset-flag. The server must be stopped.
 pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetError> {
     refuse_unusable_setup(config)?;
+    let _lock = server_lock(config)?;
     let backups = datadir::list_backups(&config.db_dir(), &config.server_dir())?;
     let newest = |kind: BackupKind| -> Option<&Backup> {
         backups
@@ -134,6 +155,25 @@ fn swap_tls_back(config: &DesiredConfig, backup: &std::path::Path) -> Result<Pat
     std::fs::rename(backup, &tls).map_err(io("put back", backup))?;
     crate::fsutil::sync_dir(&config.server_dir()).map_err(io("sync", &config.server_dir()))?;
     Ok(tls)
+}
+
+/// The server lock, for the duration of a reset or rollback; refused while a server holds it.
+/// On a new host (no `server` dir: no server has ever run here) there is nothing to guard, and
+/// creating the dir would change a data dir a refused restore must leave as it was.
+fn server_lock(config: &DesiredConfig) -> Result<Option<std::fs::File>, ResetError> {
+    if !config.server_dir().is_dir() {
+        return Ok(None);
+    }
+    let path = config.server_lock_path();
+    match crate::fsutil::try_lock_exclusive(&path) {
+        Ok(Some(file)) => Ok(Some(file)),
+        Ok(None) => Err(ResetError::ServerRunning { lock: path }),
+        Err(source) => Err(ResetError::Io {
+            action: "lock",
+            path,
+            source,
+        }),
+    }
 }
 
 /// Every backup restores and resets left, oldest first.

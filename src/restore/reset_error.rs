@@ -69,6 +69,28 @@ pub enum ResetError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error(
+        "an etcd-snapshot server is running with this data dir (it holds {lock}); stop it before a cluster reset, restore or rollback"
+    )]
+    ServerRunning { lock: PathBuf },
+    #[error(
+        "the membership reset failed after etcd ran on the live data with --force-new-cluster; the data as it was is kept at {backup}: {ROLLBACK_HINT}"
+    )]
+    MembershipResetFailed {
+        backup: PathBuf,
+        #[source]
+        source: Box<StandaloneError>,
+    },
+    #[error(
+        "failed to put the restored data in place, and putting the previous data back failed too; the previous data is at {previous}: move it back to {live} by hand"
+    )]
+    InstallAndRollback {
+        previous: PathBuf,
+        live: PathBuf,
+        /// Boxed: restore errors are large and this enum is every reset step's error.
+        #[source]
+        source: Box<RestoreError>,
+    },
     #[error("no etcd data at {path} to reset; start the server once, or restore a snapshot")]
     NoData { path: PathBuf },
     #[error("nothing to roll back: no etcd-old-* backup in {dir}")]

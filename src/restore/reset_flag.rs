@@ -107,7 +107,11 @@ impl StartDecision {
     }
 }
 
-/// RKE2's start table. Pure. An empty restore path counts as none, as in RKE2.
+/// RKE2's start table, except that a restore is refused too while the reset-flag exists: with
+/// the reset flags left in a config file and a service manager restarting the server, RKE2
+/// restores again on every restart, moving each result aside until retention deletes the data
+/// the first reset kept. Deleting the flag (the message says so) allows another reset. Pure. An
+/// empty restore path counts as none, as in RKE2.
 pub fn decide_start(
     cluster_reset: bool,
     restore_path: Option<&str>,
@@ -116,11 +120,11 @@ pub fn decide_start(
     let restore_path = restore_path.filter(|p| !p.is_empty());
     match (cluster_reset, restore_path, flag_exists) {
         (false, Some(_), _) => StartDecision::RefuseRestoreWithoutReset,
-        (true, Some(path), _) => StartDecision::ResetAndRestore {
+        (true, _, true) => StartDecision::RefuseSecondReset,
+        (true, Some(path), false) => StartDecision::ResetAndRestore {
             restore_path: path.to_string(),
         },
         (true, None, false) => StartDecision::ResetOnly,
-        (true, None, true) => StartDecision::RefuseSecondReset,
         (false, None, after_reset) => StartDecision::Normal { after_reset },
     }
 }
@@ -138,7 +142,7 @@ mod tests {
         };
         let cases: [(bool, Option<&str>, bool, StartDecision); 9] = [
             (true, Some("/s/snap"), false, restore()),
-            (true, Some("/s/snap"), true, restore()),
+            (true, Some("/s/snap"), true, RefuseSecondReset),
             (true, None, false, ResetOnly),
             (true, Some(""), false, ResetOnly),
             (true, None, true, RefuseSecondReset),

@@ -306,6 +306,11 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
         "{stderr}"
     );
     assert!(stderr.contains("reset-flag"), "{stderr}");
+    // So does a second restore (a restore left in a config file must not repeat on restarts).
+    let out = node.restore(&[snapshot.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("previously reset"), "{stderr}");
 
     let out = node.restore(&["--list-backups"]);
     let (stdout, _) = text(&out);
@@ -315,6 +320,23 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(!node.dir().join("server/db/reset-flag").exists());
     let mut server = node.start(&[]);
+    // While the server runs, restores and rollbacks refuse to touch its data.
+    for args in [vec![snapshot.to_str().unwrap()], vec!["--rollback"]] {
+        let mut all = args.clone();
+        // Other etcd ports: the port check must not be what refuses.
+        let (client, peer) = (
+            format!("--etcd-client-address=127.0.0.1:{}", free_port()),
+            format!("--etcd-peer-address=127.0.0.1:{}", free_port()),
+        );
+        all.extend([client.as_str(), peer.as_str()]);
+        let out = node.restore(&all);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("server is running with this data dir"),
+            "{stderr}"
+        );
+    }
     assert_eq!(
         node.keys(),
         expected(&[("/test/a", "changed"), ("/test/c", "3")])

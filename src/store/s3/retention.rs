@@ -6,7 +6,7 @@
 //! `snapshot::prune::plan_prune`, the same as for local files.
 
 use super::error::S3Error;
-use super::store::{META_CLUSTER_ID, S3Store};
+use super::store::{META_CLUSTER_ID, META_TOKEN_HASH, S3Store};
 use crate::snapshot::SnapshotName;
 use crate::snapshot::prune::{Candidate, plan_prune};
 
@@ -32,16 +32,20 @@ impl S3Store {
                 continue;
             }
             let key = self.layout().object_key(&record.file_name);
-            let owner = match self.head(&key).await {
-                Ok(meta) => meta
-                    .get(&META_CLUSTER_ID.to_ascii_lowercase())
-                    .cloned()
-                    .unwrap_or_default(),
+            let meta = match self.head(&key).await {
+                Ok(meta) => meta,
                 // Deleted meanwhile: nothing to prune.
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
-            if !same_cluster(&owner, &self.cluster_id) {
+            let field = |name: &str| {
+                meta.get(&name.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            if !same_cluster(&field(META_CLUSTER_ID), &self.cluster_id)
+                || !same_token(&field(META_TOKEN_HASH), &self.token_hash)
+            {
                 tracing::debug!(%key, "S3 snapshot belongs to another cluster; not pruned");
                 continue;
             }
@@ -68,6 +72,12 @@ pub fn same_cluster(object_cluster: &str, ours: &str) -> bool {
     object_cluster == ours
 }
 
+/// A second guard for clusters without ids: an object written under another token (both
+/// hashes known and different) belongs to another cluster.
+pub fn same_token(object_token_hash: &str, ours: &str) -> bool {
+    object_token_hash.is_empty() || ours.is_empty() || object_token_hash == ours
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +89,13 @@ mod tests {
         assert!(!same_cluster("uid-2", "uid-1"));
         assert!(!same_cluster("", "uid-1"));
         assert!(!same_cluster("uid-1", ""));
+    }
+
+    #[test]
+    fn objects_of_another_token_are_not_ours() {
+        assert!(same_token("abc", "abc"));
+        assert!(same_token("", "abc"));
+        assert!(same_token("abc", ""));
+        assert!(!same_token("abc", "def"));
     }
 }

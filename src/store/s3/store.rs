@@ -66,6 +66,9 @@ pub struct S3Store {
     pub(super) node: String,
     /// This cluster's id (`Rke2-Cluster-Id`); objects of another cluster are never pruned.
     pub(super) cluster_id: String,
+    /// This server's token hash (`Rke2-Token-Hash`); empty when unknown. Objects written under
+    /// another token are never pruned, even when neither side has a cluster id.
+    pub(super) token_hash: String,
 }
 
 impl S3Store {
@@ -82,7 +85,14 @@ impl S3Store {
             layout: KeyLayout::new(folder),
             node: String::new(),
             cluster_id: String::new(),
+            token_hash: String::new(),
         }
+    }
+
+    /// Sets the token hash this store's own objects carry (see `token_hash`).
+    pub fn with_token_hash(mut self, token_hash: &str) -> Self {
+        self.token_hash = token_hash.to_string();
+        self
     }
 
     /// Sets who this store prunes for: the node name and cluster id (empty when unknown).

@@ -55,6 +55,7 @@ pub async fn restore_snapshot(
         snapshot_dir: config.snapshot.dir.clone(),
         now_unix: rounded_now_unix(),
     })?;
+    remove_stale_staging(&plan.db_dir);
     // Dirs this restore has to create are removed again if it fails before the swap, so a
     // refused restore on a new host leaves the data dir exactly as it was.
     let created = CreatedDirs::ensure(&[&config.snapshot.dir, &plan.db_dir])?;
@@ -77,6 +78,21 @@ pub async fn restore_snapshot(
         }
     };
     swap_in(config, &plan, staged).await
+}
+
+/// Removes staging dirs an interrupted restore left (each a full database copy). Safe: the
+/// caller holds the server lock, so no other restore is writing one.
+fn remove_stale_staging(db_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(db_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("etcd-restore-") && name.ends_with(".tmp") {
+            tracing::info!(path = %entry.path().display(), "removing a staging dir an interrupted restore left");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The topmost dirs a restore created (0700), for removal when it fails before the swap.

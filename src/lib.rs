@@ -20,6 +20,7 @@
 //! - `fsutil`: crash-safe file writes.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset.
+//! - `kube`: the Kubernetes integration; for now the `ETCDSnapshotFile` CRD (`etcd-snapshot crd`).
 
 pub mod api;
 pub mod bootstrap;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod etcd;
 pub mod fsutil;
+pub mod kube;
 pub mod operations;
 pub mod restore;
 pub mod scheduler;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use etcd_snapshot::cli::{self, Command};
 use etcd_snapshot::commands::{self, CommandError, Completion};
 use etcd_snapshot::config::{ConfigEngine, show};
+use etcd_snapshot::kube::crd;
 use etcd_snapshot::operations::error_chain;
 use etcd_snapshot::{daemon, telemetry};
 
@@ -28,6 +29,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    if invocation.command == Command::Crd {
+        return ExitCode::from(print_crd());
+    }
     let engine = ConfigEngine::new(invocation.flags.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,6 +73,7 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
             EXIT_OK
         }
         Command::ConfigValidate => EXIT_OK,
+        Command::Crd => print_crd(),
         Command::Restore(action) => {
             print_warnings(&resolved.warnings);
             match commands::restore::run(&action, &resolved.config).await {
@@ -100,6 +105,20 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
                     EXIT_FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `crd` needs no configuration: the definition is the same for every install.
+fn print_crd() -> u8 {
+    match crd::render_yaml() {
+        Ok(yaml) => {
+            print!("{yaml}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            EXIT_FAILURE
         }
     }
 }

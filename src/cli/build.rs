@@ -37,6 +37,11 @@ pub fn command() -> Command {
     .subcommand(restore_command())
     .subcommand(config_command())
     .subcommand(
+        Command::new("crd").about(
+            "Print the ETCDSnapshotFile CustomResourceDefinition as YAML (for kubectl apply)",
+        ),
+    )
+    .subcommand(
         with_keys(Command::new("etcd-snapshot"), Scope::Client, false)
             .about("RKE2-style spelling: `etcd-snapshot etcd-snapshot save` = `etcd-snapshot save`")
             .hide(true)

@@ -44,6 +44,8 @@ pub enum Command {
     ConfigValidate,
     /// `restore`: the cluster-reset path as its own command.
     Restore(RestoreAction),
+    /// `crd`: print the `ETCDSnapshotFile` CustomResourceDefinition.
+    Crd,
 }
 
 /// What `etcd-snapshot restore` does.
@@ -134,6 +136,7 @@ fn command_for(
             sources: leaf.get_flag("sources"),
         },
         ["config", "validate"] => Command::ConfigValidate,
+        ["crd"] => Command::Crd,
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();
             match (

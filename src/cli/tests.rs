@@ -26,6 +26,7 @@ fn command_tree_is_consistent() {
 fn subcommands_map_to_commands() {
     assert_eq!(parse_ok(&["es", "server"]).command, Command::Server);
     assert_eq!(parse_ok(&["es", "save"]).command, Command::Save);
+    assert_eq!(parse_ok(&["es", "crd"]).command, Command::Crd);
     for ls in ["ls", "list", "l"] {
         assert_eq!(
             parse_ok(&["es", ls]).command,

@@ -10,6 +10,7 @@ mod cli;
 mod cluster_reset;
 mod cluster_reset_peers;
 mod config_engine;
+mod crd;
 mod embedded_etcd;
 mod pipeline;
 mod restore;

@@ -13,6 +13,20 @@ use crate::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_pattern};
 /// Streamed (tee-fed) and retried uploads.
 mod stream;
 
+/// The object carries `metadata()`'s RKE2 user metadata and the given sha256.
+pub(crate) fn assert_object_metadata(
+    meta: Option<&std::collections::HashMap<String, String>>,
+    sha256: &str,
+    name: &str,
+) {
+    let meta = meta.expect("user metadata");
+    let get = |key: &str| meta.get(key).map(String::as_str);
+    assert_eq!(get("etcd-snapshot-sha256"), Some(sha256), "{name}");
+    assert_eq!(get("rke2-cluster-id"), Some("cluster-uid-1"), "{name}");
+    assert_eq!(get("rke2-node-name"), Some("node1"), "{name}");
+    assert_eq!(get("rke2-token-hash"), Some("0123456789ab"), "{name}");
+}
+
 pub(crate) fn metadata() -> ObjectMetadata {
     ObjectMetadata {
         cluster_id: "cluster-uid-1".into(),
@@ -74,20 +88,7 @@ async fn upload_list_download_delete_round_trip_stays_in_its_folder() {
         .send()
         .await
         .expect("head");
-    let meta = head.metadata().expect("user metadata");
-    assert_eq!(
-        meta.get("rke2-cluster-id").map(String::as_str),
-        Some("cluster-uid-1")
-    );
-    assert_eq!(
-        meta.get("rke2-node-name").map(String::as_str),
-        Some("node1")
-    );
-    assert_eq!(
-        meta.get("rke2-token-hash").map(String::as_str),
-        Some("0123456789ab")
-    );
-    assert_eq!(meta.get("etcd-snapshot-sha256"), Some(&up_big.sha256));
+    assert_object_metadata(head.metadata(), &up_big.sha256, big_name);
     assert_eq!(head.content_type(), Some("application/zip"));
 
     let debug = format!("{store:?}");

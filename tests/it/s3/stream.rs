@@ -98,24 +98,7 @@ async fn streamed_uploads_download_with_a_verified_checksum() {
             .send()
             .await
             .expect("head");
-        let meta = head.metadata().expect("user metadata");
-        assert_eq!(
-            meta.get("etcd-snapshot-sha256"),
-            Some(&uploaded.sha256),
-            "{name}"
-        );
-        assert_eq!(
-            meta.get("rke2-cluster-id").map(String::as_str),
-            Some("cluster-uid-1")
-        );
-        assert_eq!(
-            meta.get("rke2-node-name").map(String::as_str),
-            Some("node1")
-        );
-        assert_eq!(
-            meta.get("rke2-token-hash").map(String::as_str),
-            Some("0123456789ab")
-        );
+        super::assert_object_metadata(head.metadata(), &uploaded.sha256, name);
         let expected_type = if name.ends_with(".zip") {
             "application/zip"
         } else {

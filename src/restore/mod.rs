@@ -24,7 +24,7 @@ pub use datadir::{
     plan_backup_retention, rollback,
 };
 pub use error::RestoreError;
-pub use plan::{RestoreInputs, RestorePlan, RestoreStep, SnapshotSource, plan_restore};
+pub use plan::{RestoreInputs, RestorePlan, SnapshotSource, plan_restore};
 pub use reset_error::{ROLLBACK_HINT, ResetError};
 pub use reset_flag::{StartDecision, decide_start};
 pub use run::{RestoreTarget, restore_args, run_restore};

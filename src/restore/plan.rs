@@ -1,9 +1,6 @@
-//! The restore plan: from the restore path and the configuration, which source to read, where
-//! every intermediate file goes, and the ordered steps and checks. Pure: no I/O, no clock.
-//!
-//! The order is the point. Everything that can refuse (download, unzip, trailer, space, tool)
-//! runs before anything is changed, and the new data dir is built beside the live one before
-//! the live one is moved aside, so a failure at any step leaves the member as it was.
+//! The restore plan: from the restore path and the configuration, which source to read and
+//! where the staging dir goes. Pure: no I/O, no clock. The order of the steps (everything that
+//! can refuse runs before anything live is changed) lives in `flow.rs`, which runs them.
 
 use std::path::{Path, PathBuf};
 
@@ -44,54 +41,7 @@ pub enum SnapshotSource {
     },
 }
 
-/// One step of a restore, in execution order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RestoreStep {
-    /// Download the S3 object (to `.part`, then rename).
-    Download,
-    /// The (downloaded or local) path exists and is a regular file.
-    CheckSourceIsFile,
-    /// Enough space in `db_dir` for the extracted file, the staging dir and the WAL (sizes from
-    /// the file, or the zip's declared entry size: see [`RestorePlan::space_needed`]).
-    CheckFreeSpace,
-    /// Extract the zip's single entry into the work dir.
-    Extract,
-    /// The database's SHA-256 trailer matches its content.
-    VerifyTrailer,
-    /// A restore tool exists and suits the configured etcd.
-    SelectTool,
-    /// Run the tool into the staging dir. Nothing has been changed before this point.
-    RestoreIntoStaging,
-    /// etcd must be stopped here (the caller owns the process).
-    StopEtcd,
-    /// `server/db/etcd` -> `server/db/etcd-old-<unix>`.
-    MoveCurrentAside,
-    /// staging -> `server/db/etcd`; on failure roll back.
-    InstallStaged,
-    /// Record the reset so it cannot run twice.
-    WriteResetFlag,
-    /// Remove the work dir (the extracted plaintext database).
-    CleanWorkDir,
-    /// Keep at most a few old data dirs.
-    PruneBackups,
-}
-
-impl RestoreStep {
-    /// True for steps that only check: a failure there changes nothing on disk.
-    pub fn is_preflight(&self) -> bool {
-        matches!(
-            self,
-            Self::Download
-                | Self::CheckSourceIsFile
-                | Self::CheckFreeSpace
-                | Self::Extract
-                | Self::VerifyTrailer
-                | Self::SelectTool
-        )
-    }
-}
-
-/// The decided restore.
+/// Where a restore reads from and writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestorePlan {
     pub source: SnapshotSource,
@@ -104,11 +54,6 @@ pub struct RestorePlan {
     /// `<data-dir>/server/db/etcd-restore-<unix>.tmp`: where the tool writes. Same file system
     /// as the live dir, so installing it is a rename.
     pub staging_dir: PathBuf,
-    /// `<data-dir>/server/db/restore-<unix>.work`: holds the extracted database, never the
-    /// working directory (RKE2 extracts into `/` under systemd and never cleans up).
-    pub work_dir: PathBuf,
-    /// Ordered steps; the pre-flight ones come first.
-    pub steps: Vec<RestoreStep>,
 }
 
 impl RestorePlan {
@@ -156,36 +101,12 @@ pub fn plan_restore(inputs: &RestoreInputs) -> Result<RestorePlan, RestoreError>
     let compressed = given.ends_with(ZIP_SUFFIX);
     let db_dir = inputs.data_dir.join("server").join("db");
     let unix = inputs.now_unix;
-    let mut steps = Vec::new();
-    if matches!(source, SnapshotSource::S3 { .. }) {
-        steps.push(RestoreStep::Download);
-    }
-    steps.push(RestoreStep::CheckSourceIsFile);
-    steps.push(RestoreStep::CheckFreeSpace);
-    if compressed {
-        steps.push(RestoreStep::Extract);
-    }
-    steps.extend([
-        RestoreStep::VerifyTrailer,
-        RestoreStep::SelectTool,
-        RestoreStep::RestoreIntoStaging,
-        RestoreStep::StopEtcd,
-        RestoreStep::MoveCurrentAside,
-        RestoreStep::InstallStaged,
-        RestoreStep::WriteResetFlag,
-    ]);
-    if compressed {
-        steps.push(RestoreStep::CleanWorkDir);
-    }
-    steps.push(RestoreStep::PruneBackups);
     Ok(RestorePlan {
         source,
         compressed,
         live_dir: db_dir.join(LIVE_DIR),
         staging_dir: db_dir.join(format!("etcd-restore-{unix}.tmp")),
-        work_dir: db_dir.join(format!("restore-{unix}.work")),
         db_dir,
-        steps,
     })
 }
 
@@ -240,41 +161,8 @@ mod tests {
         let db = Path::new("/var/lib/es/server/db");
         assert_eq!(plan.live_dir, db.join("etcd"));
         assert_eq!(plan.staging_dir, db.join("etcd-restore-1700000000.tmp"));
-        assert_eq!(plan.work_dir, db.join("restore-1700000000.work"));
         assert_eq!(plan.space_needed(100), 200 + WAL_ALLOWANCE);
         let raw = plan_restore(&inputs("/b/s", false)).unwrap();
         assert_eq!(raw.space_needed(100), 100 + WAL_ALLOWANCE);
-    }
-
-    #[test]
-    fn steps_check_everything_before_changing_anything() {
-        use RestoreStep::*;
-        let plan = plan_restore(&inputs("s.zip", true)).unwrap();
-        assert_eq!(
-            plan.steps,
-            [
-                Download,
-                CheckSourceIsFile,
-                CheckFreeSpace,
-                Extract,
-                VerifyTrailer,
-                SelectTool,
-                RestoreIntoStaging,
-                StopEtcd,
-                MoveCurrentAside,
-                InstallStaged,
-                WriteResetFlag,
-                CleanWorkDir,
-                PruneBackups,
-            ]
-        );
-        let raw = plan_restore(&inputs("/b/s", false)).unwrap();
-        assert!(
-            !raw.steps
-                .iter()
-                .any(|s| matches!(s, Download | Extract | CleanWorkDir))
-        );
-        let first_change = raw.steps.iter().position(|s| !s.is_preflight()).unwrap();
-        assert!(raw.steps[first_change..].iter().all(|s| !s.is_preflight()));
     }
 }

@@ -253,6 +253,7 @@ mod tests {
                 debug: false,
             },
             s3: None,
+            kubeconfig: None,
         }
     }
 

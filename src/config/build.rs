@@ -134,6 +134,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
             debug: p.flag("debug")?,
         },
         s3: s3(p)?,
+        kubeconfig: p.path("kubeconfig"),
     })
 }
 
@@ -161,8 +162,45 @@ fn s3(p: &Parsed) -> Option<Option<S3Settings>> {
         retention: p
             .int("etcd-s3-retention")
             .or_else(|| p.int("etcd-snapshot-retention"))?,
-        config_secret: p.text("etcd-s3-config-secret"),
+        config_secret: p
+            .text("etcd-s3-config-secret")
+            .filter(|_| secret_blockers(p).is_empty()),
     }))
+}
+
+/// S3 settings given besides `etcd-s3` and `etcd-s3-config-secret` (retention aside): any of
+/// them means the Secret is ignored (RKE2's rule), and the warning names them.
+pub(super) fn secret_blockers(p: &Parsed) -> Vec<(&'static str, Source)> {
+    const NOT_BLOCKING: [&str; 3] = ["etcd-s3", "etcd-s3-config-secret", "etcd-s3-retention"];
+    super::keys::all()
+        .iter()
+        .filter(|spec| spec.name.starts_with("etcd-s3") && !NOT_BLOCKING.contains(&spec.name))
+        .filter_map(|spec| {
+            let entry = p.0.get(spec.name)?;
+            (entry.value.is_some() && entry.source != Source::Default)
+                .then(|| (spec.name, entry.source.clone()))
+        })
+        .collect()
+}
+
+/// The warning for a Secret that other S3 settings override, naming each of them.
+pub(super) fn check_config_secret(p: &Parsed, warnings: &mut Vec<String>) {
+    let Some(name) = p.text("etcd-s3-config-secret") else {
+        return;
+    };
+    let blockers = secret_blockers(p);
+    if p.flag("etcd-s3") != Some(true) || blockers.is_empty() {
+        return;
+    }
+    let named: Vec<String> = blockers
+        .iter()
+        .map(|(key, source)| format!("{key} (from {source})"))
+        .collect();
+    warnings.push(format!(
+        "etcd-s3-config-secret {name:?} is ignored because other S3 settings are set: {}; \
+         set only etcd-s3 and etcd-s3-config-secret (and optionally etcd-s3-retention) to use it",
+        named.join(", ")
+    ));
 }
 
 /// S3 checks that go beyond one value's kind. Value formats (lookup type, proxy, endpoint,
@@ -205,7 +243,8 @@ pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
     if p.text("etcd-s3-region").is_none_or(|r| r.trim().is_empty()) {
         fail("etcd-s3-region", "a region name such as us-east-1");
     }
-    if p.text("etcd-s3-bucket").is_none() && p.text("etcd-s3-config-secret").is_none() {
+    let secret_in_use = p.text("etcd-s3-config-secret").is_some() && secret_blockers(p).is_empty();
+    if p.text("etcd-s3-bucket").is_none() && !secret_in_use {
         fail(
             "etcd-s3-bucket",
             "a bucket name when etcd-s3 is on (or etcd-s3-config-secret to read it from a Secret)",

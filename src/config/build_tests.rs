@@ -89,7 +89,51 @@ fn s3_settings_are_read_from_every_key() {
     assert_eq!(s3.proxy, S3Proxy::Disabled);
     assert_eq!(s3.timeout, Duration::from_secs(90));
     assert_eq!(s3.retention, 2);
-    assert_eq!(s3.config_secret.as_deref(), Some("s3-secret"));
+    assert_eq!(
+        s3.config_secret, None,
+        "other S3 settings override the Secret"
+    );
+}
+
+#[test]
+fn the_secret_is_used_only_beside_etcd_s3_and_retention() {
+    let r = run(&[
+        ("s3", "true"),
+        ("s3-config-secret", "cfg"),
+        ("etcd-s3-retention", "4"),
+    ])
+    .unwrap();
+    assert_eq!(r.config.s3.unwrap().config_secret.as_deref(), Some("cfg"));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+
+    let r = run(&[
+        ("s3", "true"),
+        ("s3-config-secret", "cfg"),
+        ("s3-bucket", "b1"),
+        ("s3-region", "eu-west-1"),
+    ])
+    .unwrap();
+    assert_eq!(r.config.s3.unwrap().config_secret, None);
+    let warning = r.warnings.join("\n");
+    assert!(warning.contains("\"cfg\" is ignored"), "{warning}");
+    assert!(
+        warning.contains("etcd-s3-bucket (from flag --s3-bucket)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("etcd-s3-region (from flag --s3-region)"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn an_ignored_secret_does_not_excuse_a_missing_bucket() {
+    let errs = errors(&[
+        ("s3", "true"),
+        ("s3-config-secret", "cfg"),
+        ("s3-folder", "f"),
+    ]);
+    assert_eq!(errs[0].key, "etcd-s3-bucket");
 }
 
 #[test]

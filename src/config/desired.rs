@@ -35,6 +35,8 @@ pub struct DesiredConfig {
     pub log: LogSettings,
     /// `--etcd-s3` and friends: `None` unless `etcd-s3` is true.
     pub s3: Option<S3Settings>,
+    /// `--kubeconfig`: how to reach the Kubernetes API (else `KUBECONFIG`, else in-cluster).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// A cluster reset asked for on the server's command line.

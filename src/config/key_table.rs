@@ -228,6 +228,12 @@ pub static KEYS: &[KeySpec] = &[
         help: "Name of a kube-system Secret holding the whole S3 configuration",
         ..ROW
     },
+    KeySpec {
+        name: "kubeconfig",
+        kind: Kind::Path,
+        help: "Kubeconfig for the S3 config Secret and ETCDSnapshotFile resources [default: KUBECONFIG, then the pod's service account; with neither, Kubernetes features are off]",
+        ..ROW
+    },
     // Server.
     KeySpec {
         name: "token",

@@ -24,6 +24,15 @@ pub enum Source {
     Flag(String),
     /// A field of an API request.
     Request,
+    /// A key of the S3 config Secret in `kube-system` (`etcd-s3-config-secret`).
+    Secret {
+        name: String,
+        key: String,
+    },
+    /// The CA ConfigMap in `kube-system` named by the Secret's `etcd-s3-endpoint-ca-name`.
+    ConfigMap {
+        name: String,
+    },
 }
 
 impl fmt::Display for Source {
@@ -35,6 +44,8 @@ impl fmt::Display for Source {
             Source::Env(v) => write!(f, "environment variable {v}"),
             Source::Flag(flag) => write!(f, "flag {flag}"),
             Source::Request => f.write_str("API request"),
+            Source::Secret { name, key } => write!(f, "Secret kube-system/{name} key {key}"),
+            Source::ConfigMap { name } => write!(f, "ConfigMap kube-system/{name}"),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod file;
 pub mod keys;
 pub mod layer;
 pub mod resolve;
+pub mod secret;
 pub mod show;
 pub mod value;
 pub mod watch;

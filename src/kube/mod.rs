@@ -1,8 +1,12 @@
-//! The Kubernetes integration: what this product declares to and (later) does in a cluster.
+//! The Kubernetes integration: API access, the S3 config Secret, and the `ETCDSnapshotFile`
+//! CustomResourceDefinition.
 //!
-//! Today it holds only the `ETCDSnapshotFile` CustomResourceDefinition, so that it can be
-//! printed (`etcd-snapshot crd`) and committed under `manifests/`. It is meant to grow the
-//! apiserver client, the S3 config Secret reader and the `ETCDSnapshotFile` reconciler; it must
-//! not take over work of the snapshot pipeline, the stores or the API server.
+//! `access` builds the client (`--kubeconfig`, `KUBECONFIG`, in-cluster, or none), `s3_secret`
+//! reads the S3 config Secret afresh for each operation, `crd` describes the resource. This
+//! module must not take over work of the snapshot pipeline, the stores or the API server.
 
+pub mod access;
 pub mod crd;
+pub mod s3_secret;
+
+pub use access::{KubeAccess, KubeError};

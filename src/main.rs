@@ -68,7 +68,10 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
     telemetry::logging::init(resolved.config.log);
     match command {
         Command::ConfigShow { sources } => {
+            let mut resolved = resolved;
+            let secret_warning = commands::show_secret_values(&mut resolved).await;
             print_warnings(&resolved.warnings);
+            print_warnings(&Vec::from_iter(secret_warning));
             print!("{}", show::render(&resolved, sources));
             EXIT_OK
         }

@@ -136,9 +136,46 @@ fn verb(command: &Command) -> &'static str {
     }
 }
 
+/// Kubernetes access for a direct-mode operation: only needed for the S3 config Secret, and a
+/// broken kubeconfig then shows up as that Secret's error rather than failing local work.
+async fn kube_for_direct(config: &DesiredConfig) -> crate::kube::KubeAccess {
+    let wants_secret = config
+        .s3
+        .as_ref()
+        .is_some_and(|s3| s3.config_secret.is_some());
+    if !wants_secret {
+        return crate::kube::KubeAccess::disabled();
+    }
+    match crate::kube::KubeAccess::from_config(config).await {
+        Ok(access) => access,
+        Err(e) => {
+            tracing::warn!(error = %crate::operations::error_chain(&e), "no Kubernetes access for the S3 config Secret");
+            crate::kube::KubeAccess::disabled()
+        }
+    }
+}
+
+/// `config show`: when the S3 config Secret is in use, its values (redacted where secret) in
+/// place of the configured ones, sourced to the Secret. Returns a warning when it is unusable.
+pub async fn show_secret_values(resolved: &mut crate::config::Resolved) -> Option<String> {
+    let s3 = resolved.config.s3.clone()?;
+    let name = s3.config_secret.as_deref()?;
+    let access = kube_for_direct(&resolved.config).await;
+    match crate::kube::s3_secret::read_s3_settings(&access, name, &s3).await {
+        Ok(found) => {
+            crate::config::secret::overlay_shown(&mut resolved.shown, &found.shown);
+            None
+        }
+        Err(e) => Some(format!(
+            "S3 values below are the configured ones: {}",
+            crate::operations::error_chain(&e)
+        )),
+    }
+}
+
 /// Runs the operation in this process (the server is down).
 async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Completion, CommandError> {
-    let ops = Operations::new(Arc::new(Metrics::new()));
+    let ops = Operations::new(Arc::new(Metrics::new())).with_kube(kube_for_direct(config).await);
     let direct = |source| CommandError::Direct {
         operation: verb(command),
         source,

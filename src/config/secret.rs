@@ -125,6 +125,15 @@ pub fn resolve_secret_s3(
     })
 }
 
+/// `config show`'s values with the Secret's in place of the configured ones they replace.
+pub fn overlay_shown(shown: &mut [ShownValue], from_secret: &[ShownValue]) {
+    for value in shown.iter_mut() {
+        if let Some(found) = from_secret.iter().find(|s| s.key == value.key) {
+            *value = found.clone();
+        }
+    }
+}
+
 /// S3 keys a Secret may set: every `etcd-s3-*` key but the Secret's own name.
 fn is_secret_s3_key(name: &str) -> bool {
     name.starts_with("etcd-s3-") && name != "etcd-s3-config-secret"

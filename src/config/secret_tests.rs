@@ -179,3 +179,19 @@ fn unknown_keys_warn_and_secret_values_stay_redacted() {
         assert!(!shown.contains(secret), "{shown}");
     }
 }
+
+#[test]
+fn config_show_takes_the_secret_values_with_their_source() {
+    let got = run(&data(&[("etcd-s3-bucket", "from-secret")]), None).unwrap();
+    let mut shown = vec![ShownValue {
+        key: "etcd-s3-bucket".into(),
+        value: String::new(),
+        source: Source::Default,
+    }];
+    overlay_shown(&mut shown, &got.shown);
+    assert_eq!(shown[0].value, "from-secret");
+    assert_eq!(
+        shown[0].source.to_string(),
+        "Secret kube-system/s3-config key etcd-s3-bucket"
+    );
+}

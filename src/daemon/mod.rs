@@ -20,6 +20,7 @@ use crate::api::server::{ApiState, serve};
 use crate::api::tls::{self, TlsError};
 use crate::config::{ConfigEngine, DesiredConfig, Resolved};
 use crate::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
+use crate::kube::{KubeAccess, KubeError};
 use crate::operations::{OperationError, Operations, error_chain};
 use crate::restore::reset::{self, ResetOutcome};
 use crate::restore::{ResetError, RestoreError};
@@ -31,6 +32,8 @@ use handler::RequestHandler;
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("failed to set up Kubernetes access")]
+    Kube(#[source] KubeError),
     #[error("failed to load the server token")]
     Token(#[source] TokenError),
     #[error("failed to prepare the snapshot dir")]
@@ -84,7 +87,8 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
     let metrics = Arc::new(Metrics::new());
-    let operations = Arc::new(Operations::new(Arc::clone(&metrics)));
+    let kube = kube_access(&config).await?;
+    let operations = Arc::new(Operations::new(Arc::clone(&metrics)).with_kube(kube));
     operations
         .clean_temp_files(&config)
         .await
@@ -122,8 +126,8 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         tracker.clone(),
         cancel.clone(),
     ));
-    if let Some(s3) = config.s3.clone() {
-        tracker.spawn(check_s3_at_startup(s3));
+    if config.s3.is_some() {
+        tracker.spawn(check_s3_at_startup(Arc::clone(&operations), config.clone()));
     }
     tracker.spawn(crate::scheduler::reconcile::run(
         Arc::clone(&operations),
@@ -200,16 +204,38 @@ async fn cluster_reset_if_asked(
 /// Says at once whether the configured bucket is usable (missing bucket, denied credentials,
 /// bad CA, unreachable endpoint), instead of at the first snapshot. Not fatal: snapshots are
 /// still taken locally and uploaded once S3 works.
-async fn check_s3_at_startup(s3: crate::config::desired::S3Settings) {
-    match crate::store::s3::S3Store::connect(&s3).await {
-        Ok(_) => {
-            tracing::info!(bucket = %s3.bucket, endpoint = %s3.endpoint, "S3 bucket reachable")
-        }
-        Err(e) => tracing::error!(
+async fn check_s3_at_startup(operations: Arc<Operations>, config: DesiredConfig) {
+    match operations.check_s3(&config).await {
+        None => {}
+        Some(Ok(bucket)) => tracing::info!(%bucket, "S3 bucket reachable"),
+        Some(Err(e)) => tracing::error!(
             error = %error_chain(&e),
             "S3 is not usable; snapshots are kept locally and copied once it works"
         ),
     }
+}
+
+/// Kubernetes access, said once: where it comes from, or that Kubernetes features are off.
+/// An explicit kubeconfig that cannot be loaded stops the server: it is a misconfiguration.
+async fn kube_access(config: &DesiredConfig) -> Result<KubeAccess, DaemonError> {
+    let access = KubeAccess::from_config(config)
+        .await
+        .map_err(DaemonError::Kube)?;
+    let secret = config
+        .s3
+        .as_ref()
+        .and_then(|s3| s3.config_secret.as_deref());
+    match (access.is_enabled(), secret) {
+        (true, _) => tracing::info!(from = %access.origin(), "Kubernetes API access configured"),
+        (false, None) => tracing::info!(
+            "Kubernetes features are off: no --kubeconfig, KUBECONFIG or pod service account"
+        ),
+        (false, Some(name)) => tracing::error!(
+            secret = %name,
+            "etcd-s3-config-secret is set but there is no Kubernetes access (--kubeconfig, KUBECONFIG or a pod service account): S3 copies will fail until there is"
+        ),
+    }
+    Ok(access)
 }
 
 /// Keeps the cluster's bootstrap files (when this node has any) in etcd, encrypted with the

@@ -32,6 +32,8 @@ impl Operations {
     /// An S3 listing failure does not hide the local snapshots: they are returned with the
     /// failure, so an operator sees what exists during an outage.
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
+        let effective = self.effective(config).await;
+        let config = &effective;
         let started = Instant::now();
         let local =
             open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
@@ -71,7 +73,7 @@ impl Operations {
         s3: &S3Settings,
     ) -> Result<Vec<SnapshotRecord>, OperationError> {
         let started = Instant::now();
-        let listed = match replicate::connect(config, s3).await {
+        let listed = match replicate::connect(&self.kube, config, s3).await {
             Ok(store) => store.list().await,
             Err(e) => Err(e),
         };
@@ -92,6 +94,8 @@ impl Operations {
         config: &DesiredConfig,
         names: &[String],
     ) -> Result<DeleteReport, OperationError> {
+        let effective = self.effective(config).await;
+        let config = &effective;
         for name in names {
             validate_user_name(name).map_err(|reason| OperationError::InvalidName {
                 name: name.clone(),
@@ -102,7 +106,7 @@ impl Operations {
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
         let remote = match &config.s3 {
-            Some(s3) => Some(replicate::connect(config, s3).await),
+            Some(s3) => Some(replicate::connect(&self.kube, config, s3).await),
             None => None,
         };
         let mut report = DeleteReport::default();
@@ -135,6 +139,8 @@ impl Operations {
         config: &DesiredConfig,
         dry_run: bool,
     ) -> Result<PruneReport, OperationError> {
+        let effective = self.effective(config).await;
+        let config = &effective;
         let _guard = self.writer.lock().await;
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
@@ -155,7 +161,7 @@ impl Operations {
         if let Some(s3) = &config.s3
             && s3.retention > 0
         {
-            let pruned = match replicate::connect(config, s3).await {
+            let pruned = match replicate::connect(&self.kube, config, s3).await {
                 Ok(remote) => remote.prune(base, s3.retention, dry_run).await,
                 Err(e) => Err(e),
             };
@@ -187,7 +193,8 @@ impl Operations {
         config: &DesiredConfig,
     ) -> Result<ReconcileReport, OperationError> {
         let started = Instant::now();
-        let result = self.reconcile_inner(config).await;
+        let effective = self.effective(config).await;
+        let result = self.reconcile_inner(&effective).await;
         self.metrics
             .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
         result
@@ -203,7 +210,7 @@ impl Operations {
         };
         let store = open_store(config)?;
         let local = store.list().map_err(OperationError::Store)?;
-        let remote = match replicate::connect(config, s3).await {
+        let remote = match replicate::connect(&self.kube, config, s3).await {
             Ok(remote) => remote,
             Err(source) => {
                 self.metrics

@@ -16,10 +16,12 @@ mod maintain;
 pub mod pending;
 mod replicate;
 mod response;
+mod s3_config;
 
 use crate::api::wire::{FailedItem, RemovedCopy};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
+use crate::kube::KubeAccess;
 use crate::snapshot::SnapshotRecord;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
 use crate::snapshot::tee::{self, Tee};
@@ -137,6 +139,8 @@ impl OperationError {
 pub struct Operations {
     metrics: Arc<Metrics>,
     writer: Arc<Mutex<()>>,
+    /// Reads the S3 config Secret; disabled unless Kubernetes access is configured.
+    kube: KubeAccess,
 }
 
 impl Operations {
@@ -144,7 +148,14 @@ impl Operations {
         Self {
             metrics,
             writer: Arc::new(Mutex::new(())),
+            kube: KubeAccess::disabled(),
         }
+    }
+
+    /// With Kubernetes access, for the S3 config Secret.
+    pub fn with_kube(mut self, kube: KubeAccess) -> Self {
+        self.kube = kube;
+        self
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -175,7 +186,8 @@ impl Operations {
         _guard: OwnedMutexGuard<()>,
     ) -> Result<SaveOutcome, OperationError> {
         let started = Instant::now();
-        let result = self.save_inner(config, kind).await;
+        let effective = self.effective(config).await;
+        let result = self.save_inner(&effective, kind).await;
         let status = if result.is_ok() {
             Status::Success
         } else {
@@ -203,7 +215,13 @@ impl Operations {
         let (tee, upload) = match &config.s3 {
             Some(s3) => {
                 let (tee, feed) = tee::channel();
-                let task = replicate::start_streamed_upload(config, s3, name.file_name(), feed);
+                let task = replicate::start_streamed_upload(
+                    &self.kube,
+                    config,
+                    s3,
+                    name.file_name(),
+                    feed,
+                );
                 (Some(tee), Some(task))
             }
             None => (None, None),
@@ -240,7 +258,8 @@ impl Operations {
             ..Default::default()
         };
         if let (Some(s3), Some(task)) = (&config.s3, upload) {
-            let failure = replicate::finish_upload(config, s3, &saved, task.await).await;
+            let failure =
+                replicate::finish_upload(&self.kube, config, s3, &saved, task.await).await;
             let status = if failure.is_none() {
                 Status::Success
             } else {
@@ -279,7 +298,7 @@ impl Operations {
         if s3.retention == 0 {
             return;
         }
-        let pruned = match replicate::connect(config, s3).await {
+        let pruned = match replicate::connect(&self.kube, config, s3).await {
             Ok(remote) => remote.prune(base, s3.retention, false).await,
             Err(e) => Err(e),
         };

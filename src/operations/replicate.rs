@@ -15,6 +15,7 @@ use super::{error_chain, rounded_now_unix};
 use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::{S3Settings, metadata_dir_for};
+use crate::kube::KubeAccess;
 use crate::snapshot::save::SavedSnapshot;
 use crate::snapshot::tee::TeeReceiver;
 use crate::store::s3::keys::location;
@@ -23,9 +24,11 @@ use crate::store::s3::{ObjectMetadata, S3Error, S3Store, UploadedObject};
 
 /// Connects to the configured bucket as this node (name and cluster id for retention).
 pub(super) async fn connect(
+    kube: &KubeAccess,
     config: &DesiredConfig,
     settings: &S3Settings,
 ) -> Result<S3Store, S3Error> {
+    let settings = &super::s3_config::connectable(kube, settings).await?;
     let token_hash = crate::token::server_token_hash(config).unwrap_or_default();
     Ok(S3Store::connect(settings)
         .await?
@@ -59,14 +62,15 @@ pub(super) enum Streamed {
 /// Starts connecting and, once connected, uploads what the save's tee sends. Started before
 /// the local save so a slow connection never delays it (the tee cuts a stalled consumer off).
 pub(super) fn start_streamed_upload(
+    kube: &KubeAccess,
     config: &DesiredConfig,
     settings: &S3Settings,
     name: String,
     feed: TeeReceiver,
 ) -> JoinHandle<Streamed> {
-    let (config, settings) = (config.clone(), settings.clone());
+    let (kube, config, settings) = (kube.clone(), config.clone(), settings.clone());
     tokio::spawn(async move {
-        let store = match connect(&config, &settings).await {
+        let store = match connect(&kube, &config, &settings).await {
             Ok(store) => store,
             Err(error) => return Streamed::Failed { store: None, error },
         };
@@ -85,6 +89,13 @@ pub(super) fn start_streamed_upload(
 
 /// Where a snapshot goes in the configured bucket, for messages and markers.
 pub(super) fn target_location(settings: &S3Settings, name: &str) -> String {
+    if let Some(secret) = settings
+        .config_secret
+        .as_ref()
+        .filter(|_| settings.bucket.is_empty())
+    {
+        return format!("S3 (bucket from Secret kube-system/{secret})");
+    }
     let layout = crate::store::s3::keys::KeyLayout::new(&settings.folder);
     location(&settings.bucket, &layout.object_key(name))
 }
@@ -93,6 +104,7 @@ pub(super) fn target_location(settings: &S3Settings, name: &str) -> String {
 /// with retries when streaming failed; then uploads the metadata file if there is one.
 /// Records or clears the failure marker. Returns the failure to report, if any.
 pub(super) async fn finish_upload(
+    kube: &KubeAccess,
     config: &DesiredConfig,
     settings: &S3Settings,
     saved: &SavedSnapshot,
@@ -109,7 +121,7 @@ pub(super) async fn finish_upload(
         (first, store) => {
             let first = first.err().unwrap_or_default();
             tracing::warn!(snapshot = %name, error = %first, "streamed S3 upload did not complete; uploading the saved file");
-            upload_saved_file(config, settings, store, saved).await
+            upload_saved_file(kube, config, settings, store, saved).await
         }
     };
     match result {
@@ -127,6 +139,7 @@ pub(super) async fn finish_upload(
 
 /// The fallback: the finished file, uploaded with retries and backoff.
 async fn upload_saved_file(
+    kube: &KubeAccess,
     config: &DesiredConfig,
     settings: &S3Settings,
     store: Option<S3Store>,
@@ -134,7 +147,7 @@ async fn upload_saved_file(
 ) -> Result<(UploadedObject, S3Store), S3Error> {
     let store = match store {
         Some(store) => store,
-        None => connect(config, settings).await?,
+        None => connect(kube, config, settings).await?,
     };
     let metadata = ObjectMetadata {
         sha256: Some(saved.file_sha256.clone()),

@@ -17,6 +17,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum S3Error {
     #[error("invalid S3 settings: {reason}")]
     InvalidSettings { reason: String },
+    /// The settings themselves could not be obtained (the S3 config Secret is unusable).
+    #[error("failed to load the S3 settings")]
+    Settings(#[source] BoxError),
     #[error("failed to read etcd-s3-endpoint-ca file {path}")]
     ReadCa {
         path: PathBuf,

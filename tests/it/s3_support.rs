@@ -23,6 +23,34 @@ use tokio_rustls::TlsAcceptor;
 pub const ACCESS_KEY: &str = "etcd-snapshot-test";
 pub const SECRET_KEY: &str = "test-secret-key-do-not-leak";
 
+/// The key pairs a server accepts, changeable while it runs: granting a new pair and revoking
+/// the old one is how a credential rotation looks from the S3 side.
+#[derive(Clone, Default)]
+pub struct KeyRing(Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+impl KeyRing {
+    pub fn grant(&self, access: &str, secret: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(access.to_string(), secret.to_string());
+    }
+
+    pub fn revoke(&self, access: &str) {
+        self.0.lock().unwrap().remove(access);
+    }
+}
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for KeyRing {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<s3s::auth::SecretKey> {
+        let secret = self.0.lock().unwrap().get(access_key).cloned();
+        secret
+            .map(s3s::auth::SecretKey::from)
+            .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))
+    }
+}
+
 /// How the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tls {
@@ -71,7 +99,18 @@ impl S3Server {
         Self::start_custom(tls, None, 0, (access, secret)).await
     }
 
+    /// Accepting whatever key pairs `ring` holds at the time of each request (rotation tests).
+    pub async fn start_with_ring(tls: Tls, ring: KeyRing) -> Self {
+        Self::start_auth(tls, None, 0, ring).await
+    }
+
     async fn start_custom(tls: Tls, domain: Option<&str>, port: u16, keys: (&str, &str)) -> Self {
+        let ring = KeyRing::default();
+        ring.grant(keys.0, keys.1);
+        Self::start_auth(tls, domain, port, ring).await
+    }
+
+    async fn start_auth(tls: Tls, domain: Option<&str>, port: u16, ring: KeyRing) -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
@@ -80,7 +119,7 @@ impl S3Server {
         let mut builder = s3s::service::S3ServiceBuilder::new(
             s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root"),
         );
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(keys.0, keys.1));
+        builder.set_auth(ring);
         if let Some(domain) = domain {
             // The Host header carries the port, so the base domain must too.
             let base = format!("{domain}:{}", addr.port());

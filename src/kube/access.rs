@@ -182,14 +182,15 @@ mod tests {
     #[test]
     fn the_flag_beats_kubeconfig_env_beats_in_cluster() {
         let flag = Some(PathBuf::from("/etc/k.yaml"));
-        let env = Some(OsString::from("/root/.kube/config"));
+        let env_path = OsString::from("/root/.kube/config");
+        let env = Some(env_path.clone());
         assert_eq!(
             choose_source(flag.clone(), env.clone(), true),
             KubeSource::Kubeconfig("/etc/k.yaml".into())
         );
         assert_eq!(
             choose_source(None, env.clone(), true),
-            KubeSource::KubeconfigEnv(env.unwrap())
+            KubeSource::KubeconfigEnv(env_path)
         );
         assert_eq!(
             choose_source(None, Some(OsString::new()), true),

@@ -1,7 +1,8 @@
 //! Tests of the Kubernetes API stand-in (tests/it/kube_api/) through the real kube-rs client,
 //! over HTTPS, with a client loaded from a kubeconfig file. They prove the stand-in answers the
 //! way kube-rs expects an apiserver to (typed and dynamic objects, Status errors, watcher,
-//! events Recorder, pagination); they do not test etcd-snapshot itself.
+//! events Recorder, pagination, kubectl); they do not test etcd-snapshot itself. Watch-side
+//! tests are in kube_api_tests/watch.rs, write-side ones in kube_api_tests/resources.rs.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -265,4 +266,44 @@ async fn the_kubeconfig_pins_the_private_ca() {
         "{result:?}"
     );
     assert!(other.requests().is_empty());
+}
+
+/// client-go (through kubectl) accepts the kubeconfig, the CA and the Status bodies too.
+/// A subprocess must not block the runtime the stand-in is served on: tokio::process.
+#[tokio::test]
+async fn kubectl_reads_through_the_same_kubeconfig() {
+    let Some(kubectl) = crate::support::require_binary("kubectl") else {
+        return;
+    };
+    let api = KubeApi::start().await;
+    api.put(
+        "/api/v1/namespaces/kube-system/secrets/s3",
+        json!({"type": "Opaque", "data": {}}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let raw = |path: &str| {
+        let mut cmd = tokio::process::Command::new(&kubectl);
+        cmd.env("HOME", home.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", "--raw", path]);
+        cmd.output()
+    };
+    let found = raw("/api/v1/namespaces/kube-system/secrets/s3")
+        .await
+        .unwrap();
+    assert!(found.status.success(), "{found:?}");
+    let secret: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(secret["metadata"]["name"], "s3");
+    let missing = raw("/api/v1/namespaces/kube-system/secrets/nope")
+        .await
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("(NotFound)") && stderr.contains("secrets \"nope\" not found"),
+        "{stderr}"
+    );
 }

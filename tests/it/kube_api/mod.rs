@@ -29,9 +29,15 @@
 //! namespace exists), OpenAPI or CRD schema validation and pruning, RBAC (every valid token may
 //! do everything, use `fail_next` for Forbidden), discovery documents, protobuf or YAML
 //! responses, field managers and managed fields (apply never removes fields), consistent
-//! snapshots for paginated lists (later pages see later writes), `dryRun`, and sub-resources
-//! other than `/status`. A test passing here is evidence about our client code, not about a
-//! cluster's admission or schema rules.
+//! snapshots for paginated lists (later pages see later writes), `dryRun`, sub-resources
+//! other than `/status`, server-side printing (`kubectl get` tables need discovery, which is
+//! absent: only `kubectl get --raw` works), and the shared storage of `events.k8s.io/v1` and core
+//! `v1` Events (here they are two separate collections). A test passing here is evidence about
+//! our client code, not about a cluster's admission or schema rules.
+//!
+//! The server runs on the test's tokio runtime: start the `etcd-snapshot` binary or kubectl with
+//! `tokio::process`, or use a multi-thread runtime, so that waiting for the child does not stop
+//! the server answering it.
 
 mod ids;
 mod patch;

@@ -1,19 +1,22 @@
 //! Tests of the Kubernetes API stand-in (tests/it/kube_api/) through the real kube-rs client,
 //! over HTTPS, with a client loaded from a kubeconfig file. They prove the stand-in answers the
 //! way kube-rs expects an apiserver to (typed and dynamic objects, Status errors, watcher,
-//! events Recorder, pagination); they do not test etcd-snapshot itself.
+//! events Recorder, pagination, kubectl); they do not test etcd-snapshot itself. Watch-side
+//! tests are in kube_api_tests/watch.rs, write-side ones in kube_api_tests/resources.rs.
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
 use crate::kube_api::KubeApi;
+
+mod resources;
+mod watch;
 
 /// The next item of a watch stream, within 10 s. (`futures` is not a dependency; the watcher's
 /// own extension trait names `Stream` as its supertrait, which is enough to poll it.)
@@ -41,7 +44,7 @@ fn snapshot_file(name: &str, node: &str) -> DynamicObject {
     let mut object = DynamicObject::new(name, &snapshot_files());
     object.metadata.labels = Some(
         [(
-            "etcd.k3s.cattle.io/snapshot-storage-node".to_string(),
+            etcd_snapshot::kube::crd::STORAGE_NODE_LABEL.to_string(),
             node.to_string(),
         )]
         .into(),
@@ -103,156 +106,6 @@ async fn secrets_are_created_read_and_missing_ones_are_not_found() {
             "/api/v1/namespaces/kube-system/secrets/nope"
         ]
     );
-}
-
-#[tokio::test]
-async fn the_kube_watcher_sees_init_apply_and_delete() {
-    let api = KubeApi::start().await;
-    api.put(
-        "/api/v1/namespaces/default/configmaps/before",
-        json!({"data": {"k": "v"}}),
-    );
-    let maps: Api<ConfigMap> = Api::namespaced(api.client().await, "default");
-    let mut stream = Box::pin(watcher::watcher(maps.clone(), watcher::Config::default()));
-
-    assert!(matches!(next(&mut stream).await.unwrap(), Event::Init));
-    match next(&mut stream).await.unwrap() {
-        Event::InitApply(map) => assert_eq!(map.metadata.name.as_deref(), Some("before")),
-        other => panic!("expected InitApply, got {other:?}"),
-    }
-    assert!(matches!(next(&mut stream).await.unwrap(), Event::InitDone));
-
-    let mut map = ConfigMap::default();
-    map.metadata.name = Some("after".into());
-    maps.create(&PostParams::default(), &map)
-        .await
-        .expect("create configmap");
-    match next(&mut stream).await.unwrap() {
-        Event::Apply(map) => assert_eq!(map.metadata.name.as_deref(), Some("after")),
-        other => panic!("expected Apply, got {other:?}"),
-    }
-    // Another namespace is not part of this watch.
-    api.put("/api/v1/namespaces/other/configmaps/elsewhere", json!({}));
-    assert!(api.remove("/api/v1/namespaces/default/configmaps/before"));
-    match next(&mut stream).await.unwrap() {
-        Event::Delete(map) => assert_eq!(map.metadata.name.as_deref(), Some("before")),
-        other => panic!("expected Delete, got {other:?}"),
-    }
-    assert!(!api.remove("/api/v1/namespaces/default/configmaps/before"));
-    let watch = api
-        .requests()
-        .into_iter()
-        .find(|r| r.query.contains("watch=true"))
-        .expect("a watch request");
-    assert!(
-        watch.query.contains("allowWatchBookmarks=true"),
-        "{watch:?}"
-    );
-}
-
-#[tokio::test]
-async fn snapshot_file_resources_follow_the_apiserver_rules() {
-    let api = KubeApi::start().await;
-    let files: Api<DynamicObject> = Api::all_with(api.client().await, &snapshot_files());
-    let created = files
-        .create(&PostParams::default(), &snapshot_file("local-a", "node-a"))
-        .await
-        .expect("create a");
-    files
-        .create(&PostParams::default(), &snapshot_file("local-b", "node-b"))
-        .await
-        .expect("create b");
-    files
-        .create(&PostParams::default(), &snapshot_file("s3-c", "s3"))
-        .await
-        .expect("create c");
-    assert_eq!(created.metadata.generation, Some(1));
-    assert_eq!(
-        created.types.as_ref().map(|t| t.kind.as_str()),
-        Some("ETCDSnapshotFile")
-    );
-
-    let mut fresh = files.get("local-a").await.expect("get a");
-    let mut stale = fresh.clone();
-    stale.metadata.resource_version = Some("1".into());
-    stale.data["status"]["readyToUse"] = json!(false);
-    let conflict = api_error(
-        files
-            .replace("local-a", &PostParams::default(), &stale)
-            .await,
-    );
-    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
-    assert!(
-        conflict
-            .message
-            .contains("etcdsnapshotfiles.k3s.cattle.io \"local-a\""),
-        "{}",
-        conflict.message
-    );
-
-    fresh.data["status"]["readyToUse"] = json!(false);
-    let replaced = files
-        .replace("local-a", &PostParams::default(), &fresh)
-        .await
-        .expect("fresh replace");
-    assert_eq!(replaced.data["status"]["readyToUse"], false);
-    assert_ne!(
-        replaced.metadata.resource_version,
-        fresh.metadata.resource_version
-    );
-    assert_eq!(replaced.metadata.uid, created.metadata.uid);
-
-    let names = |list: kube::core::ObjectList<DynamicObject>| -> Vec<String> {
-        list.items
-            .into_iter()
-            .map(|o| o.metadata.name.unwrap())
-            .collect()
-    };
-    let label = "etcd.k3s.cattle.io/snapshot-storage-node";
-    let mine = files
-        .list(&ListParams::default().labels(&format!("{label} in (node-a,s3)")))
-        .await
-        .unwrap();
-    assert_eq!(names(mine), ["local-a", "s3-c"]);
-    let others = files
-        .list(&ListParams::default().labels(&format!("{label} notin (node-a,s3)")))
-        .await
-        .unwrap();
-    assert_eq!(names(others), ["local-b"]);
-
-    let patch = json!({"metadata": {"annotations": {"etcd.k3s.cattle.io/token-hash": "abc"}}, "spec": {"nodeName": "node-z"}});
-    let patched = files
-        .patch("local-b", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    assert_eq!(patched.data["spec"]["nodeName"], "node-z");
-    assert_eq!(patched.data["spec"]["snapshotName"], "local-b");
-    assert_eq!(patched.metadata.generation, Some(2));
-
-    let unversioned = {
-        let mut o = files.get("s3-c").await.unwrap();
-        o.metadata.resource_version = None;
-        o
-    };
-    let refused = api_error(
-        files
-            .replace("s3-c", &PostParams::default(), &unversioned)
-            .await,
-    );
-    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
-
-    files
-        .delete("local-b", &DeleteParams::default())
-        .await
-        .expect("delete b");
-    let gone = api_error(files.delete("local-b", &DeleteParams::default()).await);
-    assert_eq!(gone.reason, "NotFound");
-    let left: Vec<_> = api
-        .list("/apis/k3s.cattle.io/v1/etcdsnapshotfiles")
-        .iter()
-        .map(|o| o["metadata"]["name"].clone())
-        .collect();
-    assert_eq!(left, [json!("local-a"), json!("s3-c")]);
 }
 
 #[tokio::test]
@@ -380,56 +233,6 @@ async fn the_events_recorder_publishes_to_events_k8s_io() {
 }
 
 #[tokio::test]
-async fn lists_are_paginated_with_continue_tokens() {
-    let api = KubeApi::start().await;
-    for i in 0..7 {
-        api.put(
-            &format!("/api/v1/namespaces/ns{}/configmaps/map-{i}", i % 2),
-            json!({}),
-        );
-    }
-    let maps: Api<ConfigMap> = Api::all(api.client().await);
-    let mut params = ListParams::default().limit(3);
-    let mut pages = Vec::new();
-    loop {
-        let page = maps.list(&params).await.expect("list page");
-        pages.push(
-            page.items
-                .iter()
-                .map(|m| m.metadata.name.clone().unwrap())
-                .collect::<Vec<_>>(),
-        );
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
-    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
-    let mut all: Vec<String> = pages.concat();
-    all.sort();
-    assert_eq!(all, (0..7).map(|i| format!("map-{i}")).collect::<Vec<_>>());
-
-    // The watcher's own paging (page size 2) reaches every object too.
-    let config = watcher::Config::default().page_size(2);
-    let mut stream = Box::pin(watcher::watcher(maps, config));
-    let mut seen = 0;
-    loop {
-        match next(&mut stream).await.expect("watch") {
-            Event::InitApply(_) => seen += 1,
-            Event::InitDone => break,
-            _ => {}
-        }
-    }
-    assert_eq!(seen, 7);
-    let lists = api
-        .requests()
-        .into_iter()
-        .filter(|r| r.query.contains("limit=2"))
-        .count();
-    assert_eq!(lists, 4);
-}
-
-#[tokio::test]
 async fn the_kubeconfig_pins_the_private_ca() {
     let api = KubeApi::start().await;
     let other = KubeApi::start().await;
@@ -465,57 +268,42 @@ async fn the_kubeconfig_pins_the_private_ca() {
     assert!(other.requests().is_empty());
 }
 
+/// client-go (through kubectl) accepts the kubeconfig, the CA and the Status bodies too.
+/// A subprocess must not block the runtime the stand-in is served on: tokio::process.
 #[tokio::test]
-async fn a_watcher_relists_after_its_resource_version_is_compacted() {
+async fn kubectl_reads_through_the_same_kubeconfig() {
+    let Some(kubectl) = crate::support::require_binary("kubectl") else {
+        return;
+    };
     let api = KubeApi::start().await;
     api.put(
-        "/api/v1/namespaces/default/configmaps/kept",
-        json!({"metadata": {"labels": {"app": "x"}}}),
+        "/api/v1/namespaces/kube-system/secrets/s3",
+        json!({"type": "Opaque", "data": {}}),
     );
-    let maps: Api<ConfigMap> = Api::namespaced(api.client().await, "default");
-    // No bookmarks and a 1 s watch: the watcher resumes from the last event it saw.
-    let config = watcher::Config::default()
-        .labels("app=x")
-        .disable_bookmarks()
-        .timeout(1);
-    let mut stream = Box::pin(watcher::watcher(maps, config));
-    let mut init_done = 0;
-    while init_done == 0 {
-        if let Ok(Event::InitDone) = next(&mut stream).await {
-            init_done += 1;
-        }
-    }
-    api.put(
-        "/api/v1/namespaces/default/configmaps/late",
-        json!({"metadata": {"labels": {"app": "x"}}}),
-    );
-    let seen_at = api.resource_version();
-    loop {
-        if let Ok(Event::Apply(map)) = next(&mut stream).await {
-            assert_eq!(map.metadata.name.as_deref(), Some("late"));
-            break;
-        }
-    }
-    // A change this watch filters out, then compaction past it: resuming from `seen_at` is
-    // no longer possible, so the next watch gets 410 and the watcher lists again.
-    api.put("/api/v1/namespaces/default/configmaps/unrelated", json!({}));
-    api.compact();
-    let mut relisted = Vec::new();
-    loop {
-        match next(&mut stream).await {
-            Ok(Event::InitApply(map)) => relisted.push(map.metadata.name.unwrap()),
-            Ok(Event::InitDone) => break,
-            _ => {}
-        }
-    }
-    assert_eq!(relisted, ["kept", "late"]);
-    let resumed = format!("resourceVersion={seen_at}");
-    let expired_watch = api
-        .requests()
-        .into_iter()
-        .any(|r| r.query.contains("watch=true") && r.query.contains(&resumed));
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let raw = |path: &str| {
+        let mut cmd = tokio::process::Command::new(&kubectl);
+        cmd.env("HOME", home.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", "--raw", path]);
+        cmd.output()
+    };
+    let found = raw("/api/v1/namespaces/kube-system/secrets/s3")
+        .await
+        .unwrap();
+    assert!(found.status.success(), "{found:?}");
+    let secret: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(secret["metadata"]["name"], "s3");
+    let missing = raw("/api/v1/namespaces/kube-system/secrets/nope")
+        .await
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        expired_watch,
-        "the watcher resumed from the compacted version"
+        stderr.contains("(NotFound)") && stderr.contains("secrets \"nope\" not found"),
+        "{stderr}"
     );
 }

@@ -29,10 +29,17 @@
 //! namespace exists), OpenAPI or CRD schema validation and pruning, RBAC (every valid token may
 //! do everything, use `fail_next` for Forbidden), discovery documents, protobuf or YAML
 //! responses, field managers and managed fields (apply never removes fields), consistent
-//! snapshots for paginated lists (later pages see later writes), `dryRun`, and sub-resources
-//! other than `/status`. A test passing here is evidence about our client code, not about a
-//! cluster's admission or schema rules.
+//! snapshots for paginated lists (later pages see later writes), `dryRun`, sub-resources
+//! other than `/status`, server-side printing (`kubectl get` tables need discovery, which is
+//! absent: only `kubectl get --raw` works), and the shared storage of `events.k8s.io/v1` and core
+//! `v1` Events (here they are two separate collections). A test passing here is evidence about
+//! our client code, not about a cluster's admission or schema rules.
+//!
+//! The server runs on the test's tokio runtime: start the `etcd-snapshot` binary or kubectl with
+//! `tokio::process`, or use a multi-thread runtime, so that waiting for the child does not stop
+//! the server answering it.
 
+mod ids;
 mod patch;
 mod paths;
 mod routes;
@@ -40,6 +47,7 @@ mod selectors;
 mod status;
 mod store;
 mod tls;
+mod validate;
 mod watch;
 mod writes;
 
@@ -91,7 +99,7 @@ impl KubeApi {
         let (config, ca_pem) = tls::server_config();
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(());
-        let token = format!("kube-api-token-{}", store::name_suffix());
+        let token = format!("kube-api-token-{}", ids::name_suffix());
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new()),
             token,
@@ -218,6 +226,13 @@ impl KubeApi {
     /// `path_prefix` get a Status error with `code`.
     pub fn fail_next(&self, method: &str, path_prefix: &str, code: u16, count: usize) {
         self.store().add_fault(method, path_prefix, code, count);
+    }
+
+    /// From now on, custom resources are served only once their CustomResourceDefinition is
+    /// stored (created through the API or `put`), as on a real cluster; until then their paths
+    /// answer a plain-text 404. Off by default, so tests of other things need no CRD.
+    pub fn require_crds(&self) {
+        self.store().require_crds = true;
     }
 
     /// Forgets the change history, as etcd compaction does: watches resuming from an earlier

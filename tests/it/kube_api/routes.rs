@@ -111,6 +111,16 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     let Some(target) = target else {
         return error_response(status::no_route(&path));
     };
+    if !served(&shared.store, &target) {
+        // What the apiserver's mux answers for a group/resource nobody serves: not a Status.
+        return Response::builder()
+            .status(404)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(ResponseBody::Full(Some(Bytes::from_static(
+                b"404 page not found\n",
+            ))))
+            .expect("response");
+    }
     if method == "GET" && flag(&params, "watch") {
         return match watch_request(target, &params) {
             Ok(request) => {
@@ -129,6 +139,12 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         Ok((code, value)) => json_response(code, &value),
         Err(error) => error_response(error),
     }
+}
+
+/// False for a custom resource without its CRD, when the test asked for CRDs to be required.
+fn served(store: &Mutex<Store>, target: &Target) -> bool {
+    let store = store.lock().expect("store lock");
+    !store.require_crds || writes::is_builtin(target) || store.crd(target).is_some()
 }
 
 fn selectors(params: &Params) -> Result<(Selector, Selector), ApiError> {
@@ -267,7 +283,7 @@ fn delete(
     }
     let result = store.delete(&key).expect("present");
     let still_there = store.get(&key).is_some();
-    let builtin_status = target.group.is_empty() && target.resource != "pods";
+    let builtin_status = writes::is_builtin(target) && target.resource != "pods";
     if builtin_status && !still_there {
         let uid = current["metadata"]["uid"].as_str().unwrap_or_default();
         return Ok((200, status::deleted(target, name, uid)));

@@ -71,7 +71,17 @@ impl WatchRequest {
                 .is_none_or(|ns| *ns == change.key.1)
     }
 
+    /// Selectors, and the name for a watch on an object path (`.../configmaps/x?watch=1`).
     fn selects(&self, object: &Value) -> bool {
+        let name = &object["metadata"]["name"];
+        if self
+            .target
+            .name
+            .as_ref()
+            .is_some_and(|n| name != n.as_str())
+        {
+            return false;
+        }
         self.labels.matches_labels(object) && self.fields.matches_fields(object)
     }
 

@@ -5,10 +5,12 @@
 
 use serde_json::{Value, json};
 
+use super::ids::name_suffix;
 use super::patch::{json_patch, merge_patch};
 use super::paths::Target;
 use super::status::{self, ApiError};
-use super::store::{Store, key_of, name_suffix};
+use super::store::{Store, key_of};
+use super::validate::validate_metadata;
 
 /// How `.status` is written for a resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +38,8 @@ const BUILTIN_GROUPS: &[&str] = &[
     "autoscaling",
 ];
 
-fn is_builtin(target: &Target) -> bool {
+/// Types the apiserver itself serves (no CRD behind them).
+pub fn is_builtin(target: &Target) -> bool {
     target.group.is_empty() || BUILTIN_GROUPS.contains(&target.group.as_str())
 }
 
@@ -82,58 +85,6 @@ pub fn status_mode(store: &Store, target: &Target) -> StatusMode {
 /// Custom resources refuse an update without resourceVersion (built-ins allow it).
 fn requires_resource_version(store: &Store, target: &Target) -> bool {
     store.crd(target).is_some() || !is_builtin(target)
-}
-
-fn is_dns_label(s: &str, max: usize) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars().all(|c| alnum(c) || c == '-')
-        && s.starts_with(alnum)
-        && s.ends_with(alnum)
-}
-
-/// RFC 1123 subdomain, as object names must be.
-pub fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 253 && name.split('.').all(|part| is_dns_label(part, 63))
-}
-
-fn is_label_value(v: &str) -> bool {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    v.is_empty()
-        || (v.len() <= 63
-            && v.chars().all(ok)
-            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
-}
-
-/// Name and label checks every type gets from the apiserver's generic metadata validation.
-fn validate_metadata(target: &Target, kind: &str, object: &Value) -> Result<(), ApiError> {
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    if !is_dns_subdomain(name) {
-        let cause = format!(
-            "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must \
-             consist of lower case alphanumeric characters, '-' or '.', and must start and end \
-             with an alphanumeric character"
-        );
-        return Err(status::invalid(target, kind, name, &cause));
-    }
-    let labels = object["metadata"]["labels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    for (key, value) in labels {
-        let value = value.as_str().unwrap_or("\u{0}");
-        if !is_label_value(value) {
-            let cause = format!(
-                "metadata.labels: Invalid value: \"{value}\": a valid label must be an empty \
-                 string or consist of alphanumeric characters, '-', '_' or '.', and must start \
-                 and end with an alphanumeric character (label {key})"
-            );
-            return Err(status::invalid(target, kind, name, &cause));
-        }
-    }
-    Ok(())
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
@@ -337,17 +288,6 @@ fn save_update(
 mod tests {
     use super::*;
     use crate::kube_api::paths::parse;
-
-    #[test]
-    fn names_and_labels_follow_the_apiserver_rules() {
-        assert!(is_dns_subdomain("local-on-demand-node-1-1700000000-a1b2c3"));
-        assert!(is_dns_subdomain("etcd-snapshot-node.zip"));
-        assert!(!is_dns_subdomain("Upper"));
-        assert!(!is_dns_subdomain("-lead"));
-        assert!(!is_dns_subdomain(&"a".repeat(254)));
-        assert!(is_label_value("s3") && is_label_value("") && is_label_value("A_b.c-1"));
-        assert!(!is_label_value("a/b") && !is_label_value(&"x".repeat(64)));
-    }
 
     #[test]
     fn status_subresource_comes_from_the_crd() {

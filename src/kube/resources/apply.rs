@@ -186,7 +186,8 @@ async fn upsert(
 ) -> Result<Written, ::kube::Error> {
     let params = PostParams::default();
     let name = desired.name();
-    for attempt in 0..STEPS {
+    let mut attempt = 0;
+    loop {
         let result = match &replace {
             None => api
                 .create(&params, desired)
@@ -200,6 +201,7 @@ async fn upsert(
         match result {
             Err(::kube::Error::Api(status)) if lost_race(&status) && attempt + 1 < STEPS => {
                 tokio::time::sleep(pause(attempt)).await;
+                attempt += 1;
             }
             other => return other,
         }
@@ -212,7 +214,6 @@ async fn upsert(
             },
         };
     }
-    unreachable!("the last attempt always returns")
 }
 
 /// Deletes `current` if it is still the version that was listed. `Ok(false)` when it is already

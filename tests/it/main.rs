@@ -12,6 +12,8 @@ mod cluster_reset_peers;
 mod config_engine;
 mod crd;
 mod embedded_etcd;
+mod kube_api;
+mod kube_api_tests;
 mod pipeline;
 mod restore;
 mod s3;

@@ -319,6 +319,7 @@ async fn concurrent_reconciles_of_two_nodes_create_every_resource_once() {
     n2_rows.push(local("n2", "etcd-snapshot-n2-1"));
     let (s1, s2) = (scope("n1", true), scope("n2", true));
 
+    // The two listings usually both precede any write, so many creates meet AlreadyExists.
     let (a, b) = tokio::join!(
         reconcile(&client, &s1, &n1_rows, &[]),
         reconcile(&other, &s2, &n2_rows, &[])

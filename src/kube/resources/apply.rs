@@ -127,6 +127,7 @@ async fn apply_change(
         }
         Change::Delete(current) => match delete(api, &current).await {
             Ok(true) => {
+                tracing::info!(resource = %name, "deleted ETCDSnapshotFile");
                 outcome.deleted.push(name);
                 Some((EventKind::Deleted, current))
             }
@@ -150,10 +151,12 @@ fn record_write(
 ) -> Result<Option<(EventKind, SnapshotFile)>, ResourceError> {
     match written {
         Ok(Written::Created(resource)) => {
+            tracing::info!(resource = %name, "created ETCDSnapshotFile");
             outcome.created.push(name);
             Ok(Some((EventKind::for_created(&resource), *resource)))
         }
         Ok(Written::Updated) => {
+            tracing::debug!(resource = %name, "updated ETCDSnapshotFile");
             outcome.updated.push(name);
             Ok(None)
         }

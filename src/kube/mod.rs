@@ -1,12 +1,15 @@
 //! The Kubernetes integration: API access, the S3 config Secret, and the `ETCDSnapshotFile`
-//! CustomResourceDefinition.
+//! CustomResourceDefinition and resources.
 //!
 //! `access` builds the client (`--kubeconfig`, `KUBECONFIG`, in-cluster, or none), `s3_secret`
-//! reads the S3 config Secret afresh for each operation, `crd` describes the resource. This
-//! module must not take over work of the snapshot pipeline, the stores or the API server.
+//! reads the S3 config Secret afresh for each operation, `crd` describes the resource and
+//! `resources` keeps each server's `ETCDSnapshotFile`s in step with its snapshots, with their
+//! Events and the CRD's installation. This module must not take over work of the snapshot
+//! pipeline, the stores or the API server.
 
 pub mod access;
 pub mod crd;
+pub mod resources;
 pub mod s3_secret;
 
 pub use access::{KubeAccess, KubeError};

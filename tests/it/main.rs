@@ -14,6 +14,7 @@ mod crd;
 mod embedded_etcd;
 mod kube_api;
 mod kube_api_tests;
+mod kube_resources;
 mod kube_secret;
 mod pipeline;
 mod restore;

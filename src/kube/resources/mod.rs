@@ -1,0 +1,90 @@
+//! `ETCDSnapshotFile` resources: one per snapshot copy this node is responsible for, kept in step
+//! with the stores, with RKE2's names, labels, keep rules and Events; plus installing the CRD.
+//!
+//! Every server reconciles its own local copies and, when S3 was listed, the shared S3 copies.
+//! The decisions are pure (`naming`, `desired`, `plan`); `apply`, `events` and `install` are the
+//! thin I/O around them. This module never lists or changes snapshots themselves: it is handed
+//! the records a listing produced and mirrors them.
+
+mod apply;
+mod desired;
+mod events;
+mod install;
+mod model;
+mod naming;
+mod plan;
+
+pub use apply::{ReconcileOutcome, reconcile};
+pub use desired::{
+    S3_STORAGE_NODE, desired_resource, desired_set, format_quantity, parse_quantity,
+};
+pub use events::{EventKind, event_message};
+pub use install::{CrdInstall, install_crd};
+pub use model::{S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus};
+pub use naming::{is_dns1123_subdomain, resource_name};
+pub use plan::{Change, FAILURE_TTL, S3_GRACE, plan_reconcile};
+
+/// What this node reconciles: its own local copies, plus the S3 copies when S3 was listed
+/// successfully this round (when the listing failed, S3 resources are left alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub node_name: String,
+    pub s3: Option<S3Spec>,
+}
+
+/// Errors talking to the apiserver about `ETCDSnapshotFile` resources or their CRD.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("failed to list ETCDSnapshotFile resources with selector {selector}")]
+    List {
+        selector: String,
+        #[source]
+        source: ::kube::Error,
+    },
+    #[error("failed to {action} ETCDSnapshotFile {name}")]
+    Apply {
+        action: &'static str,
+        name: String,
+        #[source]
+        source: ::kube::Error,
+    },
+    #[error("failed to apply {failed} of {total} ETCDSnapshotFile changes")]
+    Partial {
+        failed: usize,
+        total: usize,
+        /// The first failure; the others are logged.
+        #[source]
+        first: Box<ResourceError>,
+    },
+    #[error("failed to {action} CustomResourceDefinition {name}")]
+    Crd {
+        action: &'static str,
+        name: String,
+        #[source]
+        source: ::kube::Error,
+    },
+    #[error("failed to convert the CustomResourceDefinition {name} to the API type")]
+    CrdConvert {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ResourceError {
+    /// Whether trying again later may succeed: everything except a definition that cannot be
+    /// converted, and requests the apiserver rejected as invalid or forbidden.
+    pub fn is_retryable(&self) -> bool {
+        let api_retryable = |e: &::kube::Error| match e {
+            ::kube::Error::Api(status) => !(status.is_invalid() || status.is_forbidden()),
+            _ => true,
+        };
+        match self {
+            Self::List { source, .. } | Self::Apply { source, .. } | Self::Crd { source, .. } => {
+                api_retryable(source)
+            }
+            Self::Partial { first, .. } => first.is_retryable(),
+            Self::CrdConvert { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Unit tests of `plan_reconcile`: RKE2's keep and delete rules (table-driven), creates, and
+//! semantic updates that leave server-set and foreign fields alone.
+
+use std::collections::BTreeMap;
+
+use chrono::TimeZone;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::json;
+
+use super::*;
+use crate::kube::crd::TOKEN_HASH_ANNOTATION;
+use crate::kube::resources::desired_resource;
+use crate::snapshot::record::rfc3339;
+use crate::snapshot::{SnapshotRecord, Storage};
+
+const NOW: i64 = 1_754_906_881;
+
+fn now() -> DateTime<Utc> {
+    Utc.timestamp_opt(NOW, 0).unwrap()
+}
+
+fn record(storage: Storage, file: &str) -> SnapshotRecord {
+    SnapshotRecord {
+        file_name: file.into(),
+        location: format!("file:///d/{file}"),
+        node_name: "n1".into(),
+        storage,
+        size: 8_937_504,
+        created_unix: NOW - 3600,
+        compressed: false,
+        ready: true,
+        error: None,
+        token_hash: None,
+        metadata: None,
+    }
+}
+
+/// A stored resource: what the apiserver returns, with its server-set fields.
+fn stored(mut resource: SnapshotFile, created_ago_secs: Option<i64>) -> SnapshotFile {
+    resource.metadata.resource_version = Some("42".into());
+    resource.metadata.uid = Some("uid-1".into());
+    resource.metadata.creation_timestamp =
+        created_ago_secs.map(|ago| Time(Timestamp::from_second(NOW - ago).unwrap()));
+    resource
+}
+
+/// A stored failure record whose error happened `failed_ago_secs` ago.
+fn failure(storage: Storage, file: &str, failed_ago_secs: i64) -> SnapshotFile {
+    let mut r = record(storage, file);
+    r.ready = false;
+    r.error = Some("upload failed".into());
+    r.created_unix = NOW - failed_ago_secs;
+    stored(desired_resource(&r, None), Some(failed_ago_secs))
+}
+
+fn names(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| {
+            let kind = match c {
+                Change::Create(_) => "create",
+                Change::Update(_) => "update",
+                Change::Delete(_) => "delete",
+            };
+            format!("{kind} {}", c.name())
+        })
+        .collect()
+}
+
+#[test]
+fn resources_without_a_snapshot_follow_rke2s_keep_rules() {
+    let local = |ago| {
+        stored(
+            desired_resource(&record(Storage::Local, "l-n1-1"), None),
+            ago,
+        )
+    };
+    let s3 = |ago| stored(desired_resource(&record(Storage::S3, "s-n1-1"), None), ago);
+    let mut deleting = local(Some(600));
+    deleting.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(NOW).unwrap()));
+    let just = vec!["s-n1-1".to_string(), "f-n1-1".to_string()];
+    let none: Vec<String> = Vec::new();
+    // (case, observed, just_deleted, deleted?)
+    let cases = [
+        ("local, gone", local(Some(600)), &none, true),
+        ("local, gone, brand new", local(Some(1)), &none, true),
+        (
+            "failure 1h old",
+            failure(Storage::Local, "l-n1-1", 3600),
+            &none,
+            false,
+        ),
+        (
+            "failure 25h old",
+            failure(Storage::Local, "l-n1-1", 25 * 3600),
+            &none,
+            true,
+        ),
+        (
+            "s3 failure 23h old",
+            failure(Storage::S3, "s-n1-1", 23 * 3600),
+            &none,
+            false,
+        ),
+        (
+            "failure, just deleted",
+            failure(Storage::S3, "f-n1-1", 60),
+            &just,
+            true,
+        ),
+        ("s3 created 30s ago", s3(Some(30)), &none, false),
+        (
+            "s3 created 30s ago, just deleted",
+            s3(Some(30)),
+            &just,
+            true,
+        ),
+        ("s3 created 2min ago", s3(Some(120)), &none, true),
+        ("s3 without creation time", s3(None), &none, true),
+        ("already being deleted", deleting, &none, false),
+    ];
+    for (case, observed, just_deleted, deleted) in cases {
+        let changes = plan_reconcile(std::slice::from_ref(&observed), &[], just_deleted, now());
+        let want = if deleted {
+            vec![format!("delete {}", observed.name())]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(names(&changes), want, "{case}");
+        if let [Change::Delete(gone)] = changes.as_slice() {
+            assert_eq!(
+                gone, &observed,
+                "{case}: the delete carries the listed version"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_resources_are_created_and_matching_ones_left_alone() {
+    let a = desired_resource(&record(Storage::Local, "a-n1-1"), None);
+    let b = desired_resource(&record(Storage::S3, "b-n1-1"), None);
+    let changes = plan_reconcile(&[stored(a.clone(), Some(5))], &[a, b.clone()], &[], now());
+    assert_eq!(changes, vec![Change::Create(b)]);
+}
+
+#[test]
+fn a_renamed_resource_is_replaced() {
+    // Same snapshot, but a name RKE2 would not generate (e.g. older naming): delete + create.
+    let want = desired_resource(&record(Storage::Local, "a-n1-1"), None);
+    let mut old = stored(want.clone(), Some(600));
+    old.metadata.name = Some("local-a-n1-1".into());
+    let changes = plan_reconcile(&[old], std::slice::from_ref(&want), &[], now());
+    assert_eq!(
+        names(&changes),
+        vec![
+            "delete local-a-n1-1".to_string(),
+            format!("create {}", want.name())
+        ]
+    );
+}
+
+#[test]
+fn equivalent_spellings_do_not_cause_updates() {
+    let mut r = record(Storage::S3, "a-n1-1");
+    r.size = 10_000_000;
+    let desired = desired_resource(&r, Some(&Default::default()));
+    let mut current = stored(desired.clone(), Some(600));
+    let status = current.status.as_mut().unwrap();
+    status.size = Some(json!(10_000_000));
+    status.creation_time = Some(rfc3339(r.created_unix).replace('Z', "+00:00"));
+    current.spec.metadata = Some(BTreeMap::new());
+    let mut labels = current.metadata.labels.clone().unwrap();
+    labels.insert("team".into(), "ops".into());
+    current.metadata.labels = Some(labels);
+    current.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    let changes = plan_reconcile(&[current], &[desired], &[], now());
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn differences_update_in_place_keeping_foreign_fields() {
+    let mut r = record(Storage::Local, "a-n1-1");
+    r.token_hash = Some("9f86d081884c".into());
+    let mut current = stored(desired_resource(&r, None), Some(600));
+    current.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    // The listing no longer knows the hash, and the file grew.
+    r.token_hash = None;
+    r.size += 1;
+    let desired = desired_resource(&r, None);
+    let changes = plan_reconcile(
+        std::slice::from_ref(&current),
+        std::slice::from_ref(&desired),
+        &[],
+        now(),
+    );
+    let [Change::Update(merged)] = changes.as_slice() else {
+        panic!("expected one update: {changes:?}");
+    };
+    assert_eq!(merged.status, desired.status);
+    assert_eq!(merged.spec, desired.spec);
+    assert_eq!(merged.metadata.resource_version.as_deref(), Some("42"));
+    assert_eq!(merged.metadata.finalizers, current.metadata.finalizers);
+    let hash = merged.metadata.annotations.as_ref().unwrap()[TOKEN_HASH_ANNOTATION].clone();
+    assert_eq!(hash, "9f86d081884c", "annotations are never removed");
+}
+
+#[test]
+fn a_newly_known_token_hash_is_added() {
+    let r = record(Storage::Local, "a-n1-1");
+    let current = stored(desired_resource(&r, None), Some(600));
+    let mut with_hash = r.clone();
+    with_hash.token_hash = Some("e3b0c44298fc".into());
+    let changes = plan_reconcile(
+        &[current],
+        &[desired_resource(&with_hash, None)],
+        &[],
+        now(),
+    );
+    let [Change::Update(merged)] = changes.as_slice() else {
+        panic!("expected one update: {changes:?}");
+    };
+    let annotations = merged.metadata.annotations.as_ref().unwrap();
+    assert_eq!(annotations[TOKEN_HASH_ANNOTATION], "e3b0c44298fc");
+}
+
+#[test]
+fn expired_failures_are_not_recreated() {
+    let mut r = record(Storage::S3, "a-n1-1");
+    r.ready = false;
+    r.error = Some("upload failed".into());
+    for (failed_ago, created) in [(25 * 3600, false), (3600, true)] {
+        r.created_unix = NOW - failed_ago;
+        let changes = plan_reconcile(&[], &[desired_resource(&r, None)], &[], now());
+        assert_eq!(
+            changes.len(),
+            usize::from(created),
+            "failed {failed_ago}s ago"
+        );
+    }
+}
+
+#[test]
+fn a_failure_turned_success_is_updated() {
+    let mut r = record(Storage::S3, "a-n1-1");
+    r.ready = false;
+    r.error = Some("upload failed".into());
+    let current = stored(desired_resource(&r, None), Some(600));
+    r.ready = true;
+    r.error = None;
+    let changes = plan_reconcile(&[current], &[desired_resource(&r, None)], &[], now());
+    let [Change::Update(merged)] = changes.as_slice() else {
+        panic!("expected one update: {changes:?}");
+    };
+    let status = merged.status.as_ref().unwrap();
+    assert_eq!(status.ready_to_use, Some(true));
+    assert!(status.error.is_none());
+}

@@ -126,6 +126,10 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         tracker.clone(),
         cancel.clone(),
     ));
+    {
+        let operations = Arc::clone(&operations);
+        tracker.spawn(async move { operations.install_resource_definition().await });
+    }
     if config.s3.is_some() {
         tracker.spawn(check_s3_at_startup(Arc::clone(&operations), config.clone()));
     }

@@ -19,7 +19,7 @@ use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::snapshot::backfill::plan_backfill;
-use crate::snapshot::name::{ZIP_SUFFIX, timestamp_in_name, validate_user_name};
+use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::local::{DeleteOutcome, LocalStore};
 use crate::store::s3::retry::RetryPolicy;
@@ -33,7 +33,14 @@ impl Operations {
     /// failure, so an operator sees what exists during an outage.
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let effective = self.effective(config).await;
-        let config = &effective;
+        self.list_resolved(&effective).await
+    }
+
+    /// `list` with the S3 settings already resolved (the Secret read) by the caller.
+    pub(super) async fn list_resolved(
+        &self,
+        config: &DesiredConfig,
+    ) -> Result<Listing, OperationError> {
         let started = Instant::now();
         let local =
             open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
@@ -128,6 +135,7 @@ impl Operations {
             }
         }
         self.refresh_count(&store);
+        self.mirror_resources(config, &report.deleted).await;
         Ok(report)
     }
 
@@ -182,6 +190,9 @@ impl Operations {
             }
         }
         self.refresh_count(&store);
+        if !dry_run {
+            self.mirror_resources(config, &report.deleted).await;
+        }
         Ok(report)
     }
 
@@ -195,6 +206,7 @@ impl Operations {
         let started = Instant::now();
         let effective = self.effective(config).await;
         let result = self.reconcile_inner(&effective).await;
+        self.mirror_resources(&effective, &[]).await;
         self.metrics
             .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
         result
@@ -376,7 +388,9 @@ fn failed_upload_rows(
                 node_name: config.node_name.clone(),
                 storage: Storage::S3,
                 size: 0,
-                created_unix: timestamp_in_name(&marker.name).unwrap_or(local.created_unix),
+                // The failure's time, as RKE2 records it: resources keep failures for 24 h
+                // from it.
+                created_unix: marker.failed_at.max(local.created_unix),
                 compressed: marker.name.ends_with(ZIP_SUFFIX),
                 ready: false,
                 error: Some(format!(

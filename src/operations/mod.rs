@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 mod maintain;
 pub mod pending;
 mod replicate;
+mod resources;
 mod response;
 mod s3_config;
 
@@ -100,9 +101,14 @@ pub struct ReconcileReport {
 pub enum OperationError {
     #[error("failed to open snapshot store")]
     Store(#[source] StoreError),
-    /// Already says which endpoints could not be reached; nothing to add.
-    #[error(transparent)]
-    Connect(ConnectError),
+    /// The snapshot `name` was not taken: etcd could not be reached (the source says which
+    /// endpoints were tried).
+    #[error("failed to save snapshot {name}")]
+    Connect {
+        name: String,
+        #[source]
+        source: ConnectError,
+    },
     #[error("failed to save snapshot {name}")]
     Save {
         name: String,
@@ -188,6 +194,17 @@ impl Operations {
         let started = Instant::now();
         let effective = self.effective(config).await;
         let result = self.save_inner(&effective, kind).await;
+        let deleted = result
+            .as_ref()
+            .map(|o| o.deleted.clone())
+            .unwrap_or_default();
+        if let Err(e @ (OperationError::Save { name, .. } | OperationError::Connect { name, .. })) =
+            &result
+        {
+            self.record_failed_save(&effective, name, &error_chain(e))
+                .await;
+        }
+        self.mirror_resources(&effective, &deleted).await;
         let status = if result.is_ok() {
             Status::Success
         } else {
@@ -323,7 +340,10 @@ impl Operations {
     ) -> Result<SavedSnapshot, OperationError> {
         let mut client = connect(&config.etcd)
             .await
-            .map_err(OperationError::Connect)?;
+            .map_err(|source| OperationError::Connect {
+                name: name.file_name(),
+                source,
+            })?;
         let metadata: Option<&BTreeMap<String, String>> = None;
         save_snapshot(&mut client, store.dir(), name, metadata, tee)
             .await

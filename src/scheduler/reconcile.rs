@@ -1,6 +1,7 @@
 //! The reconcile loop: every `etcd-snapshot-reconcile-interval` (and shortly after start) it
 //! makes S3 catch up with the local snapshot dir, so an upload that failed during an outage is
-//! made up without anyone running a command.
+//! made up without anyone running a command, and brings the `ETCDSnapshotFile` resources in
+//! line with the stores (a snapshot file removed by hand loses its resource here).
 //!
 //! It follows config changes like the cron loop: the interval, and S3 being switched on or off,
 //! take effect without a restart. A failed pass is logged and retried on the next one.
@@ -40,9 +41,6 @@ pub async fn run(
         }
         let current = Arc::clone(&config.borrow_and_update());
         wait = current.config.snapshot.reconcile_interval;
-        if current.config.s3.is_none() {
-            continue;
-        }
         let pass = ops.reconcile(&current.config);
         let result = tokio::select! {
             _ = cancel.cancelled() => return,

@@ -184,6 +184,16 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
         "{stderr}"
     );
     assert!(crate::support::snapshot_dir(&data).join(&fifth).is_file());
+    // ... and the ETCDSnapshotFile resources show the failed copy.
+    let failed: Vec<Value> = api
+        .list("/apis/k3s.cattle.io/v1/etcdsnapshotfiles")
+        .into_iter()
+        .filter(|r| r["spec"]["snapshotName"] == fifth.as_str())
+        .filter(|r| r["status"]["readyToUse"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let message = failed[0]["status"]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("does not exist"), "{message}");
     for secret in ["secret-1", "secret-2"] {
         assert!(!stderr.contains(secret) && !server.log_text().contains(secret));
     }

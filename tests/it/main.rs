@@ -16,6 +16,7 @@ mod kube_api;
 mod kube_api_tests;
 mod kube_resources;
 mod kube_secret;
+mod kube_server;
 mod pipeline;
 mod restore;
 mod s3;

@@ -109,6 +109,25 @@ async fn list_in_scope(
     }
 }
 
+/// Creates or updates the resources of `records` only, deleting nothing: for failures the
+/// caller knows of while the stores they concern cannot be listed (a save whose S3 settings
+/// are unusable). The keep rules of the next full reconcile keep them for a day.
+pub async fn upsert_records(
+    client: &::kube::Client,
+    node_name: &str,
+    records: &[SnapshotRecord],
+    s3: Option<&super::S3Spec>,
+) -> Result<ReconcileOutcome, ResourceError> {
+    let api: Api<SnapshotFile> = Api::all(client.clone());
+    let recorder = events::recorder(client, node_name);
+    let mut outcome = ReconcileOutcome::default();
+    for record in records {
+        let desired = super::desired::desired_resource(record, s3);
+        apply_change(&api, &recorder, Change::Create(desired), &mut outcome).await?;
+    }
+    Ok(outcome)
+}
+
 async fn apply_change(
     api: &Api<SnapshotFile>,
     recorder: &Recorder,

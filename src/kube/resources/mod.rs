@@ -14,7 +14,7 @@ mod model;
 mod naming;
 mod plan;
 
-pub use apply::{ReconcileOutcome, reconcile};
+pub use apply::{ReconcileOutcome, reconcile, upsert_records};
 pub use desired::{
     S3_STORAGE_NODE, desired_resource, desired_set, format_quantity, parse_quantity,
 };

@@ -1,0 +1,101 @@
+//! Keeps this node's `ETCDSnapshotFile` resources in step with its snapshots: after every save,
+//! delete and prune, and on every reconcile pass.
+//!
+//! Mirroring never decides an operation's outcome: without Kubernetes access it does nothing,
+//! and apiserver trouble is logged and made up by the next pass. The listing it mirrors is a
+//! fresh one, so resources follow what the stores hold, not what an operation meant to do.
+
+use super::Operations;
+use crate::config::DesiredConfig;
+use crate::kube::resources::{self, S3Spec, Scope};
+use crate::snapshot::{SnapshotRecord, Storage};
+
+impl Operations {
+    /// Reconciles the resources with a fresh listing. `config` has its S3 settings resolved
+    /// (the Secret read); `just_deleted` names snapshots this operation removed, whose resources
+    /// go at once whatever the keep rules say.
+    pub(super) async fn mirror_resources(&self, config: &DesiredConfig, just_deleted: &[String]) {
+        let Ok(client) = self.kube.client() else {
+            return;
+        };
+        let listing = match self.list_resolved(config).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                tracing::warn!(error = %super::error_chain(&e), "failed to list snapshots for the ETCDSnapshotFile resources");
+                return;
+            }
+        };
+        let s3_listed = config
+            .s3
+            .as_ref()
+            .filter(|s3| s3.config_secret.is_none() && listing.failed.is_empty());
+        let scope = Scope {
+            node_name: config.node_name.clone(),
+            s3: s3_listed.map(S3Spec::from_settings),
+        };
+        if let Err(e) = resources::reconcile(client, &scope, &listing.records, just_deleted).await {
+            tracing::warn!(error = %super::error_chain(&e), "failed to reconcile ETCDSnapshotFile resources; retrying on the next pass");
+        }
+        if scope.s3.is_none() {
+            // S3 could not be listed (or its settings read), so its resources are left alone;
+            // this node's own failed uploads are still recorded, as RKE2 records a failed save.
+            let failures = unlisted_s3_failures(&listing.records);
+            let spec = config.s3.as_ref().map(S3Spec::from_settings);
+            if let Err(e) =
+                resources::upsert_records(client, &config.node_name, &failures, spec.as_ref()).await
+            {
+                tracing::warn!(error = %super::error_chain(&e), "failed to record failed S3 copies as ETCDSnapshotFile resources");
+            }
+        }
+    }
+
+    /// A save that produced no snapshot, as a not-ready resource with the error (RKE2's failed
+    /// local record, with no location). Kept for a day by the keep rules, like RKE2's.
+    pub(super) async fn record_failed_save(&self, config: &DesiredConfig, name: &str, error: &str) {
+        let Ok(client) = self.kube.client() else {
+            return;
+        };
+        let record = SnapshotRecord {
+            file_name: name.to_string(),
+            location: String::new(),
+            node_name: config.node_name.clone(),
+            storage: Storage::Local,
+            size: 0,
+            created_unix: super::rounded_now_unix(),
+            compressed: name.ends_with(crate::snapshot::name::ZIP_SUFFIX),
+            ready: false,
+            error: Some(error.to_string()),
+            token_hash: None,
+            metadata: None,
+        };
+        if let Err(e) = resources::upsert_records(client, &config.node_name, &[record], None).await
+        {
+            tracing::warn!(error = %super::error_chain(&e), "failed to record the failed save as an ETCDSnapshotFile");
+        }
+    }
+
+    /// Installs or updates the CRD when allowed; said once at server start.
+    pub async fn install_resource_definition(&self) {
+        let Ok(client) = self.kube.client() else {
+            return;
+        };
+        match resources::install_crd(client).await {
+            Ok(resources::CrdInstall::NotAllowed { message }) => {
+                tracing::warn!(%message, "not allowed to install the ETCDSnapshotFile CRD; install manifests/crd.yaml (or `etcd-snapshot crd | kubectl apply -f -`)")
+            }
+            Ok(done) => tracing::info!(result = ?done, "ETCDSnapshotFile CRD installed"),
+            Err(e) => {
+                tracing::warn!(error = %super::error_chain(&e), "failed to install the ETCDSnapshotFile CRD")
+            }
+        }
+    }
+}
+
+/// The S3 rows a listing shows although S3 was not listed: recorded upload failures.
+fn unlisted_s3_failures(records: &[SnapshotRecord]) -> Vec<SnapshotRecord> {
+    records
+        .iter()
+        .filter(|r| r.storage == Storage::S3 && !r.ready)
+        .cloned()
+        .collect()
+}

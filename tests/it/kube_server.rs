@@ -1,0 +1,193 @@
+//! The server mirroring its snapshots into `ETCDSnapshotFile` resources, end to end: the real
+//! binary with `--kubeconfig` pointing at the Kubernetes API stand-in, a real etcd and the
+//! in-process S3 server. Saves, deletes, a file removed by hand, failed uploads and failed
+//! saves all show up in the resources, with their Events, without anyone running kubectl.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::kube_api::KubeApi;
+use crate::s3_ops::{blocking, created_name, start_server};
+use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::support::{TestEtcd, TestServer, snapshot_dir, text, wait_for};
+
+const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+const CRD: &str =
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/etcdsnapshotfiles.k3s.cattle.io";
+
+/// The resources for `snapshot`, by storage label.
+fn resources_of(api: &KubeApi, snapshot: &str) -> Vec<Value> {
+    api.list(FILES)
+        .into_iter()
+        .filter(|r| r["spec"]["snapshotName"] == snapshot)
+        .collect()
+}
+
+fn reasons_for(api: &KubeApi, resource: &str) -> Vec<String> {
+    api.list(EVENTS)
+        .iter()
+        .filter(|e| e["regarding"]["name"] == resource)
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool + Send + 'static) {
+    let what = what.to_string();
+    blocking(move || wait_for(&what, Duration::from_secs(30), &mut cond)).await;
+}
+
+async fn cli(server: &Arc<TestServer>, args: &'static [&'static str]) -> std::process::Output {
+    let server = server.clone();
+    blocking(move || server.cli(args)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn saves_deletes_and_failures_are_mirrored_into_resources() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let api = Arc::new(KubeApi::start().await);
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snaps");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let args = [
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--etcd-s3".into(),
+        format!("--etcd-s3-endpoint={}", s3.addr),
+        "--etcd-s3-insecure".into(),
+        "--etcd-s3-bucket=snaps".into(),
+        "--etcd-s3-folder=f".into(),
+        format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        format!("--etcd-s3-secret-key={SECRET_KEY}"),
+        "--etcd-snapshot-reconcile-interval=1s".into(),
+    ];
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Arc::new(start_server(&data, &etcd.endpoint, &refs).await);
+    let probe = api.clone();
+    wait_until("the server installs the CRD", move || {
+        probe.get(CRD).is_some()
+    })
+    .await;
+
+    // A save: one local and one S3 resource, RKE2's names, labels and fields, Created events.
+    let out = cli(&server, &["save"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let name = created_name(&out);
+    let found = resources_of(&api, &name);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    let local = found
+        .iter()
+        .find(|r| r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"] == "n1")
+        .expect("local resource");
+    let remote = found
+        .iter()
+        .find(|r| r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"] == "s3")
+        .expect("s3 resource");
+    let local_name = local["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(
+        local_name.starts_with(&format!("local-{name}-")),
+        "{local_name}"
+    );
+    assert_eq!(local["spec"]["nodeName"], "n1");
+    assert!(
+        local["spec"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("file:///")
+    );
+    assert_eq!(local["status"]["readyToUse"], true);
+    assert_eq!(remote["spec"]["location"], format!("s3://snaps/f/{name}"));
+    assert_eq!(remote["spec"]["s3"]["bucket"], "snaps");
+    assert_eq!(remote["spec"]["s3"]["prefix"], "f");
+    assert!(
+        remote["spec"]["s3"].get("accessKey").is_none(),
+        "no credentials in resources"
+    );
+    assert_eq!(reasons_for(&api, &local_name), vec!["ETCDSnapshotCreated"]);
+
+    // Delete through the CLI: both resources go at once, with Deleted events.
+    let out = blocking({
+        let server = server.clone();
+        let name = name.clone();
+        move || server.cli(&["delete", &name])
+    })
+    .await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(resources_of(&api, &name).is_empty());
+    assert!(reasons_for(&api, &local_name).contains(&"ETCDSnapshotDeleted".to_string()));
+
+    // A file removed by hand loses its local resource on the next reconcile pass.
+    let out = cli(&server, &["save", "--s3=false"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let by_hand = created_name(&out);
+    assert_eq!(resources_of(&api, &by_hand).len(), 1);
+    std::fs::remove_file(snapshot_dir(&data).join(&by_hand)).unwrap();
+    let probe = api.clone();
+    wait_until("the reconcile pass removes the resource", move || {
+        resources_of(&probe, &by_hand).is_empty()
+    })
+    .await;
+
+    // An S3 outage: the failed copy is a not-ready S3 resource with the error.
+    drop(s3);
+    let out = cli(&server, &["save"]).await;
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
+    let failed = created_name(&out);
+    let found = resources_of(&api, &failed);
+    let not_ready: Vec<&Value> = found
+        .iter()
+        .filter(|r| r["status"]["readyToUse"] == false)
+        .collect();
+    assert_eq!(not_ready.len(), 1, "{found:#?}");
+    assert!(
+        not_ready[0]["status"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload failed"),
+        "{not_ready:#?}"
+    );
+    assert!(not_ready[0]["status"]["error"]["time"].is_string());
+    let failed_resource = not_ready[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        reasons_for(&api, failed_resource),
+        vec!["ETCDSnapshotFailed"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_save_is_a_not_ready_resource() {
+    let api = Arc::new(KubeApi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // An endpoint nothing listens on: every save fails before producing a snapshot.
+    let dead = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let kc = format!("--kubeconfig={}", kubeconfig.display());
+    let server = Arc::new(start_server(&data, &dead, &[kc.as_str()]).await);
+    let probe = api.clone();
+    wait_until("the server installs the CRD", move || {
+        probe.get(CRD).is_some()
+    })
+    .await;
+    let out = cli(&server, &["save"]).await;
+    assert!(!out.status.success(), "{:?}", text(&out));
+    let failures: Vec<Value> = api
+        .list(FILES)
+        .into_iter()
+        .filter(|r| r["status"]["readyToUse"] == false)
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert_eq!(failures[0]["spec"]["location"], "");
+    assert_eq!(failures[0]["spec"]["nodeName"], "n1");
+    assert!(failures[0]["status"]["error"]["message"].is_string());
+}

@@ -6,7 +6,6 @@
 //! twice: an in-process mutex (so a scheduler tick can see a save is running and skip) and the
 //! store's advisory lock file (so a direct-mode CLI and a server on the same node never race).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -344,8 +343,8 @@ impl Operations {
                 name: name.file_name(),
                 source,
             })?;
-        let metadata: Option<&BTreeMap<String, String>> = None;
-        save_snapshot(&mut client, store.dir(), name, metadata, tee)
+        let metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
+        save_snapshot(&mut client, store.dir(), name, metadata.as_ref(), tee)
             .await
             .map_err(|source| OperationError::Save {
                 name: name.file_name(),

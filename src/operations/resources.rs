@@ -33,13 +33,14 @@ impl Operations {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
-        if let Err(e) = resources::reconcile(client, &scope, &listing.records, just_deleted).await {
+        let records = with_local_metadata(listing.records);
+        if let Err(e) = resources::reconcile(client, &scope, &records, just_deleted).await {
             tracing::warn!(error = %super::error_chain(&e), "failed to reconcile ETCDSnapshotFile resources; retrying on the next pass");
         }
         if scope.s3.is_none() {
             // S3 could not be listed (or its settings read), so its resources are left alone;
             // this node's own failed uploads are still recorded, as RKE2 records a failed save.
-            let failures = unlisted_s3_failures(&listing.records);
+            let failures = unlisted_s3_failures(&records);
             let spec = config.s3.as_ref().map(S3Spec::from_settings);
             if let Err(e) =
                 resources::upsert_records(client, &config.node_name, &failures, spec.as_ref()).await
@@ -89,6 +90,22 @@ impl Operations {
             }
         }
     }
+}
+
+/// S3 rows carry no extra metadata (reading it would cost a request per object); this node's
+/// local copy of the same snapshot has it, from the same `.metadata` file that was uploaded.
+fn with_local_metadata(mut records: Vec<SnapshotRecord>) -> Vec<SnapshotRecord> {
+    let local: std::collections::BTreeMap<String, _> = records
+        .iter()
+        .filter(|r| r.storage == Storage::Local)
+        .filter_map(|r| Some((r.file_name.clone(), r.metadata.clone()?)))
+        .collect();
+    for record in records.iter_mut().filter(|r| r.storage == Storage::S3) {
+        if record.metadata.is_none() {
+            record.metadata = local.get(&record.file_name).cloned();
+        }
+    }
+    records
 }
 
 /// The S3 rows a listing shows although S3 was not listed: recorded upload failures.

@@ -143,17 +143,26 @@ pub fn merge_if_different(current: &SnapshotFile, desired: &SnapshotFile) -> Opt
     }
     merged.api_version = desired.api_version.clone();
     merged.kind = desired.kind.clone();
+    let known_metadata = merged.spec.metadata.take();
     merged.spec = desired.spec.clone();
+    if merged.spec.metadata.is_none() {
+        // A node without the snapshot's metadata (an S3 copy it did not upload) keeps what
+        // the uploader wrote rather than erasing it.
+        merged.spec.metadata = known_metadata;
+    }
     merged.status = desired.status.clone();
     Some(merged)
 }
 
-fn spec_equivalent(a: &SnapshotFileSpec, b: &SnapshotFileSpec) -> bool {
+/// `current` against `desired`; a desired spec without metadata accepts any (see
+/// `merge_if_different`), so nodes that know less never fight nodes that know more.
+fn spec_equivalent(current: &SnapshotFileSpec, desired: &SnapshotFileSpec) -> bool {
     let metadata = |s: &SnapshotFileSpec| s.metadata.clone().filter(|m| !m.is_empty());
+    let (a, b) = (current, desired);
     a.snapshot_name == b.snapshot_name
         && a.node_name == b.node_name
         && a.location == b.location
-        && metadata(a) == metadata(b)
+        && (metadata(b).is_none() || metadata(a) == metadata(b))
         && a.s3 == b.s3
 }
 

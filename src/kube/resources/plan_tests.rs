@@ -257,3 +257,26 @@ fn a_failure_turned_success_is_updated() {
     assert_eq!(status.ready_to_use, Some(true));
     assert!(status.error.is_none());
 }
+
+#[test]
+fn a_node_that_lacks_the_metadata_keeps_the_uploaders() {
+    let mut uploader = record(Storage::S3, "a-n1-1");
+    uploader.metadata = Some(BTreeMap::from([("team".into(), "ops".into())]));
+    let spec = Some(Default::default());
+    let current = stored(desired_resource(&uploader, spec.as_ref()), Some(600));
+    let mut other = uploader.clone();
+    other.metadata = None;
+    let desired = desired_resource(&other, spec.as_ref());
+    let changes = plan_reconcile(
+        std::slice::from_ref(&current),
+        std::slice::from_ref(&desired),
+        &[],
+        now(),
+    );
+    assert!(changes.is_empty(), "{changes:?}");
+    // Metadata that differs is still written.
+    other.metadata = Some(BTreeMap::from([("team".into(), "dev".into())]));
+    let desired = desired_resource(&other, spec.as_ref());
+    let changes = plan_reconcile(&[current], &[desired], &[], now());
+    assert_eq!(changes.len(), 1, "{changes:?}");
+}

@@ -187,7 +187,7 @@ where
 {
     let mut results: Vec<Option<R>> = items.iter().map(|_| None).collect();
     let mut running = JoinSet::new();
-    let mut store = |joined: Result<(usize, R), tokio::task::JoinError>| match joined {
+    let mut collect = |joined: Result<(usize, R), tokio::task::JoinError>| match joined {
         Ok((index, result)) => results[index] = Some(result),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
@@ -195,13 +195,13 @@ where
         if running.len() >= limit.max(1)
             && let Some(joined) = running.join_next().await
         {
-            store(joined);
+            collect(joined);
         }
         let task = work(item);
         running.spawn(async move { (index, task.await) });
     }
     while let Some(joined) = running.join_next().await {
-        store(joined);
+        collect(joined);
     }
     results.into_iter().flatten().collect()
 }

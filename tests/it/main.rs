@@ -22,6 +22,7 @@ mod restore;
 mod s3;
 mod s3_ops;
 mod s3_retention;
+mod s3_sources;
 mod server;
 mod standalone_etcd;
 mod store_conformance;

@@ -2,8 +2,9 @@
 //!
 //! `keys` is the pure object-key layout, `client` builds the SDK client from `S3Settings`
 //! (TLS, proxy, credentials, startup check), `store` does object I/O, `stream` uploads from
-//! the save pipeline's tee, `retry` retries file uploads, `retention` prunes. Wiring into the
-//! save pipeline, retention and the API lives with their owners, not here.
+//! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
+//! who uploaded each listed object (HEADs cached across listings). Wiring into the save
+//! pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
 pub mod download;
@@ -13,6 +14,7 @@ pub mod keys;
 mod multipart;
 mod retention;
 pub mod retry;
+pub mod sources;
 pub mod store;
 pub mod stream;
 
@@ -20,4 +22,5 @@ pub use client::S3Client;
 pub use error::S3Error;
 pub use keys::KeyLayout;
 pub use retry::{RetryPolicy, backoff_delays};
+pub use sources::{Source, SourceCache};
 pub use store::{ObjectMetadata, S3Store, UploadedObject};

@@ -146,6 +146,8 @@ pub struct Operations {
     writer: Arc<Mutex<()>>,
     /// Reads the S3 config Secret; disabled unless Kubernetes access is configured.
     kube: KubeAccess,
+    /// Who uploaded each S3 object, remembered across resource reconciles.
+    s3_sources: crate::store::s3::SourceCache,
 }
 
 impl Operations {
@@ -154,6 +156,7 @@ impl Operations {
             metrics,
             writer: Arc::new(Mutex::new(())),
             kube: KubeAccess::disabled(),
+            s3_sources: Default::default(),
         }
     }
 

@@ -33,7 +33,11 @@ impl Operations {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
-        let records = with_local_metadata(listing.records);
+        let mut records = listing.records;
+        if let Some(s3) = s3_listed {
+            self.fill_s3_sources(config, s3, &mut records).await;
+        }
+        let records = with_local_metadata(records);
         if let Err(e) = resources::reconcile(client, &scope, &records, just_deleted).await {
             tracing::warn!(error = %super::error_chain(&e), "failed to reconcile ETCDSnapshotFile resources; retrying on the next pass");
         }
@@ -47,6 +51,27 @@ impl Operations {
             {
                 tracing::warn!(error = %super::error_chain(&e), "failed to record failed S3 copies as ETCDSnapshotFile resources");
             }
+        }
+    }
+
+    /// Who uploaded each S3 copy (`Rke2-Node-Name`, `Rke2-Token-Hash`), so every node names
+    /// and labels the shared resources alike. Only objects new since the last pass cost a
+    /// request; an object that cannot be read keeps the listing's values until the next pass.
+    async fn fill_s3_sources(
+        &self,
+        config: &DesiredConfig,
+        s3: &crate::config::desired::S3Settings,
+        records: &mut [SnapshotRecord],
+    ) {
+        let store = match super::replicate::connect(&self.kube, config, s3).await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %super::error_chain(&e), "failed to read who uploaded the S3 snapshots");
+                return;
+            }
+        };
+        for (name, e) in store.fill_sources(records, &self.s3_sources).await {
+            tracing::debug!(snapshot = %name, error = %super::error_chain(&e), "failed to read an S3 snapshot's uploader");
         }
     }
 

@@ -76,6 +76,14 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
     })
     .await;
 
+    // The extra-metadata ConfigMap is stored with the snapshot.
+    api.put(
+        "/api/v1/namespaces/kube-system/configmaps/rke2-etcd-snapshot-extra-metadata",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "rke2-etcd-snapshot-extra-metadata", "namespace": "kube-system"},
+            "data": {"team": "platform", "change": "CHG-42"}}),
+    );
+
     // A save: one local and one S3 resource, RKE2's names, labels and fields, Created events.
     let out = cli(&server, &["save"]).await;
     let (stdout, stderr) = text(&out);
@@ -105,6 +113,24 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
     );
     assert_eq!(local["status"]["readyToUse"], true);
     assert_eq!(remote["spec"]["location"], format!("s3://snaps/f/{name}"));
+    // The uploader, from the object's metadata, as in the seed's `kubectl describe`.
+    assert_eq!(remote["spec"]["nodeName"], "n1");
+    let remote_name = remote["metadata"]["name"].as_str().unwrap();
+    assert!(
+        remote_name.starts_with(&format!("s3-{name}-")),
+        "{remote_name}"
+    );
+    assert!(
+        remote["metadata"]["annotations"]["etcd.rke2.cattle.io/snapshot-token-hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 12),
+        "{remote:#?}"
+    );
+    for resource in [local, remote] {
+        assert_eq!(resource["spec"]["metadata"]["team"], "platform");
+        assert_eq!(resource["spec"]["metadata"]["change"], "CHG-42");
+    }
+    assert!(s3.has_object("snaps", &format!("f/.metadata/{name}")));
     assert_eq!(remote["spec"]["s3"]["bucket"], "snaps");
     assert_eq!(remote["spec"]["s3"]["prefix"], "f");
     assert!(

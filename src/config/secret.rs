@@ -60,7 +60,8 @@ pub fn resolve_secret_s3(
     let mut warnings = Vec::new();
     let mut layer = Layer::new();
     for (key, value) in secret.entries {
-        if key == CA_CONFIGMAP_KEY || key == "etcd-s3-endpoint-ca" {
+        // The seed's example Secret lists every key, most of them empty: empty means unset.
+        if key == CA_CONFIGMAP_KEY || key == "etcd-s3-endpoint-ca" || value.trim().is_empty() {
             continue;
         }
         match keys::lookup(key).filter(|spec| is_secret_s3_key(spec.name)) {

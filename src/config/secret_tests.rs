@@ -195,3 +195,27 @@ fn config_show_takes_the_secret_values_with_their_source() {
         "Secret kube-system/s3-config key etcd-s3-bucket"
     );
 }
+
+#[test]
+fn the_seeds_example_secret_is_accepted_as_written() {
+    // manifests/s3-config-secret.yaml, the seed's example: every key present, most empty.
+    let secret = data(&[
+        ("etcd-s3-endpoint", ""),
+        ("etcd-s3-endpoint-ca", ""),
+        ("etcd-s3-endpoint-ca-name", ""),
+        ("etcd-s3-skip-ssl-verify", "false"),
+        ("etcd-s3-access-key", "AWS_ACCESS_KEY_ID"),
+        ("etcd-s3-secret-key", "AWS_SECRET_ACCESS_KEY"),
+        ("etcd-s3-bucket", "bucket"),
+        ("etcd-s3-folder", "folder"),
+        ("etcd-s3-region", "us-east-1"),
+        ("etcd-s3-insecure", "false"),
+        ("etcd-s3-timeout", "5m"),
+        ("etcd-s3-proxy", ""),
+    ]);
+    let s = run(&secret, None).unwrap().settings;
+    assert_eq!(s.endpoint, "s3.amazonaws.com");
+    assert_eq!((s.bucket.as_str(), s.folder.as_str()), ("bucket", "folder"));
+    assert!(s.endpoint_ca.is_none());
+    assert_eq!(s.timeout, Duration::from_secs(300));
+}

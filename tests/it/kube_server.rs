@@ -217,3 +217,116 @@ async fn a_failed_save_is_a_not_ready_resource() {
     assert_eq!(failures[0]["spec"]["nodeName"], "n1");
     assert!(failures[0]["status"]["error"]["message"].is_string());
 }
+
+/// Starts a server named `node` sharing `etcd`, the S3 folder and the Kubernetes API.
+async fn start_node(
+    node: &'static str,
+    data: std::path::PathBuf,
+    etcd: String,
+    args: Vec<String>,
+) -> Arc<TestServer> {
+    let server = blocking(move || {
+        let mut all = vec![format!("--etcd-endpoints={etcd}")];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        TestServer::start_as(node, &data, &refs)
+    })
+    .await;
+    Arc::new(server)
+}
+
+/// Resource count per (storage label, snapshot name): every copy must appear exactly once.
+fn copies(api: &KubeApi) -> std::collections::BTreeMap<(String, String), usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for r in api.list(FILES) {
+        let label = r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let snapshot = r["spec"]["snapshotName"].as_str().unwrap().to_string();
+        *seen.entry((label, snapshot)).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_saving_at_once_get_every_resource_exactly_once() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let api = Arc::new(KubeApi::start().await);
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("shared");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let args = vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--etcd-s3".into(),
+        format!("--etcd-s3-endpoint={}", s3.addr),
+        "--etcd-s3-insecure".into(),
+        "--etcd-s3-bucket=shared".into(),
+        "--etcd-s3-folder=cluster".into(),
+        format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        format!("--etcd-s3-secret-key={SECRET_KEY}"),
+        "--etcd-snapshot-reconcile-interval=1s".into(),
+    ];
+    let mut servers = Vec::new();
+    for node in ["n1", "n2"] {
+        let data = dir.path().join(node);
+        std::fs::create_dir(&data).unwrap();
+        servers.push((
+            data.clone(),
+            start_node(node, data, etcd.endpoint.clone(), args.clone()).await,
+        ));
+    }
+    let probe = api.clone();
+    wait_until("the CRD", move || probe.get(CRD).is_some()).await;
+
+    // Three rounds of simultaneous saves on both nodes.
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(cli(&servers[0].1, &["save"]), cli(&servers[1].1, &["save"]));
+        for out in [a, b] {
+            assert!(out.status.success(), "{:?}", text(&out));
+            names.push(created_name(&out));
+        }
+    }
+    let expected: std::collections::BTreeMap<(String, String), usize> = names
+        .iter()
+        .flat_map(|name| {
+            let node = if name.contains("-n1-") { "n1" } else { "n2" };
+            [
+                ((node.to_string(), name.clone()), 1),
+                (("s3".to_string(), name.clone()), 1),
+            ]
+        })
+        .collect();
+    let probe = api.clone();
+    let want = expected.clone();
+    wait_until("every copy's resource exactly once", move || {
+        copies(&probe) == want
+    })
+    .await;
+    // Each S3 resource names its uploader; the nodes agree on it (no second resource appeared).
+    for r in api.list(FILES) {
+        let snapshot = r["spec"]["snapshotName"].as_str().unwrap();
+        let uploader = if snapshot.contains("-n1-") {
+            "n1"
+        } else {
+            "n2"
+        };
+        assert_eq!(r["spec"]["nodeName"], uploader, "{r:#}");
+    }
+
+    // A file removed by hand on n2 loses its local resource; n1's and the S3 ones stay.
+    let gone = names.iter().find(|n| n.contains("-n2-")).unwrap().clone();
+    std::fs::remove_file(snapshot_dir(&servers[1].0).join(&gone)).unwrap();
+    let mut want = expected.clone();
+    want.remove(&("n2".to_string(), gone));
+    let probe = api.clone();
+    wait_until("the removed file's resource to go", move || {
+        copies(&probe) == want
+    })
+    .await;
+}

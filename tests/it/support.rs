@@ -171,6 +171,8 @@ pub fn text(out: &Output) -> (String, String) {
 /// A running `etcd-snapshot server` on free ports, SIGKILLed on drop unless stopped.
 pub struct TestServer {
     pub child: Option<Child>,
+    /// `--node-name` of the server, also given to its CLI calls.
+    pub node: String,
     pub port: u16,
     pub data_dir: PathBuf,
     pub log: PathBuf,
@@ -180,6 +182,11 @@ impl TestServer {
     /// Starts `etcd-snapshot server` with `--node-name n1`, a free API port and `args`; waits
     /// until the API port accepts connections.
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_as("n1", data_dir, args)
+    }
+
+    /// `start` with another node name (several servers sharing etcd, S3 or Kubernetes).
+    pub fn start_as(node: &str, data_dir: &Path, args: &[&str]) -> Self {
         let port = free_port();
         let log = data_dir.join(format!("server-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
@@ -187,7 +194,7 @@ impl TestServer {
         let mut all = vec![
             "server",
             "--node-name",
-            "n1",
+            node,
             "--supervisor-port",
             &port_text,
         ];
@@ -199,6 +206,7 @@ impl TestServer {
             .expect("spawn server");
         let mut server = Self {
             child: Some(child),
+            node: node.to_string(),
             port,
             data_dir: data_dir.to_path_buf(),
             log,
@@ -227,7 +235,7 @@ impl TestServer {
     /// Runs a CLI subcommand against this server (node n1, same data dir).
     pub fn cli(&self, args: &[&str]) -> Output {
         let url = self.url();
-        let mut all = vec!["--etcd-server", url.as_str(), "--node-name", "n1"];
+        let mut all = vec!["--etcd-server", url.as_str(), "--node-name", &self.node];
         all.extend_from_slice(args);
         run(&all, &self.data_dir)
     }

@@ -8,6 +8,7 @@
 
 use secrecy::ExposeSecret;
 
+use crate::config::desired::{S3Proxy, S3Settings};
 use crate::config::{Layer, RawValue, Source};
 
 use super::wire::{Operation, S3Request, SnapshotRequest};
@@ -32,6 +33,10 @@ pub enum RequestError {
     ConflictingS3,
     #[error("retention {0} is negative (expected a count >= 0)")]
     NegativeRetention(i64),
+    #[error(
+        "the request sets the S3 {0} but not both an access key and a secret key: a request that sends S3 traffic elsewhere must bring its own credentials (the server never signs for another endpoint with its own)"
+    )]
+    CredentialsElsewhere(&'static str),
 }
 
 /// Maps a request to its operation and the config layer of its explicit fields.
@@ -133,6 +138,36 @@ fn add_s3(layer: &mut Layer, s3: &S3Request) {
     if let Some(retention) = s3.retention {
         // A negative count reaches the engine, whose error names the key and the request.
         set("etcd-s3-retention", RawValue::Int(retention));
+    }
+}
+
+/// Refuses a request that points S3 traffic at another endpoint or proxy than the server's
+/// own `server` settings without bringing both keys: an API token holder could otherwise have
+/// the server sign requests with its credentials (its own, the environment's or the Secret's)
+/// for a host of their choosing. Restating the server's endpoint (RKE2's CLI always sends one)
+/// is not a redirect.
+pub fn check_own_credentials(
+    layer: &Layer,
+    server: Option<&S3Settings>,
+) -> Result<(), RequestError> {
+    let text = |key: &str| match layer.get(key).map(|s| &s.value) {
+        Some(RawValue::String(t)) => Some(t.trim().to_string()),
+        _ => None,
+    };
+    let endpoint_moves = text("etcd-s3-endpoint")
+        .is_some_and(|e| server.is_none_or(|s| !e.eq_ignore_ascii_case(s.endpoint.trim())));
+    let proxy_moves = text("etcd-s3-proxy").is_some_and(|p| {
+        let wanted = S3Proxy::parse(&p).ok();
+        server.is_none_or(|s| wanted.as_ref() != Some(&s.proxy))
+    });
+    let has_keys = ["etcd-s3-access-key", "etcd-s3-secret-key"]
+        .iter()
+        .all(|key| layer.get(key).is_some());
+    match (endpoint_moves, proxy_moves) {
+        _ if has_keys => Ok(()),
+        (true, _) => Err(RequestError::CredentialsElsewhere("endpoint")),
+        (_, true) => Err(RequestError::CredentialsElsewhere("proxy")),
+        _ => Ok(()),
     }
 }
 

@@ -207,3 +207,38 @@ fn skip_s3_turns_s3_off_for_the_request() {
     let (_, layer) = plan_request(&request(r#"{"operation":"save","skipS3":false}"#)).unwrap();
     assert!(layer.get("etcd-s3").is_none());
 }
+
+#[test]
+fn a_request_may_not_send_the_servers_credentials_elsewhere() {
+    let server = {
+        let mut layer = Layer::new();
+        for (k, v) in [
+            ("etcd-s3", "true"),
+            ("etcd-s3-bucket", "b"),
+            ("etcd-s3-endpoint", "minio.internal:9000"),
+        ] {
+            layer.set(k, RawValue::String(v.into()), Source::Default);
+        }
+        resolve(&layer).unwrap().config.s3.unwrap()
+    };
+    let plan = |json: &str| plan_request(&request(json)).unwrap().1;
+    let elsewhere = plan(r#"{"operation":"list","s3":{"endpoint":"evil.example:443"}}"#);
+    assert_eq!(
+        check_own_credentials(&elsewhere, Some(&server)),
+        Err(RequestError::CredentialsElsewhere("endpoint"))
+    );
+    let proxied = plan(r#"{"operation":"list","s3":{"proxy":"http://evil.example:3128"}}"#);
+    assert_eq!(
+        check_own_credentials(&proxied, Some(&server)),
+        Err(RequestError::CredentialsElsewhere("proxy"))
+    );
+    // The server's own endpoint restated, or a request with its own keys, is fine.
+    let same = plan(r#"{"operation":"list","s3":{"endpoint":"MINIO.internal:9000"}}"#);
+    assert_eq!(check_own_credentials(&same, Some(&server)), Ok(()));
+    assert_eq!(
+        check_own_credentials(&plan(RKE2_CLI_SAVE), Some(&server)),
+        Ok(())
+    );
+    let message = RequestError::CredentialsElsewhere("endpoint").to_string();
+    assert!(message.contains("its own credentials"), "{message}");
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::api::request::{PlannedOperation, plan_request};
+use crate::api::request::{PlannedOperation, check_own_credentials, plan_request};
 use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHandler};
 use crate::api::wire::SnapshotRequest;
 use crate::config::{ConfigEngine, DesiredConfig, Layer, Resolved};
@@ -33,6 +33,9 @@ impl SnapshotHandler for RequestHandler {
 impl RequestHandler {
     async fn serve(&self, request: SnapshotRequest) -> Result<HandlerReply, HandlerError> {
         let (operation, layer) = plan_request(&request).map_err(|e| bad_request(e.to_string()))?;
+        let server_s3 = Arc::clone(&self.last_good.borrow()).config.s3.clone();
+        check_own_credentials(&layer, server_s3.as_ref())
+            .map_err(|e| bad_request(e.to_string()))?;
         let config = self.config_for(&layer)?;
         let task = self
             .tracker

@@ -186,6 +186,24 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
         reasons_for(&api, failed_resource),
         vec!["ETCDSnapshotFailed"]
     );
+
+    // A CLI request may not have the server sign for another endpoint with its own keys.
+    let out = cli(
+        &server,
+        &[
+            "--s3",
+            "--s3-bucket=snaps",
+            "--s3-endpoint=127.0.0.1:9",
+            "ls",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("must bring its own credentials"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

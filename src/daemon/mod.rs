@@ -76,6 +76,8 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         }
         return Ok(());
     }
+    // Before anything is created: a kubeconfig that cannot be loaded is a misconfiguration.
+    let kube = kube_access(&config).await?;
     // Held for the server's whole life: a restore, reset or rollback refuses to run meanwhile,
     // and a second server on the same data dir refuses to start.
     let lock = config.server_lock_path();
@@ -87,7 +89,6 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
     let metrics = Arc::new(Metrics::new());
-    let kube = kube_access(&config).await?;
     let operations = Arc::new(Operations::new(Arc::clone(&metrics)).with_kube(kube));
     operations
         .clean_temp_files(&config)

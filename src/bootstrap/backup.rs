@@ -3,6 +3,8 @@
 //!
 //! The copy is built under a hidden partial name and renamed when complete, so a `tls-<unix>`
 //! directory is always a whole copy. Modes, mtimes and symlinks are kept; nothing is deleted.
+//! `<server>/cred` (also rewritten from bootstrap data) is copied along, inside the backup as
+//! `.cred`, so a rollback puts back both.
 
 use std::fs::{self, File, FileTimes};
 use std::io;
@@ -12,8 +14,11 @@ use std::path::{Path, PathBuf};
 use super::BootstrapError;
 use crate::fsutil;
 
-/// Copies `<server_dir>/tls` to a new `<server_dir>/tls-<unix>` and returns that path, or None
-/// when there is no `tls` directory to keep.
+/// Inside a `tls-<unix>` backup: the copy of `<server_dir>/cred` taken with it.
+pub const CRED_IN_BACKUP: &str = ".cred";
+
+/// Copies `<server_dir>/tls` (and `cred`, as `.cred` inside the copy) to a new
+/// `<server_dir>/tls-<unix>` and returns that path, or None when there is no `tls` to keep.
 pub fn backup_tls(server_dir: &Path, unix_seconds: u64) -> Result<Option<PathBuf>, BootstrapError> {
     let from = server_dir.join("tls");
     if !from.is_dir() {
@@ -34,6 +39,10 @@ pub fn backup_tls(server_dir: &Path, unix_seconds: u64) -> Result<Option<PathBuf
         fs::remove_dir_all(&partial).map_err(err)?;
     }
     copy_tree(&from, &partial).map_err(err)?;
+    let cred = server_dir.join("cred");
+    if cred.is_dir() {
+        copy_tree(&cred, &partial.join(CRED_IN_BACKUP)).map_err(err)?;
+    }
     fs::rename(&partial, &to).map_err(err)?;
     fsutil::sync_dir(server_dir).map_err(err)?;
     Ok(Some(to))
@@ -97,9 +106,15 @@ mod tests {
         )
         .unwrap();
         std::os::unix::fs::symlink("etcd/server-ca.key", server.join("tls/link")).unwrap();
+        fs::create_dir_all(server.join("cred")).unwrap();
+        fs::write(server.join("cred/passwd"), b"old passwd").unwrap();
 
         let first = backup_tls(server, 42).unwrap().unwrap();
         assert_eq!(first, server.join("tls-42"));
+        assert_eq!(
+            fs::read(first.join(CRED_IN_BACKUP).join("passwd")).unwrap(),
+            b"old passwd"
+        );
         let copied = first.join("etcd/server-ca.key");
         assert_eq!(fs::read(&copied).unwrap(), b"old key");
         let mode = fs::metadata(&copied).unwrap().permissions().mode() & 0o777;

@@ -135,7 +135,8 @@ pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetErr
     })
 }
 
-/// `tls` -> `tls-replaced-<unix>`, then the backup -> `tls`.
+/// `tls` -> `tls-replaced-<unix>` and `cred` -> `cred-replaced-<unix>`, then the backup's
+/// `.cred` -> `cred` and the backup -> `tls`.
 fn swap_tls_back(config: &DesiredConfig, backup: &std::path::Path) -> Result<PathBuf, ResetError> {
     let tls = config.tls_dir();
     let io = |action: &'static str, path: &std::path::Path| {
@@ -146,11 +147,20 @@ fn swap_tls_back(config: &DesiredConfig, backup: &std::path::Path) -> Result<Pat
             source,
         }
     };
+    let now = rounded_now_unix();
     if tls.exists() {
-        let aside = config
-            .server_dir()
-            .join(format!("tls-replaced-{}", rounded_now_unix()));
+        let aside = config.server_dir().join(format!("tls-replaced-{now}"));
         std::fs::rename(&tls, &aside).map_err(io("move aside", &tls))?;
+    }
+    // The credentials copied with the certificates go back too (older backups have none).
+    let cred_backup = backup.join(crate::bootstrap::backup::CRED_IN_BACKUP);
+    if cred_backup.is_dir() {
+        let cred = config.server_dir().join("cred");
+        if cred.exists() {
+            let aside = config.server_dir().join(format!("cred-replaced-{now}"));
+            std::fs::rename(&cred, &aside).map_err(io("move aside", &cred))?;
+        }
+        std::fs::rename(&cred_backup, &cred).map_err(io("put back", &cred_backup))?;
     }
     std::fs::rename(backup, &tls).map_err(io("put back", backup))?;
     crate::fsutil::sync_dir(&config.server_dir()).map_err(io("sync", &config.server_dir()))?;

@@ -295,8 +295,22 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
         return;
     }
     let node = Node::new();
+    let server_dir = node.dir().join("server");
+    write_bootstrap_files(&server_dir);
     let snapshot = snapshot_then_diverge(&node, false);
+    // Certificates and credentials change after the snapshot; the restore writes the
+    // snapshot's back, and the rollback must bring these back again.
+    for rel in ["tls/server-ca.crt", "cred/passwd"] {
+        std::fs::write(server_dir.join(rel), format!("after the snapshot: {rel}")).unwrap();
+    }
     assert!(node.restore(&[snapshot.to_str().unwrap()]).status.success());
+    for rel in ["tls/server-ca.crt", "cred/passwd"] {
+        let now = std::fs::read_to_string(server_dir.join(rel)).unwrap_or_default();
+        assert!(
+            !now.starts_with("after the snapshot"),
+            "{rel} was not restored"
+        );
+    }
     // The reset-flag blocks `server --cluster-reset` until a normal start.
     let out = node.cluster_reset();
     let (_, stderr) = text(&out);
@@ -319,6 +333,13 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
     let out = node.restore(&["--rollback"]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(!node.dir().join("server/db/reset-flag").exists());
+    for rel in ["tls/server-ca.crt", "cred/passwd"] {
+        assert_eq!(
+            std::fs::read_to_string(server_dir.join(rel)).unwrap(),
+            format!("after the snapshot: {rel}"),
+            "rollback puts {rel} back"
+        );
+    }
     let mut server = node.start(&[]);
     // While the server runs, restores and rollbacks refuse to touch its data.
     for args in [vec![snapshot.to_str().unwrap()], vec!["--rollback"]] {

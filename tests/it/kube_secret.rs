@@ -49,6 +49,22 @@ fn secret_reads(api: &KubeApi) -> usize {
         .count()
 }
 
+/// A save whose S3 part fails: exit code 3, the local snapshot kept, `problem` on stderr.
+/// Returns the snapshot's name and the stderr.
+async fn save_keeps_local_and_names(
+    server: &std::sync::Arc<TestServer>,
+    data: &Path,
+    problem: &str,
+) -> (String, String) {
+    let out = save(server).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let name = created_name(&out);
+    assert!(stderr.contains(problem), "{stderr}");
+    assert!(crate::support::snapshot_dir(data).join(&name).is_file());
+    (name, stderr)
+}
+
 async fn start(data: &Path, etcd: &str, kubeconfig: &Path) -> std::sync::Arc<TestServer> {
     let kubeconfig = format!("--kubeconfig={}", kubeconfig.display());
     let args = [
@@ -163,27 +179,21 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
             ("etcd-s3-timeout", "whenever"),
         ]),
     );
-    let out = save(&server).await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    let fourth = created_name(&out);
-    assert!(
-        stderr.contains("Secret kube-system/s3-config key etcd-s3-timeout"),
-        "{stderr}"
-    );
-    assert!(crate::support::snapshot_dir(&data).join(&fourth).is_file());
+    save_keeps_local_and_names(
+        &server,
+        &data,
+        "Secret kube-system/s3-config key etcd-s3-timeout",
+    )
+    .await;
 
     // The Secret deleted: same, and the message says it does not exist.
     assert!(api.remove(SECRET_PATH));
-    let out = save(&server).await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    let fifth = created_name(&out);
-    assert!(
-        stderr.contains("S3 config Secret kube-system/s3-config does not exist"),
-        "{stderr}"
-    );
-    assert!(crate::support::snapshot_dir(&data).join(&fifth).is_file());
+    let (fifth, stderr) = save_keeps_local_and_names(
+        &server,
+        &data,
+        "S3 config Secret kube-system/s3-config does not exist",
+    )
+    .await;
     // ... and the ETCDSnapshotFile resources show the failed copy.
     let failed: Vec<Value> = api
         .list("/apis/k3s.cattle.io/v1/etcdsnapshotfiles")

@@ -213,7 +213,7 @@ impl S3Server {
 
 /// A rustls server config for 127.0.0.1/localhost; with `use_ca` the leaf is signed by a fresh
 /// CA whose PEM is returned, otherwise it is self-signed.
-fn server_tls(use_ca: bool) -> (rustls::ServerConfig, Option<String>) {
+pub(crate) fn server_tls(use_ca: bool) -> (rustls::ServerConfig, Option<String>) {
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let key = KeyPair::generate().expect("key");
     let mut leaf = CertificateParams::new(names).expect("params");

@@ -75,9 +75,13 @@ pub fn not_ready_notes(list: &EtcdSnapshotFileList) -> Vec<String> {
                 .as_ref()
                 .and_then(|e| e.message.clone())
                 .unwrap_or_else(|| "no reason recorded".into());
+            let place = match item.spec.location.as_str() {
+                "" => "its destination".to_string(),
+                location => location.to_string(),
+            };
             format!(
-                "warning: {} is not ready at {}: {why}",
-                item.spec.snapshot_name, item.spec.location
+                "warning: {} is not ready at {place}: {why}",
+                item.spec.snapshot_name
             )
         })
         .collect()

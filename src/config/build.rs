@@ -169,7 +169,9 @@ fn s3(p: &Parsed) -> Option<Option<S3Settings>> {
 }
 
 /// S3 settings given besides `etcd-s3` and `etcd-s3-config-secret` (retention aside): any of
-/// them means the Secret is ignored (RKE2's rule), and the warning names them.
+/// them means the Secret is ignored (RKE2's rule), and the warning names them. As in RKE2 a
+/// value equal to the built-in default does not count: RKE2's CLI sends the default endpoint,
+/// region, timeout and flags with every request.
 pub(super) fn secret_blockers(p: &Parsed) -> Vec<(&'static str, Source)> {
     const NOT_BLOCKING: [&str; 3] = ["etcd-s3", "etcd-s3-config-secret", "etcd-s3-retention"];
     super::keys::all()
@@ -177,7 +179,15 @@ pub(super) fn secret_blockers(p: &Parsed) -> Vec<(&'static str, Source)> {
         .filter(|spec| spec.name.starts_with("etcd-s3") && !NOT_BLOCKING.contains(&spec.name))
         .filter_map(|spec| {
             let entry = p.0.get(spec.name)?;
-            (entry.value.is_some() && entry.source != Source::Default)
+            let value = entry.value.as_ref()?;
+            let is_default = match spec.default {
+                super::keys::DefaultValue::Value(text) => {
+                    value::parse(spec.kind, &super::layer::RawValue::String(text.into()))
+                        .is_ok_and(|default| value::render(&default) == value::render(value))
+                }
+                _ => false,
+            };
+            (entry.source != Source::Default && !is_default)
                 .then(|| (spec.name, entry.source.clone()))
         })
         .collect()

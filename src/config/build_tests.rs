@@ -127,6 +127,23 @@ fn the_secret_is_used_only_beside_etcd_s3_and_retention() {
 }
 
 #[test]
+fn restated_defaults_do_not_make_the_secret_ignored() {
+    // What RKE2's CLI sends with every request: the defaults, spelled its way.
+    let r = run(&[
+        ("s3", "true"),
+        ("s3-config-secret", "cfg"),
+        ("etcd-s3-endpoint", "s3.amazonaws.com"),
+        ("etcd-s3-region", "us-east-1"),
+        ("etcd-s3-timeout", "5m0s"),
+        ("etcd-s3-insecure", "false"),
+        ("etcd-s3-skip-ssl-verify", "false"),
+    ])
+    .unwrap();
+    assert_eq!(r.config.s3.unwrap().config_secret.as_deref(), Some("cfg"));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
 fn an_ignored_secret_does_not_excuse_a_missing_bucket() {
     let errs = errors(&[
         ("s3", "true"),

@@ -70,7 +70,12 @@ pub fn resolve_secret_s3(
                 RawValue::Secret(SecretString::from(value.trim().to_string())),
                 from(key),
             ),
-            Some(spec) => layer.set(spec.name, RawValue::String(value.clone()), from(key)),
+            // A trailing newline (`kubectl create secret --from-file`) is not part of a value.
+            Some(spec) => layer.set(
+                spec.name,
+                RawValue::String(value.trim().to_string()),
+                from(key),
+            ),
             None => warnings.push(format!(
                 "unknown key {key:?} in Secret kube-system/{}, ignored",
                 secret.name

@@ -16,6 +16,9 @@ use crate::config::DesiredConfig;
 /// means "running in a cluster".
 const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
+/// The longest any single Kubernetes API request may take to answer or to send.
+pub const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where the API credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeSource {
@@ -112,7 +115,7 @@ impl KubeAccess {
 
     async fn from_source(source: KubeSource) -> Result<Self, KubeError> {
         let options = KubeConfigOptions::default();
-        let (config, origin) = match source {
+        let (mut config, origin) = match source {
             KubeSource::None => return Ok(Self::disabled()),
             KubeSource::Kubeconfig(path) => {
                 let origin = format!("kubeconfig {}", path.display());
@@ -142,6 +145,10 @@ impl KubeAccess {
                 "the pod's service account".to_string(),
             ),
         };
+        // kube waits for a response forever by default; snapshots must never wait on a silent
+        // apiserver (every call here is a short request, none is a watch).
+        config.read_timeout = Some(API_TIMEOUT);
+        config.write_timeout = Some(API_TIMEOUT);
         let client = kube::Client::try_from(config).map_err(|source| KubeError::Client {
             origin: origin.clone(),
             source,

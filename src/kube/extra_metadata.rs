@@ -16,14 +16,26 @@ use super::s3_secret::NAMESPACE;
 /// RKE2's name for the ConfigMap, kept so existing clusters' metadata carries over.
 pub const EXTRA_METADATA_CONFIGMAP: &str = "rke2-etcd-snapshot-extra-metadata";
 
+/// How long a save waits for the ConfigMap.
+const READ_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The ConfigMap's data now; None without Kubernetes access, when it does not exist or is
 /// empty, or when it cannot be read (logged).
 pub async fn read_extra_metadata(access: &KubeAccess) -> Option<BTreeMap<String, String>> {
     let client = access.client().ok()?;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
-    match configmaps.get_opt(EXTRA_METADATA_CONFIGMAP).await {
-        Ok(found) => found?.data.filter(|data| !data.is_empty()),
-        Err(e) => {
+    // The snapshot waits for this read: a slow apiserver costs it a few seconds at most.
+    let read = tokio::time::timeout(READ_BUDGET, configmaps.get_opt(EXTRA_METADATA_CONFIGMAP));
+    match read.await {
+        Ok(Ok(found)) => found?.data.filter(|data| !data.is_empty()),
+        Err(_) => {
+            tracing::warn!(
+                configmap = EXTRA_METADATA_CONFIGMAP,
+                "the extra-metadata ConfigMap did not arrive in time; the snapshot is taken without it"
+            );
+            None
+        }
+        Ok(Err(e)) => {
             tracing::warn!(
                 configmap = EXTRA_METADATA_CONFIGMAP,
                 error = &e as &dyn std::error::Error,

@@ -101,15 +101,28 @@ impl Operations {
         config: &DesiredConfig,
         names: &[String],
     ) -> Result<DeleteReport, OperationError> {
-        let effective = self.effective(config).await;
-        let config = &effective;
         for name in names {
             validate_user_name(name).map_err(|reason| OperationError::InvalidName {
                 name: name.clone(),
                 reason,
             })?;
         }
-        let _guard = self.writer.lock().await;
+        let guard = self.writer.lock().await;
+        // Read the Secret only now: a delete queued behind a long save must not use
+        // credentials rotated meanwhile.
+        let effective = self.effective(config).await;
+        let report = self.delete_locked(&effective, names).await?;
+        drop(guard);
+        self.mirror_resources(&effective, &report.deleted, None)
+            .await;
+        Ok(report)
+    }
+
+    async fn delete_locked(
+        &self,
+        config: &DesiredConfig,
+        names: &[String],
+    ) -> Result<DeleteReport, OperationError> {
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
         let remote = match &config.s3 {
@@ -135,7 +148,6 @@ impl Operations {
             }
         }
         self.refresh_count(&store);
-        self.mirror_resources(config, &report.deleted).await;
         Ok(report)
     }
 
@@ -147,9 +159,22 @@ impl Operations {
         config: &DesiredConfig,
         dry_run: bool,
     ) -> Result<PruneReport, OperationError> {
+        let guard = self.writer.lock().await;
         let effective = self.effective(config).await;
-        let config = &effective;
-        let _guard = self.writer.lock().await;
+        let report = self.prune_locked(&effective, dry_run).await?;
+        drop(guard);
+        if !dry_run {
+            self.mirror_resources(&effective, &report.deleted, None)
+                .await;
+        }
+        Ok(report)
+    }
+
+    async fn prune_locked(
+        &self,
+        config: &DesiredConfig,
+        dry_run: bool,
+    ) -> Result<PruneReport, OperationError> {
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
         let settings = &config.snapshot;
@@ -190,9 +215,6 @@ impl Operations {
             }
         }
         self.refresh_count(&store);
-        if !dry_run {
-            self.mirror_resources(config, &report.deleted).await;
-        }
         Ok(report)
     }
 
@@ -206,7 +228,7 @@ impl Operations {
         let started = Instant::now();
         let effective = self.effective(config).await;
         let result = self.reconcile_inner(&effective).await;
-        self.mirror_resources(&effective, &[]).await;
+        self.mirror_resources(&effective, &[], None).await;
         self.metrics
             .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
         result

@@ -146,6 +146,9 @@ pub struct Operations {
     writer: Arc<Mutex<()>>,
     /// Reads the S3 config Secret; disabled unless Kubernetes access is configured.
     kube: KubeAccess,
+    /// One resource reconcile at a time: a pass listing the stores while a save or delete
+    /// mirrors its own change would undo it (delete a just-created resource, or re-create one).
+    mirror: Arc<Mutex<()>>,
     /// Who uploaded each S3 object, remembered across resource reconciles.
     s3_sources: crate::store::s3::SourceCache,
 }
@@ -156,6 +159,7 @@ impl Operations {
             metrics,
             writer: Arc::new(Mutex::new(())),
             kube: KubeAccess::disabled(),
+            mirror: Arc::new(Mutex::new(())),
             s3_sources: Default::default(),
         }
     }
@@ -191,22 +195,11 @@ impl Operations {
         &self,
         config: &DesiredConfig,
         kind: SaveKind,
-        _guard: OwnedMutexGuard<()>,
+        guard: OwnedMutexGuard<()>,
     ) -> Result<SaveOutcome, OperationError> {
         let started = Instant::now();
         let effective = self.effective(config).await;
         let result = self.save_inner(&effective, kind).await;
-        let deleted = result
-            .as_ref()
-            .map(|o| o.deleted.clone())
-            .unwrap_or_default();
-        if let Err(e @ (OperationError::Save { name, .. } | OperationError::Connect { name, .. })) =
-            &result
-        {
-            self.record_failed_save(&effective, name, &error_chain(e))
-                .await;
-        }
-        self.mirror_resources(&effective, &deleted).await;
         let status = if result.is_ok() {
             Status::Success
         } else {
@@ -214,6 +207,22 @@ impl Operations {
         };
         self.metrics
             .observe_save(status, started.elapsed().as_secs_f64());
+        // The resources follow outside the writer lock: a slow apiserver never holds up the
+        // next snapshot.
+        drop(guard);
+        match &result {
+            Ok(outcome) => {
+                let saved = outcome.created.first().map(String::as_str);
+                self.mirror_resources(&effective, &outcome.deleted, saved)
+                    .await;
+            }
+            Err(e @ (OperationError::Save { name, .. } | OperationError::Connect { name, .. })) => {
+                self.record_failed_save(&effective, name, &error_chain(e))
+                    .await;
+                self.mirror_resources(&effective, &[], None).await;
+            }
+            Err(_) => self.mirror_resources(&effective, &[], None).await,
+        }
         result
     }
 

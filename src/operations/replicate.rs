@@ -187,9 +187,12 @@ fn record_failure(settings: &S3Settings, saved: &SavedSnapshot, error: &S3Error)
         error_chain(error)
     );
     tracing::error!(snapshot = %name, %target, error = %error_chain(error), "failed to copy snapshot to S3; the local snapshot was kept");
+    // Where the copy should have gone is unknown when the Secret naming the bucket could not
+    // be read: the record then has no location rather than a sentence in its place.
+    let bucket_known = !settings.bucket.is_empty();
     let marker = PendingUpload {
         name: name.clone(),
-        location: target,
+        location: if bucket_known { target } else { String::new() },
         error: error_chain(error),
         failed_at: rounded_now_unix(),
     };

@@ -13,11 +13,18 @@ use crate::snapshot::{SnapshotRecord, Storage};
 impl Operations {
     /// Reconciles the resources with a fresh listing. `config` has its S3 settings resolved
     /// (the Secret read); `just_deleted` names snapshots this operation removed, whose resources
-    /// go at once whatever the keep rules say.
-    pub(super) async fn mirror_resources(&self, config: &DesiredConfig, just_deleted: &[String]) {
+    /// go at once whatever the keep rules say. `just_saved` is the snapshot this operation
+    /// took: its local resource gets this server's token hash, as RKE2's saving process sets it.
+    pub(super) async fn mirror_resources(
+        &self,
+        config: &DesiredConfig,
+        just_deleted: &[String],
+        just_saved: Option<&str>,
+    ) {
         let Ok(client) = self.kube.client() else {
             return;
         };
+        let _one_at_a_time = self.mirror.lock().await;
         let listing = match self.list_resolved(config).await {
             Ok(listing) => listing,
             Err(e) => {
@@ -29,13 +36,24 @@ impl Operations {
             .s3
             .as_ref()
             .filter(|s3| s3.config_secret.is_none() && listing.failed.is_empty());
+        let mut records = listing.records;
+        // When who uploaded some S3 copies is unknown this pass, their resources' names are
+        // unknown too: leave every S3 resource alone rather than rename them back and forth.
+        let s3_listed = match s3_listed {
+            Some(s3) if self.fill_s3_sources(config, s3, &mut records).await => Some(s3),
+            _ => None,
+        };
         let scope = Scope {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
-        let mut records = listing.records;
-        if let Some(s3) = s3_listed {
-            self.fill_s3_sources(config, s3, &mut records).await;
+        if let Some(name) = just_saved {
+            let hash = crate::token::server_token_hash(config).filter(|h| !h.is_empty());
+            for record in records.iter_mut().filter(|r| r.storage == Storage::Local) {
+                if record.file_name == name {
+                    record.token_hash = hash.clone();
+                }
+            }
         }
         let records = with_local_metadata(records);
         if let Err(e) = resources::reconcile(client, &scope, &records, just_deleted).await {
@@ -56,23 +74,25 @@ impl Operations {
 
     /// Who uploaded each S3 copy (`Rke2-Node-Name`, `Rke2-Token-Hash`), so every node names
     /// and labels the shared resources alike. Only objects new since the last pass cost a
-    /// request; an object that cannot be read keeps the listing's values until the next pass.
+    /// request. False when some could not be read (their resources' names are then unknown).
     async fn fill_s3_sources(
         &self,
         config: &DesiredConfig,
         s3: &crate::config::desired::S3Settings,
         records: &mut [SnapshotRecord],
-    ) {
+    ) -> bool {
         let store = match super::replicate::connect(&self.kube, config, s3).await {
             Ok(store) => store,
             Err(e) => {
-                tracing::warn!(error = %super::error_chain(&e), "failed to read who uploaded the S3 snapshots");
-                return;
+                tracing::warn!(error = %super::error_chain(&e), "failed to read who uploaded the S3 snapshots; S3 resources are left as they are this pass");
+                return false;
             }
         };
-        for (name, e) in store.fill_sources(records, &self.s3_sources).await {
-            tracing::debug!(snapshot = %name, error = %super::error_chain(&e), "failed to read an S3 snapshot's uploader");
+        let failed = store.fill_sources(records, &self.s3_sources).await;
+        for (name, e) in &failed {
+            tracing::warn!(snapshot = %name, error = %super::error_chain(e), "failed to read an S3 snapshot's uploader; S3 resources are left as they are this pass");
         }
+        failed.is_empty()
     }
 
     /// A save that produced no snapshot, as a not-ready resource with the error (RKE2's failed
@@ -81,6 +101,7 @@ impl Operations {
         let Ok(client) = self.kube.client() else {
             return;
         };
+        let _one_at_a_time = self.mirror.lock().await;
         let record = SnapshotRecord {
             file_name: name.to_string(),
             location: String::new(),

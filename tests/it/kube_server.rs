@@ -112,6 +112,12 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
             .starts_with("file:///")
     );
     assert_eq!(local["status"]["readyToUse"], true);
+    assert!(
+        local["metadata"]["annotations"]["etcd.rke2.cattle.io/snapshot-token-hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 12),
+        "the saving server annotates its local copy: {local:#?}"
+    );
     assert_eq!(remote["spec"]["location"], format!("s3://snaps/f/{name}"));
     // The uploader, from the object's metadata, as in the seed's `kubectl describe`.
     assert_eq!(remote["spec"]["nodeName"], "n1");
@@ -326,6 +332,16 @@ async fn two_nodes_saving_at_once_get_every_resource_exactly_once() {
         copies(&probe) == want
     })
     .await;
+    // And it stays so over further reconcile passes of both nodes: no resource was deleted
+    // and re-created on the way (a race between a pass and a save would show here).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(copies(&api), expected);
+    let churn: Vec<Value> = api
+        .list(EVENTS)
+        .into_iter()
+        .filter(|e| e["reason"] == "ETCDSnapshotDeleted")
+        .collect();
+    assert!(churn.is_empty(), "{churn:#?}");
     // Each S3 resource names its uploader; the nodes agree on it (no second resource appeared).
     for r in api.list(FILES) {
         let snapshot = r["spec"]["snapshotName"].as_str().unwrap();

@@ -212,7 +212,7 @@ async fn upsert(
     loop {
         let result = match &replace {
             None => api
-                .create(&params, desired)
+                .create(&params, &without_server_fields(desired))
                 .await
                 .map(|r| Written::Created(Box::new(r))),
             Some(merged) => api
@@ -236,6 +236,20 @@ async fn upsert(
             },
         };
     }
+}
+
+/// `resource` as a new object: an update that lost the object to a delete re-creates it, and
+/// the apiserver refuses a create that carries the old object's version or uid.
+fn without_server_fields(resource: &SnapshotFile) -> SnapshotFile {
+    let mut fresh = resource.clone();
+    let meta = &mut fresh.metadata;
+    meta.resource_version = None;
+    meta.uid = None;
+    meta.creation_timestamp = None;
+    meta.deletion_timestamp = None;
+    meta.managed_fields = None;
+    meta.generation = None;
+    fresh
 }
 
 /// Deletes `current` if it is still the version that was listed. `Ok(false)` when it is already

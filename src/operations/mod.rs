@@ -149,6 +149,9 @@ pub struct Operations {
     /// One resource reconcile at a time: a pass listing the stores while a save or delete
     /// mirrors its own change would undo it (delete a just-created resource, or re-create one).
     mirror: Arc<Mutex<()>>,
+    /// Set once a resource reconcile has fully succeeded; until then the reconcile loop comes
+    /// back soon instead of after a whole interval (the apiserver or the CRD may be late).
+    resources_synced: std::sync::atomic::AtomicBool,
     /// Who uploaded each S3 object, remembered across resource reconciles.
     s3_sources: crate::store::s3::SourceCache,
 }
@@ -160,6 +163,7 @@ impl Operations {
             writer: Arc::new(Mutex::new(())),
             kube: KubeAccess::disabled(),
             mirror: Arc::new(Mutex::new(())),
+            resources_synced: Default::default(),
             s3_sources: Default::default(),
         }
     }

@@ -5,6 +5,8 @@
 //! and apiserver trouble is logged and made up by the next pass. The listing it mirrors is a
 //! fresh one, so resources follow what the stores hold, not what an operation meant to do.
 
+use std::sync::atomic::Ordering;
+
 use super::Operations;
 use crate::config::DesiredConfig;
 use crate::kube::resources::{self, S3Spec, Scope};
@@ -56,8 +58,11 @@ impl Operations {
             }
         }
         let records = with_local_metadata(records);
-        if let Err(e) = resources::reconcile(client, &scope, &records, just_deleted).await {
-            tracing::warn!(error = %super::error_chain(&e), "failed to reconcile ETCDSnapshotFile resources; retrying on the next pass");
+        match resources::reconcile(client, &scope, &records, just_deleted).await {
+            Ok(_) => self.resources_synced.store(true, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %super::error_chain(&e), "failed to reconcile ETCDSnapshotFile resources; retrying on the next pass")
+            }
         }
         if scope.s3.is_none() {
             // S3 could not be listed (or its settings read), so its resources are left alone;
@@ -119,6 +124,11 @@ impl Operations {
         {
             tracing::warn!(error = %super::error_chain(&e), "failed to record the failed save as an ETCDSnapshotFile");
         }
+    }
+
+    /// True until a resource reconcile has succeeded, when there is Kubernetes access.
+    pub fn resources_awaiting_first_sync(&self) -> bool {
+        self.kube.is_enabled() && !self.resources_synced.load(Ordering::Relaxed)
     }
 
     /// Installs or updates the CRD when allowed; said once at server start.

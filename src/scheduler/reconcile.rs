@@ -46,6 +46,10 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             result = pass => result,
         };
+        if ops.resources_awaiting_first_sync() {
+            // The apiserver or the CRD was not ready: try again soon, as RKE2 does at start.
+            wait = FIRST_PASS_DELAY;
+        }
         match result {
             Ok(report) => {
                 for name in &report.uploaded {

@@ -109,20 +109,9 @@ fn full_wire_object() -> EtcdSnapshotFile {
 }
 
 fn record() -> SnapshotRecord {
-    SnapshotRecord {
-        file_name: "etcd-snapshot-n1-1754906881".into(),
-        location: "file:///var/lib/rancher/rke2/server/db/snapshots/etcd-snapshot-n1-1754906881"
-            .into(),
-        node_name: "n1".into(),
-        storage: Storage::Local,
-        size: 8_937_504,
-        created_unix: 1_754_906_881,
-        compressed: false,
-        ready: true,
-        error: None,
-        token_hash: None,
-        metadata: None,
-    }
+    let name = "etcd-snapshot-n1-1754906881";
+    let location = format!("file:///var/lib/rancher/rke2/server/db/snapshots/{name}");
+    SnapshotRecord::example(name, &location, "n1", Storage::Local)
 }
 
 #[test]

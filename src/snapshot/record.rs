@@ -95,6 +95,26 @@ impl SnapshotRecord {
     }
 }
 
+#[cfg(test)]
+impl SnapshotRecord {
+    /// A complete, successful copy with the seed's size and time, for unit tests.
+    pub(crate) fn example(file_name: &str, location: &str, node: &str, storage: Storage) -> Self {
+        SnapshotRecord {
+            file_name: file_name.into(),
+            location: location.into(),
+            node_name: node.into(),
+            storage,
+            size: 8_937_504,
+            created_unix: 1_754_906_881,
+            compressed: false,
+            ready: true,
+            error: None,
+            token_hash: None,
+            metadata: None,
+        }
+    }
+}
+
 /// Unix seconds as RFC 3339 UTC with a `Z` suffix.
 pub fn rfc3339(unix: i64) -> String {
     DateTime::<Utc>::from_timestamp(unix, 0)
@@ -108,17 +128,8 @@ mod tests {
 
     fn record(name: &str) -> SnapshotRecord {
         SnapshotRecord {
-            file_name: name.into(),
-            location: format!("file:///d/{name}"),
-            node_name: "n1".into(),
-            storage: Storage::Local,
             size: 42,
-            created_unix: 1_754_906_881,
-            compressed: false,
-            ready: true,
-            error: None,
-            token_hash: None,
-            metadata: None,
+            ..SnapshotRecord::example(name, &format!("file:///d/{name}"), "n1", Storage::Local)
         }
     }
 

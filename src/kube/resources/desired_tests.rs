@@ -23,19 +23,7 @@ fn record(storage: Storage, node: &str, file: &str) -> SnapshotRecord {
         Storage::Local => format!("file:///var/lib/rancher/rke2/server/db/snapshots/{file}"),
         Storage::S3 => format!("s3://test-bucket/test-folder/{file}"),
     };
-    SnapshotRecord {
-        file_name: file.into(),
-        location,
-        node_name: node.into(),
-        storage,
-        size: 8_937_504,
-        created_unix: 1_754_906_881,
-        compressed: false,
-        ready: true,
-        error: None,
-        token_hash: None,
-        metadata: None,
-    }
+    SnapshotRecord::example(file, &location, node, storage)
 }
 
 /// The seed's `kubectl describe` example, as the object RKE2 stores.

@@ -41,6 +41,15 @@ impl Operations {
         &self,
         config: &DesiredConfig,
     ) -> Result<Listing, OperationError> {
+        Ok(self.list_keeping_store(config).await?.0)
+    }
+
+    /// `list_resolved`, also handing back the S3 store it listed (None when S3 is off or could
+    /// not be listed), for callers that go on to read from the bucket.
+    pub(super) async fn list_keeping_store(
+        &self,
+        config: &DesiredConfig,
+    ) -> Result<(Listing, Option<S3Store>), OperationError> {
         let started = Instant::now();
         let local =
             open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
@@ -52,9 +61,13 @@ impl Operations {
         };
         self.metrics
             .set_snapshot_count(listing.records.len() as u64);
+        let mut listed_store = None;
         if let Some(s3) = &config.s3 {
             let remote = match self.list_s3(config, s3).await {
-                Ok(remote) => remote,
+                Ok((remote, store)) => {
+                    listed_store = Some(store);
+                    remote
+                }
                 Err(e) => {
                     listing.failed.push(FailedItem {
                         name: replicate::target_location(s3, ""),
@@ -71,19 +84,35 @@ impl Operations {
             listing.records.extend(remote);
             listing.records.extend(failed);
         }
-        Ok(listing)
+        Ok((listing, listed_store))
     }
 
     async fn list_s3(
         &self,
         config: &DesiredConfig,
         s3: &S3Settings,
-    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+    ) -> Result<(Vec<SnapshotRecord>, S3Store), OperationError> {
         let started = Instant::now();
-        let listed = match replicate::connect(&self.kube, config, s3).await {
-            Ok(store) => store.list().await,
-            Err(e) => Err(e),
-        };
+        match replicate::connect(&self.kube, config, s3).await {
+            Ok(store) => Ok((self.list_on(&store, started).await?, store)),
+            Err(source) => {
+                self.metrics
+                    .observe_reconcile_s3(Status::Error, started.elapsed().as_secs_f64());
+                Err(OperationError::S3 {
+                    action: "list",
+                    source: Box::new(source),
+                })
+            }
+        }
+    }
+
+    /// Lists a connected bucket, timed from `started` into the S3 listing metrics.
+    async fn list_on(
+        &self,
+        store: &S3Store,
+        started: Instant,
+    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+        let listed = store.list().await;
         self.metrics
             .observe_reconcile_s3(Status::of(&listed), started.elapsed().as_secs_f64());
         let listed = listed.map_err(|source| OperationError::S3 {
@@ -256,7 +285,7 @@ impl Operations {
             }
         };
         let remote_names: Vec<String> = self
-            .list_s3(config, s3)
+            .list_on(&remote, Instant::now())
             .await?
             .into_iter()
             .map(|r| r.file_name)

@@ -27,22 +27,25 @@ impl Operations {
             return;
         };
         let _one_at_a_time = self.mirror.lock().await;
-        let listing = match self.list_resolved(config).await {
-            Ok(listing) => listing,
+        let (listing, store) = match self.list_keeping_store(config).await {
+            Ok(listed) => listed,
             Err(e) => {
                 tracing::warn!(error = %super::error_chain(&e), "failed to list snapshots for the ETCDSnapshotFile resources");
                 return;
             }
         };
-        let s3_listed = config
-            .s3
-            .as_ref()
-            .filter(|s3| s3.config_secret.is_none() && listing.failed.is_empty());
         let mut records = listing.records;
         // When who uploaded some S3 copies is unknown this pass, their resources' names are
         // unknown too: leave every S3 resource alone rather than rename them back and forth.
-        let s3_listed = match s3_listed {
-            Some(s3) if self.fill_s3_sources(config, s3, &mut records).await => Some(s3),
+        let s3_listed = match (&config.s3, store) {
+            // A Secret still named here was unreadable when the operation began: its settings
+            // are not the ones the objects were listed with.
+            (Some(s3), Some(store))
+                if s3.config_secret.is_none()
+                    && self.fill_s3_sources(&store, &mut records).await =>
+            {
+                Some(s3)
+            }
             _ => None,
         };
         let scope = Scope {
@@ -77,22 +80,15 @@ impl Operations {
         }
     }
 
-    /// Who uploaded each S3 copy (`Rke2-Node-Name`, `Rke2-Token-Hash`), so every node names
-    /// and labels the shared resources alike. Only objects new since the last pass cost a
-    /// request. False when some could not be read (their resources' names are then unknown).
+    /// Who uploaded each S3 copy (`Rke2-Node-Name`, `Rke2-Token-Hash`), read through the store
+    /// that was just listed, so every node names and labels the shared resources alike. Only
+    /// objects new since the last pass cost a request. False when some could not be read (their
+    /// resources' names are then unknown).
     async fn fill_s3_sources(
         &self,
-        config: &DesiredConfig,
-        s3: &crate::config::desired::S3Settings,
+        store: &crate::store::s3::S3Store,
         records: &mut [SnapshotRecord],
     ) -> bool {
-        let store = match super::replicate::connect(&self.kube, config, s3).await {
-            Ok(store) => store,
-            Err(e) => {
-                tracing::warn!(error = %super::error_chain(&e), "failed to read who uploaded the S3 snapshots; S3 resources are left as they are this pass");
-                return false;
-            }
-        };
         let failed = store.fill_sources(records, &self.s3_sources).await;
         for (name, e) in &failed {
             tracing::warn!(snapshot = %name, error = %super::error_chain(e), "failed to read an S3 snapshot's uploader; S3 resources are left as they are this pass");

@@ -25,20 +25,29 @@
 //!   Invalid, BadRequest, Unauthorized, Forbidden, Expired) and injected faults
 //!   ([`KubeApi::fail_next`]).
 //!
+//! - Enough for kubectl: legacy discovery (`/api`, `/apis`, resource lists, with custom types
+//!   taken from the stored CRDs), `meta.k8s.io/v1` Tables when the `Accept` header asks for one
+//!   (`kubectl get`: columns from the CRD's `additionalPrinterColumns`), and one Event storage
+//!   behind both `events.k8s.io/v1` and core `v1` (`kubectl describe` lists core Events with
+//!   `involvedObject` field selectors, while kube's recorder writes `events.k8s.io/v1`).
+//!
 //! What it does not: admission (no defaulting, no webhooks, no namespace lifecycle: any
 //! namespace exists), OpenAPI or CRD schema validation and pruning, RBAC (every valid token may
-//! do everything, use `fail_next` for Forbidden), discovery documents, protobuf or YAML
-//! responses, field managers and managed fields (apply never removes fields), consistent
-//! snapshots for paginated lists (later pages see later writes), `dryRun`, sub-resources
-//! other than `/status`, server-side printing (`kubectl get` tables need discovery, which is
-//! absent: only `kubectl get --raw` works), and the shared storage of `events.k8s.io/v1` and core
-//! `v1` Events (here they are two separate collections). A test passing here is evidence about
-//! our client code, not about a cluster's admission or schema rules.
+//! do everything, use `fail_next` for Forbidden), aggregated discovery and OpenAPI documents,
+//! protobuf or YAML responses, field managers and managed fields (apply never removes fields),
+//! consistent snapshots for paginated lists (later pages see later writes), `dryRun`,
+//! sub-resources other than `/status`, type-specific Table columns of built-in types (they get
+//! the default `Name`, `Created At`), and watches of `events.k8s.io/v1` Events (only core `v1`
+//! Events can be watched). A test passing here is
+//! evidence about our client code and about kubectl's reading of what we write, not about a
+//! cluster's admission or schema rules.
 //!
 //! The server runs on the test's tokio runtime: start the `etcd-snapshot` binary or kubectl with
 //! `tokio::process`, or use a multi-thread runtime, so that waiting for the child does not stop
 //! the server answering it.
 
+mod discovery;
+mod events_view;
 mod ids;
 mod patch;
 mod paths;
@@ -46,6 +55,7 @@ mod routes;
 mod selectors;
 mod status;
 mod store;
+mod table;
 mod tls;
 mod validate;
 mod watch;
@@ -82,8 +92,24 @@ impl Drop for KubeApi {
     }
 }
 
-fn target_of(object_path: &str) -> paths::Target {
-    paths::parse(object_path).unwrap_or_else(|| panic!("not an API object path: {object_path}"))
+/// The storage target of a fixture path, and whether it is the `events.k8s.io` view of Events
+/// (whose objects the fixtures convert, as the HTTP face does).
+fn target_of(object_path: &str) -> (paths::Target, bool) {
+    let target = paths::parse(object_path)
+        .unwrap_or_else(|| panic!("not an API object path: {object_path}"));
+    if events_view::is_events_view(&target) {
+        (events_view::core_target(&target), true)
+    } else {
+        (target, false)
+    }
+}
+
+fn shown(value: Value, events: bool) -> Value {
+    if events {
+        events_view::to_view(value)
+    } else {
+        value
+    }
 }
 
 impl KubeApi {
@@ -171,8 +197,13 @@ impl KubeApi {
 
     /// Test fixture: create-or-replace an object at its path (no preconditions, no validation),
     /// filling server-owned metadata and emitting the watch event.
-    pub fn put(&self, object_path: &str, mut object: Value) {
-        let target = target_of(object_path);
+    pub fn put(&self, object_path: &str, object: Value) {
+        let (target, events) = target_of(object_path);
+        let mut object = if events {
+            events_view::to_core(object)
+        } else {
+            object
+        };
         let name = target.name.clone().expect("put needs an object path");
         if !object["metadata"].is_object() {
             object["metadata"] = serde_json::json!({});
@@ -188,7 +219,7 @@ impl KubeApi {
 
     /// Deletes an object by path at once, finalizers or not (emits DELETED); false when absent.
     pub fn remove(&self, object_path: &str) -> bool {
-        let target = target_of(object_path);
+        let (target, _) = target_of(object_path);
         let key = key_of(
             &target,
             target.name.as_deref().expect("remove needs an object path"),
@@ -197,24 +228,26 @@ impl KubeApi {
     }
 
     pub fn get(&self, object_path: &str) -> Option<Value> {
-        let target = target_of(object_path);
+        let (target, events) = target_of(object_path);
         let key = key_of(
             &target,
             target.name.as_deref().expect("get needs an object path"),
         );
-        self.store().get(&key).cloned()
+        let found = self.store().get(&key).cloned();
+        found.map(|value| shown(value, events))
     }
 
     /// Every object in a collection (one namespace, or all for an all-namespaces path).
     pub fn list(&self, collection_path: &str) -> Vec<Value> {
-        let target = target_of(collection_path);
+        let (target, events) = target_of(collection_path);
         assert!(
             target.name.is_none(),
             "list needs a collection path: {collection_path}"
         );
         let store = self.store();
         let objects = store.list(&target.collection, target.namespace.as_deref());
-        objects.into_iter().map(|(_, v)| v.clone()).collect()
+        let objects = objects.into_iter().map(|(_, v)| shown(v.clone(), events));
+        objects.collect()
     }
 
     /// Requests served so far, in order.

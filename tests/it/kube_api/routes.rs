@@ -1,6 +1,8 @@
 //! The HTTP face of the Kubernetes API stand-in: bearer-token check, request log, injected
-//! faults, then GET (one, list with selectors and pagination, watch), POST, PUT, PATCH and DELETE
-//! dispatched to the store. JSON only. Writes live in `writes.rs`, watches in `watch.rs`.
+//! faults, discovery documents, then GET (one, list with selectors and pagination, watch), POST,
+//! PUT, PATCH and DELETE dispatched to the store, with `events.k8s.io` Events served from the
+//! core Event storage and Tables for clients that ask for them. JSON only. Writes live in
+//! `writes.rs`, watches in `watch.rs`, discovery in `discovery.rs`, Tables in `table.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,10 +15,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
+use super::discovery;
+use super::events_view;
 use super::paths::{self, Target, parse_query};
 use super::selectors::Selector;
 use super::status::{self, ApiError};
 use super::store::{SeenRequest, Store, key_of};
+use super::table;
 use super::watch::{self, ResponseBody, WatchRequest};
 use super::writes::{self, StatusMode, status_mode};
 
@@ -79,6 +84,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     };
     let authorized = header("authorization") == format!("Bearer {}", shared.token);
     let content_type = header("content-type");
+    let accept = header("accept");
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
@@ -109,7 +115,11 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         ));
     }
     let Some(target) = target else {
-        return error_response(status::no_route(&path));
+        let store = shared.store.lock().expect("store lock");
+        return match discovery::answer(&store, &path) {
+            Some(document) if method == "GET" => json_response(200, &document),
+            _ => error_response(status::no_route(&path)),
+        };
     };
     if !served(&shared.store, &target) {
         // What the apiserver's mux answers for a group/resource nobody serves: not a Status.
@@ -134,9 +144,28 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             Err(error) => error_response(error),
         };
     }
+    // Watches of `events.k8s.io` Events stay on their own collection: nothing here watches
+    // Events, and converting the stream is not worth it.
+    let events_view = events_view::is_events_view(&target);
+    let (target, body) = if events_view {
+        let body = events_view::request_to_core(&content_type, &body);
+        (events_view::core_target(&target), Bytes::from(body))
+    } else {
+        (target, body)
+    };
     let mut store = shared.store.lock().expect("store lock");
     match dispatch(&mut store, &method, &target, &params, &content_type, &body) {
-        Ok((code, value)) => json_response(code, &value),
+        Ok((code, mut value)) => {
+            if events_view {
+                value = events_view::response_to_view(value);
+            }
+            if method == "GET" && table::wants_table(&accept) {
+                let crd = store.crd(&target);
+                let include = param(&params, "includeObject");
+                value = table::to_table(crd, &target.version, &value, include, chrono::Utc::now());
+            }
+            json_response(code, &value)
+        }
         Err(error) => error_response(error),
     }
 }

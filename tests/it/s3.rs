@@ -183,6 +183,67 @@ async fn download_rejects_an_object_whose_checksum_does_not_match() {
 }
 
 #[tokio::test]
+async fn download_never_replaces_a_same_name_file_and_reuses_an_identical_one() {
+    let server = S3Server::start(Tls::Plain).await;
+    server.create_bucket("snapshots");
+    let store = S3Store::connect(&server.settings("snapshots", ""))
+        .await
+        .unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let name = "on-demand-node1-1700000400";
+    let bytes = write_pattern(&src.path().join(name), 5000);
+    let sum = sha256_hex(&bytes);
+    let recorded = ObjectMetadata {
+        sha256: Some(sum),
+        ..metadata()
+    };
+    store
+        .upload_file(&src.path().join(name), name, &recorded)
+        .await
+        .unwrap();
+
+    // The same bytes already in the snapshot dir: used as they are.
+    let dest = tempfile::tempdir().unwrap();
+    std::fs::copy(src.path().join(name), dest.path().join(name)).unwrap();
+    let path = store.download(name, dest.path()).await.unwrap();
+    assert_eq!(path, dest.path().join(name));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+    // A different file under that name is left alone, and the error says what to do.
+    std::fs::write(dest.path().join(name), b"another snapshot").unwrap();
+    let err = store.download(name, dest.path()).await.unwrap_err();
+    assert!(matches!(err, S3Error::LocalCopyDiffers { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&dest.path().join(name).display().to_string())
+            && text.contains("left untouched")
+            && text.contains("restore from it by path"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(dest.path().join(name)).unwrap(),
+        b"another snapshot"
+    );
+    let entries = std::fs::read_dir(dest.path()).unwrap().count();
+    assert_eq!(entries, 1, "no temp file left behind");
+
+    // Without a recorded checksum nothing proves the bytes equal: refused too.
+    let unrecorded = "on-demand-node1-1700000500";
+    server.put_raw("snapshots", unrecorded, b"raw bytes");
+    std::fs::write(dest.path().join(unrecorded), b"raw bytes").unwrap();
+    let err = store.download(unrecorded, dest.path()).await.unwrap_err();
+    assert!(err.to_string().contains("no recorded sha256"), "{err}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
 async fn wrong_credentials_and_missing_bucket_are_distinct_clear_errors() {
     let server = S3Server::start(Tls::Plain).await;
     server.create_bucket("snapshots");

@@ -94,6 +94,17 @@ pub enum S3Error {
         actual: String,
     },
     #[error(
+        "{path} already exists and may not be the same snapshot as s3://{bucket}/{key} \
+         ({reason}); it was left untouched: move it out of the snapshot dir, or restore from it \
+         by path"
+    )]
+    LocalCopyDiffers {
+        path: PathBuf,
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+    #[error(
         "upload of s3://{bucket}/{key} was abandoned after {received} bytes: the save failed \
          or fell behind, nothing was kept"
     )]

@@ -1,29 +1,26 @@
-//! The operations that look after existing snapshots: list, delete, prune, reconcile (S3
-//! backfill) and startup temp-file cleanup, on the local dir and, when `etcd-s3` is on, the
-//! bucket.
+//! The operations that look after existing snapshots: list, delete, prune and startup
+//! temp-file cleanup, on the local dir and, when `etcd-s3` is on, the bucket (the reconcile's
+//! S3 backfill is in `backfill.rs`).
 //!
 //! Every S3 step connects afresh with the config of this very operation, so a changed bucket or
 //! rotated credentials apply at once. Local work is never undone by an S3 failure: the failure
 //! is reported per item.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Instant;
 
-use super::pending::{self, PendingUpload};
+use super::pending;
 use super::{
-    DeleteReport, Listing, OperationError, Operations, PruneReport, ReconcileReport, Removal,
-    error_chain, open_existing_store, open_store, replicate,
+    DeleteReport, Listing, OperationError, Operations, PruneReport, Removal, error_chain,
+    open_existing_store, open_store, replicate,
 };
 use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
-use crate::snapshot::backfill::plan_backfill;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::local::{DeleteOutcome, LocalStore};
-use crate::store::s3::retry::RetryPolicy;
-use crate::store::s3::{ObjectMetadata, S3Store};
+use crate::store::s3::S3Store;
 use crate::telemetry::metrics::Status;
 
 impl Operations {
@@ -107,7 +104,7 @@ impl Operations {
     }
 
     /// Lists a connected bucket, timed from `started` into the S3 listing metrics.
-    async fn list_on(
+    pub(super) async fn list_on(
         &self,
         store: &S3Store,
         started: Instant,
@@ -160,6 +157,7 @@ impl Operations {
         };
         let mut report = DeleteReport::default();
         for name in names {
+            self.copies.note_deleted(name);
             let mut found = delete_local(&store, name, &mut report);
             match &remote {
                 Some(Ok(remote)) => found |= delete_remote(remote, name, &mut report).await,
@@ -247,63 +245,6 @@ impl Operations {
         Ok(report)
     }
 
-    /// One reconcile pass: with S3 on, uploads this node's local snapshots that are missing
-    /// from the bucket (oldest first, only those S3 retention would keep) and forgets failure
-    /// markers of snapshots that are in S3 or gone.
-    pub async fn reconcile(
-        &self,
-        config: &DesiredConfig,
-    ) -> Result<ReconcileReport, OperationError> {
-        let started = Instant::now();
-        let effective = self.effective(config).await;
-        let result = self.reconcile_inner(&effective).await;
-        self.mirror_resources(&effective, &[], None).await;
-        self.metrics
-            .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
-        result
-    }
-
-    async fn reconcile_inner(
-        &self,
-        config: &DesiredConfig,
-    ) -> Result<ReconcileReport, OperationError> {
-        let mut report = ReconcileReport::default();
-        let Some(s3) = &config.s3 else {
-            return Ok(report);
-        };
-        let store = open_store(config)?;
-        let local = store.list().map_err(OperationError::Store)?;
-        let remote = match replicate::connect(&self.kube, config, s3).await {
-            Ok(remote) => remote,
-            Err(source) => {
-                self.metrics
-                    .set_pending_upload_count(pending::list(store.dir()).len() as u64);
-                return Err(OperationError::S3 {
-                    action: "reach",
-                    source: Box::new(source),
-                });
-            }
-        };
-        let remote_names: Vec<String> = self
-            .list_on(&remote, Instant::now())
-            .await?
-            .into_iter()
-            .map(|r| r.file_name)
-            .collect();
-        let local_names: Vec<String> = local.iter().map(|r| r.file_name.clone()).collect();
-        forget_settled_markers(store.dir(), &local_names, &remote_names);
-        let plan = plan_backfill(&local_names, &remote_names, &config.node_name, s3.retention);
-        for name in plan {
-            match backfill_one(config, &remote, store.dir(), &name).await {
-                Ok(()) => report.uploaded.push(name),
-                Err(message) => report.failed.push(FailedItem { name, message }),
-            }
-        }
-        self.metrics
-            .set_pending_upload_count(pending::list(store.dir()).len() as u64);
-        Ok(report)
-    }
-
     /// Removes this node's leftovers of interrupted saves (startup hygiene).
     pub async fn clean_temp_files(&self, config: &DesiredConfig) -> Result<usize, OperationError> {
         let _guard = self.writer.lock().await;
@@ -366,56 +307,6 @@ async fn delete_remote(remote: &S3Store, name: &str, report: &mut DeleteReport) 
                 message: format!("not deleted from S3: {}", error_chain(&e)),
             });
             false
-        }
-    }
-}
-
-/// Uploads one local snapshot with retries; clears or refreshes its failure marker.
-async fn backfill_one(
-    config: &DesiredConfig,
-    remote: &S3Store,
-    dir: &Path,
-    name: &str,
-) -> Result<(), String> {
-    let metadata = ObjectMetadata {
-        sha256: None,
-        ..replicate::object_metadata(config)
-    };
-    let path = dir.join(name);
-    match remote
-        .upload_file_with_retry(&path, name, &metadata, RetryPolicy::default())
-        .await
-    {
-        Ok(uploaded) => {
-            tracing::info!(snapshot = %name, location = %uploaded.location, "uploaded a local snapshot missing from S3");
-            let _ = pending::clear(dir, name);
-            Ok(())
-        }
-        Err(e) => {
-            let message = error_chain(&e);
-            tracing::warn!(snapshot = %name, error = %message, "failed to upload a local snapshot missing from S3");
-            let marker = PendingUpload {
-                name: name.to_string(),
-                location: crate::store::s3::keys::location(
-                    remote.client().bucket(),
-                    &remote.layout().object_key(name),
-                ),
-                error: message.clone(),
-                failed_at: super::rounded_now_unix(),
-            };
-            let _ = pending::record(dir, &marker);
-            Err(message)
-        }
-    }
-}
-
-/// Drops markers of snapshots that reached S3 or no longer exist locally.
-fn forget_settled_markers(dir: &Path, local: &[String], remote: &[String]) {
-    let local: BTreeSet<&str> = local.iter().map(String::as_str).collect();
-    let remote: BTreeSet<&str> = remote.iter().map(String::as_str).collect();
-    for marker in pending::list(dir) {
-        if remote.contains(marker.name.as_str()) || !local.contains(marker.name.as_str()) {
-            let _ = pending::clear(dir, &marker.name);
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+mod backfill;
 mod maintain;
 pub mod pending;
 mod replicate;
@@ -154,6 +155,8 @@ pub struct Operations {
     resources_synced: std::sync::atomic::AtomicBool,
     /// Who uploaded each S3 object, remembered across resource reconciles.
     s3_sources: crate::store::s3::SourceCache,
+    /// Snapshots the reconcile is copying to S3 outside the writer lock (see `backfill.rs`).
+    copies: backfill::InFlightCopies,
 }
 
 impl Operations {
@@ -165,6 +168,7 @@ impl Operations {
             mirror: Arc::new(Mutex::new(())),
             resources_synced: Default::default(),
             s3_sources: Default::default(),
+            copies: Default::default(),
         }
     }
 

@@ -97,6 +97,20 @@ pub fn archive_entry_size(zip_path: &Path) -> Result<u64, RestoreError> {
     Ok(entry.size())
 }
 
+/// Reads the archive's single entry through the snapshot checks (trailer, bbolt page, and the
+/// archive's own CRC, which the zip reader checks at the end of the entry) without writing it
+/// anywhere. Returns the database size.
+pub fn verify_archive(zip_path: &Path) -> Result<u64, RestoreError> {
+    let mut archive = open_archive(zip_path)?;
+    let mut entry = archive
+        .by_index(0)
+        .map_err(|source| not_a_zip(zip_path, source))?;
+    checked_name(zip_path, &entry)?;
+    let size = entry.size();
+    let scan = super::verify::scan_database(&mut entry, zip_path, size, None)?;
+    Ok(scan.db_size)
+}
+
 type Archive = zip::ZipArchive<BufReader<File>>;
 
 /// Opens `zip_path` as an archive holding exactly one entry.

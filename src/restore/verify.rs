@@ -113,17 +113,45 @@ fn open_shaped(path: &Path) -> Result<(File, u64), RestoreError> {
 }
 
 fn verify(path: &Path, expected_file: Option<&str>) -> Result<VerifiedSnapshot, RestoreError> {
+    let (mut file, size) = open_shaped(path)?;
+    let scan = scan_database(&mut file, path, size, expected_file)?;
+    let sha256 = trailer_hex(path, scan.db_size)?;
+    Ok(VerifiedSnapshot {
+        path: path.to_path_buf(),
+        file_size: scan.db_size + TRAILER_LEN,
+        db_size: scan.db_size,
+        sha256,
+        file_sha256: scan.file_sha256,
+    })
+}
+
+/// What one pass over a database image found.
+pub(super) struct Scan {
+    pub db_size: u64,
+    /// SHA-256 of everything read, when an expected one was given (and matched).
+    pub file_sha256: Option<String>,
+}
+
+/// Reads `reader` (a snapshot file, or the entry of its `.zip`) to the end once: the trailer
+/// must equal the SHA-256 of everything before it, the first page must be a bbolt meta page,
+/// and, when `expected_file` is given, everything read must hash to it. `path` and `size` (the
+/// size the caller expects to read) name the snapshot in errors.
+pub(super) fn scan_database(
+    reader: &mut impl Read,
+    path: &Path,
+    size: u64,
+    expected_file: Option<&str>,
+) -> Result<Scan, RestoreError> {
     let read_err = |source| RestoreError::ReadSnapshot {
         path: path.to_path_buf(),
         source,
     };
-    let (mut file, size) = open_shaped(path)?;
     let mut check = TrailerCheck::default();
     let mut whole = expected_file.map(|_| Sha256::new());
     let mut head = Vec::with_capacity(BOLT_MAGIC_OFFSET + 4);
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -145,7 +173,7 @@ fn verify(path: &Path, expected_file: Option<&str>) -> Result<VerifiedSnapshot, 
             expected,
             actual,
         },
-        // The file changed size while it was read: report what was actually read.
+        // The data changed size while it was read: report what was actually read.
         _ => truncated(path, size),
     })?;
     if !has_bolt_magic(&head) {
@@ -167,14 +195,26 @@ fn verify(path: &Path, expected_file: Option<&str>) -> Result<VerifiedSnapshot, 
         }
         _ => None,
     };
-    let sha256 = trailer_hex(path, db_size)?;
-    Ok(VerifiedSnapshot {
-        path: path.to_path_buf(),
-        file_size: db_size + TRAILER_LEN,
+    Ok(Scan {
         db_size,
-        sha256,
         file_sha256,
     })
+}
+
+/// Verifies a snapshot as it sits in the snapshot dir, without writing anything: a plain file
+/// as [`verify_snapshot_file`] does; a `.zip` by reading its single entry through the same
+/// checks (the archive's CRC included) without extracting it. Returns the database size.
+/// Used before a snapshot is copied anywhere, so a file damaged on disk is never replicated.
+pub fn verify_stored_snapshot(path: &Path) -> Result<u64, RestoreError> {
+    let zipped = path.file_name().is_some_and(|n| {
+        n.to_string_lossy()
+            .ends_with(crate::snapshot::name::ZIP_SUFFIX)
+    });
+    if zipped {
+        super::unzip::verify_archive(path)
+    } else {
+        verify_snapshot_file(path).map(|verified| verified.db_size)
+    }
 }
 
 /// Reads the 32-byte trailer at `db_size` (already verified equal to the content's digest).
@@ -364,5 +404,55 @@ mod tests {
         assert!(text.contains(&space.mount.display().to_string()), "{text}");
         let err = check_free_space(&dir.path().join("missing"), 1).unwrap_err();
         assert!(matches!(err, RestoreError::FreeSpace { .. }), "{err}");
+    }
+
+    fn zipped(dir: &Path, name: &str, entry: &str, bytes: &[u8]) -> PathBuf {
+        use std::io::Write;
+        let path = dir.join(name);
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file(entry, options).unwrap();
+        zip.write_all(bytes).unwrap();
+        zip.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn stored_snapshots_are_verified_in_place_zipped_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = snapshot_bytes(3);
+        let db_size = good.len() as u64 - TRAILER_LEN;
+        let mut bad = good.clone();
+        bad[5000] ^= 1;
+
+        let plain = write(dir.path(), "on-demand-n1-1", &good);
+        assert_eq!(verify_stored_snapshot(&plain).unwrap(), db_size);
+        let damaged = write(dir.path(), "on-demand-n1-2", &bad);
+        let err = verify_stored_snapshot(&damaged).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::ChecksumMismatch { .. }),
+            "{err}"
+        );
+
+        let zip = zipped(dir.path(), "on-demand-n1-3.zip", "on-demand-n1-3", &good);
+        assert_eq!(verify_stored_snapshot(&zip).unwrap(), db_size);
+        // A database damaged before it was zipped: the archive is intact, the trailer is not.
+        let zip_of_bad = zipped(dir.path(), "on-demand-n1-4.zip", "on-demand-n1-4", &bad);
+        let err = verify_stored_snapshot(&zip_of_bad).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::ChecksumMismatch { .. }),
+            "{err}"
+        );
+        // An archive damaged on disk: its compressed data no longer matches its CRC.
+        let mut archive = std::fs::read(&zip).unwrap();
+        let middle = archive.len() / 2;
+        archive[middle] ^= 0xff;
+        let rotten = write(dir.path(), "on-demand-n1-5.zip", &archive);
+        let err = verify_stored_snapshot(&rotten).unwrap_err();
+        assert!(err.to_string().contains("on-demand-n1-5.zip"), "{err}");
+
+        let names = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(names, 5, "verifying writes nothing");
     }
 }

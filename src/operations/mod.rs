@@ -154,6 +154,9 @@ pub struct Operations {
     resources_synced: std::sync::atomic::AtomicBool,
     /// Who uploaded each S3 object, remembered across resource reconciles.
     s3_sources: crate::store::s3::SourceCache,
+    /// Which departed-node and Node-mark conditions were already logged, so a lasting one
+    /// (no RBAC, a node-name that is not the Node's) is said once, not every pass.
+    node_notices: crate::kube::resources::NodeNotices,
 }
 
 impl Operations {
@@ -165,6 +168,7 @@ impl Operations {
             mirror: Arc::new(Mutex::new(())),
             resources_synced: Default::default(),
             s3_sources: Default::default(),
+            node_notices: Default::default(),
         }
     }
 

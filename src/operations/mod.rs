@@ -157,6 +157,9 @@ pub struct Operations {
     s3_sources: crate::store::s3::SourceCache,
     /// Snapshots the reconcile is copying to S3 outside the writer lock (see `backfill.rs`).
     copies: backfill::InFlightCopies,
+    /// Which departed-node and Node-mark conditions were already logged, so a lasting one
+    /// (no RBAC, a node-name that is not the Node's) is said once, not every pass.
+    node_notices: crate::kube::resources::NodeNotices,
 }
 
 impl Operations {
@@ -169,6 +172,7 @@ impl Operations {
             resources_synced: Default::default(),
             s3_sources: Default::default(),
             copies: Default::default(),
+            node_notices: Default::default(),
         }
     }
 

@@ -62,7 +62,12 @@ impl Operations {
         }
         let records = with_local_metadata(records);
         match resources::reconcile(client, &scope, &records, just_deleted).await {
-            Ok(_) => self.resources_synced.store(true, Ordering::Relaxed),
+            Ok(_) => {
+                self.resources_synced.store(true, Ordering::Relaxed);
+                // RKE2's steps 7-8: departed nodes' resources, then this node's timestamps.
+                let (node, s3) = (&config.node_name, scope.s3.is_some());
+                resources::collect_and_mark(client, node, s3, &self.node_notices).await;
+            }
             Err(e) => {
                 tracing::warn!(error = %super::error_chain(&e), "failed to reconcile ETCDSnapshotFile resources; retrying on the next pass")
             }

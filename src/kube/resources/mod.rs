@@ -1,9 +1,10 @@
 //! `ETCDSnapshotFile` resources: one per snapshot copy this node is responsible for, kept in step
 //! with the stores, with RKE2's names, labels, keep rules and Events; plus installing the CRD.
 //!
-//! Every server reconciles its own local copies and, when S3 was listed, the shared S3 copies.
-//! The decisions are pure (`naming`, `desired`, `plan`); `apply`, `events` and `install` are the
-//! thin I/O around them. This module never lists or changes snapshots themselves: it is handed
+//! Every server reconciles its own local copies and, when S3 was listed, the shared S3 copies;
+//! after that it deletes the local copies' resources of nodes that left etcd and marks its own
+//! Node (`nodes`, `node_mark`). The decisions are pure (`naming`, `desired`, `plan`,
+//! `plan_departed`); `apply`, `events`, `install` and the node steps are the thin I/O around them. This module never lists or changes snapshots themselves: it is handed
 //! the records a listing produced and mirrors them.
 
 mod apply;
@@ -12,6 +13,8 @@ mod events;
 mod install;
 mod model;
 mod naming;
+mod node_mark;
+mod nodes;
 mod plan;
 
 pub use apply::{ReconcileOutcome, reconcile, upsert_records};
@@ -22,6 +25,14 @@ pub use events::{EventKind, event_message};
 pub use install::{CrdInstall, install_crd};
 pub use model::{S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus};
 pub use naming::{is_dns1123_subdomain, resource_name};
+pub use node_mark::{
+    LOCAL_TIMESTAMP_ANNOTATION, MarkOutcome, MarkSkip, S3_TIMESTAMP_ANNOTATION, mark_node,
+    timestamp_annotations,
+};
+pub use nodes::{
+    ETCD_ROLE_SELECTOR, GcOutcome, GcSkip, NodeNotices, collect_and_mark, collect_departed,
+    plan_departed,
+};
 pub use plan::{Change, FAILURE_TTL, S3_GRACE, plan_reconcile};
 
 /// What this node reconciles: its own local copies, plus the S3 copies when S3 was listed
@@ -56,6 +67,18 @@ pub enum ResourceError {
         #[source]
         first: Box<ResourceError>,
     },
+    #[error("failed to list Nodes with selector {selector}")]
+    ListNodes {
+        selector: String,
+        #[source]
+        source: ::kube::Error,
+    },
+    #[error("failed to annotate Node {name}")]
+    MarkNode {
+        name: String,
+        #[source]
+        source: ::kube::Error,
+    },
     #[error("failed to {action} CustomResourceDefinition {name}")]
     Crd {
         action: &'static str,
@@ -80,9 +103,11 @@ impl ResourceError {
             _ => true,
         };
         match self {
-            Self::List { source, .. } | Self::Apply { source, .. } | Self::Crd { source, .. } => {
-                api_retryable(source)
-            }
+            Self::List { source, .. }
+            | Self::Apply { source, .. }
+            | Self::Crd { source, .. }
+            | Self::ListNodes { source, .. }
+            | Self::MarkNode { source, .. } => api_retryable(source),
             Self::Partial { first, .. } => first.is_retryable(),
             Self::CrdConvert { .. } => false,
         }

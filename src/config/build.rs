@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::desired::ResetSettings;
 use super::desired::{
@@ -51,6 +51,13 @@ impl Parsed {
     pub fn flag(&self, key: &str) -> Option<bool> {
         match self.value(key)? {
             Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    /// The proxy setting as typed, exposed only to be parsed into `S3Proxy`.
+    pub fn proxy(&self, key: &str) -> Option<String> {
+        match self.value(key)? {
+            Value::Proxy(url) => Some(url.expose_secret().to_string()),
             _ => None,
         }
     }
@@ -144,7 +151,7 @@ fn s3(p: &Parsed) -> Option<Option<S3Settings>> {
         return Some(None);
     }
     let lookup = p.text("etcd-s3-bucket-lookup-type").unwrap_or_default();
-    let proxy = p.text("etcd-s3-proxy").unwrap_or_default();
+    let proxy = p.proxy("etcd-s3-proxy").unwrap_or_default();
     Some(Some(S3Settings {
         endpoint: p.text("etcd-s3-endpoint")?.trim().to_string(),
         endpoint_ca: p.text("etcd-s3-endpoint-ca"),
@@ -229,7 +236,7 @@ pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
     {
         fail("etcd-s3-bucket-lookup-type", "one of: auto, dns, path");
     }
-    if let Some(Err(expected)) = p.text("etcd-s3-proxy").map(|t| S3Proxy::parse(&t)) {
+    if let Some(Err(expected)) = p.proxy("etcd-s3-proxy").map(|t| S3Proxy::parse(&t)) {
         fail("etcd-s3-proxy", &expected);
     }
     if p.text("etcd-s3-endpoint")

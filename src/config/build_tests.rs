@@ -261,3 +261,66 @@ fn s3_on_resolves_without_warnings_and_off_drops_the_block() {
     assert!(on.warnings.is_empty(), "{:?}", on.warnings);
     assert_eq!(on.config.s3.unwrap().bucket, "b1");
 }
+
+#[test]
+fn proxy_credentials_reach_the_settings_but_never_show() {
+    let proxy = "http://alice:s3cr3t-pw@proxy.corp:3128";
+    let r = run(&[("s3", "true"), ("s3-bucket", "b1"), ("s3-proxy", proxy)]).unwrap();
+    let shown = format!("{:?}", r.shown);
+    let settings = r.config.s3.clone().unwrap();
+    // The real value goes on to the HTTP client.
+    assert_eq!(settings.proxy, S3Proxy::Url(proxy.into()));
+    let debug = format!("{:?} {settings:?}", r.config);
+    for hidden in ["alice", "s3cr3t-pw"] {
+        assert!(!debug.contains(hidden), "Debug shows {hidden}: {debug}");
+        assert!(
+            !shown.contains(hidden),
+            "config show shows {hidden}: {shown}"
+        );
+    }
+    assert!(
+        debug.contains("http://<redacted>@proxy.corp:3128"),
+        "{debug}"
+    );
+    assert!(
+        shown.contains("http://<redacted>@proxy.corp:3128"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn errors_quoting_a_proxy_leave_its_credentials_out() {
+    // Malformed, with the credentials in places a URL parser would not expect them.
+    for bad in [
+        "http://alice:pa/ss@proxy corp:3128",
+        "alice:s3cr3t@proxy:3128",
+        "http://alice:s3cr3t@",
+    ] {
+        let errs = errors(&[("s3", "true"), ("s3-bucket", "b1"), ("s3-proxy", bad)]);
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        let text = errs[0].to_string();
+        assert!(text.contains("<redacted>@"), "{text}");
+        for hidden in ["alice", "s3cr3t", "pa/ss"] {
+            assert!(!text.contains(hidden), "{text}");
+        }
+    }
+    // A list where one value belongs fails in parsing, before the S3 checks.
+    let mut layer = Layer::new();
+    layer.set(
+        "etcd-s3-proxy",
+        RawValue::List(vec!["http://alice:s3cr3t@proxy:3128".into()]),
+        Source::Flag("--etcd-s3-proxy".into()),
+    );
+    let host = HostFacts {
+        hostname: Some("node-a".into()),
+    };
+    let errs = resolve_with(&[&layer], &host)
+        .expect_err("a list is rejected")
+        .0;
+    let text = errs[0].to_string();
+    assert!(text.contains("http://<redacted>@proxy:3128"), "{text}");
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("alice"),
+        "{text}"
+    );
+}

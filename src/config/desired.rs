@@ -4,6 +4,8 @@
 //! constructs it field by field outside tests. It holds no I/O handles: it is plain data that
 //! can be cloned per operation and overlaid with an API request's explicit fields.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -208,16 +210,43 @@ impl BucketLookup {
     }
 }
 
-/// `--etcd-s3-proxy`: which proxy S3 traffic goes through.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `--etcd-s3-proxy`: which proxy S3 traffic goes through. Debug redacts a URL's user info.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum S3Proxy {
     /// Unset: `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` apply.
     #[default]
     FromEnv,
     /// `none`: direct connections even when the proxy variables are set.
     Disabled,
-    /// An explicit proxy URL with a scheme and a host.
+    /// An explicit proxy URL with a scheme and a host, as given: `user:password@` in it reaches
+    /// the HTTP client, and only `Debug` and `redact_userinfo` are for display.
     Url(String),
+}
+
+impl fmt::Debug for S3Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            S3Proxy::FromEnv => f.write_str("FromEnv"),
+            S3Proxy::Disabled => f.write_str("Disabled"),
+            S3Proxy::Url(url) => f.debug_tuple("Url").field(&redact_userinfo(url)).finish(),
+        }
+    }
+}
+
+/// `text` with the user info of its URL replaced by `<redacted>`: `http://user:pw@proxy:3128`
+/// shows as `http://<redacted>@proxy:3128`. The user goes too, not only the password: some
+/// proxies take a token as the user name, and scheme, host and port are what tell an operator
+/// which proxy is used. Everything up to the *last* `@` goes, so a password holding an unescaped
+/// `@`, `/` or `#` (a malformed URL an error message quotes) never shows either.
+pub fn redact_userinfo(text: &str) -> Cow<'_, str> {
+    let (scheme, rest) = match text.find("://") {
+        Some(at) => text.split_at(at + 3),
+        None => ("", text),
+    };
+    match rest.rfind('@') {
+        Some(at) => Cow::Owned(format!("{scheme}<redacted>{}", &rest[at..])),
+        None => Cow::Borrowed(text),
+    }
 }
 
 impl S3Proxy {
@@ -319,5 +348,39 @@ impl DesiredConfig {
     /// The default snapshot dir for a data dir.
     pub fn default_snapshot_dir(data_dir: &Path) -> PathBuf {
         data_dir.join("server").join("db").join("snapshots")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_info_is_redacted_whole_and_the_rest_kept() {
+        for (given, shown) in [
+            ("http://alice:pw@proxy:3128", "http://<redacted>@proxy:3128"),
+            (
+                "https://token@[::1]:8443/p",
+                "https://<redacted>@[::1]:8443/p",
+            ),
+            ("http://a:p@ss@proxy:3128", "http://<redacted>@proxy:3128"),
+            ("alice:pw@proxy:3128", "<redacted>@proxy:3128"),
+            ("http://proxy:3128", "http://proxy:3128"),
+            ("none", "none"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_userinfo(given), shown, "{given}");
+        }
+    }
+
+    #[test]
+    fn proxy_debug_never_shows_credentials() {
+        let proxy = S3Proxy::Url("http://alice:s3cr3t@proxy:3128".into());
+        assert_eq!(
+            format!("{proxy:?}"),
+            r#"Url("http://<redacted>@proxy:3128")"#
+        );
+        assert_eq!(format!("{:?}", S3Proxy::FromEnv), "FromEnv");
+        assert_eq!(format!("{:?}", S3Proxy::Disabled), "Disabled");
     }
 }

@@ -189,6 +189,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "etcd-s3-proxy",
         aliases: &["s3-proxy"],
+        kind: Kind::ProxyUrl,
         help: "Proxy URL for S3 traffic only; \"none\" ignores the proxy environment variables",
         ..ROW
     },

@@ -28,6 +28,9 @@ pub enum Kind {
     Cron,
     /// An `http://` or `https://` URL.
     Url,
+    /// A proxy setting: empty, `none` or a URL that may carry `user:password@`, which is
+    /// shown redacted (the format itself is checked with the S3 settings).
+    ProxyUrl,
     IpAddr,
     /// `ip:port`.
     SocketAddr,
@@ -57,7 +60,7 @@ impl Kind {
             Kind::PathList => "PATH,...",
             Kind::StringList => "VALUE,...",
             Kind::Cron => "SPEC",
-            Kind::Url => "URL",
+            Kind::Url | Kind::ProxyUrl => "URL",
             Kind::IpAddr => "IP",
             Kind::SocketAddr => "IP:PORT",
             Kind::LogFormat => "FORMAT",

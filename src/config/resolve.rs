@@ -178,7 +178,7 @@ fn parse_set(spec: &KeySpec, raw: &RawValue, source: &Source) -> Result<Entry, C
             value: if spec.is_secret() {
                 Some("<redacted>".into())
             } else {
-                raw.display()
+                raw.display().map(|text| value::quotable(spec.kind, text))
             },
             source: source.clone(),
             expected,

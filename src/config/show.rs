@@ -151,6 +151,38 @@ mod tests {
     }
 
     #[test]
+    fn show_redacts_the_credentials_of_a_proxy_url() {
+        let mut flags = Layer::new();
+        flags.set(
+            "etcd-s3-proxy",
+            RawValue::String("http://alice:s3cr3t@proxy:3128".into()),
+            Source::Flag("--etcd-s3-proxy".into()),
+        );
+        for with_sources in [false, true] {
+            let text = render(&resolved_with(&flags), with_sources);
+            assert!(
+                !text.contains("alice") && !text.contains("s3cr3t"),
+                "{text}"
+            );
+            assert!(
+                text.contains("\netcd-s3-proxy: \"http://<redacted>@proxy:3128\""),
+                "{text}"
+            );
+        }
+        // Without credentials the URL shows as given.
+        flags.set(
+            "etcd-s3-proxy",
+            RawValue::String("http://proxy:3128".into()),
+            Source::Flag("--etcd-s3-proxy".into()),
+        );
+        let text = render(&resolved_with(&flags), false);
+        assert!(
+            text.contains("\netcd-s3-proxy: http://proxy:3128\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn show_lists_every_key_in_table_order_and_redacts_secrets() {
         let mut flags = Layer::new();
         flags.set(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::desired::LogFormat;
+use super::desired::{LogFormat, redact_userinfo};
 use super::keys::Kind;
 use super::layer::RawValue;
 use crate::scheduler::Schedule;
@@ -30,6 +30,8 @@ pub enum Value {
     LogFormat(LogFormat),
     Secret(SecretString),
     Duration(Duration),
+    /// `Kind::ProxyUrl`: kept secret as a whole, since its user info may hold a password.
+    Proxy(SecretString),
 }
 
 /// Go's `strconv.ParseBool`, which RKE2 uses for boolean settings.
@@ -114,6 +116,7 @@ fn parse_scalar(kind: Kind, text: &str) -> Result<Value, String> {
         Kind::Path => Ok(Value::Path(PathBuf::from(text))),
         Kind::Cron => Schedule::parse(text).map(Value::Cron),
         Kind::Url => check_url(text).map(|()| Value::Text(text.to_string())),
+        Kind::ProxyUrl => Ok(Value::Proxy(SecretString::from(text))),
         Kind::IpAddr => text
             .parse()
             .map(Value::Ip)
@@ -176,6 +179,16 @@ pub fn render(value: &Value) -> String {
         Value::LogFormat(LogFormat::Json) => "json".into(),
         Value::Secret(_) => "<redacted>".into(),
         Value::Duration(d) => go_duration(*d),
+        Value::Proxy(url) => redact_userinfo(url.expose_secret()).into_owned(),
+    }
+}
+
+/// A raw value of `kind` as an error message may quote it: the user info of a proxy URL is
+/// redacted (secret keys are never quoted at all).
+pub fn quotable(kind: Kind, text: String) -> String {
+    match kind {
+        Kind::ProxyUrl => redact_userinfo(&text).into_owned(),
+        _ => text,
     }
 }
 
@@ -264,6 +277,25 @@ mod tests {
         );
         assert!(matches!(parsed, Ok(Value::List(ref v)) if v == &["x", "y", "z"]));
         assert!(matches!(parse(Kind::StringList, &s("")), Ok(Value::List(ref v)) if v.is_empty()));
+    }
+
+    #[test]
+    fn a_proxy_value_renders_and_quotes_without_its_user_info() {
+        let url = "http://alice:s3cr3t@proxy:3128";
+        let proxy = parse(Kind::ProxyUrl, &s(url)).expect("any text parses");
+        assert_eq!(render(&proxy), "http://<redacted>@proxy:3128");
+        assert!(!format!("{proxy:?}").contains("s3cr3t"));
+        assert_eq!(
+            quotable(Kind::ProxyUrl, url.into()),
+            "http://<redacted>@proxy:3128"
+        );
+        assert_eq!(
+            quotable(Kind::String, url.into()),
+            url,
+            "other kinds as given"
+        );
+        let plain = parse(Kind::ProxyUrl, &s("none")).unwrap();
+        assert_eq!(render(&plain), "none");
     }
 
     #[test]

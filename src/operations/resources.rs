@@ -85,10 +85,10 @@ impl Operations {
         }
     }
 
-    /// Who uploaded each S3 copy (`Rke2-Node-Name`, `Rke2-Token-Hash`), read through the store
-    /// that was just listed, so every node names and labels the shared resources alike. Only
-    /// objects new since the last pass cost a request. False when some could not be read (their
-    /// resources' names are then unknown).
+    /// Who uploaded each S3 copy (`Rke2-Node-Name`, `Rke2-Token-Hash`) and its extra metadata
+    /// (`.metadata/<name>`), read through the store that was just listed, so every node names,
+    /// labels and fills the shared resources alike. Only objects new since the last pass cost
+    /// requests. False when some could not be read (their resources are then unknown).
     async fn fill_s3_sources(
         &self,
         store: &crate::store::s3::S3Store,
@@ -96,7 +96,7 @@ impl Operations {
     ) -> bool {
         let failed = store.fill_sources(records, &self.s3_sources).await;
         for (name, e) in &failed {
-            tracing::warn!(snapshot = %name, error = %super::error_chain(e), "failed to read an S3 snapshot's uploader; S3 resources are left as they are this pass");
+            tracing::warn!(snapshot = %name, error = %super::error_chain(e), "failed to read an S3 snapshot's uploader or metadata; S3 resources are left as they are this pass");
         }
         failed.is_empty()
     }
@@ -149,15 +149,22 @@ impl Operations {
     }
 }
 
-/// S3 rows carry no extra metadata (reading it would cost a request per object); this node's
-/// local copy of the same snapshot has it, from the same `.metadata` file that was uploaded.
+/// Gives this node's recorded S3 upload failures the metadata of their local copy. Listed S3
+/// objects are not touched: `fill_sources` read their metadata from the uploaded
+/// `.metadata/<name>` object, which every node sees alike, while a local copy exists on one node
+/// only and goes with local retention. A failure row stands for an object that was never
+/// uploaded, so no other node computes its resource and the local file is the only copy there
+/// is (RKE2 records a failed upload with the save's metadata too).
 fn with_local_metadata(mut records: Vec<SnapshotRecord>) -> Vec<SnapshotRecord> {
     let local: std::collections::BTreeMap<String, _> = records
         .iter()
         .filter(|r| r.storage == Storage::Local)
         .filter_map(|r| Some((r.file_name.clone(), r.metadata.clone()?)))
         .collect();
-    for record in records.iter_mut().filter(|r| r.storage == Storage::S3) {
+    let failures = records
+        .iter_mut()
+        .filter(|r| r.storage == Storage::S3 && !r.ready);
+    for record in failures {
         if record.metadata.is_none() {
             record.metadata = local.get(&record.file_name).cloned();
         }
@@ -172,4 +179,32 @@ fn unlisted_s3_failures(records: &[SnapshotRecord]) -> Vec<SnapshotRecord> {
         .filter(|r| r.storage == Storage::S3 && !r.ready)
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn only_recorded_upload_failures_take_the_local_metadata() {
+        let name = "etcd-snapshot-n1-1754906881";
+        let saved = BTreeMap::from([("k".to_string(), "local".to_string())]);
+        let local = SnapshotRecord {
+            metadata: Some(saved.clone()),
+            ..SnapshotRecord::example(name, "file:///s/x", "n1", Storage::Local)
+        };
+        // The object's own value (here: none) decides for a listed S3 copy.
+        let listed = SnapshotRecord::example(name, "s3://b/x", "n1", Storage::S3);
+        let failed = SnapshotRecord {
+            ready: false,
+            error: Some("upload failed".into()),
+            ..listed.clone()
+        };
+        let out = with_local_metadata(vec![local.clone(), listed.clone(), failed.clone()]);
+        assert_eq!(out[0], local);
+        assert_eq!(out[1], listed);
+        assert_eq!(out[2].metadata, Some(saved));
+    }
 }

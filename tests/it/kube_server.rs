@@ -364,3 +364,99 @@ async fn two_nodes_saving_at_once_get_every_resource_exactly_once() {
     })
     .await;
 }
+
+/// The S3 resource of `snapshot`, if there is one.
+fn s3_resource_of(api: &KubeApi, snapshot: &str) -> Option<Value> {
+    resources_of(api, snapshot)
+        .into_iter()
+        .find(|r| r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"] == "s3")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_resources_keep_their_metadata_without_the_local_copy_on_every_node() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("shared");
+    let dir = tempfile::tempdir().unwrap();
+    // Two clusters' views of one bucket: n2 reports to its own API, so every resource it has
+    // was computed by n2 alone, from S3.
+    let (api1, api2) = (
+        Arc::new(KubeApi::start().await),
+        Arc::new(KubeApi::start().await),
+    );
+    let mut servers = Vec::new();
+    for (node, api) in [("n1", &api1), ("n2", &api2)] {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{node}"));
+        api.write_kubeconfig(&kubeconfig);
+        let args = vec![
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--etcd-s3".into(),
+            format!("--etcd-s3-endpoint={}", s3.addr),
+            "--etcd-s3-insecure".into(),
+            "--etcd-s3-bucket=shared".into(),
+            "--etcd-s3-folder=cluster".into(),
+            format!("--etcd-s3-access-key={ACCESS_KEY}"),
+            format!("--etcd-s3-secret-key={SECRET_KEY}"),
+            "--etcd-snapshot-reconcile-interval=1s".into(),
+        ];
+        let data = dir.path().join(node);
+        std::fs::create_dir(&data).unwrap();
+        let server = start_node(node, data.clone(), etcd.endpoint.clone(), args).await;
+        servers.push((data, server));
+    }
+    for api in [&api1, &api2] {
+        let probe = api.clone();
+        wait_until("the CRD", move || probe.get(CRD).is_some()).await;
+    }
+    api1.put(
+        "/api/v1/namespaces/kube-system/configmaps/rke2-etcd-snapshot-extra-metadata",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "rke2-etcd-snapshot-extra-metadata", "namespace": "kube-system"},
+            "data": {"team": "platform", "change": "CHG-42"}}),
+    );
+    let expected = serde_json::json!({"team": "platform", "change": "CHG-42"});
+    let out = cli(&servers[0].1, &["save"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let name = created_name(&out);
+    let remote = s3_resource_of(&api1, &name).expect("the S3 resource");
+    assert_eq!(remote["spec"]["metadata"], expected);
+
+    // The local copy goes, file and metadata file, as local retention would take them.
+    let data = &servers[0].0;
+    std::fs::remove_file(snapshot_dir(data).join(&name)).unwrap();
+    std::fs::remove_file(data.join("server/db/.metadata").join(&name)).unwrap();
+    let probe = api1.clone();
+    let gone = name.clone();
+    wait_until("the local resource to go", move || {
+        resources_of(&probe, &gone).len() == 1
+    })
+    .await;
+    let remote = s3_resource_of(&api1, &name).expect("the S3 resource stays");
+    assert_eq!(remote["spec"]["metadata"], expected);
+
+    // Re-created from scratch (kept metadata on the old resource proves nothing): the
+    // metadata now comes from S3 alone.
+    let path = format!("{FILES}/{}", remote["metadata"]["name"].as_str().unwrap());
+    assert!(api1.remove(&path));
+    let probe = api1.clone();
+    let again = name.clone();
+    wait_until("n1 re-creates the S3 resource", move || {
+        s3_resource_of(&probe, &again).is_some()
+    })
+    .await;
+    let recreated = s3_resource_of(&api1, &name).unwrap();
+    assert_eq!(recreated["spec"]["metadata"], expected, "{recreated:#}");
+
+    // n2 never had the local copy nor the ConfigMap, and computes the same resource.
+    let probe = api2.clone();
+    let shared = name.clone();
+    wait_until("n2 mirrors the S3 object", move || {
+        s3_resource_of(&probe, &shared).is_some()
+    })
+    .await;
+    let on_n2 = s3_resource_of(&api2, &name).unwrap();
+    assert_eq!(on_n2["spec"], recreated["spec"]);
+    assert_eq!(on_n2["metadata"]["name"], recreated["metadata"]["name"]);
+}

@@ -1,10 +1,13 @@
-//! Who uploaded each S3 snapshot, against the in-process S3 server of `s3_support.rs`:
-//! `S3Store::fill_sources` reads `Rke2-Node-Name` / `Rke2-Token-Hash` per object, a second
-//! listing with the same `SourceCache` makes no HeadObject, and a failing HEAD only reports.
+//! Who uploaded each S3 snapshot and its extra metadata, against the in-process S3 server of
+//! `s3_support.rs`: `S3Store::fill_sources` reads `Rke2-Node-Name` / `Rke2-Token-Hash` and the
+//! `.metadata/<name>` object per object, a second listing with the same `SourceCache` makes no
+//! request, and a failing read (a missing object, an oversized metadata object) only reports.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
+use etcd_snapshot::store::s3::metadata::{MAX_METADATA_BYTES, MetadataTooLarge};
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Store, SourceCache};
 
 use crate::s3_support::{S3Server, Tls, write_pattern};
@@ -223,4 +226,191 @@ async fn more_objects_than_requests_in_flight_are_all_filled() {
             filled(&node, &format!("{i:012}"))
         );
     }
+}
+
+/// `spec.metadata` of the row named `name`.
+fn metadata_of(records: &[SnapshotRecord], name: &str) -> Option<BTreeMap<String, String>> {
+    records
+        .iter()
+        .find(|r| r.file_name == name)
+        .unwrap_or_else(|| panic!("{name} listed"))
+        .metadata
+        .clone()
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn metadata_key(name: &str) -> String {
+    format!("{FOLDER}/.metadata/{name}")
+}
+
+#[tokio::test]
+async fn extra_metadata_is_read_from_s3_once_per_object() {
+    let server = S3Server::start(Tls::Plain).await;
+    server.create_bucket(BUCKET);
+    let one = store(&server, "server-1", "aaaaaaaaaaaa").await;
+    let two = store(&server, "server-2", "bbbbbbbbbbbb").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (with, without, invalid) = (
+        "etcd-snapshot-server-1-1700000100",
+        "etcd-snapshot-server-1-1700000200",
+        "etcd-snapshot-server-1-1700000300",
+    );
+    for name in [with, without, invalid] {
+        upload(&one, dir.path(), name, "server-1", "aaaaaaaaaaaa", 64).await;
+    }
+    let saved = br#"{"cluster":"c-1","spec":"{\"k\":1}"}"#;
+    one.upload_metadata(with, saved.to_vec())
+        .await
+        .expect("put");
+    server.put_raw(BUCKET, &metadata_key(invalid), b"{not json");
+    let expected = map(&[("cluster", "c-1"), ("spec", r#"{"k":1}"#)]);
+
+    let listed = one.list().await.expect("list");
+    assert!(listed.iter().all(|r| r.metadata.is_none()));
+    // A row that already carries metadata (this node's local copy, say) is still read: the
+    // object's value is the one every node sees.
+    let mut records = listed.clone();
+    records[1].metadata = Some(map(&[("from", "local copy")]));
+    let cache = SourceCache::default();
+    let errors = two.fill_sources(&mut records, &cache).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(metadata_of(&records, with), Some(expected.clone()));
+    assert_eq!(metadata_of(&records, without), None);
+    assert_eq!(
+        metadata_of(&records, invalid),
+        None,
+        "invalid JSON only warns"
+    );
+    assert_eq!(cache.len(), 3);
+
+    // Change what a GET or a HEAD would now answer: a cached fill shows none of it, so it made
+    // neither request.
+    server.put_raw(BUCKET, &metadata_key(with), br#"{"cluster":"changed"}"#);
+    server.put_raw(BUCKET, &metadata_key(without), br#"{"late":"yes"}"#);
+    one.delete(invalid).await.expect("delete");
+    let mut again = listed.clone();
+    let errors = one.fill_sources(&mut again, &cache).await;
+    assert!(
+        errors.is_empty(),
+        "cached objects need no request: {errors:?}"
+    );
+    assert_eq!(metadata_of(&again, with), Some(expected));
+    assert_eq!(metadata_of(&again, without), None);
+    assert_eq!(
+        source_of(&again, invalid),
+        filled("server-1", "aaaaaaaaaaaa")
+    );
+
+    // The control: a fresh cache reads the changed objects and misses the deleted one.
+    let mut fresh = listed.clone();
+    let errors = one.fill_sources(&mut fresh, &SourceCache::default()).await;
+    let failed: Vec<&str> = errors.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(failed, [invalid]);
+    assert_eq!(
+        metadata_of(&fresh, with),
+        Some(map(&[("cluster", "changed")]))
+    );
+    assert_eq!(metadata_of(&fresh, without), Some(map(&[("late", "yes")])));
+}
+
+#[tokio::test]
+async fn a_young_snapshot_without_metadata_is_read_again_until_it_appears() {
+    let server = S3Server::start(Tls::Plain).await;
+    server.create_bucket(BUCKET);
+    let one = store(&server, "server-1", "aaaaaaaaaaaa").await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let young = format!("etcd-snapshot-server-1-{now}");
+    // Older than METADATA_SETTLE_SECS: no metadata object means none will come.
+    let settled = format!(
+        "etcd-snapshot-server-1-{}",
+        now - etcd_snapshot::store::s3::sources::METADATA_SETTLE_SECS - 60
+    );
+    for name in [&young, &settled] {
+        upload(&one, dir.path(), name, "server-1", "aaaaaaaaaaaa", 64).await;
+    }
+    let cache = SourceCache::default();
+    let mut records = one.list().await.expect("list");
+    assert!(one.fill_sources(&mut records, &cache).await.is_empty());
+    assert_eq!(metadata_of(&records, &young), None);
+    assert_eq!(metadata_of(&records, &settled), None);
+
+    // The uploader's metadata object lands just after the snapshot object.
+    let late = br#"{"k":"v"}"#.to_vec();
+    one.upload_metadata(&young, late.clone())
+        .await
+        .expect("put");
+    one.upload_metadata(&settled, late).await.expect("put");
+    let mut records = one.list().await.expect("list");
+    assert!(one.fill_sources(&mut records, &cache).await.is_empty());
+    assert_eq!(metadata_of(&records, &young), Some(map(&[("k", "v")])));
+    assert_eq!(
+        metadata_of(&records, &settled),
+        None,
+        "remembered as absent"
+    );
+    assert_eq!(
+        source_of(&records, &young),
+        filled("server-1", "aaaaaaaaaaaa")
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_metadata_object_is_an_error_and_is_not_remembered() {
+    let server = S3Server::start(Tls::Plain).await;
+    server.create_bucket(BUCKET);
+    let one = store(&server, "server-1", "aaaaaaaaaaaa").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (large, at_limit) = (
+        "etcd-snapshot-server-1-1700000100",
+        "etcd-snapshot-server-1-1700000200",
+    );
+    for name in [large, at_limit] {
+        upload(&one, dir.path(), name, "server-1", "aaaaaaaaaaaa", 64).await;
+    }
+    // Valid JSON of exactly the limit is read; one byte more is refused.
+    let limit = MAX_METADATA_BYTES as usize;
+    let padded = |len: usize| {
+        let frame = br#"{"k":""}"#.len();
+        format!(r#"{{"k":"{}"}}"#, "x".repeat(len - frame)).into_bytes()
+    };
+    server.put_raw(BUCKET, &metadata_key(at_limit), &padded(limit));
+    server.put_raw(BUCKET, &metadata_key(large), &padded(limit + 1));
+
+    let cache = SourceCache::default();
+    let mut records = one.list().await.expect("list");
+    let errors = one.fill_sources(&mut records, &cache).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (name, error) = &errors[0];
+    assert_eq!(name, large);
+    let too_large = std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<MetadataTooLarge>())
+        .unwrap_or_else(|| panic!("a size error: {error:?}"));
+    assert_eq!(too_large.limit, MAX_METADATA_BYTES);
+    assert!(error.to_string().contains(&metadata_key(large)), "{error}");
+    assert_eq!(
+        source_of(&records, large),
+        unfilled(),
+        "the row stays as listed"
+    );
+    assert_eq!(metadata_of(&records, large), None);
+    let read = metadata_of(&records, at_limit).expect("read at the limit");
+    assert_eq!(read["k"].len(), limit - br#"{"k":""}"#.len());
+    assert_eq!(cache.len(), 1, "the failed object is not remembered");
+
+    // Not remembered: once the object is fixed, the next pass reads it.
+    server.put_raw(BUCKET, &metadata_key(large), br#"{"k":"small"}"#);
+    let mut records = one.list().await.expect("list");
+    assert!(one.fill_sources(&mut records, &cache).await.is_empty());
+    assert_eq!(metadata_of(&records, large), Some(map(&[("k", "small")])));
+    assert_eq!(
+        source_of(&records, large),
+        filled("server-1", "aaaaaaaaaaaa")
+    );
 }

@@ -239,6 +239,63 @@ fn http_client(settings: &S3Settings, endpoint: &str) -> Result<SharedHttpClient
 mod tests {
     use super::*;
 
+    /// Accepts one connection, returns its request head and answers 404.
+    async fn one_request(listener: tokio::net::TcpListener) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if stream.read(&mut byte).await.expect("read") == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        let reply = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        stream.write_all(reply).await.expect("reply");
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn proxy_credentials_reach_the_proxy_but_not_the_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = tokio::spawn(one_request(listener));
+        let settings = S3Settings {
+            endpoint: "127.0.0.1:9".into(),
+            endpoint_ca: None,
+            skip_ssl_verify: false,
+            access_key: Some("AKIAEXAMPLE".into()),
+            secret_key: Some("secret".into()),
+            session_token: None,
+            bucket: "b1".into(),
+            bucket_lookup: BucketLookup::Path,
+            region: "us-east-1".into(),
+            folder: String::new(),
+            proxy: S3Proxy::Url(format!("http://alice:s3cr3t@127.0.0.1:{port}")),
+            insecure: true,
+            timeout: Duration::from_secs(10),
+            retention: 5,
+            config_secret: None,
+        };
+        let client = S3Client::build(&settings).await.expect("client");
+        let error = client
+            .check_bucket()
+            .await
+            .expect_err("the proxy answers 404");
+        let head = seen.await.expect("proxy task");
+        // base64("alice:s3cr3t"): the URL's user info is sent as proxy credentials.
+        assert!(
+            head.contains("proxy-authorization: basic ywxpy2u6cznjcjn0"),
+            "{head}"
+        );
+        let chain = super::super::error::error_chain(&error);
+        assert!(
+            !chain.contains("s3cr3t") && !chain.contains("alice"),
+            "{chain}"
+        );
+    }
+
     #[test]
     fn auto_lookup_is_virtual_host_only_for_aws_and_aliyun() {
         assert!(!use_path_style(BucketLookup::Auto, "s3.amazonaws.com"));

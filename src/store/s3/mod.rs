@@ -3,7 +3,8 @@
 //! `keys` is the pure object-key layout, `client` builds the SDK client from `S3Settings`
 //! (TLS, proxy, credentials, startup check), `store` does object I/O, `stream` uploads from
 //! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
-//! who uploaded each listed object (HEADs cached across listings). Wiring into the save
+//! who uploaded each listed object and its extra metadata (cached across listings), `metadata`
+//! reads and parses one `.metadata/<name>` object. Wiring into the save
 //! pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
@@ -11,6 +12,7 @@ pub mod download;
 pub mod error;
 mod insecure_tls;
 pub mod keys;
+pub mod metadata;
 mod multipart;
 mod retention;
 pub mod retry;

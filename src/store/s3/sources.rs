@@ -1,12 +1,14 @@
-//! Who uploaded each listed S3 snapshot: the `Rke2-Node-Name` and `Rke2-Token-Hash` user
-//! metadata of the objects, filled into listing rows for the `ETCDSnapshotFile` resources.
+//! Who uploaded each listed S3 snapshot and what extra metadata it was saved with: the
+//! `Rke2-Node-Name` and `Rke2-Token-Hash` user metadata of the objects and the
+//! `<folder>/.metadata/<name>` object, filled into listing rows for the `ETCDSnapshotFile`
+//! resources.
 //!
-//! `S3Store::list` makes no request per object; `fill_sources` adds one HeadObject for each
-//! object it has not seen before and remembers the answer in a `SourceCache`, so a periodic
-//! reconcile costs HEADs only for new uploads. The values depend on the object alone, so every
-//! node derives the same resource for the same object. This file never lists, deletes or
-//! decides what a resource looks like (`kube::resources` does), and one object failing never
-//! fails the call.
+//! `S3Store::list` makes no request per object; `fill_sources` adds one HeadObject and one
+//! GetObject of the metadata object for each object it has not seen before, and remembers the
+//! answers in a `SourceCache`, so a periodic reconcile costs requests only for new uploads. The
+//! values depend on the objects alone, so every node derives the same resource for the same
+//! object. This file never lists, deletes or decides what a resource looks like
+//! (`kube::resources` does), and one object failing never fails the call.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -16,12 +18,21 @@ use tokio::task::JoinSet;
 
 use super::error::S3Error;
 use super::keys::{KeyLayout, location};
+use super::metadata::ExtraMetadata;
 use super::store::{META_NODE_NAME, META_TOKEN_HASH, S3_NODE_NAME, S3Store};
 use crate::snapshot::{SnapshotRecord, Storage};
 
-/// The most HeadObject requests one `fill_sources` call has in flight: enough to hide the
-/// round-trip time on a first listing of a large folder, few enough not to get throttled.
+/// The most objects one `fill_sources` call reads at once (a HeadObject and a GetObject each,
+/// so twice as many requests): enough to hide the round-trip time on a first listing of a large
+/// folder, few enough not to get throttled.
 pub const MAX_IN_FLIGHT: usize = 8;
+
+/// How long after a snapshot's time (the timestamp in its name) a missing metadata object is
+/// still looked for on every pass. A save uploads the metadata object just after the snapshot
+/// object, so a listing can see the snapshot a moment before its metadata; remembering that
+/// absence would leave this node without the metadata for as long as the object is listed.
+/// Older snapshots without one were saved without extra metadata: their absence is final.
+pub const METADATA_SETTLE_SECS: i64 = 15 * 60;
 
 /// The uploader of one object, as the resources need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +60,6 @@ impl Source {
             token_hash: field(META_TOKEN_HASH).map(str::to_string),
         }
     }
-
-    fn apply(&self, record: &mut SnapshotRecord) {
-        record.node_name = self.node_name.clone();
-        record.token_hash = self.token_hash.clone();
-    }
 }
 
 /// What the cache keys on. Objects are immutable under their name in practice (names embed the
@@ -66,13 +72,37 @@ struct ObjectId {
     created_unix: i64,
 }
 
-/// Remembers each object's uploader metadata across listings, so only new objects cost a
-/// HeadObject. Clones share one map. Bounded: every `fill_sources` call forgets the objects its
-/// rows no longer list, so one cache should follow one store's listings (a caller listing two
-/// stores keeps two caches).
+/// Everything read about one object.
+#[derive(Debug, Clone, PartialEq)]
+struct Known {
+    source: Source,
+    extra: ExtraMetadata,
+}
+
+impl Known {
+    /// Overwrites the row's uploader and metadata with the object's, even when the row already
+    /// carried metadata: a row's own copy (e.g. this node's local file) may differ from what
+    /// was uploaded (a metadata upload that failed), and only the object is the same on every
+    /// node, so a pre-filled row never skips the read.
+    fn apply(&self, record: &mut SnapshotRecord) {
+        record.node_name = self.source.node_name.clone();
+        record.token_hash = self.source.token_hash.clone();
+        record.metadata = self.extra.map().cloned();
+    }
+
+    /// True when the metadata must be read again on the next pass (see `METADATA_SETTLE_SECS`).
+    fn awaits_metadata(&self, created_unix: i64, now_unix: i64) -> bool {
+        self.extra == ExtraMetadata::Missing && now_unix - created_unix < METADATA_SETTLE_SECS
+    }
+}
+
+/// Remembers each object's uploader and extra metadata across listings, so only new objects
+/// cost requests. Clones share one map. Bounded: every `fill_sources` call forgets the objects
+/// its rows no longer list, so one cache should follow one store's listings (a caller listing
+/// two stores keeps two caches).
 #[derive(Debug, Clone, Default)]
 pub struct SourceCache {
-    entries: Arc<Mutex<HashMap<ObjectId, Source>>>,
+    entries: Arc<Mutex<HashMap<ObjectId, Known>>>,
 }
 
 impl SourceCache {
@@ -87,18 +117,18 @@ impl SourceCache {
 
     // Every change is one map operation, so a panic elsewhere cannot leave the map half
     // updated: a poisoned lock is still safe to use.
-    fn lock(&self) -> MutexGuard<'_, HashMap<ObjectId, Source>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ObjectId, Known>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn get(&self, id: &ObjectId) -> Option<Source> {
+    fn get(&self, id: &ObjectId) -> Option<Known> {
         self.lock().get(id).cloned()
     }
 
-    fn insert(&self, id: ObjectId, source: Source) {
-        self.lock().insert(id, source);
+    fn insert(&self, id: ObjectId, known: Known) {
+        self.lock().insert(id, known);
     }
 
     /// Forgets every object not in `listed`.
@@ -107,12 +137,46 @@ impl SourceCache {
     }
 }
 
+/// What one object still needs: both reads, or only its metadata when the uploader is known.
+struct Miss {
+    id: ObjectId,
+    rows: Vec<usize>,
+    source: Option<Source>,
+}
+
+/// Splits the listed objects into cache hits (applied to their rows at once) and misses, in
+/// listing order so errors come back in that order.
+fn apply_hits(
+    records: &mut [SnapshotRecord],
+    rows: HashMap<ObjectId, Vec<usize>>,
+    cache: &SourceCache,
+    now_unix: i64,
+) -> Vec<Miss> {
+    let mut misses = Vec::new();
+    for (id, indices) in rows {
+        match cache.get(&id) {
+            Some(known) if !known.awaits_metadata(id.created_unix, now_unix) => {
+                indices.iter().for_each(|&i| known.apply(&mut records[i]));
+            }
+            known => misses.push(Miss {
+                id,
+                rows: indices,
+                source: known.map(|k| k.source),
+            }),
+        }
+    }
+    misses.sort_by_key(|miss| miss.rows[0]);
+    misses
+}
+
 impl S3Store {
-    /// Fills `node_name` (from `Rke2-Node-Name`; `s3` when absent or empty) and `token_hash`
-    /// (from `Rke2-Token-Hash`; `None` when absent or empty) of this store's listed S3 rows in
-    /// `records`, with a HeadObject only for objects not in `cache`, at most `MAX_IN_FLIGHT` at
-    /// once. Local rows, failure rows and rows of another bucket or folder are left alone. A
-    /// HeadObject that fails (e.g. the object was deleted since the listing) leaves the row as
+    /// Fills `node_name` (from `Rke2-Node-Name`; `s3` when absent or empty), `token_hash` (from
+    /// `Rke2-Token-Hash`; `None` when absent or empty) and `metadata` (from the
+    /// `<folder>/.metadata/<name>` object; `None` when there is none or it is invalid) of this
+    /// store's listed S3 rows in `records`. Objects not in `cache` cost a HeadObject and a
+    /// GetObject, at most `MAX_IN_FLIGHT` objects at once. Local rows, failure rows and rows of
+    /// another bucket or folder are left alone. A read that fails (e.g. the object was deleted
+    /// since the listing, or its metadata object is over `MAX_METADATA_BYTES`) leaves the row as
     /// listed, is not remembered, and is returned as (file name, error); it never fails the call.
     pub async fn fill_sources(
         &self,
@@ -128,36 +192,42 @@ impl S3Store {
             }
         }
         cache.retain_listed(&rows.keys().cloned().collect());
-        let mut misses = Vec::new();
-        for (id, indices) in rows {
-            match cache.get(&id) {
-                Some(source) => indices.iter().for_each(|&i| source.apply(&mut records[i])),
-                None => misses.push((id, indices)),
-            }
-        }
-        // Oldest first, so errors come back in listing order.
-        misses.sort_by_key(|(_, indices)| indices[0]);
-        let keys: Vec<String> = misses
+        let misses = apply_hits(records, rows, cache, chrono::Utc::now().timestamp());
+        let work: Vec<(String, Option<Source>)> = misses
             .iter()
-            .map(|(_, indices)| self.layout().object_key(&records[indices[0]].file_name))
+            .map(|miss| (records[miss.rows[0]].file_name.clone(), miss.source.clone()))
             .collect();
-        let heads = run_bounded(keys, MAX_IN_FLIGHT, |key| {
+        let reads = run_bounded(work, MAX_IN_FLIGHT, |(name, source)| {
             let store = self.clone();
-            async move { store.head(&key).await }
+            async move { store.read_object(&name, source).await }
         })
         .await;
         let mut errors = Vec::new();
-        for ((id, indices), head) in misses.into_iter().zip(heads) {
-            match head {
-                Ok(metadata) => {
-                    let source = Source::from_metadata(&metadata);
-                    indices.iter().for_each(|&i| source.apply(&mut records[i]));
-                    cache.insert(id, source);
+        for (miss, read) in misses.into_iter().zip(reads) {
+            match read {
+                Ok(known) => {
+                    miss.rows.iter().for_each(|&i| known.apply(&mut records[i]));
+                    cache.insert(miss.id, known);
                 }
-                Err(e) => errors.push((records[indices[0]].file_name.clone(), e)),
+                Err(e) => errors.push((records[miss.rows[0]].file_name.clone(), e)),
             }
         }
         errors
+    }
+
+    /// The uploader (HeadObject, unless already `known`) and extra metadata (GetObject) of
+    /// snapshot `name`, both requests at once; the first failure cancels the other.
+    async fn read_object(&self, name: &str, known: Option<Source>) -> Result<Known, S3Error> {
+        let (source, extra) = match known {
+            Some(source) => (source, self.read_extra_metadata(name).await?),
+            None => {
+                let key = self.layout().object_key(name);
+                let (head, extra) =
+                    tokio::try_join!(self.head(&key), self.read_extra_metadata(name))?;
+                (Source::from_metadata(&head), extra)
+            }
+        };
+        Ok(Known { source, extra })
     }
 }
 
@@ -207,140 +277,5 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    fn s3_row(name: &str, size: u64) -> SnapshotRecord {
-        SnapshotRecord {
-            file_name: name.into(),
-            location: format!("s3://b/f/{name}"),
-            node_name: S3_NODE_NAME.into(),
-            storage: Storage::S3,
-            size,
-            created_unix: 1_700_000_000,
-            compressed: false,
-            ready: true,
-            error: None,
-            token_hash: None,
-            metadata: None,
-        }
-    }
-
-    fn source(node: &str) -> Source {
-        Source {
-            node_name: node.into(),
-            token_hash: Some("0123456789ab".into()),
-        }
-    }
-
-    fn id(record: &SnapshotRecord) -> ObjectId {
-        object_id(record, "b", &KeyLayout::new("f")).expect("an object of this store")
-    }
-
-    #[test]
-    fn metadata_fills_node_and_token_and_absent_values_fall_back() {
-        let full = HashMap::from([
-            ("rke2-node-name".to_string(), "server-1".to_string()),
-            ("rke2-token-hash".to_string(), "0123456789ab".to_string()),
-            ("rke2-cluster-id".to_string(), "uid".to_string()),
-        ]);
-        assert_eq!(Source::from_metadata(&full), source("server-1"));
-        let spelled = HashMap::from([("Rke2-Node-Name".to_string(), "server-2".to_string())]);
-        assert_eq!(Source::from_metadata(&spelled).node_name, "server-2");
-        let empty = HashMap::from([
-            ("rke2-node-name".to_string(), String::new()),
-            ("rke2-token-hash".to_string(), String::new()),
-        ]);
-        for metadata in [empty, HashMap::new()] {
-            let got = Source::from_metadata(&metadata);
-            assert_eq!(got.node_name, S3_NODE_NAME);
-            assert_eq!(got.token_hash, None);
-        }
-    }
-
-    #[test]
-    fn only_ready_rows_of_this_bucket_and_folder_are_objects() {
-        let layout = KeyLayout::new("f");
-        let row = s3_row("a-n1-1", 10);
-        assert!(object_id(&row, "b", &layout).is_some());
-        assert!(object_id(&row, "other", &layout).is_none());
-        assert!(object_id(&row, "b", &KeyLayout::new("g")).is_none());
-        let failed = SnapshotRecord {
-            ready: false,
-            ..row.clone()
-        };
-        assert!(object_id(&failed, "b", &layout).is_none());
-        let local = SnapshotRecord {
-            storage: Storage::Local,
-            ..row
-        };
-        assert!(object_id(&local, "b", &layout).is_none());
-    }
-
-    #[test]
-    fn a_changed_size_or_time_is_another_object() {
-        let row = s3_row("a-n1-1", 10);
-        let resized = s3_row("a-n1-1", 11);
-        let retimed = SnapshotRecord {
-            created_unix: 1,
-            ..row.clone()
-        };
-        assert_ne!(id(&row), id(&resized));
-        assert_ne!(id(&row), id(&retimed));
-        assert_eq!(id(&row), id(&row.clone()));
-    }
-
-    #[test]
-    fn the_cache_forgets_objects_no_longer_listed_and_clones_share_it() {
-        let cache = SourceCache::default();
-        let (a, b, c) = (
-            s3_row("a-n1-1", 1),
-            s3_row("b-n1-2", 2),
-            s3_row("c-n1-3", 3),
-        );
-        cache.insert(id(&a), source("n1"));
-        cache.insert(id(&b), source("n2"));
-        let clone = cache.clone();
-        clone.insert(id(&c), source("n3"));
-        assert_eq!(cache.len(), 3);
-
-        cache.retain_listed(&HashSet::from([id(&b), id(&c)]));
-        assert_eq!(clone.len(), 2);
-        assert_eq!(cache.get(&id(&a)), None);
-        assert_eq!(cache.get(&id(&b)), Some(source("n2")));
-
-        cache.retain_listed(&HashSet::new());
-        assert!(clone.is_empty());
-    }
-
-    #[tokio::test]
-    async fn run_bounded_keeps_the_limit_and_the_item_order() {
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let items: Vec<usize> = (0..30).collect();
-        let results = run_bounded(items, 8, |item| {
-            let (running, peak) = (running.clone(), peak.clone());
-            async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                // Let the other tasks start before this one finishes.
-                for _ in 0..3 {
-                    tokio::task::yield_now().await;
-                }
-                running.fetch_sub(1, Ordering::SeqCst);
-                item * 2
-            }
-        })
-        .await;
-        assert_eq!(results, (0..30).map(|i| i * 2).collect::<Vec<_>>());
-        assert_eq!(peak.load(Ordering::SeqCst), 8);
-    }
-
-    #[tokio::test]
-    async fn run_bounded_with_nothing_to_do_returns_nothing() {
-        let results: Vec<u8> = run_bounded(Vec::<u8>::new(), 8, |b| async move { b }).await;
-        assert!(results.is_empty());
-    }
-}
+#[path = "sources_tests.rs"]
+mod tests;

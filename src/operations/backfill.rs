@@ -152,10 +152,12 @@ impl Operations {
         copied: Result<Copied, String>,
     ) -> Result<Copied, String> {
         let _writer = self.writer.lock().await;
-        if !self.copies.finish(name) {
-            return copied;
-        }
-        if copied == Ok(Copied::Uploaded) {
+        let deleted_meanwhile = self.copies.finish(name);
+        let remove_copy = match settle(copied, deleted_meanwhile) {
+            Settled::AsCopied(copied) => return copied,
+            Settled::Withdrawn { remove_copy } => remove_copy,
+        };
+        if remove_copy {
             match remote.delete(name).await {
                 Ok(_) => {
                     tracing::info!(snapshot = %name, "the snapshot was deleted while it was being copied to S3; its copy was removed")

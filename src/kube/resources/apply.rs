@@ -10,7 +10,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use ::kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::runtime::events::Recorder;
 use chrono::Utc;
 
@@ -26,8 +26,6 @@ use crate::snapshot::SnapshotRecord;
 const STEPS: u32 = 9;
 /// First pause between tries; each next one is three times longer.
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
-/// Objects per list page (RKE2 pages by 20; bigger pages mean fewer round trips).
-const PAGE: u32 = 100;
 
 /// What one reconcile did, by resource name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,22 +89,9 @@ async fn list_in_scope(
     scope: &Scope,
 ) -> Result<Vec<SnapshotFile>, ResourceError> {
     let selector = selector(scope);
-    let mut params = ListParams::default().labels(&selector).limit(PAGE);
-    let mut items = Vec::new();
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|source| ResourceError::List {
-                selector: selector.clone(),
-                source,
-            })?;
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
-        }
-    }
+    super::list_all(api, &selector)
+        .await
+        .map_err(|source| ResourceError::List { selector, source })
 }
 
 /// Creates or updates the resources of `records` only, deleting nothing: for failures the
@@ -254,7 +239,10 @@ fn without_server_fields(resource: &SnapshotFile) -> SnapshotFile {
 
 /// Deletes `current` if it is still the version that was listed. `Ok(false)` when it is already
 /// gone or was rewritten meanwhile (the next reconcile decides again).
-async fn delete(api: &Api<SnapshotFile>, current: &SnapshotFile) -> Result<bool, ::kube::Error> {
+pub(super) async fn delete(
+    api: &Api<SnapshotFile>,
+    current: &SnapshotFile,
+) -> Result<bool, ::kube::Error> {
     let params = DeleteParams::default().preconditions(Preconditions {
         resource_version: current.metadata.resource_version.clone(),
         uid: current.metadata.uid.clone(),

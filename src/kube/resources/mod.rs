@@ -4,8 +4,9 @@
 //! Every server reconciles its own local copies and, when S3 was listed, the shared S3 copies;
 //! after that it deletes the local copies' resources of nodes that left etcd and marks its own
 //! Node (`nodes`, `node_mark`). The decisions are pure (`naming`, `desired`, `plan`,
-//! `plan_departed`); `apply`, `events`, `install` and the node steps are the thin I/O around them. This module never lists or changes snapshots themselves: it is handed
-//! the records a listing produced and mirrors them.
+//! `plan_departed`); `apply`, `events`, `install` and the node steps are the thin I/O around
+//! them. This module never lists or changes snapshots themselves: it is handed the records a
+//! listing produced and mirrors them.
 
 mod apply;
 mod desired;
@@ -110,6 +111,29 @@ impl ResourceError {
             | Self::MarkNode { source, .. } => api_retryable(source),
             Self::Partial { first, .. } => first.is_retryable(),
             Self::CrdConvert { .. } => false,
+        }
+    }
+}
+
+/// Objects per list page (RKE2 pages by 20; bigger pages mean fewer round trips).
+const PAGE: u32 = 100;
+
+/// Every object of `api` matching the label `selector`, following continue tokens, `PAGE` per
+/// request.
+async fn list_all<K>(api: &::kube::Api<K>, selector: &str) -> Result<Vec<K>, ::kube::Error>
+where
+    K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let mut params = ::kube::api::ListParams::default()
+        .labels(selector)
+        .limit(PAGE);
+    let mut items = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
         }
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use ::kube::api::{Api, DeleteParams, ListParams, Preconditions};
+use ::kube::api::Api;
 use ::kube::runtime::events::Recorder;
 use k8s_openapi::api::core::v1::Node;
 
@@ -23,9 +23,6 @@ use crate::kube::crd::STORAGE_NODE_LABEL;
 
 /// The label RKE2 puts on every Node that runs an etcd member; a node without it has left etcd.
 pub const ETCD_ROLE_SELECTOR: &str = "node-role.kubernetes.io/etcd=true";
-
-/// Objects per list page, as for the reconcile's own listing.
-const PAGE: u32 = 100;
 
 /// Why departed nodes' resources were not collected this pass. None of these is an error: the
 /// pass did everything else, and the next pass decides again.
@@ -199,47 +196,25 @@ pub(super) fn is_forbidden(error: &::kube::Error) -> bool {
     matches!(error, ::kube::Error::Api(status) if status.is_forbidden())
 }
 
-/// The names of the Nodes labelled as etcd members, all pages.
+/// The names of the Nodes labelled as etcd members.
 async fn list_etcd_nodes(client: &::kube::Client) -> Result<BTreeSet<String>, ResourceError> {
     let api: Api<Node> = Api::all(client.clone());
-    let mut params = ListParams::default().labels(ETCD_ROLE_SELECTOR).limit(PAGE);
-    let mut names = BTreeSet::new();
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|source| ResourceError::ListNodes {
-                selector: ETCD_ROLE_SELECTOR.to_string(),
-                source,
-            })?;
-        names.extend(page.items.into_iter().filter_map(|n| n.metadata.name));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(names),
-        }
-    }
+    let nodes = super::list_all(&api, ETCD_ROLE_SELECTOR)
+        .await
+        .map_err(|source| ResourceError::ListNodes {
+            selector: ETCD_ROLE_SELECTOR.to_string(),
+            source,
+        })?;
+    Ok(nodes.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
 /// Every resource with a storage-node label other than `s3`: the only ones that can be a
 /// departed node's (the server filters; `plan_departed` checks again).
 async fn list_labelled(api: &Api<SnapshotFile>) -> Result<Vec<SnapshotFile>, ResourceError> {
     let selector = format!("{STORAGE_NODE_LABEL},{STORAGE_NODE_LABEL}!={S3_STORAGE_NODE}");
-    let mut params = ListParams::default().labels(&selector).limit(PAGE);
-    let mut items = Vec::new();
-    loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|source| ResourceError::List {
-                selector: selector.clone(),
-                source,
-            })?;
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
-        }
-    }
+    super::list_all(api, &selector)
+        .await
+        .map_err(|source| ResourceError::List { selector, source })
 }
 
 async fn delete_all(
@@ -288,30 +263,25 @@ async fn delete_orphan(
     recorder: &Recorder,
     orphan: &SnapshotFile,
 ) -> Result<Option<bool>, ResourceError> {
-    let params = DeleteParams::default().preconditions(Preconditions {
-        resource_version: orphan.metadata.resource_version.clone(),
-        uid: orphan.metadata.uid.clone(),
-    });
-    match api.delete(orphan.name(), &params).await {
-        Ok(_) => {
-            tracing::info!(
-                resource = orphan.name(),
-                node = orphan.label(STORAGE_NODE_LABEL),
-                "deleted the ETCDSnapshotFile of a node that no longer runs etcd"
-            );
-            Ok(Some(
-                events::publish(recorder, EventKind::Deleted, orphan).await,
-            ))
-        }
-        Err(::kube::Error::Api(status)) if status.is_not_found() || status.is_conflict() => {
-            Ok(None)
-        }
-        Err(source) => Err(ResourceError::Apply {
-            action: "delete",
-            name: orphan.name().to_string(),
-            source,
-        }),
+    let deleted =
+        super::apply::delete(api, orphan)
+            .await
+            .map_err(|source| ResourceError::Apply {
+                action: "delete",
+                name: orphan.name().to_string(),
+                source,
+            })?;
+    if !deleted {
+        return Ok(None);
     }
+    tracing::info!(
+        resource = orphan.name(),
+        node = orphan.label(STORAGE_NODE_LABEL),
+        "deleted the ETCDSnapshotFile of a node that no longer runs etcd"
+    );
+    Ok(Some(
+        events::publish(recorder, EventKind::Deleted, orphan).await,
+    ))
 }
 
 #[cfg(test)]

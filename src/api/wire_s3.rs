@@ -2,7 +2,8 @@
 //!
 //! Wire shape only: it neither validates values nor decides what an unset field means (that is
 //! `request.rs` and the config engine). Secrets are `SecretString` from the moment they are
-//! decoded: Debug shows them redacted, and a decode error never repeats a secret field's value.
+//! decoded: Debug shows them redacted (and a proxy URL without its user info), and a decode
+//! error never repeats a secret field's value.
 //! Serializing emits them, because the CLI must send them to the server.
 
 use std::fmt;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// RKE2's S3 settings for one request. Every field is optional: our CLI sends only what the user
 /// set; RKE2's CLI sends them all, with "" for unset strings.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Request {
     #[serde(
@@ -76,6 +77,34 @@ pub const S3_FIELDS: &[&str] = &[
     "retention",
     "timeout",
 ];
+
+/// Written by hand for the proxy: `http://user:password@proxy:3128` shows as
+/// `http://<redacted>@proxy:3128` (the keys are `SecretString`s and redact themselves).
+impl fmt::Debug for S3Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proxy = self
+            .proxy
+            .as_deref()
+            .map(crate::config::desired::redact_userinfo);
+        f.debug_struct("S3Request")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key)
+            .field("session_token", &self.session_token)
+            .field("bucket", &self.bucket)
+            .field("bucket_lookup", &self.bucket_lookup)
+            .field("config_secret", &self.config_secret)
+            .field("endpoint", &self.endpoint)
+            .field("endpoint_ca", &self.endpoint_ca)
+            .field("folder", &self.folder)
+            .field("proxy", &proxy)
+            .field("region", &self.region)
+            .field("insecure", &self.insecure)
+            .field("skip_ssl_verify", &self.skip_ssl_verify)
+            .field("retention", &self.retention)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
 
 impl PartialEq for S3Request {
     fn eq(&self, other: &Self) -> bool {
@@ -264,10 +293,18 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug_and_decode_errors() {
-        let s3: S3Request =
-            serde_json::from_str(r#"{"accessKey":"AKIDLEAK","secretKey":null}"#).unwrap();
+        let s3: S3Request = serde_json::from_str(
+            r#"{"accessKey":"AKIDLEAK","secretKey":null,"proxy":"http://bob:pr0xyLEAK@proxy:3128"}"#,
+        )
+        .unwrap();
         assert!(s3.secret_key.is_none());
-        assert!(!format!("{s3:?}").contains("AKIDLEAK"));
+        let shown = format!("{s3:?}");
+        assert!(
+            !shown.contains("AKIDLEAK") && !shown.contains("pr0xyLEAK"),
+            "{shown}"
+        );
+        assert!(!shown.contains("bob"), "{shown}");
+        assert!(shown.contains("proxy:3128"), "{shown}");
         let err = serde_json::from_str::<S3Request>(r#"{"secretKey":8675309}"#)
             .unwrap_err()
             .to_string();

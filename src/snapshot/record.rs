@@ -11,6 +11,13 @@ use crate::api::wire::{
     EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotSpec, EtcdSnapshotStatus, ObjectMeta,
 };
 
+/// Parses the metadata file format: one JSON object whose values are all strings (what a save
+/// writes from the ConfigMap's `.data`). The one parser for both the local file and the S3
+/// object, so both copies of a snapshot read alike.
+pub fn parse_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
 /// Where a copy of a snapshot lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Storage {
@@ -125,6 +132,16 @@ pub fn rfc3339(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metadata_file_format_is_a_json_object_of_strings() {
+        let map = parse_metadata(br#"{"cluster":"c1","spec":"{\"a\":1}"}"#).expect("valid");
+        assert_eq!(map.get("cluster").map(String::as_str), Some("c1"));
+        assert_eq!(map.get("spec").map(String::as_str), Some(r#"{"a":1}"#));
+        for invalid in [&b"not json"[..], br#"{"n":1}"#, br#"["a"]"#, b""] {
+            assert!(parse_metadata(invalid).is_err(), "{invalid:?}");
+        }
+    }
 
     fn record(name: &str) -> SnapshotRecord {
         SnapshotRecord {

@@ -304,7 +304,7 @@ impl LocalStore {
                 return None;
             }
         };
-        match serde_json::from_slice(&bytes) {
+        match crate::snapshot::record::parse_metadata(&bytes) {
             Ok(map) => Some(map),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring invalid snapshot metadata");

@@ -11,6 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::error::{S3Error, to_error};
 use super::store::{S3Store, validate_name};
+use crate::snapshot::record::parse_metadata;
 
 /// The largest metadata object read. The ConfigMap it comes from is itself capped near 1 MiB
 /// by the apiserver, so a bigger object is not ours: refusing it keeps a stray or hostile object
@@ -42,13 +43,6 @@ impl ExtraMetadata {
 #[error("the metadata object is larger than the {limit}-byte limit")]
 pub struct MetadataTooLarge {
     pub limit: u64,
-}
-
-/// Parses the metadata file format: one JSON object whose values are all strings (what a save
-/// writes from the ConfigMap's `.data`). The one parser for both the local file and the S3
-/// object, so both copies of a snapshot read alike.
-pub fn parse_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, serde_json::Error> {
-    serde_json::from_slice(bytes)
 }
 
 impl S3Store {
@@ -127,16 +121,6 @@ async fn read_capped(mut body: ByteStream, limit: u64) -> Result<Vec<u8>, super:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_metadata_file_format_is_a_json_object_of_strings() {
-        let map = parse_metadata(br#"{"cluster":"c1","spec":"{\"a\":1}"}"#).expect("valid");
-        assert_eq!(map.get("cluster").map(String::as_str), Some("c1"));
-        assert_eq!(map.get("spec").map(String::as_str), Some(r#"{"a":1}"#));
-        for invalid in [&b"not json"[..], br#"{"n":1}"#, br#"["a"]"#, b""] {
-            assert!(parse_metadata(invalid).is_err(), "{invalid:?}");
-        }
-    }
 
     #[test]
     fn only_found_valid_metadata_has_a_map() {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,10 +13,11 @@ use serde_json::{Value, json};
 use crate::kube_api::KubeApi;
 use crate::s3_ops::{blocking, created_name, start_server};
 use crate::s3_support::{KeyRing, S3Server, Tls};
-use crate::support::{TestEtcd, TestServer, text};
+use crate::support::{TestEtcd, TestServer, text, wait_for};
 
 const SECRET_PATH: &str = "/api/v1/namespaces/kube-system/secrets/s3-config";
 const CA_PATH: &str = "/api/v1/namespaces/kube-system/configmaps/s3-ca";
+const STORAGE_LABEL: &str = "etcd.rke2.cattle.io/snapshot-storage-node";
 
 /// A Secret of type `etcd.k3s.cattle.io/s3-config-secret` as the apiserver stores it (`data`,
 /// base64), with the given keys.
@@ -71,6 +73,7 @@ async fn start(data: &Path, etcd: &str, kubeconfig: &Path) -> std::sync::Arc<Tes
         "--etcd-s3",
         "--etcd-s3-config-secret=s3-config",
         kubeconfig.as_str(),
+        "--etcd-snapshot-reconcile-interval=1s",
     ];
     std::sync::Arc::new(start_server(data, etcd, &args).await)
 }
@@ -80,7 +83,7 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
     let Some(etcd) = TestEtcd::start() else {
         return;
     };
-    let api = KubeApi::start().await;
+    let api = std::sync::Arc::new(KubeApi::start().await);
     let ring = KeyRing::default();
     ring.grant("pair-1", "secret-1");
     let plain = S3Server::start_with_ring(Tls::Plain, ring.clone()).await;
@@ -207,6 +210,43 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
     for secret in ["secret-1", "secret-2"] {
         assert!(!stderr.contains(secret) && !server.log_text().contains(secret));
     }
+
+    // The Secret restored: the reconcile copies the snapshot, and the failure record goes with
+    // the copy it stood for in place (one ready S3 resource, no failed one beside it).
+    api.put(
+        SECRET_PATH,
+        secret(&[
+            ("etcd-s3-endpoint", &endpoint_b),
+            ("etcd-s3-bucket", "bucket-b"),
+            ("etcd-s3-folder", "rotated"),
+            ("etcd-s3-endpoint-ca-name", "s3-ca"),
+            ("etcd-s3-access-key", "pair-2"),
+            ("etcd-s3-secret-key", "secret-2"),
+        ]),
+    );
+    let probe = api.clone();
+    let copied = fifth.clone();
+    blocking(move || {
+        wait_for(
+            "the copy replaces the failure record",
+            Duration::from_secs(30),
+            || {
+                let s3_rows: Vec<Value> = probe
+                    .list("/apis/k3s.cattle.io/v1/etcdsnapshotfiles")
+                    .into_iter()
+                    .filter(|r| r["spec"]["snapshotName"] == copied.as_str())
+                    .filter(|r| r["metadata"]["labels"][STORAGE_LABEL] == "s3")
+                    .collect();
+                s3_rows.len() == 1 && s3_rows[0]["status"]["readyToUse"] == true
+            },
+        )
+    })
+    .await;
+    assert!(object_exists(
+        &https,
+        "bucket-b",
+        &format!("rotated/{fifth}")
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 //! Comparison is semantic (quantities and times by value, absent and empty alike), so objects
 //! written by RKE2 or read back from the apiserver do not cause endless updates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -46,6 +46,9 @@ impl Change {
 /// - Any other observed resource is deleted, unless it is kept: it was not deleted by this
 ///   operation (`just_deleted` holds snapshot file names) and either it records a failure less
 ///   than [`FAILURE_TTL`] old, or it is an S3 resource created less than [`S3_GRACE`] ago.
+/// - A failure record is not kept once the copy it failed to make exists: a ready resource of
+///   the same snapshot in the same storage is desired (RKE2 keeps it a day regardless; a failed
+///   S3 copy then looked like a second, broken S3 snapshot beside the good one).
 /// - Desired failure records older than [`FAILURE_TTL`] are not (re)created.
 /// - Resources already being deleted are left alone and not re-created this round.
 pub fn plan_reconcile(
@@ -60,6 +63,11 @@ pub fn plan_reconcile(
             wanted.entry(resource.name()).or_insert(resource);
         }
     }
+    let made: BTreeSet<(Option<&str>, &str)> = desired
+        .iter()
+        .filter(|r| is_ready(r))
+        .map(copy_of)
+        .collect();
     let mut changes = Vec::new();
     for current in observed {
         let desired = wanted.remove(current.name());
@@ -72,7 +80,9 @@ pub fn plan_reconcile(
                     changes.push(Change::Update(merged));
                 }
             }
-            None if should_delete(current, just_deleted, now) => {
+            None if should_delete(current, just_deleted, now)
+                || (error_time(current).is_some() && made.contains(&copy_of(current))) =>
+            {
                 changes.push(Change::Delete(current.clone()));
             }
             None => {}
@@ -100,6 +110,21 @@ fn should_delete(current: &SnapshotFile, just_deleted: &[String], now: DateTime<
         .as_ref()
         .and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0));
     !(is_s3 && created.is_some_and(|created| now < created + S3_GRACE))
+}
+
+/// Which copy a resource stands for: its storage (node or `s3`) and snapshot.
+fn copy_of(resource: &SnapshotFile) -> (Option<&str>, &str) {
+    (
+        resource.label(STORAGE_NODE_LABEL),
+        resource.spec.snapshot_name.as_str(),
+    )
+}
+
+fn is_ready(resource: &SnapshotFile) -> bool {
+    resource
+        .status
+        .as_ref()
+        .is_some_and(|s| s.ready_to_use == Some(true))
 }
 
 fn failure_expired(resource: &SnapshotFile, now: DateTime<Utc>) -> bool {

@@ -259,6 +259,43 @@ fn a_failure_turned_success_is_updated() {
 }
 
 #[test]
+fn a_failure_record_goes_once_the_copy_it_failed_to_make_exists() {
+    // Recorded while the bucket was unknown (no location), so its name differs from the copy's.
+    let mut failed = record(Storage::S3, "a-n1-1");
+    failed.location = String::new();
+    failed.ready = false;
+    failed.error = Some("the S3 config Secret could not be read".into());
+    let failure = stored(desired_resource(&failed, None), Some(600));
+    let mut copy = record(Storage::S3, "a-n1-1");
+    copy.location = "s3://b/a-n1-1".into();
+    let copied = desired_resource(&copy, None);
+    assert_ne!(failure.name(), copied.name());
+    let changes = plan_reconcile(
+        std::slice::from_ref(&failure),
+        std::slice::from_ref(&copied),
+        &[],
+        now(),
+    );
+    let mut got = names(&changes);
+    got.sort();
+    let mut want = vec![
+        format!("create {}", copied.name()),
+        format!("delete {}", failure.name()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+
+    // Another snapshot's success, or the same snapshot's local copy, supersedes nothing.
+    let other = desired_resource(&record(Storage::S3, "b-n1-2"), None);
+    let local = desired_resource(&record(Storage::Local, "a-n1-1"), None);
+    let changes = plan_reconcile(std::slice::from_ref(&failure), &[other, local], &[], now());
+    assert!(
+        !names(&changes).contains(&format!("delete {}", failure.name())),
+        "{changes:?}"
+    );
+}
+
+#[test]
 fn a_node_that_lacks_the_metadata_keeps_the_uploaders() {
     let mut uploader = record(Storage::S3, "a-n1-1");
     uploader.metadata = Some(BTreeMap::from([("team".into(), "ops".into())]));

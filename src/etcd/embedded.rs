@@ -18,7 +18,7 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-mod join;
+pub mod join;
 
 use process::RecentOutput;
 
@@ -115,6 +115,16 @@ impl EmbeddedEtcd {
                 seconds: HEALTH_TIMEOUT.as_secs(),
                 detail,
             });
+        }
+        if let Some(join) = &opts.join {
+            // Joined as a learner (now or on an earlier start that did not finish): it votes
+            // only once it has caught up.
+            let peer = format!("http://{}", opts.peer_address);
+            if let Err(e) = join::promote_self(join, &peer, join::PROMOTE_PATIENCE).await {
+                process::terminate(&mut child).await;
+                process::remove_pid_file(&pid_file);
+                return Err(EmbeddedError::Join(e));
+            }
         }
         tracing::info!(%endpoint, "embedded etcd is ready");
 

@@ -221,3 +221,86 @@ async fn a_member_that_cannot_start_reports_what_etcd_printed() {
         "pid file left behind"
     );
 }
+
+/// A joining node is added as a learner: if it never comes up, the one-member cluster it joined
+/// keeps its quorum and stays writable (a voter would have stopped every write), and a learner
+/// that never caught up is not promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_that_never_starts_leaves_the_cluster_writable() {
+    use etcd_snapshot::etcd::embedded::join;
+    let Some(etcd) = crate::support::TestEtcd::start() else {
+        return;
+    };
+    let ghost = format!("http://127.0.0.1:{}", free_port());
+    let cluster = join::add_self(&etcd.endpoint, "ghost", &ghost)
+        .await
+        .unwrap();
+    assert!(cluster.contains(&format!("ghost={ghost}")), "{cluster}");
+    let mut client = client(&etcd.endpoint).await;
+    let members = client.member_list().await.unwrap();
+    let added = members
+        .members()
+        .iter()
+        .find(|m| m.peer_urls().iter().any(|u| u == &ghost))
+        .expect("the ghost is a member");
+    assert!(added.is_learner(), "{added:?}");
+    let put = tokio::time::timeout(Duration::from_secs(5), client.put("k", "v", None)).await;
+    assert!(
+        matches!(put, Ok(Ok(_))),
+        "the cluster lost its quorum: {put:?}"
+    );
+    let err = join::promote_self(&etcd.endpoint, &ghost, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, join::JoinError::NotPromoted { .. }),
+        "{err:?}"
+    );
+}
+
+/// A node started with a join endpoint catches up as a learner and is a voter once `start`
+/// returns; the data written before it joined is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
+    let Some(etcd) = require_binary("etcd") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let first = EmbeddedEtcd::start(
+        options(etcd.clone(), &root.path().join("a")),
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    client(&first.endpoint())
+        .await
+        .put("before-join", "kept", None)
+        .await
+        .unwrap();
+    let mut second = options(etcd, &root.path().join("b"));
+    second.name = "second-node".into();
+    second.join = Some(first.endpoint());
+    let peer = format!("http://{}", second.peer_address);
+    let joined = EmbeddedEtcd::start(second, cancel.clone()).await.unwrap();
+    let members = client(&first.endpoint()).await.member_list().await.unwrap();
+    assert_eq!(members.members().len(), 2);
+    let me = members
+        .members()
+        .iter()
+        .find(|m| m.peer_urls().iter().any(|u| u == &peer))
+        .expect("joined");
+    assert!(
+        !me.is_learner(),
+        "still a learner after start returned: {me:?}"
+    );
+    let endpoint = joined.endpoint();
+    eventually(
+        "the data on the joined member",
+        Duration::from_secs(10),
+        || async { get(&endpoint, "before-join").await.as_deref() == Some("kept") },
+    )
+    .await;
+    joined.shutdown().await;
+    first.shutdown().await;
+}

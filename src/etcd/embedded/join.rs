@@ -4,8 +4,16 @@
 //!
 //! This is how peers rejoin after a restore on another server: they delete their etcd data
 //! and start with `--etcd-join-endpoint` pointing at the restored member.
+//!
+//! The node joins as a learner and is promoted to a voter once it has caught up. Added as a
+//! voter straight away, a node that then fails to start (or is still receiving a large
+//! database) counts against quorum: joining the second member of a one-member cluster would
+//! stop every write until it came up. A learner never votes, so the cluster stays writable
+//! whatever happens to the joining node.
 
-use etcd_client::{Client, Member};
+use std::time::Duration;
+
+use etcd_client::{Client, Member, MemberAddOptions};
 
 /// Why joining failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,18 +31,35 @@ pub enum JoinError {
         #[source]
         source: etcd_client::Error,
     },
+    #[error(
+        "this node joined as a learner but was not promoted to a voter within {seconds} s \
+         (it has not caught up with the leader); it stays a non-voting learner, and the next \
+         start tries again"
+    )]
+    NotPromoted {
+        seconds: u64,
+        #[source]
+        source: etcd_client::Error,
+    },
 }
 
-/// Adds `name` at `peer_url` to the cluster of `endpoint`; returns `name=url,...` for every
-/// member, this node included.
+/// How long a joined learner may take to catch up and be promoted: a large database is sent
+/// whole before the learner is in sync.
+pub const PROMOTE_PATIENCE: Duration = Duration::from_secs(300);
+
+async fn connect(endpoint: &str) -> Result<Client, JoinError> {
+    Client::connect([endpoint], None)
+        .await
+        .map_err(|source| JoinError::Connect {
+            endpoint: endpoint.to_string(),
+            source,
+        })
+}
+
+/// Adds `name` at `peer_url` to the cluster of `endpoint` as a learner; returns
+/// `name=url,...` for every member, this node included.
 pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<String, JoinError> {
-    let mut client =
-        Client::connect([endpoint], None)
-            .await
-            .map_err(|source| JoinError::Connect {
-                endpoint: endpoint.to_string(),
-                source,
-            })?;
+    let mut client = connect(endpoint).await?;
     let fail = |action| {
         move |source| JoinError::Membership {
             action,
@@ -56,14 +81,16 @@ pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<Stri
             .await
             .map_err(fail("remove the stale member"))?;
     }
-    // etcd refuses to add a voter while a recently joined member has not been connected for
-    // a few seconds ("unhealthy cluster"): peers joining one after another wait for that.
+    // etcd refuses to add a member while a recently joined one has not been connected for a few
+    // seconds ("unhealthy cluster"), and allows one learner at a time ("too many learner
+    // members"): peers joining together wait for each other's promotion.
     let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
     let added = loop {
-        match client.member_add([peer_url], None).await {
+        let learner = MemberAddOptions::new().with_is_learner();
+        match client.member_add([peer_url], Some(learner)).await {
             Ok(added) => break added,
-            Err(e) if is_unhealthy_cluster(&e) && tokio::time::Instant::now() < deadline => {
-                tracing::info!("the cluster is not ready to add a member yet; retrying");
+            Err(e) if is_busy_cluster(&e) && tokio::time::Instant::now() < deadline => {
+                tracing::info!(reason = %e, "the cluster is not ready to add a member yet; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             Err(e) => return Err(fail("add this node as a member")(e)),
@@ -72,11 +99,77 @@ pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<Stri
     Ok(initial_cluster(added.member_list(), name, peer_url))
 }
 
-/// How long a join waits for the cluster to accept a new member.
-const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Promotes the member at `peer_url` when it is a learner, retrying while it catches up (etcd
+/// refuses to promote a learner that is not in sync), for at most `patience`. Ok when it is a
+/// voter, already was, or is not a member at all (nothing to promote).
+pub async fn promote_self(
+    endpoint: &str,
+    peer_url: &str,
+    patience: Duration,
+) -> Result<(), JoinError> {
+    let mut client = connect(endpoint).await?;
+    let fail = |action| {
+        move |source| JoinError::Membership {
+            action,
+            endpoint: endpoint.to_string(),
+            source,
+        }
+    };
+    let members = client.member_list().await.map_err(fail("list members"))?;
+    let Some(me) = members
+        .members()
+        .iter()
+        .find(|m| m.peer_urls().iter().any(|u| u == peer_url))
+    else {
+        return Ok(());
+    };
+    if !me.is_learner() {
+        return Ok(());
+    }
+    let (id, started) = (me.id(), tokio::time::Instant::now());
+    loop {
+        match client.member_promote(id).await {
+            Ok(_) => {
+                tracing::info!(
+                    id,
+                    "this node caught up and was promoted from learner to voter"
+                );
+                return Ok(());
+            }
+            Err(e) if is_not_learner(&e) => return Ok(()),
+            Err(e) if is_learner_behind(&e) && started.elapsed() < patience => {
+                tracing::debug!(id, "the learner is still catching up; promotion retried");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) if is_learner_behind(&e) => {
+                return Err(JoinError::NotPromoted {
+                    seconds: patience.as_secs(),
+                    source: e,
+                });
+            }
+            Err(e) => return Err(fail("promote this node to a voter")(e)),
+        }
+    }
+}
 
-fn is_unhealthy_cluster(error: &etcd_client::Error) -> bool {
-    error.to_string().contains("unhealthy cluster")
+/// etcd's "can only promote a learner member which is in sync with leader".
+fn is_learner_behind(error: &etcd_client::Error) -> bool {
+    error.to_string().contains("in sync with leader")
+}
+
+/// etcd's "can only promote a learner member": it is a voter already.
+fn is_not_learner(error: &etcd_client::Error) -> bool {
+    let text = error.to_string();
+    text.contains("can only promote a learner member") && !text.contains("in sync with leader")
+}
+
+/// How long a join waits for the cluster to accept a new member: as long as another joining
+/// learner may take to be promoted.
+const JOIN_PATIENCE: Duration = PROMOTE_PATIENCE;
+
+fn is_busy_cluster(error: &etcd_client::Error) -> bool {
+    let text = error.to_string();
+    text.contains("unhealthy cluster") || text.contains("too many learner members")
 }
 
 /// `name=peer-url` for every member; the new member has no name yet, so it gets ours. Pure.

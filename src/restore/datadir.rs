@@ -222,16 +222,37 @@ fn dir_size(dir: &Path) -> io::Result<u64> {
 
 /// The backups to delete so that at most `keep` of each kind remain. Pure.
 ///
-/// The newest of each kind is always kept, even with `keep == 0`: it may be the only way back
-/// from the last restore.
-pub fn plan_backup_retention(backups: &[Backup], keep: usize) -> Vec<PathBuf> {
+/// `made_now` (the backups the running restore or reset just made) are always kept and count
+/// first: they are the only way back from it, and the times in backup names come from the
+/// clock, which may have been wrong when an older backup was named (one from a clock running
+/// ahead would otherwise look newest and outlive them). The rest are ranked by the time in
+/// their names, newest first. The newest of each kind is always kept, even with `keep == 0`.
+pub fn plan_backup_retention(
+    backups: &[Backup],
+    keep: usize,
+    made_now: &[PathBuf],
+) -> Vec<PathBuf> {
     let keep = keep.max(1);
     let mut doomed = Vec::new();
     for kind in [BackupKind::EtcdOld, BackupKind::TlsOld] {
         let mut of_kind: Vec<&Backup> = backups.iter().filter(|b| b.kind == kind).collect();
-        // Newest first.
-        of_kind.sort_by_key(|b| std::cmp::Reverse((b.unix, b.seq)));
-        doomed.extend(of_kind.into_iter().skip(keep).map(|b| b.path.clone()));
+        // Made now first, then newest first.
+        of_kind.sort_by_key(|b| {
+            (
+                !made_now.contains(&b.path),
+                std::cmp::Reverse((b.unix, b.seq)),
+            )
+        });
+        let made = of_kind
+            .iter()
+            .filter(|b| made_now.contains(&b.path))
+            .count();
+        doomed.extend(
+            of_kind
+                .into_iter()
+                .skip(keep.max(made))
+                .map(|b| b.path.clone()),
+        );
     }
     doomed
 }
@@ -300,13 +321,39 @@ mod tests {
             backup(TlsOld, 1, 0),
             backup(TlsOld, 2, 0),
         ];
-        let mut doomed = plan_backup_retention(&all, 3);
+        let mut doomed = plan_backup_retention(&all, 3, &[]);
         doomed.sort();
         assert_eq!(doomed, [all[0].path.clone(), all[4].path.clone()]);
-        let doomed = plan_backup_retention(&all, 0);
+        let doomed = plan_backup_retention(&all, 0, &[]);
         assert_eq!(doomed.len(), 5);
         assert!(!doomed.contains(&all[3].path) && !doomed.contains(&all[6].path));
-        assert!(plan_backup_retention(&all, 10).is_empty());
+        assert!(plan_backup_retention(&all, 10, &[]).is_empty());
+    }
+
+    #[test]
+    fn backups_made_now_outlive_older_ones_named_by_a_clock_running_ahead() {
+        use BackupKind::*;
+        // 2000000000 was named while the clock ran years ahead; 1700000000 is this restore's.
+        let all = vec![
+            backup(EtcdOld, 2_000_000_000, 0),
+            backup(EtcdOld, 1_600_000_000, 0),
+            backup(EtcdOld, 1_700_000_000, 0),
+            backup(TlsOld, 2_000_000_000, 0),
+            backup(TlsOld, 1_700_000_000, 0),
+        ];
+        let made_now = [all[2].path.clone(), all[4].path.clone()];
+        let mut doomed = plan_backup_retention(&all, 1, &made_now);
+        doomed.sort();
+        let mut want = vec![
+            all[0].path.clone(),
+            all[1].path.clone(),
+            all[3].path.clone(),
+        ];
+        want.sort();
+        assert_eq!(doomed, want);
+        // With room for two, the next is the newest by name.
+        let doomed = plan_backup_retention(&all, 2, &made_now);
+        assert_eq!(doomed, [all[1].path.clone()]);
     }
 
     #[test]

@@ -297,7 +297,8 @@ async fn swap_in(
     }
     write_reset_flag(&reset_flag_path(&config.data_dir))
         .map_err(|e| after_swap("write the reset-flag", Box::new(e)))?;
-    prune_backups(config);
+    let made_now: Vec<PathBuf> = previous.iter().chain(&tls_backup).cloned().collect();
+    prune_backups(config, &made_now);
     tracing::info!(
         snapshot = %staged.snapshot.display(),
         revision = staged.revision,
@@ -313,15 +314,15 @@ async fn swap_in(
     })
 }
 
-/// Keeps the newest `cluster-reset-backup-retention` of each backup kind (0 keeps all); trouble
-/// here only warns.
-pub(super) fn prune_backups(config: &DesiredConfig) {
+/// Keeps the newest `cluster-reset-backup-retention` of each backup kind (0 keeps all), and
+/// always `made_now`, the backups this run made; trouble here only warns.
+pub(super) fn prune_backups(config: &DesiredConfig, made_now: &[PathBuf]) {
     let result = datadir::list_backups(&config.db_dir(), &config.server_dir()).and_then(|all| {
         let keep = config.reset.backup_retention as usize;
         if keep == 0 {
             return Ok(Vec::new());
         }
-        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, keep))
+        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, keep, made_now))
     });
     match result {
         Ok(removed) => {

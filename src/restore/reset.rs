@@ -93,7 +93,7 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
     stop(etcd).await;
     checked.map_err(failed)?;
     write_reset_flag(&reset_flag_path(&config.data_dir))?;
-    prune_backups(config);
+    prune_backups(config, std::slice::from_ref(&backup));
     Ok(ResetOutcome::MembershipReset { backup })
 }
 

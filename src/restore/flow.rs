@@ -17,7 +17,7 @@ use super::run::{RestoreTarget, run_restore};
 use super::tool::{RestoreTool, ToolKind, select_restore_tool};
 use super::unzip::{archive_entry_size, extract_snapshot};
 use super::verify::{check_free_space, quick_check, verify_snapshot_file};
-use super::{ResetError, checks};
+use super::{ResetError, checks, last_restore};
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
 use crate::operations::rounded_now_unix;
@@ -297,6 +297,14 @@ async fn swap_in(
     }
     write_reset_flag(&reset_flag_path(&config.data_dir))
         .map_err(|e| after_swap("write the reset-flag", Box::new(e)))?;
+    let made = last_restore::LastRestore {
+        etcd_old: previous.clone(),
+        tls: tls_backup.clone(),
+    };
+    // Without the record a rollback still works, by backup names; so this only warns.
+    if let Err(e) = last_restore::write(&config.db_dir(), &made) {
+        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to record the backups this restore made");
+    }
     let made_now: Vec<PathBuf> = previous.iter().chain(&tls_backup).cloned().collect();
     prune_backups(config, &made_now);
     tracing::info!(

@@ -10,6 +10,7 @@ mod checks;
 pub mod datadir;
 mod error;
 pub mod flow;
+pub mod last_restore;
 pub mod plan;
 pub mod reset;
 mod reset_error;

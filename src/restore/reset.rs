@@ -13,7 +13,7 @@ use super::flow::{RestoreOutcome, prune_backups, restore_snapshot};
 use super::reset_flag::{
     decide_start, remove_reset_flag, reset_flag_exists, reset_flag_path, write_reset_flag,
 };
-use super::{ResetError, StartDecision};
+use super::{ResetError, StartDecision, last_restore};
 use crate::config::DesiredConfig;
 use crate::etcd::standalone::{StandaloneEtcd, check_member};
 use crate::operations::rounded_now_unix;
@@ -93,6 +93,13 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
     stop(etcd).await;
     checked.map_err(failed)?;
     write_reset_flag(&reset_flag_path(&config.data_dir))?;
+    let made = last_restore::LastRestore {
+        etcd_old: Some(backup.clone()),
+        tls: None,
+    };
+    if let Err(e) = last_restore::write(&config.db_dir(), &made) {
+        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to record the backup this reset made");
+    }
     prune_backups(config, std::slice::from_ref(&backup));
     Ok(ResetOutcome::MembershipReset { backup })
 }
@@ -106,12 +113,37 @@ pub struct RollbackOutcome {
     pub tls_restored: Option<PathBuf>,
 }
 
-/// Puts the newest `etcd-old-*` back as the live data dir (the current one is kept as
-/// `etcd-failed-*`), and the newest `tls-*` back as `tls` when it is at least as recent, then
-/// removes the reset-flag. The server must be stopped.
+/// Puts back what the last restore or reset replaced: the backups its record names (see
+/// `last_restore`), or without a record the newest `etcd-old-*` and, when at least as recent,
+/// the newest `tls-*`. The current data dir is kept as `etcd-failed-*`. Then removes the
+/// reset-flag and the record. The server must be stopped.
 pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetError> {
     refuse_unusable_setup(config)?;
     let _lock = server_lock(config)?;
+    let (old, tls) = rollback_sources(config)?;
+    let replaced = rollback(&config.db_dir(), &old)?;
+    let tls_restored = match tls {
+        Some(tls) => Some(swap_tls_back(config, &tls)?),
+        None => None,
+    };
+    last_restore::remove(&config.db_dir());
+    let _ = remove_reset_flag(&reset_flag_path(&config.data_dir));
+    Ok(RollbackOutcome {
+        restored: config.db_dir().join(LIVE_DIR),
+        replaced,
+        tls_restored,
+    })
+}
+
+/// The data dir and certificates to put back: the recorded ones when the record's data backup
+/// still exists, otherwise the newest by name.
+fn rollback_sources(config: &DesiredConfig) -> Result<(PathBuf, Option<PathBuf>), ResetError> {
+    let recorded = last_restore::read(&config.db_dir(), &config.server_dir());
+    if let Some(record) = recorded
+        && let Some(old) = record.etcd_old.filter(|p| p.is_dir())
+    {
+        return Ok((old, record.tls.filter(|p| p.is_dir())));
+    }
     let backups = datadir::list_backups(&config.db_dir(), &config.server_dir())?;
     let newest = |kind: BackupKind| -> Option<&Backup> {
         backups
@@ -122,17 +154,8 @@ pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetErr
     let old = newest(BackupKind::EtcdOld).ok_or_else(|| ResetError::NothingToRollBack {
         dir: config.db_dir(),
     })?;
-    let replaced = rollback(&config.db_dir(), &old.path)?;
-    let tls_restored = match newest(BackupKind::TlsOld) {
-        Some(tls) if tls.unix >= old.unix => Some(swap_tls_back(config, &tls.path)?),
-        _ => None,
-    };
-    let _ = remove_reset_flag(&reset_flag_path(&config.data_dir));
-    Ok(RollbackOutcome {
-        restored: config.db_dir().join(LIVE_DIR),
-        replaced,
-        tls_restored,
-    })
+    let tls = newest(BackupKind::TlsOld).filter(|tls| tls.unix >= old.unix);
+    Ok((old.path.clone(), tls.map(|t| t.path.clone())))
 }
 
 /// `tls` -> `tls-replaced-<unix>` and `cred` -> `cred-replaced-<unix>`, then the backup's

@@ -303,6 +303,14 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
     for rel in ["tls/server-ca.crt", "cred/passwd"] {
         std::fs::write(server_dir.join(rel), format!("after the snapshot: {rel}")).unwrap();
     }
+    // Backups named while the clock ran years ahead: by name they are the newest, but the
+    // rollback must put back what this restore replaced, and retention must keep that.
+    let ahead_data = server_dir.join("db/etcd-old-4000000000");
+    let ahead_tls = server_dir.join("tls-4000000000");
+    for dir in [&ahead_data, &ahead_tls] {
+        std::fs::create_dir_all(dir.join("member")).unwrap();
+        std::fs::write(dir.join("member/ahead"), b"from a clock running ahead").unwrap();
+    }
     assert!(node.restore(&[snapshot.to_str().unwrap()]).status.success());
     for rel in ["tls/server-ca.crt", "cred/passwd"] {
         let now = std::fs::read_to_string(server_dir.join(rel)).unwrap_or_default();
@@ -340,6 +348,8 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
             "rollback puts {rel} back"
         );
     }
+    assert!(ahead_data.is_dir() && ahead_tls.is_dir(), "the misnamed backups were not used");
+    assert!(!server_dir.join("db/etcd/member/ahead").exists());
     let mut server = node.start(&[]);
     // While the server runs, restores and rollbacks refuse to touch its data.
     for args in [vec![snapshot.to_str().unwrap()], vec!["--rollback"]] {

@@ -348,7 +348,10 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
             "rollback puts {rel} back"
         );
     }
-    assert!(ahead_data.is_dir() && ahead_tls.is_dir(), "the misnamed backups were not used");
+    assert!(
+        ahead_data.is_dir() && ahead_tls.is_dir(),
+        "the misnamed backups were not used"
+    );
     assert!(!server_dir.join("db/etcd/member/ahead").exists());
     let mut server = node.start(&[]);
     // While the server runs, restores and rollbacks refuse to touch its data.

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use etcd_snapshot::kube::crd::STORAGE_NODE_LABEL;
@@ -22,14 +21,11 @@ use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 use serde_json::{Value, json};
 
 use crate::kube_api::KubeApi;
-use crate::s3_ops::{blocking, created_name, start_server};
-use crate::support::{TestEtcd, text, wait_for};
+use crate::kube_support::{EVENTS, FILES, cli, start_kube_server, wait_until};
+use crate::s3_ops::created_name;
+use crate::support::{TestEtcd, text};
 
-const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 const NODES: &str = "/api/v1/nodes";
-const CRD: &str =
-    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/etcdsnapshotfiles.k3s.cattle.io";
 const STAMP: &str = "2025-08-11T10:08:01Z";
 
 fn local(node: &str, file: &str) -> SnapshotRecord {
@@ -371,24 +367,9 @@ async fn the_server_collects_a_departed_nodes_resource_and_marks_its_node() {
     let api = Arc::new(KubeApi::start().await);
     put_node(&api, "n1", true, Some(json!({"a": "b"})));
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let args = [
-        format!("--kubeconfig={}", kubeconfig.display()),
-        "--etcd-snapshot-reconcile-interval=1s".into(),
-    ];
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Arc::new(start_server(&data, &etcd.endpoint, &refs).await);
-    let probe = api.clone();
-    wait_until("the server installs the CRD", move || {
-        probe.get(CRD).is_some()
-    })
-    .await;
+    let (_, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, Vec::new()).await;
     // This server's own snapshot, whose resource must stay.
-    let saving = server.clone();
-    let out = blocking(move || saving.cli(&["save"])).await;
+    let out = cli(&server, &["save"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
     let own = created_name(&out);
     let client = api.client().await;
@@ -423,9 +404,4 @@ async fn the_server_collects_a_departed_nodes_resource_and_marks_its_node() {
         own_resources[0]["metadata"]["labels"][STORAGE_NODE_LABEL],
         "n1"
     );
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool + Send + 'static) {
-    let what = what.to_string();
-    blocking(move || wait_for(&what, Duration::from_secs(30), &mut cond)).await;
 }

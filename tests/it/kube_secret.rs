@@ -150,17 +150,15 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
         }),
     );
     let endpoint_b = https.addr.to_string();
-    api.put(
-        SECRET_PATH,
-        secret(&[
-            ("etcd-s3-endpoint", &endpoint_b),
-            ("etcd-s3-bucket", "bucket-b"),
-            ("etcd-s3-folder", "rotated"),
-            ("etcd-s3-endpoint-ca-name", "s3-ca"),
-            ("etcd-s3-access-key", "pair-2"),
-            ("etcd-s3-secret-key", "secret-2"),
-        ]),
-    );
+    let bucket_b = secret(&[
+        ("etcd-s3-endpoint", &endpoint_b),
+        ("etcd-s3-bucket", "bucket-b"),
+        ("etcd-s3-folder", "rotated"),
+        ("etcd-s3-endpoint-ca-name", "s3-ca"),
+        ("etcd-s3-access-key", "pair-2"),
+        ("etcd-s3-secret-key", "secret-2"),
+    ]);
+    api.put(SECRET_PATH, bucket_b.clone());
     let out = save(&server).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -213,17 +211,7 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
 
     // The Secret restored: the reconcile copies the snapshot, and the failure record goes with
     // the copy it stood for in place (one ready S3 resource, no failed one beside it).
-    api.put(
-        SECRET_PATH,
-        secret(&[
-            ("etcd-s3-endpoint", &endpoint_b),
-            ("etcd-s3-bucket", "bucket-b"),
-            ("etcd-s3-folder", "rotated"),
-            ("etcd-s3-endpoint-ca-name", "s3-ca"),
-            ("etcd-s3-access-key", "pair-2"),
-            ("etcd-s3-secret-key", "secret-2"),
-        ]),
-    );
+    api.put(SECRET_PATH, bucket_b.clone());
     let probe = api.clone();
     let copied = fifth.clone();
     blocking(move || {

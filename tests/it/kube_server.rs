@@ -9,14 +9,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::kube_api::KubeApi;
-use crate::s3_ops::{blocking, created_name, start_server};
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
-use crate::support::{TestEtcd, TestServer, snapshot_dir, text, wait_for};
-
-const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
-const CRD: &str =
-    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/etcdsnapshotfiles.k3s.cattle.io";
+use crate::kube_support::{
+    EVENTS, FILES, STORAGE_LABEL, cli, etcd_s3_flags, start_kube_server, wait_until,
+};
+use crate::s3_ops::{blocking, created_name};
+use crate::s3_support::{S3Server, Tls};
+use crate::support::{TestEtcd, snapshot_dir, text};
 
 /// The resources for `snapshot`, by storage label.
 fn resources_of(api: &KubeApi, snapshot: &str) -> Vec<Value> {
@@ -34,16 +32,6 @@ fn reasons_for(api: &KubeApi, resource: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool + Send + 'static) {
-    let what = what.to_string();
-    blocking(move || wait_for(&what, Duration::from_secs(30), &mut cond)).await;
-}
-
-async fn cli(server: &Arc<TestServer>, args: &'static [&'static str]) -> std::process::Output {
-    let server = server.clone();
-    blocking(move || server.cli(args)).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn saves_deletes_and_failures_are_mirrored_into_resources() {
     let Some(etcd) = TestEtcd::start() else {
@@ -53,28 +41,8 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("snaps");
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let args = [
-        format!("--kubeconfig={}", kubeconfig.display()),
-        "--etcd-s3".into(),
-        format!("--etcd-s3-endpoint={}", s3.addr),
-        "--etcd-s3-insecure".into(),
-        "--etcd-s3-bucket=snaps".into(),
-        "--etcd-s3-folder=f".into(),
-        format!("--etcd-s3-access-key={ACCESS_KEY}"),
-        format!("--etcd-s3-secret-key={SECRET_KEY}"),
-        "--etcd-snapshot-reconcile-interval=1s".into(),
-    ];
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Arc::new(start_server(&data, &etcd.endpoint, &refs).await);
-    let probe = api.clone();
-    wait_until("the server installs the CRD", move || {
-        probe.get(CRD).is_some()
-    })
-    .await;
+    let flags = etcd_s3_flags(&s3.addr.to_string(), "snaps", "f");
+    let (data, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
 
     // The extra-metadata ConfigMap is stored with the snapshot.
     api.put(
@@ -93,11 +61,11 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
     assert_eq!(found.len(), 2, "{found:#?}");
     let local = found
         .iter()
-        .find(|r| r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"] == "n1")
+        .find(|r| r["metadata"]["labels"][STORAGE_LABEL] == "n1")
         .expect("local resource");
     let remote = found
         .iter()
-        .find(|r| r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"] == "s3")
+        .find(|r| r["metadata"]["labels"][STORAGE_LABEL] == "s3")
         .expect("s3 resource");
     let local_name = local["metadata"]["name"].as_str().unwrap().to_string();
     assert!(
@@ -216,19 +184,9 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
 async fn a_failed_save_is_a_not_ready_resource() {
     let api = Arc::new(KubeApi::start().await);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
     // An endpoint nothing listens on: every save fails before producing a snapshot.
     let dead = format!("http://127.0.0.1:{}", crate::support::free_port());
-    let kc = format!("--kubeconfig={}", kubeconfig.display());
-    let server = Arc::new(start_server(&data, &dead, &[kc.as_str()]).await);
-    let probe = api.clone();
-    wait_until("the server installs the CRD", move || {
-        probe.get(CRD).is_some()
-    })
-    .await;
+    let (_, server) = start_kube_server(&api, dir.path(), "n1", &dead, Vec::new()).await;
     let out = cli(&server, &["save"]).await;
     assert!(!out.status.success(), "{:?}", text(&out));
     let failures: Vec<Value> = api
@@ -242,28 +200,11 @@ async fn a_failed_save_is_a_not_ready_resource() {
     assert!(failures[0]["status"]["error"]["message"].is_string());
 }
 
-/// Starts a server named `node` sharing `etcd`, the S3 folder and the Kubernetes API.
-async fn start_node(
-    node: &'static str,
-    data: std::path::PathBuf,
-    etcd: String,
-    args: Vec<String>,
-) -> Arc<TestServer> {
-    let server = blocking(move || {
-        let mut all = vec![format!("--etcd-endpoints={etcd}")];
-        all.extend(args);
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        TestServer::start_as(node, &data, &refs)
-    })
-    .await;
-    Arc::new(server)
-}
-
 /// Resource count per (storage label, snapshot name): every copy must appear exactly once.
 fn copies(api: &KubeApi) -> std::collections::BTreeMap<(String, String), usize> {
     let mut seen = std::collections::BTreeMap::new();
     for r in api.list(FILES) {
-        let label = r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"]
+        let label = r["metadata"]["labels"][STORAGE_LABEL]
             .as_str()
             .unwrap_or_default()
             .to_string();
@@ -282,30 +223,12 @@ async fn two_nodes_saving_at_once_get_every_resource_exactly_once() {
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("shared");
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let args = vec![
-        format!("--kubeconfig={}", kubeconfig.display()),
-        "--etcd-s3".into(),
-        format!("--etcd-s3-endpoint={}", s3.addr),
-        "--etcd-s3-insecure".into(),
-        "--etcd-s3-bucket=shared".into(),
-        "--etcd-s3-folder=cluster".into(),
-        format!("--etcd-s3-access-key={ACCESS_KEY}"),
-        format!("--etcd-s3-secret-key={SECRET_KEY}"),
-        "--etcd-snapshot-reconcile-interval=1s".into(),
-    ];
+    let flags = etcd_s3_flags(&s3.addr.to_string(), "shared", "cluster");
     let mut servers = Vec::new();
     for node in ["n1", "n2"] {
-        let data = dir.path().join(node);
-        std::fs::create_dir(&data).unwrap();
-        servers.push((
-            data.clone(),
-            start_node(node, data, etcd.endpoint.clone(), args.clone()).await,
-        ));
+        servers
+            .push(start_kube_server(&api, dir.path(), node, &etcd.endpoint, flags.clone()).await);
     }
-    let probe = api.clone();
-    wait_until("the CRD", move || probe.get(CRD).is_some()).await;
 
     // Three rounds of simultaneous saves on both nodes.
     let mut names = Vec::new();
@@ -369,7 +292,7 @@ async fn two_nodes_saving_at_once_get_every_resource_exactly_once() {
 fn s3_resource_of(api: &KubeApi, snapshot: &str) -> Option<Value> {
     resources_of(api, snapshot)
         .into_iter()
-        .find(|r| r["metadata"]["labels"]["etcd.rke2.cattle.io/snapshot-storage-node"] == "s3")
+        .find(|r| r["metadata"]["labels"][STORAGE_LABEL] == "s3")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -386,29 +309,10 @@ async fn s3_resources_keep_their_metadata_without_the_local_copy_on_every_node()
         Arc::new(KubeApi::start().await),
         Arc::new(KubeApi::start().await),
     );
+    let flags = etcd_s3_flags(&s3.addr.to_string(), "shared", "cluster");
     let mut servers = Vec::new();
     for (node, api) in [("n1", &api1), ("n2", &api2)] {
-        let kubeconfig = dir.path().join(format!("kubeconfig-{node}"));
-        api.write_kubeconfig(&kubeconfig);
-        let args = vec![
-            format!("--kubeconfig={}", kubeconfig.display()),
-            "--etcd-s3".into(),
-            format!("--etcd-s3-endpoint={}", s3.addr),
-            "--etcd-s3-insecure".into(),
-            "--etcd-s3-bucket=shared".into(),
-            "--etcd-s3-folder=cluster".into(),
-            format!("--etcd-s3-access-key={ACCESS_KEY}"),
-            format!("--etcd-s3-secret-key={SECRET_KEY}"),
-            "--etcd-snapshot-reconcile-interval=1s".into(),
-        ];
-        let data = dir.path().join(node);
-        std::fs::create_dir(&data).unwrap();
-        let server = start_node(node, data.clone(), etcd.endpoint.clone(), args).await;
-        servers.push((data, server));
-    }
-    for api in [&api1, &api2] {
-        let probe = api.clone();
-        wait_until("the CRD", move || probe.get(CRD).is_some()).await;
+        servers.push(start_kube_server(api, dir.path(), node, &etcd.endpoint, flags.clone()).await);
     }
     api1.put(
         "/api/v1/namespaces/kube-system/configmaps/rke2-etcd-snapshot-extra-metadata",

@@ -14,17 +14,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::kube_api::KubeApi;
-use crate::s3_ops::{blocking, created_name, start_server};
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
-use crate::support::{TestEtcd, require_binary, text, wait_for};
-
-const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
-const STORAGE_LABEL: &str = "etcd.rke2.cattle.io/snapshot-storage-node";
+use crate::kube_support::{
+    FILES, STORAGE_LABEL, cli, etcd_s3_flags, start_kube_server, wait_until,
+};
+use crate::s3_ops::created_name;
+use crate::s3_support::{S3Server, Tls};
+use crate::support::{TestEtcd, require_binary, text};
 const HASH_ANNOTATION: &str = "etcd.rke2.cattle.io/snapshot-token-hash";
 
 /// kubectl with its own kubeconfig and discovery cache, run off the runtime serving the API.
@@ -75,42 +74,21 @@ async fn kubectl_get_and_describe_show_the_snapshots_as_in_the_seed() {
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("test-bucket");
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let args = [
-        format!("--kubeconfig={}", kubeconfig.display()),
-        "--etcd-s3".into(),
-        format!("--etcd-s3-endpoint={}", s3.addr),
-        "--etcd-s3-insecure".into(),
-        "--etcd-s3-bucket=test-bucket".into(),
-        "--etcd-s3-folder=test-folder".into(),
-        format!("--etcd-s3-access-key={ACCESS_KEY}"),
-        format!("--etcd-s3-secret-key={SECRET_KEY}"),
-    ];
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Arc::new(start_server(&data, &etcd.endpoint, &refs).await);
-    let saving = server.clone();
-    let out = blocking(move || saving.cli(&["save"])).await;
+    let flags = etcd_s3_flags(&s3.addr.to_string(), "test-bucket", "test-folder");
+    let (_, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
+    let out = cli(&server, &["save"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let snapshot = created_name(&out);
     let probe = api.clone();
     let wanted = snapshot.clone();
-    blocking(move || {
-        wait_for(
-            "a local and an S3 resource",
-            Duration::from_secs(30),
-            || {
-                let found = probe.list(FILES);
-                found
-                    .iter()
-                    .filter(|r| r["spec"]["snapshotName"] == wanted.as_str())
-                    .count()
-                    == 2
-            },
-        )
+    wait_until("a local and an S3 resource", move || {
+        let found = probe.list(FILES);
+        found
+            .iter()
+            .filter(|r| r["spec"]["snapshotName"] == wanted.as_str())
+            .count()
+            == 2
     })
     .await;
     let resources = api.list(FILES);
@@ -126,7 +104,7 @@ async fn kubectl_get_and_describe_show_the_snapshots_as_in_the_seed() {
 
     let kubectl = Kubectl {
         binary,
-        kubeconfig,
+        kubeconfig: dir.path().join("kubeconfig-n1"),
         home: dir.path().to_path_buf(),
     };
     check_get(&kubectl, &snapshot, &[&local, &remote]).await;

@@ -18,6 +18,7 @@ mod kube_nodes;
 mod kube_resources;
 mod kube_secret;
 mod kube_server;
+mod kube_support;
 mod kubectl;
 mod pipeline;
 mod restore;

@@ -60,6 +60,25 @@ pub(crate) async fn direct(data_dir: &Path, etcd: &str, args: Vec<String>) -> Ou
     .await
 }
 
+/// A server whose S3 endpoint (bucket `snapshots`) is a reserved loopback port nothing listens
+/// on yet, reconciling every second; returns the port, for S3 to start on it later (an outage
+/// that ends).
+async fn start_with_s3_down(data: &Path, etcd: &str) -> (u16, std::sync::Arc<TestServer>) {
+    let port = crate::support::free_port();
+    let endpoint = format!("--etcd-s3-endpoint=127.0.0.1:{port}");
+    let args = [
+        "--etcd-s3",
+        &endpoint,
+        "--etcd-s3-insecure",
+        "--etcd-s3-bucket=snapshots",
+        &format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        &format!("--etcd-s3-secret-key={SECRET_KEY}"),
+        "--etcd-snapshot-reconcile-interval=1s",
+    ];
+    let server = start_server(data, etcd, &args).await;
+    (port, std::sync::Arc::new(server))
+}
+
 pub(crate) fn created_name(out: &Output) -> String {
     let (stdout, stderr) = text(out);
     stdout
@@ -123,21 +142,8 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
     let Some(etcd) = TestEtcd::start() else {
         return;
     };
-    // Reserve a port, and only later start S3 on it: until then the endpoint refuses.
-    let port = crate::support::free_port();
     let data = tempfile::tempdir().unwrap();
-    let endpoint = format!("--etcd-s3-endpoint=127.0.0.1:{port}");
-    let args = [
-        "--etcd-s3",
-        &endpoint,
-        "--etcd-s3-insecure",
-        "--etcd-s3-bucket=snapshots",
-        &format!("--etcd-s3-access-key={ACCESS_KEY}"),
-        &format!("--etcd-s3-secret-key={SECRET_KEY}"),
-        "--etcd-snapshot-reconcile-interval=1s",
-    ];
-    let server = start_server(data.path(), &etcd.endpoint, &args).await;
-    let server = std::sync::Arc::new(server);
+    let (port, server) = start_with_s3_down(data.path(), &etcd.endpoint).await;
 
     let srv = server.clone();
     let out = blocking(move || srv.cli(&["save"])).await;
@@ -225,19 +231,8 @@ async fn the_backfill_verifies_each_file_and_never_copies_a_damaged_one() {
     let Some(etcd) = TestEtcd::start() else {
         return;
     };
-    let port = crate::support::free_port();
     let data = tempfile::tempdir().unwrap();
-    let endpoint = format!("--etcd-s3-endpoint=127.0.0.1:{port}");
-    let args = [
-        "--etcd-s3",
-        &endpoint,
-        "--etcd-s3-insecure",
-        "--etcd-s3-bucket=snapshots",
-        &format!("--etcd-s3-access-key={ACCESS_KEY}"),
-        &format!("--etcd-s3-secret-key={SECRET_KEY}"),
-        "--etcd-snapshot-reconcile-interval=1s",
-    ];
-    let server = std::sync::Arc::new(start_server(data.path(), &etcd.endpoint, &args).await);
+    let (port, server) = start_with_s3_down(data.path(), &etcd.endpoint).await;
     let mut names = Vec::new();
     for _ in 0..2 {
         let srv = server.clone();

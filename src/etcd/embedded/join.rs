@@ -47,6 +47,18 @@ pub enum JoinError {
 /// whole before the learner is in sync.
 pub const PROMOTE_PATIENCE: Duration = Duration::from_secs(300);
 
+fn membership_error(
+    action: &'static str,
+    endpoint: &str,
+) -> impl FnOnce(etcd_client::Error) -> JoinError {
+    let endpoint = endpoint.to_string();
+    move |source| JoinError::Membership {
+        action,
+        endpoint,
+        source,
+    }
+}
+
 async fn connect(endpoint: &str) -> Result<Client, JoinError> {
     Client::connect([endpoint], None)
         .await
@@ -60,13 +72,7 @@ async fn connect(endpoint: &str) -> Result<Client, JoinError> {
 /// `name=url,...` for every member, this node included.
 pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<String, JoinError> {
     let mut client = connect(endpoint).await?;
-    let fail = |action| {
-        move |source| JoinError::Membership {
-            action,
-            endpoint: endpoint.to_string(),
-            source,
-        }
-    };
+    let fail = |action| membership_error(action, endpoint);
     let members = client.member_list().await.map_err(fail("list members"))?;
     // Our old entry (same peer URL) belongs to data that no longer exists: it must go before
     // this node can be added again.
@@ -108,13 +114,7 @@ pub async fn promote_self(
     patience: Duration,
 ) -> Result<(), JoinError> {
     let mut client = connect(endpoint).await?;
-    let fail = |action| {
-        move |source| JoinError::Membership {
-            action,
-            endpoint: endpoint.to_string(),
-            source,
-        }
-    };
+    let fail = |action| membership_error(action, endpoint);
     let members = client.member_list().await.map_err(fail("list members"))?;
     let Some(me) = members
         .members()

@@ -1,0 +1,83 @@
+//! Running the real server against the Kubernetes API stand-in, for the end-to-end Kubernetes
+//! tests: the paths they read, the server's S3 flags, starting a named server with its own
+//! kubeconfig and data dir (and waiting until it has installed the CRD), and bounded waits that
+//! leave the runtime free to serve the API and S3 while they poll.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::kube_api::KubeApi;
+use crate::s3_ops::blocking;
+use crate::s3_support::{ACCESS_KEY, SECRET_KEY};
+use crate::support::{TestServer, wait_for};
+
+/// The ETCDSnapshotFile collection.
+pub(crate) const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
+/// Where the resources' Events are published.
+pub(crate) const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+/// The CRD the server installs at startup.
+pub(crate) const CRD: &str =
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/etcdsnapshotfiles.k3s.cattle.io";
+/// The label naming a copy's storage node (or `s3`).
+pub(crate) const STORAGE_LABEL: &str = "etcd.rke2.cattle.io/snapshot-storage-node";
+
+/// The server's flags for `bucket`/`folder` at `endpoint` over plain HTTP with the test keys.
+pub(crate) fn etcd_s3_flags(endpoint: &str, bucket: &str, folder: &str) -> Vec<String> {
+    vec![
+        "--etcd-s3".into(),
+        format!("--etcd-s3-endpoint={endpoint}"),
+        "--etcd-s3-insecure".into(),
+        format!("--etcd-s3-bucket={bucket}"),
+        format!("--etcd-s3-folder={folder}"),
+        format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        format!("--etcd-s3-secret-key={SECRET_KEY}"),
+    ]
+}
+
+/// A server named `node` on `etcd`, reporting to `api` through `dir/kubeconfig-<node>`, with
+/// its data dir `dir/<node>`, a reconcile pass every second and `extra` flags. Returns once the
+/// server has installed the CRD.
+pub(crate) async fn start_kube_server(
+    api: &Arc<KubeApi>,
+    dir: &Path,
+    node: &str,
+    etcd: &str,
+    extra: Vec<String>,
+) -> (PathBuf, Arc<TestServer>) {
+    let kubeconfig = dir.join(format!("kubeconfig-{node}"));
+    api.write_kubeconfig(&kubeconfig);
+    let data = dir.join(node);
+    std::fs::create_dir_all(&data).unwrap();
+    let mut args = vec![
+        format!("--etcd-endpoints={etcd}"),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--etcd-snapshot-reconcile-interval=1s".into(),
+    ];
+    args.extend(extra);
+    let (node, data_dir) = (node.to_string(), data.clone());
+    let server = blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        TestServer::start_as(&node, &data_dir, &refs)
+    })
+    .await;
+    let probe = api.clone();
+    wait_until("the server installs the CRD", move || {
+        probe.get(CRD).is_some()
+    })
+    .await;
+    (data, Arc::new(server))
+}
+
+/// Polls `cond` for up to 30 s off the runtime.
+pub(crate) async fn wait_until(what: &str, mut cond: impl FnMut() -> bool + Send + 'static) {
+    let what = what.to_string();
+    blocking(move || wait_for(&what, Duration::from_secs(30), &mut cond)).await;
+}
+
+/// A CLI call against `server`, off the runtime.
+pub(crate) async fn cli(server: &Arc<TestServer>, args: &'static [&'static str]) -> Output {
+    let server = server.clone();
+    blocking(move || server.cli(args)).await
+}

@@ -21,37 +21,14 @@ use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 use serde_json::{Value, json};
 
 use crate::kube_api::KubeApi;
-use crate::kube_support::{EVENTS, FILES, cli, start_kube_server, wait_until};
+use crate::kube_support::{
+    EVENTS, FILES, cli, local_record, s3_record, start_kube_server, wait_until,
+};
 use crate::s3_ops::created_name;
 use crate::support::{TestEtcd, text};
 
 const NODES: &str = "/api/v1/nodes";
 const STAMP: &str = "2025-08-11T10:08:01Z";
-
-fn local(node: &str, file: &str) -> SnapshotRecord {
-    SnapshotRecord {
-        file_name: file.into(),
-        location: format!("file:///var/lib/rancher/rke2/server/db/snapshots/{file}"),
-        node_name: node.into(),
-        storage: Storage::Local,
-        size: 1024,
-        created_unix: 1_754_906_881,
-        compressed: false,
-        ready: true,
-        error: None,
-        token_hash: None,
-        metadata: None,
-    }
-}
-
-fn s3(file: &str) -> SnapshotRecord {
-    SnapshotRecord {
-        location: format!("s3://bucket/folder/{file}"),
-        node_name: "s3".into(),
-        storage: Storage::S3,
-        ..local("s3", file)
-    }
-}
 
 /// A Node; `etcd` puts RKE2's etcd role label on it.
 fn put_node(api: &KubeApi, name: &str, etcd: bool, annotations: Option<Value>) {
@@ -135,14 +112,14 @@ async fn cluster() -> Cluster {
     put_node(&api, "n2", true, None);
     put_node(&api, "worker-1", false, None);
     let kept = vec![
-        local("n1", "on-demand-n1-1"),
-        local("n2", "on-demand-n2-1"),
-        s3("on-demand-gone-1"),
+        local_record("n1", "on-demand-n1-1"),
+        local_record("n2", "on-demand-n2-1"),
+        s3_record("on-demand-gone-1"),
     ];
     let departed = vec![
-        local("gone", "on-demand-gone-1"),
-        local("gone", "on-demand-gone-2"),
-        local("worker-1", "on-demand-worker-1-1"),
+        local_record("gone", "on-demand-gone-1"),
+        local_record("gone", "on-demand-gone-2"),
+        local_record("worker-1", "on-demand-worker-1-1"),
     ];
     create_resources(&client, &[kept.clone(), departed.clone()].concat()).await;
     Cluster {
@@ -373,7 +350,7 @@ async fn the_server_collects_a_departed_nodes_resource_and_marks_its_node() {
     assert!(out.status.success(), "{:?}", text(&out));
     let own = created_name(&out);
     let client = api.client().await;
-    let departed = local("gone", "on-demand-gone-1");
+    let departed = local_record("gone", "on-demand-gone-1");
     create_resources(&client, std::slice::from_ref(&departed)).await;
     let name = resource_name(&departed);
 

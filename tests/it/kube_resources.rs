@@ -17,11 +17,11 @@ use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 use serde_json::Value;
 
 use crate::kube_api::KubeApi;
+use crate::kube_support::{local_record, s3_record};
 
 const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-const CREATED_AT: i64 = 1_754_906_881;
 
 fn s3_spec() -> S3Spec {
     S3Spec {
@@ -38,33 +38,6 @@ fn scope(node: &str, s3: bool) -> Scope {
     Scope {
         node_name: node.into(),
         s3: s3.then(s3_spec),
-    }
-}
-
-fn local(node: &str, file: &str) -> SnapshotRecord {
-    SnapshotRecord {
-        file_name: file.into(),
-        location: format!("file:///var/lib/rancher/rke2/server/db/snapshots/{file}"),
-        node_name: node.into(),
-        storage: Storage::Local,
-        size: 8_937_504,
-        created_unix: CREATED_AT,
-        compressed: false,
-        ready: true,
-        error: None,
-        token_hash: Some("2bb80d537b1d".into()),
-        metadata: None,
-    }
-}
-
-/// An S3 copy as the S3 listing reports it (uploader unknown: node `s3`).
-fn s3(file: &str) -> SnapshotRecord {
-    SnapshotRecord {
-        location: format!("s3://test-bucket/test-folder/{file}"),
-        node_name: "s3".into(),
-        storage: Storage::S3,
-        token_hash: None,
-        ..local("s3", file)
     }
 }
 
@@ -106,9 +79,12 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 #[tokio::test]
 async fn two_nodes_sharing_s3_each_reconcile_their_own_and_the_shared_copies() {
     let (api, client) = started().await;
-    let n1 = [local("n1", "on-demand-n1-1"), local("n1", "on-demand-n1-2")];
-    let n2 = local("n2", "on-demand-n2-1");
-    let shared = [s3("on-demand-n1-1"), s3("on-demand-n2-1")];
+    let n1 = [
+        local_record("n1", "on-demand-n1-1"),
+        local_record("n1", "on-demand-n1-2"),
+    ];
+    let n2 = local_record("n2", "on-demand-n2-1");
+    let shared = [s3_record("on-demand-n1-1"), s3_record("on-demand-n2-1")];
     // n1's listing also shows n2's file (a shared snapshot dir): n1 must leave it to n2.
     let mut n1_rows: Vec<_> = n1.to_vec();
     n1_rows.push(n2.clone());
@@ -185,10 +161,10 @@ async fn two_nodes_sharing_s3_each_reconcile_their_own_and_the_shared_copies() {
 #[tokio::test]
 async fn a_deleted_snapshot_loses_its_resource_with_a_deleted_event() {
     let (api, client) = started().await;
-    let keep = local("n1", "on-demand-n1-1");
-    let gone = local("n1", "on-demand-n1-2");
-    let fresh_s3 = s3("on-demand-n1-3");
-    let deleted_s3 = s3("on-demand-n1-2");
+    let keep = local_record("n1", "on-demand-n1-1");
+    let gone = local_record("n1", "on-demand-n1-2");
+    let fresh_s3 = s3_record("on-demand-n1-3");
+    let deleted_s3 = s3_record("on-demand-n1-2");
     let rows = [
         keep.clone(),
         gone.clone(),
@@ -258,14 +234,14 @@ async fn a_failure_record_is_not_ready_with_a_failed_event() {
     let (api, client) = started().await;
     // Failure records live 24 h from their error time, so they must be recent.
     let failed_at = chrono::Utc::now().timestamp();
-    let mut failed_save = local("n1", "on-demand-n1-5");
+    let mut failed_save = local_record("n1", "on-demand-n1-5");
     failed_save.created_unix = failed_at;
     failed_save.location = String::new();
     failed_save.ready = false;
     failed_save.size = 0;
     failed_save.token_hash = None;
     failed_save.error = Some("etcd unavailable".into());
-    let mut failed_upload = s3("on-demand-n1-5");
+    let mut failed_upload = s3_record("on-demand-n1-5");
     failed_upload.node_name = "n1".into();
     failed_upload.ready = false;
     failed_upload.error = Some("upload failed: timeout".into());
@@ -311,12 +287,12 @@ async fn concurrent_reconciles_of_two_nodes_create_every_resource_once() {
     let (api, client) = started().await;
     let other = api.client().await;
     let shared: Vec<_> = (1..=12)
-        .map(|i| s3(&format!("etcd-snapshot-n1-{i}")))
+        .map(|i| s3_record(&format!("etcd-snapshot-n1-{i}")))
         .collect();
     let mut n1_rows = shared.clone();
-    n1_rows.push(local("n1", "etcd-snapshot-n1-1"));
+    n1_rows.push(local_record("n1", "etcd-snapshot-n1-1"));
     let mut n2_rows = shared.clone();
-    n2_rows.push(local("n2", "etcd-snapshot-n2-1"));
+    n2_rows.push(local_record("n2", "etcd-snapshot-n2-1"));
     let (s1, s2) = (scope("n1", true), scope("n2", true));
 
     // The two listings usually both precede any write, so many creates meet AlreadyExists.
@@ -342,7 +318,7 @@ async fn concurrent_reconciles_of_two_nodes_create_every_resource_once() {
 #[tokio::test]
 async fn conflicts_are_retried() {
     let (api, client) = started().await;
-    let mut record = local("n1", "on-demand-n1-1");
+    let mut record = local_record("n1", "on-demand-n1-1");
     let name = resource_name(&record);
     api.fail_next("POST", FILES, 409, 2);
     let outcome = reconcile(&client, &scope("n1", false), &[record.clone()], &[])

@@ -1,12 +1,14 @@
 //! Running the real server against the Kubernetes API stand-in, for the end-to-end Kubernetes
 //! tests: the paths they read, the server's S3 flags, starting a named server with its own
 //! kubeconfig and data dir (and waiting until it has installed the CRD), and bounded waits that
-//! leave the runtime free to serve the API and S3 while they poll.
+//! leave the runtime free to serve the API and S3 while they poll; and example snapshot records.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
+
+use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 
 use crate::kube_api::KubeApi;
 use crate::s3_ops::blocking;
@@ -80,4 +82,32 @@ pub(crate) async fn wait_until(what: &str, mut cond: impl FnMut() -> bool + Send
 pub(crate) async fn cli(server: &Arc<TestServer>, args: &'static [&'static str]) -> Output {
     let server = server.clone();
     blocking(move || server.cli(args)).await
+}
+
+/// A successful local copy with the seed's size and time, as the saving node records it.
+pub(crate) fn local_record(node: &str, file: &str) -> SnapshotRecord {
+    SnapshotRecord {
+        file_name: file.into(),
+        location: format!("file:///var/lib/rancher/rke2/server/db/snapshots/{file}"),
+        node_name: node.into(),
+        storage: Storage::Local,
+        size: 8_937_504,
+        created_unix: 1_754_906_881,
+        compressed: false,
+        ready: true,
+        error: None,
+        token_hash: Some("2bb80d537b1d".into()),
+        metadata: None,
+    }
+}
+
+/// An S3 copy as the S3 listing reports it (uploader unknown: node `s3`).
+pub(crate) fn s3_record(file: &str) -> SnapshotRecord {
+    SnapshotRecord {
+        location: format!("s3://test-bucket/test-folder/{file}"),
+        node_name: "s3".into(),
+        storage: Storage::S3,
+        token_hash: None,
+        ..local_record("s3", file)
+    }
 }

@@ -12,12 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
+mod error_text;
 mod maintain;
 pub mod pending;
 mod replicate;
 mod resources;
 mod response;
 mod s3_config;
+
+pub use error_text::error_chain;
 
 use crate::api::wire::{FailedItem, RemovedCopy};
 use crate::config::DesiredConfig;
@@ -414,53 +417,4 @@ pub fn rounded_now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     (now.as_millis() as i64 + 500) / 1000
-}
-
-/// An error and all its sources joined with ": ", for logs and client-facing messages.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some library errors repeat their source's text in their own; say it once.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("{text}")]
-    struct Layered {
-        text: &'static str,
-        #[source]
-        source: Option<Box<Layered>>,
-    }
-
-    #[test]
-    fn error_chain_joins_sources_and_says_repeated_text_once() {
-        let inner = Layered {
-            text: "no such file",
-            source: None,
-        };
-        let repeating = Layered {
-            text: "failed to read kubeconfig: no such file",
-            source: Some(Box::new(inner)),
-        };
-        let outer = Layered {
-            text: "failed to set up access",
-            source: Some(Box::new(repeating)),
-        };
-        assert_eq!(
-            error_chain(&outer),
-            "failed to set up access: failed to read kubeconfig: no such file"
-        );
-    }
 }

@@ -87,9 +87,8 @@ impl EmbeddedEtcd {
         let pid_file = process::pid_file_for(&opts.data_dir);
         process::stop_leftover(&pid_file, &opts.data_dir).await;
         let mut opts = opts;
-        if let Some(endpoint) = opts.join.clone()
-            && !opts.data_dir.join("member").is_dir()
-        {
+        let joining = opts.join.is_some() && !opts.data_dir.join("member").is_dir();
+        if let (Some(endpoint), true) = (opts.join.clone(), joining) {
             let peer = format!("http://{}", opts.peer_address);
             let cluster = join::add_self(&endpoint, &opts.name, &peer)
                 .await
@@ -116,15 +115,10 @@ impl EmbeddedEtcd {
                 detail,
             });
         }
-        if let Some(join) = &opts.join {
-            // Joined as a learner (now or on an earlier start that did not finish): it votes
-            // only once it has caught up.
-            let peer = format!("http://{}", opts.peer_address);
-            if let Err(e) = join::promote_self(join, &peer, join::PROMOTE_PATIENCE).await {
-                process::terminate(&mut child).await;
-                process::remove_pid_file(&pid_file);
-                return Err(EmbeddedError::Join(e));
-            }
+        if let Err(e) = finish_join(&opts, joining).await {
+            process::terminate(&mut child).await;
+            process::remove_pid_file(&pid_file);
+            return Err(EmbeddedError::Join(e));
         }
         tracing::info!(%endpoint, "embedded etcd is ready");
 
@@ -201,6 +195,26 @@ async fn wait_healthy(
             _ = cancel.cancelled() => return Err("cancelled while starting".into()),
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}
         }
+    }
+}
+
+/// Promotes this member when it joined as a learner. On the start that joined, failing to
+/// promote is an error (the member could not serve snapshots). On later starts with the join
+/// endpoint still configured, an earlier start may have been cut short before its promotion:
+/// that is tried again, but the join endpoint being down, or anything else going wrong, only
+/// warns, so a long-standing member never depends on one other server to start.
+async fn finish_join(opts: &EmbeddedOptions, joined_now: bool) -> Result<(), join::JoinError> {
+    let Some(endpoint) = &opts.join else {
+        return Ok(());
+    };
+    let peer = format!("http://{}", opts.peer_address);
+    let promoted = join::promote_self(endpoint, &peer, join::PROMOTE_PATIENCE).await;
+    match promoted {
+        Err(e) if !joined_now => {
+            tracing::warn!(error = %crate::operations::error_chain(&e), "could not check through the join endpoint whether this member still needs promoting; carrying on");
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -258,7 +258,13 @@ async fn swap_in(
     plan: &RestorePlan,
     staged: Staged,
 ) -> Result<RestoreOutcome, ResetError> {
+    last_restore::remove(&plan.db_dir);
     let previous = move_current_aside(&plan.db_dir)?;
+    let mut made = last_restore::LastRestore {
+        etcd_old: previous.clone(),
+        tls: None,
+    };
+    last_restore::record(&plan.db_dir, &made);
     if let Some(old) = &previous {
         tracing::info!(path = %old.display(), "pre-restore etcd database moved aside");
     }
@@ -294,19 +300,12 @@ async fn swap_in(
             })?;
         tls_backup = written.backup_dir;
         bootstrap_files = written.written.len();
+        made.tls = tls_backup.clone();
+        last_restore::record(&plan.db_dir, &made);
     }
     write_reset_flag(&reset_flag_path(&config.data_dir))
         .map_err(|e| after_swap("write the reset-flag", Box::new(e)))?;
-    let made = last_restore::LastRestore {
-        etcd_old: previous.clone(),
-        tls: tls_backup.clone(),
-    };
-    // Without the record a rollback still works, by backup names; so this only warns.
-    if let Err(e) = last_restore::write(&config.db_dir(), &made) {
-        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to record the backups this restore made");
-    }
-    let made_now: Vec<PathBuf> = previous.iter().chain(&tls_backup).cloned().collect();
-    prune_backups(config, &made_now);
+    prune_backups(config, &made);
     tracing::info!(
         snapshot = %staged.snapshot.display(),
         revision = staged.revision,
@@ -323,14 +322,15 @@ async fn swap_in(
 }
 
 /// Keeps the newest `cluster-reset-backup-retention` of each backup kind (0 keeps all), and
-/// always `made_now`, the backups this run made; trouble here only warns.
-pub(super) fn prune_backups(config: &DesiredConfig, made_now: &[PathBuf]) {
+/// always the backups this run made; trouble here only warns.
+pub(super) fn prune_backups(config: &DesiredConfig, made: &last_restore::LastRestore) {
+    let made_now: Vec<PathBuf> = made.etcd_old.iter().chain(&made.tls).cloned().collect();
     let result = datadir::list_backups(&config.db_dir(), &config.server_dir()).and_then(|all| {
         let keep = config.reset.backup_retention as usize;
         if keep == 0 {
             return Ok(Vec::new());
         }
-        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, keep, made_now))
+        datadir::apply_backup_retention(&datadir::plan_backup_retention(&all, keep, &made_now))
     });
     match result {
         Ok(removed) => {

@@ -67,9 +67,21 @@ pub fn read(db_dir: &Path, server_dir: &Path) -> Option<LastRestore> {
     Some(parse(&text, db_dir, server_dir))
 }
 
-/// Removes the record (after a rollback used it); a missing record is fine.
+/// Removes the record: before a restore or reset makes its first backup (a failure after that
+/// point must never leave an older run's record for rollback to follow), and after a rollback
+/// used it. A missing record is fine.
 pub fn remove(db_dir: &Path) {
     let _ = std::fs::remove_file(db_dir.join(RECORD));
+}
+
+/// Records `made`, as soon as each backup exists. When the record cannot be written it is
+/// removed (rollback then goes by backup names) and the failure is logged, since the restore
+/// itself can go on.
+pub fn record(db_dir: &Path, made: &LastRestore) {
+    if let Err(e) = write(db_dir, made) {
+        remove(db_dir);
+        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to record the backups this restore made; a rollback will go by backup names");
+    }
 }
 
 /// Pure: the record's lines as paths, ignoring anything that is not a plain backup name.

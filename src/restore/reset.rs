@@ -60,6 +60,7 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
     if !live.join("member").is_dir() {
         return Err(ResetError::NoData { path: live });
     }
+    last_restore::remove(&config.db_dir());
     let backup = config
         .db_dir()
         .join(format!("{}{}", datadir::OLD_PREFIX, rounded_now_unix()));
@@ -80,6 +81,11 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
             source,
         });
     }
+    let made = last_restore::LastRestore {
+        etcd_old: Some(backup.clone()),
+        tls: None,
+    };
+    last_restore::record(&config.db_dir(), &made);
     tracing::info!(path = %backup.display(), "etcd data copied aside before the membership reset");
     let failed = |source| ResetError::MembershipResetFailed {
         backup: backup.clone(),
@@ -93,14 +99,7 @@ async fn reset_membership(config: &DesiredConfig) -> Result<ResetOutcome, ResetE
     stop(etcd).await;
     checked.map_err(failed)?;
     write_reset_flag(&reset_flag_path(&config.data_dir))?;
-    let made = last_restore::LastRestore {
-        etcd_old: Some(backup.clone()),
-        tls: None,
-    };
-    if let Err(e) = last_restore::write(&config.db_dir(), &made) {
-        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to record the backup this reset made");
-    }
-    prune_backups(config, std::slice::from_ref(&backup));
+    prune_backups(config, &made);
     Ok(ResetOutcome::MembershipReset { backup })
 }
 
@@ -135,13 +134,20 @@ pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetErr
     })
 }
 
-/// The data dir and certificates to put back: the recorded ones when the record's data backup
-/// still exists, otherwise the newest by name.
+/// The data dir and certificates to put back: the recorded ones when there is a record,
+/// otherwise the newest by name.
 fn rollback_sources(config: &DesiredConfig) -> Result<(PathBuf, Option<PathBuf>), ResetError> {
-    let recorded = last_restore::read(&config.db_dir(), &config.server_dir());
-    if let Some(record) = recorded
-        && let Some(old) = record.etcd_old.filter(|p| p.is_dir())
-    {
+    if let Some(record) = last_restore::read(&config.db_dir(), &config.server_dir()) {
+        // The last run's own backups, or nothing: any other backup would be some earlier
+        // state the operator did not ask for.
+        let old = record
+            .etcd_old
+            .ok_or_else(|| ResetError::NothingToRollBack {
+                dir: config.db_dir(),
+            })?;
+        if !old.is_dir() {
+            return Err(ResetError::RecordedBackupMissing { path: old });
+        }
         return Ok((old, record.tls.filter(|p| p.is_dir())));
     }
     let backups = datadir::list_backups(&config.db_dir(), &config.server_dir())?;

@@ -95,6 +95,11 @@ pub enum ResetError {
     NoData { path: PathBuf },
     #[error("nothing to roll back: no etcd-old-* backup in {dir}")]
     NothingToRollBack { dir: PathBuf },
+    #[error(
+        "the etcd data the last restore moved aside, {path}, is gone; nothing was rolled back \
+         (to put back another backup, move it to server/db/etcd by hand with the server stopped)"
+    )]
+    RecordedBackupMissing { path: PathBuf },
     #[error("the snapshot verification stopped unexpectedly")]
     Task(#[from] tokio::task::JoinError),
     #[error("failed to find the server token")]

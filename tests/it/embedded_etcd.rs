@@ -282,7 +282,9 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
     second.name = "second-node".into();
     second.join = Some(first.endpoint());
     let peer = format!("http://{}", second.peer_address);
-    let joined = EmbeddedEtcd::start(second, cancel.clone()).await.unwrap();
+    let joined = EmbeddedEtcd::start(second.clone(), cancel.clone())
+        .await
+        .unwrap();
     let members = client(&first.endpoint()).await.member_list().await.unwrap();
     assert_eq!(members.members().len(), 2);
     let me = members
@@ -302,5 +304,11 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
     )
     .await;
     joined.shutdown().await;
+    // Restarted later with a join endpoint that no longer answers: a member that has its data
+    // starts without it.
+    let mut second = second;
+    second.join = Some(format!("http://127.0.0.1:{}", free_port()));
+    let again = EmbeddedEtcd::start(second, cancel.clone()).await.unwrap();
+    again.shutdown().await;
     first.shutdown().await;
 }

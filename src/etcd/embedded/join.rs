@@ -128,7 +128,9 @@ pub async fn promote_self(
     }
     let (id, started) = (me.id(), tokio::time::Instant::now());
     loop {
-        match client.member_promote(id).await {
+        // A learner catching up, a leader election, a slow member: all pass, so every refusal
+        // is retried until `patience` runs out.
+        let error = match client.member_promote(id).await {
             Ok(_) => {
                 tracing::info!(
                     id,
@@ -137,18 +139,20 @@ pub async fn promote_self(
                 return Ok(());
             }
             Err(e) if is_not_learner(&e) => return Ok(()),
-            Err(e) if is_learner_behind(&e) && started.elapsed() < patience => {
-                tracing::debug!(id, "the learner is still catching up; promotion retried");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) if is_learner_behind(&e) => {
-                return Err(JoinError::NotPromoted {
+            Err(e) => e,
+        };
+        if started.elapsed() >= patience {
+            return Err(if is_learner_behind(&error) {
+                JoinError::NotPromoted {
                     seconds: patience.as_secs(),
-                    source: e,
-                });
-            }
-            Err(e) => return Err(fail("promote this node to a voter")(e)),
+                    source: error,
+                }
+            } else {
+                fail("promote this node to a voter")(error)
+            });
         }
+        tracing::debug!(id, error = %error, "promotion refused for now; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -306,7 +306,6 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
     joined.shutdown().await;
     // Restarted later with a join endpoint that no longer answers: a member that has its data
     // starts without it.
-    let mut second = second;
     second.join = Some(format!("http://127.0.0.1:{}", free_port()));
     let again = EmbeddedEtcd::start(second, cancel.clone()).await.unwrap();
     again.shutdown().await;

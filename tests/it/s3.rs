@@ -202,11 +202,17 @@ async fn download_never_replaces_a_same_name_file_and_reuses_an_identical_one() 
         .await
         .unwrap();
 
-    // The same bytes already in the snapshot dir: used as they are.
+    // The same bytes already in the snapshot dir: used as they are (the same file, not a
+    // replacement of it).
     let dest = tempfile::tempdir().unwrap();
     std::fs::copy(src.path().join(name), dest.path().join(name)).unwrap();
+    let inode = |path: &std::path::Path| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+    };
+    let before = inode(&dest.path().join(name));
     let path = store.download(name, dest.path()).await.unwrap();
     assert_eq!(path, dest.path().join(name));
+    assert_eq!(inode(&path), before, "the file was replaced");
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 
     // A different file under that name is left alone, and the error says what to do.
@@ -224,15 +230,24 @@ async fn download_never_replaces_a_same_name_file_and_reuses_an_identical_one() 
         std::fs::read(dest.path().join(name)).unwrap(),
         b"another snapshot"
     );
-    let entries = std::fs::read_dir(dest.path()).unwrap().count();
-    assert_eq!(entries, 1, "no temp file left behind");
 
-    // Without a recorded checksum nothing proves the bytes equal: refused too.
+    // Objects without a recorded checksum (RKE2's uploads) are downloaded and compared: the
+    // same bytes are used as they are, others refused; no temp file is left either way.
     let unrecorded = "on-demand-node1-1700000500";
     server.put_raw("snapshots", unrecorded, b"raw bytes");
     std::fs::write(dest.path().join(unrecorded), b"raw bytes").unwrap();
+    let before = inode(&dest.path().join(unrecorded));
+    let path = store.download(unrecorded, dest.path()).await.unwrap();
+    assert_eq!(inode(&path), before, "the file was replaced");
+    std::fs::write(dest.path().join(unrecorded), b"other bytes").unwrap();
     let err = store.download(unrecorded, dest.path()).await.unwrap_err();
-    assert!(err.to_string().contains("no recorded sha256"), "{err}");
+    assert!(err.to_string().contains("downloaded sha256"), "{err}");
+    assert_eq!(
+        std::fs::read(dest.path().join(unrecorded)).unwrap(),
+        b"other bytes"
+    );
+    let entries = std::fs::read_dir(dest.path()).unwrap().count();
+    assert_eq!(entries, 2, "no temp file left behind");
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

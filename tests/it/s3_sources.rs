@@ -1,13 +1,14 @@
 //! Who uploaded each S3 snapshot and its extra metadata, against the in-process S3 server of
 //! `s3_support.rs`: `S3Store::fill_sources` reads `Rke2-Node-Name` / `Rke2-Token-Hash` and the
 //! `.metadata/<name>` object per object, a second listing with the same `SourceCache` makes no
-//! request, and a failing read (a missing object, an oversized metadata object) only reports.
+//! request, a failing read (a missing object) only reports, and an oversized metadata object
+//! counts as none.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
-use etcd_snapshot::store::s3::metadata::{MAX_METADATA_BYTES, MetadataTooLarge};
+use etcd_snapshot::store::s3::metadata::MAX_METADATA_BYTES;
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Store, SourceCache};
 
 use crate::s3_support::{S3Server, Tls, write_pattern};
@@ -362,7 +363,7 @@ async fn a_young_snapshot_without_metadata_is_read_again_until_it_appears() {
 }
 
 #[tokio::test]
-async fn an_oversized_metadata_object_is_an_error_and_is_not_remembered() {
+async fn an_oversized_metadata_object_counts_as_none_and_is_remembered() {
     let server = S3Server::start(Tls::Plain).await;
     server.create_bucket(BUCKET);
     let one = store(&server, "server-1", "aaaaaaaaaaaa").await;
@@ -383,34 +384,20 @@ async fn an_oversized_metadata_object_is_an_error_and_is_not_remembered() {
     server.put_raw(BUCKET, &metadata_key(at_limit), &padded(limit));
     server.put_raw(BUCKET, &metadata_key(large), &padded(limit + 1));
 
+    // The oversized one counts as having no metadata: its uploader is still filled, nothing
+    // fails, and it is remembered (it will not change; each pass would warn again).
     let cache = SourceCache::default();
     let mut records = one.list().await.expect("list");
     let errors = one.fill_sources(&mut records, &cache).await;
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    let (name, error) = &errors[0];
-    assert_eq!(name, large);
-    let too_large = std::error::Error::source(error)
-        .and_then(|e| e.downcast_ref::<MetadataTooLarge>())
-        .unwrap_or_else(|| panic!("a size error: {error:?}"));
-    assert_eq!(too_large.limit, MAX_METADATA_BYTES);
-    assert!(error.to_string().contains(&metadata_key(large)), "{error}");
-    assert_eq!(
-        source_of(&records, large),
-        unfilled(),
-        "the row stays as listed"
-    );
+    assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(metadata_of(&records, large), None);
-    let read = metadata_of(&records, at_limit).expect("read at the limit");
-    assert_eq!(read["k"].len(), limit - br#"{"k":""}"#.len());
-    assert_eq!(cache.len(), 1, "the failed object is not remembered");
-
-    // Not remembered: once the object is fixed, the next pass reads it.
-    server.put_raw(BUCKET, &metadata_key(large), br#"{"k":"small"}"#);
-    let mut records = one.list().await.expect("list");
-    assert!(one.fill_sources(&mut records, &cache).await.is_empty());
-    assert_eq!(metadata_of(&records, large), Some(map(&[("k", "small")])));
     assert_eq!(
         source_of(&records, large),
         filled("server-1", "aaaaaaaaaaaa")
     );
+    let read = metadata_of(&records, at_limit).expect("read at the limit");
+    assert_eq!(read["k"].len(), limit - br#"{"k":""}"#.len());
+    assert_eq!(cache.len(), 2, "both objects are remembered");
+    let too_large = one.read_extra_metadata(large).await.expect("read");
+    assert_eq!(too_large.map(), None);
 }

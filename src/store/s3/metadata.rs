@@ -47,12 +47,20 @@ pub struct MetadataTooLarge {
 
 impl S3Store {
     /// Reads `<folder>/.metadata/<name>`: `Missing` when there is no such object, an error when
-    /// it cannot be read or is larger than `MAX_METADATA_BYTES` (never buffered past that).
+    /// it cannot be read. An object larger than `MAX_METADATA_BYTES` (never buffered past that)
+    /// or not in the metadata format is warned about and counts as found without metadata: it
+    /// will not change, so reading it again each pass would only repeat the warning.
     pub async fn read_extra_metadata(&self, name: &str) -> Result<ExtraMetadata, S3Error> {
         validate_name(name)?;
         let key = self.layout().metadata_key(name);
-        let Some(bytes) = self.get_capped(&key, MAX_METADATA_BYTES).await? else {
-            return Ok(ExtraMetadata::Missing);
+        let bytes = match self.get_capped(&key, MAX_METADATA_BYTES).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(ExtraMetadata::Missing),
+            Err(S3Error::Request { source, .. }) if source.is::<MetadataTooLarge>() => {
+                tracing::warn!(%key, error = %source, "ignoring snapshot metadata in S3");
+                return Ok(ExtraMetadata::Found(None));
+            }
+            Err(e) => return Err(e),
         };
         match parse_metadata(&bytes) {
             Ok(map) => Ok(ExtraMetadata::Found(Some(map))),

@@ -172,12 +172,13 @@ fn apply_hits(
 impl S3Store {
     /// Fills `node_name` (from `Rke2-Node-Name`; `s3` when absent or empty), `token_hash` (from
     /// `Rke2-Token-Hash`; `None` when absent or empty) and `metadata` (from the
-    /// `<folder>/.metadata/<name>` object; `None` when there is none or it is invalid) of this
+    /// `<folder>/.metadata/<name>` object; `None` when there is none, it is invalid or it is over
+    /// `MAX_METADATA_BYTES`) of this
     /// store's listed S3 rows in `records`. Objects not in `cache` cost a HeadObject and a
     /// GetObject, at most `MAX_IN_FLIGHT` objects at once. Local rows, failure rows and rows of
     /// another bucket or folder are left alone. A read that fails (e.g. the object was deleted
-    /// since the listing, or its metadata object is over `MAX_METADATA_BYTES`) leaves the row as
-    /// listed, is not remembered, and is returned as (file name, error); it never fails the call.
+    /// since the listing) leaves the row as listed, is not remembered, and is returned as (file
+    /// name, error); it never fails the call.
     pub async fn fill_sources(
         &self,
         records: &mut [SnapshotRecord],
@@ -204,12 +205,14 @@ impl S3Store {
         .await;
         let mut errors = Vec::new();
         for (miss, read) in misses.into_iter().zip(reads) {
+            let name = records[miss.rows[0]].file_name.clone();
             match read {
-                Ok(known) => {
+                Some(Ok(known)) => {
                     miss.rows.iter().for_each(|&i| known.apply(&mut records[i]));
                     cache.insert(miss.id, known);
                 }
-                Err(e) => errors.push((records[miss.rows[0]].file_name.clone(), e)),
+                Some(Err(e)) => errors.push((name, e)),
+                None => errors.push((name, S3Error::Settings("the read was cancelled".into()))),
             }
         }
         errors
@@ -246,10 +249,11 @@ fn object_id(record: &SnapshotRecord, bucket: &str, layout: &KeyLayout) -> Optio
 }
 
 /// Runs `work` on every item, at most `limit` at a time, and returns the results in item
-/// order. Tasks are spawned only as slots free up, so a large first listing does not park
-/// thousands of tasks; dropping the future aborts the ones running. A panicking task panics
-/// the caller, as it would have without the spawn.
-async fn run_bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<R>
+/// order, `None` for a task that was cancelled (the runtime shutting down). Tasks are spawned
+/// only as slots free up, so a large first listing does not park thousands of tasks; dropping
+/// the future aborts the ones running. A panicking task panics the caller, as it would have
+/// without the spawn.
+async fn run_bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, work: F) -> Vec<Option<R>>
 where
     F: Fn(T) -> Fut,
     Fut: Future<Output = R> + Send + 'static,
@@ -259,7 +263,11 @@ where
     let mut running = JoinSet::new();
     let mut collect = |joined: Result<(usize, R), tokio::task::JoinError>| match joined {
         Ok((index, result)) => results[index] = Some(result),
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            if let Ok(panic) = e.try_into_panic() {
+                std::panic::resume_unwind(panic)
+            }
+        }
     };
     for (index, item) in items.into_iter().enumerate() {
         if running.len() >= limit.max(1)
@@ -273,7 +281,7 @@ where
     while let Some(joined) = running.join_next().await {
         collect(joined);
     }
-    results.into_iter().flatten().collect()
+    results
 }
 
 #[cfg(test)]

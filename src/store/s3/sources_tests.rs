@@ -216,12 +216,12 @@ async fn run_bounded_keeps_the_limit_and_the_item_order() {
         }
     })
     .await;
-    assert_eq!(results, (0..30).map(|i| i * 2).collect::<Vec<_>>());
+    assert_eq!(results, (0..30).map(|i| Some(i * 2)).collect::<Vec<_>>());
     assert_eq!(peak.load(Ordering::SeqCst), 8);
 }
 
 #[tokio::test]
 async fn run_bounded_with_nothing_to_do_returns_nothing() {
-    let results: Vec<u8> = run_bounded(Vec::<u8>::new(), 8, |b| async move { b }).await;
+    let results: Vec<Option<u8>> = run_bounded(Vec::<u8>::new(), 8, |b| async move { b }).await;
     assert!(results.is_empty());
 }

@@ -87,15 +87,7 @@ impl EmbeddedEtcd {
         let pid_file = process::pid_file_for(&opts.data_dir);
         process::stop_leftover(&pid_file, &opts.data_dir).await;
         let mut opts = opts;
-        let joining = opts.join.is_some() && !opts.data_dir.join("member").is_dir();
-        if let (Some(endpoint), true) = (opts.join.clone(), joining) {
-            let peer = format!("http://{}", opts.peer_address);
-            let cluster = join::add_self(&endpoint, &opts.name, &peer)
-                .await
-                .map_err(EmbeddedError::Join)?;
-            tracing::info!(%endpoint, initial_cluster = %cluster, "joining an existing etcd cluster");
-            opts.initial_cluster = Some(cluster);
-        }
+        let joining = join_if_new(&mut opts).await?;
 
         let recent = RecentOutput::default();
         let spawned = process::spawn(&binary, &opts, &recent).map_err(EmbeddedError::Spawn)?;
@@ -196,6 +188,24 @@ async fn wait_healthy(
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}
         }
     }
+}
+
+/// With a join endpoint and no data yet, adds this node to that cluster (as a learner) and sets
+/// the `--initial-cluster` it starts with; true when it did.
+async fn join_if_new(opts: &mut EmbeddedOptions) -> Result<bool, EmbeddedError> {
+    let Some(endpoint) = opts.join.clone() else {
+        return Ok(false);
+    };
+    if opts.data_dir.join("member").is_dir() {
+        return Ok(false);
+    }
+    let peer = format!("http://{}", opts.peer_address);
+    let cluster = join::add_self(&endpoint, &opts.name, &peer)
+        .await
+        .map_err(EmbeddedError::Join)?;
+    tracing::info!(%endpoint, initial_cluster = %cluster, "joining an existing etcd cluster");
+    opts.initial_cluster = Some(cluster);
+    Ok(true)
 }
 
 /// Promotes this member when it joined as a learner. On the start that joined, failing to

@@ -268,19 +268,7 @@ async fn swap_in(
     if let Some(old) = &previous {
         tracing::info!(path = %old.display(), "pre-restore etcd database moved aside");
     }
-    if let Err(e) = install_staged(&plan.staging_dir, &plan.db_dir) {
-        if let Some(old) = &previous
-            && let Err(rollback_error) = rollback(&plan.db_dir, old)
-        {
-            tracing::error!(error = %crate::operations::error_chain(&rollback_error), "failed to put the previous etcd data back");
-            return Err(ResetError::InstallAndRollback {
-                previous: old.clone(),
-                live: plan.live_dir.clone(),
-                source: Box::new(e),
-            });
-        }
-        return Err(e.into());
-    }
+    install_or_put_back(plan, previous.as_deref())?;
     let after_swap = |step: &'static str, source: Box<dyn std::error::Error + Send + Sync>| {
         ResetError::AfterSwap {
             step,
@@ -319,6 +307,24 @@ async fn swap_in(
         revision: staged.revision,
         bootstrap_files,
     })
+}
+
+/// Installs the staged dir; when that fails, puts `previous` (the live dir moved aside) back.
+fn install_or_put_back(plan: &RestorePlan, previous: Option<&Path>) -> Result<(), ResetError> {
+    let Err(e) = install_staged(&plan.staging_dir, &plan.db_dir) else {
+        return Ok(());
+    };
+    if let Some(old) = previous
+        && let Err(rollback_error) = rollback(&plan.db_dir, old)
+    {
+        tracing::error!(error = %crate::operations::error_chain(&rollback_error), "failed to put the previous etcd data back");
+        return Err(ResetError::InstallAndRollback {
+            previous: old.to_path_buf(),
+            live: plan.live_dir.clone(),
+            source: Box::new(e),
+        });
+    }
+    Err(e.into())
 }
 
 /// Keeps the newest `cluster-reset-backup-retention` of each backup kind (0 keeps all), and

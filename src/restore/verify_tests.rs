@@ -146,6 +146,14 @@ fn stored_snapshots_are_verified_in_place_zipped_or_not() {
     let rotten = write(dir.path(), "on-demand-n1-5.zip", &archive);
     let err = verify_stored_snapshot(&rotten).unwrap_err();
     assert!(err.to_string().contains("on-demand-n1-5.zip"), "{err}");
+    // Caught by the archive (inflate or CRC), not left to the trailer check.
+    assert!(
+        matches!(
+            err,
+            RestoreError::ReadSnapshot { .. } | RestoreError::NotAZip { .. }
+        ),
+        "{err:?}"
+    );
 
     let names = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(names, 5, "verifying writes nothing");

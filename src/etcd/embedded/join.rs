@@ -79,7 +79,7 @@ pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<Stri
     for stale in members
         .members()
         .iter()
-        .filter(|m| m.peer_urls().iter().any(|u| u == peer_url))
+        .filter(|m| at_peer_url(m, peer_url))
     {
         tracing::info!(member = %stale.name(), id = stale.id(), "removing this node's stale etcd member entry");
         client
@@ -116,11 +116,7 @@ pub async fn promote_self(
     let mut client = connect(endpoint).await?;
     let fail = |action| membership_error(action, endpoint);
     let members = client.member_list().await.map_err(fail("list members"))?;
-    let Some(me) = members
-        .members()
-        .iter()
-        .find(|m| m.peer_urls().iter().any(|u| u == peer_url))
-    else {
+    let Some(me) = members.members().iter().find(|m| at_peer_url(m, peer_url)) else {
         return Ok(());
     };
     if !me.is_learner() {
@@ -154,6 +150,10 @@ pub async fn promote_self(
         tracing::debug!(id, error = %error, "promotion refused for now; retrying");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+fn at_peer_url(member: &Member, peer_url: &str) -> bool {
+    member.peer_urls().iter().any(|u| u == peer_url)
 }
 
 /// etcd's "can only promote a learner member which is in sync with leader".

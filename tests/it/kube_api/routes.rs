@@ -122,46 +122,88 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         };
     };
     if !served(&shared.store, &target) {
-        // What the apiserver's mux answers for a group/resource nobody serves: not a Status.
-        return Response::builder()
-            .status(404)
-            .header("content-type", "text/plain; charset=utf-8")
-            .body(ResponseBody::Full(Some(Bytes::from_static(
-                b"404 page not found\n",
-            ))))
-            .expect("response");
+        return not_served();
     }
     if method == "GET" && flag(&params, "watch") {
-        return match watch_request(target, &params) {
-            Ok(request) => {
-                let rx = watch::start(&shared.store, request, shared.shutdown.clone());
-                Response::builder()
-                    .status(200)
-                    .header("content-type", "application/json")
-                    .body(ResponseBody::Stream(rx))
-                    .expect("response")
-            }
-            Err(error) => error_response(error),
-        };
+        return watch_response(&shared, target, &params);
     }
+    let request = ResourceRequest {
+        method: &method,
+        params: &params,
+        content_type: &content_type,
+        accept: &accept,
+    };
+    respond(&shared, &request, target, body)
+}
+
+/// What the apiserver's mux answers for a group/resource nobody serves: not a Status.
+fn not_served() -> Response<ResponseBody> {
+    Response::builder()
+        .status(404)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(ResponseBody::Full(Some(Bytes::from_static(
+            b"404 page not found\n",
+        ))))
+        .expect("response")
+}
+
+/// A watch: a chunked stream of JSON lines until it times out or the server stops.
+fn watch_response(shared: &Shared, target: Target, params: &Params) -> Response<ResponseBody> {
+    match watch_request(target, params) {
+        Ok(request) => {
+            let rx = watch::start(&shared.store, request, shared.shutdown.clone());
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(ResponseBody::Stream(rx))
+                .expect("response")
+        }
+        Err(error) => error_response(error),
+    }
+}
+
+/// The parts of a request the store's answer depends on.
+struct ResourceRequest<'a> {
+    method: &'a str,
+    params: &'a Params,
+    content_type: &'a str,
+    accept: &'a str,
+}
+
+/// A read or write of a served resource: `events.k8s.io` Events converted to and from the
+/// core storage, and the answer turned into a Table when the client asked for one.
+fn respond(
+    shared: &Shared,
+    request: &ResourceRequest<'_>,
+    target: Target,
+    body: Bytes,
+) -> Response<ResponseBody> {
     // Watches of `events.k8s.io` Events stay on their own collection: nothing here watches
     // Events, and converting the stream is not worth it.
     let events_view = events_view::is_events_view(&target);
     let (target, body) = if events_view {
-        let body = events_view::request_to_core(&content_type, &body);
+        let body = events_view::request_to_core(request.content_type, &body);
         (events_view::core_target(&target), Bytes::from(body))
     } else {
         (target, body)
     };
+    let (method, params) = (request.method, request.params);
     let mut store = shared.store.lock().expect("store lock");
-    match dispatch(&mut store, &method, &target, &params, &content_type, &body) {
+    match dispatch(
+        &mut store,
+        method,
+        &target,
+        params,
+        request.content_type,
+        &body,
+    ) {
         Ok((code, mut value)) => {
             if events_view {
                 value = events_view::response_to_view(value);
             }
-            if method == "GET" && table::wants_table(&accept) {
+            if method == "GET" && table::wants_table(request.accept) {
                 let crd = store.crd(&target);
-                let include = param(&params, "includeObject");
+                let include = param(params, "includeObject");
                 value = table::to_table(crd, &target.version, &value, include, chrono::Utc::now());
             }
             json_response(code, &value)

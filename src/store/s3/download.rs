@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -83,15 +84,7 @@ impl S3Store {
     /// GETs `key` into `temp` and checks it against the recorded SHA-256 when there is one;
     /// returns the SHA-256 of what arrived. Nothing is left at `temp` on failure.
     async fn fetch_verified(&self, key: &str, temp: &Path) -> Result<String, S3Error> {
-        let response = self
-            .client()
-            .sdk
-            .get_object()
-            .bucket(self.client().bucket())
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| to_error(e, "download", &self.client().target(key)))?;
+        let response = self.get(key, "download").await?;
         let expected = response
             .metadata()
             .and_then(|m| m.get(&META_SHA256.to_ascii_lowercase()).cloned());
@@ -116,6 +109,22 @@ impl S3Store {
             None => tracing::warn!(%key, "S3 object has no recorded sha256; not verified"),
         }
         Ok(actual)
+    }
+
+    /// GetObject of `key`; `action` names the request in errors ("download", "read").
+    pub(super) async fn get(
+        &self,
+        key: &str,
+        action: &'static str,
+    ) -> Result<GetObjectOutput, S3Error> {
+        self.client()
+            .sdk
+            .get_object()
+            .bucket(self.client().bucket())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| to_error(e, action, &self.client().target(key)))
     }
 
     /// Streams the body into `temp` (0600, fsynced); returns its hex SHA-256.

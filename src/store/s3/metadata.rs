@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::error::{S3Error, to_error};
+use super::error::S3Error;
 use super::store::{S3Store, validate_name};
 use crate::snapshot::record::parse_metadata;
 
@@ -74,15 +74,7 @@ impl S3Store {
     /// The whole body of `key`, or `None` when the key does not exist. Larger than `limit`
     /// is an error, found from Content-Length when the server sends it and else while reading.
     async fn get_capped(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, S3Error> {
-        let sent = self
-            .client()
-            .sdk
-            .get_object()
-            .bucket(self.client().bucket())
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| to_error(e, "read", &self.client().target(key)));
+        let sent = self.get(key, "read").await;
         let response = match sent {
             Ok(response) => response,
             // A missing bucket is a real failure, not a snapshot without metadata.

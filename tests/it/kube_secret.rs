@@ -93,6 +93,11 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // The Secret need not exist when the server starts: it is created afterwards.
+    let server = start(&data, &etcd.endpoint, &kubeconfig).await;
+    assert!(api.get(SECRET_PATH).is_none());
     let endpoint_a = plain.addr.to_string();
     api.put(
         SECRET_PATH,
@@ -104,9 +109,6 @@ async fn a_rotated_secret_is_used_by_the_next_save_without_a_restart() {
             ("etcd-s3-secret-key", "secret-1"),
         ]),
     );
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    let server = start(&data, &etcd.endpoint, &kubeconfig).await;
 
     // Pair 1, bucket A.
     let out = save(&server).await;

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod bootstrap;
+mod child_secrets;
 mod cli;
 mod cluster_reset;
 mod cluster_reset_peers;

@@ -213,7 +213,7 @@ fn secrets_a_child_prints_are_masked_in_the_whole_log() {
 }
 
 #[test]
-fn restore_tool_children_get_no_secret_and_startup_errors_are_masked() {
+fn restore_tool_children_get_no_secret_in_their_environment() {
     let (Some(etcd), Some(etcdctl)) = (require_binary("etcd"), require_binary("etcdctl")) else {
         return;
     };

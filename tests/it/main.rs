@@ -12,6 +12,7 @@ mod cluster_reset;
 mod cluster_reset_peers;
 mod config_engine;
 mod crd;
+mod durations;
 mod embedded_etcd;
 mod kube_api;
 mod kube_api_tests;

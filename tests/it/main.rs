@@ -22,6 +22,7 @@ mod kube_secret;
 mod kube_server;
 mod kube_support;
 mod kubectl;
+mod ls_output;
 mod pipeline;
 mod restore;
 mod s3;

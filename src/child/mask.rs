@@ -18,6 +18,10 @@ pub const REDACTED: &str = "<redacted>";
 /// Shorter values are not masked: they would garble ordinary words in every line, and a secret
 /// this short protects nothing anyway.
 pub const MIN_MASKED_LEN: usize = 4;
+/// At most this many secrets are kept. API requests may bring their own S3 keys, and each one
+/// is remembered: the cap bounds memory and per-line work however many requests arrive. The
+/// server's own secrets are added first, at startup, so they are always in.
+pub const MAX_SECRETS: usize = 1024;
 
 /// Environment variables the AWS default credential chain reads: secrets we hold without
 /// them being in our config.
@@ -48,10 +52,13 @@ impl SecretMask {
     }
 
     /// Adds `secret` (surrounding whitespace is not part of it); false when it is too short to
-    /// mask or already known.
+    /// mask, already known, or the set is full.
     pub fn add(&mut self, secret: &str) -> bool {
         let secret = secret.trim();
-        if secret.chars().count() < MIN_MASKED_LEN || self.secrets.iter().any(|s| s == secret) {
+        if secret.chars().count() < MIN_MASKED_LEN
+            || self.secrets.len() >= MAX_SECRETS
+            || self.secrets.iter().any(|s| s == secret)
+        {
             return false;
         }
         let at = self
@@ -214,6 +221,16 @@ mod tests {
         assert!(!mask.add("abcd"));
         assert_eq!(mask.len(), 1);
         assert_eq!(mask.mask("ab abc abcd"), "ab abc <redacted>");
+    }
+
+    #[test]
+    fn the_set_is_bounded_and_keeps_what_came_first() {
+        let mut mask = mask_of(&["server-secret"]);
+        for i in 0..MAX_SECRETS * 2 {
+            mask.add(&format!("request-key-{i}"));
+        }
+        assert_eq!(mask.len(), MAX_SECRETS);
+        assert_eq!(mask.mask("server-secret"), REDACTED);
     }
 
     #[test]

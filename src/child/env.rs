@@ -85,4 +85,43 @@ mod tests {
             "the test process has variables a child must not see"
         );
     }
+
+    /// Every child is spawned through `command`: no other non-test code names a process
+    /// `Command` (std's or tokio's), so a new call site cannot forget to clear the environment.
+    #[test]
+    fn no_other_code_builds_a_process_command() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        let mut dirs = vec![src];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let name = path.to_string_lossy();
+                if !name.ends_with(".rs")
+                    || name.ends_with("_tests.rs")
+                    || path.ends_with("child/env.rs")
+                {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Test modules may run tools directly (they are not the product's children).
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                for (n, line) in code.lines().enumerate() {
+                    let names_command = line.contains("process::Command")
+                        || (line.contains("process::{") && line.contains("Command"));
+                    if names_command {
+                        offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "use crate::child::command: {offenders:#?}"
+        );
+    }
 }

@@ -8,7 +8,8 @@
 //! - `mask`: every line of child output we log or keep for an error has every secret value
 //!   this process knows replaced by `<redacted>`.
 //!
-//! Depends only on the config's resolved values; nothing here depends on etcd or restore.
+//! Depends only on the config's resolved values and the token format; etcd, restore, the
+//! daemon and the S3 store call into it, never the other way round.
 
 pub mod env;
 pub mod mask;

@@ -49,7 +49,7 @@ pub static KEYS: &[KeySpec] = &[
         name: "debug",
         kind: Kind::Bool,
         default: DefaultValue::Value("false"),
-        help: "Turn on debug logs",
+        help: "Turn on debug logs (etcd-snapshot and the embedded etcd's output; libraries stay at info)",
         ..ROW
     },
     KeySpec {

@@ -88,6 +88,7 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     };
     let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
+    crate::child::mask::remember_token(&token);
     let metrics = Arc::new(Metrics::new());
     let operations = Arc::new(Operations::new(Arc::clone(&metrics)).with_kube(kube));
     operations

@@ -256,6 +256,7 @@ mod tests {
             },
             s3: None,
             kubeconfig: None,
+            install_crd: false,
         }
     }
 

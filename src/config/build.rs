@@ -142,6 +142,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
         },
         s3: s3(p)?,
         kubeconfig: p.path("kubeconfig"),
+        install_crd: p.flag("etcd-snapshot-install-crd")?,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct DesiredConfig {
     pub s3: Option<S3Settings>,
     /// `--kubeconfig`: how to reach the Kubernetes API (else `KUBECONFIG`, else in-cluster).
     pub kubeconfig: Option<PathBuf>,
+    /// `--etcd-snapshot-install-crd` (server): create/update the CRD at start.
+    pub install_crd: bool,
 }
 
 /// A cluster reset asked for on the server's command line.

@@ -235,6 +235,14 @@ pub static KEYS: &[KeySpec] = &[
         help: "Kubeconfig for the S3 config Secret and ETCDSnapshotFile resources [default: KUBECONFIG, then the pod's service account; with neither, Kubernetes features are off]",
         ..ROW
     },
+    KeySpec {
+        name: "etcd-snapshot-install-crd",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Create the ETCDSnapshotFile CRD at start, or update one this server created (needs create/update on customresourcedefinitions); off: apply manifests/crd.yaml yourself. A CRD written by anything else is never replaced",
+        scope: Scope::Server,
+        ..ROW
+    },
     // Server.
     KeySpec {
         name: "token",

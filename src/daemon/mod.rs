@@ -131,7 +131,8 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     ));
     {
         let operations = Arc::clone(&operations);
-        tracker.spawn(async move { operations.install_resource_definition().await });
+        let install = config.install_crd;
+        tracker.spawn(async move { operations.install_resource_definition(install).await });
     }
     if config.s3.is_some() {
         tracker.spawn(check_s3_at_startup(Arc::clone(&operations), config.clone()));

@@ -21,6 +21,7 @@ mod kube_secret;
 mod kube_server;
 mod kube_support;
 mod kubectl;
+mod manifests;
 mod pipeline;
 mod restore;
 mod s3;

@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{TestEtcd, TestServer, command, free_port, process_alive, text, wait_for};
 
-/// Handshakes with the API at `addr`, verifying it against `ca_pem` as `name`; returns the DER
-/// of the certificate it served.
-fn served_cert(addr: &str, ca_pem: &[u8], name: &str) -> Result<Vec<u8>, String> {
+type Tls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// A TLS connection to the API at `addr`, verified against `ca_pem` as `name`.
+fn connect(addr: &str, ca_pem: &[u8], name: &str) -> Result<Tls, String> {
     let config = etcd_snapshot::api::client_tls::trusting(ca_pem)?;
     let name = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
     let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
@@ -24,8 +25,28 @@ fn served_cert(addr: &str, ca_pem: &[u8], name: &str) -> Result<Vec<u8>, String>
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
     }
-    let certs = conn.peer_certificates().ok_or("no certificate")?;
-    Ok(certs[0].to_vec())
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// The DER of the certificate the peer of `tls` presented.
+fn peer_cert(tls: &Tls) -> Vec<u8> {
+    tls.conn.peer_certificates().expect("a certificate")[0].to_vec()
+}
+
+/// Handshakes with the API at `addr`, verifying it against `ca_pem` as `name`; returns the DER
+/// of the certificate it served.
+fn served_cert(addr: &str, ca_pem: &[u8], name: &str) -> Result<Vec<u8>, String> {
+    connect(addr, ca_pem, name).map(|tls| peer_cert(&tls))
+}
+
+/// `GET /healthz` over an open connection; returns the whole reply.
+fn healthz(tls: &mut Tls) -> String {
+    use std::io::{Read, Write};
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = tls.read_to_string(&mut reply);
+    reply
 }
 
 fn tls_dir(data: &Path) -> std::path::PathBuf {
@@ -76,13 +97,15 @@ fn a_short_lived_serving_certificate_is_renewed_without_a_restart() {
     let mut server = TestServer::start(data.path(), &["--etcd-endpoints", &etcd.endpoint]);
     let ca = std::fs::read(tls_dir(data.path()).join("etcd-snapshot-ca.crt")).unwrap();
     let addr = format!("127.0.0.1:{}", server.port);
-    let first = served_cert(&addr, &ca, "localhost").unwrap();
+    // Opened before the renewal, used after it (hyper's 30 s header timeout leaves room).
+    let mut before = connect(&addr, &ca, "localhost").unwrap();
     assert!(
         issued.elapsed() < Duration::from_secs(20),
         "server start too slow to check"
     );
     assert_eq!(
-        first, short,
+        peer_cert(&before),
+        short,
         "the short-lived certificate is served at first"
     );
 
@@ -92,6 +115,12 @@ fn a_short_lived_serving_certificate_is_renewed_without_a_restart() {
         || served_cert(&addr, &ca, "localhost").is_ok_and(|der| der != short),
     );
     let renewed = served_cert(&addr, &ca, "localhost").unwrap();
+    // The connection opened before the swap keeps working on the session it negotiated.
+    let reply = healthz(&mut before);
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("ok"),
+        "{reply}"
+    );
     let year_ahead = SystemTime::now() + Duration::from_secs(300 * 24 * 3600);
     assert!(
         not_after(&renewed) > year_ahead,

@@ -19,6 +19,9 @@ use super::tls_policy::Validity;
 /// After a failed renewal (full disk, unreadable CA), the next attempt comes this much later,
 /// or sooner when the certificate has less life left than that.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(600);
+/// Never look again sooner than this, whatever the dates say, so odd dates cannot make the
+/// task spin.
+const MIN_WAIT: Duration = Duration::from_secs(1);
 
 /// The certificate handed to every new TLS handshake.
 pub struct LiveCert {
@@ -81,7 +84,7 @@ pub async fn keep_renewed(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait.max(MIN_WAIT)) => {}
         }
         let validity = live.validity();
         let now = SystemTime::now();
@@ -99,9 +102,7 @@ pub async fn keep_renewed(
             }
             Err(e) => {
                 let left = validity.not_after.duration_since(now).unwrap_or_default();
-                let retry = RETRY_AFTER_FAILURE
-                    .min(left / 2)
-                    .max(Duration::from_secs(1));
+                let retry = RETRY_AFTER_FAILURE.min(left / 2).max(MIN_WAIT);
                 tracing::error!(error = %chain(&e),
                     not_after = %rfc3339(validity.not_after), retry_in = ?retry,
                     "failed to renew the API serving certificate");

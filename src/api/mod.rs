@@ -7,4 +7,6 @@ pub mod client_tls;
 pub mod request;
 pub mod server;
 pub mod tls;
+pub mod tls_live;
+pub mod tls_policy;
 pub mod wire;

@@ -5,6 +5,7 @@ mod s3_support;
 mod support;
 
 mod api;
+mod api_tls;
 mod bootstrap;
 mod child_secrets;
 mod cli;
@@ -23,6 +24,7 @@ mod kube_server;
 mod kube_support;
 mod kubectl;
 mod ls_output;
+mod manifests;
 mod pipeline;
 mod restore;
 mod s3;

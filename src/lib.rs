@@ -41,3 +41,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tls_verify;
 pub mod token;
+
+#[cfg(test)]
+pub(crate) mod fuzz_support;

@@ -315,3 +315,7 @@ mod tests {
             .block_on(async { body.collect().await.unwrap().to_bytes() })
     }
 }
+
+#[cfg(test)]
+#[path = "server_fuzz.rs"]
+mod fuzz;

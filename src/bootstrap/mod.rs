@@ -17,6 +17,9 @@ pub mod passphrase;
 pub mod store;
 pub mod sync;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::path::PathBuf;
 
 pub use codec::{BootstrapData, BootstrapFile};

@@ -16,6 +16,9 @@ pub mod show;
 pub mod value;
 pub mod watch;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::path::{Path, PathBuf};
 
 pub use desired::{

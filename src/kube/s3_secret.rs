@@ -202,3 +202,7 @@ mod tests {
         assert!(chain.contains("--kubeconfig"), "{chain}");
     }
 }
+
+#[cfg(test)]
+#[path = "s3_secret_fuzz.rs"]
+mod fuzz;

@@ -20,6 +20,9 @@ pub mod tool;
 pub mod unzip;
 pub mod verify;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use datadir::{
     Backup, BackupKind, apply_backup_retention, install_staged, list_backups, move_current_aside,
     plan_backup_retention, rollback,

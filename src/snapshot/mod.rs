@@ -13,5 +13,8 @@ pub mod sink;
 pub mod tee;
 pub mod zipstream;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use name::SnapshotName;
 pub use record::{SnapshotRecord, Storage};

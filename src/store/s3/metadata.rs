@@ -144,3 +144,7 @@ mod tests {
         assert_eq!(too_large.limit, 9);
     }
 }
+
+#[cfg(test)]
+#[path = "metadata_fuzz.rs"]
+mod fuzz;

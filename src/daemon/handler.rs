@@ -9,10 +9,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::api::request::{PlannedOperation, check_own_credentials, plan_request};
+use crate::api::request::{
+    PlannedOperation, check_own_credentials, own_credentials_only, plan_request,
+};
 use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHandler};
 use crate::api::wire::SnapshotRequest;
-use crate::config::{ConfigEngine, DesiredConfig, Layer, Resolved};
+use crate::config::desired::S3Settings;
+use crate::config::{ConfigEngine, DesiredConfig, Layer, RawValue, Resolved, Source};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
 
 /// Serves `POST /db/snapshot` with the shared `Operations`.
@@ -33,10 +36,15 @@ impl SnapshotHandler for RequestHandler {
 impl RequestHandler {
     async fn serve(&self, request: SnapshotRequest) -> Result<HandlerReply, HandlerError> {
         let (operation, layer) = plan_request(&request).map_err(|e| bad_request(e.to_string()))?;
-        let server_s3 = Arc::clone(&self.last_good.borrow()).config.s3.clone();
-        check_own_credentials(&layer, server_s3.as_ref())
-            .map_err(|e| bad_request(e.to_string()))?;
-        let config = self.config_for(&layer)?;
+        let mut config = self.config_for(&layer)?;
+        if layer.get("etcd-s3").is_some() {
+            let server_s3 = self.server_s3();
+            check_own_credentials(&layer, config.s3.as_ref(), server_s3.as_ref())
+                .map_err(|e| bad_request(e.to_string()))?;
+        }
+        if let Some(s3) = config.s3.as_mut() {
+            own_credentials_only(s3, &layer);
+        }
         let task = self
             .tracker
             .spawn(execute(Arc::clone(&self.operations), config, operation));
@@ -44,6 +52,24 @@ impl RequestHandler {
             status: 500,
             message: format!("the snapshot operation stopped unexpectedly: {e}"),
         })?
+    }
+
+    /// The server's own S3 settings as they are with S3 on, the baseline a request's S3 block
+    /// is compared with: from the files now, or the last good evaluation while they are
+    /// invalid. None when the server has no usable S3 settings (no bucket, for one).
+    fn server_s3(&self) -> Option<S3Settings> {
+        let mut s3_on = Layer::new();
+        s3_on.set("etcd-s3", RawValue::Bool(true), Source::Request);
+        match self.engine.evaluate(Some(&s3_on)) {
+            Ok(resolved) => resolved.config.s3,
+            Err(_) if self.engine.evaluate(None).is_ok() => None,
+            Err(_) => {
+                let last_good = Arc::clone(&self.last_good.borrow());
+                ConfigEngine::reapply(&last_good, &s3_on)
+                    .ok()
+                    .and_then(|r| r.config.s3)
+            }
+        }
     }
 
     /// The config for one request: a fresh evaluation, or, when the files are invalid right now,

@@ -5,6 +5,7 @@ mod s3_support;
 mod support;
 
 mod api;
+mod api_hardening;
 mod bootstrap;
 mod cli;
 mod cluster_reset;

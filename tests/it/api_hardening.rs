@@ -1,0 +1,172 @@
+//! Integration tests: what a holder of the API token cannot make the real server do. The real
+//! binary on real etcd, the in-process SigV4 S3 server, and raw HTTPS requests written byte by
+//! byte (so bodies the typed client could never produce, and clients that stall, are tried).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::s3_ops::start_server;
+use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::support::{TestEtcd, TestServer, snapshot_dir, snapshot_files};
+
+/// A TLS connection to the server's API, trusting the CA in its data dir.
+async fn connect(server: &TestServer) -> TlsStream<TcpStream> {
+    let ca = std::fs::read(server.data_dir.join("server/tls/etcd-snapshot-ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile_certs(&ca) {
+        roots.add(cert).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
+}
+
+/// `Authorization` for the server's token (`server:<password>`).
+fn authorization(data_dir: &Path) -> String {
+    let token = std::fs::read_to_string(data_dir.join("server/token")).unwrap();
+    let password = etcd_snapshot::token::password_part(token.trim());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("server:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// POSTs `body` to `/db/snapshot` as raw bytes; returns the status code and the body.
+pub(crate) async fn post_raw(server: &TestServer, body: &str) -> (u16, String) {
+    let mut tls = connect(server).await;
+    let request = format!(
+        "POST /db/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        authorization(&server.data_dir),
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), tls.read_to_end(&mut reply))
+        .await
+        .expect("a reply within 2 minutes")
+        .ok();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let code = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Every object key under a bucket of `s3` (empty when the bucket is empty or absent).
+fn objects(s3: &S3Server, bucket: &str) -> Vec<String> {
+    let root = s3.root.path().join(bucket);
+    let mut found = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let key = path.strip_prefix(&root).unwrap().display().to_string();
+                if !key.contains(".s3s") && !key.starts_with('.') {
+                    found.push(key);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A server whose S3 is bucket `snaps`, folder `f`, over HTTPS behind a private CA (its PEM
+/// in `<data>/s3-ca.pem`), signed with the server's own keys.
+async fn server_with_s3(etcd: &TestEtcd, data: &Path, s3: &S3Server) -> TestServer {
+    let ca_file = data.join("s3-ca.pem");
+    std::fs::write(&ca_file, s3.ca_pem.as_deref().unwrap()).unwrap();
+    let args = [
+        "--etcd-s3".to_string(),
+        format!("--etcd-s3-endpoint={}", s3.addr),
+        format!("--etcd-s3-endpoint-ca={}", ca_file.display()),
+        "--etcd-s3-bucket=snaps".to_string(),
+        "--etcd-s3-folder=f".to_string(),
+        "--etcd-s3-bucket-lookup-type=path".to_string(),
+        format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        format!("--etcd-s3-secret-key={SECRET_KEY}"),
+    ];
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_server(data, &etcd.endpoint, &refs).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_keys_cannot_send_the_snapshot_elsewhere() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start(Tls::PrivateCa).await;
+    s3.create_bucket("snaps");
+    s3.create_bucket("theirs");
+    let data = tempfile::tempdir().unwrap();
+    let server = server_with_s3(&etcd, data.path(), &s3).await;
+
+    // The issue's example (plain HTTP, another bucket, the server's key), and a move to
+    // another folder of the same bucket with TLS verification off: refused before anything runs.
+    for (s3_block, changed) in [
+        (
+            r#"{"insecure":true,"bucket":"theirs"}"#,
+            "changes s3 bucket, insecure",
+        ),
+        (
+            r#"{"folder":"elsewhere","skipSSLVerify":true}"#,
+            "changes s3 folder, skipSSLVerify",
+        ),
+    ] {
+        let request = format!(r#"{{"operation":"save","s3":{s3_block}}}"#);
+        let (code, body) = post_raw(&server, &request).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains(changed), "{body}");
+        assert!(body.contains("own credentials"), "{body}");
+    }
+    assert!(objects(&s3, "theirs").is_empty() && objects(&s3, "snaps").is_empty());
+    assert!(snapshot_files(&snapshot_dir(data.path())).is_empty());
+
+    // The control: RKE2's CLI restating the server's values (no keys) saves and uploads.
+    let restated = format!(
+        r#"{{"operation":"save","name":["on-demand"],"s3":{{"accessKey":"","secretKey":"",
+        "sessionToken":"","bucket":"snaps","bucketLookup":"path","configSecret":"",
+        "endpoint":"{}","endpointCA":"{}","folder":"f","proxy":"","region":"us-east-1",
+        "insecure":false,"skipSSLVerify":false,"retention":5,"timeout":"5m0s"}}}}"#,
+        s3.addr,
+        data.path().join("s3-ca.pem").display()
+    );
+    let (code, body) = post_raw(&server, &restated).await;
+    assert_eq!(code, 200, "{body}");
+    let uploaded = objects(&s3, "snaps");
+    assert_eq!(uploaded.len(), 1, "{uploaded:?} {body}");
+    assert!(uploaded[0].starts_with("f/on-demand-n1-"), "{uploaded:?}");
+    assert!(objects(&s3, "theirs").is_empty());
+}

@@ -170,3 +170,31 @@ async fn a_request_without_keys_cannot_send_the_snapshot_elsewhere() {
     assert!(uploaded[0].starts_with("f/on-demand-n1-"), "{uploaded:?}");
     assert!(objects(&s3, "theirs").is_empty());
 }
+
+/// The name in a save reply's `created` list.
+fn created(body: &str) -> String {
+    let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+    reply["created"][0].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_field_is_refused_by_name_and_nothing_is_deleted() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path(), &etcd.endpoint, &[]).await;
+    // RKE2's CLI body for `save --name keep --snapshot-compress` is accepted as sent.
+    let (code, body) = post_raw(
+        &server,
+        r#"{"operation":"save","name":["keep"],"compress":true}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let name = created(&body);
+    let typo = format!(r#"{{"operation":"delete","name":["{name}"],"dryrun":true}}"#);
+    let (code, body) = post_raw(&server, &typo).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown field `dryrun`"), "{body}");
+    assert_eq!(snapshot_files(&snapshot_dir(data.path())), vec![name]);
+}

@@ -398,3 +398,32 @@ fn the_servers_session_token_never_goes_with_the_requests_keys() {
         (some("SERVERAK"), some("SERVERSK"), some("SERVERTOKEN"))
     );
 }
+
+#[test]
+fn hidden_long_and_unprintable_base_names_are_refused_with_the_rule() {
+    let node = "ip-172-31-7-118.us-east-2.compute.internal";
+    let errors = |base: &str| {
+        let body = serde_json::json!({"operation": "save", "name": [base]}).to_string();
+        let (_, layer) = plan_request(&request(&body)).unwrap();
+        let mut host_layer = Layer::new();
+        host_layer.set("node-name", RawValue::String(node.into()), Source::Default);
+        crate::config::resolve::resolve_with(
+            &[&host_layer, &layer],
+            &crate::config::resolve::HostFacts { hostname: None },
+        )
+        .err()
+        .map(|e| e.to_string())
+    };
+    for bad in [".hidden", "a/b", "a\u{1b}[2Jb", &"x".repeat(5000)] {
+        let message = errors(bad).unwrap_or_else(|| panic!("{bad:?} was accepted"));
+        assert!(message.contains("for name from API request"), "{message}");
+    }
+    let hidden = errors(".hidden").unwrap();
+    assert!(hidden.contains("does not start with '.'"), "{hidden}");
+    // Short enough for a name part, too long with this node in one file name.
+    let long = errors(&"x".repeat(200)).unwrap();
+    assert!(long.contains("at most 183 bytes"), "{long}");
+    for good in ["on-demand", "PRUNE_TEST", "weekly.backup", &"x".repeat(183)] {
+        assert_eq!(errors(good), None, "{good:?}");
+    }
+}

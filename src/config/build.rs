@@ -277,6 +277,25 @@ pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// Each snapshot base name must fit in one file name with the node name (`name` for
+/// on-demand saves, `etcd-snapshot-name` for scheduled ones).
+pub(super) fn check_name_lengths(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let Some(node) = p.text("node-name") else {
+        return;
+    };
+    for key in ["name", "etcd-snapshot-name"] {
+        let Some(base) = p.text(key) else { continue };
+        if let Err(expected) = crate::snapshot::name::check_fits(&base, &node) {
+            errors.push(ConfigError {
+                key: key.into(),
+                value: p.value(key).map(value::render),
+                source: p.source(key).cloned().unwrap_or(Source::Default),
+                expected,
+            });
+        }
+    }
+}
+
 fn etcd(p: &Parsed) -> Option<EtcdSettings> {
     Some(EtcdSettings {
         endpoints: p.list("etcd-endpoints")?,

@@ -198,3 +198,49 @@ async fn a_misspelt_field_is_refused_by_name_and_nothing_is_deleted() {
     assert!(body.contains("unknown field `dryrun`"), "{body}");
     assert_eq!(snapshot_files(&snapshot_dir(data.path())), vec![name]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_and_overlong_names_are_client_errors_in_both_modes() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path(), &etcd.endpoint, &[]).await;
+    let long = "x".repeat(5000);
+    for body in [
+        r#"{"operation":"save","name":[".hidden"]}"#.to_string(),
+        format!(r#"{{"operation":"save","name":["{long}"]}}"#),
+        r#"{"operation":"prune","name":[".hidden"]}"#.to_string(),
+        r#"{"operation":"delete","name":[".hidden-n1-1"]}"#.to_string(),
+        format!(r#"{{"operation":"delete","name":["{long}-n1-1"]}}"#),
+    ] {
+        let (code, reply) = post_raw(&server, &body).await;
+        assert_eq!(code, 400, "{}: {reply}", &body[..60.min(body.len())]);
+    }
+    let (_, reply) = post_raw(&server, r#"{"operation":"save","name":[".hidden"]}"#).await;
+    assert!(reply.contains("does not start with '.'"), "{reply}");
+    assert!(snapshot_files(&snapshot_dir(data.path())).is_empty());
+    drop(server);
+
+    // The CLI's direct mode (no server answers) refuses the same names before doing anything.
+    for name in [".hidden", long.as_str()] {
+        let out = crate::s3_ops::direct(
+            data.path(),
+            &etcd.endpoint,
+            vec![format!("--name={name}"), "save".into()],
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("for name from"), "{stderr}");
+    }
+    let written: Vec<String> = std::fs::read_dir(snapshot_dir(data.path()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".etcd-snapshot.lock")
+        .collect();
+    assert!(
+        written.is_empty(),
+        "nothing, not even a dot file: {written:?}"
+    );
+}

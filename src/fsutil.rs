@@ -8,6 +8,37 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// Reads a small file whole: only a regular file (checked on the opened descriptor, opened
+/// without blocking so a FIFO cannot hang the reader) of at most `max` bytes, enforced while
+/// reading too. For CA bundles, metadata and config files, which are never large; anything
+/// else (a device, a FIFO, a huge file) fails with `InvalidData` without being read.
+pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    read_open_capped(file, max)
+}
+
+/// `read_capped` for a file already opened (with whatever flags the caller needs).
+pub fn read_open_capped(file: File, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = file.metadata()?;
+    let refuse = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > max {
+        return Err(refuse(format!("larger than {max} bytes")));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `path` atomically with `mode`.
 ///
 /// A reader sees either the old file or the complete new one, never a partial write, and the

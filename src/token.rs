@@ -238,6 +238,8 @@ mod tests {
                 compress: false,
                 dir: DesiredConfig::default_snapshot_dir(data_dir),
                 dir_is_default: true,
+                allowed_dirs: Vec::new(),
+                allowed_ca_dirs: Vec::new(),
                 retention: 5,
                 schedule: Schedule::parse("@hourly").unwrap(),
                 reconcile_interval: std::time::Duration::from_secs(600),

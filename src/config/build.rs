@@ -317,10 +317,20 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         compress: p.flag("etcd-snapshot-compress")?,
         dir: p.path("etcd-snapshot-dir")?,
         dir_is_default: p.source("etcd-snapshot-dir")? == &Source::Default,
+        allowed_dirs: paths(p, "etcd-snapshot-allowed-dirs"),
+        allowed_ca_dirs: paths(p, "etcd-snapshot-allowed-ca-dirs"),
         retention: p.int("etcd-snapshot-retention")?,
         schedule: p.cron("etcd-snapshot-schedule-cron")?,
         reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
     })
+}
+
+fn paths(p: &Parsed, key: &str) -> Vec<PathBuf> {
+    p.list(key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect()
 }
 
 fn api(p: &Parsed) -> Option<ApiSettings> {

@@ -244,3 +244,92 @@ async fn hidden_and_overlong_names_are_client_errors_in_both_modes() {
         "nothing, not even a dot file: {written:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dir_must_be_the_snapshot_dir_or_an_allowed_one() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let allowed = data.path().join("weekly");
+    std::fs::create_dir(&allowed).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), allowed.join("escape")).unwrap();
+    // A file another service owns, named like a snapshot.
+    let victim = elsewhere.path().join("app-n1-1700000000");
+    std::fs::write(&victim, "not ours").unwrap();
+    let flag = format!("--etcd-snapshot-allowed-dirs={}", allowed.display());
+    let server = start_server(data.path(), &etcd.endpoint, &[&flag]).await;
+    let body = |op: &str, dir: &Path, extra: &str| {
+        format!(r#"{{"operation":"{op}","dir":"{}"{extra}}}"#, dir.display())
+    };
+    let delete = r#","name":["app-n1-1700000000"]"#;
+    for dir in [
+        elsewhere.path().to_path_buf(),
+        allowed.join("escape"),
+        allowed.join("../../"),
+    ] {
+        let (code, reply) = post_raw(&server, &body("delete", &dir, delete)).await;
+        assert_eq!(code, 403, "{}: {reply}", dir.display());
+        assert!(reply.contains("etcd-snapshot-allowed-dirs"), "{reply}");
+        let (code, _) = post_raw(&server, &body("save", &dir, "")).await;
+        assert_eq!(code, 403);
+    }
+    assert!(victim.exists());
+    assert!(snapshot_files(elsewhere.path()).len() == 1);
+
+    // The allowed dir (also through `..`) and the snapshot dir itself work.
+    let (code, reply) = post_raw(&server, &body("save", &allowed.join("../weekly"), "")).await;
+    assert_eq!(code, 200, "{reply}");
+    assert!(allowed.join(created(&reply)).is_file(), "{reply}");
+    let (code, reply) = post_raw(&server, &body("save", &snapshot_dir(data.path()), "")).await;
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(
+        snapshot_files(&snapshot_dir(data.path())),
+        vec![created(&reply)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_ca_path_from_a_request_is_read_only_from_an_allowed_dir() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start(Tls::PrivateCa).await;
+    s3.create_bucket("snaps");
+    let data = tempfile::tempdir().unwrap();
+    let cas = data.path().join("cas");
+    std::fs::create_dir(&cas).unwrap();
+    std::fs::write(cas.join("minio.pem"), s3.ca_pem.as_deref().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", cas.join("zero.pem")).unwrap();
+    let outside = data.path().join("outside.pem");
+    std::fs::write(&outside, s3.ca_pem.as_deref().unwrap()).unwrap();
+    let flag = format!("--etcd-snapshot-allowed-ca-dirs={}", cas.display());
+    let server = start_server(data.path(), &etcd.endpoint, &[&flag]).await;
+    let save = |ca: &Path| {
+        format!(
+            r#"{{"operation":"save","s3":{{"endpoint":"{}","bucket":"snaps","bucketLookup":"path",
+            "endpointCA":"{}","accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}}}"#,
+            s3.addr,
+            ca.display()
+        )
+    };
+    // Refused unread, with one message whether or not the path exists.
+    for ca in [
+        Path::new("/dev/zero"),
+        Path::new("/etc/shadow"),
+        Path::new("/etc/no-such-file"),
+        &cas.join("zero.pem"),
+        &outside,
+    ] {
+        let (code, reply) = post_raw(&server, &save(ca)).await;
+        assert_eq!(code, 403, "{}: {reply}", ca.display());
+        assert!(reply.contains("etcd-snapshot-allowed-ca-dirs"), "{reply}");
+        assert!(!reply.contains("No such file"), "{reply}");
+    }
+    assert!(objects(&s3, "snaps").is_empty());
+    let (code, reply) = post_raw(&server, &save(&cas.join("minio.pem"))).await;
+    assert_eq!(code, 200, "{reply}");
+    assert!(!reply.contains("failed"), "{reply}");
+    assert_eq!(objects(&s3, "snaps").len(), 1);
+}

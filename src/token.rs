@@ -148,7 +148,11 @@ fn split_full_token(token: &str) -> Option<(&str, &str)> {
 
 /// Reads a token file, trimming surrounding whitespace (files usually end in a newline).
 fn read_token_file(path: &Path) -> Result<SecretString, TokenError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+    let text = crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX).and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    let raw = text.map_err(|source| TokenError::Read {
         path: path.to_path_buf(),
         source,
     })?;

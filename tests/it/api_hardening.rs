@@ -169,6 +169,19 @@ async fn a_request_without_keys_cannot_send_the_snapshot_elsewhere() {
     assert_eq!(uploaded.len(), 1, "{uploaded:?} {body}");
     assert!(uploaded[0].starts_with("f/on-demand-n1-"), "{uploaded:?}");
     assert!(objects(&s3, "theirs").is_empty());
+
+    // Our CLI sends a CA file's content, not its path (this copy's path is not the server's):
+    // the same content as the server's CA is no change.
+    let copy = data.path().join("copy-of-ca.pem");
+    std::fs::copy(data.path().join("s3-ca.pem"), &copy).unwrap();
+    let ca = format!("--s3-endpoint-ca={}", copy.display());
+    let server = Arc::new(server);
+    let cli = server.clone();
+    let out =
+        crate::s3_ops::blocking(move || cli.cli(&["--s3", "--s3-bucket=snaps", &ca, "save"])).await;
+    let (stdout, stderr) = crate::support::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(objects(&s3, "snaps").len(), 2);
 }
 
 /// The name in a save reply's `created` list.

@@ -18,7 +18,13 @@ use crate::support::{TestEtcd, TestServer, snapshot_dir, snapshot_files};
 
 /// A TLS connection to the server's API, trusting the CA in its data dir.
 async fn connect(server: &TestServer) -> TlsStream<TcpStream> {
-    let ca = std::fs::read(server.data_dir.join("server/tls/etcd-snapshot-ca.crt")).unwrap();
+    let ca = server.data_dir.join("server/tls/etcd-snapshot-ca.crt");
+    connect_to(server.port, &ca).await.unwrap()
+}
+
+/// A TLS connection to 127.0.0.1:`port` trusting the CA in `ca_file`.
+pub(crate) async fn connect_to(port: u16, ca_file: &Path) -> std::io::Result<TlsStream<TcpStream>> {
+    let ca = std::fs::read(ca_file).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile_certs(&ca) {
         roots.add(cert).unwrap();
@@ -29,14 +35,11 @@ async fn connect(server: &TestServer) -> TlsStream<TcpStream> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", server.port))
-        .await
-        .unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .unwrap()
 }
 
 fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {

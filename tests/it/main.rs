@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod api_hardening;
+mod api_limits;
 mod bootstrap;
 mod cli;
 mod cluster_reset;

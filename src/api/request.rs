@@ -254,3 +254,7 @@ fn is_blank(text: &str) -> bool {
 #[cfg(test)]
 #[path = "request_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "request_credentials_tests.rs"]
+mod credentials_tests;

@@ -349,3 +349,78 @@ async fn an_endpoint_ca_path_from_a_request_is_read_only_from_an_allowed_dir() {
     assert!(!reply.contains("failed"), "{reply}");
     assert_eq!(objects(&s3, "snaps").len(), 1);
 }
+
+/// `etcd-snapshot server` with `env` added to its environment (the AWS credential chain).
+async fn start_with_env(
+    data: &Path,
+    etcd: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> TestServer {
+    let port = crate::support::free_port();
+    let log = data.join(format!("server-{port}.log"));
+    let port_text = port.to_string();
+    let mut all = vec![
+        "server",
+        "--node-name",
+        "n1",
+        "--supervisor-port",
+        &port_text,
+    ];
+    let endpoints = format!("--etcd-endpoints={etcd}");
+    all.push(&endpoints);
+    all.extend(args.iter().map(String::as_str));
+    let mut command = crate::support::command(&all, data);
+    command.envs(env.iter().copied());
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn server");
+    let server = TestServer {
+        child: Some(child),
+        node: "n1".into(),
+        port,
+        data_dir: data.to_path_buf(),
+        log,
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < until, "{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_the_aws_environment_are_not_sent_elsewhere_either() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snaps");
+    s3.create_bucket("theirs");
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "--etcd-s3".to_string(),
+        format!("--etcd-s3-endpoint={}", s3.addr),
+        "--etcd-s3-insecure".to_string(),
+        "--etcd-s3-bucket=snaps".to_string(),
+        "--etcd-s3-bucket-lookup-type=path".to_string(),
+    ];
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ];
+    let server = start_with_env(data.path(), &etcd.endpoint, &args, &env).await;
+    let save = |s3: &str| format!(r#"{{"operation":"save","s3":{s3}}}"#);
+    let (code, body) = post_raw(&server, &save(r#"{"bucket":"theirs"}"#)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("changes s3 bucket"), "{body}");
+    assert!(objects(&s3, "theirs").is_empty());
+    // The environment's keys do work for the server's own bucket.
+    let (code, body) = post_raw(&server, &save(r#"{"bucket":"snaps"}"#)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("failed"), "{body}");
+    assert_eq!(objects(&s3, "snaps").len(), 1);
+}

@@ -17,6 +17,7 @@
 //! - `tls_verify`: the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `token`: the server token (load, create, RKE2 forms).
 //! - `telemetry`: logging and Prometheus metrics.
+//! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `fsutil`: crash-safe file writes.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset.
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod bootstrap;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -66,6 +66,9 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
         }
     };
     telemetry::logging::init(resolved.config.log);
+    // Before any child runs: its output is masked with every secret known by then.
+    etcd_snapshot::child::mask::remember_config(&resolved.config);
+    etcd_snapshot::child::mask::remember_environment();
     match command {
         Command::ConfigShow { sources } => {
             let mut resolved = resolved;

@@ -251,8 +251,10 @@ mod tests {
             api: ApiSettings {
                 bind_address: loopback,
                 supervisor_port: 9345,
+                tls_san: Vec::new(),
                 server_url: "https://127.0.0.1:9345".into(),
                 token: None,
+                server_ca: None,
             },
             log: LogSettings {
                 format: LogFormat::Text,
@@ -260,6 +262,7 @@ mod tests {
             },
             s3: None,
             kubeconfig: None,
+            install_crd: false,
         }
     }
 

@@ -1,11 +1,11 @@
 //! The CLI's client for the snapshot API: one HTTPS request, basic auth `server:<token>`.
 //!
-//! Owns URL parsing, the CA bootstrap (`GET /cacerts`, pinned to the token's CA hash when the
-//! token has one) and mapping replies to `ClientReply`/`ClientError`. Whether "unreachable"
+//! Owns URL parsing, the trust decision (a CA file, or `GET /cacerts` pinned to the token's CA
+//! hash; never trust on first use) and mapping replies to `ClientReply`/`ClientError`. Whether "unreachable"
 //! means "fall back to direct mode" is the CLI's decision, not this module's. The token never
 //! appears in errors or logs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,13 @@ pub enum ClientError {
     },
     #[error("failed to talk to the snapshot server at {url}: {detail}")]
     Protocol { url: String, detail: String },
+    /// Nothing vouches for the server's certificate: it is never trusted on first use.
+    #[error(
+        "refusing to trust the server at {url}: no CA file is given and the token carries no CA \
+         hash; pass --etcd-server-ca with the server's <data-dir>/server/tls/etcd-snapshot-ca.crt, \
+         or use the token form K10<sha256 of that file>::server:<password>"
+    )]
+    Untrusted { url: String },
 }
 
 /// A decoded reply.
@@ -55,7 +62,8 @@ pub enum ClientReply {
 pub struct ApiClient {
     pub url: String,
     pub token: SecretString,
-    /// CA to trust; when absent or unreadable the server's `/cacerts` is fetched first.
+    /// CA to trust; when absent, the server's `/cacerts` is fetched and must match the token's
+    /// CA hash (without one the client refuses). An unreadable file is never bypassed.
     pub ca_file: Option<PathBuf>,
     pub timeout: std::time::Duration,
 }
@@ -150,21 +158,22 @@ impl ApiClient {
     /// The CA bundle to verify the server with: `ca_file`, or `/cacerts` fetched unverified and
     /// checked against the token's CA hash.
     async fn trusted_ca(&self, target: &Target) -> Result<Vec<u8>, ClientError> {
-        if let Some(path) = &self.ca_file {
-            // A local CA file that cannot be read is never a reason to trust whatever answers:
-            // either nothing answers (direct mode may follow) or the client refuses.
-            return match std::fs::read(path) {
-                Ok(pem) => Ok(pem),
-                Err(_) if !answers(&self.url).await => Err(ClientError::Unreachable {
+        let expected = match trust(self.ca_file.as_deref(), self.token.expose_secret()) {
+            Trust::CaFile(path) => return self.read_ca_file(path).await,
+            Trust::PinnedDownload(hash) => hash,
+            // Nothing answering is still "unreachable" (direct mode may follow).
+            Trust::Nothing if !answers(&self.url).await => {
+                return Err(ClientError::Unreachable {
                     url: self.url.clone(),
                     source: std::io::ErrorKind::ConnectionRefused.into(),
-                }),
-                Err(err) => Err(self.protocol(format!(
-                    "cannot verify the server: failed to read its CA file {}: {err}",
-                    path.display()
-                ))),
-            };
-        }
+                });
+            }
+            Trust::Nothing => {
+                return Err(ClientError::Untrusted {
+                    url: self.url.clone(),
+                });
+            }
+        };
         let insecure = client_tls::insecure().map_err(|detail| self.protocol(detail))?;
         let request = Request::get("/cacerts")
             .body(Full::new(Bytes::new()))
@@ -173,15 +182,29 @@ impl ApiClient {
         if !status.is_success() {
             return Err(self.protocol(format!("GET /cacerts answered {status}")));
         }
-        if let Some(expected) = crate::token::ca_hash_of(self.token.expose_secret()) {
-            let actual = crate::token::hex(&Sha256::digest(&bundle));
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(
-                    self.protocol("the server's CA bundle does not match the CA hash in the token")
-                );
-            }
+        let actual = crate::token::hex(&Sha256::digest(&bundle));
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(
+                self.protocol("the server's CA bundle does not match the CA hash in the token")
+            );
         }
         Ok(bundle.to_vec())
+    }
+
+    /// The configured CA file. One that cannot be read is never a reason to trust whatever
+    /// answers: either nothing answers (direct mode may follow) or the client refuses.
+    async fn read_ca_file(&self, path: &Path) -> Result<Vec<u8>, ClientError> {
+        match std::fs::read(path) {
+            Ok(pem) => Ok(pem),
+            Err(_) if !answers(&self.url).await => Err(ClientError::Unreachable {
+                url: self.url.clone(),
+                source: std::io::ErrorKind::ConnectionRefused.into(),
+            }),
+            Err(err) => Err(self.protocol(format!(
+                "cannot verify the server: failed to read its CA file {}: {err}",
+                path.display()
+            ))),
+        }
     }
 
     /// TCP + TLS + one HTTP/1.1 request; reads the whole reply.
@@ -252,6 +275,26 @@ impl ApiClient {
             url: self.url.clone(),
             detail: detail.to_string(),
         }
+    }
+}
+
+/// Where the client's trust in the server's certificate comes from. Never from the server
+/// alone: a downloaded CA is used only when the token pins it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust<'a> {
+    /// A CA file given to the client (`--etcd-server-ca`, or this node's for a loopback URL).
+    CaFile(&'a Path),
+    /// `/cacerts`, accepted only if its sha256 is this hash from a `K10<hash>::...` token.
+    PinnedDownload(&'a str),
+    /// Nothing: the client refuses.
+    Nothing,
+}
+
+fn trust<'a>(ca_file: Option<&'a Path>, token: &'a str) -> Trust<'a> {
+    match (ca_file, crate::token::ca_hash_of(token)) {
+        (Some(path), _) => Trust::CaFile(path),
+        (None, Some(hash)) => Trust::PinnedDownload(hash),
+        (None, None) => Trust::Nothing,
     }
 }
 
@@ -333,57 +376,5 @@ fn error_message(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(host: &str, port: u16, authority: &str) -> Target {
-        Target {
-            host: host.into(),
-            port,
-            authority: authority.into(),
-        }
-    }
-
-    #[test]
-    fn parse_url_handles_ports_paths_and_ipv6() {
-        let cases = [
-            (
-                "https://127.0.0.1:9345",
-                target("127.0.0.1", 9345, "127.0.0.1:9345"),
-            ),
-            (
-                "https://example.com",
-                target("example.com", 443, "example.com:443"),
-            ),
-            ("https://node:6443/", target("node", 6443, "node:6443")),
-            ("https://[::1]:9345", target("::1", 9345, "[::1]:9345")),
-            ("https://[::1]", target("::1", 443, "[::1]:443")),
-        ];
-        for (url, want) in cases {
-            assert_eq!(parse_url(url).unwrap(), want, "{url}");
-        }
-        for bad in [
-            "http://127.0.0.1:9345",
-            "https://",
-            "https://host:notaport",
-            "https://[::1",
-        ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn error_message_prefers_status_body() {
-        let body = serde_json::to_vec(&StatusBody::failure(409, "Conflict", "busy")).unwrap();
-        assert_eq!(error_message(&body), "busy");
-        assert_eq!(error_message(b" plain text \n"), "plain text");
-        assert_eq!(error_message("x".repeat(600).as_bytes()).len(), 515);
-    }
-
-    #[test]
-    fn unreachable_kinds() {
-        assert!(is_unreachable(std::io::ErrorKind::ConnectionRefused));
-        assert!(is_unreachable(std::io::ErrorKind::TimedOut));
-        assert!(!is_unreachable(std::io::ErrorKind::PermissionDenied));
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

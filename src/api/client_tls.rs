@@ -2,7 +2,7 @@
 //! verifies nothing, used only to download `/cacerts` before the CA is known.
 //!
 //! The insecure config must never carry credentials; `client.rs` uses it for `GET /cacerts`
-//! alone and pins the result to the token's CA hash when the token has one.
+//! alone, and only when the token carries a CA hash the result must match.
 
 use std::sync::Arc;
 

@@ -8,4 +8,6 @@ pub mod request;
 pub mod request_paths;
 pub mod server;
 pub mod tls;
+pub mod tls_live;
+pub mod tls_policy;
 pub mod wire;

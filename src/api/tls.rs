@@ -2,8 +2,11 @@
 //!
 //! Files are ours alone (`etcd-snapshot-ca.crt/.key`, `etcd-snapshot-serving.crt/.key`) so that
 //! running on an RKE2 node's data dir never touches RKE2's own certificates. This module only
-//! prepares TLS material and rustls configs; it never opens sockets.
+//! prepares TLS material and rustls configs; it never opens sockets. Which names the serving
+//! certificate carries and when it is renewed are decided in `tls_policy`; `tls_live` serves it
+//! and renews it while the server runs.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +19,10 @@ use rcgen::{
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+
+use super::tls_live::LiveCert;
+use super::tls_policy::{self, Validity};
 
 /// Errors preparing TLS.
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +46,20 @@ pub enum TlsError {
 pub struct ServingTls {
     pub config: Arc<rustls::ServerConfig>,
     pub ca_pem: String,
+    /// The certificate `config` serves; `tls_live::keep_renewed` replaces it in place.
+    pub live: Arc<LiveCert>,
+}
+
+/// A serving certificate with its key, ready for rustls, and its validity.
+pub struct ServingCert {
+    pub key: Arc<CertifiedKey>,
+    pub validity: Validity,
 }
 
 const CA_COMMON_NAME: &str = "etcd-snapshot-ca";
 const SERVING_COMMON_NAME: &str = "etcd-snapshot-serving";
 const CA_VALID_DAYS: u64 = 3650;
 const SERVING_VALID_DAYS: u64 = 365;
-/// A serving cert expiring sooner than this is replaced at start.
-const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Path of the CA the CLI trusts.
 pub fn ca_path(tls_dir: &Path) -> PathBuf {
@@ -71,29 +84,50 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Loads the CA and serving cert, creating them (keys 0600) when absent.
+/// Loads the CA and serving cert, creating them (keys 0600) when absent; the serving cert
+/// names the loopback addresses and the host name.
 pub fn load_or_create(tls_dir: &Path) -> Result<ServingTls, TlsError> {
+    let names = tls_policy::serving_names(host_name().as_deref(), Ipv4Addr::LOCALHOST.into(), &[]);
+    load_or_create_for(tls_dir, &names)
+}
+
+/// The names the server's certificate carries for `bind_address` and `tls-san`.
+pub fn serving_names(bind_address: IpAddr, tls_san: &[String]) -> Vec<String> {
+    tls_policy::serving_names(host_name().as_deref(), bind_address, tls_san)
+}
+
+/// Loads the CA and a serving cert for `names`, issuing a new serving cert when there is none,
+/// it does not chain to the CA, lacks one of `names` or is due for renewal.
+pub fn load_or_create_for(tls_dir: &Path, names: &[String]) -> Result<ServingTls, TlsError> {
     ensure_private_dir(tls_dir)?;
     let ca = load_or_create_ca(tls_dir)?;
     let ca_der =
         CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).map_err(|_| TlsError::Pem {
             path: ca_path(tls_dir),
         })?;
-    let (cert, key) = match load_serving(tls_dir, &ca_der)? {
+    let serving = match load_serving(tls_dir, &ca_der, names, SystemTime::now())? {
         Some(loaded) => loaded,
-        None => create_serving(tls_dir, &ca)?,
+        None => create_serving(tls_dir, &ca, names)?,
     };
+    let live = Arc::new(LiveCert::new(serving));
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Rustls)?
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .map_err(TlsError::Rustls)?;
+        .with_cert_resolver(live.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServingTls {
         config: Arc::new(config),
         ca_pem: ca.cert_pem,
+        live,
     })
+}
+
+/// Issues and stores a new serving cert for `names` from the existing CA (renewal while
+/// running: a missing CA is an error, never a reason to create another one).
+pub fn reissue(tls_dir: &Path, names: &[String]) -> Result<ServingCert, TlsError> {
+    let ca = load_ca(tls_dir)?;
+    create_serving(tls_dir, &ca, names)
 }
 
 /// The CA's certificate PEM and the issuer able to sign with its key.
@@ -105,13 +139,7 @@ struct Ca {
 fn load_or_create_ca(tls_dir: &Path) -> Result<Ca, TlsError> {
     let (cert_path, key_path) = (ca_path(tls_dir), ca_key_path(tls_dir));
     if cert_path.exists() && key_path.exists() {
-        let cert_pem = read_text(&cert_path)?;
-        let key = KeyPair::from_pem(&read_text(&key_path)?)
-            .map_err(|_| TlsError::Pem { path: key_path })?;
-        // The issuer is rebuilt from our fixed CA parameters: its subject and key identifier
-        // (derived from the key) match the stored certificate, so new leaves chain to it.
-        let issuer = Issuer::new(ca_params()?, key);
-        return Ok(Ca { cert_pem, issuer });
+        return load_ca(tls_dir);
     }
     let key = KeyPair::generate().map_err(TlsError::Generate)?;
     let params = ca_params()?;
@@ -123,6 +151,17 @@ fn load_or_create_ca(tls_dir: &Path) -> Result<Ca, TlsError> {
         cert_pem: cert.pem(),
         issuer: Issuer::new(params, key),
     })
+}
+
+fn load_ca(tls_dir: &Path) -> Result<Ca, TlsError> {
+    let (cert_path, key_path) = (ca_path(tls_dir), ca_key_path(tls_dir));
+    let cert_pem = read_text(&cert_path)?;
+    let key =
+        KeyPair::from_pem(&read_text(&key_path)?).map_err(|_| TlsError::Pem { path: key_path })?;
+    // The issuer is rebuilt from our fixed CA parameters: its subject and key identifier
+    // (derived from the key) match the stored certificate, so new leaves chain to it.
+    let issuer = Issuer::new(ca_params()?, key);
+    Ok(Ca { cert_pem, issuer })
 }
 
 /// Fixed CA parameters (validity aside they never change, see `load_or_create_ca`).
@@ -139,12 +178,14 @@ fn ca_params() -> Result<CertificateParams, TlsError> {
     Ok(params)
 }
 
-/// The stored serving cert and key, or None when absent, unreadable, not chaining to the CA
-/// or expiring within `RENEW_BEFORE` (any of which means "issue a new one").
+/// The stored serving cert, or None when absent, unreadable, not chaining to the CA, lacking
+/// one of `names`, not matching its key or due for renewal at `now` (each means "issue anew").
 fn load_serving(
     tls_dir: &Path,
     ca_der: &CertificateDer<'static>,
-) -> Result<Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>, TlsError> {
+    names: &[String],
+    now: SystemTime,
+) -> Result<Option<ServingCert>, TlsError> {
     let (cert_path, key_path) = (serving_cert_path(tls_dir), serving_key_path(tls_dir));
     if !cert_path.exists() || !key_path.exists() {
         return Ok(None);
@@ -155,17 +196,76 @@ fn load_serving(
         tracing::warn!(path = %cert_path.display(), "replacing unreadable API serving certificate");
         return Ok(None);
     };
-    let renew_at = SystemTime::now() + RENEW_BEFORE;
-    if let Err(err) = verify_chain(
-        &cert,
-        ca_der,
-        UnixTime::since_unix_epoch(since_epoch(renew_at)),
-    ) {
-        tracing::info!(path = %cert_path.display(), reason = %err,
-            "renewing API serving certificate");
-        return Ok(None);
+    let renew = |reason: String| {
+        tracing::info!(path = %cert_path.display(), %reason, "renewing API serving certificate");
+        Ok(None)
+    };
+    let at = UnixTime::since_unix_epoch(since_epoch(now));
+    if let Err(err) = verify_chain(&cert, ca_der, at) {
+        return renew(err.to_string());
     }
-    Ok(Some((cert, key)))
+    let Some((validity, sans)) = describe(&cert) else {
+        return renew("its validity or names cannot be read".into());
+    };
+    let missing = tls_policy::missing_names(names, &sans);
+    if !missing.is_empty() {
+        return renew(format!("it does not name {}", missing.join(", ")));
+    }
+    if validity.renew_due(now) {
+        return renew("it expires soon".into());
+    }
+    match certified(cert, key) {
+        Ok(key) => Ok(Some(ServingCert { key, validity })),
+        Err(err) => renew(format!("it does not match its key: {err}")),
+    }
+}
+
+/// A certificate's validity and its DNS and IP subject alternative names.
+fn describe(cert: &CertificateDer<'_>) -> Option<(Validity, Vec<String>)> {
+    use x509_parser::extensions::GeneralName;
+    let (_, x509) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let time = |t: x509_parser::time::ASN1Time| {
+        let secs = u64::try_from(t.timestamp()).ok()?;
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+    };
+    let validity = Validity {
+        not_before: time(x509.validity().not_before)?,
+        not_after: time(x509.validity().not_after)?,
+    };
+    let mut names = Vec::new();
+    let general_names = x509
+        .subject_alternative_name()
+        .ok()??
+        .value
+        .general_names
+        .iter();
+    for name in general_names {
+        match name {
+            GeneralName::DNSName(dns) => names.push(dns.to_string()),
+            GeneralName::IPAddress(bytes) => names.extend(ip_from(bytes)),
+            _ => {}
+        }
+    }
+    Some((validity, names))
+}
+
+fn ip_from(bytes: &[u8]) -> Option<String> {
+    let ip: IpAddr = match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok()?.into(),
+        16 => <[u8; 16]>::try_from(bytes).ok()?.into(),
+        _ => return None,
+    };
+    Some(ip.to_string())
+}
+
+/// The pair as rustls serves it; fails when the key is not the certificate's.
+fn certified(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    CertifiedKey::from_der(vec![cert], key, &provider())
+        .map(Arc::new)
+        .map_err(TlsError::Rustls)
 }
 
 /// Checks `cert` chains to `ca_der` and is valid for `localhost` at `at`.
@@ -186,12 +286,9 @@ fn verify_chain(
         .map(|_| ())
 }
 
-fn create_serving(
-    tls_dir: &Path,
-    ca: &Ca,
-) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
+fn create_serving(tls_dir: &Path, ca: &Ca, names: &[String]) -> Result<ServingCert, TlsError> {
     let key = KeyPair::generate().map_err(TlsError::Generate)?;
-    let params = serving_params(host_name())?;
+    let params = serving_params(names)?;
     let cert = params
         .signed_by(&key, &ca.issuer)
         .map_err(TlsError::Generate)?;
@@ -201,17 +298,19 @@ fn create_serving(
         0o600,
     )?;
     write_file(&serving_cert_path(tls_dir), cert.pem().as_bytes(), 0o644)?;
-    tracing::info!(path = %serving_cert_path(tls_dir).display(),
+    tracing::info!(path = %serving_cert_path(tls_dir).display(), names = %names.join(","),
         "issued a new API serving certificate");
     let key_der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    Ok((cert.der().clone(), key_der))
+    let validity = validity_of(&params);
+    Ok(ServingCert {
+        key: certified(cert.der().clone(), key_der)?,
+        validity,
+    })
 }
 
-/// Serving cert for every loopback spelling plus the host name.
-fn serving_params(host: Option<String>) -> Result<CertificateParams, TlsError> {
-    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    names.extend(host.filter(|h| !names.contains(h)));
-    let mut params = CertificateParams::new(names).map_err(TlsError::Generate)?;
+/// Serving cert for `names` (see `tls_policy::serving_names`).
+fn serving_params(names: &[String]) -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(names.to_vec()).map_err(TlsError::Generate)?;
     params.distinguished_name = common_name(SERVING_COMMON_NAME);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![
@@ -220,6 +319,16 @@ fn serving_params(host: Option<String>) -> Result<CertificateParams, TlsError> {
     ];
     set_validity(&mut params, SERVING_VALID_DAYS);
     Ok(params)
+}
+
+/// The validity `params` will give the certificate.
+fn validity_of(params: &CertificateParams) -> Validity {
+    let time =
+        |t: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or_default());
+    Validity {
+        not_before: time(params.not_before.unix_timestamp()),
+        not_after: time(params.not_after.unix_timestamp()),
+    }
 }
 
 fn common_name(cn: &str) -> DistinguishedName {
@@ -280,69 +389,5 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-    }
-
-    #[test]
-    fn create_then_reload_keeps_the_ca_and_serving_cert() {
-        let dir = tempfile::tempdir().unwrap();
-        let tls_dir = dir.path().join("server").join("tls");
-        let first = load_or_create(&tls_dir).unwrap();
-        assert!(first.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert_eq!(mode(&tls_dir), 0o700);
-        assert_eq!(mode(&ca_key_path(&tls_dir)), 0o600);
-        assert_eq!(mode(&serving_key_path(&tls_dir)), 0o600);
-        let serving = std::fs::read(serving_cert_path(&tls_dir)).unwrap();
-
-        let second = load_or_create(&tls_dir).unwrap();
-        assert_eq!(second.ca_pem, first.ca_pem);
-        assert_eq!(std::fs::read(serving_cert_path(&tls_dir)).unwrap(), serving);
-        assert_eq!(
-            std::fs::read_to_string(ca_path(&tls_dir)).unwrap(),
-            first.ca_pem
-        );
-    }
-
-    #[test]
-    fn serving_cert_chains_to_ca_and_renews_near_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let tls = load_or_create(dir.path()).unwrap();
-        let ca_der = CertificateDer::from_pem_slice(tls.ca_pem.as_bytes()).unwrap();
-        let cert_pem = std::fs::read(serving_cert_path(dir.path())).unwrap();
-        let cert = CertificateDer::from_pem_slice(&cert_pem).unwrap();
-        let now = since_epoch(SystemTime::now());
-        verify_chain(&cert, &ca_der, UnixTime::since_unix_epoch(now)).unwrap();
-        let in_400_days = now + Duration::from_secs(400 * 24 * 3600);
-        assert!(verify_chain(&cert, &ca_der, UnixTime::since_unix_epoch(in_400_days)).is_err());
-
-        // A serving cert issued by another CA is replaced by one from ours; the CA stays.
-        let other = tempfile::tempdir().unwrap();
-        load_or_create(other.path()).unwrap();
-        for path in [serving_cert_path, serving_key_path] {
-            std::fs::copy(path(other.path()), path(dir.path())).unwrap();
-        }
-        let reloaded = load_or_create(dir.path()).unwrap();
-        assert_eq!(reloaded.ca_pem, tls.ca_pem);
-        let renewed = std::fs::read(serving_cert_path(dir.path())).unwrap();
-        let renewed = CertificateDer::from_pem_slice(&renewed).unwrap();
-        verify_chain(&renewed, &ca_der, UnixTime::since_unix_epoch(now)).unwrap();
-    }
-
-    #[test]
-    fn serving_names_cover_loopback_and_host() {
-        let params = serving_params(Some("node-a".into())).unwrap();
-        let names: Vec<String> = params
-            .subject_alt_names
-            .iter()
-            .map(|san| format!("{san:?}"))
-            .collect();
-        assert_eq!(names.len(), 4, "{names:?}");
-        assert!(names.iter().any(|n| n.contains("node-a")), "{names:?}");
-        let without_dup = serving_params(Some("localhost".into())).unwrap();
-        assert_eq!(without_dup.subject_alt_names.len(), 3);
-    }
-}
+#[path = "tls_tests.rs"]
+mod tests;

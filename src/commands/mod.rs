@@ -106,11 +106,14 @@ fn server_url(resolved: &Resolved) -> String {
 fn client_for(config: &DesiredConfig, url: &str, command: &Command) -> Result<ApiClient, String> {
     let token = client_token(config).map_err(|e| error_chain(&e))?;
     let url = url.to_string();
-    // The local CA file only vouches for the local server; a remote one is fetched from /cacerts.
+    // The local CA file only vouches for the local server. A remote one is verified with
+    // --etcd-server-ca, or its /cacerts is pinned to the token's CA hash; with neither the
+    // client refuses to talk to it.
     let is_local = ["https://127.0.0.1", "https://localhost", "https://[::1]"]
         .iter()
         .any(|p| url.starts_with(p));
-    let ca_file = is_local.then(|| tls::ca_path(&config.tls_dir()));
+    let local_ca = is_local.then(|| tls::ca_path(&config.tls_dir()));
+    let ca_file = config.api.server_ca.clone().or(local_ca);
     Ok(ApiClient {
         url,
         token,

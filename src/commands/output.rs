@@ -1,5 +1,11 @@
 //! How the CLI prints listings: RKE2's `Name Location Size Created` table, or the
 //! `ETCDSnapshotFileList` as JSON (4-space indent, like kubectl's printer) or YAML. Pure.
+//!
+//! File names and S3 keys are chosen by whoever can write the snapshot dir or the bucket, so the
+//! table and the notes escape what a terminal would act on (`printable`); JSON and YAML keep
+//! the exact values, escaped by their serializers.
+
+use std::borrow::Cow;
 
 use crate::api::wire::{EtcdSnapshotFile, EtcdSnapshotFileList};
 
@@ -34,11 +40,12 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
         "Created".into(),
     ]];
     for item in &list.items {
+        let cell = |text: &str| printable(text).into_owned();
         rows.push([
-            item.spec.snapshot_name.clone(),
-            item.spec.location.clone(),
-            item.status.size.clone().unwrap_or_default(),
-            item.status.creation_time.clone().unwrap_or_default(),
+            cell(&item.spec.snapshot_name),
+            cell(&item.spec.location),
+            cell(item.status.size.as_deref().unwrap_or_default()),
+            cell(item.status.creation_time.as_deref().unwrap_or_default()),
         ]);
     }
     let mut widths = [0usize; 4];
@@ -80,11 +87,44 @@ pub fn not_ready_notes(list: &EtcdSnapshotFileList) -> Vec<String> {
                 location => location.to_string(),
             };
             format!(
-                "warning: {} is not ready at {place}: {why}",
-                item.spec.snapshot_name
+                "warning: {} is not ready at {}: {}",
+                printable(&item.spec.snapshot_name),
+                printable(&place),
+                printable(&why)
             )
         })
         .collect()
+}
+
+/// `text` safe to print on a terminal: control characters (C0, DEL, C1), bidirectional
+/// overrides and isolates (which reorder what is shown) and the backslash itself become Rust-style
+/// escapes (`\n`, `\t`, `\x1b`, `\u{202e}`, `\\`), so every name prints on one line as what
+/// it is.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c == '\\'
+        || c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The list as indented JSON.
@@ -147,6 +187,29 @@ mod tests {
             location_col,
             "columns align: {text}"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_the_table_only() {
+        let name = "on-demand-n1-1\x1b[2J\nfake\trow\u{7f}\u{9b}\u{202e}x\\y";
+        let list = EtcdSnapshotFileList::new(vec![item(name, 1_700_000_000, 3)]);
+        let text = table(&list);
+        let escaped = r"on-demand-n1-1\x1b[2J\nfake\trow\x7f\u{9b}\u{202e}x\\y";
+        assert!(text.contains(escaped), "{text}");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        // JSON and YAML carry the exact name (their own escapes decode back to it).
+        let parsed: serde_json::Value = serde_json::from_str(&json(&list).unwrap()).unwrap();
+        assert_eq!(parsed["items"][0]["spec"]["snapshotName"], name);
+        assert!(!yaml(&list).unwrap().contains('\x1b'));
+        assert_eq!(
+            printable("plain-name_1.zip"),
+            Cow::Borrowed("plain-name_1.zip")
+        );
+        assert_eq!(printable("é 日本"), "é 日本");
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
         },
         s3: s3(p)?,
         kubeconfig: p.path("kubeconfig"),
+        install_crd: p.flag("etcd-snapshot-install-crd")?,
     })
 }
 
@@ -337,9 +338,47 @@ fn api(p: &Parsed) -> Option<ApiSettings> {
     Some(ApiSettings {
         bind_address: p.ip("bind-address")?,
         supervisor_port: p.port("supervisor-port")?,
+        tls_san: p.list("tls-san").unwrap_or_default(),
         server_url: p.text("etcd-server")?,
         token: p.secret("etcd-token"),
+        server_ca: p.path("etcd-server-ca"),
     })
+}
+
+/// `tls-san`: every entry must be an IP address or a DNS name, as a certificate can carry them.
+pub(super) fn check_tls_san(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let Some(names) = p.list("tls-san") else {
+        return;
+    };
+    if let Some(bad) = names.iter().find(|name| !is_san(name)) {
+        errors.push(ConfigError {
+            key: "tls-san".into(),
+            value: Some(bad.clone()),
+            source: p.source("tls-san").cloned().unwrap_or(Source::Default),
+            expected: "host names (letters, digits, '-', '.'; '*.' allowed as the first label) or \
+                       IPv4/IPv6 addresses, comma-separated"
+                .into(),
+        });
+    }
+}
+
+/// An IP address, or a DNS name of 1..=253 characters whose labels are 1..=63 letters, digits
+/// and inner hyphens (the first label may be `*`).
+fn is_san(name: &str) -> bool {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let label_ok = |(i, label): (usize, &str)| {
+        (i == 0 && label == "*")
+            || (!label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').enumerate().all(label_ok)
 }
 
 #[cfg(test)]

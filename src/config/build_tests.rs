@@ -324,3 +324,33 @@ fn errors_quoting_a_proxy_leave_its_credentials_out() {
         "{text}"
     );
 }
+
+#[test]
+fn tls_san_takes_names_and_addresses_and_names_a_bad_entry() {
+    let r = run(&[(
+        "tls-san",
+        "snap.example.com, 10.0.0.5,fd00::5,*.nodes.example",
+    )])
+    .unwrap();
+    assert_eq!(
+        r.config.api.tls_san,
+        ["snap.example.com", "10.0.0.5", "fd00::5", "*.nodes.example"]
+    );
+    assert!(run(&[]).unwrap().config.api.tls_san.is_empty());
+    for bad in [
+        "https://snap.example.com",
+        "a b",
+        "-x.example",
+        "a..b",
+        "x.*.y",
+    ] {
+        let errs = errors(&[("tls-san", &format!("ok.example,{bad}"))]);
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        let text = errs[0].to_string();
+        assert!(text.contains("tls-san") && text.contains(bad), "{text}");
+        assert!(
+            text.contains("--tls-san") && text.contains("IPv4/IPv6"),
+            "{text}"
+        );
+    }
+}

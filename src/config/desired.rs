@@ -39,6 +39,8 @@ pub struct DesiredConfig {
     pub s3: Option<S3Settings>,
     /// `--kubeconfig`: how to reach the Kubernetes API (else `KUBECONFIG`, else in-cluster).
     pub kubeconfig: Option<PathBuf>,
+    /// `--etcd-snapshot-install-crd` (server): create/update the CRD at start.
+    pub install_crd: bool,
 }
 
 /// A cluster reset asked for on the server's command line.
@@ -151,10 +153,14 @@ pub struct ApiSettings {
     pub bind_address: IpAddr,
     /// `--supervisor-port` (server).
     pub supervisor_port: u16,
+    /// `--tls-san` (server): extra names on the API serving certificate.
+    pub tls_san: Vec<String>,
     /// `--etcd-server` (CLI): URL of the server to ask.
     pub server_url: String,
     /// `--etcd-token` (CLI): token to authenticate with; defaults to `<data-dir>/server/token`.
     pub token: Option<SecretString>,
+    /// `--etcd-server-ca` (CLI): the CA to verify the server with.
+    pub server_ca: Option<PathBuf>,
 }
 
 /// Where and how snapshots are replicated to an S3-compatible object store.

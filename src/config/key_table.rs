@@ -49,7 +49,7 @@ pub static KEYS: &[KeySpec] = &[
         name: "debug",
         kind: Kind::Bool,
         default: DefaultValue::Value("false"),
-        help: "Turn on debug logs",
+        help: "Turn on debug logs (etcd-snapshot and the embedded etcd's output; libraries stay at info)",
         ..ROW
     },
     KeySpec {
@@ -249,6 +249,14 @@ pub static KEYS: &[KeySpec] = &[
         help: "Kubeconfig for the S3 config Secret and ETCDSnapshotFile resources [default: KUBECONFIG, then the pod's service account; with neither, Kubernetes features are off]",
         ..ROW
     },
+    KeySpec {
+        name: "etcd-snapshot-install-crd",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Create the ETCDSnapshotFile CRD at start, or update one this server created (needs create/update on customresourcedefinitions); off: apply manifests/crd.yaml yourself. A CRD written by anything else is never replaced",
+        scope: Scope::Server,
+        ..ROW
+    },
     // Server.
     KeySpec {
         name: "token",
@@ -361,6 +369,13 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "tls-san",
+        kind: Kind::StringList,
+        help: "Extra host names or IPv4/IPv6 addresses to add as Subject Alternative Names on the API serving certificate (besides localhost, 127.0.0.1, ::1, the host name and bind-address)",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "supervisor-port",
         kind: Kind::Port,
         default: DefaultValue::Value("9345"),
@@ -385,6 +400,13 @@ pub static KEYS: &[KeySpec] = &[
         help: "Token to authenticate with [default: contents of <data-dir>/server/token]",
         scope: Scope::Client,
         secret: true,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-server-ca",
+        kind: Kind::Path,
+        help: "CA bundle that signs the server's API certificate (the server's <data-dir>/server/tls/etcd-snapshot-ca.crt). Needed for a remote --etcd-server unless the token has the K10<ca-hash>::server:<password> form [default: this node's CA file, for a loopback --etcd-server only]",
+        scope: Scope::Client,
         ..ROW
     },
     KeySpec {

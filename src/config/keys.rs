@@ -264,7 +264,7 @@ mod tests {
             suggest("etcd-snapshot-retension", file_names()).as_deref(),
             Some("etcd-snapshot-retention")
         );
-        assert_eq!(suggest("tls-san", file_names()), None);
+        assert_eq!(suggest("node-taint", file_names()), None);
         assert_eq!(suggest("cni", file_names()), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

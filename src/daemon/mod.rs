@@ -88,6 +88,7 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     };
     let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
     let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
+    crate::child::mask::remember_token(&token);
     let metrics = Arc::new(Metrics::new());
     let operations = Arc::new(Operations::new(Arc::clone(&metrics)).with_kube(kube));
     operations
@@ -96,7 +97,9 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         .map_err(DaemonError::SnapshotDir)?;
 
     // Claim the API port before starting etcd: a port clash should not start and stop a member.
-    let serving = tls::load_or_create(&config.tls_dir()).map_err(DaemonError::Tls)?;
+    let serving_names = tls::serving_names(config.api.bind_address, &config.api.tls_san);
+    let serving =
+        tls::load_or_create_for(&config.tls_dir(), &serving_names).map_err(DaemonError::Tls)?;
     let address = SocketAddr::new(config.api.bind_address, config.api.supervisor_port);
     let listener = TcpListener::bind(address)
         .await
@@ -129,7 +132,8 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     ));
     {
         let operations = Arc::clone(&operations);
-        tracker.spawn(async move { operations.install_resource_definition().await });
+        let install = config.install_crd;
+        tracker.spawn(async move { operations.install_resource_definition(install).await });
     }
     if config.s3.is_some() {
         tracker.spawn(check_s3_at_startup(Arc::clone(&operations), config.clone()));
@@ -150,6 +154,12 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         metrics,
         ca_pem: serving.ca_pem.clone(),
     });
+    tracker.spawn(crate::api::tls_live::keep_renewed(
+        config.tls_dir(),
+        serving_names,
+        Arc::clone(&serving.live),
+        cancel.clone(),
+    ));
     let api_cancel = cancel.clone();
     tracker.spawn(async move {
         if let Err(e) = serve(listener, serving.config, state, api_cancel).await {

@@ -132,15 +132,26 @@ impl Operations {
         self.kube.is_enabled() && !self.resources_synced.load(Ordering::Relaxed)
     }
 
-    /// Installs or updates the CRD when allowed; said once at server start.
-    pub async fn install_resource_definition(&self) {
+    /// With `install` (`etcd-snapshot-install-crd`), installs or updates the CRD when allowed;
+    /// without, says how to install it. Said once at server start.
+    pub async fn install_resource_definition(&self, install: bool) {
         let Ok(client) = self.kube.client() else {
             return;
         };
+        if !install {
+            tracing::info!(
+                "the ETCDSnapshotFile CRD is not installed by this server (etcd-snapshot-install-crd is off): apply it once with `kubectl apply -f manifests/crd.yaml` (or `etcd-snapshot crd | kubectl apply -f -`)"
+            );
+            return;
+        }
         match resources::install_crd(client).await {
             Ok(resources::CrdInstall::NotAllowed { message }) => {
                 tracing::warn!(%message, "not allowed to install the ETCDSnapshotFile CRD; install manifests/crd.yaml (or `etcd-snapshot crd | kubectl apply -f -`)")
             }
+            Ok(resources::CrdInstall::Foreign) => tracing::warn!(
+                crd = crate::kube::crd::CRD_NAME,
+                "the installed ETCDSnapshotFile CRD differs from ours but was not created by etcd-snapshot (no app.kubernetes.io/managed-by=etcd-snapshot label), so it is left unchanged; update it yourself from manifests/crd.yaml if it is out of date"
+            ),
             Ok(done) => tracing::info!(result = ?done, "ETCDSnapshotFile CRD installed"),
             Err(e) => {
                 tracing::warn!(error = %super::error_chain(&e), "failed to install the ETCDSnapshotFile CRD")

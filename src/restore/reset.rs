@@ -44,6 +44,7 @@ pub async fn cluster_reset(
     match (decision, restore_path) {
         (StartDecision::ResetAndRestore { .. }, Some(path)) => {
             let token = crate::token::existing_server_token(config)?;
+            crate::child::mask::remember_token(&token);
             Ok(ResetOutcome::Restored(
                 restore_snapshot(config, path, &token).await?,
             ))

@@ -8,8 +8,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tokio::process::Command;
-
 use super::RestoreError;
 use super::tool::{RestoreTool, ToolKind};
 
@@ -85,7 +83,7 @@ pub async fn run_restore(
             dir: target.data_dir.clone(),
         });
     }
-    let mut command = Command::new(&tool.path);
+    let mut command = crate::child::command(&tool.path);
     command
         .args(&args)
         .stdin(Stdio::null())
@@ -117,7 +115,7 @@ pub async fn run_restore(
 
 /// The last `max` bytes of `bytes` as trimmed text, cut at a line start when possible.
 fn tail(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    let text = crate::child::mask_known(&String::from_utf8_lossy(bytes));
     let text = text.trim();
     if text.len() <= max {
         return text.to_string();

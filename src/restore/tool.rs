@@ -8,8 +8,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tokio::process::Command;
-
 use super::RestoreError;
 
 /// The two programs that can turn a snapshot into a data dir.
@@ -279,7 +277,7 @@ fn searched_places(etcd_binary: &Path) -> String {
 
 /// Runs `program args` and parses its version line.
 pub async fn read_version(program: &Path, args: &[&str]) -> Result<Version, RestoreError> {
-    let output = Command::new(program)
+    let output = crate::child::command(program)
         .args(args)
         // etcdctl 3.4 defaults to the v2 API, whose `version` prints differently.
         .env("ETCDCTL_API", "3")
@@ -294,7 +292,7 @@ pub async fn read_version(program: &Path, args: &[&str]) -> Result<Version, Rest
     let text = String::from_utf8_lossy(&output.stdout);
     parse_version_output(&text).ok_or_else(|| RestoreError::ParseVersion {
         program: program.to_path_buf(),
-        output: text.chars().take(200).collect(),
+        output: crate::child::mask_known(&text).chars().take(200).collect(),
     })
 }
 

@@ -112,8 +112,14 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
+/// The longest duration Go (and so RKE2) accepts: `time.Duration` is int64 nanoseconds.
+pub const MAX_GO_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+/// `MAX_GO_DURATION` as Go prints it, for error messages.
+const MAX_GO_DURATION_TEXT: &str = "2562047h47m16.854775807s";
+
 /// Parses a Go-style duration (`90s`, `1h30m`, `500ms`, `5m0s`), the format RKE2 uses for every
-/// duration-valued flag. A bare `0` is zero.
+/// duration-valued flag. A bare `0` is zero. Longer than `MAX_GO_DURATION` is an error, never
+/// a panic or a wrapped value.
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
@@ -155,7 +161,13 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             other => return Err(format!("\"{text}\" has an unknown unit \"{other}\"")),
         };
         rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * seconds_per_unit);
+        total = Duration::try_from_secs_f64(number * seconds_per_unit)
+            .ok()
+            .and_then(|part| total.checked_add(part))
+            .filter(|sum| *sum <= MAX_GO_DURATION)
+            .ok_or_else(|| {
+                format!("\"{text}\" is out of range (at most {MAX_GO_DURATION_TEXT})")
+            })?;
     }
     Ok(total)
 }
@@ -167,6 +179,29 @@ mod tests {
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn durations_beyond_go_range_are_errors_not_panics() {
+        assert_eq!(
+            parse_go_duration("2562047h47m16.854775807s"),
+            Ok(MAX_GO_DURATION)
+        );
+        for text in [
+            "99999999999999999999h",
+            "2562048h",
+            "2562047h47m17s",
+            "9999999999999999999999999999999999999999999s",
+            "2000000h2000000h",
+        ] {
+            let err = parse_go_duration(text).unwrap_err();
+            assert!(
+                err.contains("out of range (at most 2562047h47m16.854775807s)"),
+                "{text}: {err}"
+            );
+        }
+        let every = Schedule::parse("@every 99999999999999999999h").unwrap_err();
+        assert!(every.contains("out of range"), "{every}");
     }
 
     #[test]

@@ -195,10 +195,14 @@ async fn handler_error_reaches_the_client() {
 }
 
 #[tokio::test]
-async fn client_without_ca_file_bootstraps_from_cacerts() {
+async fn client_without_ca_file_bootstraps_from_cacerts_only_when_the_token_pins_it() {
     let server = Server::start().await;
+    // A bare token pins nothing: the server is not trusted on first use.
     let client = server.client(TOKEN, None);
-    let reply = client.send(&request(Operation::Save)).await.unwrap();
+    let err = client.send(&request(Operation::Save)).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Untrusted { .. }), "{err:?}");
+    let reply = server.client(TOKEN, Some(server.ca_file.clone()));
+    let reply = reply.send(&request(Operation::Save)).await.unwrap();
     assert!(matches!(reply, ClientReply::Snapshot(_)));
     // A configured CA file that cannot be read is never replaced by an unverified download.
     let client = server.client(TOKEN, Some(PathBuf::from("/nonexistent/ca.crt")));

@@ -370,6 +370,12 @@ async fn install_crd_creates_then_updates() {
     let columns = &api.get(&path).unwrap()["spec"]["versions"][0]["additionalPrinterColumns"];
     assert_eq!(columns.as_array().map(Vec::len), Some(5));
 
+    // Ours: labelled so, and that label is what allows an update.
+    assert_eq!(
+        installed["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "etcd-snapshot"
+    );
+
     // No right to manage CRDs: reported, not an error.
     api.fail_next("GET", CRDS, 403, 1);
     let outcome = install_crd(&client).await.unwrap();
@@ -377,4 +383,35 @@ async fn install_crd_creates_then_updates() {
         matches!(outcome, CrdInstall::NotAllowed { .. }),
         "{outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn install_crd_never_replaces_a_definition_it_did_not_write() {
+    let api = KubeApi::start().await;
+    let client = api.client().await;
+    let path = format!("{CRDS}/{CRD_NAME}");
+    // RKE2's (or an operator's) definition: not labelled as ours, and older than ours.
+    let mut foreign = crate::kube_support::manifest_crd();
+    foreign["spec"]["versions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("additionalPrinterColumns");
+    api.put(&path, foreign);
+    let before = api.get(&path).unwrap();
+    assert_eq!(install_crd(&client).await.unwrap(), CrdInstall::Foreign);
+    assert_eq!(api.get(&path).unwrap(), before, "left exactly as it was");
+    let writes = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(CRDS) && r.method != "GET")
+        .count();
+    assert_eq!(writes, 0);
+    // Labelled by someone else: still not ours.
+    let mut labelled = before.clone();
+    labelled["metadata"]["labels"] = serde_json::json!({"app.kubernetes.io/managed-by": "rke2"});
+    api.put(&path, labelled);
+    assert_eq!(install_crd(&client).await.unwrap(), CrdInstall::Foreign);
+    // A foreign definition that already says everything ours says is simply in place.
+    api.put(&path, crate::kube_support::manifest_crd());
+    assert_eq!(install_crd(&client).await.unwrap(), CrdInstall::Unchanged);
 }

@@ -1,6 +1,7 @@
 //! Running the real server against the Kubernetes API stand-in, for the end-to-end Kubernetes
 //! tests: the paths they read, the server's S3 flags, starting a named server with its own
-//! kubeconfig and data dir (and waiting until it has installed the CRD), and bounded waits that
+//! kubeconfig and data dir (the CRD applied from `manifests/crd.yaml` first, as an operator
+//! does), and bounded waits that
 //! leave the runtime free to serve the API and S3 while they poll; and example snapshot records.
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::support::{TestServer, wait_for};
 pub(crate) const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
 /// Where the resources' Events are published.
 pub(crate) const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
-/// The CRD the server installs at startup.
+/// The ETCDSnapshotFile CRD.
 pub(crate) const CRD: &str =
     "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/etcdsnapshotfiles.k3s.cattle.io";
 /// The label naming a copy's storage node (or `s3`).
@@ -39,8 +40,8 @@ pub(crate) fn etcd_s3_flags(endpoint: &str, bucket: &str, folder: &str) -> Vec<S
 }
 
 /// A server named `node` on `etcd`, reporting to `api` through `dir/kubeconfig-<node>`, with
-/// its data dir `dir/<node>`, a reconcile pass every second and `extra` flags. Returns once the
-/// server has installed the CRD.
+/// its data dir `dir/<node>`, a reconcile pass every second and `extra` flags. The CRD is
+/// applied from `manifests/crd.yaml` first (the server does not install it by default).
 pub(crate) async fn start_kube_server(
     api: &Arc<KubeApi>,
     dir: &Path,
@@ -58,18 +59,23 @@ pub(crate) async fn start_kube_server(
         "--etcd-snapshot-reconcile-interval=1s".into(),
     ];
     args.extend(extra);
+    if api.get(CRD).is_none() {
+        api.put(CRD, manifest_crd());
+    }
     let (node, data_dir) = (node.to_string(), data.clone());
     let server = blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         TestServer::start_as(&node, &data_dir, &refs)
     })
     .await;
-    let probe = api.clone();
-    wait_until("the server installs the CRD", move || {
-        probe.get(CRD).is_some()
-    })
-    .await;
     (data, Arc::new(server))
+}
+
+/// `manifests/crd.yaml` as JSON: what `kubectl apply -f manifests/crd.yaml` sends.
+pub(crate) fn manifest_crd() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/crd.yaml");
+    let text = std::fs::read_to_string(path).expect("read manifests/crd.yaml");
+    serde_saphyr::from_str(&text).expect("manifests/crd.yaml parses")
 }
 
 /// Polls `cond` for up to 30 s off the runtime.

@@ -475,3 +475,45 @@ async fn upload_one(store: &S3Store, name: &str, size: usize) {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn download_never_writes_through_a_symlink_planted_at_the_temp_name() {
+    let server = S3Server::start(Tls::Plain).await;
+    server.create_bucket("snapshots");
+    let store = S3Store::connect(&server.settings("snapshots", ""))
+        .await
+        .unwrap();
+    let name = "on-demand-node1-1700000600";
+    server.put_raw("snapshots", name, b"snapshot bytes");
+    let dest = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let part = dest.path().join(format!("{name}.part"));
+
+    // A link to an existing file: refused, the target keeps its bytes, the link stays.
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, &part).unwrap();
+    let err = store.download(name, dest.path()).await.unwrap_err();
+    let text = etcd_snapshot::operations::error_chain(&err);
+    assert!(
+        text.contains(&part.display().to_string()) && text.contains("symbolic link"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(std::fs::symlink_metadata(&part).unwrap().is_symlink());
+    assert!(!dest.path().join(name).exists());
+
+    // A dangling link: refused, nothing is created at its target.
+    std::fs::remove_file(&part).unwrap();
+    let target = elsewhere.path().join("created-through-link");
+    std::os::unix::fs::symlink(&target, &part).unwrap();
+    store.download(name, dest.path()).await.unwrap_err();
+    assert!(!target.exists(), "the download followed the link");
+
+    // A regular file left by an interrupted download is replaced, and the download completes.
+    std::fs::remove_file(&part).unwrap();
+    std::fs::write(&part, b"half a download").unwrap();
+    let path = store.download(name, dest.path()).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"snapshot bytes");
+    assert!(!part.exists(), "no temp file left behind");
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use super::EmbeddedOptions;
@@ -177,11 +177,11 @@ pub(crate) fn spawn_with_args(
     recent: &RecentOutput,
 ) -> std::io::Result<Spawned> {
     let mut command = if Path::new(SETPRIV).is_file() {
-        let mut c = Command::new(SETPRIV);
+        let mut c = crate::child::command(SETPRIV);
         c.args(["--pdeathsig", "KILL", "--"]).arg(binary);
         c
     } else {
-        Command::new(binary)
+        crate::child::command(binary)
     };
     command
         .args(args)
@@ -206,6 +206,8 @@ pub(crate) fn spawn_with_args(
 async fn forward(stream: impl AsyncRead + Unpin, recent: RecentOutput) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        // Masked before it is logged or kept for an error message.
+        let line = crate::child::mask_known(&line);
         tracing::debug!(target: "etcd", "{line}");
         recent.push(line);
     }
@@ -273,7 +275,7 @@ async fn wait_gone(proc_dir: &Path, limit: Duration) -> bool {
 
 /// Sends SIG<name> with the `kill` utility.
 pub(super) async fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
+    let status = crate::child::command("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
         .stdout(Stdio::null())

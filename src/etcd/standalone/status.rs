@@ -7,10 +7,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use serde::Deserialize;
-use tokio::process::Command;
-
 use super::StandaloneError;
+use serde::Deserialize;
 
 /// How much of the tool's stderr an error carries.
 const STDERR_KEPT: usize = 4096;
@@ -54,7 +52,7 @@ pub async fn snapshot_status(
     tool_kind_is_etcdutl: bool,
     snapshot: &Path,
 ) -> Result<SnapshotStatus, StandaloneError> {
-    let mut command = Command::new(tool_path);
+    let mut command = crate::child::command(tool_path);
     command
         .args(["snapshot", "status"])
         .arg(snapshot)
@@ -93,7 +91,7 @@ pub async fn snapshot_status(
 
 /// The last `STDERR_KEPT` bytes of `bytes`, trimmed.
 fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    let text = crate::child::mask_known(&String::from_utf8_lossy(bytes));
     let text = text.trim();
     let mut start = text.len().saturating_sub(STDERR_KEPT);
     while !text.is_char_boundary(start) {

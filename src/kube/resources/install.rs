@@ -1,8 +1,10 @@
-//! Installing the `ETCDSnapshotFile` CRD at server start, as RKE2 registers it: create it, or
-//! update an existing one whose definition differs from ours.
+//! Installing the `ETCDSnapshotFile` CRD at server start when the operator opts in
+//! (`etcd-snapshot-install-crd`): create it, or update one that differs from ours.
 //!
-//! A server without the right to manage CRDs (403) is a normal setup (the CRD is then applied
-//! from `manifests/`), so it is an outcome, not an error. The definition itself comes from
+//! A CRD is cluster-wide and may belong to RKE2 or to an operator who applied
+//! `manifests/crd.yaml`, so only a CRD this product created (it carries `MANAGED_BY_LABEL`) is
+//! ever updated; any other that differs is reported and left alone. A server without the right
+//! to manage CRDs (403) is an outcome, not an error. The definition itself comes from
 //! `crate::kube::crd`; this file only writes it.
 
 use ::kube::api::{Api, PostParams};
@@ -12,6 +14,12 @@ use serde_json::Value;
 use super::ResourceError;
 use crate::kube::crd::{CRD_NAME, etcd_snapshot_file_crd};
 
+/// The label (with the value `MANAGED_BY`) on a CRD this product created: the only kind it
+/// will ever update.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value of `MANAGED_BY_LABEL` on a CRD of ours.
+pub const MANAGED_BY: &str = "etcd-snapshot";
+
 /// What `install_crd` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrdInstall {
@@ -19,6 +27,8 @@ pub enum CrdInstall {
     Updated,
     /// The installed definition already matches ours.
     Unchanged,
+    /// A definition written by someone else differs from ours; it is left as it is.
+    Foreign,
     /// The apiserver refused (403): log once and carry on with whatever definition exists.
     NotAllowed {
         message: String,
@@ -73,6 +83,9 @@ async fn try_install(
     if spec_covers(&current, wanted) {
         return Ok(CrdInstall::Unchanged);
     }
+    if !is_ours(&current) {
+        return Ok(CrdInstall::Foreign);
+    }
     let mut updated = current;
     updated.spec = wanted.spec.clone();
     api.replace(CRD_NAME, &params, &updated)
@@ -81,15 +94,27 @@ async fn try_install(
     Ok(CrdInstall::Updated)
 }
 
-/// Our definition in the API type.
+/// Our definition in the API type, labelled as ours.
 fn wanted_crd() -> Result<CustomResourceDefinition, ResourceError> {
     let value = serde_json::to_value(etcd_snapshot_file_crd());
-    value
-        .and_then(serde_json::from_value)
-        .map_err(|source| ResourceError::CrdConvert {
-            name: CRD_NAME.into(),
-            source,
-        })
+    let mut crd: CustomResourceDefinition =
+        value
+            .and_then(serde_json::from_value)
+            .map_err(|source| ResourceError::CrdConvert {
+                name: CRD_NAME.into(),
+                source,
+            })?;
+    crd.metadata.labels = Some([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())].into());
+    Ok(crd)
+}
+
+/// True when the installed CRD was created by this product.
+fn is_ours(crd: &CustomResourceDefinition) -> bool {
+    crd.metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .is_some_and(|value| value == MANAGED_BY)
 }
 
 /// Whether the installed spec already says everything ours says. The apiserver adds defaults
@@ -129,6 +154,12 @@ mod tests {
         assert_eq!(crd.spec.group, "k3s.cattle.io");
         assert_eq!(crd.spec.scope, "Cluster");
         assert!(spec_covers(&crd, &crd));
+        assert!(is_ours(&crd));
+        let mut foreign = crd.clone();
+        foreign.metadata.labels = None;
+        assert!(!is_ours(&foreign));
+        foreign.metadata.labels = Some([(MANAGED_BY_LABEL.into(), "rke2".into())].into());
+        assert!(!is_ours(&foreign));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use desired::{
     S3_STORAGE_NODE, desired_resource, desired_set, format_quantity, parse_quantity,
 };
 pub use events::{EventKind, event_message};
-pub use install::{CrdInstall, install_crd};
+pub use install::{CrdInstall, MANAGED_BY, MANAGED_BY_LABEL, install_crd};
 pub use model::{S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus};
 pub use naming::{is_dns1123_subdomain, resource_name};
 pub use node_mark::{

@@ -51,6 +51,7 @@ impl S3Client {
                 reason: "etcd-s3-bucket is not set".into(),
             });
         }
+        crate::child::mask::remember_s3(settings);
         let scheme = if settings.insecure { "http" } else { "https" };
         let endpoint = format!("{scheme}://{}", settings.endpoint);
         let http = http_client(settings, &endpoint)?;
@@ -75,6 +76,11 @@ impl S3Client {
             ));
         }
         let shared = loader.load().await;
+        // Where the credentials come from, never what they are.
+        let static_keys = settings.access_key.is_some() && settings.secret_key.is_some();
+        tracing::debug!(%endpoint, bucket = %settings.bucket, region = %settings.region,
+            credentials = if static_keys { "static keys" } else { "AWS default chain" },
+            "S3 client configured");
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(use_path_style(settings.bucket_lookup, &settings.endpoint))
             // MinIO, Ceph and older appliances reject the SDK's default aws-chunked trailers.

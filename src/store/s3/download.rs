@@ -5,6 +5,10 @@
 //! A file already in the destination under the object's name is never replaced: when it holds
 //! the same bytes it is used as it is; otherwise the download is refused. It may be the only
 //! copy of a different snapshot, and a restore must not destroy one snapshot to fetch another.
+//!
+//! The temp file `<name>.part` is created new, never opened through a symlink: a regular file
+//! left there by an interrupted download is removed first; anything else there (a symlink
+//! planted to make us overwrite its target, a dir) is refused and left as it is.
 
 use std::path::{Path, PathBuf};
 
@@ -84,11 +88,18 @@ impl S3Store {
     /// GETs `key` into `temp` and checks it against the recorded SHA-256 when there is one;
     /// returns the SHA-256 of what arrived. Nothing is left at `temp` on failure.
     async fn fetch_verified(&self, key: &str, temp: &Path) -> Result<String, S3Error> {
-        let response = self.get(key, "download").await?;
+        let file = create_part(temp).await?;
+        let response = match self.get(key, "download").await {
+            Ok(response) => response,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(temp).await;
+                return Err(e);
+            }
+        };
         let expected = response
             .metadata()
             .and_then(|m| m.get(&META_SHA256.to_ascii_lowercase()).cloned());
-        let actual = match self.receive(response.body, key, temp).await {
+        let actual = match self.receive(response.body, key, temp, file).await {
             Ok(sum) => sum,
             Err(e) => {
                 let _ = tokio::fs::remove_file(temp).await;
@@ -127,21 +138,14 @@ impl S3Store {
             .map_err(|e| to_error(e, action, &self.client().target(key)))
     }
 
-    /// Streams the body into `temp` (0600, fsynced); returns its hex SHA-256.
+    /// Streams the body into `file` (at `temp`), fsyncs it; returns its hex SHA-256.
     async fn receive(
         &self,
         mut body: ByteStream,
         key: &str,
         temp: &Path,
+        mut file: tokio::fs::File,
     ) -> Result<String, S3Error> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(temp)
-            .await
-            .map_err(io_err("create", temp))?;
         let mut hasher = Sha256::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| S3Error::Request {
@@ -159,4 +163,41 @@ impl S3Store {
         file.sync_all().await.map_err(io_err("sync", temp))?;
         Ok(hex(&hasher.finalize()))
     }
+}
+
+/// Creates `temp` (0600) as a new file, never through a symlink. A regular file already there
+/// is a download of ours cut short and is removed first (unlinking a name never touches another
+/// file); anything else is refused untouched.
+async fn create_part(temp: &Path) -> Result<tokio::fs::File, S3Error> {
+    match tokio::fs::symlink_metadata(temp).await {
+        Ok(meta) if meta.file_type().is_file() => tokio::fs::remove_file(temp)
+            .await
+            .map_err(io_err("remove the stale temp file", temp))?,
+        Ok(meta) => {
+            let found = if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "something other than a regular file"
+            };
+            let reason = format!(
+                "{found} is in the way (only a regular file left by an interrupted download is replaced); remove it"
+            );
+            return Err(io_err("create", temp)(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                reason,
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("inspect", temp)(e)),
+    }
+    // create_new fails on anything that appeared meanwhile, a dangling symlink included;
+    // O_NOFOLLOW says the same to the kernel in so many words.
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(temp)
+        .await
+        .map_err(io_err("create", temp))
 }

@@ -8,6 +8,41 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// The most `read_capped` callers read of a CA bundle, TLS file, token, config or metadata
+/// file: far above any real one, far below what would hurt the process.
+pub const SMALL_FILE_MAX: u64 = 1024 * 1024;
+
+/// Reads a small file whole: only a regular file (checked on the opened descriptor, opened
+/// without blocking so a FIFO cannot hang the reader) of at most `max` bytes, enforced while
+/// reading too. For CA bundles, metadata and config files, which are never large; anything
+/// else (a device, a FIFO, a huge file) fails with `InvalidData` without being read.
+pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    read_open_capped(file, max)
+}
+
+/// `read_capped` for a file already opened (with whatever flags the caller needs).
+pub fn read_open_capped(file: File, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = file.metadata()?;
+    let refuse = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > max {
+        return Err(refuse(format!("larger than {max} bytes")));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `path` atomically with `mode`.
 ///
 /// A reader sees either the old file or the complete new one, never a partial write, and the
@@ -170,5 +205,31 @@ mod tests {
         create_dir_all_mode(&nested, 0o700).unwrap();
         assert_eq!(mode(&nested), 0o700);
         assert_eq!(mode(&dir.path().join("a")), 0o700);
+    }
+
+    #[test]
+    fn read_capped_reads_only_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("ca.pem");
+        std::fs::write(&small, b"pem").unwrap();
+        assert_eq!(read_capped(&small, 3).unwrap(), b"pem");
+        let err = read_capped(&small, 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // A device or a FIFO is refused at once, unread (a FIFO without a writer never blocks).
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        for path in [Path::new("/dev/zero"), fifo.as_path(), dir.path()] {
+            let err = read_capped(path, SMALL_FILE_MAX).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{}", path.display());
+        }
+        let missing = read_capped(&dir.path().join("missing"), 10).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -148,7 +148,11 @@ fn split_full_token(token: &str) -> Option<(&str, &str)> {
 
 /// Reads a token file, trimming surrounding whitespace (files usually end in a newline).
 fn read_token_file(path: &Path) -> Result<SecretString, TokenError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+    let text = crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX).and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    let raw = text.map_err(|source| TokenError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -238,6 +242,8 @@ mod tests {
                 compress: false,
                 dir: DesiredConfig::default_snapshot_dir(data_dir),
                 dir_is_default: true,
+                allowed_dirs: Vec::new(),
+                allowed_ca_dirs: Vec::new(),
                 retention: 5,
                 schedule: Schedule::parse("@hourly").unwrap(),
                 reconcile_interval: std::time::Duration::from_secs(600),

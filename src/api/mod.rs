@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client;
 pub mod client_tls;
 pub mod request;
+pub mod request_paths;
 pub mod server;
 pub mod tls;
 pub mod tls_live;

@@ -8,7 +8,7 @@
 
 use secrecy::ExposeSecret;
 
-use crate::config::desired::{S3Proxy, S3Settings};
+use crate::config::desired::S3Settings;
 use crate::config::{Layer, RawValue, Source};
 
 use super::wire::{Operation, S3Request, SnapshotRequest};
@@ -34,9 +34,17 @@ pub enum RequestError {
     #[error("retention {0} is negative (expected a count >= 0)")]
     NegativeRetention(i64),
     #[error(
-        "the request sets the S3 {0} but not both an access key and a secret key: a request that sends S3 traffic elsewhere must bring its own credentials (the server never signs for another endpoint with its own)"
+        "the request changes s3 {0} but does not carry both an access key and a secret key: a request that changes where or how S3 data travels must bring its own credentials (the server never signs for another destination with its own)"
     )]
-    CredentialsElsewhere(&'static str),
+    CredentialsElsewhere(String),
+    #[error(
+        "the request names S3 config Secret {0:?}, which is not the server's (a request may only restate the server's etcd-s3-config-secret)"
+    )]
+    OtherConfigSecret(String),
+    #[error(
+        "the server has no S3 settings of its own: a request that uses S3 must carry both an access key and a secret key"
+    )]
+    NoServerS3,
 }
 
 /// Maps a request to its operation and the config layer of its explicit fields.
@@ -141,34 +149,102 @@ fn add_s3(layer: &mut Layer, s3: &S3Request) {
     }
 }
 
-/// Refuses a request that points S3 traffic at another endpoint or proxy than the server's
-/// own `server` settings without bringing both keys: an API token holder could otherwise have
-/// the server sign requests with its credentials (its own, the environment's or the Secret's)
-/// for a host of their choosing. Restating the server's endpoint (RKE2's CLI always sends one)
-/// is not a redirect.
+/// The S3 settings that decide where snapshot data goes and how it travels, by their request
+/// (JSON) name. Each differs from the server's own value only when the request changed it.
+/// `retention` and `timeout` are not here: they change neither the destination nor the
+/// transport. `configSecret` is handled apart (`check_own_credentials`).
+pub fn routing_changes(requested: &S3Settings, server: &S3Settings) -> Vec<&'static str> {
+    let folder = |s: &S3Settings| s.folder.trim().trim_matches('/').to_string();
+    let ca = |s: &S3Settings| s.endpoint_ca.as_deref().map(str::trim).map(str::to_string);
+    let differs = [
+        (
+            "endpoint",
+            !requested
+                .endpoint
+                .trim()
+                .eq_ignore_ascii_case(server.endpoint.trim()),
+        ),
+        ("proxy", requested.proxy != server.proxy),
+        ("bucket", requested.bucket != server.bucket),
+        ("folder", folder(requested) != folder(server)),
+        ("region", requested.region.trim() != server.region.trim()),
+        ("insecure", requested.insecure != server.insecure),
+        (
+            "skipSSLVerify",
+            requested.skip_ssl_verify != server.skip_ssl_verify,
+        ),
+        ("endpointCA", ca(requested) != ca(server)),
+        (
+            "bucketLookup",
+            requested.bucket_lookup != server.bucket_lookup,
+        ),
+    ];
+    differs
+        .into_iter()
+        .filter_map(|(field, changed)| changed.then_some(field))
+        .collect()
+}
+
+/// Refuses a request that changes where or how S3 data travels without bringing both keys of
+/// its own: an API token holder could otherwise have the server sign for a destination of
+/// their choosing with the server's credentials, whether those are configured, come from the
+/// AWS default chain (environment, shared file, instance role) or from the S3 config Secret.
+///
+/// `requested` is the request's effective S3 block (None: S3 is off for it); `server` is the
+/// server's own block with S3 on (None: the server has no usable S3 settings). Restating a
+/// server value is not a change: RKE2's CLI sends every field. A request may never name an S3
+/// config Secret other than the server's, keys or not, since that Secret's credentials would
+/// replace its own.
 pub fn check_own_credentials(
     layer: &Layer,
+    requested: Option<&S3Settings>,
     server: Option<&S3Settings>,
 ) -> Result<(), RequestError> {
-    let text = |key: &str| match layer.get(key).map(|s| &s.value) {
-        Some(RawValue::String(t)) => Some(t.trim().to_string()),
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    if let Some(name) = &requested.config_secret
+        && server.is_none_or(|s| s.config_secret.as_ref() != Some(name))
+    {
+        return Err(RequestError::OtherConfigSecret(name.clone()));
+    }
+    if has_own_keys(layer) {
+        return Ok(());
+    }
+    let Some(server) = server else {
+        return Err(RequestError::NoServerS3);
+    };
+    let changed = routing_changes(requested, server);
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(RequestError::CredentialsElsewhere(changed.join(", ")))
+    }
+}
+
+/// True when the request carries both an access key and a secret key.
+fn has_own_keys(layer: &Layer) -> bool {
+    ["etcd-s3-access-key", "etcd-s3-secret-key"]
+        .iter()
+        .all(|key| layer.get(key).is_some())
+}
+
+/// A request that brings a key of its own signs with its own credentials only: the server's
+/// session token (or a key the request left out) must never be paired with them and sent to a
+/// destination the request chose.
+pub fn own_credentials_only(s3: &mut S3Settings, layer: &Layer) {
+    let from_request = |key: &str| match layer.get(key).map(|s| &s.value) {
+        Some(RawValue::Secret(secret)) => Some(secret.clone()),
         _ => None,
     };
-    let endpoint_moves = text("etcd-s3-endpoint")
-        .is_some_and(|e| server.is_none_or(|s| !e.eq_ignore_ascii_case(s.endpoint.trim())));
-    let proxy_moves = text("etcd-s3-proxy").is_some_and(|p| {
-        let wanted = S3Proxy::parse(&p).ok();
-        server.is_none_or(|s| wanted.as_ref() != Some(&s.proxy))
-    });
-    let has_keys = ["etcd-s3-access-key", "etcd-s3-secret-key"]
-        .iter()
-        .all(|key| layer.get(key).is_some());
-    match (endpoint_moves, proxy_moves) {
-        _ if has_keys => Ok(()),
-        (true, _) => Err(RequestError::CredentialsElsewhere("endpoint")),
-        (_, true) => Err(RequestError::CredentialsElsewhere("proxy")),
-        _ => Ok(()),
+    let access = from_request("etcd-s3-access-key");
+    let secret = from_request("etcd-s3-secret-key");
+    if access.is_none() && secret.is_none() {
+        return;
     }
+    s3.access_key = access;
+    s3.secret_key = secret;
+    s3.session_token = from_request("etcd-s3-session-token");
 }
 
 fn is_blank(text: &str) -> bool {
@@ -178,3 +254,7 @@ fn is_blank(text: &str) -> bool {
 #[cfg(test)]
 #[path = "request_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "request_credentials_tests.rs"]
+mod credentials_tests;

@@ -209,36 +209,30 @@ fn skip_s3_turns_s3_off_for_the_request() {
 }
 
 #[test]
-fn a_request_may_not_send_the_servers_credentials_elsewhere() {
-    let server = {
-        let mut layer = Layer::new();
-        for (k, v) in [
-            ("etcd-s3", "true"),
-            ("etcd-s3-bucket", "b"),
-            ("etcd-s3-endpoint", "minio.internal:9000"),
-        ] {
-            layer.set(k, RawValue::String(v.into()), Source::Default);
-        }
-        resolve(&layer).unwrap().config.s3.unwrap()
+fn hidden_long_and_unprintable_base_names_are_refused_with_the_rule() {
+    let node = "ip-172-31-7-118.us-east-2.compute.internal";
+    let errors = |base: &str| {
+        let body = serde_json::json!({"operation": "save", "name": [base]}).to_string();
+        let (_, layer) = plan_request(&request(&body)).unwrap();
+        let mut host_layer = Layer::new();
+        host_layer.set("node-name", RawValue::String(node.into()), Source::Default);
+        crate::config::resolve::resolve_with(
+            &[&host_layer, &layer],
+            &crate::config::resolve::HostFacts { hostname: None },
+        )
+        .err()
+        .map(|e| e.to_string())
     };
-    let plan = |json: &str| plan_request(&request(json)).unwrap().1;
-    let elsewhere = plan(r#"{"operation":"list","s3":{"endpoint":"evil.example:443"}}"#);
-    assert_eq!(
-        check_own_credentials(&elsewhere, Some(&server)),
-        Err(RequestError::CredentialsElsewhere("endpoint"))
-    );
-    let proxied = plan(r#"{"operation":"list","s3":{"proxy":"http://evil.example:3128"}}"#);
-    assert_eq!(
-        check_own_credentials(&proxied, Some(&server)),
-        Err(RequestError::CredentialsElsewhere("proxy"))
-    );
-    // The server's own endpoint restated, or a request with its own keys, is fine.
-    let same = plan(r#"{"operation":"list","s3":{"endpoint":"MINIO.internal:9000"}}"#);
-    assert_eq!(check_own_credentials(&same, Some(&server)), Ok(()));
-    assert_eq!(
-        check_own_credentials(&plan(RKE2_CLI_SAVE), Some(&server)),
-        Ok(())
-    );
-    let message = RequestError::CredentialsElsewhere("endpoint").to_string();
-    assert!(message.contains("its own credentials"), "{message}");
+    for bad in [".hidden", "a/b", "a\u{1b}[2Jb", &"x".repeat(5000)] {
+        let message = errors(bad).unwrap_or_else(|| panic!("{bad:?} was accepted"));
+        assert!(message.contains("for name from API request"), "{message}");
+    }
+    let hidden = errors(".hidden").unwrap();
+    assert!(hidden.contains("does not start with '.'"), "{hidden}");
+    // Short enough for a name part, too long with this node in one file name.
+    let long = errors(&"x".repeat(200)).unwrap();
+    assert!(long.contains("at most 183 bytes"), "{long}");
+    for good in ["on-demand", "PRUNE_TEST", "weekly.backup", &"x".repeat(183)] {
+        assert_eq!(errors(good), None, "{good:?}");
+    }
 }

@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -60,24 +61,58 @@ pub struct ApiState {
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 1024 * 1024;
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Same for request headers (slow clients must not pin connections forever).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one client may take of the server: slow or numerous clients must not pin connections
+/// (and file descriptors) forever, nor keep others out for longer than a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A client that has not finished its TLS handshake by then is dropped.
+    pub handshake: Duration,
+    /// Time to send a request's headers, and the longest an idle connection is kept.
+    pub headers: Duration,
+    /// Time to send a request's body once its headers are in (answered 408).
+    pub body: Duration,
+    /// Connections served at once; a connection beyond them is closed at once, so a client
+    /// holding many idle ones delays others by one `headers` deadline at most.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            headers: Duration::from_secs(30),
+            body: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 type Body = Full<Bytes>;
 
-/// Serves until `cancel`; in-flight requests are allowed to finish.
+/// Serves until `cancel` with the default `Limits`; in-flight requests are allowed to finish.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     state: Arc<ApiState>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, tls, state, cancel, Limits::default()).await
+}
+
+/// `serve` with explicit limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<ApiState>,
+    cancel: CancellationToken,
+    limits: Limits,
+) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     tracing::info!(address = %listener.local_addr()?, "snapshot API listening");
     loop {
         let accepted = tokio::select! {
@@ -86,11 +121,17 @@ pub async fn serve(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let conn = serve_connection(tcp, acceptor.clone(), state.clone(), cancel.clone());
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::debug!(%peer, limit = limits.max_connections, "too many API connections; closing the new one");
+                    continue;
+                };
+                let conn =
+                    serve_connection(tcp, acceptor.clone(), state.clone(), cancel.clone(), limits);
                 connections.spawn(async move {
                     if let Err(detail) = conn.await {
                         tracing::debug!(%peer, %detail, "API connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             Err(err) => {
@@ -112,22 +153,23 @@ async fn serve_connection(
     acceptor: tokio_rustls::TlsAcceptor,
     state: Arc<ApiState>,
     cancel: CancellationToken,
+    limits: Limits,
 ) -> Result<(), String> {
     let tls = tokio::select! {
         _ = cancel.cancelled() => return Ok(()),
-        tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => tls,
+        tls = tokio::time::timeout(limits.handshake, acceptor.accept(tcp)) => tls,
     };
     let tls = tls
         .map_err(|_| "TLS handshake timed out".to_owned())?
         .map_err(|err| format!("TLS handshake failed: {err}"))?;
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(route(req, &state).await) }
+        async move { Ok::<_, Infallible>(route(req, &state, limits.body).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(limits.headers);
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
     tokio::select! {
@@ -139,11 +181,15 @@ async fn serve_connection(
 }
 
 /// Dispatches one request.
-async fn route(req: Request<Incoming>, state: &ApiState) -> Response<Body> {
+async fn route(
+    req: Request<Incoming>,
+    state: &ApiState,
+    body_deadline: Duration,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let response = match (path.as_str(), &method) {
-        ("/db/snapshot", &Method::POST) => snapshot(req, state).await,
+        ("/db/snapshot", &Method::POST) => snapshot(req, state, body_deadline).await,
         ("/metrics", &Method::GET) => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -167,7 +213,11 @@ async fn route(req: Request<Incoming>, state: &ApiState) -> Response<Body> {
 }
 
 /// `POST /db/snapshot`.
-async fn snapshot(req: Request<Incoming>, state: &ApiState) -> Response<Body> {
+async fn snapshot(
+    req: Request<Incoming>,
+    state: &ApiState,
+    body_deadline: Duration,
+) -> Response<Body> {
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -184,7 +234,15 @@ async fn snapshot(req: Request<Incoming>, state: &ApiState) -> Response<Body> {
         );
         return response;
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(read) = tokio::time::timeout(body_deadline, read).await else {
+        let message = format!("request body not received within {body_deadline:?}");
+        let mut response = status(StatusCode::REQUEST_TIMEOUT, message);
+        let close = HeaderValue::from_static("close");
+        response.headers_mut().insert(header::CONNECTION, close);
+        return response;
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             let message = format!("request body exceeds {MAX_BODY} bytes");
@@ -269,6 +327,7 @@ fn reason(code: StatusCode) -> &'static str {
         403 => "Forbidden",
         404 => "NotFound",
         405 => "MethodNotAllowed",
+        408 => "Timeout",
         409 => "Conflict",
         413 => "RequestEntityTooLarge",
         422 => "Invalid",

@@ -24,8 +24,10 @@ pub enum Operation {
 }
 
 /// Body of `POST /db/snapshot`. Optional fields are sent only when the user set them explicitly;
-/// the server fills the rest from its own merged config.
+/// the server fills the rest from its own merged config. An unknown field is refused by name: a
+/// misspelt `dryRun` must never run a real prune.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SnapshotRequest {
     pub operation: Option<Operation>,
     /// save/prune: `[base name]`; delete: the snapshot file names.
@@ -223,6 +225,27 @@ mod tests {
             serde_json::to_string(&req).unwrap(),
             r#"{"operation":"save","name":["x"]}"#
         );
+    }
+
+    #[test]
+    fn every_field_rke2_sends_is_accepted_and_anything_else_is_named() {
+        // RKE2's CLI body for `prune` with every flag set, S3 included.
+        let rke2 = r#"{"operation":"prune","name":["PRUNE_TEST"],"dir":"/d","compress":true,
+            "retention":2,"s3":{"accessKey":"","secretKey":"","sessionToken":"","bucket":"b",
+            "bucketLookup":"","configSecret":"","endpoint":"s3.amazonaws.com","endpointCA":"",
+            "folder":"","proxy":"","region":"us-east-1","insecure":false,"skipSSLVerify":false,
+            "retention":5,"timeout":"5m0s"}}"#;
+        let request: SnapshotRequest = serde_json::from_str(rke2).unwrap();
+        assert_eq!(request.retention, Some(2));
+        assert_eq!(request.dir.as_deref(), Some("/d"));
+        let ours = r#"{"operation":"prune","skipS3":true,"dryRun":true}"#;
+        assert!(serde_json::from_str::<SnapshotRequest>(ours).is_ok());
+        let typo = r#"{"operation":"prune","retention":1,"dryrun":true}"#;
+        let err = serde_json::from_str::<SnapshotRequest>(typo)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `dryrun`"), "{err}");
+        assert!(err.contains("`dryRun`"), "{err}");
     }
 
     #[test]

@@ -10,10 +10,15 @@
 //! client's config turns it on and an `--s3-*` setting is given), carrying the S3 settings set
 //! explicitly plus the `AWS_*` credential variables RKE2's CLI reads for keys no config layer
 //! sets. An explicit `--s3=false` sends our `skipS3` extension so the server skips S3 for this
-//! one operation, as an RKE2 server does for any request without `s3`.
+//! one operation, as an RKE2 server does for any request without `s3`. An endpoint CA given as
+//! a file is read here and sent as inline PEM (the server reads no path a client names unless
+//! its operator allows the dir).
+
+use std::path::Path;
 
 use secrecy::SecretString;
 
+use crate::api::request_paths::MAX_CA_BYTES;
 use crate::api::wire::{Operation, S3Request, SnapshotRequest};
 use crate::cli::Command;
 use crate::config::value::parse_go_bool;
@@ -38,6 +43,9 @@ pub struct ClientSide<'a> {
     /// Secret S3 keys that no config layer of the client sets, with their `AWS_*` variable's
     /// value from this process's environment.
     pub aws_credentials: Vec<(&'static str, SecretString)>,
+    /// The content of the endpoint CA file set explicitly, read here: the request carries
+    /// inline PEM, since a server reads a path from a request only in dirs its operator lists.
+    pub endpoint_ca_pem: Option<String>,
 }
 
 impl<'a> ClientSide<'a> {
@@ -58,12 +66,15 @@ impl<'a> ClientSide<'a> {
                 Some((*key, SecretString::from(value)))
             })
             .collect();
-        Self {
+        let mut side = Self {
             flags,
             env,
             s3_on: resolved.config.s3.is_some(),
             aws_credentials,
-        }
+            endpoint_ca_pem: None,
+        };
+        side.endpoint_ca_pem = side.string("etcd-s3-endpoint-ca").and_then(|v| read_ca(&v));
+        side
     }
 
     /// A value set explicitly: a flag over an `ETCD_SNAPSHOT_*` variable.
@@ -177,7 +188,10 @@ fn s3_block(side: &ClientSide<'_>) -> S3Request {
         bucket_lookup: side.string("etcd-s3-bucket-lookup-type"),
         config_secret: side.string("etcd-s3-config-secret"),
         endpoint: side.string("etcd-s3-endpoint"),
-        endpoint_ca: side.string("etcd-s3-endpoint-ca"),
+        endpoint_ca: side
+            .endpoint_ca_pem
+            .clone()
+            .or_else(|| side.string("etcd-s3-endpoint-ca")),
         folder: side.string("etcd-s3-folder"),
         proxy: side.string("etcd-s3-proxy"),
         region: side.string("etcd-s3-region"),
@@ -199,6 +213,16 @@ pub fn unsent_s3_warning(side: &ClientSide<'_>) -> Option<String> {
         "{} ignored: S3 is off for this command (add --s3 to use S3 settings for it)",
         keys.join(", ")
     ))
+}
+
+/// The PEM text of a CA file path (None for inline PEM, or a file that cannot be read, which
+/// is then sent as given and the server says why it refuses it).
+fn read_ca(value: &str) -> Option<String> {
+    if value.contains("-----BEGIN") {
+        return None;
+    }
+    let bytes = crate::fsutil::read_capped(Path::new(value.trim()), MAX_CA_BYTES).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 fn as_bool(value: &RawValue) -> Option<bool> {

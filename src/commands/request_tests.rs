@@ -17,6 +17,7 @@ fn side<'a>(flags: &'a Layer, env: &'a Layer, s3_on: bool) -> ClientSide<'a> {
         env,
         s3_on,
         aws_credentials: Vec::new(),
+        endpoint_ca_pem: None,
     }
 }
 
@@ -160,4 +161,22 @@ fn non_s3_fields_are_unchanged() {
         json(&request),
         r#"{"operation":"prune","name":["PRUNE"],"dir":"/snaps","compress":true,"retention":2,"dryRun":true}"#
     );
+}
+
+#[test]
+fn an_endpoint_ca_file_is_sent_as_its_pem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.pem");
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    std::fs::write(&file, pem).unwrap();
+    assert_eq!(read_ca(file.to_str().unwrap()).as_deref(), Some(pem));
+    assert_eq!(read_ca(pem), None, "inline PEM is sent as it is");
+    assert_eq!(read_ca("/dev/zero"), None, "never a device");
+    let flag = format!("--s3-endpoint-ca={}", file.display());
+    let (command, flags) = parse(&["--s3", "--s3-bucket=b", &flag, "save"]);
+    let env = Layer::new();
+    let mut client = side(&flags, &env, false);
+    client.endpoint_ca_pem = read_ca(file.to_str().unwrap());
+    let request = request_for(&command, &client);
+    assert_eq!(request.s3.unwrap().endpoint_ca.as_deref(), Some(pem));
 }

@@ -278,6 +278,25 @@ pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// Each snapshot base name must fit in one file name with the node name (`name` for
+/// on-demand saves, `etcd-snapshot-name` for scheduled ones).
+pub(super) fn check_name_lengths(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let Some(node) = p.text("node-name") else {
+        return;
+    };
+    for key in ["name", "etcd-snapshot-name"] {
+        let Some(base) = p.text(key) else { continue };
+        if let Err(expected) = crate::snapshot::name::check_fits(&base, &node) {
+            errors.push(ConfigError {
+                key: key.into(),
+                value: p.value(key).map(value::render),
+                source: p.source(key).cloned().unwrap_or(Source::Default),
+                expected,
+            });
+        }
+    }
+}
+
 fn etcd(p: &Parsed) -> Option<EtcdSettings> {
     Some(EtcdSettings {
         endpoints: p.list("etcd-endpoints")?,
@@ -299,10 +318,20 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         compress: p.flag("etcd-snapshot-compress")?,
         dir: p.path("etcd-snapshot-dir")?,
         dir_is_default: p.source("etcd-snapshot-dir")? == &Source::Default,
+        allowed_dirs: paths(p, "etcd-snapshot-allowed-dirs"),
+        allowed_ca_dirs: paths(p, "etcd-snapshot-allowed-ca-dirs"),
         retention: p.int("etcd-snapshot-retention")?,
         schedule: p.cron("etcd-snapshot-schedule-cron")?,
         reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
     })
+}
+
+fn paths(p: &Parsed, key: &str) -> Vec<PathBuf> {
+    p.list(key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect()
 }
 
 fn api(p: &Parsed) -> Option<ApiSettings> {

@@ -119,6 +119,10 @@ pub struct SnapshotSettings {
     pub dir: PathBuf,
     /// True when `dir` is the default (only the default dir is created automatically).
     pub dir_is_default: bool,
+    /// `--etcd-snapshot-allowed-dirs`: other dirs an API request's `dir` may name.
+    pub allowed_dirs: Vec<PathBuf>,
+    /// `--etcd-snapshot-allowed-ca-dirs`: dirs whose files a request's endpoint CA may name.
+    pub allowed_ca_dirs: Vec<PathBuf>,
     /// `--etcd-snapshot-retention` / `--snapshot-retention`; 0 keeps everything.
     pub retention: u32,
     /// `--etcd-snapshot-reconcile-interval`: period of the server's reconcile (S3 backfill).

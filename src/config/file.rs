@@ -69,7 +69,11 @@ pub fn drop_in_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Reads and parses one file; None when it does not exist.
 pub fn read(path: &Path, source: Source) -> Option<Loaded> {
-    match std::fs::read_to_string(path) {
+    let text = crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX).and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    });
+    match text {
         Ok(text) => Some(parse(&text, &source)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => Some(Loaded::error(&source, format!("a readable file ({e})"))),

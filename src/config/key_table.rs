@@ -92,6 +92,20 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "etcd-snapshot-allowed-dirs",
+        kind: Kind::PathList,
+        help: "Directories an API request's dir (RKE2's --dir) may name besides etcd-snapshot-dir; any other is refused with 403 [default: none]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-allowed-ca-dirs",
+        kind: Kind::PathList,
+        help: "Directories holding CA files an API request's S3 endpoint CA may name (regular files up to 1 MiB); otherwise a request's CA is inline PEM or the server's own [default: none]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-snapshot-compress",
         aliases: &["snapshot-compress"],
         kind: Kind::Bool,

@@ -139,18 +139,10 @@ fn parse_scalar(kind: Kind, text: &str) -> Result<Value, String> {
     }
 }
 
-/// Snapshot base names and node names end up in file names and S3 keys.
+/// Snapshot base names and node names end up in file names and S3 keys: the snapshot module's
+/// rule, so the API, the CLI's direct mode and the files refuse the same names.
 fn check_name(text: &str) -> Result<(), String> {
-    let ok = !text.is_empty()
-        && text != "."
-        && text != ".."
-        && !text.contains('/')
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err("a non-empty name without '/' or whitespace, other than \".\" and \"..\"".into())
-    }
+    crate::snapshot::name::check_name_part(text).map_err(str::to_string)
 }
 
 fn check_url(text: &str) -> Result<(), String> {

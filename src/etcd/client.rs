@@ -97,9 +97,11 @@ fn tls_options(
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ConnectError> {
-    std::fs::read(path).map_err(|source| ConnectError::ReadTls {
-        path: PathBuf::from(path),
-        source,
+    crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX).map_err(|source| {
+        ConnectError::ReadTls {
+            path: PathBuf::from(path),
+            source,
+        }
     })
 }
 

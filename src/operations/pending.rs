@@ -68,7 +68,7 @@ pub fn list(snapshot_dir: &Path) -> Vec<PendingUpload> {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .filter_map(|e| {
             let path = e.path();
-            let parsed = std::fs::read(&path)
+            let parsed = crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok());
             if parsed.is_none() {

@@ -170,7 +170,10 @@ async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot) {
     let name = saved.name.file_name();
     let dir = saved.path.parent().unwrap_or(Path::new("."));
     let path = metadata_dir_for(dir).join(&name);
-    let Ok(json) = tokio::fs::read(&path).await else {
+    let read = tokio::task::spawn_blocking(move || {
+        crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX)
+    });
+    let Ok(Ok(json)) = read.await else {
         return;
     };
     if let Err(e) = store.upload_metadata(&name, json).await {

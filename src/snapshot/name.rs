@@ -2,7 +2,8 @@
 //!
 //! Pure. Parsing for retention is exact (the base and node must match, the rest must be digits)
 //! so that `etcd-snapshot` never matches `etcd-snapshot-weekly-...` or another node's files.
-//! Nothing here touches the file system.
+//! Nothing here touches the file system, and nothing here depends on another module, so the
+//! config engine checks base and node names with the same rule (`check_name_part`).
 
 /// The suffix of a compressed snapshot.
 pub const ZIP_SUFFIX: &str = ".zip";
@@ -93,10 +94,56 @@ pub fn base_of<'a>(file_name: &'a str, node: &str) -> Option<&'a str> {
         .filter(|base| !base.is_empty())
 }
 
+/// Longest base or node name: a Kubernetes object name's limit, so every node name RKE2 runs
+/// with is accepted. Whether base and node fit in one file name together is `check_fits`.
+pub const MAX_NAME_PART: usize = 253;
+
+/// Longest file name (in bytes) the file systems snapshots live on accept.
+pub const MAX_FILE_NAME: usize = 255;
+
+/// What `check_name_part` allows, for error messages.
+pub const NAME_PART_RULE: &str = "a name of 1 to 253 bytes that does not start with '.' and \
+     has no '/', '\\', whitespace or control characters";
+
+/// Checks a snapshot base name or a node name: they become file names and S3 keys. A leading
+/// `.` would hide every snapshot from ls, delete, prune and retention (dot files are never
+/// snapshots); separators, whitespace and control characters have no place in a file name.
+pub fn check_name_part(text: &str) -> Result<(), &'static str> {
+    let ok = !text.is_empty()
+        && text.len() <= MAX_NAME_PART
+        && !text.starts_with('.')
+        && !text.contains(['/', '\\'])
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok { Ok(()) } else { Err(NAME_PART_RULE) }
+}
+
+/// Checks that every file a save of `base` on `node` writes fits in one file name: the longest
+/// is `<base>-<node>-<19 digits>.zip.part`. The limit of what may be asked is thus
+/// `MAX_FILE_NAME - 30` bytes for base and node together.
+pub fn check_fits(base: &str, node: &str) -> Result<(), String> {
+    let longest = base.len() + node.len() + "--".len() + 19 + ZIP_SUFFIX.len() + PART_SUFFIX.len();
+    if longest <= MAX_FILE_NAME {
+        Ok(())
+    } else {
+        Err(format!(
+            "a name that fits in a file name with the node name {node:?}: at most {} bytes \
+             (it is {} bytes)",
+            MAX_FILE_NAME + base.len() - longest,
+            base.len()
+        ))
+    }
+}
+
 /// Validates a snapshot name given by a user (delete): a plain file name, no separators, no `..`.
 pub fn validate_user_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the name is empty".into());
+    }
+    if name.len() > MAX_FILE_NAME {
+        return Err(format!("the name is longer than {MAX_FILE_NAME} bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the name must not contain control characters".into());
     }
     if name.contains('/') || name.contains('\\') {
         return Err("the name must not contain a path separator".into());
@@ -228,8 +275,62 @@ mod tests {
             "notes.txt",
             "on-demand-n1-1.part",
             "on-demand-n1-1.zip.part",
+            "on-demand-n1\n-1",
+            "on-demand-n1\u{1b}[2J-1",
         ] {
             assert!(validate_user_name(bad).is_err(), "{bad:?}");
         }
+        let long = format!("{}-n1-1", "a".repeat(5000));
+        assert!(
+            validate_user_name(&long)
+                .unwrap_err()
+                .contains("longer than 255")
+        );
+    }
+
+    #[test]
+    fn name_parts_refuse_hidden_long_and_unprintable_names() {
+        // Names RKE2 produces and accepts work: node names keep their dots.
+        for good in [
+            "on-demand",
+            "etcd-snapshot",
+            "PRUNE_TEST",
+            "ip-172-31-7-118.us-east-2.compute.internal",
+            "a.b",
+            &"n".repeat(MAX_NAME_PART),
+        ] {
+            assert_eq!(check_name_part(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a\\b",
+            "a b",
+            "a\tb",
+            "a\0b",
+            "a\u{7f}b",
+            &"n".repeat(MAX_NAME_PART + 1),
+        ] {
+            assert_eq!(check_name_part(bad), Err(NAME_PART_RULE), "{bad:?}");
+        }
+        assert!(NAME_PART_RULE.contains("does not start with '.'"));
+    }
+
+    #[test]
+    fn base_and_node_must_fit_one_file_name_together() {
+        let node = "ip-172-31-7-118.us-east-2.compute.internal";
+        assert_eq!(check_fits("on-demand", node), Ok(()));
+        let room = MAX_FILE_NAME - 30 - node.len();
+        assert_eq!(check_fits(&"b".repeat(room), node), Ok(()));
+        let longest = name(&"b".repeat(room), node, i64::MAX, true);
+        assert_eq!(
+            format!("{}{PART_SUFFIX}", longest.file_name()).len(),
+            MAX_FILE_NAME
+        );
+        let err = check_fits(&"b".repeat(room + 1), node).unwrap_err();
+        assert!(err.contains(&format!("at most {room} bytes")), "{err}");
     }
 }

@@ -296,7 +296,7 @@ impl LocalStore {
     /// The snapshot's extra metadata; a missing file is normal, a bad one only a warning.
     fn read_metadata(&self, file_name: &str) -> Option<BTreeMap<String, String>> {
         let path = self.metadata_dir.join(file_name);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {

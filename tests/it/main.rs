@@ -5,6 +5,8 @@ mod s3_support;
 mod support;
 
 mod api;
+mod api_hardening;
+mod api_limits;
 mod api_tls;
 mod bootstrap;
 mod child_secrets;

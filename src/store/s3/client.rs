@@ -163,7 +163,8 @@ pub fn endpoint_ca_pem(value: &str) -> Result<Vec<u8>, S3Error> {
         (value.as_bytes().to_vec(), "inline PEM".to_string())
     } else {
         let path = PathBuf::from(value);
-        let pem = std::fs::read(&path).map_err(|source| S3Error::ReadCa {
+        let read = crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX);
+        let pem = read.map_err(|source| S3Error::ReadCa {
             path: path.clone(),
             source,
         })?;

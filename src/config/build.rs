@@ -220,6 +220,82 @@ pub(super) fn check_config_secret(p: &Parsed, warnings: &mut Vec<String>) {
     ));
 }
 
+/// How an etcd URL travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EtcdTransport {
+    Tls,
+    /// Plain HTTP (or no scheme, which etcd clients take as HTTP) to this host only.
+    PlainLoopback,
+    /// Plain HTTP across a network: every key in clear, and anyone on the path can write.
+    PlainRemote,
+}
+
+/// Classifies an etcd endpoint URL. Pure.
+pub(super) fn etcd_transport(url: &str) -> EtcdTransport {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return EtcdTransport::Tls;
+    }
+    if lower.starts_with("unix://") || lower.starts_with("unixs://") {
+        return EtcdTransport::PlainLoopback;
+    }
+    let rest = url
+        .get("http://".len()..)
+        .filter(|_| lower.starts_with("http://"));
+    let authority = rest
+        .unwrap_or(url)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None if host_port.matches(':').count() > 1 => host_port,
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        EtcdTransport::PlainLoopback
+    } else {
+        EtcdTransport::PlainRemote
+    }
+}
+
+/// etcd transport rules: plain HTTP only on loopback, and a join only over TLS (the embedded
+/// etcd serves clients over TLS only).
+pub(super) fn check_etcd(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let mut fail = |key: &str, expected: &str| {
+        errors.push(ConfigError {
+            key: key.into(),
+            value: p.value(key).map(value::render),
+            source: p.source(key).cloned().unwrap_or(Source::Default),
+            expected: expected.into(),
+        });
+    };
+    let endpoints = p.list("etcd-endpoints").unwrap_or_default();
+    if endpoints
+        .iter()
+        .any(|e| etcd_transport(e) == EtcdTransport::PlainRemote)
+    {
+        fail(
+            "etcd-endpoints",
+            "https:// URLs (plain http:// is allowed only to a loopback address such as \
+             http://127.0.0.1:2379), with etcd-cafile, etcd-certfile and etcd-keyfile",
+        );
+    }
+    if p.text("etcd-join-endpoint")
+        .is_some_and(|url| etcd_transport(&url) != EtcdTransport::Tls)
+    {
+        fail(
+            "etcd-join-endpoint",
+            "an https:// URL such as https://10.0.0.1:2379: the embedded etcd serves clients \
+             over TLS only",
+        );
+    }
+}
+
 /// S3 checks that go beyond one value's kind. Value formats (lookup type, proxy, endpoint,
 /// timeout) are checked whenever set; what S3 needs to run only when `etcd-s3` is on.
 pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
@@ -278,11 +354,24 @@ pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
 }
 
 fn etcd(p: &Parsed) -> Option<EtcdSettings> {
+    let endpoints = p.list("etcd-endpoints")?;
+    let mut tls = [
+        p.path("etcd-cafile"),
+        p.path("etcd-certfile"),
+        p.path("etcd-keyfile"),
+    ];
+    // The embedded etcd takes client certificates only: unless the operator names files, ours
+    // (the ones `etcd::certs` issues) are used, by the server and the direct-mode CLI alike.
+    if endpoints.is_empty() && tls.iter().all(Option::is_none) {
+        let server_dir = p.path("data-dir")?.join("server");
+        tls = EtcdSettings::embedded_client_files(&server_dir).map(Some);
+    }
+    let [ca_file, cert_file, key_file] = tls;
     Some(EtcdSettings {
-        endpoints: p.list("etcd-endpoints")?,
-        ca_file: p.path("etcd-cafile"),
-        cert_file: p.path("etcd-certfile"),
-        key_file: p.path("etcd-keyfile"),
+        endpoints,
+        ca_file,
+        cert_file,
+        key_file,
         binary: p.path("etcd-binary")?,
         client_address: p.socket("etcd-client-address")?,
         peer_address: p.socket("etcd-peer-address")?,

@@ -263,6 +263,7 @@ async fn start_etcd(
         let options = EmbeddedOptions {
             binary: etcd.binary.clone(),
             data_dir: config.etcd_data_dir(),
+            tls_dir: config.server_dir().join("tls").join("etcd"),
             name: config.node_name.clone(),
             client_address: etcd.client_address,
             peer_address: etcd.peer_address,

@@ -12,6 +12,7 @@ mod cluster_reset_peers;
 mod config_engine;
 mod crd;
 mod embedded_etcd;
+mod etcd_tls;
 mod kube_api;
 mod kube_api_tests;
 mod kube_nodes;

@@ -326,49 +326,6 @@ fn errors_quoting_a_proxy_leave_its_credentials_out() {
 }
 
 #[test]
-fn etcd_transport_allows_plain_http_on_loopback_only() {
-    use EtcdTransport::*;
-    for (url, expected) in [
-        ("https://10.0.0.1:2379", Tls),
-        ("HTTPS://etcd.example:2379", Tls),
-        ("http://127.0.0.1:2379", PlainLoopback),
-        ("http://127.9.9.9:2379/", PlainLoopback),
-        ("http://localhost:2379", PlainLoopback),
-        ("http://[::1]:2379", PlainLoopback),
-        ("127.0.0.1:2379", PlainLoopback),
-        ("unix:///run/etcd.sock", PlainLoopback),
-        ("http://10.0.0.1:2379", PlainRemote),
-        ("http://etcd.example:2379", PlainRemote),
-        ("http://[fd00::1]:2379", PlainRemote),
-        ("http://user@10.0.0.1:2379", PlainRemote),
-        ("http://localhost.evil.example:2379", PlainRemote),
-        ("http://127.0.0.1.evil.example:2379", PlainRemote),
-        ("10.0.0.1:2379", PlainRemote),
-        ("http://0.0.0.0:2379", PlainRemote),
-    ] {
-        assert_eq!(etcd_transport(url), expected, "{url}");
-    }
-}
-
-#[test]
-fn plain_http_to_a_remote_etcd_or_a_plain_join_is_refused_naming_the_key() {
-    let errs = errors(&[("etcd-endpoints", "https://a:2379,http://10.0.0.1:2379")]);
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert_eq!(errs[0].key, "etcd-endpoints");
-    let text = errs[0].to_string();
-    assert!(
-        text.contains("from flag --etcd-endpoints") && text.contains("https://"),
-        "{text}"
-    );
-    assert!(run(&[("etcd-endpoints", "http://127.0.0.1:2379")]).is_ok());
-
-    let errs = errors(&[("etcd-join-endpoint", "http://127.0.0.1:2379")]);
-    assert_eq!(errs[0].key, "etcd-join-endpoint");
-    assert!(errs[0].to_string().contains("TLS only"), "{}", errs[0]);
-    assert!(run(&[("etcd-join-endpoint", "https://10.0.0.1:2379")]).is_ok());
-}
-
-#[test]
 fn the_embedded_etcd_gets_our_client_certificate_unless_files_are_named() {
     let r = run(&[("data-dir", "/d")]).unwrap();
     let etcd = r.config.etcd;

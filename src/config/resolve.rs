@@ -220,7 +220,7 @@ fn parse_default(spec: &KeySpec, parsed: &Parsed, host: &HostFacts) -> Result<En
 /// Checks that span several keys.
 fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<String>) {
     super::build::check_s3(p, errors);
-    super::build::check_etcd(p, errors);
+    super::etcd_check::check_etcd(p, errors);
     super::build::check_config_secret(p, warnings);
     for (have, need) in [
         ("etcd-certfile", "etcd-keyfile"),

@@ -129,6 +129,28 @@ impl EtcdTlsFiles {
     pub fn key(&self, leaf: Leaf) -> PathBuf {
         self.dir.join(format!("{}.key", leaf.stem()))
     }
+
+    /// etcd's flags for serving with these files: TLS for client and peer traffic, both
+    /// requiring a certificate from the matching CA (RKE2's flags).
+    pub fn etcd_flags(&self) -> Vec<std::ffi::OsString> {
+        let pairs = [
+            ("--trusted-ca-file", self.ca_cert(CaKind::Server)),
+            ("--cert-file", self.cert(Leaf::Server)),
+            ("--key-file", self.key(Leaf::Server)),
+            ("--peer-trusted-ca-file", self.ca_cert(CaKind::Peer)),
+            ("--peer-cert-file", self.cert(Leaf::Peer)),
+            ("--peer-key-file", self.key(Leaf::Peer)),
+        ];
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--client-cert-auth".into(),
+            "--peer-client-cert-auth".into(),
+        ];
+        for (flag, path) in pairs {
+            args.push(flag.into());
+            args.push(path.into_os_string());
+        }
+        args
+    }
 }
 
 /// Makes sure the CAs exist (per `policy`) and every leaf is good for `names` at `now`,

@@ -100,15 +100,7 @@ impl EmbeddedEtcd {
         opts: EmbeddedOptions,
         cancel: CancellationToken,
     ) -> Result<Self, EmbeddedError> {
-        let binary =
-            process::find_binary(&opts.binary).ok_or_else(|| EmbeddedError::BinaryNotFound {
-                binary: opts.binary.clone(),
-            })?;
-        process::prepare_data_dir(&opts.data_dir).map_err(EmbeddedError::Spawn)?;
-        let pid_file = process::pid_file_for(&opts.data_dir);
-        process::stop_leftover(&pid_file, &opts.data_dir).await;
-        startup::check_ports_free(&opts)?;
-        let tls = startup::prepare_tls(&opts, is_new_join(&opts))?;
+        let (binary, pid_file, tls) = prepare(&opts).await?;
         let mut opts = opts;
         let joining = join_if_new(&mut opts, &tls).await?;
 
@@ -120,8 +112,8 @@ impl EmbeddedEtcd {
         let endpoint = startup::https_url(opts.client_address);
         tracing::info!(%endpoint, data_dir = %opts.data_dir.display(), "starting embedded etcd");
         let ready = match wait_healthy(&endpoint, &tls, &mut child, &cancel).await {
-            Ok(()) => check_ours(&endpoint, &tls, &opts, &mut child).await,
-            Err(detail) => Err(Unready::Unhealthy(detail)),
+            Ok(()) => startup::check_ours(&endpoint, &tls, &opts, &mut child).await,
+            Err(detail) => Err(startup::Unready::Unhealthy(detail)),
         };
         if let Err(unready) = ready {
             process::terminate(&mut child).await;
@@ -189,6 +181,21 @@ impl Drop for EmbeddedEtcd {
     }
 }
 
+/// Everything before the spawn: the binary, the data dir, a crash leftover stopped, the ports
+/// free, the certificates in place; returns the binary, the pid file and our client TLS.
+async fn prepare(opts: &EmbeddedOptions) -> Result<(PathBuf, PathBuf, TlsOptions), EmbeddedError> {
+    let binary =
+        process::find_binary(&opts.binary).ok_or_else(|| EmbeddedError::BinaryNotFound {
+            binary: opts.binary.clone(),
+        })?;
+    process::prepare_data_dir(&opts.data_dir).map_err(EmbeddedError::Spawn)?;
+    let pid_file = process::pid_file_for(&opts.data_dir);
+    process::stop_leftover(&pid_file, &opts.data_dir).await;
+    startup::check_ports_free(opts)?;
+    let tls = startup::prepare_tls(opts)?;
+    Ok((binary, pid_file, tls))
+}
+
 /// Polls until the member answers a status call, it exits, or `HEALTH_TIMEOUT` passes.
 async fn wait_healthy(
     endpoint: &str,
@@ -211,47 +218,6 @@ async fn wait_healthy(
             _ = cancel.cancelled() => return Err("cancelled while starting".into()),
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}
         }
-    }
-}
-
-/// Why a spawned member was not taken into service.
-enum Unready {
-    Unhealthy(String),
-    NotOurs(String),
-}
-
-impl Unready {
-    fn into_error(self, endpoint: &str, recent: &RecentOutput) -> EmbeddedError {
-        match self {
-            Self::Unhealthy(detail) => EmbeddedError::Unhealthy {
-                seconds: HEALTH_TIMEOUT.as_secs(),
-                detail: format!("{detail}; {}", recent.describe()),
-            },
-            Self::NotOurs(reason) => EmbeddedError::NotOurs {
-                endpoint: endpoint.to_string(),
-                reason,
-            },
-        }
-    }
-}
-
-/// The member that answered is ours (name, peer URL, member id) and our child still runs:
-/// another etcd holding the port must never be taken for ours.
-async fn check_ours(
-    endpoint: &str,
-    tls: &TlsOptions,
-    opts: &EmbeddedOptions,
-    child: &mut Child,
-) -> Result<(), Unready> {
-    let peer = startup::https_url(opts.peer_address);
-    startup::check_identity(endpoint, opts.join.as_deref(), tls, &opts.name, &peer)
-        .await
-        .map_err(Unready::NotOurs)?;
-    match child.try_wait() {
-        Ok(None) => Ok(()),
-        _ => Err(Unready::NotOurs(
-            "our etcd child exited, yet an etcd answered on its port".into(),
-        )),
     }
 }
 

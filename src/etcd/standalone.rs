@@ -120,7 +120,7 @@ impl StandaloneEtcd {
         let throwaway = ThrowawayTls::create(peer_address.ip())?;
         let tls = client_tls(&throwaway.files).map_err(StandaloneError::ClientTls)?;
         let mut args = etcd_args(&opts, client_address, peer_address);
-        args.extend(process::tls_args(&throwaway.files));
+        args.extend(throwaway.files.etcd_flags());
         let recent = RecentOutput::bounded(usize::MAX, KEPT_OUTPUT_BYTES);
         let spawned = process::spawn_with_args(&binary, args, &recent).map_err(|source| {
             StandaloneError::Spawn {

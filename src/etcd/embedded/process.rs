@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::EmbeddedOptions;
 use super::startup::https_url;
-use crate::etcd::certs::{CaKind, EtcdTlsFiles, Leaf};
+use crate::etcd::certs::EtcdTlsFiles;
 
 /// util-linux `setpriv`: with `--pdeathsig KILL` the kernel kills etcd if we die, even by
 /// SIGKILL. The death signal is tied to the spawning thread; we spawn from runtime worker
@@ -105,9 +105,8 @@ pub(crate) fn find_binary(binary: &Path) -> Option<PathBuf> {
 pub(super) fn etcd_args(opts: &EmbeddedOptions) -> Vec<OsString> {
     let client = https_url(opts.client_address);
     let peer = https_url(opts.peer_address);
-    let tls = EtcdTlsFiles::new(&opts.tls_dir);
     let mut args = member_args(&opts.name, &opts.data_dir, &client, &peer, &peer);
-    args.extend(tls_args(&tls));
+    args.extend(EtcdTlsFiles::new(&opts.tls_dir).etcd_flags());
     args.push("--initial-cluster".into());
     match &opts.initial_cluster {
         Some(cluster) => {
@@ -139,29 +138,6 @@ pub(crate) fn member_args(
     ] {
         args.push(flag.into());
         args.push(value.into());
-    }
-    args
-}
-
-/// TLS for client and peer traffic, both requiring a certificate from the matching CA (RKE2's
-/// flags and file layout).
-pub(crate) fn tls_args(files: &EtcdTlsFiles) -> Vec<OsString> {
-    let path = |p: PathBuf| p.into_os_string();
-    let pairs = [
-        ("--trusted-ca-file", path(files.ca_cert(CaKind::Server))),
-        ("--cert-file", path(files.cert(Leaf::Server))),
-        ("--key-file", path(files.key(Leaf::Server))),
-        ("--peer-trusted-ca-file", path(files.ca_cert(CaKind::Peer))),
-        ("--peer-cert-file", path(files.cert(Leaf::Peer))),
-        ("--peer-key-file", path(files.key(Leaf::Peer))),
-    ];
-    let mut args: Vec<OsString> = vec![
-        "--client-cert-auth".into(),
-        "--peer-client-cert-auth".into(),
-    ];
-    for (flag, value) in pairs {
-        args.push(flag.into());
-        args.push(value);
     }
     args
 }

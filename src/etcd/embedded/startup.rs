@@ -10,6 +10,9 @@ use std::time::SystemTime;
 
 use etcd_client::TlsOptions;
 
+use tokio::process::Child;
+
+use super::process::RecentOutput;
 use super::{EmbeddedError, EmbeddedOptions};
 use crate::etcd::certs::{self, CaKind, CaPolicy, EtcdTlsFiles, Leaf, MemberNames};
 use crate::etcd::client::ConnectError;
@@ -19,19 +22,18 @@ pub(crate) fn https_url(address: SocketAddr) -> String {
     format!("https://{address}")
 }
 
-/// Prepares the member's certificates (a node joining a cluster for the first time must have
-/// the cluster's CAs already) and returns the client TLS our own connections use.
-pub(super) fn prepare_tls(
-    opts: &EmbeddedOptions,
-    joining_new: bool,
-) -> Result<TlsOptions, EmbeddedError> {
+/// Prepares the member's certificates and returns the client TLS our own connections use. A
+/// member with a join endpoint belongs to a cluster whose CAs it must already have: new ones
+/// would make a member no peer trusts.
+pub(super) fn prepare_tls(opts: &EmbeddedOptions) -> Result<TlsOptions, EmbeddedError> {
+    let joining = opts.join.is_some();
     let files = EtcdTlsFiles::new(&opts.tls_dir);
     let names = MemberNames {
         host: crate::api::tls::host_name(),
         client_ip: opts.client_address.ip(),
         peer_ip: opts.peer_address.ip(),
     };
-    let policy = if joining_new {
+    let policy = if joining {
         CaPolicy::RequireExisting
     } else {
         CaPolicy::CreateWhenAbsent
@@ -174,6 +176,47 @@ pub(super) async fn check_identity(
             tracing::info!(%peer_url, "recorded this member's peer URL as https");
             Ok(())
         }
+    }
+}
+
+/// Why a spawned member was not taken into service.
+pub(super) enum Unready {
+    Unhealthy(String),
+    NotOurs(String),
+}
+
+impl Unready {
+    pub(super) fn into_error(self, endpoint: &str, recent: &RecentOutput) -> EmbeddedError {
+        match self {
+            Self::Unhealthy(detail) => EmbeddedError::Unhealthy {
+                seconds: super::HEALTH_TIMEOUT.as_secs(),
+                detail: format!("{detail}; {}", recent.describe()),
+            },
+            Self::NotOurs(reason) => EmbeddedError::NotOurs {
+                endpoint: endpoint.to_string(),
+                reason,
+            },
+        }
+    }
+}
+
+/// The member that answered is ours (name, peer URL, member id) and our child still runs:
+/// another etcd holding the port must never be taken for ours.
+pub(super) async fn check_ours(
+    endpoint: &str,
+    tls: &TlsOptions,
+    opts: &EmbeddedOptions,
+    child: &mut Child,
+) -> Result<(), Unready> {
+    let peer = https_url(opts.peer_address);
+    check_identity(endpoint, opts.join.as_deref(), tls, &opts.name, &peer)
+        .await
+        .map_err(Unready::NotOurs)?;
+    match child.try_wait() {
+        Ok(None) => Ok(()),
+        _ => Err(Unready::NotOurs(
+            "our etcd child exited, yet an etcd answered on its port".into(),
+        )),
     }
 }
 

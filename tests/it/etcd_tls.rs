@@ -221,3 +221,66 @@ fn plain_http_across_a_network_or_for_a_join_is_refused() {
     );
     assert!(!data.path().join("server/db/etcd").exists());
 }
+
+/// A member written by a release without TLS (recorded peer URL `http://...`) starts with TLS,
+/// is recognised as ours, and has its recorded peer URL moved to https.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_recorded_with_a_plain_http_peer_url_is_moved_to_https() {
+    use etcd_snapshot::etcd::embedded::{EmbeddedEtcd, EmbeddedOptions};
+    let Some(binary) = require_binary("etcd") else {
+        return;
+    };
+    let etcdctl = require_binary("etcdctl").expect("etcdctl");
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("server/db/etcd");
+    let (client, peer) = (free_port(), free_port());
+    let plain_client = format!("http://127.0.0.1:{client}");
+    let plain_peer = format!("http://127.0.0.1:{peer}");
+    let mut old = Command::new(&binary)
+        .args(["--name", "n1", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--listen-client-urls", &plain_client])
+        .args(["--advertise-client-urls", &plain_client])
+        .args(["--listen-peer-urls", &plain_peer])
+        .args(["--initial-advertise-peer-urls", &plain_peer])
+        .args(["--initial-cluster", &format!("n1={plain_peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for("the plain etcd", Duration::from_secs(30), || {
+        Command::new(&etcdctl)
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &plain_client, "put", "/test/old", "kept"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    old.kill().unwrap();
+    old.wait().unwrap();
+
+    let tls_dir = root.path().join("server/tls/etcd");
+    let opts = EmbeddedOptions {
+        binary,
+        data_dir,
+        tls_dir: tls_dir.clone(),
+        name: "n1".into(),
+        client_address: format!("127.0.0.1:{client}").parse().unwrap(),
+        peer_address: format!("127.0.0.1:{peer}").parse().unwrap(),
+        join: None,
+        initial_cluster: None,
+    };
+    let member = EmbeddedEtcd::start(opts, tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    let endpoint = member.endpoint();
+    let listed = crate::cluster_reset::etcdctl(&tls_dir, &endpoint, &["member", "list"]);
+    let (stdout, stderr) = text(&listed);
+    assert!(listed.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("https://127.0.0.1:{peer}")) && !stdout.contains("http://"),
+        "{stdout}"
+    );
+    let got = crate::cluster_reset::etcdctl(&tls_dir, &endpoint, &["get", "/test/old"]);
+    assert!(text(&got).0.contains("kept"), "{:?}", text(&got));
+    member.shutdown().await;
+}

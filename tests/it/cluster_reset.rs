@@ -404,7 +404,8 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
         node.keys(),
         expected(&[("/test/a", "changed"), ("/test/c", "3")])
     );
-    assert!(server.terminate().success());
+    let status = server.terminate();
+    assert!(status.success(), "{status}:\n{}", server.log_text());
 }
 
 #[test]

@@ -331,14 +331,14 @@ fn validity_of(params: &CertificateParams) -> Validity {
     }
 }
 
-fn common_name(cn: &str) -> DistinguishedName {
+pub(crate) fn common_name(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
     dn
 }
 
 /// Valid from yesterday (tolerates small clock skew) for `days` days.
-fn set_validity(params: &mut CertificateParams, days: u64) {
+pub(crate) fn set_validity(params: &mut CertificateParams, days: u64) {
     use chrono::Datelike;
     let today = chrono::Utc::now().date_naive();
     let ymd = |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
@@ -347,7 +347,7 @@ fn set_validity(params: &mut CertificateParams, days: u64) {
 }
 
 /// The kernel's host name, when it is a usable DNS name.
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_owned())

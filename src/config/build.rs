@@ -298,11 +298,24 @@ pub(super) fn check_name_lengths(p: &Parsed, errors: &mut Vec<ConfigError>) {
 }
 
 fn etcd(p: &Parsed) -> Option<EtcdSettings> {
+    let endpoints = p.list("etcd-endpoints")?;
+    let mut tls = [
+        p.path("etcd-cafile"),
+        p.path("etcd-certfile"),
+        p.path("etcd-keyfile"),
+    ];
+    // The embedded etcd takes client certificates only: unless the operator names files, ours
+    // (the ones `etcd::certs` issues) are used, by the server and the direct-mode CLI alike.
+    if endpoints.is_empty() && tls.iter().all(Option::is_none) {
+        let server_dir = p.path("data-dir")?.join("server");
+        tls = EtcdSettings::embedded_client_files(&server_dir).map(Some);
+    }
+    let [ca_file, cert_file, key_file] = tls;
     Some(EtcdSettings {
-        endpoints: p.list("etcd-endpoints")?,
-        ca_file: p.path("etcd-cafile"),
-        cert_file: p.path("etcd-certfile"),
-        key_file: p.path("etcd-keyfile"),
+        endpoints,
+        ca_file,
+        cert_file,
+        key_file,
         binary: p.path("etcd-binary")?,
         client_address: p.socket("etcd-client-address")?,
         peer_address: p.socket("etcd-peer-address")?,

@@ -354,3 +354,30 @@ fn tls_san_takes_names_and_addresses_and_names_a_bad_entry() {
         );
     }
 }
+
+#[test]
+fn the_embedded_etcd_gets_our_client_certificate_unless_files_are_named() {
+    let r = run(&[("data-dir", "/d")]).unwrap();
+    let etcd = r.config.etcd;
+    assert_eq!(etcd.client_endpoints(), ["https://127.0.0.1:2379"]);
+    assert_eq!(
+        etcd.ca_file.as_deref(),
+        Some(std::path::Path::new("/d/server/tls/etcd/server-ca.crt"))
+    );
+    assert_eq!(
+        etcd.cert_file.as_deref(),
+        Some(std::path::Path::new("/d/server/tls/etcd/client.crt"))
+    );
+    assert_eq!(
+        etcd.key_file.as_deref(),
+        Some(std::path::Path::new("/d/server/tls/etcd/client.key"))
+    );
+    let named = run(&[("data-dir", "/d"), ("etcd-cafile", "/x/ca.crt")]).unwrap();
+    assert_eq!(
+        named.config.etcd.ca_file.as_deref(),
+        Some(std::path::Path::new("/x/ca.crt"))
+    );
+    assert!(named.config.etcd.cert_file.is_none());
+    let external = run(&[("etcd-endpoints", "https://10.0.0.1:2379")]).unwrap();
+    assert!(external.config.etcd.ca_file.is_none());
+}

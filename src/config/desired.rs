@@ -94,13 +94,31 @@ impl EtcdSettings {
         self.endpoints.is_empty()
     }
 
-    /// The endpoints to dial: the configured ones, or the embedded member's loopback listener.
+    /// The endpoints to dial: the configured ones, or the embedded member's client listener
+    /// (TLS only; an unspecified listen address is dialled on loopback).
     pub fn client_endpoints(&self) -> Vec<String> {
-        if self.is_embedded() {
-            vec![format!("http://{}", self.client_address)]
-        } else {
-            self.endpoints.clone()
+        if !self.is_embedded() {
+            return self.endpoints.clone();
         }
+        let mut address = self.client_address;
+        if address.ip().is_unspecified() {
+            address.set_ip(match address.ip() {
+                IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+                IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        vec![format!("https://{address}")]
+    }
+
+    /// The client TLS files our processes use with the embedded etcd, in the member's TLS dir
+    /// (`etcd::certs` issues them there): the server CA, `client.crt` and `client.key`.
+    pub fn embedded_client_files(server_dir: &Path) -> [PathBuf; 3] {
+        let dir = server_dir.join("tls").join("etcd");
+        [
+            dir.join("server-ca.crt"),
+            dir.join("client.crt"),
+            dir.join("client.key"),
+        ]
     }
 }
 

@@ -62,25 +62,25 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "etcd-endpoints",
         kind: Kind::StringList,
-        help: "Endpoints of an existing etcd cluster; empty runs an embedded etcd",
+        help: "Endpoints of an existing etcd cluster; empty runs an embedded etcd (TLS only). Plain http:// only to a loopback host",
         ..ROW
     },
     KeySpec {
         name: "etcd-cafile",
         kind: Kind::Path,
-        help: "CA bundle to verify etcd's server certificate",
+        help: "CA bundle to verify etcd's server certificate [default for the embedded etcd: <data-dir>/server/tls/etcd/server-ca.crt, unless any etcd-*file key is set]",
         ..ROW
     },
     KeySpec {
         name: "etcd-certfile",
         kind: Kind::Path,
-        help: "Client certificate for etcd (needs --etcd-keyfile)",
+        help: "Client certificate for etcd (needs --etcd-keyfile) [default for the embedded etcd: <data-dir>/server/tls/etcd/client.crt]",
         ..ROW
     },
     KeySpec {
         name: "etcd-keyfile",
         kind: Kind::Path,
-        help: "Client key for etcd (needs --etcd-certfile)",
+        help: "Client key for etcd (needs --etcd-certfile) [default for the embedded etcd: <data-dir>/server/tls/etcd/client.key]",
         ..ROW
     },
     KeySpec {
@@ -293,7 +293,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "etcd-join-endpoint",
         kind: Kind::Url,
-        help: "Client URL of a member of an existing etcd cluster: when this node's embedded etcd has no data yet, it adds itself to that cluster and joins it (e.g. peers rejoining after a restore elsewhere)",
+        help: "Client URL of a member of an existing etcd cluster: when this node's embedded etcd has no data yet, it adds itself to that cluster and joins it (e.g. peers rejoining after a restore elsewhere); https:// only, with the cluster's four etcd CA files copied into <data-dir>/server/tls/etcd/ first",
         scope: Scope::Server,
         ..ROW
     },

@@ -7,6 +7,7 @@
 mod build;
 pub mod desired;
 pub mod env;
+mod etcd_check;
 pub mod file;
 pub mod keys;
 pub mod layer;

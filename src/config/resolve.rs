@@ -221,6 +221,7 @@ fn parse_default(spec: &KeySpec, parsed: &Parsed, host: &HostFacts) -> Result<En
 fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<String>) {
     super::build::check_s3(p, errors);
     super::build::check_name_lengths(p, errors);
+    super::etcd_check::check_etcd(p, errors);
     super::build::check_config_secret(p, warnings);
     super::build::check_tls_san(p, errors);
     for (have, need) in [

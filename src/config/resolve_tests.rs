@@ -78,17 +78,17 @@ fn precedence_table_each_layer_overrides_the_one_below() {
         (
             "etcd-endpoints",
             [
-                RawValue::List(vec!["http://a:2379".into()]),
-                s("http://b:2379"),
-                s("http://c:2379,http://d:2379"),
-                RawValue::List(vec!["http://e:2379".into()]),
+                RawValue::List(vec!["https://a:2379".into()]),
+                s("https://b:2379"),
+                s("https://c:2379,https://d:2379"),
+                RawValue::List(vec!["https://e:2379".into()]),
                 s(""),
             ],
             [
-                "http://a:2379",
-                "http://b:2379",
-                "http://c:2379,http://d:2379",
-                "http://e:2379",
+                "https://a:2379",
+                "https://b:2379",
+                "https://c:2379,https://d:2379",
+                "https://e:2379",
                 "",
             ],
         ),
@@ -315,6 +315,12 @@ fn blank_optional_values_clear_lower_layers() {
     file.set("etcd-cafile", s("/ca.pem"), layer_sources()[0].clone());
     let mut flags = Layer::new();
     flags.set("etcd-cafile", s(""), Source::Flag("--etcd-cafile".into()));
+    // An external etcd: the embedded one would get our own CA as the default.
+    flags.set(
+        "etcd-endpoints",
+        s("https://e:2379"),
+        Source::Flag("--etcd-endpoints".into()),
+    );
     let r = run(&[&file, &flags]).expect("resolves");
     assert_eq!(r.config.etcd.ca_file, None);
     assert_eq!(shown(&r, "etcd-cafile").value, "");

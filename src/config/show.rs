@@ -239,7 +239,7 @@ mod tests {
         let mut flags = Layer::new();
         flags.set(
             "etcd-endpoints",
-            RawValue::List(vec!["http://a:2379".into(), "http://b:2379".into()]),
+            RawValue::List(vec!["https://a:2379".into(), "https://b:2379".into()]),
             Source::Flag("--etcd-endpoints".into()),
         );
         flags.set(

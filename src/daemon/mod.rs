@@ -52,6 +52,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("aborted by a second shutdown signal while work was still running")]
     Aborted,
+    #[error("stopped by a shutdown signal while the embedded etcd was starting")]
+    StoppedWhileStarting,
     #[error("cluster reset failed")]
     Reset(#[source] ResetError),
     #[error("another etcd-snapshot server runs with this data dir (it holds {lock})")]
@@ -104,8 +106,17 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| DaemonError::Bind { address, source })?;
+    // Signals are taken from here on: one that arrives while etcd starts stops the start (the
+    // half-started member is killed with it), and one during the rest of the startup is
+    // handled as a normal shutdown once the server runs.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let etcd_cancel = CancellationToken::new();
-    let embedded = start_etcd(&config, etcd_cancel.clone()).await?;
+    let embedded = tokio::select! {
+        started = start_etcd(&config, etcd_cancel.clone()) => started?,
+        _ = sigterm.recv() => return Err(DaemonError::StoppedWhileStarting),
+        _ = sigint.recv() => return Err(DaemonError::StoppedWhileStarting),
+    };
     if embedded.is_some() {
         // A normal start after a reset: the member runs, so the reset is complete.
         if reset_flag_found {
@@ -113,8 +124,6 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         }
         sync_bootstrap(&config, &token).await;
     }
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -273,6 +282,7 @@ async fn start_etcd(
         let options = EmbeddedOptions {
             binary: etcd.binary.clone(),
             data_dir: config.etcd_data_dir(),
+            tls_dir: config.server_dir().join("tls").join("etcd"),
             name: config.node_name.clone(),
             client_address: etcd.client_address,
             peer_address: etcd.peer_address,

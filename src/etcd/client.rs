@@ -70,7 +70,9 @@ fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, ConnectErr
     }
 }
 
-fn tls_options(
+/// TLS from a CA file and a client certificate and key (either may be absent); None when no
+/// file is given.
+pub(crate) fn tls_options(
     ca: Option<&Path>,
     cert: Option<&Path>,
     key: Option<&Path>,

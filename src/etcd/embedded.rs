@@ -3,10 +3,12 @@
 //! Started when no `--etcd-endpoints` is configured. Restarted with backoff when it dies, stopped
 //! cleanly on shutdown, and never left running after the server exits (a kernel death signal
 //! covers our own crash; a pid file lets the next start stop a leftover). This module decides
-//! when to (re)start and stop; `process` does the process plumbing. It never touches the
-//! member's data beyond creating its directory.
+//! when to (re)start and stop; `process` does the process plumbing; `startup` prepares its TLS
+//! material and checks, before and after the spawn, that the member answering is ours. It never
+//! touches the member's data beyond creating its directory.
 
 pub(crate) mod process;
+pub(crate) mod startup;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use etcd_client::TlsOptions;
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,8 @@ pub struct EmbeddedOptions {
     pub binary: PathBuf,
     /// `<data-dir>/server/db/etcd`.
     pub data_dir: PathBuf,
+    /// `<data-dir>/server/tls/etcd`: its CAs and certificates (`etcd::certs`).
+    pub tls_dir: PathBuf,
     /// Member name (the node name).
     pub name: String,
     pub client_address: SocketAddr,
@@ -50,6 +55,22 @@ pub enum EmbeddedError {
     Unhealthy { seconds: u64, detail: String },
     #[error("failed to join the etcd cluster")]
     Join(#[source] join::JoinError),
+    #[error("failed to prepare the embedded etcd's certificates")]
+    Certs(#[source] crate::etcd::certs::CertError),
+    #[error("failed to load the embedded etcd's client certificate")]
+    ClientTls(#[source] crate::etcd::client::ConnectError),
+    #[error(
+        "failed to start embedded etcd: {key} {address} is already in use (another etcd or \
+         server on this host?); stop it or choose another {key}"
+    )]
+    PortInUse {
+        key: &'static str,
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to start embedded etcd: the etcd at {endpoint} is not this member: {reason}")]
+    NotOurs { endpoint: String, reason: String },
 }
 
 /// How long a fresh start may take before it counts as failed.
@@ -79,35 +100,29 @@ impl EmbeddedEtcd {
         opts: EmbeddedOptions,
         cancel: CancellationToken,
     ) -> Result<Self, EmbeddedError> {
-        let binary =
-            process::find_binary(&opts.binary).ok_or_else(|| EmbeddedError::BinaryNotFound {
-                binary: opts.binary.clone(),
-            })?;
-        process::prepare_data_dir(&opts.data_dir).map_err(EmbeddedError::Spawn)?;
-        let pid_file = process::pid_file_for(&opts.data_dir);
-        process::stop_leftover(&pid_file, &opts.data_dir).await;
+        let (binary, pid_file, tls) = prepare(&opts).await?;
         let mut opts = opts;
-        let joining = join_if_new(&mut opts).await?;
+        let joining = join_if_new(&mut opts, &tls).await?;
 
         let recent = RecentOutput::default();
         let spawned = process::spawn(&binary, &opts, &recent).map_err(EmbeddedError::Spawn)?;
         let (mut child, forwarders) = (spawned.child, spawned.forwarders);
         let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
         process::write_pid_file(&pid_file, pid.load(Ordering::SeqCst));
-        let endpoint = format!("http://{}", opts.client_address);
+        let endpoint = startup::https_url(opts.client_address);
         tracing::info!(%endpoint, data_dir = %opts.data_dir.display(), "starting embedded etcd");
-        if let Err(detail) = wait_healthy(&endpoint, &mut child, &cancel).await {
+        let ready = match wait_healthy(&endpoint, &tls, &mut child, &cancel).await {
+            Ok(()) => startup::check_ours(&endpoint, &tls, &opts, &mut child).await,
+            Err(detail) => Err(startup::Unready::Unhealthy(detail)),
+        };
+        if let Err(unready) = ready {
             process::terminate(&mut child).await;
             process::remove_pid_file(&pid_file);
             // Let the output forwarders drain so the error shows etcd's last words.
             let _ = tokio::time::timeout(Duration::from_secs(1), join_all(forwarders)).await;
-            let detail = format!("{detail}; {}", recent.describe());
-            return Err(EmbeddedError::Unhealthy {
-                seconds: HEALTH_TIMEOUT.as_secs(),
-                detail,
-            });
+            return Err(unready.into_error(&endpoint, &recent));
         }
-        if let Err(e) = finish_join(&opts, joining).await {
+        if let Err(e) = finish_join(&opts, &tls, joining).await {
             process::terminate(&mut child).await;
             process::remove_pid_file(&pid_file);
             return Err(EmbeddedError::Join(e));
@@ -134,7 +149,7 @@ impl EmbeddedEtcd {
         })
     }
 
-    /// `http://<client address>`.
+    /// `https://<client address>`.
     pub fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
@@ -166,9 +181,25 @@ impl Drop for EmbeddedEtcd {
     }
 }
 
+/// Everything before the spawn: the binary, the data dir, a crash leftover stopped, the ports
+/// free, the certificates in place; returns the binary, the pid file and our client TLS.
+async fn prepare(opts: &EmbeddedOptions) -> Result<(PathBuf, PathBuf, TlsOptions), EmbeddedError> {
+    let binary =
+        process::find_binary(&opts.binary).ok_or_else(|| EmbeddedError::BinaryNotFound {
+            binary: opts.binary.clone(),
+        })?;
+    process::prepare_data_dir(&opts.data_dir).map_err(EmbeddedError::Spawn)?;
+    let pid_file = process::pid_file_for(&opts.data_dir);
+    process::stop_leftover(&pid_file, &opts.data_dir).await;
+    startup::check_ports_free(opts)?;
+    let tls = startup::prepare_tls(opts)?;
+    Ok((binary, pid_file, tls))
+}
+
 /// Polls until the member answers a status call, it exits, or `HEALTH_TIMEOUT` passes.
 async fn wait_healthy(
     endpoint: &str,
+    tls: &TlsOptions,
     child: &mut Child,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
@@ -177,7 +208,7 @@ async fn wait_healthy(
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("etcd exited with {status}"));
         }
-        if probe(endpoint).await {
+        if probe(endpoint, Some(tls)).await {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
@@ -190,17 +221,19 @@ async fn wait_healthy(
     }
 }
 
+/// A join endpoint is configured and this member has no data yet.
+fn is_new_join(opts: &EmbeddedOptions) -> bool {
+    opts.join.is_some() && !opts.data_dir.join("member").is_dir()
+}
+
 /// With a join endpoint and no data yet, adds this node to that cluster (as a learner) and sets
 /// the `--initial-cluster` it starts with; true when it did.
-async fn join_if_new(opts: &mut EmbeddedOptions) -> Result<bool, EmbeddedError> {
-    let Some(endpoint) = opts.join.clone() else {
+async fn join_if_new(opts: &mut EmbeddedOptions, tls: &TlsOptions) -> Result<bool, EmbeddedError> {
+    let Some(endpoint) = opts.join.clone().filter(|_| is_new_join(opts)) else {
         return Ok(false);
     };
-    if opts.data_dir.join("member").is_dir() {
-        return Ok(false);
-    }
-    let peer = format!("http://{}", opts.peer_address);
-    let cluster = join::add_self(&endpoint, &opts.name, &peer)
+    let peer = startup::https_url(opts.peer_address);
+    let cluster = join::add_self(&endpoint, tls, &opts.name, &peer)
         .await
         .map_err(EmbeddedError::Join)?;
     tracing::info!(%endpoint, initial_cluster = %cluster, "joining an existing etcd cluster");
@@ -213,12 +246,16 @@ async fn join_if_new(opts: &mut EmbeddedOptions) -> Result<bool, EmbeddedError> 
 /// endpoint still configured, an earlier start may have been cut short before its promotion:
 /// that is tried again, but the join endpoint being down, or anything else going wrong, only
 /// warns, so a long-standing member never depends on one other server to start.
-async fn finish_join(opts: &EmbeddedOptions, joined_now: bool) -> Result<(), join::JoinError> {
+async fn finish_join(
+    opts: &EmbeddedOptions,
+    tls: &TlsOptions,
+    joined_now: bool,
+) -> Result<(), join::JoinError> {
     let Some(endpoint) = &opts.join else {
         return Ok(());
     };
-    let peer = format!("http://{}", opts.peer_address);
-    let promoted = join::promote_self(endpoint, &peer, join::PROMOTE_PATIENCE).await;
+    let peer = startup::https_url(opts.peer_address);
+    let promoted = join::promote_self(endpoint, tls, &peer, join::PROMOTE_PATIENCE).await;
     match promoted {
         Err(e) if !joined_now => {
             tracing::warn!(error = %crate::operations::error_chain(&e), "could not check through the join endpoint whether this member still needs promoting; carrying on");
@@ -235,11 +272,15 @@ async fn join_all(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// True when the member answers a status call.
-pub(crate) async fn probe(endpoint: &str) -> bool {
-    let options = etcd_client::ConnectOptions::new()
+/// True when the member answers a status call (over TLS with our client certificate when
+/// `tls` is given).
+pub(crate) async fn probe(endpoint: &str, tls: Option<&TlsOptions>) -> bool {
+    let mut options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(1))
         .with_timeout(Duration::from_secs(2));
+    if let Some(tls) = tls {
+        options = options.with_tls(tls.clone());
+    }
     let attempt = async {
         let mut client = etcd_client::Client::connect([endpoint], Some(options)).await?;
         client.status().await

@@ -4,12 +4,14 @@
 //! Owns starting that child (same plumbing as the embedded member: death signal, own process
 //! group, output forwarding), waiting until it answers, handing out a client, and stopping it.
 //! `check` compares the running member with what the caller expects; `status` reads a snapshot
-//! file's status with etcd's own tool. Nothing here decides *whether* to restore or reset, moves
+//! file's status with etcd's own tool; `tls` gives it a throwaway CA: it serves TLS only and
+//! requires client certificates, like the embedded member. Nothing here decides *whether* to restore or reset, moves
 //! data dirs, or supervises/restarts etcd: one run, then stop.
 
 mod check;
 mod error;
 mod status;
+mod tls;
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -22,6 +24,8 @@ use tokio::task::JoinHandle;
 
 use super::embedded::probe;
 use super::embedded::process::{self, RecentOutput};
+use super::embedded::startup::{client_tls, https_url};
+use tls::ThrowawayTls;
 
 pub use check::{
     MemberExpectation, MemberMismatch, MemberObservation, MemberReport, ObservedAlarm,
@@ -87,6 +91,8 @@ pub struct StandaloneEtcd {
     data_dir: PathBuf,
     recent: RecentOutput,
     forwarders: Vec<JoinHandle<()>>,
+    /// Declared last: the certificates go only after the child was killed (drop order).
+    _tls: ThrowawayTls,
 }
 
 impl std::fmt::Debug for StandaloneEtcd {
@@ -111,7 +117,10 @@ impl StandaloneEtcd {
         check_data_dir(&opts.data_dir)?;
         let client_address = listen_address(opts.client_address)?;
         let peer_address = listen_address(opts.peer_address)?;
-        let args = etcd_args(&opts, client_address, peer_address);
+        let throwaway = ThrowawayTls::create(peer_address.ip())?;
+        let tls = client_tls(&throwaway.files).map_err(StandaloneError::ClientTls)?;
+        let mut args = etcd_args(&opts, client_address, peer_address);
+        args.extend(throwaway.files.etcd_flags());
         let recent = RecentOutput::bounded(usize::MAX, KEPT_OUTPUT_BYTES);
         let spawned = process::spawn_with_args(&binary, args, &recent).map_err(|source| {
             StandaloneError::Spawn {
@@ -119,11 +128,11 @@ impl StandaloneEtcd {
                 source,
             }
         })?;
-        let endpoint = format!("http://{client_address}");
+        let endpoint = https_url(client_address);
         tracing::info!(%endpoint, data_dir = %opts.data_dir.display(),
             force_new_cluster = opts.force_new_cluster, "starting standalone etcd");
         let mut child = spawned.child;
-        if let Err(failure) = wait_healthy(&endpoint, &mut child, opts.health_timeout).await {
+        if let Err(failure) = wait_healthy(&endpoint, &tls, &mut child, opts.health_timeout).await {
             process::terminate(&mut child).await;
             // Let the forwarders drain so the error carries etcd's last words.
             let drain = async {
@@ -134,7 +143,7 @@ impl StandaloneEtcd {
             let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
             return Err(failure.into_error(&opts, &endpoint, recent.describe()));
         }
-        let client = connect(&endpoint).await?;
+        let client = connect(&endpoint, &tls).await?;
         tracing::info!(%endpoint, "standalone etcd is ready");
         Ok(Self {
             child: Some(child),
@@ -145,6 +154,7 @@ impl StandaloneEtcd {
             data_dir: opts.data_dir,
             recent,
             forwarders: spawned.forwarders,
+            _tls: throwaway,
         })
     }
 
@@ -153,7 +163,7 @@ impl StandaloneEtcd {
         self.client.clone()
     }
 
-    /// `http://<client address>`.
+    /// `https://<client address>` (a client needs `client()`'s certificate to use it).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -229,10 +239,11 @@ fn listen_address(given: Option<SocketAddr>) -> Result<SocketAddr, StandaloneErr
     }
 }
 
-/// etcd's command line: loopback listeners, advertised client URL loopback too.
+/// etcd's command line: loopback listeners, advertised client URL loopback too (TLS flags are
+/// added by the caller, with the throwaway files).
 fn etcd_args(opts: &StandaloneOptions, client: SocketAddr, peer: SocketAddr) -> Vec<OsString> {
-    let client = format!("http://{client}");
-    let peer = format!("http://{peer}");
+    let client = https_url(client);
+    let peer = https_url(peer);
     let advertised_peer = opts
         .initial_advertise_peer_url
         .clone()
@@ -280,6 +291,7 @@ impl StartFailure {
 /// Polls until the member answers a status call, it exits, or `limit` passes.
 async fn wait_healthy(
     endpoint: &str,
+    tls: &etcd_client::TlsOptions,
     child: &mut Child,
     limit: Duration,
 ) -> Result<(), StartFailure> {
@@ -288,7 +300,7 @@ async fn wait_healthy(
         if let Ok(Some(status)) = child.try_wait() {
             return Err(StartFailure::Exited(status.to_string()));
         }
-        if probe(endpoint).await {
+        if probe(endpoint, Some(tls)).await {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
@@ -298,10 +310,14 @@ async fn wait_healthy(
     }
 }
 
-async fn connect(endpoint: &str) -> Result<etcd_client::Client, StandaloneError> {
+async fn connect(
+    endpoint: &str,
+    tls: &etcd_client::TlsOptions,
+) -> Result<etcd_client::Client, StandaloneError> {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT);
+        .with_timeout(REQUEST_TIMEOUT)
+        .with_tls(tls.clone());
     etcd_client::Client::connect([endpoint], Some(options))
         .await
         .map_err(|source| StandaloneError::Connect {

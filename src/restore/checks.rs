@@ -129,8 +129,9 @@ pub(super) fn expectation(
     }
 }
 
+/// The peer URL the embedded member serves (TLS only), as a restore records it.
 fn peer_url(config: &DesiredConfig) -> String {
-    format!("http://{}", config.etcd.peer_address)
+    format!("https://{}", config.etcd.peer_address)
 }
 
 /// Stops a check member; a stop failure only warns (the process is killed on drop anyway).

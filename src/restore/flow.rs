@@ -219,7 +219,7 @@ async fn stage(
     let target = RestoreTarget {
         data_dir: plan.staging_dir.clone(),
         name: config.node_name.clone(),
-        peer_url: format!("http://{}", config.etcd.peer_address),
+        peer_url: format!("https://{}", config.etcd.peer_address),
         cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
         bump_revision: bump,
     };

@@ -48,7 +48,30 @@ impl Node {
     }
 
     pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("https://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The embedded etcd's TLS dir (its CAs and certificates).
+    pub(crate) fn tls_dir(&self) -> PathBuf {
+        self.dir().join("server/tls/etcd")
+    }
+
+    /// The real `etcdctl` against this node's embedded etcd, with its client certificate.
+    pub(crate) fn etcdctl(&self, args: &[&str]) -> Output {
+        etcdctl(&self.tls_dir(), &self.endpoint(), args)
+    }
+
+    /// Copies the etcd CAs of `other` here, as an operator does before joining its cluster.
+    pub(crate) fn copy_cas_from(&self, other: &Node) {
+        std::fs::create_dir_all(self.tls_dir()).unwrap();
+        for name in [
+            "server-ca.crt",
+            "server-ca.key",
+            "peer-ca.crt",
+            "peer-ca.key",
+        ] {
+            std::fs::copy(other.tls_dir().join(name), self.tls_dir().join(name)).unwrap();
+        }
     }
 
     pub(crate) fn start(&self, extra: &[&str]) -> TestServer {
@@ -57,9 +80,7 @@ impl Node {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = TestServer::start(self.dir(), &refs);
         crate::support::wait_for("embedded etcd", std::time::Duration::from_secs(60), || {
-            etcdctl(&self.endpoint(), &["endpoint", "health"])
-                .status
-                .success()
+            self.etcdctl(&["endpoint", "health"]).status.success()
         });
         server
     }
@@ -82,17 +103,17 @@ impl Node {
     }
 
     pub(crate) fn put(&self, key: &str, value: &str) {
-        let out = etcdctl(&self.endpoint(), &["put", key, value]);
+        let out = self.etcdctl(&["put", key, value]);
         assert!(out.status.success(), "{:?}", text(&out));
     }
 
     pub(crate) fn del(&self, key: &str) {
-        assert!(etcdctl(&self.endpoint(), &["del", key]).status.success());
+        assert!(self.etcdctl(&["del", key]).status.success());
     }
 
     /// Every `/test/` key and value, through etcdctl.
     pub(crate) fn keys(&self) -> BTreeMap<String, String> {
-        let out = etcdctl(&self.endpoint(), &["get", "--prefix", "/test/"]);
+        let out = self.etcdctl(&["get", "--prefix", "/test/"]);
         assert!(out.status.success(), "{:?}", text(&out));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let lines: Vec<&str> = text.lines().collect();
@@ -103,7 +124,7 @@ impl Node {
     }
 
     pub(crate) fn member_count(&self) -> usize {
-        let out = etcdctl(&self.endpoint(), &["member", "list"]);
+        let out = self.etcdctl(&["member", "list"]);
         String::from_utf8_lossy(&out.stdout).lines().count()
     }
 
@@ -125,11 +146,19 @@ impl Node {
     }
 }
 
-pub(crate) fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+/// The documented command line: `etcdctl --endpoints https://... --cacert <tls>/server-ca.crt
+/// --cert <tls>/client.crt --key <tls>/client.key ...`.
+pub(crate) fn etcdctl(tls_dir: &Path, endpoint: &str, args: &[&str]) -> Output {
     let etcdctl = require_binary("etcdctl").expect("etcdctl");
     Command::new(etcdctl)
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", endpoint, "--command-timeout", "5s"])
+        .arg("--cacert")
+        .arg(tls_dir.join("server-ca.crt"))
+        .arg("--cert")
+        .arg(tls_dir.join("client.crt"))
+        .arg("--key")
+        .arg(tls_dir.join("client.key"))
         .args(args)
         .output()
         .unwrap()
@@ -375,7 +404,8 @@ fn a_second_reset_is_blocked_and_rollback_puts_the_old_data_back() {
         node.keys(),
         expected(&[("/test/a", "changed"), ("/test/c", "3")])
     );
-    assert!(server.terminate().success());
+    let status = server.terminate();
+    assert!(status.success(), "{status}:\n{}", server.log_text());
 }
 
 #[test]
@@ -408,7 +438,7 @@ fn write_bootstrap_files(server_dir: &Path) -> BTreeMap<String, Vec<u8>> {
     for rel in [
         "tls/server-ca.crt",
         "tls/server-ca.key",
-        "tls/etcd/peer-ca.crt",
+        "tls/client-ca.crt",
         "cred/passwd",
     ] {
         let path = server_dir.join(rel);

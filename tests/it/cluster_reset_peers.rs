@@ -2,7 +2,7 @@
 //! recorded token hash checked before anything is downloaded) and a three-member cluster
 //! restored on one member while the other two drop their etcd data and rejoin it.
 
-use crate::cluster_reset::{Node, etcdctl, expected};
+use crate::cluster_reset::{Node, expected};
 use crate::support::{require_binary, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,6 +109,10 @@ fn a_three_member_cluster_is_restored_on_one_member_and_the_others_rejoin() {
     let nodes = [Node::named("n1"), Node::named("n2"), Node::named("n3")];
     let join = format!("--etcd-join-endpoint={}", nodes[0].endpoint());
     let mut servers = vec![nodes[0].start(&[])];
+    // The peers share the first server's etcd CAs and issue their own certificates from them.
+    for peer in &nodes[1..] {
+        peer.copy_cas_from(&nodes[0]);
+    }
     servers.push(nodes[1].start(&[&join]));
     servers.push(nodes[2].start(&[&join]));
     assert_eq!(nodes[0].member_count(), 3);
@@ -138,7 +142,7 @@ fn a_three_member_cluster_is_restored_on_one_member_and_the_others_rejoin() {
             "{}",
             node.name
         );
-        let health = etcdctl(&node.endpoint(), &["endpoint", "health"]);
+        let health = node.etcdctl(&["endpoint", "health"]);
         assert!(health.status.success(), "{}", node.name);
     }
     for mut server in servers.drain(..).rev() {

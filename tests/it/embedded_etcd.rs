@@ -1,10 +1,13 @@
 //! Integration tests: embedded_etcd. The real `etcd` binary supervised by `EmbeddedEtcd` on free
-//! loopback ports, checked through etcd-client and /proc.
+//! loopback ports, checked through etcd-client (with the member's client certificate, read from
+//! its TLS dir) and /proc.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
+use etcd_snapshot::etcd::certs::{CaKind, EtcdTlsFiles, Leaf};
 use etcd_snapshot::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -15,11 +18,44 @@ fn options(binary: PathBuf, data_dir: &Path) -> EmbeddedOptions {
     EmbeddedOptions {
         binary,
         data_dir: data_dir.to_path_buf(),
+        tls_dir: tls_dir_for(data_dir),
         name: "test-node".into(),
         client_address: addr(free_port()),
         peer_address: addr(free_port()),
         join: None,
         initial_cluster: None,
+    }
+}
+
+/// Each member's TLS dir sits beside its data dir.
+fn tls_dir_for(data_dir: &Path) -> PathBuf {
+    let mut name = data_dir.file_name().unwrap().to_os_string();
+    name.push("-tls");
+    data_dir.with_file_name(name)
+}
+
+/// Our client certificate for the member whose TLS files are in `tls_dir`.
+fn tls(tls_dir: &Path) -> TlsOptions {
+    let files = EtcdTlsFiles::new(tls_dir);
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(files.ca_cert(CaKind::Server))))
+        .identity(Identity::from_pem(
+            read(files.cert(Leaf::Client)),
+            read(files.key(Leaf::Client)),
+        ))
+}
+
+/// Copies the cluster's CAs (what an operator copies to a joining server).
+fn copy_cas(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in [
+        "server-ca.crt",
+        "server-ca.key",
+        "peer-ca.crt",
+        "peer-ca.key",
+    ] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
     }
 }
 
@@ -39,14 +75,23 @@ where
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
-async fn client(endpoint: &str) -> etcd_client::Client {
-    etcd_client::Client::connect([endpoint], None)
+fn options_with(tls: TlsOptions) -> ConnectOptions {
+    ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_tls(tls)
+}
+
+async fn client(endpoint: &str, tls_dir: &Path) -> etcd_client::Client {
+    etcd_client::Client::connect([endpoint], Some(options_with(tls(tls_dir))))
         .await
         .expect("connect to embedded etcd")
 }
 
-async fn get(endpoint: &str, key: &str) -> Option<String> {
-    let mut client = etcd_client::Client::connect([endpoint], None).await.ok()?;
+async fn get(endpoint: &str, tls_dir: &Path, key: &str) -> Option<String> {
+    let options = options_with(tls(tls_dir));
+    let mut client = etcd_client::Client::connect([endpoint], Some(options))
+        .await
+        .ok()?;
     let resp = client.get(key, None).await.ok()?;
     let kv = resp.kvs().first()?;
     Some(kv.value_str().ok()?.to_owned())
@@ -66,12 +111,19 @@ async fn starts_serves_data_from_its_dir_and_shuts_down() {
     };
     let root = tempfile::tempdir().unwrap();
     let data_dir = root.path().join("server").join("db").join("etcd");
-    let member = EmbeddedEtcd::start(options(etcd, &data_dir), CancellationToken::new())
+    let opts = options(etcd, &data_dir);
+    let tls_dir = opts.tls_dir.clone();
+    let member = EmbeddedEtcd::start(opts, CancellationToken::new())
         .await
         .unwrap();
     let endpoint = member.endpoint();
-    client(&endpoint).await.put("/k", "v1", None).await.unwrap();
-    assert_eq!(get(&endpoint, "/k").await.as_deref(), Some("v1"));
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    client(&endpoint, &tls_dir)
+        .await
+        .put("/k", "v1", None)
+        .await
+        .unwrap();
+    assert_eq!(get(&endpoint, &tls_dir, "/k").await.as_deref(), Some("v1"));
     assert!(data_dir.join("member").join("snap").join("db").is_file());
 
     let pid = member.pid().expect("etcd runs");
@@ -90,11 +142,11 @@ async fn supervisor_restarts_a_killed_member_with_its_data() {
     };
     let root = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let member = EmbeddedEtcd::start(options(etcd, &root.path().join("etcd")), cancel.clone())
-        .await
-        .unwrap();
+    let opts = options(etcd, &root.path().join("etcd"));
+    let tls_dir = opts.tls_dir.clone();
+    let member = EmbeddedEtcd::start(opts, cancel.clone()).await.unwrap();
     let endpoint = member.endpoint();
-    client(&endpoint)
+    client(&endpoint, &tls_dir)
         .await
         .put("/kept", "yes", None)
         .await
@@ -114,8 +166,8 @@ async fn supervisor_restarts_a_killed_member_with_its_data() {
         "the restarted member to serve the old key",
         Duration::from_secs(20),
         || {
-            let endpoint = endpoint.clone();
-            async move { get(&endpoint, "/kept").await.as_deref() == Some("yes") }
+            let (endpoint, tls_dir) = (endpoint.clone(), tls_dir.clone());
+            async move { get(&endpoint, &tls_dir, "/kept").await.as_deref() == Some("yes") }
         },
     )
     .await;
@@ -200,22 +252,24 @@ async fn a_missing_binary_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_that_cannot_start_reports_what_etcd_printed() {
+async fn a_taken_port_is_refused_before_etcd_is_spawned() {
     let Some(etcd) = require_binary("etcd") else {
         return;
     };
     let root = tempfile::tempdir().unwrap();
     let data_dir = root.path().join("etcd");
     let mut opts = options(etcd, &data_dir);
-    // Another process holds the client port, so etcd exits right away.
+    // Another process holds the client port.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     opts.client_address = busy.local_addr().unwrap();
     match EmbeddedEtcd::start(opts, CancellationToken::new()).await {
-        Err(EmbeddedError::Unhealthy { detail, .. }) => {
-            assert!(detail.contains("address already in use"), "{detail}");
+        Err(err @ EmbeddedError::PortInUse { key, .. }) => {
+            assert_eq!(key, "etcd-client-address");
+            assert!(err.to_string().contains("already in use"), "{err}");
         }
-        other => panic!("expected Unhealthy, got {other:?}"),
+        other => panic!("expected PortInUse, got {other:?}"),
     }
+    assert!(!data_dir.join("member").exists(), "etcd never ran");
     assert!(
         !root.path().join("etcd.pid").exists(),
         "pid file left behind"
@@ -228,15 +282,22 @@ async fn a_member_that_cannot_start_reports_what_etcd_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_that_never_starts_leaves_the_cluster_writable() {
     use etcd_snapshot::etcd::embedded::join;
-    let Some(etcd) = crate::support::TestEtcd::start() else {
+    let Some(binary) = require_binary("etcd") else {
         return;
     };
-    let ghost = format!("http://127.0.0.1:{}", free_port());
-    let cluster = join::add_self(&etcd.endpoint, "ghost", &ghost)
+    let root = tempfile::tempdir().unwrap();
+    let opts = options(binary, &root.path().join("etcd"));
+    let tls_dir = opts.tls_dir.clone();
+    let etcd = EmbeddedEtcd::start(opts, CancellationToken::new())
+        .await
+        .unwrap();
+    let endpoint = etcd.endpoint();
+    let ghost = format!("https://127.0.0.1:{}", free_port());
+    let cluster = join::add_self(&endpoint, &tls(&tls_dir), "ghost", &ghost)
         .await
         .unwrap();
     assert!(cluster.contains(&format!("ghost={ghost}")), "{cluster}");
-    let mut client = client(&etcd.endpoint).await;
+    let mut client = client(&endpoint, &tls_dir).await;
     let members = client.member_list().await.unwrap();
     let added = members
         .members()
@@ -249,13 +310,14 @@ async fn a_join_that_never_starts_leaves_the_cluster_writable() {
         matches!(put, Ok(Ok(_))),
         "the cluster lost its quorum: {put:?}"
     );
-    let err = join::promote_self(&etcd.endpoint, &ghost, Duration::from_secs(2))
+    let err = join::promote_self(&endpoint, &tls(&tls_dir), &ghost, Duration::from_secs(2))
         .await
         .unwrap_err();
     assert!(
         matches!(err, join::JoinError::NotPromoted { .. }),
         "{err:?}"
     );
+    etcd.shutdown().await;
 }
 
 /// A node started with a join endpoint catches up as a learner and is a voter once `start`
@@ -267,13 +329,12 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
     };
     let root = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let first = EmbeddedEtcd::start(
-        options(etcd.clone(), &root.path().join("a")),
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    client(&first.endpoint())
+    let first_opts = options(etcd.clone(), &root.path().join("a"));
+    let first_tls = first_opts.tls_dir.clone();
+    let first = EmbeddedEtcd::start(first_opts, cancel.clone())
+        .await
+        .unwrap();
+    client(&first.endpoint(), &first_tls)
         .await
         .put("before-join", "kept", None)
         .await
@@ -281,11 +342,32 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
     let mut second = options(etcd, &root.path().join("b"));
     second.name = "second-node".into();
     second.join = Some(first.endpoint());
-    let peer = format!("http://{}", second.peer_address);
+    // Without the cluster's CAs the join is refused before the membership changes, saying
+    // which files to copy where.
+    let err = EmbeddedEtcd::start(second.clone(), cancel.clone())
+        .await
+        .unwrap_err();
+    let text = etcd_snapshot::operations::error_chain(&err);
+    assert!(
+        text.contains("peer-ca.key") && text.contains(second.tls_dir.to_str().unwrap()),
+        "{text}"
+    );
+    let members = client(&first.endpoint(), &first_tls)
+        .await
+        .member_list()
+        .await
+        .unwrap();
+    assert_eq!(members.members().len(), 1, "no member was added");
+    copy_cas(&first_tls, &second.tls_dir);
+    let peer = format!("https://{}", second.peer_address);
     let joined = EmbeddedEtcd::start(second.clone(), cancel.clone())
         .await
         .unwrap();
-    let members = client(&first.endpoint()).await.member_list().await.unwrap();
+    let members = client(&first.endpoint(), &first_tls)
+        .await
+        .member_list()
+        .await
+        .unwrap();
     assert_eq!(members.members().len(), 2);
     let me = members
         .members()
@@ -297,16 +379,18 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
         "still a learner after start returned: {me:?}"
     );
     let endpoint = joined.endpoint();
+    // Its own leaf certificates, issued from the copied CAs.
+    let second_tls = second.tls_dir.clone();
     eventually(
         "the data on the joined member",
         Duration::from_secs(10),
-        || async { get(&endpoint, "before-join").await.as_deref() == Some("kept") },
+        || async { get(&endpoint, &second_tls, "before-join").await.as_deref() == Some("kept") },
     )
     .await;
     joined.shutdown().await;
     // Restarted later with a join endpoint that no longer answers: a member that has its data
     // starts without it.
-    second.join = Some(format!("http://127.0.0.1:{}", free_port()));
+    second.join = Some(format!("https://127.0.0.1:{}", free_port()));
     let again = EmbeddedEtcd::start(second, cancel.clone()).await.unwrap();
     again.shutdown().await;
     first.shutdown().await;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Member, MemberAddOptions};
+use etcd_client::{Client, ConnectOptions, Member, MemberAddOptions, TlsOptions};
 
 /// Why joining failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +59,13 @@ fn membership_error(
     }
 }
 
-async fn connect(endpoint: &str) -> Result<Client, JoinError> {
-    Client::connect([endpoint], None)
+/// Connects over TLS with our client certificate: the cluster's members serve TLS only.
+async fn connect(endpoint: &str, tls: &TlsOptions) -> Result<Client, JoinError> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(30))
+        .with_tls(tls.clone());
+    Client::connect([endpoint], Some(options))
         .await
         .map_err(|source| JoinError::Connect {
             endpoint: endpoint.to_string(),
@@ -70,8 +75,19 @@ async fn connect(endpoint: &str) -> Result<Client, JoinError> {
 
 /// Adds `name` at `peer_url` to the cluster of `endpoint` as a learner; returns
 /// `name=url,...` for every member, this node included.
-pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<String, JoinError> {
-    let mut client = connect(endpoint).await?;
+pub async fn add_self(
+    endpoint: &str,
+    tls: &TlsOptions,
+    name: &str,
+    peer_url: &str,
+) -> Result<String, JoinError> {
+    let mut client = connect(endpoint, tls).await?;
+    // Connecting is lazy: a failed status call (say, a certificate the cluster does not trust)
+    // is reported as a failure to reach the member, before any membership change.
+    client.status().await.map_err(|source| JoinError::Connect {
+        endpoint: endpoint.to_string(),
+        source,
+    })?;
     let fail = |action| membership_error(action, endpoint);
     let members = client.member_list().await.map_err(fail("list members"))?;
     // Our old entry (same peer URL) belongs to data that no longer exists: it must go before
@@ -110,10 +126,11 @@ pub async fn add_self(endpoint: &str, name: &str, peer_url: &str) -> Result<Stri
 /// voter, already was, or is not a member at all (nothing to promote).
 pub async fn promote_self(
     endpoint: &str,
+    tls: &TlsOptions,
     peer_url: &str,
     patience: Duration,
 ) -> Result<(), JoinError> {
-    let mut client = connect(endpoint).await?;
+    let mut client = connect(endpoint, tls).await?;
     let fail = |action| membership_error(action, endpoint);
     let members = client.member_list().await.map_err(fail("list members"))?;
     let Some(me) = members.members().iter().find(|m| at_peer_url(m, peer_url)) else {

@@ -18,6 +18,8 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use super::EmbeddedOptions;
+use super::startup::https_url;
+use crate::etcd::certs::EtcdTlsFiles;
 
 /// util-linux `setpriv`: with `--pdeathsig KILL` the kernel kills etcd if we die, even by
 /// SIGKILL. The death signal is tied to the spawning thread; we spawn from runtime worker
@@ -99,11 +101,12 @@ pub(crate) fn find_binary(binary: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// etcd's command line: a single-member cluster, or the joined cluster's members.
+/// etcd's command line: a single-member cluster, or the joined cluster's members; TLS only.
 pub(super) fn etcd_args(opts: &EmbeddedOptions) -> Vec<OsString> {
-    let client = format!("http://{}", opts.client_address);
-    let peer = format!("http://{}", opts.peer_address);
+    let client = https_url(opts.client_address);
+    let peer = https_url(opts.peer_address);
     let mut args = member_args(&opts.name, &opts.data_dir, &client, &peer, &peer);
+    args.extend(EtcdTlsFiles::new(&opts.tls_dir).etcd_flags());
     args.push("--initial-cluster".into());
     match &opts.initial_cluster {
         Some(cluster) => {
@@ -336,6 +339,7 @@ mod tests {
         let opts = EmbeddedOptions {
             binary: "etcd".into(),
             data_dir: "/d/etcd".into(),
+            tls_dir: "/d/tls".into(),
             name: "n1".into(),
             client_address: "127.0.0.1:2379".parse::<SocketAddr>().unwrap(),
             peer_address: "127.0.0.1:2380".parse::<SocketAddr>().unwrap(),
@@ -351,14 +355,24 @@ mod tests {
             args[i + 1].clone()
         };
         assert_eq!(value("--data-dir"), "/d/etcd");
-        assert_eq!(value("--listen-client-urls"), "http://127.0.0.1:2379");
-        assert_eq!(value("--advertise-client-urls"), "http://127.0.0.1:2379");
-        assert_eq!(value("--listen-peer-urls"), "http://127.0.0.1:2380");
+        assert_eq!(value("--listen-client-urls"), "https://127.0.0.1:2379");
+        assert_eq!(value("--advertise-client-urls"), "https://127.0.0.1:2379");
+        assert_eq!(value("--listen-peer-urls"), "https://127.0.0.1:2380");
         assert_eq!(
             value("--initial-advertise-peer-urls"),
-            "http://127.0.0.1:2380"
+            "https://127.0.0.1:2380"
         );
-        assert_eq!(value("--initial-cluster"), "n1=http://127.0.0.1:2380");
+        assert_eq!(value("--initial-cluster"), "n1=https://127.0.0.1:2380");
+        // No plain-HTTP listener, and both sides demand a certificate from their CA.
+        assert!(!args.iter().any(|a| a.contains("http://")), "{args:?}");
+        assert!(args.contains(&"--client-cert-auth".to_string()));
+        assert!(args.contains(&"--peer-client-cert-auth".to_string()));
+        assert_eq!(value("--trusted-ca-file"), "/d/tls/server-ca.crt");
+        assert_eq!(value("--cert-file"), "/d/tls/server-client.crt");
+        assert_eq!(value("--key-file"), "/d/tls/server-client.key");
+        assert_eq!(value("--peer-trusted-ca-file"), "/d/tls/peer-ca.crt");
+        assert_eq!(value("--peer-cert-file"), "/d/tls/peer-server-client.crt");
+        assert_eq!(value("--peer-key-file"), "/d/tls/peer-server-client.key");
     }
 
     #[test]

@@ -18,6 +18,16 @@ pub enum StandaloneError {
     },
     #[error("failed to listen on {address}: a standalone etcd listens on loopback only")]
     NotLoopback { address: SocketAddr },
+    #[error("failed to create the one-off etcd's certificate directory {dir}")]
+    TlsDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to issue the one-off etcd's certificates")]
+    Certs(#[source] crate::etcd::certs::CertError),
+    #[error("failed to load the one-off etcd's client certificate")]
+    ClientTls(#[source] crate::etcd::client::ConnectError),
     #[error("failed to pick a free loopback port")]
     FreePort(#[source] std::io::Error),
     #[error("failed to start etcd {binary}")]

@@ -24,20 +24,23 @@ fn args_listen_on_the_given_loopback_ports() {
     assert_eq!(value(&args, "--data-dir"), "/d/etcd");
     assert_eq!(
         value(&args, "--listen-client-urls"),
-        "http://127.0.0.1:40001"
+        "https://127.0.0.1:40001"
     );
     assert_eq!(
         value(&args, "--advertise-client-urls"),
-        "http://127.0.0.1:40001"
+        "https://127.0.0.1:40001"
     );
-    assert_eq!(value(&args, "--listen-peer-urls"), "http://127.0.0.1:40002");
+    assert_eq!(
+        value(&args, "--listen-peer-urls"),
+        "https://127.0.0.1:40002"
+    );
     assert_eq!(
         value(&args, "--initial-advertise-peer-urls"),
-        "http://127.0.0.1:40002"
+        "https://127.0.0.1:40002"
     );
     assert_eq!(
         value(&args, "--initial-cluster"),
-        "x=http://127.0.0.1:40002"
+        "x=https://127.0.0.1:40002"
     );
     assert!(!args.iter().any(|a| a == "--force-new-cluster"));
 }
@@ -48,7 +51,10 @@ fn args_advertise_the_recorded_peer_url_and_force_a_new_cluster() {
     opts.initial_advertise_peer_url = Some("https://10.0.0.1:2380".into());
     opts.force_new_cluster = true;
     let args = args_of(&opts);
-    assert_eq!(value(&args, "--listen-peer-urls"), "http://127.0.0.1:40002");
+    assert_eq!(
+        value(&args, "--listen-peer-urls"),
+        "https://127.0.0.1:40002"
+    );
     assert_eq!(
         value(&args, "--initial-advertise-peer-urls"),
         "https://10.0.0.1:2380"

@@ -190,7 +190,7 @@ fn go_duration(d: Duration) -> String {
         return "0s".into();
     }
     if d < Duration::from_secs(1) {
-        return format!("{}ms", d.as_millis());
+        return go_sub_second(d.subsec_nanos());
     }
     let total = d.as_secs();
     let (hours, minutes, seconds) = (total / 3600, total / 60 % 60, total % 60);
@@ -211,9 +211,40 @@ fn go_duration(d: Duration) -> String {
     out
 }
 
+/// Under a second Go prints the largest unit that fits, with the exact fraction (`1ns`,
+/// `1.5µs`, `250ms`), so what `config show` prints reads back as the same duration.
+fn go_sub_second(nanos: u32) -> String {
+    let (per_unit, unit, width) = match nanos {
+        0..1_000 => return format!("{nanos}ns"),
+        1_000..1_000_000 => (1_000, "µs", 3),
+        _ => (1_000_000, "ms", 6),
+    };
+    let (whole, fraction) = (nanos / per_unit, nanos % per_unit);
+    if fraction == 0 {
+        return format!("{whole}{unit}");
+    }
+    let digits = format!("{fraction:0width$}");
+    format!("{whole}.{}{unit}", digits.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_second_durations_print_as_go_does() {
+        let cases = [
+            (1, "1ns"),
+            (999, "999ns"),
+            (1_000, "1µs"),
+            (1_500, "1.5µs"),
+            (250_000_000, "250ms"),
+            (1_000_001, "1.000001ms"),
+        ];
+        for (nanos, text) in cases {
+            assert_eq!(go_duration(Duration::from_nanos(nanos)), text);
+        }
+    }
 
     fn s(text: &str) -> RawValue {
         RawValue::String(text.into())

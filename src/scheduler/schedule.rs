@@ -128,48 +128,82 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("empty duration".into());
     }
-    let mut total = Duration::ZERO;
+    let out_of_range = || format!("\"{text}\" is out of range (at most {MAX_GO_DURATION_TEXT})");
+    let max_nanos = MAX_GO_DURATION.as_nanos();
+    // Whole nanoseconds with checked arithmetic, as Go parses: floating point would panic on
+    // huge values and round long ones, so `config show` would print a different duration.
+    let mut total: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest
+        let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        if digits == 0 {
+        if number_len == 0 {
             return Err(format!(
                 "\"{text}\" is not a duration (expected e.g. 30s, 5m, 1h30m)"
             ));
         }
-        let number: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("\"{text}\" has a bad number"))?;
-        rest = &rest[digits..];
+        let number = &rest[..number_len];
+        rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => {
-                return Err(format!(
-                    "\"{text}\" is missing a unit (ns, us, ms, s, m, h)"
-                ));
-            }
-            other => return Err(format!("\"{text}\" has an unknown unit \"{other}\"")),
-        };
+        let unit_nanos =
+            unit_nanos(&rest[..unit_len]).map_err(|why| format!("\"{text}\" {why}"))?;
         rest = &rest[unit_len..];
-        total = Duration::try_from_secs_f64(number * seconds_per_unit)
-            .ok()
-            .and_then(|part| total.checked_add(part))
-            .filter(|sum| *sum <= MAX_GO_DURATION)
-            .ok_or_else(|| {
-                format!("\"{text}\" is out of range (at most {MAX_GO_DURATION_TEXT})")
-            })?;
+        let part =
+            part_nanos(number, unit_nanos).ok_or_else(|| format!("\"{text}\" has a bad number"))?;
+        total = total
+            .checked_add(part.ok_or_else(out_of_range)?)
+            .filter(|sum| *sum <= max_nanos)
+            .ok_or_else(out_of_range)?;
     }
-    Ok(total)
+    Ok(Duration::from_nanos(total as u64))
+}
+
+/// Nanoseconds per Go duration unit.
+fn unit_nanos(unit: &str) -> Result<u128, String> {
+    match unit {
+        "ns" => Ok(1),
+        "us" | "µs" | "μs" => Ok(1_000),
+        "ms" => Ok(1_000_000),
+        "s" => Ok(1_000_000_000),
+        "m" => Ok(60_000_000_000),
+        "h" => Ok(3_600_000_000_000),
+        "" => Err("is missing a unit (ns, us, ms, s, m, h)".into()),
+        other => Err(format!("has an unknown unit \"{other}\"")),
+    }
+}
+
+/// `number` (digits, at most one `.`) times `unit_nanos`, truncated to whole nanoseconds as Go
+/// does. None: not a number; Some(None): too large for any duration.
+fn part_nanos(number: &str, unit_nanos: u128) -> Option<Option<u128>> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.contains('.') || (whole.is_empty() && fraction.is_empty()) {
+        return None;
+    }
+    let whole = whole.trim_start_matches('0');
+    // 39 digits overflow u128; anything with more than 20 significant digits is out of range.
+    if whole.len() > 20 {
+        return Some(None);
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    // Past 20 fraction digits no unit contributes a nanosecond (1 h is 3.6e12 ns).
+    let fraction = &fraction[..fraction.len().min(20)];
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    let nanos = whole
+        .checked_mul(unit_nanos)
+        .and_then(|n| n.checked_add(fraction * unit_nanos / scale));
+    Some(nanos)
 }
 
 #[cfg(test)]
@@ -259,6 +293,35 @@ mod tests {
             "@every 0s",
         ] {
             assert!(Schedule::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations_are_exact_to_the_nanosecond() {
+        // Past 2^53 ns a floating-point sum rounds; Go and this parser do not.
+        let long = parse_go_duration("2000000h1m0.000000001s").unwrap();
+        assert_eq!(
+            long.as_nanos(),
+            2_000_000 * 3_600_000_000_000 + 60_000_000_000 + 1
+        );
+        assert_eq!(
+            parse_go_duration("1.000000001s").unwrap().as_nanos(),
+            1_000_000_001
+        );
+        assert_eq!(
+            parse_go_duration(".5s").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_go_duration("1.5µs").unwrap(),
+            Duration::from_nanos(1_500)
+        );
+        assert_eq!(
+            parse_go_duration(MAX_GO_DURATION_TEXT).unwrap(),
+            MAX_GO_DURATION
+        );
+        for bad in ["1.2.3s", ".s", "1..s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
         }
     }
 

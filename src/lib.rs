@@ -11,17 +11,24 @@
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
 //!   the direct-mode CLI.
 //! - `scheduler`: cron schedules and the scheduled-snapshot loop.
-//! - `api`: the `POST /db/snapshot` HTTPS server, its TLS material, the CLI's client, wire types.
-//! - `etcd`: connecting to etcd; the embedded etcd child process and its supervision.
+//! - `api`: the `POST /db/snapshot` HTTPS server (request limits, the credential and path rules
+//!   a request must pass), its TLS material and live renewal, the CLI's client, wire types.
+//! - `etcd`: connecting to etcd (TLS, the plain-http rule lives in `config::etcd_check`); the
+//!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
+//!   its startup identity check and its supervision.
 //! - `daemon`: wires the server's tasks together and owns shutdown.
 //! - `tls_verify`: the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `token`: the server token (load, create, RKE2 forms).
 //! - `telemetry`: logging and Prometheus metrics.
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
-//! - `fsutil`: crash-safe file writes.
+//! - `fsutil`: crash-safe file writes and size-capped reads.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset.
-//! - `kube`: the Kubernetes integration; for now the `ETCDSnapshotFile` CRD (`etcd-snapshot crd`).
+//! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
+//!   resources and Events, the CRD (installed only when opted in).
+//!
+//! The threat model and what each surface guarantees are in `docs/security.md`; the fuzz
+//! targets (`*fuzz*` test modules, harness in `fuzz_support`) sit beside the parsers they test.
 
 pub mod api;
 pub mod bootstrap;

@@ -194,7 +194,7 @@ impl ApiClient {
     /// The configured CA file. One that cannot be read is never a reason to trust whatever
     /// answers: either nothing answers (direct mode may follow) or the client refuses.
     async fn read_ca_file(&self, path: &Path) -> Result<Vec<u8>, ClientError> {
-        match std::fs::read(path) {
+        match crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX) {
             Ok(pem) => Ok(pem),
             Err(_) if !answers(&self.url).await => Err(ClientError::Unreachable {
                 url: self.url.clone(),

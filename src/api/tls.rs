@@ -373,11 +373,14 @@ fn ensure_private_dir(dir: &Path) -> Result<(), TlsError> {
 }
 
 fn read_text(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|source| TlsError::Io {
+    let io = |source| TlsError::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX).map_err(io)?;
+    String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {

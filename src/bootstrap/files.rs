@@ -88,10 +88,10 @@ pub fn read_bootstrap(server_dir: &Path) -> Result<BootstrapData, BootstrapError
 }
 
 fn read_file(path: &Path) -> io::Result<BootstrapFile> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let modified = file.metadata()?.modified()?;
-    let mut content = Vec::new();
-    io::Read::read_to_end(&mut file, &mut content)?;
+    // Certificates, keys, passwd and encryption configs are small; anything else is refused.
+    let content = crate::fsutil::read_open_capped(file, crate::fsutil::SMALL_FILE_MAX)?;
     Ok(BootstrapFile {
         timestamp: Some(DateTime::<Utc>::from(modified)),
         content,

@@ -330,26 +330,15 @@ fn ensure_private_dir(dir: &Path) -> Result<(), CertError> {
 /// The file's bytes, None when it does not exist. Certificates and keys are small: anything
 /// over 1 MiB is not one and is not read.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CertError> {
-    const MAX: u64 = 1024 * 1024;
-    let io = |source| CertError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(e)),
-    };
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX + 1), &mut bytes).map_err(io)?;
-    if bytes.len() as u64 > MAX {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "larger than 1 MiB",
-        )));
+    match crate::fsutil::read_capped(path, crate::fsutil::SMALL_FILE_MAX) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CertError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
     }
-    Ok(Some(bytes))
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {

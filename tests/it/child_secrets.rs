@@ -218,6 +218,16 @@ fn restore_tool_children_get_no_secret_in_their_environment() {
         return;
     };
     let node = Node::new();
+    // The server saves with the token the restore is later given (through the environment):
+    // the snapshot carries bootstrap data (the etcd CAs) that only that token opens.
+    let server_dir = node.dir().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    std::fs::write(server_dir.join("token"), TOKEN).unwrap();
+    std::fs::set_permissions(
+        server_dir.join("token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut server = node.start(&[]);
     let snapshot = node.save(&server, false);
     assert!(server.terminate().success());

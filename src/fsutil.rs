@@ -107,6 +107,17 @@ pub fn publish_no_clobber(temp: &Path, dest: &Path) -> io::Result<()> {
     sync_dir(&parent_dir(dest))
 }
 
+/// Creates `dir` (and missing parents) for keys and certificates: the directory itself ends
+/// up 0700 even when it already existed with a looser mode.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Creates `dir` and missing parents; directories this call creates get `mode`.
 pub fn create_dir_all_mode(dir: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -7,7 +7,6 @@
 //! and renews it while the server runs.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -358,18 +357,11 @@ fn since_epoch(t: SystemTime) -> Duration {
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<(), TlsError> {
-    let io = |action, source| TlsError::Io {
-        action,
+    crate::fsutil::ensure_private_dir(dir).map_err(|source| TlsError::Io {
+        action: "create private directory",
         path: dir.to_path_buf(),
         source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io("create directory", e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io("restrict permissions of", e))
+    })
 }
 
 fn read_text(path: &Path) -> Result<String, TlsError> {

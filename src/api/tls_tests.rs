@@ -1,6 +1,7 @@
 //! Unit tests of `tls`: files, permissions, reuse and re-issue of the serving certificate.
 
 use super::*;
+use std::os::unix::fs::PermissionsExt;
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

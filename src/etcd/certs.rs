@@ -10,7 +10,6 @@
 
 mod check;
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -313,18 +312,11 @@ fn issue_leaf(
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<(), CertError> {
-    let io = |action, source| CertError::Io {
-        action,
+    crate::fsutil::ensure_private_dir(dir).map_err(|source| CertError::Io {
+        action: "create private directory",
         path: dir.to_path_buf(),
         source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io("create directory", e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io("restrict permissions of", e))
+    })
 }
 
 /// The file's bytes, None when it does not exist. Certificates and keys are small: anything

@@ -55,8 +55,23 @@ pub struct TestEtcd {
 
 impl TestEtcd {
     /// Starts etcd and waits until it answers; None when etcd is missing (and CI is unset).
+    /// A port picked by `free_port` can be taken by another test before etcd binds it, so a
+    /// member that exits or never answers is replaced, on fresh ports, up to three times.
     pub fn start() -> Option<Self> {
         let etcd = require_binary("etcd")?;
+        let etcdctl = require_binary("etcdctl").expect("etcdctl");
+        for _ in 0..3 {
+            let mut me = Self::spawn(&etcd);
+            if me.wait_healthy(&etcdctl, Duration::from_secs(30)) {
+                return Some(me);
+            }
+            let _ = me.child.kill();
+            let _ = me.child.wait();
+        }
+        panic!("etcd did not start and answer in three attempts");
+    }
+
+    fn spawn(etcd: &Path) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let (client, peer) = (free_port(), free_port());
         let client_url = format!("http://127.0.0.1:{client}");
@@ -81,30 +96,35 @@ impl TestEtcd {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn etcd");
-        let me = Self {
+        Self {
             child,
             endpoint: client_url,
             data_dir,
-        };
-        let etcdctl = require_binary("etcdctl").expect("etcdctl");
-        // Listening is not serving: wait until a health check (a real read) passes.
-        wait_for("etcd to be healthy", Duration::from_secs(30), || {
-            Command::new(&etcdctl)
+        }
+    }
+
+    /// True once a health check (a real read, not just a listener) passes; false when the
+    /// member exits first or `timeout` passes.
+    fn wait_healthy(&mut self, etcdctl: &Path, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            let healthy = Command::new(etcdctl)
                 .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &me.endpoint,
-                    "--command-timeout",
-                    "2s",
-                    "endpoint",
-                    "health",
-                ])
+                .args(["--endpoints", &self.endpoint])
+                .args(["--command-timeout", "2s", "endpoint", "health"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
-                .is_ok_and(|s| s.success())
-        });
-        Some(me)
+                .is_ok_and(|s| s.success());
+            if healthy {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// The etcd process id (to pause it with SIGSTOP in tests that need a save to hang).

@@ -36,6 +36,16 @@ impl Parsed {
     pub fn source(&self, key: &str) -> Option<&Source> {
         self.0.get(key).map(|e| &e.source)
     }
+    /// A cross-key check's error for `key`: its value as shown, where it came from, and what
+    /// was expected instead.
+    pub fn error(&self, key: &str, expected: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            value: self.value(key).map(value::render),
+            source: self.source(key).cloned().unwrap_or(Source::Default),
+            expected: expected.into(),
+        }
+    }
     pub fn path(&self, key: &str) -> Option<PathBuf> {
         match self.value(key)? {
             Value::Path(p) => Some(p.clone()),
@@ -224,14 +234,7 @@ pub(super) fn check_config_secret(p: &Parsed, warnings: &mut Vec<String>) {
 /// S3 checks that go beyond one value's kind. Value formats (lookup type, proxy, endpoint,
 /// timeout) are checked whenever set; what S3 needs to run only when `etcd-s3` is on.
 pub(super) fn check_s3(p: &Parsed, errors: &mut Vec<ConfigError>) {
-    let mut fail = |key: &str, expected: &str| {
-        errors.push(ConfigError {
-            key: key.into(),
-            value: p.value(key).map(value::render),
-            source: p.source(key).cloned().unwrap_or(Source::Default),
-            expected: expected.into(),
-        });
-    };
+    let mut fail = |key: &str, expected: &str| errors.push(p.error(key, expected));
     if let Some(lookup) = p.text("etcd-s3-bucket-lookup-type")
         && BucketLookup::parse(&lookup).is_none()
     {
@@ -287,12 +290,7 @@ pub(super) fn check_name_lengths(p: &Parsed, errors: &mut Vec<ConfigError>) {
     for key in ["name", "etcd-snapshot-name"] {
         let Some(base) = p.text(key) else { continue };
         if let Err(expected) = crate::snapshot::name::check_fits(&base, &node) {
-            errors.push(ConfigError {
-                key: key.into(),
-                value: p.value(key).map(value::render),
-                source: p.source(key).cloned().unwrap_or(Source::Default),
-                expected,
-            });
+            errors.push(p.error(key, expected));
         }
     }
 }

@@ -5,9 +5,7 @@
 use std::net::IpAddr;
 
 use super::build::Parsed;
-use super::layer::Source;
 use super::resolve::ConfigError;
-use super::value;
 
 /// How an etcd URL travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +53,7 @@ pub(super) fn etcd_transport(url: &str) -> EtcdTransport {
 /// etcd transport rules: plain HTTP only on loopback, and a join only over TLS (the embedded
 /// etcd serves clients over TLS only).
 pub(super) fn check_etcd(p: &Parsed, errors: &mut Vec<ConfigError>) {
-    let mut fail = |key: &str, expected: &str| {
-        errors.push(ConfigError {
-            key: key.into(),
-            value: p.value(key).map(value::render),
-            source: p.source(key).cloned().unwrap_or(Source::Default),
-            expected: expected.into(),
-        });
-    };
+    let mut fail = |key: &str, expected: &str| errors.push(p.error(key, expected));
     let endpoints = p.list("etcd-endpoints").unwrap_or_default();
     if endpoints
         .iter()
@@ -87,7 +78,7 @@ pub(super) fn check_etcd(p: &Parsed, errors: &mut Vec<ConfigError>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::layer::{Layer, RawValue};
+    use super::super::layer::{Layer, RawValue, Source};
     use super::super::resolve::{ConfigErrors, HostFacts, Resolved, resolve_with};
     use super::*;
 

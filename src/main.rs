@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use etcd_snapshot::cli::{self, Command};
 use etcd_snapshot::commands::{self, CommandError, Completion};
 use etcd_snapshot::config::{ConfigEngine, show};
+use etcd_snapshot::errors::error_chain;
 use etcd_snapshot::kube::crd;
-use etcd_snapshot::operations::error_chain;
 use etcd_snapshot::{daemon, telemetry};
 
 /// Success.

@@ -10,8 +10,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 use crate::config::DesiredConfig;
+use crate::hex::encode as hex;
 
 /// Errors finding or creating a token.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +101,19 @@ pub fn password_part(token: &str) -> &str {
 /// object metadata (`Rke2-Token-Hash`), so a restore can tell up front whether a token matches
 /// the one that wrote a snapshot.
 pub fn token_hash(token: &str) -> String {
-    crate::bootstrap::crypto::token_hash(password_part(token))
+    passphrase_hash(password_part(token))
+}
+
+/// Hex characters of sha256(passphrase) that make a token hash.
+const HASH_CHARS: usize = 12;
+
+/// The first 12 hex characters of sha256(passphrase), with no token-form normalisation: the
+/// token hash of an already-extracted password part, and the suffix of the bootstrap data's
+/// storage key. Identifies a token without revealing it.
+pub fn passphrase_hash(passphrase: &str) -> String {
+    let mut full = hex(&Sha256::digest(passphrase.as_bytes()));
+    full.truncate(HASH_CHARS);
+    full
 }
 
 /// The server token as it exists (for a restore, or the bootstrap sync before a save): `--token`, `--token-file`, or the token file under the data
@@ -202,23 +216,14 @@ fn generate_token() -> std::io::Result<SecretString> {
     Ok(SecretString::from(hex(&bytes)))
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::config::schedule::Schedule;
     use crate::config::{ApiSettings, EtcdSettings, LogFormat, LogSettings, SnapshotSettings};
-    use crate::scheduler::Schedule;
 
     fn config(data_dir: &Path) -> DesiredConfig {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);

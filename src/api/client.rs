@@ -182,7 +182,7 @@ impl ApiClient {
         if !status.is_success() {
             return Err(self.protocol(format!("GET /cacerts answered {status}")));
         }
-        let actual = crate::token::hex(&Sha256::digest(&bundle));
+        let actual = crate::hex::encode(&Sha256::digest(&bundle));
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(
                 self.protocol("the server's CA bundle does not match the CA hash in the token")

@@ -12,10 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::pbkdf2;
 use ring::rand::{SecureRandom, SystemRandom};
-use sha2::{Digest, Sha256};
 
 use super::BootstrapError;
-use crate::token::hex;
+use crate::hex::encode as hex;
+use crate::token::passphrase_hash;
 
 /// Prefix of every bootstrap key in etcd.
 pub const STORAGE_PREFIX: &str = "/bootstrap/";
@@ -27,8 +27,6 @@ const PBKDF2_ROUNDS: NonZeroU32 = NonZeroU32::new(4096).unwrap();
 const KEY_LEN: usize = 32;
 /// GCM tag length appended to the ciphertext.
 const TAG_LEN: usize = 16;
-/// Hex characters of sha256(passphrase) that name the storage key and the token hash.
-const HASH_CHARS: usize = 12;
 
 /// Encrypts `plaintext` with `passphrase` (the normalised token) in the k3s stored format.
 pub fn encrypt(passphrase: &str, plaintext: &[u8]) -> Result<String, BootstrapError> {
@@ -84,15 +82,7 @@ pub fn decrypt(passphrase: &str, stored: &str) -> Result<Vec<u8>, BootstrapError
 
 /// The etcd key of the bootstrap data for `passphrase`: `/bootstrap/<token hash>`.
 pub fn storage_key(passphrase: &str) -> String {
-    format!("{STORAGE_PREFIX}{}", token_hash(passphrase))
-}
-
-/// First 12 hex characters of sha256(passphrase): RKE2's token hash (S3 metadata, CR annotation,
-/// storage key suffix). Identifies a token without revealing it.
-pub fn token_hash(passphrase: &str) -> String {
-    let mut full = hex(&Sha256::digest(passphrase.as_bytes()));
-    full.truncate(HASH_CHARS);
-    full
+    format!("{STORAGE_PREFIX}{}", passphrase_hash(passphrase))
 }
 
 fn derive_key(passphrase: &str, salt_hex: &str) -> Result<LessSafeKey, BootstrapError> {
@@ -111,6 +101,7 @@ fn derive_key(passphrase: &str, salt_hex: &str) -> Result<LessSafeKey, Bootstrap
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::passphrase_hash as token_hash;
 
     // Produced independently of this code, with Python's `cryptography` package:
     // python3 -c "import base64;from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC;from cryptography.hazmat.primitives import hashes;from cryptography.hazmat.primitives.ciphers.aead import AESGCM;s=b'a1b2c3d4e5f60718';n=bytes(range(12));k=PBKDF2HMAC(hashes.SHA1(),32,s,4096).derive(b'known-vector-token');print(s.decode()+':'+base64.b64encode(n+AESGCM(k).encrypt(n,b'{\"ServerCA\":\"known\"}',None)).decode())"

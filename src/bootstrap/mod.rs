@@ -23,7 +23,7 @@ mod fuzz_tests;
 use std::path::PathBuf;
 
 pub use codec::{BootstrapData, BootstrapFile};
-pub use crypto::{decrypt, encrypt, storage_key, token_hash};
+pub use crypto::{decrypt, encrypt, storage_key};
 pub use files::{
     BOOTSTRAP_FILES, BootstrapFileSpec, WriteOutcome, read_bootstrap, write_bootstrap,
 };

@@ -16,7 +16,8 @@ use crate::api::tls;
 use crate::api::wire::{FailedItem, RemovedCopy, SnapshotResponse};
 use crate::cli::{Command, OutputFormat};
 use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, Resolved, Source};
-use crate::operations::{OperationError, Operations, SaveKind, error_chain};
+use crate::errors::error_chain;
+use crate::operations::{OperationError, Operations, SaveKind};
 use crate::telemetry::metrics::Metrics;
 use crate::token::client_token;
 
@@ -152,7 +153,7 @@ async fn kube_for_direct(config: &DesiredConfig) -> crate::kube::KubeAccess {
     match crate::kube::KubeAccess::from_config(config).await {
         Ok(access) => access,
         Err(e) => {
-            tracing::warn!(error = %crate::operations::error_chain(&e), "no Kubernetes access for the S3 config Secret");
+            tracing::warn!(error = %crate::errors::error_chain(&e), "no Kubernetes access for the S3 config Secret");
             crate::kube::KubeAccess::disabled()
         }
     }
@@ -171,7 +172,7 @@ pub async fn show_secret_values(resolved: &mut crate::config::Resolved) -> Optio
         }
         Err(e) => Some(format!(
             "S3 values below are the configured ones: {}",
-            crate::operations::error_chain(&e)
+            crate::errors::error_chain(&e)
         )),
     }
 }

@@ -17,7 +17,7 @@ use super::desired::{
 use super::layer::Source;
 use super::resolve::ConfigError;
 use super::value::{self, Value};
-use crate::scheduler::Schedule;
+use crate::config::schedule::Schedule;
 
 /// One key's effective value; `None` is an optional key left unset (or set to "").
 pub(super) struct Entry {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::scheduler::Schedule;
+use crate::config::schedule::Schedule;
 
 /// The whole merged configuration of one evaluation of the engine.
 #[derive(Debug, Clone)]

@@ -6,12 +6,14 @@
 
 mod build;
 pub mod desired;
+pub mod duration;
 pub mod env;
 mod etcd_check;
 pub mod file;
 pub mod keys;
 pub mod layer;
 pub mod resolve;
+pub mod schedule;
 pub mod secret;
 pub mod show;
 pub mod value;

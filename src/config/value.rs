@@ -12,8 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::desired::{LogFormat, redact_userinfo};
 use super::keys::Kind;
 use super::layer::RawValue;
-use crate::scheduler::Schedule;
-use crate::scheduler::schedule::parse_go_duration;
+use crate::config::duration::parse_go_duration;
+use crate::config::schedule::Schedule;
 
 /// A value parsed for its kind.
 #[derive(Debug, Clone)]

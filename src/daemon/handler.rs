@@ -20,7 +20,8 @@ use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHand
 use crate::api::wire::SnapshotRequest;
 use crate::config::desired::S3Settings;
 use crate::config::{ConfigEngine, DesiredConfig, Layer, RawValue, Resolved, Source};
-use crate::operations::{OperationError, Operations, SaveKind, error_chain};
+use crate::errors::error_chain;
+use crate::operations::{OperationError, Operations, SaveKind};
 
 /// Serves `POST /db/snapshot` with the shared `Operations`.
 pub struct RequestHandler {

@@ -258,7 +258,7 @@ async fn finish_join(
     let promoted = join::promote_self(endpoint, tls, &peer, join::PROMOTE_PATIENCE).await;
     match promoted {
         Err(e) if !joined_now => {
-            tracing::warn!(error = %crate::operations::error_chain(&e), "could not check through the join endpoint whether this member still needs promoting; carrying on");
+            tracing::warn!(error = %crate::errors::error_chain(&e), "could not check through the join endpoint whether this member still needs promoting; carrying on");
             Ok(())
         }
         other => other,

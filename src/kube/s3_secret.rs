@@ -197,7 +197,7 @@ mod tests {
         let err = read_s3_settings(&KubeAccess::disabled(), "s3", &base)
             .await
             .unwrap_err();
-        let chain = crate::operations::error_chain(&err);
+        let chain = crate::errors::error_chain(&err);
         assert!(chain.contains("Secret kube-system/s3"), "{chain}");
         assert!(chain.contains("--kubeconfig"), "{chain}");
     }

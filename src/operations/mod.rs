@@ -7,12 +7,11 @@
 //! store's advisory lock file (so a direct-mode CLI and a server on the same node never race).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
-mod error_text;
 mod maintain;
 pub mod pending;
 mod replicate;
@@ -20,13 +19,14 @@ mod resources;
 mod response;
 mod s3_config;
 
-pub use error_text::error_chain;
+use crate::errors::error_chain;
 
 use crate::api::wire::{FailedItem, RemovedCopy};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
 use crate::snapshot::SnapshotRecord;
+use crate::snapshot::name::rounded_now_unix;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
@@ -409,12 +409,4 @@ fn open_store(config: &DesiredConfig) -> Result<LocalStore, OperationError> {
 /// Opens the snapshot dir for delete/prune, which never create it.
 fn open_existing_store(config: &DesiredConfig) -> Result<LocalStore, OperationError> {
     LocalStore::open(&config.snapshot.dir, &config.node_name, false).map_err(OperationError::Store)
-}
-
-/// Now in unix seconds, rounded to the nearest second as RKE2 names snapshots.
-pub fn rounded_now_unix() -> i64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (now.as_millis() as i64 + 500) / 1000
 }

@@ -81,7 +81,7 @@ pub(super) async fn snapshot_revision(tool: &RestoreTool, snapshot: &Path) -> Op
     match snapshot_status(&tool.path, is_etcdutl(tool), snapshot).await {
         Ok(status) => Some(status.revision),
         Err(e) => {
-            tracing::warn!(error = %crate::operations::error_chain(&e), "could not read the snapshot's revision; checking only that the restored member has data");
+            tracing::warn!(error = %crate::errors::error_chain(&e), "could not read the snapshot's revision; checking only that the restored member has data");
             None
         }
     }
@@ -137,7 +137,7 @@ fn peer_url(config: &DesiredConfig) -> String {
 /// Stops a check member; a stop failure only warns (the process is killed on drop anyway).
 pub(super) async fn stop(etcd: StandaloneEtcd) {
     if let Err(e) = etcd.stop().await {
-        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to stop the check member cleanly");
+        tracing::warn!(error = %crate::errors::error_chain(&e), "failed to stop the check member cleanly");
     }
 }
 

@@ -20,7 +20,7 @@ use super::verify::{check_free_space, quick_check, verify_snapshot_file};
 use super::{ResetError, checks, last_restore};
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
-use crate::operations::rounded_now_unix;
+use crate::snapshot::name::rounded_now_unix;
 use crate::store::s3::S3Store;
 use crate::store::s3::store::META_TOKEN_HASH;
 
@@ -317,7 +317,7 @@ fn install_or_put_back(plan: &RestorePlan, previous: Option<&Path>) -> Result<()
     if let Some(old) = previous
         && let Err(rollback_error) = rollback(&plan.db_dir, old)
     {
-        tracing::error!(error = %crate::operations::error_chain(&rollback_error), "failed to put the previous etcd data back");
+        tracing::error!(error = %crate::errors::error_chain(&rollback_error), "failed to put the previous etcd data back");
         return Err(ResetError::InstallAndRollback {
             previous: old.to_path_buf(),
             live: plan.live_dir.clone(),
@@ -345,7 +345,7 @@ pub(super) fn prune_backups(config: &DesiredConfig, made: &last_restore::LastRes
             }
         }
         Err(e) => {
-            tracing::warn!(error = %crate::operations::error_chain(&e), "failed to prune old restore backups")
+            tracing::warn!(error = %crate::errors::error_chain(&e), "failed to prune old restore backups")
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn remove(db_dir: &Path) {
 pub fn record(db_dir: &Path, made: &LastRestore) {
     if let Err(e) = write(db_dir, made) {
         remove(db_dir);
-        tracing::warn!(error = %crate::operations::error_chain(&e), "failed to record the backups this restore made; a rollback will go by backup names");
+        tracing::warn!(error = %crate::errors::error_chain(&e), "failed to record the backups this restore made; a rollback will go by backup names");
     }
 }
 

@@ -16,7 +16,7 @@ use super::reset_flag::{
 use super::{ResetError, StartDecision, last_restore};
 use crate::config::DesiredConfig;
 use crate::etcd::standalone::{StandaloneEtcd, check_member};
-use crate::operations::rounded_now_unix;
+use crate::snapshot::name::rounded_now_unix;
 
 /// What a reset did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +229,7 @@ pub fn clear_reset_flag(config: &DesiredConfig) {
         Ok(true) => tracing::info!("cluster reset complete; removed the reset-flag"),
         Ok(false) => {}
         Err(e) => {
-            tracing::warn!(error = %crate::operations::error_chain(&e), "failed to remove the reset-flag")
+            tracing::warn!(error = %crate::errors::error_chain(&e), "failed to remove the reset-flag")
         }
     }
 }

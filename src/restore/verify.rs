@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::RestoreError;
+use crate::hex::encode as hex;
 use crate::snapshot::save::SaveError;
-use crate::snapshot::sink::{TrailerCheck, hex};
+use crate::snapshot::sink::TrailerCheck;
 
 /// etcd's trailer: a SHA-256 of the database image.
 const TRAILER_LEN: u64 = 32;

@@ -5,7 +5,6 @@
 //! tick that arrives while any save is running is skipped and logged, never queued.
 
 pub mod reconcile;
-pub mod schedule;
 
 use std::sync::Arc;
 
@@ -14,10 +13,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use schedule::Schedule;
-
 use crate::config::Resolved;
-use crate::operations::{Operations, SaveKind, error_chain};
+use crate::errors::error_chain;
+use crate::operations::{Operations, SaveKind};
 
 /// Runs until `cancel`.
 pub async fn run(

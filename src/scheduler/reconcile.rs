@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Resolved;
-use crate::operations::{Operations, error_chain};
+use crate::errors::error_chain;
+use crate::operations::Operations;
 
 /// The first pass comes soon after start: a failure from before a restart is made up quickly,
 /// without delaying startup itself.

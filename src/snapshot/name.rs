@@ -167,6 +167,14 @@ pub fn validate_user_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Now in unix seconds, rounded to the nearest second as RKE2 names snapshots.
+pub fn rounded_now_unix() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_millis() as i64 + 500) / 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::snapshot::sink::hex;
+use crate::hex::encode as hex;
 
 /// Scripted chunks; an `Err` item is returned once, like a broken stream.
 struct Scripted(VecDeque<Result<Bytes, etcd_client::Error>>);

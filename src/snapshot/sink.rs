@@ -15,6 +15,7 @@ use super::save::SaveError;
 use super::tee::Tee;
 use super::zipstream::{ZipEntry, ZipStreamWriter};
 use crate::fsutil;
+use crate::hex::encode as hex;
 
 /// Size of etcd's integrity trailer: the SHA-256 of the database image.
 const TRAILER_LEN: usize = 32;
@@ -198,15 +199,6 @@ impl SnapshotSink {
             source,
         }
     }
-}
-
-/// Lowercase hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

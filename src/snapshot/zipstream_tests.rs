@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::layout::dos_date_time;
 use super::*;
-use crate::snapshot::sink::hex;
+use crate::hex::encode as hex;
 
 const MTIME: i64 = 1_754_906_881; // 2025-08-11 10:08:01 UTC
 const NAME: &str = "on-demand-n1-1754906881";

@@ -347,7 +347,7 @@ async fn a_joined_member_is_promoted_to_a_voter_once_it_caught_up() {
     let err = EmbeddedEtcd::start(second.clone(), cancel.clone())
         .await
         .unwrap_err();
-    let text = etcd_snapshot::operations::error_chain(&err);
+    let text = etcd_snapshot::errors::error_chain(&err);
     assert!(
         text.contains("peer-ca.key") && text.contains(second.tls_dir.to_str().unwrap()),
         "{text}"

@@ -494,7 +494,7 @@ async fn download_never_writes_through_a_symlink_planted_at_the_temp_name() {
     std::fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, &part).unwrap();
     let err = store.download(name, dest.path()).await.unwrap_err();
-    let text = etcd_snapshot::operations::error_chain(&err);
+    let text = etcd_snapshot::errors::error_chain(&err);
     assert!(
         text.contains(&part.display().to_string()) && text.contains("symbolic link"),
         "{text}"

@@ -65,7 +65,7 @@ fn fresh_dir() -> Result<PathBuf, StandaloneError> {
             dir: std::env::temp_dir(),
             source: std::io::Error::other("no randomness for the directory name"),
         })?;
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let suffix = crate::hex::encode(&random);
     let dir = std::env::temp_dir().join(format!("etcd-snapshot-standalone-{suffix}"));
     std::fs::DirBuilder::new()
         .mode(0o700)

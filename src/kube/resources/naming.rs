@@ -46,7 +46,7 @@ fn digest6(node: &str, location: &str) -> String {
     hasher.update(node.as_bytes());
     hasher.update(location.as_bytes());
     let digest = hasher.finalize();
-    digest[..3].iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&digest[..3])
 }
 
 /// Kubernetes' DNS-1123 subdomain rule: dot-separated labels of `[a-z0-9-]`, each starting and

@@ -296,7 +296,7 @@ mod tests {
             head.contains("proxy-authorization: basic ywxpy2u6cznjcjn0"),
             "{head}"
         );
-        let chain = super::super::error::error_chain(&error);
+        let chain = crate::errors::error_chain(&error);
         assert!(
             !chain.contains("s3cr3t") && !chain.contains("alice"),
             "{chain}"

@@ -152,19 +152,6 @@ impl S3Error {
     }
 }
 
-/// The error and its sources joined by ": ", for one-line logs (never holds credentials: no
-/// variant carries one).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
-}
-
 /// What went wrong with one request, before it is given the caller's context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -319,6 +306,7 @@ fn chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::error_chain;
 
     #[test]
     fn stream_failures_are_not_retried_in_place() {

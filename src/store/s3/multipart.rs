@@ -15,8 +15,9 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 
 use super::client::S3Client;
-use super::error::{S3Error, error_chain, to_error};
+use super::error::{S3Error, to_error};
 use super::store::{ObjectMetadata, PART_SIZE, S3Store, content_type, read_part, user_metadata};
+use crate::errors::error_chain;
 use crate::snapshot::tee::{TeeMessage, TeeReceiver};
 
 /// Uploads `first` and the rest of `file` as one multipart object; returns the size. The next

@@ -12,8 +12,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
-use super::error::{S3Error, error_chain};
+use super::error::S3Error;
 use super::store::{ObjectMetadata, S3Store, UploadedObject, sha256_file};
+use crate::errors::error_chain;
 
 /// How often and how patiently a failed upload is retried.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,7 @@ use super::client::S3Client;
 use super::error::{S3Error, to_error};
 use super::keys::{KeyLayout, location};
 use crate::config::desired::S3Settings;
+use crate::hex::encode as hex;
 use crate::snapshot::name::{ZIP_SUFFIX, timestamp_in_name, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::DeleteOutcome;
@@ -346,10 +347,6 @@ pub(super) async fn sha256_file(path: &Path) -> Result<String, S3Error> {
         hasher.update(&buf[..n]);
     }
     Ok(hex(&hasher.finalize()))
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> S3Error {

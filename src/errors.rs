@@ -1,5 +1,6 @@
 //! Error text for logs and client-facing messages: an error with all its sources on one line,
-//! each said once.
+//! each said once. The bottom of the module graph: no `crate::` imports, so every layer
+//! (stores, etcd, restore, operations, the CLI) can use the one rendering.
 
 /// An error and all its sources joined with ": ", for logs and client-facing messages.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -42,6 +42,7 @@ pub mod etcd;
 pub mod fsutil;
 pub mod hex;
 pub mod kube;
+pub mod layout;
 pub mod operations;
 pub mod restore;
 pub mod scheduler;
@@ -53,3 +54,5 @@ pub mod token;
 
 #[cfg(test)]
 pub(crate) mod fuzz_support;
+#[cfg(test)]
+mod module_graph_tests;

@@ -152,15 +152,7 @@ pub struct SnapshotSettings {
 impl SnapshotSettings {
     /// `<snapshot dir>/../.metadata`, a sibling of the snapshot dir, as RKE2 lays it out.
     pub fn metadata_dir(&self) -> PathBuf {
-        metadata_dir_for(&self.dir)
-    }
-}
-
-/// The metadata dir that belongs to a snapshot dir.
-pub fn metadata_dir_for(snapshot_dir: &Path) -> PathBuf {
-    match snapshot_dir.parent() {
-        Some(parent) => parent.join(".metadata"),
-        None => snapshot_dir.join("..").join(".metadata"),
+        crate::layout::metadata_dir_for(&self.dir)
     }
 }
 

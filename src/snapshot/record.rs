@@ -1,15 +1,12 @@
-//! One row of a snapshot listing, wherever the snapshot lives, and its `ETCDSnapshotFile` form.
+//! One row of a snapshot listing, wherever the snapshot lives.
 //!
-//! Stores produce `SnapshotRecord`s; the CLI table, `-o json|yaml` and (later) the Kubernetes
-//! controller consume them. Pure data and formatting only.
+//! Stores produce `SnapshotRecord`s; the CLI table, `-o json|yaml` and the Kubernetes resources
+//! consume them. Pure data and formatting only; the `ETCDSnapshotFile` wire form is made at the
+//! edge, in `api::wire_record`.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-
-use crate::api::wire::{
-    EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotSpec, EtcdSnapshotStatus, ObjectMeta,
-};
 
 /// Parses the metadata file format: one JSON object whose values are all strings (what a save
 /// writes from the ConfigMap's `.data`). The one parser for both the local file and the S3
@@ -72,34 +69,6 @@ impl SnapshotRecord {
     pub fn created_rfc3339(&self) -> String {
         rfc3339(self.created_unix)
     }
-
-    /// The `ETCDSnapshotFile` RKE2's `list` returns for this record.
-    pub fn to_snapshot_file(&self) -> EtcdSnapshotFile {
-        EtcdSnapshotFile {
-            api_version: "k3s.cattle.io/v1".into(),
-            kind: "ETCDSnapshotFile".into(),
-            metadata: ObjectMeta {
-                name: self.list_key(),
-                ..Default::default()
-            },
-            spec: EtcdSnapshotSpec {
-                snapshot_name: self.file_name.clone(),
-                node_name: self.node_name.clone(),
-                location: self.location.clone(),
-                metadata: self.metadata.clone(),
-                s3: None,
-            },
-            status: EtcdSnapshotStatus {
-                size: Some(self.size.to_string()),
-                creation_time: Some(self.created_rfc3339()),
-                ready_to_use: Some(self.ready),
-                error: self.error.as_ref().map(|message| EtcdSnapshotError {
-                    time: Some(self.created_rfc3339()),
-                    message: Some(message.clone()),
-                }),
-            },
-        }
-    }
 }
 
 #[cfg(test)]
@@ -154,15 +123,5 @@ mod tests {
     fn list_key_sanitizes_like_rke2() {
         assert_eq!(record("on-demand-n1-1").list_key(), "local-on-demand-n1-1");
         assert_eq!(record("a b+c").list_key(), "local-a_b_c");
-    }
-
-    #[test]
-    fn snapshot_file_has_rke2_shape() {
-        let json = serde_json::to_value(record("x-n1-1754906881").to_snapshot_file()).unwrap();
-        assert_eq!(json["apiVersion"], "k3s.cattle.io/v1");
-        assert_eq!(json["spec"]["snapshotName"], "x-n1-1754906881");
-        assert_eq!(json["status"]["size"], "42");
-        assert_eq!(json["status"]["creationTime"], "2025-08-11T10:08:01Z");
-        assert_eq!(json["status"]["readyToUse"], true);
     }
 }

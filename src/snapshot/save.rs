@@ -270,7 +270,7 @@ async fn write_metadata_or_roll_back(
     name: &SnapshotName,
     map: &BTreeMap<String, String>,
 ) -> Result<(), SaveError> {
-    let meta_dir = crate::config::desired::metadata_dir_for(dir);
+    let meta_dir = crate::layout::metadata_dir_for(dir);
     let meta_path = meta_dir.join(name.file_name());
     let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
         path: meta_path.clone(),

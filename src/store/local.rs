@@ -12,8 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::config::desired::metadata_dir_for;
 use crate::fsutil;
+use crate::layout::metadata_dir_for;
 use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, timestamp_in_name};
 use crate::snapshot::prune::{Candidate, plan_prune};
 use crate::snapshot::{SnapshotName, SnapshotRecord, Storage};

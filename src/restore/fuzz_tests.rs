@@ -14,9 +14,10 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 use sha2::{Digest, Sha256};
 
-use super::unzip::{archive_entry_size, extract_snapshot, verify_archive};
+use super::unzip::{archive_entry_size, extract_snapshot};
 use super::verify::{quick_check, verify_snapshot_file, verify_stored_snapshot};
 use crate::fuzz_support::{Fuzz, Mutation, mutated};
+use crate::snapshot::verify::archive::verify_archive;
 use crate::snapshot::zipstream::{ZipEntry, ZipStreamWriter};
 
 const BOLT_MAGIC: u32 = 0xED0C_DAED;

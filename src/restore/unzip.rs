@@ -1,43 +1,24 @@
 //! Extracting the one database file from a snapshot's `.zip` form.
 //!
-//! Owns the archive checks (exactly one entry, a plain file name, intact data) and the
-//! crash-safe write of the extracted file into the directory it is given. It writes nowhere
+//! Opens the archive through the snapshot layer's checks (`snapshot::verify::archive`: exactly
+//! one entry, a plain file name) and owns the crash-safe write of the extracted file (intact
+//! data, checked by the archive's CRC) into the directory it is given. It writes nowhere
 //! else, leaves nothing behind on failure, and never decides where that directory is (`plan`).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use crate::fsutil;
 use crate::snapshot::name::PART_SUFFIX;
+pub use crate::snapshot::verify::archive::check_entry_name;
+use crate::snapshot::verify::archive::{checked_name, not_a_zip, open_archive};
 
 /// Mode of the extracted database: etcd's private file mode, whatever the archive says.
 const EXTRACTED_MODE: u32 = 0o600;
 /// Copy buffer: large enough to keep deflate busy, small enough that memory stays flat.
 const COPY_BUFFER: usize = 256 * 1024;
-
-/// Checks that a zip entry name is a plain file name, safe to join onto a directory.
-///
-/// Pure. Returns the reason when it is not.
-pub fn check_entry_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("the name is empty");
-    }
-    if name.contains('/') || name.contains('\\') {
-        return Err("the name contains a directory separator");
-    }
-    if name == "." || name == ".." || name.contains("..") {
-        return Err("the name contains '..'");
-    }
-    if name.contains('\0') {
-        return Err("the name contains a NUL byte");
-    }
-    if name.ends_with(PART_SUFFIX) {
-        return Err("the name is a temporary file name");
-    }
-    Ok(())
-}
 
 /// Extracts the single entry of `zip_path` to `<dest_dir>/<entry name>` and returns that path.
 ///
@@ -95,64 +76,6 @@ pub fn archive_entry_size(zip_path: &Path) -> Result<u64, RestoreError> {
         .map_err(|source| not_a_zip(zip_path, source))?;
     checked_name(zip_path, &entry)?;
     Ok(entry.size())
-}
-
-/// Reads the archive's single entry through the snapshot checks (trailer, bbolt page, and the
-/// archive's own CRC, which the zip reader checks at the end of the entry) without writing it
-/// anywhere. Returns the database size.
-pub fn verify_archive(zip_path: &Path) -> Result<u64, RestoreError> {
-    let mut archive = open_archive(zip_path)?;
-    let mut entry = archive
-        .by_index(0)
-        .map_err(|source| not_a_zip(zip_path, source))?;
-    checked_name(zip_path, &entry)?;
-    let size = entry.size();
-    let scan = super::verify::scan_database(&mut entry, zip_path, size, None)?;
-    Ok(scan.db_size)
-}
-
-type Archive = zip::ZipArchive<BufReader<File>>;
-
-/// Opens `zip_path` as an archive holding exactly one entry.
-fn open_archive(zip_path: &Path) -> Result<Archive, RestoreError> {
-    let file = File::open(zip_path).map_err(|source| RestoreError::OpenArchive {
-        zip: zip_path.to_path_buf(),
-        source,
-    })?;
-    let archive =
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|source| not_a_zip(zip_path, source))?;
-    if archive.len() != 1 {
-        return Err(RestoreError::EntryCount {
-            zip: zip_path.to_path_buf(),
-            entries: archive.len(),
-        });
-    }
-    Ok(archive)
-}
-
-/// The entry's name, once it is known to be a plain file name of a regular file.
-fn checked_name<R: Read>(
-    zip_path: &Path,
-    entry: &zip::read::ZipFile<'_, R>,
-) -> Result<String, RestoreError> {
-    let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-    let unsafe_entry = |reason| RestoreError::UnsafeEntry {
-        zip: zip_path.to_path_buf(),
-        name: name.clone(),
-        reason,
-    };
-    check_entry_name(&name).map_err(unsafe_entry)?;
-    if entry.is_dir() || entry.is_symlink() {
-        return Err(unsafe_entry("the entry is not a regular file"));
-    }
-    Ok(name)
-}
-
-fn not_a_zip(zip_path: &Path, source: zip::result::ZipError) -> RestoreError {
-    RestoreError::NotAZip {
-        zip: zip_path.to_path_buf(),
-        source,
-    }
 }
 
 /// Which side of the copy failed: reading the archive (corrupt data) or writing the file.

@@ -2,6 +2,10 @@
 //! checksums, and stored (plain or zipped) snapshots verified in place.
 
 use super::*;
+use crate::hex::encode as hex;
+use crate::snapshot::verify::{BOLT_MAGIC, BOLT_MAGIC_OFFSET, TRAILER_LEN};
+use sha2::{Digest, Sha256};
+use std::fs::File;
 
 /// A fake snapshot: `pages` pages starting with a bbolt meta magic, plus the trailer.
 fn snapshot_bytes(pages: usize) -> Vec<u8> {

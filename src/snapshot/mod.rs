@@ -11,6 +11,7 @@ pub mod record;
 pub mod save;
 pub mod sink;
 pub mod tee;
+pub mod verify;
 pub mod zipstream;
 
 #[cfg(test)]

@@ -6,18 +6,17 @@
 //! second signal aborts at once.
 
 pub mod handler;
+mod startup;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::server::{ApiState, serve};
-use crate::api::tls::{self, TlsError};
+use crate::api::tls::TlsError;
 use crate::config::{ConfigEngine, DesiredConfig, Resolved};
 use crate::errors::error_chain;
 use crate::etcd::embedded::{EmbeddedError, EmbeddedEtcd, EmbeddedOptions};
@@ -25,10 +24,7 @@ use crate::kube::{KubeAccess, KubeError};
 use crate::operations::{OperationError, Operations};
 use crate::restore::reset::{self, ResetOutcome};
 use crate::restore::{ResetError, RestoreError};
-use crate::telemetry::metrics::Metrics;
-use crate::token::{TokenError, load_or_create_server_token};
-
-use handler::RequestHandler;
+use crate::token::TokenError;
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -81,101 +77,30 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     }
     // Before anything is created: a kubeconfig that cannot be loaded is a misconfiguration.
     let kube = kube_access(&config).await?;
-    // Held for the server's whole life: a restore, reset or rollback refuses to run meanwhile,
-    // and a second server on the same data dir refuses to start.
-    let lock = config.server_lock_path();
-    let _server_lock = match crate::fsutil::try_lock_exclusive(&lock) {
-        Ok(Some(file)) => file,
-        Ok(None) => return Err(DaemonError::AlreadyRunning { lock }),
-        Err(source) => return Err(DaemonError::Lock { lock, source }),
-    };
-    let reset_flag_found = crate::restore::reset_flag::reset_flag_path(&config.data_dir).exists();
-    let token = load_or_create_server_token(&config).map_err(DaemonError::Token)?;
-    crate::child::mask::remember_token(&token);
-    let metrics = Arc::new(Metrics::new());
-    let operations = Arc::new(Operations::new(Arc::clone(&metrics)).with_kube(kube));
-    operations
-        .clean_temp_files(&config)
-        .await
-        .map_err(DaemonError::SnapshotDir)?;
-
+    let node = startup::claim_node(&config, kube).await?;
     // Claim the API port before starting etcd: a port clash should not start and stop a member.
-    let serving_names = tls::serving_names(config.api.bind_address, &config.api.tls_san);
-    let serving =
-        tls::load_or_create_for(&config.tls_dir(), &serving_names).map_err(DaemonError::Tls)?;
-    let address = SocketAddr::new(config.api.bind_address, config.api.supervisor_port);
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|source| DaemonError::Bind { address, source })?;
+    let api = startup::bind_api(&config).await?;
     // Signals are taken from here on: one that arrives while etcd starts stops the start (the
     // half-started member is killed with it), and one during the rest of the startup is
     // handled as a normal shutdown once the server runs.
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut signals = Signals::take()?;
     let etcd_cancel = CancellationToken::new();
     let embedded = tokio::select! {
         started = start_etcd(&config, etcd_cancel.clone()) => started?,
-        _ = sigterm.recv() => return Err(DaemonError::StoppedWhileStarting),
-        _ = sigint.recv() => return Err(DaemonError::StoppedWhileStarting),
+        _ = signals.next() => return Err(DaemonError::StoppedWhileStarting),
     };
     if embedded.is_some() {
         // A normal start after a reset: the member runs, so the reset is complete.
-        if reset_flag_found {
+        if node.reset_flag_found {
             reset::clear_reset_flag(&config);
         }
-        sync_bootstrap(&config, &token).await;
+        sync_bootstrap(&config, &node.token).await;
     }
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let (config_tx, config_rx) = watch::channel(Arc::new(resolved));
-    tracker.spawn(crate::config::watch::run(
-        engine.clone(),
-        config_tx,
-        cancel.clone(),
-    ));
-    tracker.spawn(crate::scheduler::run(
-        Arc::clone(&operations),
-        config_rx.clone(),
-        tracker.clone(),
-        cancel.clone(),
-    ));
-    {
-        let operations = Arc::clone(&operations);
-        let install = config.install_crd;
-        tracker.spawn(async move { operations.install_resource_definition(install).await });
-    }
-    if config.s3.is_some() {
-        tracker.spawn(check_s3_at_startup(Arc::clone(&operations), config.clone()));
-    }
-    tracker.spawn(crate::scheduler::reconcile::run(
-        Arc::clone(&operations),
-        config_rx.clone(),
-        cancel.clone(),
-    ));
-    let state = Arc::new(ApiState {
-        token,
-        handler: Arc::new(RequestHandler {
-            engine,
-            operations: Arc::clone(&operations),
-            last_good: config_rx.clone(),
-            tracker: tracker.clone(),
-        }),
-        metrics,
-        ca_pem: serving.ca_pem.clone(),
-    });
-    tracker.spawn(crate::api::tls_live::keep_renewed(
-        config.tls_dir(),
-        serving_names,
-        Arc::clone(&serving.live),
-        cancel.clone(),
-    ));
-    let api_cancel = cancel.clone();
-    tracker.spawn(async move {
-        if let Err(e) = serve(listener, serving.config, state, api_cancel).await {
-            tracing::error!(error = %error_chain(&e), "snapshot API server stopped");
-        }
-    });
+    let address = api.address;
+    tasks::spawn_all(engine, resolved, &node, api, &tracker, &cancel);
     tracing::info!(
         node = %config.node_name,
         api = %address,
@@ -186,16 +111,13 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
         "etcd-snapshot server started"
     );
 
-    tokio::select! {
-        _ = sigterm.recv() => tracing::info!("received SIGTERM; finishing running work before exit"),
-        _ = sigint.recv() => tracing::info!("received SIGINT; finishing running work before exit"),
-    }
+    let signal = signals.next().await;
+    tracing::info!("received {signal}; finishing running work before exit");
     cancel.cancel();
     tracker.close();
     tokio::select! {
         _ = tracker.wait() => {}
-        _ = sigterm.recv() => return Err(DaemonError::Aborted),
-        _ = sigint.recv() => return Err(DaemonError::Aborted),
+        _ = signals.next() => return Err(DaemonError::Aborted),
     }
     if let Some(etcd) = embedded {
         etcd_cancel.cancel();
@@ -203,6 +125,28 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     }
     tracing::info!("etcd-snapshot server stopped");
     Ok(())
+}
+
+/// SIGTERM and SIGINT, taken together: both mean "shut down".
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn take() -> Result<Self, DaemonError> {
+        let term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        Ok(Self { term, int })
+    }
+
+    /// Waits for the next of either; its name, for the log.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// `--cluster-reset`: resets (and restores) instead of serving; the caller exits afterwards.

@@ -1,0 +1,80 @@
+//! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler,
+//! the CRD install, the S3 startup check, resource reconciling, certificate renewal and the API
+//! itself. All run on the daemon's tracker and stop on its cancel token.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handler::RequestHandler;
+use super::startup::{Api, Node};
+use crate::api::server::{ApiState, serve};
+use crate::config::{ConfigEngine, Resolved};
+use crate::errors::error_chain;
+
+/// Spawns every task; `resolved` is the configuration in force now.
+pub(super) fn spawn_all(
+    engine: ConfigEngine,
+    resolved: Resolved,
+    node: &Node,
+    api: Api,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) {
+    let config = resolved.config.clone();
+    let operations = &node.operations;
+    let (config_tx, config_rx) = watch::channel(Arc::new(resolved));
+    tracker.spawn(crate::config::watch::run(
+        engine.clone(),
+        config_tx,
+        cancel.clone(),
+    ));
+    tracker.spawn(crate::scheduler::run(
+        Arc::clone(operations),
+        config_rx.clone(),
+        tracker.clone(),
+        cancel.clone(),
+    ));
+    {
+        let operations = Arc::clone(operations);
+        let install = config.install_crd;
+        tracker.spawn(async move { operations.install_resource_definition(install).await });
+    }
+    if config.s3.is_some() {
+        tracker.spawn(super::check_s3_at_startup(
+            Arc::clone(operations),
+            config.clone(),
+        ));
+    }
+    tracker.spawn(crate::scheduler::reconcile::run(
+        Arc::clone(operations),
+        config_rx.clone(),
+        cancel.clone(),
+    ));
+    let state = Arc::new(ApiState {
+        token: node.token.clone(),
+        handler: Arc::new(RequestHandler {
+            engine,
+            operations: Arc::clone(operations),
+            last_good: config_rx.clone(),
+            tracker: tracker.clone(),
+        }),
+        metrics: Arc::clone(&node.metrics),
+        ca_pem: api.serving.ca_pem.clone(),
+    });
+    tracker.spawn(crate::api::tls_live::keep_renewed(
+        config.tls_dir(),
+        api.serving_names,
+        Arc::clone(&api.serving.live),
+        cancel.clone(),
+    ));
+    let api_cancel = cancel.clone();
+    let (listener, serving) = (api.listener, api.serving.config);
+    tracker.spawn(async move {
+        if let Err(e) = serve(listener, serving, state, api_cancel).await {
+            tracing::error!(error = %error_chain(&e), "snapshot API server stopped");
+        }
+    });
+}

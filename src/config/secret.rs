@@ -52,54 +52,18 @@ pub fn resolve_secret_s3(
     ca_configmap: Option<ObjectData<'_>>,
     base: &S3Settings,
 ) -> Result<SecretS3, ConfigErrors> {
-    let from = |key: &str| Source::Secret {
-        name: secret.name.to_string(),
-        key: key.to_string(),
-    };
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let mut layer = Layer::new();
-    for (key, value) in secret.entries {
-        // The seed's example Secret lists every key, most of them empty: empty means unset.
-        if key == CA_CONFIGMAP_KEY || key == "etcd-s3-endpoint-ca" || value.trim().is_empty() {
-            continue;
-        }
-        match keys::lookup(key).filter(|spec| is_secret_s3_key(spec.name)) {
-            Some(spec) if spec.is_secret() => layer.set(
-                spec.name,
-                RawValue::Secret(SecretString::from(value.trim().to_string())),
-                from(key),
-            ),
-            // A trailing newline (`kubectl create secret --from-file`) is not part of a value.
-            Some(spec) => layer.set(
-                spec.name,
-                RawValue::String(value.trim().to_string()),
-                from(key),
-            ),
-            None => warnings.push(format!(
-                "unknown key {key:?} in Secret kube-system/{}, ignored",
-                secret.name
-            )),
-        }
-    }
-    if secret
-        .entries
-        .get("etcd-s3-bucket")
-        .is_none_or(|b| b.trim().is_empty())
-    {
-        errors.push(ConfigError {
-            key: "etcd-s3-bucket".into(),
-            value: None,
-            source: from("etcd-s3-bucket"),
-            expected: "a bucket name: the Secret must set etcd-s3-bucket".into(),
-        });
-    }
+    let (mut layer, warnings) = secret_layer(secret);
+    let mut errors: Vec<ConfigError> = missing_bucket(secret).into_iter().collect();
     match ca_bundles(secret, ca_configmap) {
         Ok(Some((pem, source))) => layer.set("etcd-s3-endpoint-ca", RawValue::String(pem), source),
         Ok(None) => {}
         Err(mut bad) => errors.append(&mut bad),
     }
-    layer.set("etcd-s3", RawValue::Bool(true), from("(present)"));
+    layer.set(
+        "etcd-s3",
+        RawValue::Bool(true),
+        from_secret(secret, "(present)"),
+    );
     let host = HostFacts {
         hostname: Some("secret".into()),
     };
@@ -129,6 +93,58 @@ pub fn resolve_secret_s3(
         warnings,
         shown,
     })
+}
+
+/// A value's source: this Secret's `key`.
+fn from_secret(secret: ObjectData<'_>, key: &str) -> Source {
+    Source::Secret {
+        name: secret.name.to_string(),
+        key: key.to_string(),
+    }
+}
+
+/// The Secret's S3 keys as a layer (values trimmed, secrets as secrets), and a warning for each
+/// key that is not one; the CA keys are left to `ca_bundles`.
+fn secret_layer(secret: ObjectData<'_>) -> (Layer, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut layer = Layer::new();
+    for (key, value) in secret.entries {
+        // The seed's example Secret lists every key, most of them empty: empty means unset.
+        if key == CA_CONFIGMAP_KEY || key == "etcd-s3-endpoint-ca" || value.trim().is_empty() {
+            continue;
+        }
+        match keys::lookup(key).filter(|spec| is_secret_s3_key(spec.name)) {
+            Some(spec) if spec.is_secret() => layer.set(
+                spec.name,
+                RawValue::Secret(SecretString::from(value.trim().to_string())),
+                from_secret(secret, key),
+            ),
+            // A trailing newline (`kubectl create secret --from-file`) is not part of a value.
+            Some(spec) => layer.set(
+                spec.name,
+                RawValue::String(value.trim().to_string()),
+                from_secret(secret, key),
+            ),
+            None => warnings.push(format!(
+                "unknown key {key:?} in Secret kube-system/{}, ignored",
+                secret.name
+            )),
+        }
+    }
+    (layer, warnings)
+}
+
+/// The error for a Secret without a bucket: it must name one, whatever else is configured.
+fn missing_bucket(secret: ObjectData<'_>) -> Option<ConfigError> {
+    let bucket = secret.entries.get("etcd-s3-bucket");
+    bucket
+        .is_none_or(|b| b.trim().is_empty())
+        .then(|| ConfigError {
+            key: "etcd-s3-bucket".into(),
+            value: None,
+            source: from_secret(secret, "etcd-s3-bucket"),
+            expected: "a bucket name: the Secret must set etcd-s3-bucket".into(),
+        })
 }
 
 /// `config show`'s values with the Secret's in place of the configured ones they replace.

@@ -255,20 +255,7 @@ impl Operations {
         };
         let name = store.allocate_name(base, rounded_now_unix(), settings.compress);
         let s3_started = Instant::now();
-        let (tee, upload) = match &config.s3 {
-            Some(s3) => {
-                let (tee, feed) = tee::channel();
-                let task = replicate::start_streamed_upload(
-                    &self.kube,
-                    config,
-                    s3,
-                    name.file_name(),
-                    feed,
-                );
-                (Some(tee), Some(task))
-            }
-            None => (None, None),
-        };
+        let (tee, upload) = self.start_upload(config, &name);
         if config.etcd.is_embedded() {
             // The snapshot must carry the certificates of its moment (restore brings them back).
             sync_bootstrap_before_save(config).await;
@@ -300,16 +287,8 @@ impl Operations {
             created: vec![saved.name.file_name()],
             ..Default::default()
         };
-        if let (Some(s3), Some(task)) = (&config.s3, upload) {
-            let failure =
-                replicate::finish_upload(&self.kube, config, s3, &saved, task.await).await;
-            let status = if failure.is_none() {
-                Status::Success
-            } else {
-                Status::Error
-            };
-            self.metrics
-                .observe_save_s3(status, s3_started.elapsed().as_secs_f64());
+        if let Some(task) = upload {
+            let failure = self.finish_upload(config, &saved, task, s3_started).await;
             outcome.failed.extend(failure);
         }
         if kind == SaveKind::Scheduled {
@@ -318,6 +297,45 @@ impl Operations {
         }
         self.refresh_count(&store);
         Ok(outcome)
+    }
+
+    /// With S3 configured, starts the upload that streams the snapshot as it is written: the
+    /// tee for the save pipeline and the upload's task.
+    fn start_upload(
+        &self,
+        config: &DesiredConfig,
+        name: &crate::snapshot::SnapshotName,
+    ) -> (
+        Option<Tee>,
+        Option<tokio::task::JoinHandle<replicate::Streamed>>,
+    ) {
+        let Some(s3) = &config.s3 else {
+            return (None, None);
+        };
+        let (tee, feed) = tee::channel();
+        let task = replicate::start_streamed_upload(&self.kube, config, s3, name.file_name(), feed);
+        (Some(tee), Some(task))
+    }
+
+    /// Waits for the streamed upload of a saved snapshot and records its time and outcome;
+    /// a failed copy is the save's failed item, never its error.
+    async fn finish_upload(
+        &self,
+        config: &DesiredConfig,
+        saved: &SavedSnapshot,
+        task: tokio::task::JoinHandle<replicate::Streamed>,
+        s3_started: Instant,
+    ) -> Option<FailedItem> {
+        let s3 = config.s3.as_ref()?;
+        let failure = replicate::finish_upload(&self.kube, config, s3, saved, task.await).await;
+        let status = if failure.is_none() {
+            Status::Success
+        } else {
+            Status::Error
+        };
+        self.metrics
+            .observe_save_s3(status, s3_started.elapsed().as_secs_f64());
+        failure
     }
 
     /// Retention after a scheduled save, locally and in S3. Trouble here never fails a save

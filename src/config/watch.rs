@@ -31,7 +31,7 @@ pub async fn run(
     tx: watch::Sender<Arc<Resolved>>,
     cancel: CancellationToken,
 ) {
-    let (events_tx, mut events) = mpsc::unbounded_channel::<notify::Result<Event>>();
+    let (events_tx, events) = mpsc::unbounded_channel::<notify::Result<Event>>();
     let mut watcher = match notify::recommended_watcher(move |event| {
         let _ = events_tx.send(event);
     }) {
@@ -45,17 +45,46 @@ pub async fn run(
             return;
         }
     };
-    let mut watches = Watches::new(&engine);
-    watches.ensure(&mut watcher);
+    follow(&engine, &tx, &mut watcher, events, &cancel).await;
+}
+
+/// Adding and removing directory watches: notify's watcher, or a test's stand-in.
+trait DirWatcher {
+    fn watch_dir(&mut self, dir: &Path) -> notify::Result<()>;
+    fn unwatch_dir(&mut self, dir: &Path);
+}
+
+impl DirWatcher for RecommendedWatcher {
+    fn watch_dir(&mut self, dir: &Path) -> notify::Result<()> {
+        self.watch(dir, RecursiveMode::NonRecursive)
+    }
+
+    fn unwatch_dir(&mut self, dir: &Path) {
+        let _ = self.unwatch(dir);
+    }
+}
+
+/// The reload loop: reacts to `events` (after a quiet period) and retries watching missing
+/// directories, until `cancel` or the event channel closes. Separate from `run` so tests can
+/// feed it events on tokio's paused clock (`clock_tests`).
+async fn follow(
+    engine: &ConfigEngine,
+    tx: &watch::Sender<Arc<Resolved>>,
+    watcher: &mut impl DirWatcher,
+    mut events: mpsc::UnboundedReceiver<notify::Result<Event>>,
+    cancel: &CancellationToken,
+) {
+    let mut watches = Watches::new(engine);
+    watches.ensure(watcher);
     // Anything written between the caller's first evaluation and the watch setup counts too.
-    reload(&engine, &tx);
+    reload(engine, tx);
     loop {
         let retry = watches.missing();
         tokio::select! {
             () = cancel.cancelled() => return,
             () = sleep_if(retry) => {
-                if watches.ensure(&mut watcher) {
-                    reload(&engine, &tx);
+                if watches.ensure(watcher) {
+                    reload(engine, tx);
                 }
             }
             event = events.recv() => {
@@ -63,11 +92,11 @@ pub async fn run(
                 if !watches.relevant(&event) {
                     continue;
                 }
-                if !settle(&mut events, &mut watches, &cancel).await {
+                if !settle(&mut events, &mut watches, cancel).await {
                     return;
                 }
-                watches.ensure(&mut watcher);
-                reload(&engine, &tx);
+                watches.ensure(watcher);
+                reload(engine, tx);
             }
         }
     }
@@ -133,18 +162,18 @@ impl Watches {
     }
 
     /// Adds watches for directories that now exist; true when one was added.
-    fn ensure(&mut self, watcher: &mut RecommendedWatcher) -> bool {
+    fn ensure(&mut self, watcher: &mut impl DirWatcher) -> bool {
         let mut added = false;
         for (dir, watched) in [
             (&self.parent, &mut self.parent_watched),
             (&self.drop_in, &mut self.drop_in_watched),
         ] {
             if *watched && !dir.is_dir() {
-                let _ = watcher.unwatch(dir);
+                watcher.unwatch_dir(dir);
                 *watched = false;
             }
             if !*watched && dir.is_dir() {
-                match watcher.watch(dir, RecursiveMode::NonRecursive) {
+                match watcher.watch_dir(dir) {
                     Ok(()) => {
                         debug!(dir = %dir.display(), "watching for config changes");
                         *watched = true;
@@ -272,3 +301,7 @@ pub fn changed_keys(old: &Resolved, new: &Resolved) -> Vec<String> {
 #[cfg(test)]
 #[path = "watch_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "watch_clock_tests.rs"]
+mod clock_tests;

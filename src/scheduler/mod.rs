@@ -8,7 +8,7 @@ pub mod reconcile;
 
 use std::sync::Arc;
 
-use chrono::Local;
+use chrono::{DateTime, Local};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,9 +20,21 @@ use crate::operations::{Operations, SaveKind};
 /// Runs until `cancel`.
 pub async fn run(
     ops: Arc<Operations>,
+    config: watch::Receiver<Arc<Resolved>>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+) {
+    run_with_clock(ops, config, tracker, cancel, Local::now).await
+}
+
+/// `run` with the wall clock passed in: cron specs are wall-clock times, while the waits are
+/// tokio sleeps, so tests drive both from tokio's paused clock (`clock_tests`).
+async fn run_with_clock(
+    ops: Arc<Operations>,
     mut config: watch::Receiver<Arc<Resolved>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    now: impl Fn() -> DateTime<Local>,
 ) {
     loop {
         let current = Arc::clone(&config.borrow_and_update());
@@ -30,7 +42,7 @@ pub async fn run(
         let next = if settings.disabled {
             None
         } else {
-            settings.schedule.next_fire(&Local::now())
+            settings.schedule.next_fire(&now())
         };
         match &next {
             Some(at) => {
@@ -42,7 +54,7 @@ pub async fn run(
         let sleep = async {
             match next {
                 Some(at) => {
-                    let wait = (at - Local::now()).to_std().unwrap_or_default();
+                    let wait = (at - now()).to_std().unwrap_or_default();
                     tokio::time::sleep(wait).await;
                 }
                 None => std::future::pending::<()>().await,
@@ -79,6 +91,10 @@ fn tick(ops: &Arc<Operations>, current: &Arc<Resolved>, tracker: &TaskTracker) {
         }
     });
 }
+
+#[cfg(test)]
+#[path = "clock_tests.rs"]
+mod clock_tests;
 
 #[cfg(test)]
 mod tests {

@@ -3,29 +3,39 @@
 //! Scheduled, verified, replicated etcd snapshots with an RKE2-compatible CLI and API.
 //!
 //! # Layout
+//! Modules by domain, listed from the bottom up: a module uses only modules listed above it
+//! (`module_graph_tests` fails on an import cycle between top-level modules, naming each edge).
+//!
+//! - `errors`, `hex`, `fsutil`, `layout`, `tls_verify`: leaves with no `crate::` imports. One
+//!   line per error with its sources (`error_chain`); lower-case hex; crash-safe writes and
+//!   size-capped reads; where files live beside a snapshot dir (`.metadata`); the blind
+//!   certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
+//! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
+//!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
+//!   the S3 backfill), retention planning, listing records.
+//! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
+//!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
-//! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), file watching, `config show`.
-//! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
-//! - `snapshot`: names, the streaming save pipeline, retention planning, listing records.
-//! - `store`: where snapshot copies live (`LocalStore`), listing/deleting/pruning them.
-//! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
-//!   the direct-mode CLI.
-//! - `scheduler`: cron schedules and the scheduled-snapshot loop.
+//! - `telemetry`: logging and Prometheus metrics.
+//! - `token`: the server token (load, create, RKE2 forms, the token hash).
+//! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
+//!   resources and Events, the CRD (installed only when opted in).
+//! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `api`: the `POST /db/snapshot` HTTPS server (request limits, the credential and path rules
-//!   a request must pass), its TLS material and live renewal, the CLI's client, wire types.
+//!   a request must pass), its TLS material and live renewal, the CLI's client, wire types and
+//!   the `ETCDSnapshotFile` form of a listing (`api::wire_record`).
+//! - `store`: where snapshot copies live (`LocalStore`, `S3Store`), listing/deleting/pruning them.
 //! - `etcd`: connecting to etcd (TLS, the plain-http rule lives in `config::etcd_check`); the
 //!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
 //!   its startup identity check and its supervision.
-//! - `daemon`: wires the server's tasks together and owns shutdown.
-//! - `tls_verify`: the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
-//! - `token`: the server token (load, create, RKE2 forms).
-//! - `telemetry`: logging and Prometheus metrics.
-//! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
-//! - `fsutil`: crash-safe file writes and size-capped reads.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
-//! - `restore`: verified restore and cluster reset.
-//! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
-//!   resources and Events, the CRD (installed only when opted in).
+//! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
+//!   the direct-mode CLI; S3 replication and backfill.
+//! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
+//!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`).
+//! - `scheduler`: the scheduled-snapshot loop (cron ticks, skips, config changes).
+//! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
+//! - `daemon`: wires the server's tasks together and owns shutdown.
 //!
 //! The threat model and what each surface guarantees are in `docs/security.md`; the fuzz
 //! targets (`*fuzz*` test modules, harness in `fuzz_support`) sit beside the parsers they test.

@@ -2,8 +2,8 @@
 //!
 //! Clap flags, environment variable names, YAML keys, defaults, help text, value types, secrecy
 //! and which subcommands accept a key all derive from `KEYS`. Adding a setting means adding one
-//! row here (plus reading it in `resolve::build`); nothing else lists keys. This file holds no
-//! I/O and no parsing of values (see `value.rs`).
+//! row to the table (`key_table.rs`) and reading it in `build.rs`; nothing else lists keys.
+//! This file holds no I/O and no parsing of values (see `value.rs`).
 
 /// How a key's value is parsed and validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

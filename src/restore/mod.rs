@@ -1,5 +1,6 @@
-//! Restore and cluster reset: pre-flight verification, unzip, the etcd restore tool, moving the
-//! old data dir aside, the reset-flag, and rollback.
+//! Restore and cluster reset: pre-flight checks (the snapshot checks themselves are
+//! `snapshot::verify`; free space is checked here), unzip, the etcd restore tool, moving the old
+//! data dir aside, the reset-flag, and rollback.
 //!
 //! Each file owns one step and keeps its decisions pure (`plan`, `reset_flag::decide_start`,
 //! `tool::assess_tool`, `datadir::plan_backup_retention`, `run::restore_args`). This module

@@ -1,4 +1,5 @@
-//! Snapshots: names, the streaming save pipeline, retention planning and listing records.
+//! Snapshots: names, the streaming save pipeline, verification, retention planning and listing
+//! records.
 //!
 //! Owns what a snapshot *is* (its name, its bytes, its integrity). It does not decide when to take
 //! one (scheduler), how requests map to operations (operations), or where copies are listed from

@@ -1,8 +1,9 @@
 //! Where snapshot copies live and how they are listed, deleted and pruned.
 //!
-//! `LocalStore` is the snapshot dir, `S3Store` a folder of a bucket; both implement
-//! `SnapshotStore` so callers (operations, scheduler, controller) treat every copy alike. Saving is
-//! not part of the trait: the save pipeline writes the local file and uploads it.
+//! `LocalStore` is the snapshot dir, `S3Store` a folder of a bucket. Both implement
+//! `SnapshotStore`, and the store conformance tests (tests/it/store_conformance.rs) hold every
+//! store to it; `operations` still calls the two stores directly. Saving is not part of the
+//! trait: the save pipeline writes the local file and uploads it.
 
 pub mod local;
 pub mod s3;

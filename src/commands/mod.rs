@@ -5,6 +5,7 @@
 //! lines match RKE2's so scripts keep working. Exit codes are decided in `main.rs`.
 
 pub mod output;
+pub mod prune_output;
 pub mod request;
 pub mod restore;
 
@@ -48,6 +49,8 @@ pub enum CommandError {
     },
     #[error("failed to print the snapshot list")]
     Output(#[source] OutputError),
+    #[error("failed to print the prune report")]
+    PruneOutput(#[source] prune_output::PruneOutputError),
 }
 
 /// Runs a snapshot subcommand (save, ls, delete, prune).
@@ -196,7 +199,7 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
             let report = ops.delete(config, names).await.map_err(direct)?;
             ClientReply::Snapshot(report.into())
         }
-        Command::Prune { dry_run } => {
+        Command::Prune { dry_run, .. } => {
             let report = ops.prune(config, *dry_run).await.map_err(direct)?;
             ClientReply::Snapshot(report.into())
         }
@@ -236,14 +239,36 @@ fn print_reply(command: &Command, reply: ClientReply) -> Result<Completion, Comm
                 Completion::Partial
             })
         }
-        ClientReply::Snapshot(response) => Ok(print_response(command, &response)),
+        ClientReply::Snapshot(response) => {
+            if let Command::Prune { output, .. } = command
+                && let Some(text) =
+                    prune_output::render(&response, *output).map_err(CommandError::PruneOutput)?
+            {
+                print!("{text}");
+                for FailedItem { name, message } in &response.failed {
+                    eprintln!("failed: {name}: {message}");
+                }
+                return Ok(completion(&response));
+            }
+            Ok(print_response(command, &response))
+        }
     }
 }
 
 fn print_response(command: &Command, response: &SnapshotResponse) -> Completion {
-    let dry_run = matches!(command, Command::Prune { dry_run: true });
+    let dry_run = matches!(command, Command::Prune { dry_run: true, .. });
     for name in &response.created {
         println!("Snapshot {name} saved.");
+    }
+    if dry_run && !response.verdicts.is_empty() {
+        // Every snapshot's verdict; an older server without verdicts gets the lines below.
+        for line in prune_output::verdict_lines(response) {
+            println!("{line}");
+        }
+        for FailedItem { name, message } in &response.failed {
+            eprintln!("failed: {name}: {message}");
+        }
+        return completion(response);
     }
     for name in &response.deleted {
         let copies: Vec<&RemovedCopy> = response
@@ -283,6 +308,10 @@ fn print_response(command: &Command, response: &SnapshotResponse) -> Completion 
     for FailedItem { name, message } in &response.failed {
         eprintln!("failed: {name}: {message}");
     }
+    completion(response)
+}
+
+fn completion(response: &SnapshotResponse) -> Completion {
     if response.failed.is_empty() {
         Completion::Success
     } else {

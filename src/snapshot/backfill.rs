@@ -31,10 +31,7 @@ pub fn plan_backfill(
             .iter()
             .map(String::as_str)
             .chain(missing.iter().copied())
-            .map(|name| Candidate {
-                file_name: name.to_string(),
-                mtime_unix: 0,
-            })
+            .map(Candidate::named)
             .collect();
         let kept: BTreeSet<String> = plan_prune(&union, base, node, retention)
             .keep

@@ -2,7 +2,28 @@
 
 use std::fmt;
 
-use super::Rule;
+use super::{Rule, Verdict};
+use crate::api::wire::RetentionVerdict;
+use crate::snapshot::Storage;
+
+impl Verdict {
+    /// The verdict as `prune` reports it, for the copy in `storage` at `location`.
+    pub fn to_wire(&self, storage: Storage, location: String) -> RetentionVerdict {
+        RetentionVerdict {
+            name: self.file_name.clone(),
+            storage: match storage {
+                Storage::Local => "local",
+                Storage::S3 => "s3",
+            }
+            .into(),
+            location,
+            created: crate::snapshot::record::rfc3339(self.created_unix),
+            action: if self.keep { "keep" } else { "remove" }.into(),
+            rule: self.rule.code().into(),
+            reason: self.rule.to_string(),
+        }
+    }
+}
 
 impl Rule {
     /// A stable identifier for machine output, named after the config key's suffix.
@@ -18,6 +39,7 @@ impl Rule {
             Rule::Newest => "newest",
             Rule::NewestVerified => "newest-verified",
             Rule::MinCount(_) => "min-count",
+            Rule::BeyondCount(_) => "retention",
             Rule::NotKept => "not-kept",
             Rule::MaxAge(_) => "max-age",
             Rule::MaxTotalSize(_) => "max-total-size",
@@ -38,6 +60,7 @@ impl fmt::Display for Rule {
             Rule::Newest => write!(f, "the newest snapshot is always kept"),
             Rule::NewestVerified => write!(f, "the newest verified snapshot is always kept"),
             Rule::MinCount(n) => write!(f, "kept so that at least {n} remain (min-count {n})"),
+            Rule::BeyondCount(n) => write!(f, "older than the newest {n} (retention {n})"),
             Rule::NotKept => write!(f, "no keep rule keeps it"),
             Rule::MaxAge(d) => write!(f, "older than max-age {}", humantime(*d)),
             Rule::MaxTotalSize(n) => {

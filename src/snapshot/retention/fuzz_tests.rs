@@ -100,7 +100,7 @@ fn invariants((policy, snapshots, now): (RetentionPolicy, Vec<Snapshot>, i64)) -
             v.keep,
             !matches!(
                 v.rule,
-                Rule::NotKept | Rule::MaxAge(_) | Rule::MaxTotalSize(_)
+                Rule::NotKept | Rule::BeyondCount(_) | Rule::MaxAge(_) | Rule::MaxTotalSize(_)
             )
         );
     }
@@ -119,7 +119,7 @@ fn invariants((policy, snapshots, now): (RetentionPolicy, Vec<Snapshot>, i64)) -
             verdicts
                 .iter()
                 .take(n)
-                .all(|v| v.keep || v.rule == Rule::NotKept)
+                .all(|v| v.keep || matches!(v.rule, Rule::BeyondCount(_)))
         );
     }
     Ok(())

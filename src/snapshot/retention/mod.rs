@@ -79,6 +79,12 @@ impl RetentionPolicy {
             rules: RetentionRules::default(),
         }
     }
+
+    /// True when the policy can remove nothing (count 0, no other rule), so a store need not
+    /// even be listed.
+    pub fn keeps_all(&self) -> bool {
+        self.count == 0 && self.rules == RetentionRules::default()
+    }
 }
 
 /// A snapshot retention considers.
@@ -121,7 +127,9 @@ pub enum Rule {
     NewestVerified,
     /// Brought back so that at least `min-count` remain.
     MinCount(u32),
-    /// No keep rule keeps it (beyond the count, or outside every keep-* bucket).
+    /// Older than the newest `count` (RKE2's count).
+    BeyondCount(u32),
+    /// No keep-* rule keeps it.
     NotKept,
     /// Older than max-age.
     MaxAge(Duration),

@@ -64,7 +64,7 @@ fn keep_rules(policy: &RetentionPolicy, order: &[&Snapshot]) -> Vec<Verdict> {
             .map(|(i, s)| match policy.count {
                 0 => verdict(s, true, Rule::KeepAll),
                 n if i < n as usize => verdict(s, true, Rule::Count(n)),
-                _ => verdict(s, false, Rule::NotKept),
+                n => verdict(s, false, Rule::BeyondCount(n)),
             })
             .collect();
     }

@@ -49,7 +49,7 @@ fn cases() -> Vec<Case> {
             want: vec![
                 (MON + 2 * H, true, "retention"),
                 (MON + H, true, "retention"),
-                (MON, false, "not-kept"),
+                (MON, false, "retention"),
             ],
         },
         Case {
@@ -147,7 +147,7 @@ fn cases() -> Vec<Case> {
             now: MON + 2 * D,
             want: vec![
                 (MON + 2 * D, true, "retention"),
-                (MON + D, false, "not-kept"),
+                (MON + D, false, "retention"),
                 (MON, true, "newest-verified"),
             ],
         },

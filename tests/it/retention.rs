@@ -1,0 +1,167 @@
+//! Retention policies through the real binary on real snapshot files: `prune --dry-run` gives
+//! every snapshot of this node and base a verdict and the deciding rule (as text and as
+//! `-o json`), deletes nothing, and a real `prune` then deletes exactly the removed ones. Bad
+//! policy values are refused with the key, its source and what was expected.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::support::{free_port, run, snapshot_dir, snapshot_files, text};
+
+const DAY: i64 = 86_400;
+
+/// Writes the snapshot files and returns their names, newest first: today, yesterday late,
+/// yesterday early, five days ago (UTC days, relative to the real clock).
+fn seed(dir: &Path) -> Vec<String> {
+    let now = chrono::Utc::now().timestamp();
+    let today = now.div_euclid(DAY) * DAY;
+    let times = [today, today - DAY + 200, today - DAY + 100, today - 5 * DAY];
+    let names: Vec<String> = times.iter().map(|t| format!("on-demand-n1-{t}")).collect();
+    std::fs::create_dir_all(dir).unwrap();
+    for name in &names {
+        std::fs::write(dir.join(name), b"snapshot bytes").unwrap();
+    }
+    // The newest by name is the oldest by mtime: the name decides.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(dir.join(&names[0]))
+        .unwrap();
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
+    // Another node's snapshot and an unrelated file: no verdict, never deleted.
+    std::fs::write(dir.join(format!("on-demand-n2-{}", times[3])), b"x").unwrap();
+    std::fs::write(dir.join("README"), b"x").unwrap();
+    names
+}
+
+const POLICY: &str = "etcd-snapshot-retention-keep-last: 1\n\
+                      etcd-snapshot-retention-keep-daily: 3\n\
+                      etcd-snapshot-retention-max-age: 72h\n\
+                      etcd-snapshot-retention-min-count: 1\n";
+
+#[test]
+fn prune_dry_run_gives_every_snapshot_a_verdict_and_prune_applies_it() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = snapshot_dir(data.path());
+    let names = seed(&dir);
+    let config = data.path().join("config.yaml");
+    std::fs::write(&config, POLICY).unwrap();
+    let config_arg = format!("--config={}", config.display());
+    let dead = format!("--etcd-server=https://127.0.0.1:{}", free_port());
+    let prune = |extra: &[&str]| {
+        let mut args = vec![
+            config_arg.as_str(),
+            dead.as_str(),
+            "--node-name",
+            "n1",
+            "prune",
+        ];
+        args.extend_from_slice(extra);
+        run(&args, data.path())
+    };
+    let before = snapshot_files(&dir);
+    let expected = [
+        (&names[0], "keep", "keep-last"),
+        (&names[1], "keep", "keep-daily"),
+        (&names[2], "remove", "not-kept"),
+        (&names[3], "remove", "max-age"),
+    ];
+
+    let out = prune(&["--dry-run"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "one line per snapshot of n1:\n{stdout}");
+    for ((name, action, rule), line) in expected.iter().zip(&lines) {
+        let verb = if *action == "keep" {
+            "kept in"
+        } else {
+            "would be deleted from"
+        };
+        assert!(
+            line.starts_with(&format!(
+                "Snapshot {name} {verb} {}",
+                dir.join(name).display()
+            )),
+            "{line}"
+        );
+        let why = if *rule == "not-kept" {
+            "no keep rule keeps it"
+        } else {
+            rule
+        };
+        assert!(line.contains(why), "the rule is named: {line}");
+    }
+    assert!(lines[3].contains("older than max-age 72h"), "{}", lines[3]);
+    assert_eq!(snapshot_files(&dir), before, "a dry run deletes nothing");
+
+    let out = prune(&["--dry-run", "-o", "json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let reply: serde_json::Value = serde_json::from_str(&stdout).expect("JSON reply");
+    let verdicts = reply["verdicts"].as_array().expect("verdicts");
+    let got: Vec<(&str, &str, &str)> = verdicts
+        .iter()
+        .map(|v| {
+            assert_eq!(v["storage"], "local");
+            assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()));
+            (
+                v["name"].as_str().unwrap(),
+                v["action"].as_str().unwrap(),
+                v["rule"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(&str, &str, &str)> = expected
+        .iter()
+        .map(|(n, a, r)| (n.as_str(), *a, *r))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(reply["deleted"], serde_json::json!([&names[3], &names[2]]));
+    assert_eq!(snapshot_files(&dir), before, "a dry run deletes nothing");
+
+    let out = prune(&[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let mut left = snapshot_files(&dir);
+    left.sort();
+    let mut want_left = vec![
+        names[0].clone(),
+        names[1].clone(),
+        format!("on-demand-n2-{}", &names[3]["on-demand-n1-".len()..]),
+        "README".to_string(),
+    ];
+    want_left.sort();
+    assert_eq!(left, want_left);
+}
+
+#[test]
+fn bad_policy_values_name_the_key_the_source_and_the_expectation() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.yaml");
+    std::fs::write(&config, "etcd-snapshot-retention-max-total-size: lots\n").unwrap();
+    let config_arg = format!("--config={}", config.display());
+    let out = run(&["config", "validate", &config_arg], data.path());
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("etcd-snapshot-retention-max-total-size"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("a size in bytes with an optional unit"),
+        "{stderr}"
+    );
+
+    let mut cmd = crate::support::command(&["config", "validate"], data.path());
+    cmd.env("ETCD_SNAPSHOT_ETCD_S3_RETENTION_KEEP_DAILY", "-1");
+    let out = cmd.output().unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("etcd-s3-retention-keep-daily"), "{stderr}");
+    assert!(
+        stderr.contains("ETCD_SNAPSHOT_ETCD_S3_RETENTION_KEEP_DAILY"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("non-negative integer"), "{stderr}");
+}

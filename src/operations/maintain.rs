@@ -60,6 +60,7 @@ impl Operations {
         };
         self.metrics
             .set_snapshot_count(listing.records.len() as u64);
+        self.set_newest("local", &listing.records);
         let mut listed_store = None;
         if let Some(s3) = &config.s3 {
             let remote = match self.list_s3(config, s3).await {
@@ -119,6 +120,7 @@ impl Operations {
             source: Box::new(source),
         })?;
         self.metrics.set_s3_snapshot_count(listed.len() as u64);
+        self.set_newest("s3", &listed);
         Ok(listed)
     }
 
@@ -252,7 +254,15 @@ impl Operations {
     pub(super) fn refresh_count(&self, store: &LocalStore) {
         if let Ok(records) = store.list() {
             self.metrics.set_snapshot_count(records.len() as u64);
+            self.set_newest("local", &records);
         }
+    }
+
+    /// The freshness gauges of `storage` from its latest listing.
+    fn set_newest(&self, storage: &'static str, records: &[SnapshotRecord]) {
+        let newest = crate::scheduler::freshness::newest(records);
+        self.metrics
+            .set_newest(storage, newest.any, newest.verified);
     }
 }
 

@@ -165,3 +165,71 @@ fn bad_policy_values_name_the_key_the_source_and_the_expectation() {
     );
     assert!(stderr.contains("non-negative integer"), "{stderr}");
 }
+
+#[test]
+fn ls_warns_once_at_the_end_when_the_newest_snapshot_is_older_than_two_periods() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = snapshot_dir(data.path());
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let config = data.path().join("config.yaml");
+    // Every 12 hours: two periods are 24 hours.
+    std::fs::write(&config, "etcd-snapshot-schedule-cron: \"0 */12 * * *\"\n").unwrap();
+    let config_arg = format!("--config={}", config.display());
+    let dead = format!("--etcd-server=https://127.0.0.1:{}", free_port());
+    let ls = |extra: &[&str]| {
+        let mut args = vec![
+            config_arg.as_str(),
+            dead.as_str(),
+            "--node-name",
+            "n1",
+            "ls",
+        ];
+        args.extend_from_slice(extra);
+        run(&args, data.path())
+    };
+    let warnings = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: the newest snapshot"))
+            .count()
+    };
+
+    std::fs::write(dir.join(format!("on-demand-n1-{}", now - 3 * DAY)), b"x").unwrap();
+    std::fs::write(dir.join(format!("on-demand-n1-{}", now - 2 * DAY)), b"x").unwrap();
+    for extra in [&[][..], &["-o", "json"][..]] {
+        let out = ls(extra);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert_eq!(warnings(&stderr), 1, "{stderr}");
+        let last = stderr.lines().last().unwrap();
+        assert!(
+            last.starts_with("warning: the newest snapshot"),
+            "at the end: {stderr}"
+        );
+        assert!(
+            last.contains("(2d ago)") && last.contains("12h each"),
+            "{last}"
+        );
+        assert!(
+            !stdout.contains("warning"),
+            "stdout stays parseable: {stdout}"
+        );
+    }
+
+    // A fresh snapshot: no warning.
+    std::fs::write(dir.join(format!("on-demand-n1-{}", now - 3_600)), b"x").unwrap();
+    let out = ls(&[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(warnings(&stderr), 0, "{stderr}");
+
+    // Scheduled snapshots off: no objective, no warning.
+    std::fs::write(
+        &config,
+        "etcd-disable-snapshots: true\netcd-snapshot-schedule-cron: \"* * * * *\"\n",
+    )
+    .unwrap();
+    let out = ls(&[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(warnings(&stderr), 0, "{stderr}");
+}

@@ -92,7 +92,74 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::layer::{Layer, RawValue, Source};
+    use super::super::resolve::{ConfigErrors, HostFacts, Resolved, resolve_with};
     use super::*;
+
+    fn run(pairs: &[(&str, &str)]) -> Result<Resolved, ConfigErrors> {
+        let mut layer = Layer::new();
+        for (key, value) in pairs {
+            let source = Source::Flag(format!("--{key}"));
+            layer.set(*key, RawValue::String((*value).into()), source);
+        }
+        let host = HostFacts {
+            hostname: Some("node-a".into()),
+        };
+        resolve_with(&[&layer], &host)
+    }
+
+    #[test]
+    fn local_and_s3_rules_are_separate_and_s3_falls_back_to_local() {
+        let r = run(&[
+            ("etcd-s3", "true"),
+            ("etcd-s3-bucket", "b"),
+            ("etcd-snapshot-retention-keep-daily", "7"),
+            ("etcd-snapshot-retention-max-age", "720h"),
+            ("etcd-snapshot-retention-max-total-size", "10GiB"),
+            ("etcd-snapshot-retention-min-count", "2"),
+            ("etcd-s3-retention-keep-daily", "30"),
+            ("etcd-s3-retention-keep-monthly", "12"),
+        ])
+        .unwrap();
+        let local = &r.config.snapshot.retention_rules;
+        assert_eq!(local.keep_daily, Some(7));
+        assert_eq!(local.keep_monthly, None);
+        assert_eq!(local.max_age, Some(Duration::from_secs(720 * 3_600)));
+        assert_eq!(local.max_total_size, Some(10 << 30));
+        assert_eq!(local.min_count, 2);
+        let s3 = &r.config.s3.as_ref().unwrap().retention_rules;
+        assert_eq!(s3.keep_daily, Some(30), "its own value");
+        assert_eq!(s3.keep_monthly, Some(12));
+        assert_eq!(s3.max_age, local.max_age, "the local twin's value");
+        assert_eq!(s3.max_total_size, local.max_total_size);
+        assert_eq!(s3.min_count, 2);
+    }
+
+    #[test]
+    fn without_the_new_keys_the_policy_is_the_count_alone() {
+        let r = run(&[]).unwrap();
+        assert_eq!(r.config.snapshot.retention_rules, RetentionRules::default());
+        assert_eq!(r.config.snapshot.retention, 5);
+    }
+
+    #[test]
+    fn a_bad_size_names_the_key_the_source_and_the_expectation() {
+        let errors = run(&[("etcd-s3-retention-max-total-size", "ten gigs")])
+            .err()
+            .unwrap()
+            .0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(text.contains("etcd-s3-retention-max-total-size"), "{text}");
+        assert!(
+            text.contains("--etcd-s3-retention-max-total-size"),
+            "{text}"
+        );
+        assert!(text.contains("\"ten gigs\""), "{text}");
+        assert!(text.contains(SIZE_EXPECTED), "{text}");
+    }
 
     #[test]
     fn sizes_take_decimal_and_binary_units() {

@@ -233,3 +233,122 @@ fn ls_warns_once_at_the_end_when_the_newest_snapshot_is_older_than_two_periods()
     let (_, stderr) = text(&out);
     assert_eq!(warnings(&stderr), 0, "{stderr}");
 }
+
+/// S3 has its own policy; an unset `etcd-s3-retention-*` key takes the local twin's value.
+/// `prune --dry-run -o json` reports both stores' verdicts, and `prune` removes what they say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_verdicts_follow_the_s3_policy_and_its_local_fallback() {
+    use crate::s3_support::{S3Server, Tls, write_pattern};
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snapshots");
+    let now = chrono::Utc::now().timestamp();
+    let names: Vec<String> = [now - 3_600, now - 5 * DAY, now - 20 * DAY]
+        .iter()
+        .map(|t| format!("on-demand-n1-{t}"))
+        .collect();
+    let seed = tempfile::tempdir().unwrap();
+    let store = etcd_snapshot::store::s3::S3Store::connect(&s3.settings("snapshots", "f"))
+        .await
+        .unwrap();
+    let meta = etcd_snapshot::store::s3::ObjectMetadata {
+        node_name: "n1".into(),
+        ..Default::default()
+    };
+    for name in &names {
+        write_pattern(&seed.path().join(name), 100);
+        store
+            .upload_file(&seed.path().join(name), name, &meta)
+            .await
+            .unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let dir = snapshot_dir(data.path());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&names[0]), b"x").unwrap();
+    std::fs::write(dir.join(&names[2]), b"x").unwrap();
+    let config = data.path().join("config.yaml");
+    // Local: max-age 240h; S3 keeps the newest 2 by its own count and inherits max-age.
+    std::fs::write(
+        &config,
+        "etcd-snapshot-retention-max-age: 240h\netcd-s3-retention: 2\n",
+    )
+    .unwrap();
+    let mut args = crate::s3_ops::s3_flags(&s3, "snapshots");
+    args.extend([
+        format!("--config={}", config.display()),
+        format!("--etcd-server=https://127.0.0.1:{}", free_port()),
+        "--node-name=n1".into(),
+        "prune".into(),
+    ]);
+    let prune = |extra: &[&str]| {
+        let mut all = args.clone();
+        all.extend(extra.iter().map(|s| s.to_string()));
+        let data = data.path().to_path_buf();
+        crate::s3_ops::blocking(move || {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            run(&refs, &data)
+        })
+    };
+
+    let out = prune(&["--dry-run", "-o", "json"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let reply: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let got: Vec<(String, String, String, String)> = reply["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let field = |k: &str| v[k].as_str().unwrap().to_string();
+            (
+                field("storage"),
+                field("name"),
+                field("action"),
+                field("rule"),
+            )
+        })
+        .collect();
+    let row = |storage: &str, name: &String, action: &str, rule: &str| {
+        (storage.into(), name.clone(), action.into(), rule.into())
+    };
+    assert_eq!(
+        got,
+        vec![
+            row("local", &names[0], "keep", "retention"),
+            row("local", &names[2], "remove", "max-age"),
+            row("s3", &names[0], "keep", "retention"),
+            row("s3", &names[1], "keep", "retention"),
+            row("s3", &names[2], "remove", "retention"),
+        ]
+    );
+    let s3_locations: Vec<&str> = reply["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["storage"] == "s3")
+        .filter_map(|v| v["location"].as_str())
+        .collect();
+    assert_eq!(s3_locations[0], format!("s3://snapshots/f/{}", names[0]));
+
+    // S3 count 0 keeps all by count, but the inherited max-age still removes the oldest.
+    std::fs::write(
+        &config,
+        "etcd-snapshot-retention-max-age: 240h\netcd-s3-retention: 0\n",
+    )
+    .unwrap();
+    let out = prune(&[]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let left: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.file_name)
+        .collect();
+    assert!(!left.contains(&names[2]), "{left:?}");
+    assert!(
+        left.contains(&names[0]) && left.contains(&names[1]),
+        "{left:?}"
+    );
+    assert_eq!(snapshot_files(&dir), vec![names[0].clone()]);
+}

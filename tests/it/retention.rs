@@ -352,3 +352,45 @@ async fn s3_verdicts_follow_the_s3_policy_and_its_local_fallback() {
     );
     assert_eq!(snapshot_files(&dir), vec![names[0].clone()]);
 }
+
+/// The server exports the freshness gauges: after a save, the newest (and newest verified)
+/// local snapshot's age, and the schedule's period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_exports_the_age_of_the_newest_snapshot_and_the_schedule_period() {
+    let Some(etcd) = crate::support::TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = crate::s3_ops::start_server(
+        data.path(),
+        &etcd.endpoint,
+        &["--etcd-snapshot-schedule-cron=0 */6 * * *"],
+    )
+    .await;
+    let server = std::sync::Arc::new(server);
+    let before = crate::support::metrics(&server).await;
+    assert!(
+        !before.contains("etcd_snapshot_newest_age_seconds{"),
+        "no snapshot, no series:\n{before}"
+    );
+    let srv = server.clone();
+    let out = crate::s3_ops::blocking(move || srv.cli(&["save"])).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let metrics = crate::support::metrics(&server).await;
+    let value = |series: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{series} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    for series in [
+        "etcd_snapshot_newest_age_seconds{storage=\"local\"}",
+        "etcd_snapshot_newest_verified_age_seconds{storage=\"local\"}",
+    ] {
+        let age = value(series);
+        assert!((0..120).contains(&age), "{series} = {age}");
+    }
+    assert_eq!(value("etcd_snapshot_schedule_period_seconds"), 6 * 3_600);
+}

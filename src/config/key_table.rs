@@ -174,7 +174,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "etcd-snapshot-retention-min-count",
         kind: Kind::Int,
-        help: "Never keep fewer local snapshots than this, whatever the other retention rules say [default: unset]",
+        help: "Never keep fewer local snapshots than this, whatever the other retention rules say [default: 0]",
         scope: Scope::Server,
         ..ROW
     },

@@ -392,5 +392,18 @@ async fn the_server_exports_the_age_of_the_newest_snapshot_and_the_schedule_peri
         let age = value(series);
         assert!((0..120).contains(&age), "{series} = {age}");
     }
-    assert_eq!(value("etcd_snapshot_schedule_period_seconds"), 6 * 3_600);
+    // The scheduler sets the period when it starts; poll (bounded) rather than race it.
+    let wanted = format!("etcd_snapshot_schedule_period_seconds {}", 6 * 3_600);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = crate::support::metrics(&server).await;
+        if metrics.lines().any(|l| l == wanted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{wanted} in {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -12,7 +12,8 @@
 //!   certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
-//!   the S3 backfill), retention planning, listing records.
+//!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing
+//!   records.
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.

@@ -1,11 +1,13 @@
 //! The `ETCDSnapshotFile` form of a listed snapshot: what RKE2's `list` returns, and what the
-//! CLI's `-o json|yaml` and the Kubernetes resources carry. Made here, at the edge, so the
-//! snapshot layer holds no wire types.
+//! CLI's `-o json|yaml` and the Kubernetes resources carry; and a retention verdict as `prune`
+//! reports it. Made here, at the edge, so the snapshot layer holds no wire types.
 
 use super::wire::{
     EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotSpec, EtcdSnapshotStatus, ObjectMeta,
+    RetentionVerdict,
 };
-use crate::snapshot::SnapshotRecord;
+use crate::snapshot::retention::Verdict;
+use crate::snapshot::{SnapshotRecord, Storage};
 
 impl SnapshotRecord {
     /// The `ETCDSnapshotFile` RKE2's `list` returns for this record.
@@ -33,6 +35,25 @@ impl SnapshotRecord {
                     message: Some(message.clone()),
                 }),
             },
+        }
+    }
+}
+
+impl Verdict {
+    /// The verdict as `prune` reports it, for the copy in `storage` at `location`.
+    pub fn to_wire(&self, storage: Storage, location: String) -> RetentionVerdict {
+        RetentionVerdict {
+            name: self.file_name.clone(),
+            storage: match storage {
+                Storage::Local => "local",
+                Storage::S3 => "s3",
+            }
+            .into(),
+            location,
+            created: crate::snapshot::record::rfc3339(self.created_unix),
+            action: if self.keep { "keep" } else { "remove" }.into(),
+            rule: self.rule.code().into(),
+            reason: self.rule.to_string(),
         }
     }
 }

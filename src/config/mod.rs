@@ -13,6 +13,7 @@ pub mod file;
 pub mod keys;
 pub mod layer;
 pub mod resolve;
+pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod show;

@@ -106,6 +106,15 @@ impl Schedule {
             }
         }
     }
+
+    /// The gap between the two fire times after `now`; None when the schedule fires fewer
+    /// than twice more. For an irregular spec such as `0 1,2 * * *` it is the gap coming up,
+    /// which is what the next save will be late against (`snapshot::freshness`).
+    pub fn period<Tz: TimeZone>(&self, now: &DateTime<Tz>) -> Option<Duration> {
+        let first = self.next_fire(now)?;
+        let second = self.next_fire(&first)?;
+        (second - first).to_std().ok()
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -203,5 +212,36 @@ mod tests {
         ] {
             assert!(Schedule::parse(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    fn at_unix(unix: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(unix, 0).unwrap()
+    }
+
+    #[test]
+    fn the_period_is_the_gap_between_the_next_two_fires() {
+        // 2024-01-01 00:30 UTC.
+        let now = at_unix(1_704_069_000);
+        let cases = [
+            ("0 */12 * * *", 12 * 3_600),
+            ("*/5 * * * *", 300),
+            ("@every 90s", 90),
+            // Irregular: fires at 01:00 and 02:00, then 01:00 the next day; the gap coming up.
+            ("0 1,2 * * *", 3_600),
+        ];
+        for (spec, want) in cases {
+            let schedule = Schedule::parse(spec).unwrap();
+            assert_eq!(
+                schedule.period(&now),
+                Some(Duration::from_secs(want)),
+                "{spec}"
+            );
+        }
+        // At 01:30 the next fires are 02:00 and 01:00 the next day: 23 hours.
+        let schedule = Schedule::parse("0 1,2 * * *").unwrap();
+        assert_eq!(
+            schedule.period(&at_unix(1_704_069_000 + 3_600)),
+            Some(Duration::from_secs(23 * 3_600))
+        );
     }
 }

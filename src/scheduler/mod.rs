@@ -44,6 +44,8 @@ async fn run_with_clock(
         } else {
             settings.schedule.next_fire(&now())
         };
+        let period = next.as_ref().and_then(|_| settings.schedule.period(&now()));
+        ops.metrics().set_schedule_period(period);
         match &next {
             Some(at) => {
                 tracing::debug!(schedule = %settings.schedule, next = %at, "next scheduled snapshot")

@@ -1,14 +1,16 @@
-//! Snapshots: names, the streaming save pipeline, verification, retention planning and listing
-//! records.
+//! Snapshots: names, the streaming save pipeline, verification, retention planning, freshness
+//! and listing records.
 //!
 //! Owns what a snapshot *is* (its name, its bytes, its integrity). It does not decide when to take
 //! one (scheduler), how requests map to operations (operations), or where copies are listed from
 //! (store).
 
 pub mod backfill;
+pub mod freshness;
 pub mod name;
 pub mod prune;
 pub mod record;
+pub mod retention;
 pub mod save;
 pub mod sink;
 pub mod tee;

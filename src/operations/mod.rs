@@ -371,7 +371,7 @@ impl Operations {
                 source,
             })?;
         let metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
-        save_snapshot(&mut client, store.dir(), name, metadata.as_ref(), tee)
+        save_snapshot(&mut client, store.layout(), name, metadata.as_ref(), tee)
             .await
             .map_err(|source| OperationError::Save {
                 name: name.file_name(),

@@ -14,7 +14,7 @@ use super::pending::{self, PendingUpload};
 use super::{error_chain, rounded_now_unix};
 use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
-use crate::config::desired::{S3Settings, metadata_dir_for};
+use crate::config::desired::S3Settings;
 use crate::kube::KubeAccess;
 use crate::snapshot::save::SavedSnapshot;
 use crate::snapshot::tee::TeeReceiver;
@@ -169,7 +169,7 @@ async fn upload_saved_file(
 async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot) {
     let name = saved.name.file_name();
     let dir = saved.path.parent().unwrap_or(Path::new("."));
-    let path = metadata_dir_for(dir).join(&name);
+    let path = crate::layout::metadata_dir_for(dir).join(&name);
     let read = tokio::task::spawn_blocking(move || {
         crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX)
     });

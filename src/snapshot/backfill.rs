@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::name::base_of;
-use super::prune::{Candidate, plan_prune};
+use super::prune::plan_prune;
 
 /// Local file names of `node` missing from `remote`, limited to those S3 retention keeps;
 /// oldest first. `retention == 0` keeps everything, so everything missing is uploaded.
@@ -27,14 +27,10 @@ pub fn plan_backfill(
     }
     let mut upload = Vec::new();
     for (base, missing) in by_base {
-        let union: Vec<Candidate> = remote
+        let union: Vec<&str> = remote
             .iter()
             .map(String::as_str)
             .chain(missing.iter().copied())
-            .map(|name| Candidate {
-                file_name: name.to_string(),
-                mtime_unix: 0,
-            })
             .collect();
         let kept: BTreeSet<String> = plan_prune(&union, base, node, retention)
             .keep

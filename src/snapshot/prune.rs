@@ -6,14 +6,6 @@
 
 use super::SnapshotName;
 
-/// A local file considered for retention.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub file_name: String,
-    /// mtime in unix seconds; used only when the name carries no timestamp.
-    pub mtime_unix: i64,
-}
-
 /// What retention will do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrunePlan {
@@ -25,14 +17,19 @@ pub struct PrunePlan {
 }
 
 /// Keeps the newest `retention` snapshots named exactly `<base>-<node>-<unix>[.zip]`, ordered by
-/// the name's timestamp; everything else in `candidates` is ignored. `retention == 0` keeps all.
-pub fn plan_prune(candidates: &[Candidate], base: &str, node: &str, retention: u32) -> PrunePlan {
-    // Exact parsing always yields a timestamp, so the mtime fallback of RKE2 never applies here.
+/// the name's timestamp; every other file name in `candidates` is ignored. `retention == 0`
+/// keeps all. Exact parsing always yields a timestamp, so RKE2's mtime fallback never applies
+/// and a listing's names are all a plan needs.
+pub fn plan_prune<S: AsRef<str>>(
+    candidates: &[S],
+    base: &str,
+    node: &str,
+    retention: u32,
+) -> PrunePlan {
     let mut matching: Vec<(i64, &str)> = candidates
         .iter()
-        .filter_map(|c| {
-            SnapshotName::parse_exact(&c.file_name, base, node).map(|n| (n.unix, &*c.file_name))
-        })
+        .map(AsRef::as_ref)
+        .filter_map(|name| SnapshotName::parse_exact(name, base, node).map(|n| (n.unix, name)))
         .collect();
     // Newest first; equal timestamps fall back to the name so the plan never depends on the
     // listing order.
@@ -54,14 +51,9 @@ pub fn plan_prune(candidates: &[Candidate], base: &str, node: &str, retention: u
 mod tests {
     use super::*;
 
-    fn candidates(names: &[(&str, i64)]) -> Vec<Candidate> {
-        names
-            .iter()
-            .map(|(n, m)| Candidate {
-                file_name: n.to_string(),
-                mtime_unix: *m,
-            })
-            .collect()
+    /// The names of a listing; the numbers beside them are mtimes, which must not matter.
+    fn candidates(names: &[(&str, i64)]) -> Vec<String> {
+        names.iter().map(|(n, _)| n.to_string()).collect()
     }
 
     struct Case {

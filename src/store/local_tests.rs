@@ -20,6 +20,11 @@ impl Fixture {
     fn put(&self, name: &str, bytes: &[u8]) {
         std::fs::write(self.store.dir().join(name), bytes).unwrap();
     }
+    /// A file in the work dir, where temp files live.
+    fn put_work(&self, name: &str) {
+        std::fs::create_dir_all(&self.store.layout().work).unwrap();
+        std::fs::write(self.store.layout().work.join(name), b"").unwrap();
+    }
     fn put_meta(&self, name: &str, json: &str) {
         std::fs::create_dir_all(self.store.metadata_dir()).unwrap();
         std::fs::write(self.store.metadata_dir().join(name), json).unwrap();
@@ -163,25 +168,38 @@ fn prune_touches_only_this_nodes_exact_base() {
 #[test]
 fn cleanup_removes_only_this_nodes_temp_files() {
     let f = Fixture::new();
+    assert_eq!(
+        f.store.layout().work,
+        f.root.path().join("server/db/.etcd-snapshot")
+    );
     for name in FOREIGN {
         f.put(name, b"");
     }
-    f.put("on-demand-n1-5.part", b"");
+    f.put_work("on-demand-n1-5.part");
+    f.put_work("etcd-snapshot-n2-7.part");
+    f.put_work("random.part");
+    // Left in the snapshot dir by versions before the work dir.
     f.put("etcd-snapshot-n1-6.zip.part", b"");
-    f.put("random.part", b"");
+    f.put(crate::layout::LEGACY_LOCK_FILE, b"");
     let mut removed = f.store.cleanup_temp_files().unwrap();
     removed.sort();
     assert_eq!(
         removed,
         [
+            f.store.layout().work.join("on-demand-n1-5.part"),
+            f.store.dir().join(".etcd-snapshot.lock"),
             f.store.dir().join("etcd-snapshot-n1-6.zip.part"),
-            f.store.dir().join("on-demand-n1-5.part"),
         ]
     );
     let mut expected: Vec<String> = FOREIGN.iter().map(|s| s.to_string()).collect();
-    expected.push("random.part".into());
     expected.sort();
     assert_eq!(f.files(), expected);
+    let mut work: Vec<String> = std::fs::read_dir(&f.store.layout().work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    work.sort();
+    assert_eq!(work, ["etcd-snapshot-n2-7.part", "random.part"]);
 }
 
 #[test]
@@ -189,8 +207,8 @@ fn allocate_name_skips_taken_seconds() {
     let f = Fixture::new();
     f.put("on-demand-n1-100", b"");
     f.put("on-demand-n1-101.zip", b"");
-    f.put("on-demand-n1-102.part", b"");
-    f.put("on-demand-n1-103.zip.part", b"");
+    f.put_work("on-demand-n1-102.part");
+    f.put_work("on-demand-n1-103.zip.part");
     f.put("on-demand-n2-104", b"");
     let name = f.store.allocate_name("on-demand", 100, false);
     assert_eq!(name.file_name(), "on-demand-n1-104");
@@ -226,9 +244,10 @@ async fn lock_is_exclusive_and_released_on_drop() {
         .unwrap();
     assert!(lock.is_ok());
     assert!(
-        f.store.list().unwrap().is_empty(),
-        "lock file is not listed"
+        f.files().is_empty(),
+        "the lock file is not in the snapshot dir"
     );
+    assert!(f.store.layout().lock_path().is_file());
 }
 
 #[tokio::test]

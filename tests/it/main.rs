@@ -35,5 +35,6 @@ mod s3_ops;
 mod s3_retention;
 mod s3_sources;
 mod server;
+mod snapshot_dir;
 mod standalone_etcd;
 mod store_conformance;

@@ -8,7 +8,7 @@
 use super::error::S3Error;
 use super::store::{META_CLUSTER_ID, META_TOKEN_HASH, S3Store};
 use crate::snapshot::SnapshotName;
-use crate::snapshot::prune::{Candidate, plan_prune};
+use crate::snapshot::prune::plan_prune;
 
 impl S3Store {
     /// Applies retention for `base`; returns the deleted names oldest first (with `dry_run`,
@@ -49,10 +49,7 @@ impl S3Store {
                 tracing::debug!(%key, "S3 snapshot belongs to another cluster; not pruned");
                 continue;
             }
-            candidates.push(Candidate {
-                file_name: record.file_name,
-                mtime_unix: record.created_unix,
-            });
+            candidates.push(record.file_name);
         }
         let mut doomed = plan_prune(&candidates, base, &self.node, retention).delete;
         doomed.reverse();

@@ -91,16 +91,19 @@ impl Operations {
     ) -> Result<ReconcileReport, OperationError> {
         let started = Instant::now();
         let effective = self.effective(config).await;
-        let result = self.reconcile_inner(&effective).await;
-        self.mirror_resources(&effective, &[], None).await;
+        let mut session = None;
+        let result = self.reconcile_inner(&effective, &mut session).await;
+        self.mirror_resources(&effective, &[], None, session).await;
         self.metrics
             .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
         result
     }
 
+    /// The pass; leaves the S3 store it connected in `session` for the resource mirror.
     async fn reconcile_inner(
         &self,
         config: &DesiredConfig,
+        session: &mut Option<S3Store>,
     ) -> Result<ReconcileReport, OperationError> {
         let mut report = ReconcileReport::default();
         let Some(s3) = &config.s3 else {
@@ -120,7 +123,7 @@ impl Operations {
             }
         };
         let remote_names: Vec<String> = self
-            .list_on(&remote, Instant::now())
+            .list_remote(&remote, Instant::now())
             .await?
             .into_iter()
             .map(|r| r.file_name)
@@ -139,6 +142,7 @@ impl Operations {
         }
         self.metrics
             .set_pending_upload_count(pending::list(store.dir()).len() as u64);
+        *session = Some(remote);
         Ok(report)
     }
 
@@ -182,7 +186,7 @@ async fn backfill_one(
 ) -> Result<Copied, String> {
     let metadata = ObjectMetadata {
         sha256: None,
-        ..replicate::object_metadata(config)
+        ..replicate::object_metadata(config, remote)
     };
     let path = dir.join(name);
     if !path.exists() {

@@ -2,16 +2,17 @@
 //! temp-file cleanup, on the local dir and, when `etcd-s3` is on, the bucket (the reconcile's
 //! S3 backfill is in `backfill.rs`).
 //!
-//! Every S3 step connects afresh with the config of this very operation, so a changed bucket or
-//! rotated credentials apply at once. Local work is never undone by an S3 failure: the failure
-//! is reported per item.
+//! Every operation connects to S3 afresh with its own config, so a changed bucket or rotated
+//! credentials apply at once; its steps (delete, listing for the resources) share that one
+//! session. Local work is never undone by an S3 failure: the failure is reported per item.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::pending;
+use super::retain::delete_on;
 use super::{
-    DeleteReport, Listing, OperationError, Operations, PruneReport, Removal, error_chain,
+    DeleteReport, Listing, OperationError, Operations, PruneReport, error_chain,
     open_existing_store, open_store, replicate,
 };
 use crate::api::wire::FailedItem;
@@ -19,7 +20,7 @@ use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
-use crate::store::local::{DeleteOutcome, LocalStore};
+use crate::store::local::LocalStore;
 use crate::store::s3::S3Store;
 use crate::telemetry::metrics::Status;
 
@@ -30,22 +31,17 @@ impl Operations {
     /// failure, so an operator sees what exists during an outage.
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let effective = self.effective(config).await;
-        self.list_resolved(&effective).await
+        Ok(self.list_stores(&effective, None).await?.0)
     }
 
-    /// `list` with the S3 settings already resolved (the Secret read) by the caller.
-    pub(super) async fn list_resolved(
+    /// The one listing of every configured store, with the S3 settings already resolved (the
+    /// Secret read) by the caller and the operation's S3 session, if one is open. Hands the
+    /// session back (None when S3 is off or could not be listed) for callers that go on to read
+    /// from the bucket.
+    pub(super) async fn list_stores(
         &self,
         config: &DesiredConfig,
-    ) -> Result<Listing, OperationError> {
-        Ok(self.list_keeping_store(config).await?.0)
-    }
-
-    /// `list_resolved`, also handing back the S3 store it listed (None when S3 is off or could
-    /// not be listed), for callers that go on to read from the bucket.
-    pub(super) async fn list_keeping_store(
-        &self,
-        config: &DesiredConfig,
+        session: Option<S3Store>,
     ) -> Result<(Listing, Option<S3Store>), OperationError> {
         let started = Instant::now();
         let local =
@@ -58,53 +54,51 @@ impl Operations {
         };
         self.metrics
             .set_snapshot_count(listing.records.len() as u64);
-        let mut listed_store = None;
-        if let Some(s3) = &config.s3 {
-            let remote = match self.list_s3(config, s3).await {
-                Ok((remote, store)) => {
-                    listed_store = Some(store);
-                    remote
-                }
-                Err(e) => {
-                    listing.failed.push(FailedItem {
-                        name: replicate::target_location(s3, ""),
-                        message: format!(
-                            "{}; only local snapshots and recorded upload failures are shown",
-                            error_chain(&e)
-                        ),
-                    });
-                    Vec::new()
-                }
-            };
-            let failed = failed_upload_rows(config, &listing.records, &remote);
-            self.metrics.set_pending_upload_count(failed.len() as u64);
-            listing.records.extend(remote);
-            listing.records.extend(failed);
-        }
-        Ok((listing, listed_store))
-    }
-
-    async fn list_s3(
-        &self,
-        config: &DesiredConfig,
-        s3: &S3Settings,
-    ) -> Result<(Vec<SnapshotRecord>, S3Store), OperationError> {
+        let Some(s3) = &config.s3 else {
+            return Ok((listing, None));
+        };
         let started = Instant::now();
-        match replicate::connect(&self.kube, config, s3).await {
-            Ok(store) => Ok((self.list_on(&store, started).await?, store)),
+        let (remote, session) = match replicate::session(&self.kube, config, s3, session).await {
+            Ok(store) => match self.list_remote(&store, started).await {
+                Ok(remote) => (remote, Some(store)),
+                Err(e) => (self.s3_unlisted(&mut listing, s3, &e), None),
+            },
             Err(source) => {
                 self.metrics
                     .observe_reconcile_s3(Status::Error, started.elapsed().as_secs_f64());
-                Err(OperationError::S3 {
+                let e = OperationError::S3 {
                     action: "list",
                     source: Box::new(source),
-                })
+                };
+                (self.s3_unlisted(&mut listing, s3, &e), None)
             }
-        }
+        };
+        let failed = failed_upload_rows(config, &listing.records, &remote);
+        self.metrics.set_pending_upload_count(failed.len() as u64);
+        listing.records.extend(remote);
+        listing.records.extend(failed);
+        Ok((listing, session))
+    }
+
+    /// Notes in the listing that S3 could not be listed; no S3 rows but the failed uploads.
+    fn s3_unlisted(
+        &self,
+        listing: &mut Listing,
+        s3: &S3Settings,
+        error: &OperationError,
+    ) -> Vec<SnapshotRecord> {
+        listing.failed.push(FailedItem {
+            name: replicate::target_location(s3, ""),
+            message: format!(
+                "{}; only local snapshots and recorded upload failures are shown",
+                error_chain(error)
+            ),
+        });
+        Vec::new()
     }
 
     /// Lists a connected bucket, timed from `started` into the S3 listing metrics.
-    pub(super) async fn list_on(
+    pub(super) async fn list_remote(
         &self,
         store: &S3Store,
         started: Instant,
@@ -137,9 +131,9 @@ impl Operations {
         // Read the Secret only now: a delete queued behind a long save must not use
         // credentials rotated meanwhile.
         let effective = self.effective(config).await;
-        let report = self.delete_locked(&effective, names).await?;
+        let (report, session) = self.delete_locked(&effective, names).await?;
         drop(guard);
-        self.mirror_resources(&effective, &report.deleted, None)
+        self.mirror_resources(&effective, &report.deleted, None, session)
             .await;
         Ok(report)
     }
@@ -148,7 +142,7 @@ impl Operations {
         &self,
         config: &DesiredConfig,
         names: &[String],
-    ) -> Result<DeleteReport, OperationError> {
+    ) -> Result<(DeleteReport, Option<S3Store>), OperationError> {
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
         let remote = match &config.s3 {
@@ -158,9 +152,11 @@ impl Operations {
         let mut report = DeleteReport::default();
         for name in names {
             self.copies.note_deleted(name);
-            let mut found = delete_local(&store, name, &mut report);
+            let mut found = delete_on(&store, name, "", &mut report).await;
             match &remote {
-                Some(Ok(remote)) => found |= delete_remote(remote, name, &mut report).await,
+                Some(Ok(remote)) => {
+                    found |= delete_on(remote, name, "not deleted from S3: ", &mut report).await
+                }
                 Some(Err(e)) => report.failed.push(FailedItem {
                     name: name.clone(),
                     message: format!("not deleted from S3: {}", error_chain(e)),
@@ -175,7 +171,7 @@ impl Operations {
             }
         }
         self.refresh_count(&store);
-        Ok(report)
+        Ok((report, remote.and_then(Result::ok)))
     }
 
     /// Keeps the newest `retention` snapshots named `<name>-<this node>-<unix>` locally and the
@@ -188,60 +184,17 @@ impl Operations {
     ) -> Result<PruneReport, OperationError> {
         let guard = self.writer.lock().await;
         let effective = self.effective(config).await;
-        let report = self.prune_locked(&effective, dry_run).await?;
-        drop(guard);
+        let store = open_existing_store(&effective)?;
+        let file_lock = store.lock().await.map_err(OperationError::Store)?;
+        let base = &effective.snapshot.on_demand_name;
+        let pruned = self.retain(&effective, &store, base, dry_run, None).await;
+        self.refresh_count(&store);
+        drop((file_lock, guard));
+        let (report, session) = pruned.map_err(OperationError::Store)?;
         if !dry_run {
-            self.mirror_resources(&effective, &report.deleted, None)
+            self.mirror_resources(&effective, &report.deleted, None, session)
                 .await;
         }
-        Ok(report)
-    }
-
-    async fn prune_locked(
-        &self,
-        config: &DesiredConfig,
-        dry_run: bool,
-    ) -> Result<PruneReport, OperationError> {
-        let store = open_existing_store(config)?;
-        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
-        let settings = &config.snapshot;
-        let base = &settings.on_demand_name;
-        let mut report = PruneReport::default();
-        let local = store
-            .prune(base, settings.retention, dry_run)
-            .map_err(OperationError::Store)?;
-        let why = |kept: u32| keep_reason(base, &config.node_name, kept);
-        for name in local {
-            report.add(Removal {
-                location: store.dir().join(&name).display().to_string(),
-                reason: Some(why(settings.retention)),
-                name,
-            });
-        }
-        if let Some(s3) = &config.s3
-            && s3.retention > 0
-        {
-            let pruned = match replicate::connect(&self.kube, config, s3).await {
-                Ok(remote) => remote.prune(base, s3.retention, dry_run).await,
-                Err(e) => Err(e),
-            };
-            match pruned {
-                Ok(names) => {
-                    for name in names {
-                        report.add(Removal {
-                            location: replicate::target_location(s3, &name),
-                            reason: Some(why(s3.retention)),
-                            name,
-                        });
-                    }
-                }
-                Err(e) => report.failed.push(FailedItem {
-                    name: "s3 retention".into(),
-                    message: error_chain(&e),
-                }),
-            }
-        }
-        self.refresh_count(&store);
         Ok(report)
     }
 
@@ -261,52 +214,6 @@ impl Operations {
     pub(super) fn refresh_count(&self, store: &LocalStore) {
         if let Ok(records) = store.list() {
             self.metrics.set_snapshot_count(records.len() as u64);
-        }
-    }
-}
-
-/// True when the local copy existed and was deleted; failures go into the report.
-fn delete_local(store: &LocalStore, name: &str, report: &mut DeleteReport) -> bool {
-    match store.delete(name) {
-        Ok(DeleteOutcome::Deleted) => {
-            tracing::info!(snapshot = %name, "snapshot deleted");
-            report.removed.push(Removal {
-                name: name.to_string(),
-                location: store.dir().join(name).display().to_string(),
-                reason: None,
-            });
-            true
-        }
-        Ok(DeleteOutcome::NotFound) => false,
-        Err(e) => {
-            report.failed.push(FailedItem {
-                name: name.to_string(),
-                message: error_chain(&e),
-            });
-            false
-        }
-    }
-}
-
-/// True when the S3 object existed and was deleted; failures go into the report.
-async fn delete_remote(remote: &S3Store, name: &str, report: &mut DeleteReport) -> bool {
-    match remote.delete(name).await {
-        Ok(DeleteOutcome::Deleted) => {
-            let key = remote.layout().object_key(name);
-            report.removed.push(Removal {
-                name: name.to_string(),
-                location: crate::store::s3::keys::location(remote.client().bucket(), &key),
-                reason: None,
-            });
-            true
-        }
-        Ok(DeleteOutcome::NotFound) => false,
-        Err(e) => {
-            report.failed.push(FailedItem {
-                name: name.to_string(),
-                message: format!("not deleted from S3: {}", error_chain(&e)),
-            });
-            false
         }
     }
 }
@@ -345,9 +252,4 @@ fn failed_upload_rows(
             })
         })
         .collect()
-}
-
-/// Why retention picked a snapshot, for `prune --dry-run`.
-fn keep_reason(base: &str, node: &str, kept: u32) -> String {
-    format!("older than the newest {kept} \"{base}\" snapshots of node {node}")
 }

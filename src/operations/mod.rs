@@ -18,6 +18,7 @@ pub mod pending;
 mod replicate;
 mod resources;
 mod response;
+mod retain;
 mod s3_config;
 
 pub use error_text::error_chain;
@@ -30,7 +31,7 @@ use crate::snapshot::SnapshotRecord;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
-use crate::store::s3::S3Error;
+use crate::store::s3::{S3Error, S3Store};
 use crate::telemetry::metrics::{Metrics, Status};
 
 /// Which kind of save, deciding the base name and whether retention runs.
@@ -214,7 +215,10 @@ impl Operations {
     ) -> Result<SaveOutcome, OperationError> {
         let started = Instant::now();
         let effective = self.effective(config).await;
-        let result = self.save_inner(&effective, kind).await;
+        let (result, session) = match self.save_inner(&effective, kind).await {
+            Ok((outcome, session)) => (Ok(outcome), session),
+            Err(e) => (Err(e), None),
+        };
         let status = if result.is_ok() {
             Status::Success
         } else {
@@ -228,24 +232,25 @@ impl Operations {
         match &result {
             Ok(outcome) => {
                 let saved = outcome.created.first().map(String::as_str);
-                self.mirror_resources(&effective, &outcome.deleted, saved)
+                self.mirror_resources(&effective, &outcome.deleted, saved, session)
                     .await;
             }
             Err(e @ (OperationError::Save { name, .. } | OperationError::Connect { name, .. })) => {
                 self.record_failed_save(&effective, name, &error_chain(e))
                     .await;
-                self.mirror_resources(&effective, &[], None).await;
+                self.mirror_resources(&effective, &[], None, None).await;
             }
-            Err(_) => self.mirror_resources(&effective, &[], None).await,
+            Err(_) => self.mirror_resources(&effective, &[], None, None).await,
         }
         result
     }
 
+    /// The save under the writer lock; hands back the operation's S3 session, if one is open.
     async fn save_inner(
         &self,
         config: &DesiredConfig,
         kind: SaveKind,
-    ) -> Result<SaveOutcome, OperationError> {
+    ) -> Result<(SaveOutcome, Option<S3Store>), OperationError> {
         let settings = &config.snapshot;
         let store = open_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
@@ -300,9 +305,11 @@ impl Operations {
             created: vec![saved.name.file_name()],
             ..Default::default()
         };
+        let mut session = None;
         if let (Some(s3), Some(task)) = (&config.s3, upload) {
-            let failure =
+            let (failure, store) =
                 replicate::finish_upload(&self.kube, config, s3, &saved, task.await).await;
+            session = store;
             let status = if failure.is_none() {
                 Status::Success
             } else {
@@ -313,47 +320,35 @@ impl Operations {
             outcome.failed.extend(failure);
         }
         if kind == SaveKind::Scheduled {
-            self.apply_scheduled_retention(config, &store, base, &mut outcome)
+            session = self
+                .apply_scheduled_retention(config, &store, base, &mut outcome, session)
                 .await;
         }
         self.refresh_count(&store);
-        Ok(outcome)
+        Ok((outcome, session))
     }
 
-    /// Retention after a scheduled save, locally and in S3. Trouble here never fails a save
-    /// that already produced a good snapshot; it is reported as a failed item. S3 retention
-    /// runs even when the upload failed, so a full bucket can be freed.
+    /// Retention after a scheduled save, locally and in S3 (`retain`). Trouble here never
+    /// fails a save that already produced a good snapshot; it is reported as a failed item. S3
+    /// retention runs even when the upload failed, so a full bucket can be freed.
     async fn apply_scheduled_retention(
         &self,
         config: &DesiredConfig,
         store: &LocalStore,
         base: &str,
         outcome: &mut SaveOutcome,
-    ) {
-        let retention = config.snapshot.retention;
-        if retention > 0 {
-            match store.prune(base, retention, false) {
-                Ok(deleted) => outcome.deleted.extend(deleted),
-                Err(e) => outcome.failed.push(retention_failure("retention", &e)),
+        session: Option<S3Store>,
+    ) -> Option<S3Store> {
+        match self.retain(config, store, base, false, session).await {
+            Ok((report, session)) => {
+                outcome.deleted.extend(report.deleted);
+                outcome.failed.extend(report.failed);
+                session
             }
-        }
-        let Some(s3) = &config.s3 else { return };
-        if s3.retention == 0 {
-            return;
-        }
-        let pruned = match replicate::connect(&self.kube, config, s3).await {
-            Ok(remote) => remote.prune(base, s3.retention, false).await,
-            Err(e) => Err(e),
-        };
-        match pruned {
-            Ok(deleted) => {
-                for name in deleted {
-                    if !outcome.deleted.contains(&name) {
-                        outcome.deleted.push(name);
-                    }
-                }
+            Err(e) => {
+                outcome.failed.push(retention_failure("retention", &e));
+                None
             }
-            Err(e) => outcome.failed.push(retention_failure("s3 retention", &e)),
         }
     }
 

@@ -11,6 +11,7 @@ use super::Operations;
 use crate::config::DesiredConfig;
 use crate::kube::resources::{self, S3Spec, Scope};
 use crate::snapshot::{SnapshotRecord, Storage};
+use crate::store::s3::S3Store;
 
 impl Operations {
     /// Reconciles the resources with a fresh listing. `config` has its S3 settings resolved
@@ -22,12 +23,13 @@ impl Operations {
         config: &DesiredConfig,
         just_deleted: &[String],
         just_saved: Option<&str>,
+        session: Option<S3Store>,
     ) {
         let Ok(client) = self.kube.client() else {
             return;
         };
         let _one_at_a_time = self.mirror.lock().await;
-        let (listing, store) = match self.list_keeping_store(config).await {
+        let (listing, store) = match self.list_stores(config, session).await {
             Ok(listed) => listed,
             Err(e) => {
                 tracing::warn!(error = %super::error_chain(&e), "failed to list snapshots for the ETCDSnapshotFile resources");

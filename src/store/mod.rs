@@ -1,8 +1,9 @@
 //! Where snapshot copies live and how they are listed, deleted and pruned.
 //!
 //! `LocalStore` is the snapshot dir, `S3Store` a folder of a bucket; both implement
-//! `SnapshotStore` so callers (operations, scheduler, controller) treat every copy alike. Saving is
-//! not part of the trait: the save pipeline writes the local file and uploads it.
+//! `SnapshotStore`, the seam through which operations list, delete and prune every configured
+//! store alike (tests/it/store_conformance.rs holds every store to it). Saving is not part of the
+//! trait: the save pipeline writes the local file and uploads it.
 
 pub mod local;
 pub mod s3;
@@ -18,6 +19,10 @@ use crate::snapshot::SnapshotRecord;
 pub trait SnapshotStore: Send + Sync {
     /// The store's own error type (local file-system or S3 errors).
     type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Where the copy named `file_name` lives, as listings and reports show it (`file://` is
+    /// left off a local path; an S3 copy is `s3://<bucket>/<key>`).
+    fn location(&self, file_name: &str) -> String;
 
     /// Every snapshot copy the store holds, oldest first.
     fn list(&self) -> impl Future<Output = Result<Vec<SnapshotRecord>, Self::Error>> + Send;
@@ -42,6 +47,10 @@ pub trait SnapshotStore: Send + Sync {
 impl SnapshotStore for LocalStore {
     type Error = StoreError;
 
+    fn location(&self, file_name: &str) -> String {
+        self.layout().snapshot_path(file_name).display().to_string()
+    }
+
     async fn list(&self) -> Result<Vec<SnapshotRecord>, StoreError> {
         LocalStore::list(self)
     }
@@ -64,6 +73,10 @@ impl SnapshotStore for LocalStore {
 /// identity (`S3Store::with_identity`) and never touches another cluster's objects.
 impl SnapshotStore for S3Store {
     type Error = S3Error;
+
+    fn location(&self, file_name: &str) -> String {
+        s3::keys::location(self.client().bucket(), &self.layout().object_key(file_name))
+    }
 
     async fn list(&self) -> Result<Vec<SnapshotRecord>, S3Error> {
         S3Store::list(self).await

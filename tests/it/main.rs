@@ -33,6 +33,7 @@ mod restore;
 mod s3;
 mod s3_ops;
 mod s3_retention;
+mod s3_session;
 mod s3_sources;
 mod server;
 mod snapshot_dir;

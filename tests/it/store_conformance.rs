@@ -3,7 +3,8 @@
 //!
 //! Each backend supplies a `Harness`: a fresh empty store per scenario and ways to seed it
 //! behind the store's back (snapshots, entries that are not snapshots, metadata, files outside
-//! the store). Scenarios only use the trait and the harness, never a concrete store.
+//! the store). Scenarios only use the trait and the harness, never a concrete store. Every store
+//! the operations iterate over must pass it.
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +96,13 @@ async fn listing_is_oldest_first_and_skips_non_snapshots<H: Harness>(h: &H) {
     for record in &records {
         let tail = format!("/{}", record.file_name);
         assert!(record.location.ends_with(&tail), "{}", record.location);
+        // What reports name as the copy's place is where the listing found it.
+        let located = store.location(&record.file_name);
+        assert!(
+            record.location == located || record.location == format!("file://{located}"),
+            "{} listed, {located} located",
+            record.location
+        );
         assert!(record.ready && record.error.is_none(), "{record:?}");
     }
 }

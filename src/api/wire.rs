@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[path = "wire_convert.rs"]
+mod convert;
 #[path = "wire_s3.rs"]
 mod s3;
 

@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::FailedItem;
 use super::pending::{self, PendingUpload};
 use super::{OperationError, Operations, ReconcileReport, error_chain, open_store, replicate};
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::restore::verify::verify_stored_snapshot;
 use crate::snapshot::backfill::plan_backfill;

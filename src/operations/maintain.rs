@@ -9,13 +9,13 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::FailedItem;
 use super::pending;
 use super::retain::delete_on;
 use super::{
     DeleteReport, Listing, OperationError, Operations, PruneReport, error_chain,
     open_existing_store, open_store, replicate,
 };
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};

@@ -1,5 +1,7 @@
 //! Save, list, delete and prune: the one service behind the API, the scheduler and the
-//! direct-mode CLI.
+//! direct-mode CLI. `Operations::run` runs a planned request (the API's and the direct-mode
+//! CLI's one dispatcher); the reports are domain types, turned into RKE2's wire shapes at the
+//! edge (`api::wire`).
 //!
 //! Each call gets a fully resolved `DesiredConfig` (the caller evaluated the engine, with a
 //! request layer when there is one) and runs against the stores and etcd. Writers are serialised
@@ -17,13 +19,11 @@ mod maintain;
 pub mod pending;
 mod replicate;
 mod resources;
-mod response;
 mod retain;
 mod s3_config;
 
 pub use error_text::error_chain;
 
-use crate::api::wire::{FailedItem, RemovedCopy};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
@@ -61,11 +61,45 @@ pub struct DeleteReport {
     pub not_found: Vec<String>,
     pub failed: Vec<FailedItem>,
     /// Every copy removed.
-    pub removed: Vec<RemovedCopy>,
+    pub removed: Vec<Removal>,
 }
 
 /// One copy delete or retention removed (or would remove, in a dry run), and why.
-pub type Removal = RemovedCopy;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub name: String,
+    /// A local path or `s3://bucket/key`.
+    pub location: String,
+    /// Why retention chose it; absent for an explicit delete.
+    pub reason: Option<String>,
+}
+
+/// One thing that did not work inside an otherwise successful operation (or a store a listing
+/// could not reach): what, and the error chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedItem {
+    pub name: String,
+    pub message: String,
+}
+
+/// A request's operation, planned and validated by the caller (`api::request::plan_request`
+/// for the API, the subcommand for the direct-mode CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlannedOperation {
+    Save,
+    List,
+    Delete { names: Vec<String> },
+    Prune { dry_run: bool },
+}
+
+/// What `Operations::run` did, per operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    Saved(SaveOutcome),
+    Listed(Listing),
+    Deleted(DeleteReport),
+    Pruned(PruneReport),
+}
 
 /// What a prune did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -194,6 +228,25 @@ impl Operations {
     /// (scheduled or on-demand) is running.
     pub fn try_begin_write(&self) -> Option<OwnedMutexGuard<()>> {
         Arc::clone(&self.writer).try_lock_owned().ok()
+    }
+
+    /// Runs one planned request to completion (an on-demand save for `Save`): the one
+    /// dispatcher of the API handler and the direct-mode CLI.
+    pub async fn run(
+        &self,
+        config: &DesiredConfig,
+        planned: &PlannedOperation,
+    ) -> Result<Report, OperationError> {
+        Ok(match planned {
+            PlannedOperation::Save => Report::Saved(self.save(config, SaveKind::OnDemand).await?),
+            PlannedOperation::List => Report::Listed(self.list(config).await?),
+            PlannedOperation::Delete { names } => {
+                Report::Deleted(self.delete(config, names).await?)
+            }
+            PlannedOperation::Prune { dry_run } => {
+                Report::Pruned(self.prune(config, *dry_run).await?)
+            }
+        })
     }
 
     /// Takes a snapshot now. Waits for a running writer to finish first.

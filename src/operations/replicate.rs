@@ -10,9 +10,9 @@ use std::path::Path;
 
 use tokio::task::JoinHandle;
 
+use super::FailedItem;
 use super::pending::{self, PendingUpload};
 use super::{error_chain, rounded_now_unix};
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::kube::KubeAccess;

@@ -6,10 +6,10 @@
 //! connected is reused and handed back, so one operation connects once. Local work is never
 //! undone by an S3 failure: the failure is reported per item.
 
+use super::FailedItem;
 use super::{
     DeleteReport, Operations, PruneReport, Removal, error_chain, replicate, retention_failure,
 };
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::store::s3::S3Store;
 use crate::store::{DeleteOutcome, LocalStore, SnapshotStore, StoreError};

@@ -5,12 +5,15 @@
 
 use super::{
     EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotFileList, EtcdSnapshotSpec,
-    EtcdSnapshotStatus, FailedItem, ObjectMeta, RemovedCopy, SnapshotResponse,
+    EtcdSnapshotStatus, FailedItem, ObjectMeta, RemovedCopy, RetentionVerdict, SnapshotResponse,
 };
 use crate::api::client::ClientReply;
 use crate::api::server::HandlerReply;
-use crate::operations::{self, DeleteReport, Listing, PruneReport, Removal, SaveOutcome};
-use crate::snapshot::SnapshotRecord;
+use crate::operations::{
+    self, CopyVerdict, DeleteReport, Listing, PruneReport, Removal, SaveOutcome,
+};
+use crate::snapshot::record::rfc3339;
+use crate::snapshot::{SnapshotRecord, Storage};
 
 impl SnapshotRecord {
     /// The `ETCDSnapshotFile` RKE2's `list` returns for this record.
@@ -61,6 +64,26 @@ impl From<Removal> for RemovedCopy {
     }
 }
 
+/// A copy's verdict as `prune` reports it.
+impl From<CopyVerdict> for RetentionVerdict {
+    fn from(copy: CopyVerdict) -> Self {
+        let verdict = copy.verdict;
+        RetentionVerdict {
+            storage: match copy.storage {
+                Storage::Local => "local",
+                Storage::S3 => "s3",
+            }
+            .into(),
+            location: copy.location,
+            created: rfc3339(verdict.created_unix),
+            action: if verdict.keep { "keep" } else { "remove" }.into(),
+            rule: verdict.rule.code().into(),
+            reason: verdict.rule.to_string(),
+            name: verdict.file_name,
+        }
+    }
+}
+
 fn wire<T, W: From<T>>(items: Vec<T>) -> Vec<W> {
     items.into_iter().map(W::from).collect()
 }
@@ -93,6 +116,7 @@ impl From<PruneReport> for SnapshotResponse {
             deleted: report.deleted,
             failed: wire(report.failed),
             removed: wire(report.removals),
+            verdicts: wire(report.verdicts),
             ..Default::default()
         }
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::FailedItem;
 use super::pending;
-use super::retain::delete_on;
+use super::retain::{RetentionRun, delete_on};
 use super::{
     DeleteReport, Listing, OperationError, Operations, PruneReport, error_chain,
     open_existing_store, open_store, replicate,
@@ -54,6 +54,7 @@ impl Operations {
         };
         self.metrics
             .set_snapshot_count(listing.records.len() as u64);
+        self.set_newest("local", &listing.records);
         let Some(s3) = &config.s3 else {
             return Ok((listing, None));
         };
@@ -111,6 +112,7 @@ impl Operations {
             source: Box::new(source),
         })?;
         self.metrics.set_s3_snapshot_count(listed.len() as u64);
+        self.set_newest("s3", &listed);
         Ok(listed)
     }
 
@@ -174,9 +176,9 @@ impl Operations {
         Ok((report, remote.and_then(Result::ok)))
     }
 
-    /// Keeps the newest `retention` snapshots named `<name>-<this node>-<unix>` locally and the
-    /// newest `etcd-s3-retention` of them in S3 (this cluster's only); with `dry_run` only
-    /// reports what would go and why.
+    /// Applies the local retention policy to the snapshots named `<name>-<this node>-<unix>`
+    /// and the S3 policy to this cluster's copies in S3; with `dry_run` only reports what would
+    /// go. Either way the report carries every snapshot's verdict and its deciding rule.
     pub async fn prune(
         &self,
         config: &DesiredConfig,
@@ -187,7 +189,8 @@ impl Operations {
         let store = open_existing_store(&effective)?;
         let file_lock = store.lock().await.map_err(OperationError::Store)?;
         let base = &effective.snapshot.on_demand_name;
-        let pruned = self.retain(&effective, &store, base, dry_run, None).await;
+        let run = RetentionRun::Prune { dry_run };
+        let pruned = self.retain(&effective, &store, base, run, None).await;
         self.refresh_count(&store);
         drop((file_lock, guard));
         let (report, session) = pruned.map_err(OperationError::Store)?;
@@ -214,7 +217,15 @@ impl Operations {
     pub(super) fn refresh_count(&self, store: &LocalStore) {
         if let Ok(records) = store.list() {
             self.metrics.set_snapshot_count(records.len() as u64);
+            self.set_newest("local", &records);
         }
+    }
+
+    /// The freshness gauges of `storage` from its latest listing.
+    fn set_newest(&self, storage: &'static str, records: &[SnapshotRecord]) {
+        let newest = crate::scheduler::freshness::newest(records);
+        self.metrics
+            .set_newest(storage, newest.any, newest.verified);
     }
 }
 

@@ -24,12 +24,15 @@ mod s3_config;
 
 pub use error_text::error_chain;
 
+use retain::RetentionRun;
+
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
-use crate::snapshot::SnapshotRecord;
+use crate::snapshot::retention::Verdict;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
 use crate::snapshot::tee::{self, Tee};
+use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::local::{LocalStore, StoreError};
 use crate::store::s3::{S3Error, S3Store};
 use crate::telemetry::metrics::{Metrics, Status};
@@ -108,6 +111,17 @@ pub struct PruneReport {
     pub deleted: Vec<String>,
     pub removals: Vec<Removal>,
     pub failed: Vec<FailedItem>,
+    /// Every snapshot retention considered, per store, newest first.
+    pub verdicts: Vec<CopyVerdict>,
+}
+
+/// Retention's verdict on one copy, and which store holds it where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyVerdict {
+    pub storage: Storage,
+    /// A local path or `s3://bucket/key`.
+    pub location: String,
+    pub verdict: Verdict,
 }
 
 impl PruneReport {
@@ -392,12 +406,14 @@ impl Operations {
         outcome: &mut SaveOutcome,
         session: Option<S3Store>,
     ) -> Option<S3Store> {
-        match self.retain(config, store, base, false, session).await {
+        let run = RetentionRun::AfterSave;
+        match self.retain(config, store, base, run, session).await {
             Ok((report, session)) => {
                 outcome.deleted.extend(report.deleted);
                 outcome.failed.extend(report.failed);
                 session
             }
+            // Not reached: after a save, a local failure is a failed item.
             Err(e) => {
                 outcome.failed.push(retention_failure("retention", &e));
                 None

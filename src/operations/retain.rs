@@ -6,36 +6,73 @@
 //! connected is reused and handed back, so one operation connects once. Local work is never
 //! undone by an S3 failure: the failure is reported per item.
 
-use super::FailedItem;
 use super::{
-    DeleteReport, Operations, PruneReport, Removal, error_chain, replicate, retention_failure,
+    CopyVerdict, DeleteReport, FailedItem, Operations, PruneReport, Removal, error_chain,
+    replicate, retention_failure,
 };
 use crate::config::DesiredConfig;
+use crate::config::desired::S3Settings;
+use crate::snapshot::retention::RetentionPolicy;
 use crate::store::s3::S3Store;
 use crate::store::{DeleteOutcome, LocalStore, SnapshotStore, StoreError};
 
+/// Why retention runs, which decides which stores it looks at and what a failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RetentionRun {
+    /// After a scheduled save: only stores whose policy removes anything; a local failure is a
+    /// failed item named `retention`, and S3 retention still runs.
+    AfterSave,
+    /// `prune`: the local dir always (its verdicts are the report), S3 when it removes anything
+    /// or for a dry run; a local failure fails the prune and nothing in S3 is pruned.
+    Prune { dry_run: bool },
+}
+
+impl RetentionRun {
+    fn dry_run(self) -> bool {
+        self == RetentionRun::Prune { dry_run: true }
+    }
+
+    /// Whether a store with `policy` is looked at: one that keeps all has nothing to remove,
+    /// but a prune still reports the local verdicts, and a dry run the S3 ones.
+    fn visits(self, policy: &RetentionPolicy, local: bool) -> bool {
+        match self {
+            RetentionRun::AfterSave => !policy.keeps_all(),
+            RetentionRun::Prune { dry_run } => local || dry_run || !policy.keeps_all(),
+        }
+    }
+}
+
 impl Operations {
-    /// Keeps the newest `snapshot.retention` snapshots named `<base>-<this node>-<unix>` locally
-    /// and the newest `etcd-s3-retention` of them in S3 (this cluster's only); with `dry_run`
-    /// only reports what would go and why. A local failure fails the whole (nothing in S3 is
-    /// pruned then); an S3 failure is a failed item named `s3 retention`. Returns the S3 store
-    /// it used, for the rest of the operation.
+    /// Applies the local retention policy to the snapshots named `<base>-<this node>-<unix>`
+    /// and the S3 policy to this cluster's copies in S3 (see `RetentionRun` for when each runs
+    /// and what a failure means). An S3 failure is a failed item named `s3 retention`. Returns
+    /// the report with every verdict, and the S3 store it used, for the rest of the operation.
     pub(super) async fn retain(
         &self,
         config: &DesiredConfig,
         local: &LocalStore,
         base: &str,
-        dry_run: bool,
+        run: RetentionRun,
         remote: Option<S3Store>,
     ) -> Result<(PruneReport, Option<S3Store>), StoreError> {
         let mut report = PruneReport::default();
-        let kept = config.snapshot.retention;
-        for removal in prune_on(local, base, kept, dry_run, config).await? {
-            report.add(removal);
+        let policy = local_policy(config);
+        if run.visits(&policy, true) {
+            match prune_on(local, base, &policy, run.dry_run(), &mut report).await {
+                Ok(()) => {}
+                Err(e) if run == RetentionRun::AfterSave => {
+                    report.failed.push(retention_failure("retention", &e));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let Some(s3) = config.s3.as_ref().filter(|s3| s3.retention > 0) else {
+        let Some(s3) = &config.s3 else {
             return Ok((report, remote));
         };
+        let policy = s3_policy(s3);
+        if !run.visits(&policy, false) {
+            return Ok((report, remote));
+        }
         let remote = match replicate::session(&self.kube, config, s3, remote).await {
             Ok(remote) => remote,
             Err(e) => {
@@ -43,32 +80,60 @@ impl Operations {
                 return Ok((report, None));
             }
         };
-        match prune_on(&remote, base, s3.retention, dry_run, config).await {
-            Ok(removals) => removals.into_iter().for_each(|r| report.add(r)),
-            Err(e) => report.failed.push(retention_failure("s3 retention", &e)),
+        let pruned = prune_on(&remote, base, &policy, run.dry_run(), &mut report).await;
+        if let Err(e) = pruned {
+            report.failed.push(retention_failure("s3 retention", &e));
         }
         Ok((report, Some(remote)))
     }
 }
 
-/// Retention on one store, as removals with the reason retention picked them.
+/// The local dir's retention policy.
+pub(super) fn local_policy(config: &DesiredConfig) -> RetentionPolicy {
+    RetentionPolicy {
+        count: config.snapshot.retention,
+        rules: config.snapshot.retention_rules.clone(),
+    }
+}
+
+/// The S3 retention policy.
+pub(super) fn s3_policy(s3: &S3Settings) -> RetentionPolicy {
+    RetentionPolicy {
+        count: s3.retention,
+        rules: s3.retention_rules.clone(),
+    }
+}
+
+/// Retention on one store, added to the report: its removals (the deciding rule as the reason)
+/// and every verdict, each copy named by where it lives.
 async fn prune_on<S: SnapshotStore>(
     store: &S,
     base: &str,
-    retention: u32,
+    policy: &RetentionPolicy,
     dry_run: bool,
-    config: &DesiredConfig,
-) -> Result<Vec<Removal>, S::Error> {
-    let names = store.prune(base, retention, dry_run).await?;
-    let reason = keep_reason(base, &config.node_name, retention);
-    Ok(names
-        .into_iter()
-        .map(|name| Removal {
+    report: &mut PruneReport,
+) -> Result<(), S::Error> {
+    let pruned = store.prune(base, policy, dry_run).await?;
+    for name in pruned.deleted {
+        let reason = pruned
+            .verdicts
+            .iter()
+            .find(|v| v.file_name == name)
+            .map(|v| v.rule.to_string());
+        report.add(Removal {
             location: store.location(&name),
-            reason: Some(reason.clone()),
+            reason,
             name,
-        })
-        .collect())
+        });
+    }
+    report
+        .verdicts
+        .extend(pruned.verdicts.into_iter().map(|verdict| CopyVerdict {
+            storage: store.storage(),
+            location: store.location(&verdict.file_name),
+            verdict,
+        }));
+    Ok(())
 }
 
 /// Deletes one copy from one store; true when it existed and was deleted. Failures go into the
@@ -98,9 +163,4 @@ pub(super) async fn delete_on<S: SnapshotStore>(
             false
         }
     }
-}
-
-/// Why retention picked a snapshot, for `prune --dry-run`.
-fn keep_reason(base: &str, node: &str, kept: u32) -> String {
-    format!("older than the newest {kept} \"{base}\" snapshots of node {node}")
 }

@@ -17,7 +17,8 @@ use std::time::UNIX_EPOCH;
 use crate::fsutil;
 use crate::layout::{LEGACY_LOCK_FILE, SnapshotDirLayout};
 use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, timestamp_in_name};
-use crate::snapshot::prune::plan_prune;
+use crate::snapshot::prune::{Candidate, Pruned, plan_retention};
+use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotName, SnapshotRecord, Storage};
 
 /// Errors from the local store.
@@ -195,24 +196,36 @@ impl LocalStore {
         Ok(DeleteOutcome::Deleted)
     }
 
-    /// Applies retention for `base` on this node; returns deleted file names (or, with
-    /// `dry_run`, the ones that would be). Deletes oldest first, so an interruption keeps the
-    /// newest snapshots; the returned names are in that order.
+    /// Applies `policy` to `base` on this node: deletes (unless `dry_run`) what it removes and
+    /// returns every snapshot's verdict. Deletes oldest first, so an interruption keeps the
+    /// newest snapshots; the deleted names are in that order.
     pub fn prune(
         &self,
         base: &str,
-        retention: u32,
+        policy: &RetentionPolicy,
         dry_run: bool,
-    ) -> Result<Vec<String>, StoreError> {
-        let candidates: Vec<String> = self
+    ) -> Result<Pruned, StoreError> {
+        let candidates: Vec<Candidate> = self
             .snapshot_files()?
             .into_iter()
-            .map(|(file_name, _)| file_name)
+            .filter_map(|(file_name, entry)| {
+                let record = self.record(file_name, &entry)?;
+                Some(Candidate {
+                    size: record.size,
+                    verified: crate::snapshot::retention::verified(&record),
+                    file_name: record.file_name,
+                })
+            })
             .collect();
-        let mut doomed = plan_prune(&candidates, base, &self.node, retention).delete;
+        let plan = plan_retention(&candidates, base, &self.node, policy, now_unix());
+        let mut doomed = plan.delete;
         doomed.reverse();
+        let verdicts = plan.verdicts;
         if dry_run || doomed.is_empty() {
-            return Ok(doomed);
+            return Ok(Pruned {
+                deleted: doomed,
+                verdicts,
+            });
         }
         for file_name in &doomed {
             let path = self.layout.snapshot_path(file_name);
@@ -225,7 +238,10 @@ impl LocalStore {
             tracing::info!(path = %path.display(), "removing local snapshot (retention)");
         }
         fsutil::sync_dir(self.dir()).map_err(io_err("sync", self.dir()))?;
-        Ok(doomed)
+        Ok(Pruned {
+            deleted: doomed,
+            verdicts,
+        })
     }
 
     /// Removes this node's leftover temp files from an interrupted save; returns their paths.
@@ -367,6 +383,11 @@ fn remove_regular(path: &Path, action: &'static str) -> Result<bool, StoreError>
 /// A regular file itself (symlinks and directories are never snapshots here).
 fn is_regular(entry: &DirEntry) -> bool {
     entry.file_type().is_ok_and(|t| t.is_file())
+}
+
+/// The clock retention measures max-age against.
+pub(crate) fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 fn mtime_unix(entry: &DirEntry) -> Option<i64> {

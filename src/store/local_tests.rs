@@ -146,7 +146,11 @@ fn prune_touches_only_this_nodes_exact_base() {
         f.put(name, b"");
         f.put_meta(name, "{}");
     }
-    let would = f.store.prune("etcd-snapshot", 1, true).unwrap();
+    let would = f
+        .store
+        .prune("etcd-snapshot", &RetentionPolicy::count(1), true)
+        .unwrap()
+        .deleted;
     assert_eq!(would, ["etcd-snapshot-n1-100.zip", "etcd-snapshot-n1-200"]);
     assert_eq!(
         f.files().len(),
@@ -154,7 +158,11 @@ fn prune_touches_only_this_nodes_exact_base() {
         "dry run deletes nothing"
     );
 
-    let deleted = f.store.prune("etcd-snapshot", 1, false).unwrap();
+    let deleted = f
+        .store
+        .prune("etcd-snapshot", &RetentionPolicy::count(1), false)
+        .unwrap()
+        .deleted;
     assert_eq!(deleted, would);
     let mut expected: Vec<String> = FOREIGN.iter().map(|s| s.to_string()).collect();
     expected.push("etcd-snapshot-n1-300".into());
@@ -162,7 +170,13 @@ fn prune_touches_only_this_nodes_exact_base() {
     assert_eq!(f.files(), expected);
     assert!(!f.store.metadata_dir().join("etcd-snapshot-n1-200").exists());
     assert!(f.store.metadata_dir().join("etcd-snapshot-n1-300").exists());
-    assert!(f.store.prune("etcd-snapshot", 0, false).unwrap().is_empty());
+    assert!(
+        f.store
+            .prune("etcd-snapshot", &RetentionPolicy::count(0), false)
+            .unwrap()
+            .deleted
+            .is_empty()
+    );
 }
 
 #[test]
@@ -258,7 +272,10 @@ async fn trait_delegates_to_the_store() {
     let store = &f.store;
     assert_eq!(SnapshotStore::list(store).await.unwrap().len(), 2);
     assert_eq!(
-        SnapshotStore::prune(store, "s", 1, false).await.unwrap(),
+        SnapshotStore::prune(store, "s", &RetentionPolicy::count(1), false)
+            .await
+            .unwrap()
+            .deleted,
         ["s-n1-1"]
     );
     assert_eq!(

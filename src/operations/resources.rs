@@ -37,6 +37,19 @@ impl Operations {
             }
         };
         let mut records = listing.records;
+        if let Some(name) = just_saved {
+            // The token hash the operation's S3 session read; the token file only without one.
+            let hash = match &store {
+                Some(store) => Some(store.token_hash().to_string()),
+                None => crate::token::server_token_hash(config),
+            };
+            let hash = hash.filter(|h| !h.is_empty());
+            for record in records.iter_mut().filter(|r| r.storage == Storage::Local) {
+                if record.file_name == name {
+                    record.token_hash = hash.clone();
+                }
+            }
+        }
         // When who uploaded some S3 copies is unknown this pass, their resources' names are
         // unknown too: leave every S3 resource alone rather than rename them back and forth.
         let s3_listed = match (&config.s3, store) {
@@ -54,14 +67,6 @@ impl Operations {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
-        if let Some(name) = just_saved {
-            let hash = crate::token::server_token_hash(config).filter(|h| !h.is_empty());
-            for record in records.iter_mut().filter(|r| r.storage == Storage::Local) {
-                if record.file_name == name {
-                    record.token_hash = hash.clone();
-                }
-            }
-        }
         let records = with_local_metadata(records);
         match resources::reconcile(client, &scope, &records, just_deleted).await {
             Ok(_) => {

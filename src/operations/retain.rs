@@ -164,3 +164,36 @@ pub(super) async fn delete_on<S: SnapshotStore>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_stores_retention_visits() {
+        let keeps_all = RetentionPolicy::count(0);
+        let removes = RetentionPolicy::count(3);
+        let dry = RetentionRun::Prune { dry_run: true };
+        let real = RetentionRun::Prune { dry_run: false };
+        // (run, policy, local store?) -> visited
+        let cases = [
+            (RetentionRun::AfterSave, &keeps_all, true, false),
+            (RetentionRun::AfterSave, &keeps_all, false, false),
+            (RetentionRun::AfterSave, &removes, true, true),
+            (RetentionRun::AfterSave, &removes, false, true),
+            (real, &keeps_all, true, true),
+            (real, &keeps_all, false, false),
+            (real, &removes, false, true),
+            (dry, &keeps_all, false, true),
+            (dry, &keeps_all, true, true),
+        ];
+        for (run, policy, local, visited) in cases {
+            assert_eq!(
+                run.visits(policy, local),
+                visited,
+                "{run:?} {policy:?} {local}"
+            );
+        }
+        assert!(dry.dry_run() && !real.dry_run() && !RetentionRun::AfterSave.dry_run());
+    }
+}

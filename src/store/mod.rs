@@ -1,9 +1,11 @@
 //! Where snapshot copies live and how they are listed, deleted and pruned.
 //!
 //! `LocalStore` is the snapshot dir, `S3Store` a folder of a bucket; both implement
-//! `SnapshotStore`, the seam through which operations list, delete and prune every configured
-//! store alike (tests/it/store_conformance.rs holds every store to it). Saving is not part of the
-//! trait: the save pipeline writes the local file and uploads it.
+//! `SnapshotStore`, the seam through which operations list, delete and prune (with the store's
+//! retention policy, `snapshot::retention`) every configured store alike, and name each copy's
+//! storage and location in their reports. tests/it/store_conformance.rs holds every store to
+//! it. Saving is not part of the trait: the save pipeline writes the local file (through the
+//! store's layout) and uploads it.
 
 pub mod local;
 pub mod s3;

@@ -123,8 +123,9 @@ impl Operations {
             }
         };
         let remote_names: Vec<String> = self
-            .list_remote(&remote, Instant::now())
-            .await?
+            .list_on(&remote, Instant::now())
+            .await
+            .map_err(super::maintain::s3_list_error)?
             .into_iter()
             .map(|r| r.file_name)
             .collect();

@@ -20,6 +20,7 @@ use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
+use crate::store::SnapshotStore;
 use crate::store::local::LocalStore;
 use crate::store::s3::S3Store;
 use crate::telemetry::metrics::Status;
@@ -44,33 +45,34 @@ impl Operations {
         session: Option<S3Store>,
     ) -> Result<(Listing, Option<S3Store>), OperationError> {
         let started = Instant::now();
-        let local =
-            open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
-        self.metrics
-            .observe_reconcile_local(Status::of(&local), started.elapsed().as_secs_f64());
+        let local = match open_store(config) {
+            Ok(store) => self
+                .list_on(&store, started)
+                .await
+                .map_err(OperationError::Store),
+            Err(e) => {
+                self.metrics
+                    .observe_reconcile_local(Status::Error, started.elapsed().as_secs_f64());
+                Err(e)
+            }
+        };
         let mut listing = Listing {
             records: local?,
             failed: Vec::new(),
         };
-        self.metrics
-            .set_snapshot_count(listing.records.len() as u64);
-        self.set_newest("local", &listing.records);
         let Some(s3) = &config.s3 else {
             return Ok((listing, None));
         };
         let started = Instant::now();
         let (remote, session) = match replicate::session(&self.kube, config, s3, session).await {
-            Ok(store) => match self.list_remote(&store, started).await {
+            Ok(store) => match self.list_on(&store, started).await.map_err(s3_list_error) {
                 Ok(remote) => (remote, Some(store)),
                 Err(e) => (self.s3_unlisted(&mut listing, s3, &e), None),
             },
             Err(source) => {
                 self.metrics
                     .observe_reconcile_s3(Status::Error, started.elapsed().as_secs_f64());
-                let e = OperationError::S3 {
-                    action: "list",
-                    source: Box::new(source),
-                };
+                let e = s3_list_error(source);
                 (self.s3_unlisted(&mut listing, s3, &e), None)
             }
         };
@@ -98,22 +100,34 @@ impl Operations {
         Vec::new()
     }
 
-    /// Lists a connected bucket, timed from `started` into the S3 listing metrics.
-    pub(super) async fn list_remote(
+    /// Lists one store through the seam, timed from `started` into that storage's listing
+    /// metrics; a listing also sets the storage's snapshot count and freshness gauges.
+    pub(super) async fn list_on<S: SnapshotStore>(
         &self,
-        store: &S3Store,
+        store: &S,
         started: Instant,
-    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+    ) -> Result<Vec<SnapshotRecord>, S::Error> {
         let listed = store.list().await;
-        self.metrics
-            .observe_reconcile_s3(Status::of(&listed), started.elapsed().as_secs_f64());
-        let listed = listed.map_err(|source| OperationError::S3 {
-            action: "list",
-            source: Box::new(source),
-        })?;
-        self.metrics.set_s3_snapshot_count(listed.len() as u64);
-        self.set_newest("s3", &listed);
-        Ok(listed)
+        let (status, seconds) = (Status::of(&listed), started.elapsed().as_secs_f64());
+        let records = listed.as_deref().unwrap_or_default();
+        let count = records.len() as u64;
+        match store.storage() {
+            Storage::Local => {
+                self.metrics.observe_reconcile_local(status, seconds);
+                if listed.is_ok() {
+                    self.metrics.set_snapshot_count(count);
+                    self.set_newest("local", records);
+                }
+            }
+            Storage::S3 => {
+                self.metrics.observe_reconcile_s3(status, seconds);
+                if listed.is_ok() {
+                    self.metrics.set_s3_snapshot_count(count);
+                    self.set_newest("s3", records);
+                }
+            }
+        }
+        listed
     }
 
     /// Deletes snapshots by file name from the local dir and, with S3 on, from the bucket
@@ -263,4 +277,12 @@ fn failed_upload_rows(
             })
         })
         .collect()
+}
+
+/// An S3 listing failure as an operation error.
+pub(super) fn s3_list_error(source: crate::store::s3::S3Error) -> OperationError {
+    OperationError::S3 {
+        action: "list",
+        source: Box::new(source),
+    }
 }

@@ -7,6 +7,13 @@
 //! request layer when there is one) and runs against the stores and etcd. Writers are serialised
 //! twice: an in-process mutex (so a scheduler tick can see a save is running and skip) and the
 //! store's advisory lock file (so a direct-mode CLI and a server on the same node never race).
+//!
+//! Every store is reached through the `SnapshotStore` seam (`maintain::list_on`, `retain`'s
+//! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
+//! which its later steps and the resource mirror reuse. Files: the save here; list, delete and
+//! prune in `maintain`; retention and deletion across stores in `retain`; the S3 copy of a save
+//! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
+//! `resources`; the reports in `report`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -6,9 +6,11 @@
 //! Modules by domain, listed from the bottom up: a module uses only modules listed above it
 //! (`module_graph_tests` fails on an import cycle between top-level modules, naming each edge).
 //!
-//! - `errors`, `hex`, `fsutil`, `layout`, `tls_verify`: leaves with no `crate::` imports. One
-//!   line per error with its sources (`error_chain`); lower-case hex; crash-safe writes and
-//!   size-capped reads; where files live beside a snapshot dir (`.metadata`); the blind
+//! - `errors`, `hex`, `fsutil`, `layout`, `pki`, `tls_verify`: leaves with no `crate::`
+//!   imports. One line per error with its sources (`error_chain`); lower-case hex; crash-safe
+//!   writes and size-capped reads; every path under the data dir and beside a snapshot dir
+//!   (`.metadata`, `.s3-pending`, the work dir with lock and temp files); the certificate
+//!   helpers the API's and etcd's CAs share (crypto provider, host name, validity); the blind
 //!   certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
@@ -22,18 +24,22 @@
 //! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
 //!   resources and Events, the CRD (installed only when opted in).
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
-//! - `api`: the `POST /db/snapshot` HTTPS server (request limits, the credential and path rules
-//!   a request must pass), its TLS material and live renewal, the CLI's client, wire types and
-//!   the `ETCDSnapshotFile` form of a listing (`api::wire_record`).
-//! - `store`: where snapshot copies live (`LocalStore`, `S3Store`), listing/deleting/pruning them.
+//! - `store`: where snapshot copies live (`LocalStore`, `S3Store`) behind one seam
+//!   (`SnapshotStore`): listing, deleting and pruning them.
 //! - `etcd`: connecting to etcd (TLS, the plain-http rule lives in `config::etcd_check`); the
 //!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
 //!   its startup identity check and its supervision.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
-//!   the direct-mode CLI; S3 replication and backfill.
+//!   the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed reports); S3
+//!   replication, the failed-upload markers and backfill; retention runs.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`).
+//! - `api`: the edge over `operations`: the `POST /db/snapshot` HTTPS server (request limits,
+//!   the credential and path rules a request must pass, the request planned as a
+//!   `PlannedOperation`), its TLS material and live renewal, the CLI's client, and the wire
+//!   types with every conversion into them (`api::wire`: reports, listings as
+//!   `ETCDSnapshotFile`, retention verdicts).
 //! - `scheduler`: the scheduled-snapshot loop (cron ticks, skips, config changes).
 //! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
 //! - `daemon`: wires the server's tasks together and owns shutdown.
@@ -55,6 +61,7 @@ pub mod hex;
 pub mod kube;
 pub mod layout;
 pub mod operations;
+pub mod pki;
 pub mod restore;
 pub mod scheduler;
 pub mod snapshot;

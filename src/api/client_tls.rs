@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::tls::provider;
+use crate::pki::provider;
 use crate::tls_verify::AcceptAnyCertificate;
 
 /// A client config trusting exactly the certificates in `ca_pem`.

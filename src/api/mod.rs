@@ -11,4 +11,3 @@ pub mod tls;
 pub mod tls_live;
 pub mod tls_policy;
 pub mod wire;
-mod wire_record;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -22,6 +22,7 @@ use rustls::sign::CertifiedKey;
 
 use super::tls_live::LiveCert;
 use super::tls_policy::{self, Validity};
+use crate::pki::{common_name, host_name, provider, set_validity};
 
 /// Errors preparing TLS.
 #[derive(Debug, thiserror::Error)]
@@ -75,12 +76,6 @@ fn serving_cert_path(tls_dir: &Path) -> PathBuf {
 
 fn serving_key_path(tls_dir: &Path) -> PathBuf {
     tls_dir.join("etcd-snapshot-serving.key")
-}
-
-/// The rustls crypto provider every config here uses (ring; never the process default, so
-/// an extra provider pulled in by a dependency cannot change our behaviour).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Loads the CA and serving cert, creating them (keys 0600) when absent; the serving cert
@@ -328,28 +323,6 @@ fn validity_of(params: &CertificateParams) -> Validity {
         not_before: time(params.not_before.unix_timestamp()),
         not_after: time(params.not_after.unix_timestamp()),
     }
-}
-
-pub(crate) fn common_name(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
-/// Valid from yesterday (tolerates small clock skew) for `days` days.
-pub(crate) fn set_validity(params: &mut CertificateParams, days: u64) {
-    use chrono::Datelike;
-    let today = chrono::Utc::now().date_naive();
-    let ymd = |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
-    params.not_before = ymd(today - chrono::Days::new(1));
-    params.not_after = ymd(today + chrono::Days::new(days));
-}
-
-/// The kernel's host name, when it is a usable DNS name.
-pub(crate) fn host_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 fn since_epoch(t: SystemTime) -> Duration {

@@ -20,7 +20,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::api::tls::{common_name, set_validity};
+use crate::pki::{common_name, set_validity};
 pub use check::{Leaf, MemberNames, RENEW_BEFORE, Reissue, StoredLeaf, classify, leaf_problem};
 
 const CA_VALID_DAYS: u64 = 3650;
@@ -251,7 +251,7 @@ fn load_or_create_ca(files: &EtcdTlsFiles, kind: CaKind) -> Result<Ca, CertError
 fn check_pair(cert_pem: &str, key_pem: &str) -> Option<()> {
     let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).ok()?;
-    let provider = crate::api::tls::provider();
+    let provider = crate::pki::provider();
     rustls::sign::CertifiedKey::from_der(vec![cert], key, &provider).ok()?;
     Some(())
 }

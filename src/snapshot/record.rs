@@ -1,8 +1,8 @@
 //! One row of a snapshot listing, wherever the snapshot lives.
 //!
 //! Stores produce `SnapshotRecord`s; the CLI table, `-o json|yaml` and the Kubernetes resources
-//! consume them. Pure data and formatting only; the `ETCDSnapshotFile` wire form is made at the
-//! edge, in `api::wire_record`.
+//! consume them. Pure data and formatting only; its `ETCDSnapshotFile` wire form is made at the
+//! edge (`api::wire`, `to_snapshot_file`).
 
 use std::collections::BTreeMap;
 

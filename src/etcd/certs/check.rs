@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, InconsistentKeys};
 
-use crate::api::tls::provider;
+use crate::pki::provider;
 
 /// A leaf expiring sooner than this is issued again at start.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -29,7 +29,7 @@ fn leaf(ca: &TestCa, names: &[&str], usages: &[ExtendedKeyUsagePurpose]) -> (Str
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let mut params = CertificateParams::new(names).unwrap();
     params.extended_key_usages = usages.to_vec();
-    crate::api::tls::set_validity(&mut params, 365);
+    crate::pki::set_validity(&mut params, 365);
     let cert = params.signed_by(&key, &ca.issuer).unwrap();
     (cert.pem(), key.serialize_pem())
 }

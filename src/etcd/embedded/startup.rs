@@ -29,7 +29,7 @@ pub(super) fn prepare_tls(opts: &EmbeddedOptions) -> Result<TlsOptions, Embedded
     let joining = opts.join.is_some();
     let files = EtcdTlsFiles::new(&opts.tls_dir);
     let names = MemberNames {
-        host: crate::api::tls::host_name(),
+        host: crate::pki::host_name(),
         client_ip: opts.client_address.ip(),
         peer_ip: opts.peer_address.ip(),
     };

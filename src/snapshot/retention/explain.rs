@@ -1,4 +1,5 @@
-//! How a verdict's rule is shown: a stable code for `-o json` and a sentence for the table.
+//! How a verdict's rule is shown: a stable code for `-o json` and a sentence for the table
+//! (`api::wire` puts them into prune's wire form).
 
 use std::fmt;
 

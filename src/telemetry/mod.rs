@@ -1,4 +1,5 @@
 //! Observability: tracing setup and Prometheus metrics.
 
+pub mod exposition;
 pub mod logging;
 pub mod metrics;

@@ -28,6 +28,7 @@ mod kube_support;
 mod kubectl;
 mod ls_output;
 mod manifests;
+mod metrics_format;
 mod pipeline;
 mod restore;
 mod s3;

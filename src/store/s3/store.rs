@@ -214,8 +214,15 @@ impl S3Store {
         Ok(())
     }
 
-    /// Uploads the extra-metadata JSON as `<folder>/.metadata/<name>`.
-    pub async fn upload_metadata(&self, name: &str, json: Vec<u8>) -> Result<(), S3Error> {
+    /// Uploads the extra-metadata JSON as `<folder>/.metadata/<name>`, with the same `Rke2-*`
+    /// user metadata as the snapshot object (RKE2 sends them on both objects); the snapshot's
+    /// checksum is not repeated there, as it does not describe this object's bytes.
+    pub async fn upload_metadata(
+        &self,
+        name: &str,
+        json: Vec<u8>,
+        metadata: &ObjectMetadata,
+    ) -> Result<(), S3Error> {
         validate_name(name)?;
         let key = self.layout.metadata_key(name);
         self.client
@@ -224,6 +231,7 @@ impl S3Store {
             .bucket(&self.client.bucket)
             .key(&key)
             .content_type("application/json")
+            .set_metadata(Some(user_metadata(metadata, None)))
             .body(ByteStream::from(json))
             .send()
             .await

@@ -17,6 +17,7 @@ use super::{
 use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
+use crate::kube::resources::S3Spec;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::local::{DeleteOutcome, LocalStore};
@@ -28,20 +29,19 @@ impl Operations {
     /// each snapshot whose upload failed and is still missing.
     /// An S3 listing failure does not hide the local snapshots: they are returned with the
     /// failure, so an operator sees what exists during an outage.
+    /// S3 rows carry their uploader and extra metadata, read from the bucket (see `listing`).
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let effective = self.effective(config).await;
-        self.list_resolved(&effective).await
+        let (mut listing, store) = self.list_keeping_store(&effective).await?;
+        if let Some(store) = store {
+            self.fill_listed_sources(&store, &mut listing).await;
+        }
+        listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
+        Ok(listing)
     }
 
-    /// `list` with the S3 settings already resolved (the Secret read) by the caller.
-    pub(super) async fn list_resolved(
-        &self,
-        config: &DesiredConfig,
-    ) -> Result<Listing, OperationError> {
-        Ok(self.list_keeping_store(config).await?.0)
-    }
-
-    /// `list_resolved`, also handing back the S3 store it listed (None when S3 is off or could
+    /// The listing (S3 settings already resolved, the Secret read, by the caller), also handing
+    /// back the S3 store it listed (None when S3 is off or could
     /// not be listed), for callers that go on to read from the bucket.
     pub(super) async fn list_keeping_store(
         &self,
@@ -54,7 +54,7 @@ impl Operations {
             .observe_reconcile_local(Status::of(&local), started.elapsed().as_secs_f64());
         let mut listing = Listing {
             records: local?,
-            failed: Vec::new(),
+            ..Default::default()
         };
         self.metrics
             .set_snapshot_count(listing.records.len() as u64);

@@ -44,7 +44,7 @@ impl From<Listing> for EtcdSnapshotFileList {
             listing
                 .records
                 .iter()
-                .map(|r| r.to_snapshot_file())
+                .map(|r| super::listing::list_item(r, listing.s3.as_ref()))
                 .collect(),
         );
         list.failed = listing.failed;

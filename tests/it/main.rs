@@ -27,6 +27,7 @@ mod kube_server;
 mod kube_support;
 mod kubectl;
 mod ls_output;
+mod ls_rke2_shape;
 mod manifests;
 mod metrics_format;
 mod pipeline;

@@ -3,3 +3,4 @@
 pub mod exposition;
 pub mod logging;
 pub mod metrics;
+pub mod progress;

@@ -31,6 +31,7 @@ mod ls_rke2_shape;
 mod manifests;
 mod metrics_format;
 mod pipeline;
+mod progress;
 mod restore;
 mod s3;
 mod s3_ops;

@@ -19,8 +19,7 @@ pub(super) async fn watched<T, E>(
     db_file: &Path,
     work: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let progress = reporter();
-    progress.start(Operation::Restore, name, Some(total));
+    let progress = reporter().start(Operation::Restore, name, Some(total));
     tokio::pin!(work);
     let mut seen = 0u64;
     let mut tick = tokio::time::interval(POLL);

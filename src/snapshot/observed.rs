@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -15,17 +15,21 @@ use super::save::{
     ChunkSource, DEFAULT_COMPRESSION_LEVEL, Output, SaveError, SavedSnapshot, save_from_source,
 };
 use super::tee::Tee;
-use crate::telemetry::progress::{Operation, Progress};
+use crate::telemetry::progress::{Operation, Progress, Step};
 
 /// The SHA-256 trailer etcd appends after the database bytes it counts as remaining.
 const TRAILER_BYTES: u64 = 32;
+
+/// The step, started at the first message (when etcd tells the size); shared with
+/// `save_snapshot_observed`, which finishes it once the whole save is over.
+type StepSlot = Arc<Mutex<Option<Box<dyn Step>>>>;
 
 /// etcd's snapshot stream, reporting each chunk to `progress`.
 struct ObservedStream {
     inner: etcd_client::SnapshotStreaming,
     progress: Arc<dyn Progress>,
     name: String,
-    started: bool,
+    step: StepSlot,
 }
 
 impl ChunkSource for ObservedStream {
@@ -34,13 +38,13 @@ impl ChunkSource for ObservedStream {
             return Ok(None);
         };
         let len = message.blob().len() as u64;
-        if !self.started {
-            self.started = true;
+        let mut step = self.step.lock().unwrap_or_else(|e| e.into_inner());
+        let step = step.get_or_insert_with(|| {
             let total = len + message.remaining_bytes() + TRAILER_BYTES;
             self.progress
-                .start(Operation::Save, &self.name, Some(total));
-        }
-        self.progress.advance(len);
+                .start(Operation::Save, &self.name, Some(total))
+        });
+        step.advance(len);
         Ok(Some(Bytes::copy_from_slice(message.blob())))
     }
 }
@@ -55,17 +59,21 @@ pub async fn save_snapshot_observed(
     progress: Arc<dyn Progress>,
 ) -> Result<SavedSnapshot, SaveError> {
     let stream = client.snapshot().await.map_err(SaveError::StartStream)?;
+    let step = StepSlot::default();
     let source = ObservedStream {
         inner: stream,
-        progress: progress.clone(),
+        progress,
         name: name.file_name(),
-        started: false,
+        step: step.clone(),
     };
     let output = Output {
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee,
     };
     let saved = save_from_source(source, dir, name, extra_metadata, output).await;
-    progress.finish(saved.is_ok());
+    let started = step.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(step) = started {
+        step.finish(saved.is_ok());
+    }
     saved
 }

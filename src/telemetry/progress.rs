@@ -1,8 +1,8 @@
-//! Progress of the byte-moving steps a CLI run does itself (a direct-mode save, an S3 download,
-//! a restore) for the person or program watching stderr.
+//! Progress of the byte-moving steps a CLI run does itself (a direct-mode save and its S3
+//! upload, an S3 download, a restore) for the person or program watching stderr.
 //!
-//! The pipeline reports through `Progress` (start with an optional total, bytes as they pass,
-//! finish) and never knows how it is shown. `--progress` picks the reporter once per process,
+//! The pipeline reports through `Progress` (each step started with an optional total, then
+//! bytes as they pass, then finished) and never knows how it is shown. `--progress` picks the reporter once per process,
 //! like the log subscriber: `tty` draws an indicatif bar (bytes, rate, ETA), `json` writes one
 //! JSON object per line (`ProgressEvent`, schema in the operator guide), `none` nothing, and
 //! `auto` (the default) a bar only when stderr is a terminal. The server never installs one,
@@ -20,6 +20,8 @@ use serde::Serialize;
 pub enum Operation {
     /// etcd's snapshot stream into the snapshot file (bytes received from etcd).
     Save,
+    /// A snapshot's bytes handed to S3 (streamed while saving, or from the file).
+    Upload,
     /// An S3 object into a local file.
     Download,
     /// Reading and checking the snapshot a restore starts from.
@@ -51,22 +53,31 @@ impl ProgressMode {
     }
 }
 
-/// Receives one step's progress. Implementations must be cheap per call: `advance` is called
-/// for every chunk.
+/// Where steps report. `start` is called once per step; steps may run at the same time (a
+/// save streams to S3 while it writes the file), each with its own `Step`.
 pub trait Progress: Send + Sync {
-    fn start(&self, operation: Operation, name: &str, total: Option<u64>);
+    fn start(&self, operation: Operation, name: &str, total: Option<u64>) -> Box<dyn Step>;
+}
+
+/// One step in progress. `advance` is called for every chunk, so it must be cheap.
+pub trait Step: Send + Sync {
     fn advance(&self, bytes: u64);
-    /// The step ended (successfully or not) after `bytes` in all.
-    fn finish(&self, ok: bool);
+    /// The step ended, successfully or not.
+    fn finish(self: Box<Self>, ok: bool);
 }
 
 /// Reports nothing (the server, `--progress=none`, a non-terminal under `auto`).
 pub struct Silent;
 
 impl Progress for Silent {
-    fn start(&self, _: Operation, _: &str, _: Option<u64>) {}
+    fn start(&self, _: Operation, _: &str, _: Option<u64>) -> Box<dyn Step> {
+        Box::new(Silent)
+    }
+}
+
+impl Step for Silent {
     fn advance(&self, _: u64) {}
-    fn finish(&self, _: bool) {}
+    fn finish(self: Box<Self>, _: bool) {}
 }
 
 static REPORTER: OnceLock<Arc<dyn Progress>> = OnceLock::new();
@@ -75,7 +86,7 @@ static REPORTER: OnceLock<Arc<dyn Progress>> = OnceLock::new();
 pub fn install(mode: ProgressMode) {
     let terminal = std::io::stderr().is_terminal();
     let reporter: Arc<dyn Progress> = match (mode, terminal) {
-        (ProgressMode::Json, _) => Arc::new(JsonLines::default()),
+        (ProgressMode::Json, _) => Arc::new(JsonLines),
         (ProgressMode::Tty, _) | (ProgressMode::Auto, true) => Arc::new(Bar::default()),
         _ => Arc::new(Silent),
     };
@@ -111,7 +122,7 @@ pub const JSON_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The state of the step being reported, and the decision of what to emit (pure).
 #[derive(Debug, Clone)]
-struct Step {
+struct StepState {
     operation: Operation,
     name: String,
     total: Option<u64>,
@@ -120,7 +131,7 @@ struct Step {
     last_emitted: Option<Instant>,
 }
 
-impl Step {
+impl StepState {
     fn event(&self, event: &'static str, now: Instant, ok: Option<bool>) -> ProgressEvent {
         ProgressEvent {
             event,
@@ -157,28 +168,20 @@ impl Step {
 
 /// `--progress=json`: line-delimited `ProgressEvent`s on stderr.
 #[derive(Default)]
-pub struct JsonLines {
-    step: Mutex<Option<Step>>,
-}
+pub struct JsonLines;
 
-impl JsonLines {
-    fn emit(event: &ProgressEvent) {
-        if let Ok(mut line) = serde_json::to_vec(event) {
-            line.push(b'\n');
-            // One write per line, so lines never interleave with other stderr output.
-            let _ = std::io::stderr().lock().write_all(&line);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Step>> {
-        self.step.lock().unwrap_or_else(|e| e.into_inner())
+fn emit(event: &ProgressEvent) {
+    if let Ok(mut line) = serde_json::to_vec(event) {
+        line.push(b'\n');
+        // One write per line, so lines never interleave with other stderr output.
+        let _ = std::io::stderr().lock().write_all(&line);
     }
 }
 
 impl Progress for JsonLines {
-    fn start(&self, operation: Operation, name: &str, total: Option<u64>) {
+    fn start(&self, operation: Operation, name: &str, total: Option<u64>) -> Box<dyn Step> {
         let now = Instant::now();
-        let step = Step {
+        let state = StepState {
             operation,
             name: name.to_owned(),
             total,
@@ -186,33 +189,34 @@ impl Progress for JsonLines {
             started: now,
             last_emitted: Some(now),
         };
-        Self::emit(&step.event("start", now, None));
-        *self.lock() = Some(step);
-    }
-
-    fn advance(&self, bytes: u64) {
-        let event = self
-            .lock()
-            .as_mut()
-            .and_then(|s| s.advance(bytes, Instant::now()));
-        if let Some(event) = event {
-            Self::emit(&event);
-        }
-    }
-
-    fn finish(&self, ok: bool) {
-        let event = self.lock().take().map(|mut s| s.finish(ok, Instant::now()));
-        if let Some(event) = event {
-            Self::emit(&event);
-        }
+        emit(&state.event("start", now, None));
+        Box::new(JsonStep(Mutex::new(state)))
     }
 }
 
-/// A terminal progress bar on stderr: bytes, total, rate and ETA (a spinner when the total is
-/// unknown). Cleared when the step ends, so the command's own output follows undisturbed.
+struct JsonStep(Mutex<StepState>);
+
+impl Step for JsonStep {
+    fn advance(&self, bytes: u64) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(event) = state.advance(bytes, Instant::now()) {
+            drop(state);
+            emit(&event);
+        }
+    }
+
+    fn finish(self: Box<Self>, ok: bool) {
+        let mut state = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        emit(&state.finish(ok, Instant::now()));
+    }
+}
+
+/// Terminal progress bars on stderr, one per running step: bytes, total, rate and ETA (a
+/// spinner when the total is unknown). Cleared when the step ends, so the command's own output
+/// follows undisturbed.
 #[derive(Default)]
 pub struct Bar {
-    bar: Mutex<Option<indicatif::ProgressBar>>,
+    bars: indicatif::MultiProgress,
 }
 
 const BAR_TEMPLATE: &str =
@@ -220,34 +224,34 @@ const BAR_TEMPLATE: &str =
 const SPINNER_TEMPLATE: &str = "{msg} {spinner} {bytes} {binary_bytes_per_sec}";
 
 impl Progress for Bar {
-    fn start(&self, operation: Operation, name: &str, total: Option<u64>) {
+    fn start(&self, operation: Operation, name: &str, total: Option<u64>) -> Box<dyn Step> {
         let (bar, template) = match total {
             Some(total) => (indicatif::ProgressBar::new(total), BAR_TEMPLATE),
             None => (indicatif::ProgressBar::new_spinner(), SPINNER_TEMPLATE),
         };
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
         let verb = match operation {
             Operation::Save => "saving",
+            Operation::Upload => "uploading",
             Operation::Download => "downloading",
-            Operation::Restore => "checking",
+            Operation::Restore => "restoring",
         };
         bar.set_message(format!("{verb} {name}"));
-        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+        Box::new(BarStep(self.bars.add(bar)))
     }
+}
 
+struct BarStep(indicatif::ProgressBar);
+
+impl Step for BarStep {
     fn advance(&self, bytes: u64) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            bar.inc(bytes);
-        }
+        self.0.inc(bytes);
     }
 
-    fn finish(&self, _ok: bool) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            bar.finish_and_clear();
-        }
+    fn finish(self: Box<Self>, _ok: bool) {
+        self.0.finish_and_clear();
     }
 }
 

@@ -1,7 +1,7 @@
 use super::*;
 
-fn step(total: Option<u64>, started: Instant) -> Step {
-    Step {
+fn step(total: Option<u64>, started: Instant) -> StepState {
+    StepState {
         operation: Operation::Save,
         name: "on-demand-n1-1".into(),
         total,

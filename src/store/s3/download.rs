@@ -21,7 +21,7 @@ use super::error::{S3Error, to_error};
 use super::store::{META_SHA256, S3Store, hex, io_err, sha256_file, validate_name};
 use crate::fsutil;
 use crate::snapshot::name::PART_SUFFIX;
-use crate::telemetry::progress::{Operation, Progress};
+use crate::telemetry::progress::{Operation, Step};
 
 impl S3Store {
     /// Downloads `<folder>/<name>` into `dest_dir/<name>` through a temp file, verifying the
@@ -106,11 +106,9 @@ impl S3Store {
             .content_length()
             .and_then(|n| u64::try_from(n).ok());
         let name = key.rsplit('/').next().unwrap_or(key);
-        progress.start(Operation::Download, name, total);
-        let received = self
-            .receive(response.body, key, temp, file, &*progress)
-            .await;
-        progress.finish(received.is_ok());
+        let step = progress.start(Operation::Download, name, total);
+        let received = self.receive(response.body, key, temp, file, &*step).await;
+        step.finish(received.is_ok());
         let actual = match received {
             Ok(sum) => sum,
             Err(e) => {
@@ -157,7 +155,7 @@ impl S3Store {
         key: &str,
         temp: &Path,
         mut file: tokio::fs::File,
-        progress: &dyn Progress,
+        progress: &dyn Step,
     ) -> Result<String, S3Error> {
         let mut hasher = Sha256::new();
         while let Some(chunk) = body.next().await {

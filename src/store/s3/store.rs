@@ -18,6 +18,7 @@ use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, timestamp_in_name, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::DeleteOutcome;
+use crate::telemetry::progress::{Operation, reporter};
 
 /// Object user-metadata keys, as RKE2 writes them (`X-Amz-Meta-<key>`).
 pub const META_CLUSTER_ID: &str = "Rke2-Cluster-Id";
@@ -257,12 +258,31 @@ impl S3Store {
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(io_err("open", path))?;
-        let first = read_part(&mut file, path).await?;
-        let size = if first.len() < PART_SIZE {
-            self.put_whole(&key, name, user_metadata, first.into())
-                .await?
-        } else {
-            super::multipart::upload(self, &key, name, user_metadata, file, first, path).await?
+        let total = file.metadata().await.ok().map(|m| m.len());
+        let step = reporter().start(Operation::Upload, name, total);
+        let sent = async {
+            let first = read_part(&mut file, path).await?;
+            if first.len() < PART_SIZE {
+                let size = self
+                    .put_whole(&key, name, user_metadata, first.into())
+                    .await?;
+                step.advance(size);
+                Ok(size)
+            } else {
+                let parts = (file, first, path);
+                super::multipart::upload(self, &key, name, user_metadata, parts, &*step).await
+            }
+        }
+        .await;
+        let size = match sent {
+            Ok(size) => {
+                step.finish(true);
+                size
+            }
+            Err(e) => {
+                step.finish(false);
+                return Err(e);
+            }
         };
         tracing::info!(location = %location(&self.client.bucket, &key), size, "uploaded snapshot to S3");
         Ok(UploadedObject {

@@ -33,6 +33,7 @@ mod metrics_format;
 mod pipeline;
 mod progress;
 mod restore;
+mod retention;
 mod s3;
 mod s3_ops;
 mod s3_retention;

@@ -2,11 +2,16 @@
 //! upload, an S3 download, a restore) for the person or program watching stderr.
 //!
 //! The pipeline reports through `Progress` (each step started with an optional total, then
-//! bytes as they pass, then finished) and never knows how it is shown. `--progress` picks the reporter once per process,
-//! like the log subscriber: `tty` draws an indicatif bar (bytes, rate, ETA), `json` writes one
-//! JSON object per line (`ProgressEvent`, schema in the operator guide), `none` nothing, and
-//! `auto` (the default) a bar only when stderr is a terminal. The server never installs one,
+//! bytes as they pass, then finished) and never knows how it is shown. `--progress` picks the
+//! reporter once per process, like the log subscriber: `tty` draws an indicatif bar (bytes,
+//! rate, ETA), `json` writes one JSON object per line (`ProgressEvent`, schema in the operator
+//! guide), `none` nothing, and `auto` (the default) a bar only when stderr is a terminal. The server never installs one,
 //! so its saves report to nobody. Event building and rate limiting are pure and tested as values.
+//!
+//! A new byte-moving step (re-encrypting or verifying a snapshot, say) reports the same way:
+//! add an `Operation` variant (its JSON name and its bar's verb), then
+//! `reporter().start(op, name, total)` once, `advance` per chunk and `finish` at the end; the
+//! step never learns whether a bar, JSON lines or nothing is shown.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -87,7 +92,7 @@ pub fn install(mode: ProgressMode) {
     let terminal = std::io::stderr().is_terminal();
     let reporter: Arc<dyn Progress> = match (mode, terminal) {
         (ProgressMode::Json, _) => Arc::new(JsonLines),
-        (ProgressMode::Tty, _) | (ProgressMode::Auto, true) => Arc::new(Bar::default()),
+        (ProgressMode::Tty, _) | (ProgressMode::Auto, true) => Arc::new(Bar::new()),
         _ => Arc::new(Silent),
     };
     let _ = REPORTER.set(reporter);
@@ -214,9 +219,29 @@ impl Step for JsonStep {
 /// Terminal progress bars on stderr, one per running step: bytes, total, rate and ETA (a
 /// spinner when the total is unknown). Cleared when the step ends, so the command's own output
 /// follows undisturbed.
-#[derive(Default)]
 pub struct Bar {
     bars: indicatif::MultiProgress,
+}
+
+/// Redraws per second at most: smooth to the eye, cheap for a fast save.
+const BAR_HZ: u8 = 15;
+
+impl Bar {
+    /// Draws on stderr whether or not it is a terminal: `auto` has already checked, and `tty`
+    /// is the user saying it is one (indicatif's own stderr target would stay hidden there).
+    pub fn new() -> Self {
+        let stderr = Box::new(console::Term::buffered_stderr());
+        let target = indicatif::ProgressDrawTarget::term_like_with_hz(stderr, BAR_HZ);
+        Self {
+            bars: indicatif::MultiProgress::with_draw_target(target),
+        }
+    }
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 const BAR_TEMPLATE: &str =

@@ -32,6 +32,7 @@ mod manifests;
 mod metrics_format;
 mod pipeline;
 mod progress;
+mod progress_s3;
 mod restore;
 mod retention;
 mod s3;

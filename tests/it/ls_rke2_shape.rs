@@ -2,7 +2,8 @@
 //! the whole object RKE2's list reply holds. An object uploaded by another node (as RKE2 would:
 //! `Rke2-*` user metadata and a `.metadata/<name>` object) is listed under its uploader with its
 //! extra metadata, `spec.s3` and the storage-node label; this server's own save is listed twice
-//! (local and S3), each with its own label.
+//! (local and S3), each with its own label, the local one exactly as RKE2 lists a file from its
+//! directory (its `.metadata` file, no token hash).
 
 use serde_json::{Value, json};
 
@@ -70,10 +71,19 @@ async fn s3_items_carry_what_rke2_lists() {
     let out = cli(&["save"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
     let ours = created_name(&out);
+    // Extra metadata beside the local copy, where RKE2 keeps it (`server/db/.metadata/<name>`).
+    let metadata_dir = data.path().join("server/db/.metadata");
+    std::fs::create_dir_all(&metadata_dir).unwrap();
+    std::fs::write(metadata_dir.join(&ours), br#"{"team":"etcd"}"#).unwrap();
 
     let out = cli(&["ls", "-o", "json"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
+    // RKE2's CLI prints the list with Kubernetes' JSON printer: indented by four spaces.
+    assert!(
+        stdout.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"kind\": \"List\","),
+        "{stdout}"
+    );
     let list: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 3, "{list:#}");
     let s3_spec = json!({"endpoint": s3.addr.to_string(), "bucket": "snaps",
@@ -105,10 +115,38 @@ async fn s3_items_carry_what_rke2_lists() {
     assert_eq!(our_s3["spec"]["s3"], s3_spec);
     let hash = our_s3["metadata"]["annotations"][TOKEN_ANNOTATION].as_str();
     assert!(hash.is_some_and(|h| h.len() == 12), "{our_s3:#}");
+    // A local copy as RKE2 lists it from the directory: its node as label and node name, the
+    // `.metadata` file as spec.metadata, no spec.s3, and no token-hash annotation (RKE2 knows
+    // the hash of a local file only when it saves it, never when it lists it).
     let local = item(&list, &format!("local-{ours}"));
-    assert_eq!(local["metadata"]["labels"], json!({STORAGE_LABEL: "n1"}));
-    assert_eq!(local["spec"]["nodeName"], "n1");
-    assert!(local["spec"].get("s3").is_none(), "{local:#}");
+    let file = data.path().join("server/db/snapshots").join(&ours);
+    assert_eq!(
+        local,
+        &json!({
+            "apiVersion": "k3s.cattle.io/v1",
+            "kind": "ETCDSnapshotFile",
+            "metadata": {
+                "name": format!("local-{ours}"),
+                "creationTimestamp": null,
+                "labels": {STORAGE_LABEL: "n1"}
+            },
+            "spec": {
+                "snapshotName": ours,
+                "nodeName": "n1",
+                "location": format!("file://{}", file.display()),
+                "metadata": {"team": "etcd"}
+            },
+            "status": local["status"].clone()
+        })
+    );
+    assert_eq!(local["status"]["readyToUse"], true);
+    assert_eq!(
+        local["status"]["size"]
+            .as_str()
+            .and_then(|q| q.parse::<u64>().ok()),
+        Some(std::fs::metadata(&file).unwrap().len()),
+        "{local:#}"
+    );
 
     // YAML is the same list; the table shows the quantity as whole bytes.
     let out = cli(&["ls", "-o", "yaml"]).await;

@@ -1,4 +1,4 @@
-//! Observability: tracing setup and Prometheus metrics.
+//! Observability: tracing setup, Prometheus metrics, and the progress a CLI run reports.
 
 pub mod exposition;
 pub mod logging;

@@ -5,7 +5,6 @@
 //! plus the 32-byte SHA-256 trailer etcd sends last.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -15,6 +14,7 @@ use super::save::{
     ChunkSource, DEFAULT_COMPRESSION_LEVEL, Output, SaveError, SavedSnapshot, save_from_source,
 };
 use super::tee::Tee;
+use crate::layout::SnapshotDirLayout;
 use crate::telemetry::progress::{Operation, Progress, Step};
 
 /// The SHA-256 trailer etcd appends after the database bytes it counts as remaining.
@@ -52,7 +52,7 @@ impl ChunkSource for ObservedStream {
 /// `save::save_snapshot`, reporting the bytes received from etcd to `progress`.
 pub async fn save_snapshot_observed(
     client: &mut etcd_client::Client,
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     tee: Option<Tee>,
@@ -70,7 +70,7 @@ pub async fn save_snapshot_observed(
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee,
     };
-    let saved = save_from_source(source, dir, name, extra_metadata, output).await;
+    let saved = save_from_source(source, layout, name, extra_metadata, output).await;
     let started = step.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(step) = started {
         step.finish(saved.is_ok());

@@ -12,6 +12,8 @@
 //!   (`.metadata`, `.s3-pending`, the work dir with lock and temp files); the certificate
 //!   helpers the API's and etcd's CAs share (crypto provider, host name, validity); the blind
 //!   certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
+//! - `telemetry`: logging (and its settings), Prometheus/OpenMetrics metrics and the CLI's
+//!   `--progress` reporting; below everything it observes, so the save pipeline reports to it.
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing
@@ -19,7 +21,6 @@
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
-//! - `telemetry`: logging and Prometheus metrics.
 //! - `token`: the server token (load, create, RKE2 forms, the token hash).
 //! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
 //!   resources and Events, the CRD (installed only when opted in).

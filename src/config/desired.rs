@@ -14,6 +14,8 @@ use secrecy::SecretString;
 
 use crate::config::schedule::Schedule;
 use crate::layout::DataDirLayout;
+/// Log settings are the logger's own types (telemetry sits below config).
+pub use crate::telemetry::logging::{LogFormat, LogSettings};
 
 /// The whole merged configuration of one evaluation of the engine.
 #[derive(Debug, Clone)]
@@ -327,21 +329,6 @@ pub fn is_host_port(text: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
     host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
-}
-
-/// Log output settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    /// `--debug`: debug-level logs.
-    pub debug: bool,
-}
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// The data-dir paths, owned by `crate::layout`; these are the config's shortcuts to them.

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
+mod listing;
 mod maintain;
 pub mod pending;
 mod replicate;
@@ -40,7 +41,8 @@ use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
 use crate::snapshot::name::rounded_now_unix;
-use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
+use crate::snapshot::observed::save_snapshot_observed;
+use crate::snapshot::save::{SaveError, SavedSnapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
 use crate::store::s3::{S3Error, S3Store};
@@ -364,12 +366,20 @@ impl Operations {
                 source,
             })?;
         let metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
-        save_snapshot(&mut client, store.layout(), name, metadata.as_ref(), tee)
-            .await
-            .map_err(|source| OperationError::Save {
-                name: name.file_name(),
-                source,
-            })
+        let progress = crate::telemetry::progress::reporter();
+        save_snapshot_observed(
+            &mut client,
+            store.layout(),
+            name,
+            metadata.as_ref(),
+            tee,
+            progress,
+        )
+        .await
+        .map_err(|source| OperationError::Save {
+            name: name.file_name(),
+            source,
+        })
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod backfill;
 pub mod freshness;
 pub mod name;
+pub mod observed;
 pub mod prune;
 pub mod record;
 pub mod retention;

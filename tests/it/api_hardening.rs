@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::s3_ops::start_server;
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::s3::ops::start_server;
 use crate::support::{TestEtcd, TestServer, snapshot_dir, snapshot_files};
 
 /// A TLS connection to the server's API, trusting the CA in its data dir.
@@ -181,7 +181,8 @@ async fn a_request_without_keys_cannot_send_the_snapshot_elsewhere() {
     let server = Arc::new(server);
     let cli = server.clone();
     let out =
-        crate::s3_ops::blocking(move || cli.cli(&["--s3", "--s3-bucket=snaps", &ca, "save"])).await;
+        crate::s3::ops::blocking(move || cli.cli(&["--s3", "--s3-bucket=snaps", &ca, "save"]))
+            .await;
     let (stdout, stderr) = crate::support::text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert_eq!(objects(&s3, "snaps").len(), 2);
@@ -240,7 +241,7 @@ async fn hidden_and_overlong_names_are_client_errors_in_both_modes() {
 
     // The CLI's direct mode (no server answers) refuses the same names before doing anything.
     for name in [".hidden", long.as_str()] {
-        let out = crate::s3_ops::direct(
+        let out = crate::s3::ops::direct(
             data.path(),
             &etcd.endpoint,
             vec![format!("--name={name}"), "save".into()],

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::cluster_reset::Node;
+use crate::restore::cluster_reset::Node;
 use crate::support::{TestServer, command, free_port, require_binary, signal, text, wait_for};
 
 const TOKEN: &str = "K10c0ffee::server:token-pw-3f9a1c7e55";
@@ -257,8 +257,8 @@ fn restore_tool_children_get_no_secret_in_their_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_save_to_s3_prints_no_credential() {
-    use crate::s3_ops::{created_name, direct, s3_flags};
-    use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+    use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+    use crate::s3::ops::{created_name, direct, s3_flags};
     let Some(etcd) = crate::support::TestEtcd::start() else {
         return;
     };

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster_reset::Node;
+use crate::restore::cluster_reset::Node;
 use crate::support::{TestEtcd, command, free_port, require_binary, run, text};
 
 /// Runs `cmd` to completion within `limit`; a process still running then is killed and fails
@@ -154,7 +154,7 @@ fn leaf_certificates_are_issued_again_when_the_ca_changes() {
     );
     assert_eq!(
         node.keys(),
-        crate::cluster_reset::expected(&[("/test/a", "1")])
+        crate::restore::cluster_reset::expected(&[("/test/a", "1")])
     );
     node.save(&server, false);
     assert!(server.terminate().success());
@@ -273,14 +273,14 @@ async fn a_member_recorded_with_a_plain_http_peer_url_is_moved_to_https() {
         .await
         .unwrap();
     let endpoint = member.endpoint();
-    let listed = crate::cluster_reset::etcdctl(&tls_dir, &endpoint, &["member", "list"]);
+    let listed = crate::restore::cluster_reset::etcdctl(&tls_dir, &endpoint, &["member", "list"]);
     let (stdout, stderr) = text(&listed);
     assert!(listed.status.success(), "{stderr}");
     assert!(
         stdout.contains(&format!("https://127.0.0.1:{peer}")) && !stdout.contains("http://"),
         "{stdout}"
     );
-    let got = crate::cluster_reset::etcdctl(&tls_dir, &endpoint, &["get", "/test/old"]);
+    let got = crate::restore::cluster_reset::etcdctl(&tls_dir, &endpoint, &["get", "/test/old"]);
     assert!(text(&got).0.contains("kept"), "{:?}", text(&got));
     member.shutdown().await;
 }

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Store};
 
-use crate::kube_support::etcd_s3_flags;
-use crate::s3_ops::{blocking, created_name, start_server};
-use crate::s3_support::{S3Server, Tls, write_pattern};
+use crate::fakes::kube_support::etcd_s3_flags;
+use crate::fakes::s3_support::{S3Server, Tls, write_pattern};
+use crate::s3::ops::{blocking, created_name, start_server};
 use crate::support::{TestEtcd, text};
 
 const FOREIGN: &str = "etcd-snapshot-server-0-1754906881";

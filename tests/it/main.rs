@@ -1,7 +1,12 @@
 //! Integration tests: one binary, modules by area. Real etcd (Debian `etcd-server`) on loopback
 //! ports, real files, and the real `etcd-snapshot` binary.
+//!
+//! Areas with several files have a folder: `s3/` (the S3 store, replication, retention, sources,
+//! sessions, progress of transfers), `kube/` (the Kubernetes integration against the API
+//! stand-in), `restore/` (restore and cluster reset), and `fakes/` (the stand-ins other tests
+//! run against: the signature-checking S3 server, the Kubernetes API, and their own tests).
 
-mod s3_support;
+mod fakes;
 mod support;
 
 mod api;
@@ -11,35 +16,20 @@ mod api_tls;
 mod bootstrap;
 mod child_secrets;
 mod cli;
-mod cluster_reset;
-mod cluster_reset_peers;
 mod config_engine;
-mod crd;
 mod durations;
 mod embedded_etcd;
 mod etcd_tls;
-mod kube_api;
-mod kube_api_tests;
-mod kube_nodes;
-mod kube_resources;
-mod kube_secret;
-mod kube_server;
-mod kube_support;
-mod kubectl;
+mod kube;
 mod ls_output;
 mod ls_rke2_shape;
 mod manifests;
 mod metrics_format;
 mod pipeline;
 mod progress;
-mod progress_s3;
 mod restore;
 mod retention;
 mod s3;
-mod s3_ops;
-mod s3_retention;
-mod s3_session;
-mod s3_sources;
 mod server;
 mod snapshot_dir;
 mod standalone_etcd;

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::cluster_reset::Node;
-use crate::s3_ops::{created_name, direct};
+use crate::restore::cluster_reset::Node;
+use crate::s3::ops::{created_name, direct};
 use crate::support::{TestEtcd, bin, fill_etcd, require_binary, snapshot_dir, text};
 
 /// The progress events of `operation` on stderr, checked for shape and order; panics on any
@@ -172,10 +172,10 @@ async fn a_terminal_gets_a_bar_and_tty_forces_one_into_a_pipe() {
     };
     // Big enough that the save takes several redraws.
     let endpoint = etcd.endpoint.clone();
-    crate::s3_ops::blocking(move || fill_etcd(&endpoint, 16)).await;
+    crate::s3::ops::blocking(move || fill_etcd(&endpoint, 16)).await;
     let data = tempfile::tempdir().unwrap();
     let (dir, endpoint) = (data.path().to_path_buf(), etcd.endpoint.clone());
-    let out = crate::s3_ops::blocking(move || save_in_a_terminal(&script, &dir, &endpoint)).await;
+    let out = crate::s3::ops::blocking(move || save_in_a_terminal(&script, &dir, &endpoint)).await;
     let (shown, stderr) = text(&out);
     assert!(out.status.success(), "{shown}\n{stderr}");
     let name = shown

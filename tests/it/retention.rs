@@ -238,7 +238,7 @@ fn ls_warns_once_at_the_end_when_the_newest_snapshot_is_older_than_two_periods()
 /// `prune --dry-run -o json` reports both stores' verdicts, and `prune` removes what they say.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_verdicts_follow_the_s3_policy_and_its_local_fallback() {
-    use crate::s3_support::{S3Server, Tls, write_pattern};
+    use crate::fakes::s3_support::{S3Server, Tls, write_pattern};
     let s3 = S3Server::start(Tls::Plain).await;
     s3.create_bucket("snapshots");
     let now = chrono::Utc::now().timestamp();
@@ -273,7 +273,7 @@ async fn s3_verdicts_follow_the_s3_policy_and_its_local_fallback() {
         "etcd-snapshot-retention-max-age: 240h\netcd-s3-retention: 2\n",
     )
     .unwrap();
-    let mut args = crate::s3_ops::s3_flags(&s3, "snapshots");
+    let mut args = crate::s3::ops::s3_flags(&s3, "snapshots");
     args.extend([
         format!("--config={}", config.display()),
         format!("--etcd-server=https://127.0.0.1:{}", free_port()),
@@ -284,7 +284,7 @@ async fn s3_verdicts_follow_the_s3_policy_and_its_local_fallback() {
         let mut all = args.clone();
         all.extend(extra.iter().map(|s| s.to_string()));
         let data = data.path().to_path_buf();
-        crate::s3_ops::blocking(move || {
+        crate::s3::ops::blocking(move || {
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
             run(&refs, &data)
         })
@@ -361,7 +361,7 @@ async fn the_server_exports_the_age_of_the_newest_snapshot_and_the_schedule_peri
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let server = crate::s3_ops::start_server(
+    let server = crate::s3::ops::start_server(
         data.path(),
         &etcd.endpoint,
         &["--etcd-snapshot-schedule-cron=0 */6 * * *"],
@@ -374,7 +374,7 @@ async fn the_server_exports_the_age_of_the_newest_snapshot_and_the_schedule_peri
         "no snapshot, no series:\n{before}"
     );
     let srv = server.clone();
-    let out = crate::s3_ops::blocking(move || srv.cli(&["save"])).await;
+    let out = crate::s3::ops::blocking(move || srv.cli(&["save"])).await;
     assert!(out.status.success(), "{:?}", text(&out));
     let metrics = crate::support::metrics(&server).await;
     let value = |series: &str| -> i64 {

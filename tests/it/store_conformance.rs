@@ -14,7 +14,7 @@ use etcd_snapshot::snapshot::retention::{RetentionPolicy, RetentionRules};
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Store};
 use etcd_snapshot::store::{DeleteOutcome, LocalStore, SnapshotStore};
 
-use crate::s3_support::{S3Server, Tls};
+use crate::fakes::s3_support::{S3Server, Tls};
 
 const NODE: &str = "node1";
 const CLUSTER: &str = "cluster-a";

@@ -1,5 +1,5 @@
 //! Unit tests of `sources.rs`: object identity, the cache, the per-object decisions and the
-//! bounded runner. Requests against a real server are in tests/it/s3_sources.rs.
+//! bounded runner. Requests against a real server are in tests/it/s3/sources.rs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

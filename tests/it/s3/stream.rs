@@ -9,7 +9,7 @@ use etcd_snapshot::store::s3::{RetryPolicy, S3Error, S3Store, UploadedObject};
 use sha2::{Digest, Sha256};
 
 use super::metadata;
-use crate::s3_support::{S3Server, Tls, write_pattern};
+use crate::fakes::s3_support::{S3Server, Tls, write_pattern};
 
 const MIB: usize = 1024 * 1024;
 

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::kube_api::KubeApi;
-use crate::kube_support::{
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::kube_support::{
     EVENTS, FILES, STORAGE_LABEL, cli, etcd_s3_flags, start_kube_server, wait_until,
 };
-use crate::s3_ops::{blocking, created_name};
-use crate::s3_support::{S3Server, Tls};
+use crate::fakes::s3_support::{S3Server, Tls};
+use crate::s3::ops::{blocking, created_name};
 use crate::support::{TestEtcd, snapshot_dir, text};
 
 /// The resources for `snapshot`, by storage label.

@@ -20,11 +20,11 @@ use etcd_snapshot::kube::resources::{
 use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 use serde_json::{Value, json};
 
-use crate::kube_api::KubeApi;
-use crate::kube_support::{
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::kube_support::{
     EVENTS, FILES, cli, local_record, s3_record, start_kube_server, wait_until,
 };
-use crate::s3_ops::created_name;
+use crate::s3::ops::created_name;
 use crate::support::{TestEtcd, text};
 
 const NODES: &str = "/api/v1/nodes";

@@ -17,12 +17,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::kube_api::KubeApi;
-use crate::kube_support::{
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::kube_support::{
     FILES, STORAGE_LABEL, cli, etcd_s3_flags, start_kube_server, wait_until,
 };
-use crate::s3_ops::created_name;
-use crate::s3_support::{S3Server, Tls};
+use crate::fakes::s3_support::{S3Server, Tls};
+use crate::s3::ops::created_name;
 use crate::support::{TestEtcd, require_binary, text};
 const HASH_ANNOTATION: &str = "etcd.rke2.cattle.io/snapshot-token-hash";
 

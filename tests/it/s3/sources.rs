@@ -1,5 +1,5 @@
 //! Who uploaded each S3 snapshot and its extra metadata, against the in-process S3 server of
-//! `s3_support.rs`: `S3Store::fill_sources` reads `Rke2-Node-Name` / `Rke2-Token-Hash` and the
+//! `fakes/s3_support.rs`: `S3Store::fill_sources` reads `Rke2-Node-Name` / `Rke2-Token-Hash` and the
 //! `.metadata/<name>` object per object, a second listing with the same `SourceCache` makes no
 //! request, a failing read (a missing object) only reports, and an oversized metadata object
 //! counts as none.
@@ -11,7 +11,7 @@ use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 use etcd_snapshot::store::s3::metadata::MAX_METADATA_BYTES;
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Store, SourceCache};
 
-use crate::s3_support::{S3Server, Tls, write_pattern};
+use crate::fakes::s3_support::{S3Server, Tls, write_pattern};
 
 const BUCKET: &str = "snapshots";
 const FOLDER: &str = "etcd";

@@ -8,7 +8,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::json;
 
 use super::{api_error, snapshot_file, snapshot_files};
-use crate::kube_api::KubeApi;
+use crate::fakes::kube_api::KubeApi;
 
 #[tokio::test]
 async fn snapshot_file_resources_follow_the_apiserver_rules() {

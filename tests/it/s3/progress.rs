@@ -2,10 +2,10 @@
 //! S3 server: a direct-mode save reports its upload beside the save, ending at the object's
 //! size; a restore from S3 reports the download, then the restore tool's copy.
 
-use crate::cluster_reset::Node;
+use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
 use crate::progress::events;
-use crate::s3_ops::{blocking, created_name, direct, s3_flags};
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::restore::cluster_reset::Node;
+use crate::s3::ops::{blocking, created_name, direct, s3_flags};
 use crate::support::{TestEtcd, require_binary, snapshot_dir, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
 use super::next;
-use crate::kube_api::KubeApi;
+use crate::fakes::kube_api::KubeApi;
 
 #[tokio::test]
 async fn the_kube_watcher_sees_init_apply_and_delete() {

@@ -1,4 +1,4 @@
-//! S3 store against a real, signature-checking S3 server on loopback (see `s3_support.rs`:
+//! S3 store against a real, signature-checking S3 server on loopback (see `fakes/s3_support.rs`:
 //! s3s + s3s-fs in-process). Round trips, folder isolation, setup errors, TLS variants;
 //! streamed and retried uploads are in `s3/stream.rs`.
 
@@ -9,10 +9,21 @@ use etcd_snapshot::store::s3::{ObjectMetadata, S3Client, S3Error, S3Store};
 
 use etcd_snapshot::config::desired::{BucketLookup, S3Proxy};
 
-use crate::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_pattern};
+use crate::fakes::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_pattern};
 
 /// Streamed (tee-fed) and retried uploads.
 mod stream;
+
+/// Operations with S3 configured, through the real binary.
+pub mod ops;
+/// Progress reported for bytes that cross S3.
+mod progress;
+/// S3 retention policies.
+mod retention;
+/// One S3 session per operation.
+mod session;
+/// Where the S3 settings come from (flags, file, Secret).
+mod sources;
 
 /// The object carries `metadata()`'s RKE2 user metadata and the given sha256.
 pub(crate) fn assert_object_metadata(

@@ -174,7 +174,7 @@ pub fn deleted(target: &Target, name: &str, uid: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube_api::paths::parse;
+    use crate::fakes::kube_api::paths::parse;
 
     #[test]
     fn not_found_matches_the_apiserver_shape() {

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::s3_ops::{blocking, start_server};
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::s3::ops::{blocking, start_server};
 use crate::support::{TestEtcd, wait_for};
 
 /// Connects the server makes besides its saves: the startup check of the bucket (the first

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::kube_api::KubeApi;
-use crate::kube_support::{CRD, manifest_crd, wait_until};
-use crate::s3_ops::blocking;
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::kube_support::{CRD, manifest_crd, wait_until};
+use crate::s3::ops::blocking;
 use crate::support::{TestServer, free_port, run, text};
 
 #[test]

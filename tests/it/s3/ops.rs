@@ -1,5 +1,5 @@
 //! S3 replication end to end: the real binary (server and CLI), a real etcd, and the in-process
-//! signature-checking S3 server of `s3_support.rs`. Saves upload, `ls` shows S3 rows, delete
+//! signature-checking S3 server of `fakes/s3_support.rs`. Saves upload, `ls` shows S3 rows, delete
 //! and prune reach the bucket, an outage keeps the local snapshot and a later reconcile makes
 //! the copy, and the seed's CLI examples work as written.
 
@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
 use crate::support::{TestEtcd, TestServer, run, snapshot_files, text, wait_for};
 
 /// Runs a blocking CLI call without stalling the runtime that serves S3.

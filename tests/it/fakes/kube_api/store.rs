@@ -323,7 +323,7 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube_api::paths::parse;
+    use crate::fakes::kube_api::paths::parse;
 
     fn secret_target() -> Target {
         parse("/api/v1/namespaces/ns/secrets/a").unwrap()

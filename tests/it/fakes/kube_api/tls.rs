@@ -5,7 +5,7 @@
 
 /// The server's rustls config and the CA certificate (PEM) that clients must trust.
 pub fn server_config() -> (rustls::ServerConfig, String) {
-    let (mut config, ca_pem) = crate::s3_support::server_tls(true);
+    let (mut config, ca_pem) = crate::fakes::s3_support::server_tls(true);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (config, ca_pem.expect("a private CA was asked for"))
 }

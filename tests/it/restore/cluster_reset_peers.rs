@@ -2,12 +2,12 @@
 //! recorded token hash checked before anything is downloaded) and a three-member cluster
 //! restored on one member while the other two drop their etcd data and rejoin it.
 
-use crate::cluster_reset::{Node, expected};
+use crate::restore::cluster_reset::{Node, expected};
 use crate::support::{require_binary, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_by_s3_object_name_checks_the_token_hash_first() {
-    use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+    use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
     if require_binary("etcd").is_none() {
         return;
     }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 
-use crate::kube_api::KubeApi;
-use crate::s3_ops::blocking;
-use crate::s3_support::{ACCESS_KEY, SECRET_KEY};
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::s3_support::{ACCESS_KEY, SECRET_KEY};
+use crate::s3::ops::blocking;
 use crate::support::{TestServer, wait_for};
 
 /// The ETCDSnapshotFile collection.

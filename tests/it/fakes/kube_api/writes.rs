@@ -287,7 +287,7 @@ fn save_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube_api::paths::parse;
+    use crate::fakes::kube_api::paths::parse;
 
     #[test]
     fn status_subresource_comes_from_the_crd() {

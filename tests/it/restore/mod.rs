@@ -3,6 +3,11 @@
 //! `etcdctl snapshot restore` through `run_restore` whose data dir a fresh etcd serves, and the
 //! data dir swap with rollback.
 
+/// `--cluster-reset`, alone and with a restore path.
+pub mod cluster_reset;
+/// Cluster reset with peers present.
+mod cluster_reset_peers;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,4 +1,4 @@
-//! Tests of the Kubernetes API stand-in (tests/it/kube_api/) through the real kube-rs client,
+//! Tests of the Kubernetes API stand-in (tests/it/fakes/kube_api/) through the real kube-rs client,
 //! over HTTPS, with a client loaded from a kubeconfig file. They prove the stand-in answers the
 //! way kube-rs expects an apiserver to (typed and dynamic objects, Status errors, watcher,
 //! events Recorder, pagination, kubectl); they do not test etcd-snapshot itself. Watch-side
@@ -13,7 +13,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use serde_json::json;
 
-use crate::kube_api::KubeApi;
+use crate::fakes::kube_api::KubeApi;
 
 mod resources;
 mod watch;

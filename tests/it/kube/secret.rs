@@ -10,9 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::kube_api::KubeApi;
-use crate::s3_ops::{blocking, created_name, start_server};
-use crate::s3_support::{KeyRing, S3Server, Tls};
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::s3_support::{KeyRing, S3Server, Tls};
+use crate::s3::ops::{blocking, created_name, start_server};
 use crate::support::{TestEtcd, TestServer, text, wait_for};
 
 const SECRET_PATH: &str = "/api/v1/namespaces/kube-system/secrets/s3-config";

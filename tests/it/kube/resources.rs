@@ -1,5 +1,5 @@
 //! `ETCDSnapshotFile` resources end to end: `reconcile` and `install_crd` through the real
-//! kube-rs client against the Kubernetes API stand-in (tests/it/kube_api/).
+//! kube-rs client against the Kubernetes API stand-in (tests/it/fakes/kube_api/).
 //!
 //! Covers two nodes sharing S3 (every copy once, right names and labels), deletions with their
 //! Event, failure records, concurrent reconciles, retried conflicts and the CRD's installation.
@@ -16,8 +16,8 @@ use etcd_snapshot::snapshot::record::rfc3339;
 use etcd_snapshot::snapshot::{SnapshotRecord, Storage};
 use serde_json::Value;
 
-use crate::kube_api::KubeApi;
-use crate::kube_support::{local_record, s3_record};
+use crate::fakes::kube_api::KubeApi;
+use crate::fakes::kube_support::{local_record, s3_record};
 
 const FILES: &str = "/apis/k3s.cattle.io/v1/etcdsnapshotfiles";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
@@ -391,7 +391,7 @@ async fn install_crd_never_replaces_a_definition_it_did_not_write() {
     let client = api.client().await;
     let path = format!("{CRDS}/{CRD_NAME}");
     // RKE2's (or an operator's) definition: not labelled as ours, and older than ours.
-    let mut foreign = crate::kube_support::manifest_crd();
+    let mut foreign = crate::fakes::kube_support::manifest_crd();
     foreign["spec"]["versions"][0]
         .as_object_mut()
         .unwrap()
@@ -412,6 +412,6 @@ async fn install_crd_never_replaces_a_definition_it_did_not_write() {
     api.put(&path, labelled);
     assert_eq!(install_crd(&client).await.unwrap(), CrdInstall::Foreign);
     // A foreign definition that already says everything ours says is simply in place.
-    api.put(&path, crate::kube_support::manifest_crd());
+    api.put(&path, crate::fakes::kube_support::manifest_crd());
     assert_eq!(install_crd(&client).await.unwrap(), CrdInstall::Unchanged);
 }

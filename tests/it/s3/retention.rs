@@ -1,12 +1,12 @@
 //! S3 retention end to end: `prune` and scheduled saves keep the newest `etcd-s3-retention`
 //! snapshots of this node and cluster, never touching another cluster's objects in the same
 //! folder or a sibling folder; `prune --dry-run` explains and deletes nothing. The real binary,
-//! a real etcd and the in-process S3 server of `s3_support.rs`.
+//! a real etcd and the in-process S3 server of `fakes/s3_support.rs`.
 
 use std::time::Duration;
 
-use crate::s3_ops::{blocking, created_name, direct, s3_flags, start_server};
-use crate::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
+use crate::s3::ops::{blocking, created_name, direct, s3_flags, start_server};
 use crate::support::{TestEtcd, snapshot_files, text, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +92,7 @@ async fn scheduled_saves_prune_s3_for_this_cluster_only() {
     // Another cluster's older snapshot with the same node name, and a sibling folder's.
     let foreign = "etcd-snapshot-n1-1000000000";
     let seed_dir = tempfile::tempdir().unwrap();
-    crate::s3_support::write_pattern(&seed_dir.path().join(foreign), 1000);
+    crate::fakes::s3_support::write_pattern(&seed_dir.path().join(foreign), 1000);
     let other_cluster = etcd_snapshot::store::s3::S3Store::connect(&s3.settings("snapshots", "f"))
         .await
         .unwrap();

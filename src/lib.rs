@@ -22,6 +22,8 @@
 //! - `telemetry`: logging and Prometheus metrics.
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `fsutil`: crash-safe file writes and size-capped reads.
+//! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
+//!   writer of the save pipeline and the decrypting reader every read path uses.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset.
 //! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
@@ -36,6 +38,7 @@ pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crypt;
 pub mod daemon;
 pub mod etcd;
 pub mod fsutil;

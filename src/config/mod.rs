@@ -6,6 +6,7 @@
 
 mod build;
 pub mod desired;
+pub mod encryption;
 pub mod env;
 mod etcd_check;
 pub mod file;

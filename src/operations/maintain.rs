@@ -17,7 +17,7 @@ use super::{
 use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
-use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
+use crate::snapshot::name::validate_user_name;
 use crate::snapshot::prune::Pruned;
 use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotRecord, Storage};
@@ -334,7 +334,7 @@ fn failed_upload_rows(
                 // The failure's time, as RKE2 records it: resources keep failures for 24 h
                 // from it.
                 created_unix: marker.failed_at.max(local.created_unix),
-                compressed: marker.name.ends_with(ZIP_SUFFIX),
+                compressed: crate::snapshot::name::is_compressed_name(&marker.name),
                 ready: false,
                 error: Some(format!(
                     "upload failed at {}: {}",

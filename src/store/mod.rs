@@ -5,6 +5,7 @@
 //! not part of the trait: the save pipeline writes the local file and uploads it.
 
 pub mod local;
+pub mod rekey;
 pub mod s3;
 
 use std::future::Future;

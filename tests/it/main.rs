@@ -17,6 +17,7 @@ mod config_engine;
 mod crd;
 mod durations;
 mod embedded_etcd;
+mod encryption;
 mod etcd_tls;
 mod kube_api;
 mod kube_api_tests;

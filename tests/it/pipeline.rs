@@ -51,6 +51,7 @@ fn name(unix: i64, compressed: bool) -> SnapshotName {
         node: "n1".into(),
         unix,
         compressed,
+        encrypted: false,
     }
 }
 
@@ -93,9 +94,16 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
 
-    let saved = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None, None)
-        .await
-        .expect("save");
+    let saved = save_snapshot(
+        &mut client,
+        &dir,
+        &name(1_700_000_000, false),
+        None,
+        None,
+        None,
+    )
+    .await
+    .expect("save");
     let theirs = root.path().join("etcdctl.db");
     etcdctl(
         &etcd.endpoint,
@@ -143,15 +151,23 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
 
-    let raw = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None, None)
-        .await
-        .unwrap();
+    let raw = save_snapshot(
+        &mut client,
+        &dir,
+        &name(1_700_000_000, false),
+        None,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let meta = BTreeMap::from([("provider".to_string(), "rke2".to_string())]);
     let zipped = save_snapshot(
         &mut client,
         &dir,
         &name(1_700_000_001, true),
         Some(&meta),
+        None,
         None,
     )
     .await

@@ -24,6 +24,7 @@
 //! - `fsutil`: crash-safe file writes and size-capped reads.
 //! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
 //!   writer of the save pipeline and the decrypting reader every read path uses.
+//! - `layout`: every path under the data dir and beside a snapshot dir (pure functions).
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset.
 //! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
@@ -43,6 +44,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod fsutil;
 pub mod kube;
+pub mod layout;
 pub mod operations;
 pub mod restore;
 pub mod scheduler;

@@ -8,7 +8,7 @@
 //! malformed record never makes a snapshot unreadable.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::crypt::Fingerprint;
 use crate::crypt::keys::{join, parse_list};
@@ -27,13 +27,7 @@ pub struct EncryptionRecord {
     pub file_sha256: Option<String>,
 }
 
-/// `<snapshot dir>/../.encryption`, a sibling of the metadata dir.
-pub fn encryption_dir_for(snapshot_dir: &Path) -> PathBuf {
-    match snapshot_dir.parent() {
-        Some(parent) => parent.join(".encryption"),
-        None => snapshot_dir.join("..").join(".encryption"),
-    }
-}
+pub use crate::layout::encryption_dir_for;
 
 impl EncryptionRecord {
     pub fn to_json(&self) -> Vec<u8> {

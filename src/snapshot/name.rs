@@ -14,8 +14,8 @@ pub const ZIP_SUFFIX: &str = ".zip";
 /// The suffix of an encrypted snapshot (after `.zip` when compressed).
 pub const AGE_SUFFIX: &str = ".age";
 
-/// The suffix of a snapshot being written (never a snapshot itself).
-pub const PART_SUFFIX: &str = ".part";
+/// The suffix of a snapshot being written (never a snapshot itself); the layout owns it.
+pub use crate::layout::PART_SUFFIX;
 
 /// A snapshot's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

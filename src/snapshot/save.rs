@@ -1,5 +1,7 @@
 //! The save pipeline: etcd's snapshot stream -> SHA-256 trailer check -> optional zip ->
-//! optional age encryption -> temp file -> fsync -> no-clobber publish.
+//! optional age encryption -> temp file -> fsync -> no-clobber publish. Where each of those
+//! files lives is the snapshot dir's `layout::SnapshotDirLayout` (the temp file in its work dir,
+//! never in the snapshot dir).
 //!
 //! The stream is read once and never held whole in memory: chunks cross a small bounded channel
 //! to a blocking writer (`sink`). Only a verified, fsynced, published file is a snapshot: any
@@ -15,12 +17,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::SnapshotName;
-use super::encryption_record::{EncryptionRecord, encryption_dir_for};
-use super::name::PART_SUFFIX;
+use super::encryption_record::EncryptionRecord;
 use super::sink::{SnapshotSink, Written};
 use super::tee::Tee;
 use crate::crypt::{Fingerprint, Recipients};
 use crate::fsutil;
+use crate::layout::SnapshotDirLayout;
 
 /// Deflate level for compressed snapshots. Blocks are compressed in parallel (`zipstream`), but on
 /// a 2-core machine the save is CPU-bound: etcd itself burns ~1.2 core-s to stream 306 MB.
@@ -113,13 +115,13 @@ impl ChunkSource for etcd_client::SnapshotStreaming {
     }
 }
 
-/// Streams a snapshot from etcd into `dir/name` (`name.compressed` decides zip), plus the
-/// metadata file `<dir>/../.metadata/<file>` when `extra_metadata` is given. With a `tee`, the
+/// Streams a snapshot from etcd into `<snapshots>/name` (`name.compressed` decides zip), plus
+/// the metadata file `<metadata>/<file>` when `extra_metadata` is given. With a `tee`, the
 /// file's bytes also go to its consumer, which gets `Done` only once the snapshot (and its
 /// metadata file) is published.
 pub async fn save_snapshot(
     client: &mut etcd_client::Client,
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     tee: Option<Tee>,
@@ -131,7 +133,7 @@ pub async fn save_snapshot(
         tee,
         recipients,
     };
-    save_from_source(stream, dir, name, extra_metadata, output).await
+    save_from_source(stream, layout, name, extra_metadata, output).await
 }
 
 /// How the pipeline writes: the Deflate level (1-9, used only when `name.compressed`), an
@@ -159,13 +161,14 @@ impl Output {
 /// file, as RKE2 does.
 pub async fn save_from_source<S: ChunkSource>(
     mut source: S,
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     output: Output,
 ) -> Result<SavedSnapshot, SaveError> {
-    let path = dir.join(name.file_name());
-    let temp = dir.join(format!("{}{PART_SUFFIX}", name.file_name()));
+    let path = layout.snapshot_path(&name.file_name());
+    let temp = layout.temp_path(&name.file_name());
+    let work = layout.work.clone();
     let fingerprints = match (&output.recipients, name.encrypted) {
         (Some(r), true) => r.fingerprints(),
         _ => Vec::new(),
@@ -173,7 +176,13 @@ pub async fn save_from_source<S: ChunkSource>(
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let writer = {
         let (name, path) = (name.clone(), path.clone());
-        tokio::task::spawn_blocking(move || run_writer(rx, &temp, &path, &name, output))
+        tokio::task::spawn_blocking(move || {
+            fsutil::create_dir_all_mode(&work, 0o700).map_err(|source| SaveError::Write {
+                path: temp.clone(),
+                source,
+            })?;
+            run_writer(rx, &temp, &path, &name, output)
+        })
     };
     let read = pump(&mut source, tx).await;
     // Always wait for the writer: on failure it removes its temp file before we report.
@@ -185,8 +194,8 @@ pub async fn save_from_source<S: ChunkSource>(
             path: path.clone(),
             source: e.into(),
         })?;
-        let meta_dir = crate::config::desired::metadata_dir_for(dir);
-        write_metadata_or_roll_back(dir, &path, name, meta_dir, json).await?;
+        let meta_path = layout.metadata_path(&name.file_name());
+        write_metadata_or_roll_back(layout, &path, meta_path, json).await?;
     }
     if name.encrypted {
         let record = EncryptionRecord {
@@ -194,8 +203,8 @@ pub async fn save_from_source<S: ChunkSource>(
             plaintext_sha256: written.plaintext_sha256.clone(),
             file_sha256: Some(written.file_sha256.clone()),
         };
-        let enc_dir = encryption_dir_for(dir);
-        write_metadata_or_roll_back(dir, &path, name, enc_dir, record.to_json()).await?;
+        let record_path = layout.encryption_path(&name.file_name());
+        write_metadata_or_roll_back(layout, &path, record_path, record.to_json()).await?;
     }
     if let Some(tee) = tee {
         let (sha256, size) = (written.file_sha256.clone(), written.size);
@@ -300,18 +309,19 @@ fn write_and_publish(
     Ok(written)
 }
 
-/// Writes a metadata file (`meta_dir/<file>`: the extra metadata or the encryption record); if
-/// that fails the just-published snapshot is removed again, so an error always means "no
-/// snapshot" and a listed snapshot always has the metadata it was asked to carry.
+/// Writes a metadata file (`meta_path`: the extra metadata or the encryption record); if that
+/// fails the just-published snapshot is removed again, so an error always means "no snapshot"
+/// and a listed snapshot always has the metadata it was asked to carry.
 async fn write_metadata_or_roll_back(
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     snapshot: &Path,
-    name: &SnapshotName,
-    meta_dir: PathBuf,
+    meta_path: PathBuf,
     json: Vec<u8>,
 ) -> Result<(), SaveError> {
-    let meta_path = meta_dir.join(name.file_name());
-    let (snapshot, dir) = (snapshot.to_path_buf(), dir.to_path_buf());
+    let meta_dir = meta_path
+        .parent()
+        .map_or_else(|| layout.metadata.clone(), Path::to_path_buf);
+    let (snapshot, dir) = (snapshot.to_path_buf(), layout.snapshots.clone());
     let task = tokio::task::spawn_blocking(move || {
         let result = fsutil::create_dir_all_mode(&meta_dir, 0o700)
             .and_then(|()| fsutil::write_atomic(&meta_path, &json, 0o600));

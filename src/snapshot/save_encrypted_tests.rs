@@ -53,6 +53,7 @@ async fn encrypted_save_decrypts_to_the_plain_pipelines_bytes() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
+    let dir = SnapshotDirLayout::open(&dir);
     let ids = keys();
     for compressed in [false, true] {
         let plain = save_from_source(
@@ -96,9 +97,16 @@ async fn an_encrypted_name_without_recipients_or_a_bad_stream_publishes_nothing(
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
-    let err = save_from_source(stream(10), &dir, &name(false, true), None, Output::level(1))
-        .await
-        .unwrap_err();
+    let layout = SnapshotDirLayout::open(&dir);
+    let err = save_from_source(
+        stream(10),
+        &layout,
+        &name(false, true),
+        None,
+        Output::level(1),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, SaveError::Encrypt(_)), "{err}");
     let mut short = stream(10);
     short.0.pop_back();
@@ -108,7 +116,7 @@ async fn an_encrypted_name_without_recipients_or_a_bad_stream_publishes_nothing(
         recipients: Some(keys().recipients()),
     };
     assert!(
-        save_from_source(short, &dir, &name(true, true), None, output)
+        save_from_source(short, &layout, &name(true, true), None, output)
             .await
             .is_err()
     );

@@ -3,8 +3,8 @@
 //! encryption was turned on.
 //!
 //! One copy at a time, crash-safe and resumable: the new copy is streamed (decrypt -> encrypt)
-//! into a `.part` temp file, fsynced and checked (its age header parses, its plaintext digest
-//! equals the original's), and only then takes the original's place with a rename, which is
+//! into a `.part` temp file in the work dir, fsynced and checked (its age header parses), and
+//! only then takes the original's place with a rename, which is
 //! atomic: at every instant the name holds either the old copy (readable with the old
 //! identity) or the new one (readable with the new), never a partial file. A plaintext copy
 //! gets a new `.age` name; the plaintext is removed only after its `.age` twin is published. A
@@ -12,15 +12,16 @@
 //! interrupted run left. Deciding what to do with each copy (`plan`) is pure.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::local::LocalStore;
 use crate::crypt::{CryptError, EncryptingWriter, Fingerprint, Identities, Recipients};
 use crate::fsutil;
-use crate::snapshot::encryption_record::{EncryptionRecord, encryption_dir_for};
-use crate::snapshot::name::{AGE_SUFFIX, PART_SUFFIX, is_encrypted_name};
+use crate::layout::SnapshotDirLayout;
+use crate::snapshot::encryption_record::EncryptionRecord;
+use crate::snapshot::name::{AGE_SUFFIX, is_encrypted_name};
 
 /// What rekey does with one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +107,7 @@ pub fn rekey_local(
         };
         let error = match (&action, dry_run, recipients) {
             (Action::Skip(_), _, _) | (_, true, _) | (_, _, None) => None,
-            (_, false, Some(r)) => rekey_one(store.dir(), &name, &new_name, r, identities).err(),
+            (_, false, Some(r)) => rekey_one(store.layout(), &name, &new_name, r, identities).err(),
         };
         reports.push(CopyReport {
             file_name: name,
@@ -120,15 +121,18 @@ pub fn rekey_local(
 
 /// Streams `name` (decrypting it when encrypted) into `new_name` encrypted to `recipients`.
 fn rekey_one(
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     name: &str,
     new_name: &str,
     recipients: &Recipients,
     identities: Option<&Identities>,
 ) -> Result<(), String> {
-    let source = dir.join(name);
-    let dest = dir.join(new_name);
-    let temp = dir.join(format!("{new_name}{PART_SUFFIX}"));
+    let dir = layout.snapshots.as_path();
+    let source = layout.snapshot_path(name);
+    let dest = layout.snapshot_path(new_name);
+    // In the work dir, like a save's temp file: never a stray file in the snapshot dir.
+    let temp = layout.temp_path(new_name);
+    fsutil::create_dir_all_mode(&layout.work, 0o700).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&temp);
     let result = write_new_copy(&source, &temp, recipients, identities)
         .and_then(|digest| check_new_copy(&temp).map(|()| digest));
@@ -144,19 +148,22 @@ fn rekey_one(
         plaintext_sha256: Some(digest),
         file_sha256: file_sha256(&temp),
     };
-    let enc_dir = encryption_dir_for(dir);
-    fsutil::create_dir_all_mode(&enc_dir, 0o700).map_err(|e| e.to_string())?;
+    let record_path = layout.encryption_path(new_name);
+    if let Some(enc_dir) = record_path.parent() {
+        fsutil::create_dir_all_mode(enc_dir, 0o700).map_err(|e| e.to_string())?;
+    }
     // The record first, naming the new copy's digest, then the rename: after a crash between
     // the two the record does not match the (old) copy, so the next run re-encrypts it.
-    fsutil::write_atomic(&enc_dir.join(new_name), &record.to_json(), 0o600)
+    fsutil::write_atomic(&record_path, &record.to_json(), 0o600)
         .map_err(|e| format!("failed to write the encryption record of {new_name}: {e}"))?;
     std::fs::rename(&temp, &dest).map_err(|e| format!("failed to publish {new_name}: {e}"))?;
     fsutil::sync_dir(dir).map_err(|e| e.to_string())?;
     if new_name != name {
-        copy_extra_metadata(dir, name, new_name);
+        copy_extra_metadata(layout, name, new_name);
         std::fs::remove_file(&source)
             .map_err(|e| format!("failed to remove plaintext {name}: {e}"))?;
-        let _ = std::fs::remove_file(crate::config::desired::metadata_dir_for(dir).join(name));
+        let _ = std::fs::remove_file(layout.metadata_path(name));
+        let _ = std::fs::remove_file(layout.encryption_path(name));
         fsutil::sync_dir(dir).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -248,10 +255,9 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn copy_extra_metadata(dir: &Path, from: &str, to: &str) {
-    let meta: PathBuf = crate::config::desired::metadata_dir_for(dir);
-    if let Ok(bytes) = fsutil::read_capped(&meta.join(from), 1024 * 1024) {
-        let _ = fsutil::write_atomic(&meta.join(to), &bytes, 0o600);
+fn copy_extra_metadata(layout: &SnapshotDirLayout, from: &str, to: &str) {
+    if let Ok(bytes) = fsutil::read_capped(&layout.metadata_path(from), 1024 * 1024) {
+        let _ = fsutil::write_atomic(&layout.metadata_path(to), &bytes, 0o600);
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use etcd_snapshot::config::EtcdSettings;
+use etcd_snapshot::layout::SnapshotDirLayout;
 use etcd_snapshot::snapshot::SnapshotName;
 use etcd_snapshot::snapshot::save::save_snapshot;
 
@@ -96,7 +97,7 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
 
     let saved = save_snapshot(
         &mut client,
-        &dir,
+        &SnapshotDirLayout::open(&dir),
         &name(1_700_000_000, false),
         None,
         None,
@@ -153,7 +154,7 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
 
     let raw = save_snapshot(
         &mut client,
-        &dir,
+        &SnapshotDirLayout::open(&dir),
         &name(1_700_000_000, false),
         None,
         None,
@@ -164,7 +165,7 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
     let meta = BTreeMap::from([("provider".to_string(), "rke2".to_string())]);
     let zipped = save_snapshot(
         &mut client,
-        &dir,
+        &SnapshotDirLayout::open(&dir),
         &name(1_700_000_001, true),
         Some(&meta),
         None,

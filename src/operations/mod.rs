@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
 mod error_text;
+mod listing;
 mod maintain;
 pub mod pending;
 mod replicate;
@@ -40,7 +41,8 @@ use retain::RetentionRun;
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
-use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
+use crate::snapshot::observed::save_snapshot_observed;
+use crate::snapshot::save::{SaveError, SavedSnapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
 use crate::store::s3::{S3Error, S3Store};
@@ -361,13 +363,15 @@ impl Operations {
                 source,
             })?;
         let metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
-        save_snapshot(
+        let progress = crate::telemetry::progress::reporter();
+        save_snapshot_observed(
             &mut client,
             store.layout(),
             name,
             metadata.as_ref(),
             tee,
             recipients,
+            progress,
         )
         .await
         .map_err(|source| OperationError::Save {

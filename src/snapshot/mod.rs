@@ -7,6 +7,7 @@
 pub mod backfill;
 pub mod encryption_record;
 pub mod name;
+pub mod observed;
 pub mod prune;
 pub mod record;
 pub mod retention;

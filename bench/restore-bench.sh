@@ -5,7 +5,9 @@
 #
 #   [DATA=k8s|hex] bench/restore-bench.sh [size-in-MiB (default 1100)] [runs (default 3)]
 #
-# Needs: etcd, etcdctl, python3, /usr/bin/time, a release build (cargo build --release).
+# The encrypted row restores the same snapshot age-encrypted, decrypted on the fly.
+#
+# Needs: etcd, etcdctl, python3, /usr/bin/time, age and age-keygen, a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB="${1:-1100}"
@@ -29,3 +31,7 @@ measure "$TOOL snapshot restore (alone)" \
   "$TOOL snapshot restore $snap --data-dir $work/alone --name bench --initial-cluster bench=http://127.0.0.1:$p_port --initial-advertise-peer-urls http://127.0.0.1:$p_port"
 measure "etcd-snapshot restore (verify + restore + start/check + swap)" \
   "$BIN restore --data-dir $work/es --node-name bench --etcd-client-address 127.0.0.1:$c_port --etcd-peer-address 127.0.0.1:$p_port --token bench-token $snap"
+age-keygen -o "$work/age.key" 2>/dev/null
+age -r "$(age-keygen -y "$work/age.key")" -o "$work/snapshot-bench-1.age" "$snap"
+measure "etcd-snapshot restore, encrypted (decrypt + the same steps)" \
+  "$BIN restore --data-dir $work/es --node-name bench --etcd-client-address 127.0.0.1:$c_port --etcd-peer-address 127.0.0.1:$p_port --token bench-token --etcd-snapshot-encryption-identity-file $work/age.key $work/snapshot-bench-1.age"

@@ -7,7 +7,7 @@
 # (DATA=k8s: Kubernetes-like JSON objects, the default; DATA=hex: random hex text, the slow case
 # for Deflate), then times each contender `runs` times with GNU time (wall seconds, peak RSS) and
 # prints a Markdown table of the median run. Needs: etcd, etcdctl, zip, python3, /usr/bin/time,
-# a release build (cargo build --release).
+# age and age-keygen (the encrypted rows), a release build (cargo build --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB="${1:-1100}"
@@ -27,3 +27,9 @@ measure "etcdctl snapshot save" "etcdctl --endpoints $ep snapshot save $work/out
 measure "etcdctl snapshot save + zip" "etcdctl --endpoints $ep snapshot save $work/out/snap.db && zip -q -j $work/out/snap.db.zip $work/out/snap.db && rm $work/out/snap.db"
 measure "etcd-snapshot save" "$BIN $common save"
 measure "etcd-snapshot save --snapshot-compress" "$BIN $common save --snapshot-compress"
+# Encryption: the same compressed save, age-encrypted in the same pass, beside what a user would
+# otherwise script (etcdctl + zip + the age tool).
+age-keygen -o "$work/age.key" 2>/dev/null
+age_pub=$(age-keygen -y "$work/age.key")
+measure "etcdctl snapshot save + zip + age" "etcdctl --endpoints $ep snapshot save $work/out/snap.db && zip -q -j $work/out/snap.db.zip $work/out/snap.db && rm $work/out/snap.db && age -r $age_pub -o $work/out/snap.db.zip.age $work/out/snap.db.zip && rm $work/out/snap.db.zip"
+measure "etcd-snapshot save --snapshot-compress, encrypted" "$BIN $common --etcd-snapshot-encryption-recipients=$age_pub save --snapshot-compress"

@@ -14,6 +14,7 @@
 //!   token, tls/, db/etcd/                  token, TLS material, the embedded member
 //!   db/snapshots/                          snapshot dir (default): snapshots only
 //!   db/.metadata/<snapshot>                each snapshot's extra metadata (RKE2's layout)
+//!   db/.encryption/<snapshot>              an encrypted snapshot's record (key fingerprints)
 //!   db/.s3-pending/<snapshot>.json         uploads that failed
 //!   db/.etcd-snapshot/                     work dir: the writers' lock, `<snapshot>.part` temp files
 //! ```
@@ -28,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 /// The metadata dir's name, beside the snapshot dir (RKE2's).
 pub const METADATA_DIR: &str = ".metadata";
+/// The encryption record dir's name, beside the snapshot dir.
+pub const ENCRYPTION_DIR: &str = ".encryption";
 /// The failed-upload marker dir's name, beside the snapshot dir.
 pub const PENDING_DIR: &str = ".s3-pending";
 /// The work dir's name, beside the snapshot dir: lock and temp files.
@@ -51,6 +54,11 @@ fn sibling(snapshot_dir: &Path, name: &str) -> PathBuf {
 /// The metadata dir that belongs to a snapshot dir: `<snapshot-dir>/../.metadata`.
 pub fn metadata_dir_for(snapshot_dir: &Path) -> PathBuf {
     sibling(snapshot_dir, METADATA_DIR)
+}
+
+/// The encryption record dir of a snapshot dir: `<snapshot-dir>/../.encryption`.
+pub fn encryption_dir_for(snapshot_dir: &Path) -> PathBuf {
+    sibling(snapshot_dir, ENCRYPTION_DIR)
 }
 
 /// The failed-upload marker dir of a snapshot dir: `<snapshot-dir>/../.s3-pending`.
@@ -110,6 +118,11 @@ impl SnapshotDirLayout {
     /// `<metadata>/<file_name>`: a snapshot's extra-metadata JSON.
     pub fn metadata_path(&self, file_name: &str) -> PathBuf {
         self.metadata.join(file_name)
+    }
+
+    /// `<snapshot-dir>/../.encryption/<file_name>`: an encrypted snapshot's record.
+    pub fn encryption_path(&self, file_name: &str) -> PathBuf {
+        encryption_dir_for(&self.snapshots).join(file_name)
     }
 
     /// `<work>/<file_name>.part`: a snapshot while it is written.

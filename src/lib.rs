@@ -14,6 +14,8 @@
 //!   certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `telemetry`: logging (and its settings), Prometheus/OpenMetrics metrics and the CLI's
 //!   `--progress` reporting; below everything it observes, so the save pipeline reports to it.
+//! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
+//!   writer of the save pipeline and the decrypting reader every read path uses.
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing
@@ -54,6 +56,7 @@ pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crypt;
 pub mod daemon;
 pub mod errors;
 pub mod etcd;

@@ -81,6 +81,17 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
         }
         Command::ConfigValidate => EXIT_OK,
         Command::Crd => print_crd(),
+        Command::Rekey { dry_run } => {
+            print_warnings(&resolved.warnings);
+            match commands::rekey::run(&resolved.config, dry_run) {
+                Ok(true) => EXIT_OK,
+                Ok(false) => EXIT_PARTIAL,
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    EXIT_FAILURE
+                }
+            }
+        }
         Command::Restore(action) => {
             print_warnings(&resolved.warnings);
             match commands::restore::run(&action, &resolved.config).await {

@@ -253,6 +253,7 @@ mod tests {
                 retention_rules: Default::default(),
                 schedule: Schedule::parse("@hourly").unwrap(),
                 reconcile_interval: std::time::Duration::from_secs(600),
+                encryption: Default::default(),
             },
             api: ApiSettings {
                 bind_address: loopback,

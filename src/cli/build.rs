@@ -35,6 +35,7 @@ pub fn command() -> Command {
     )
     .subcommands(client_subcommands())
     .subcommand(restore_command())
+    .subcommand(rekey_command())
     .subcommand(config_command())
     .subcommand(
         Command::new("crd").about(
@@ -70,8 +71,8 @@ fn client_subcommands() -> Vec<Command> {
         .short('o')
         .long("output")
         .value_name("FORMAT")
-        .help("Output format")
-        .value_parser(["table", "json", "yaml"])
+        .help("Output format; wide adds an Encrypted column (age or no) to the table")
+        .value_parser(["table", "wide", "json", "yaml"])
         .default_value("table");
     let ls = Command::new("ls")
         .about("List snapshots")
@@ -109,11 +110,11 @@ fn restore_command() -> Command {
              (the server must be stopped); same as `server --cluster-reset \
              --cluster-reset-restore-path=SNAPSHOT`",
         )
-        .arg(
-            Arg::new("snapshot")
-                .value_name("SNAPSHOT")
-                .help("A snapshot file (raw or .zip), or an S3 object name when etcd-s3 is on"),
-        )
+        .arg(Arg::new("snapshot").value_name("SNAPSHOT").help(
+            "A snapshot file (raw, .zip, or age-encrypted .age / .zip.age, which needs \
+                     --etcd-snapshot-encryption-identity-file), or an S3 object name when \
+                     etcd-s3 is on",
+        ))
         .arg(
             Arg::new("rollback")
                 .long("rollback")
@@ -129,6 +130,23 @@ fn restore_command() -> Command {
                 .action(ArgAction::SetTrue),
         );
     with_keys(cmd, Scope::Server, false)
+}
+
+/// `rekey`: re-encrypt the local snapshot dir's copies to the current recipients.
+fn rekey_command() -> Command {
+    let cmd = Command::new("rekey")
+        .about(
+            "Re-encrypt this node's local snapshots to the current etcd-snapshot-encryption \
+             recipients (needs --etcd-snapshot-encryption-identity-file for the old keys), and \
+             encrypt plaintext ones; crash-safe and resumable, one report line per copy",
+        )
+        .arg(
+            Arg::new("dry-run")
+                .long("dry-run")
+                .help("Print what each copy would get without changing anything")
+                .action(ArgAction::SetTrue),
+        );
+    with_keys(cmd, Scope::Client, false)
 }
 
 fn config_command() -> Command {

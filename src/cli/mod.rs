@@ -20,6 +20,8 @@ pub use build::{EXIT_CODES, command};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Table,
+    /// The table plus an `Encrypted` column.
+    Wide,
     Json,
     Yaml,
 }
@@ -48,6 +50,10 @@ pub enum Command {
     Restore(RestoreAction),
     /// `crd`: print the `ETCDSnapshotFile` CustomResourceDefinition.
     Crd,
+    /// `rekey [--dry-run]`: re-encrypt local snapshots to the current recipients.
+    Rekey {
+        dry_run: bool,
+    },
 }
 
 /// What `etcd-snapshot restore` does.
@@ -143,6 +149,9 @@ fn command_for(
         },
         ["config", "validate"] => Command::ConfigValidate,
         ["crd"] => Command::Crd,
+        ["rekey"] => Command::Rekey {
+            dry_run: leaf.get_flag("dry-run"),
+        },
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();
             match (
@@ -175,6 +184,7 @@ fn output_format(leaf: &clap::ArgMatches) -> OutputFormat {
     match leaf.get_one::<String>("output").map(String::as_str) {
         Some("json") => OutputFormat::Json,
         Some("yaml") => OutputFormat::Yaml,
+        Some("wide") => OutputFormat::Wide,
         _ => OutputFormat::Table,
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod output;
 pub mod prune_output;
+pub mod rekey;
 pub mod request;
 pub mod restore;
 
@@ -216,11 +217,12 @@ fn print_reply(
             };
             let text = match format {
                 OutputFormat::Table => output::table(&list),
+                OutputFormat::Wide => output::wide_table(&list),
                 OutputFormat::Json => output::json(&list).map_err(CommandError::Output)?,
                 OutputFormat::Yaml => output::yaml(&list).map_err(CommandError::Output)?,
             };
             print!("{text}");
-            if format == OutputFormat::Table {
+            if matches!(format, OutputFormat::Table | OutputFormat::Wide) {
                 // The table keeps RKE2's columns for scripts; what is not ready is said aside.
                 for line in output::not_ready_notes(&list) {
                     eprintln!("{line}");

@@ -33,24 +33,43 @@ pub fn sort_items(list: &mut EtcdSnapshotFileList) {
 
 /// The table: a header and one row per item, columns padded to the widest cell plus one space.
 pub fn table(list: &EtcdSnapshotFileList) -> String {
-    let mut rows: Vec<[String; 4]> = vec![[
-        "Name".into(),
-        "Location".into(),
-        "Size".into(),
-        "Created".into(),
-    ]];
+    render_rows(rows(list, false))
+}
+
+/// `-o wide`: RKE2's columns plus `Encrypted` (`age` for a `.age` copy, else `no`).
+pub fn wide_table(list: &EtcdSnapshotFileList) -> String {
+    render_rows(rows(list, true))
+}
+
+fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
+    let mut header: Vec<String> = ["Name", "Location", "Size", "Created"]
+        .map(String::from)
+        .to_vec();
+    if wide {
+        header.push("Encrypted".into());
+    }
+    let mut rows = vec![header];
     for item in &list.items {
         let cell = |text: &str| printable(text).into_owned();
-        rows.push([
+        let mut row = vec![
             cell(&item.spec.snapshot_name),
             cell(&item.spec.location),
             cell(&size_in_bytes(
                 item.status.size.as_deref().unwrap_or_default(),
             )),
             cell(item.status.creation_time.as_deref().unwrap_or_default()),
-        ]);
+        ];
+        if wide {
+            let encrypted = crate::snapshot::name::is_encrypted_name(&item.spec.snapshot_name);
+            row.push(if encrypted { "age" } else { "no" }.into());
+        }
+        rows.push(row);
     }
-    let mut widths = [0usize; 4];
+    rows
+}
+
+fn render_rows(rows: Vec<Vec<String>>) -> String {
+    let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -255,5 +274,20 @@ mod tests {
             text.contains("kind: List") && text.contains("snapshotName: a-n1-1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn wide_adds_the_encrypted_column_and_table_keeps_rke2s() {
+        let list =
+            EtcdSnapshotFileList::new(vec![item("a-n1-1.zip.age", 1, 10), item("a-n1-2", 2, 10)]);
+        let wide = wide_table(&list);
+        let lines: Vec<&str> = wide.lines().collect();
+        assert!(
+            lines[0].ends_with(" Created              Encrypted"),
+            "{wide}"
+        );
+        assert!(lines[1].starts_with("a-n1-1.zip.age") && lines[1].ends_with(" age"));
+        assert!(lines[2].ends_with(" no"), "{wide}");
+        assert!(!table(&list).contains("Encrypted"));
     }
 }

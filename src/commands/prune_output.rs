@@ -43,7 +43,7 @@ pub fn render(
     format: OutputFormat,
 ) -> Result<Option<String>, PruneOutputError> {
     match format {
-        OutputFormat::Table => Ok(None),
+        OutputFormat::Table | OutputFormat::Wide => Ok(None),
         OutputFormat::Json => {
             let mut buf = Vec::new();
             let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");

@@ -336,6 +336,7 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         retention_rules: super::retention::local_rules(p),
         schedule: p.cron("etcd-snapshot-schedule-cron")?,
         reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
+        encryption: super::encryption::settings(p),
     })
 }
 

@@ -152,6 +152,8 @@ pub struct SnapshotSettings {
     pub reconcile_interval: Duration,
     /// `--etcd-snapshot-schedule-cron`.
     pub schedule: Schedule,
+    /// `etcd-snapshot-encryption-*`: age recipients of new snapshots, this host's identities.
+    pub encryption: super::encryption::EncryptionSettings,
 }
 
 impl SnapshotSettings {

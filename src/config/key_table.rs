@@ -113,6 +113,25 @@ pub static KEYS: &[KeySpec] = &[
         help: "Compress snapshots (zip)",
         ..ROW
     },
+    // Encryption (config::encryption).
+    KeySpec {
+        name: "etcd-snapshot-encryption-recipients",
+        kind: Kind::StringList,
+        help: "Encrypt new snapshots with age to these X25519 public keys (age1...); files are named <name>[.zip].age and only the matching private keys can restore them [default: unset, not encrypted]",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-encryption-recipients-file",
+        kind: Kind::Path,
+        help: "File of age public keys (one age1... per line, # comments), re-read by every save; adds to --etcd-snapshot-encryption-recipients",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-encryption-identity-file",
+        kind: Kind::Path,
+        help: "File of age private keys (age-keygen output) used to decrypt snapshots for restore and rekey; keep it off the server and away from the snapshots. Never read by a save",
+        ..ROW
+    },
     KeySpec {
         name: "etcd-snapshot-retention",
         aliases: &["snapshot-retention"],

@@ -7,6 +7,7 @@
 mod build;
 pub mod desired;
 pub mod duration;
+pub mod encryption;
 pub mod env;
 mod etcd_check;
 pub mod file;

@@ -19,7 +19,7 @@ use super::{
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::kube::resources::S3Spec;
-use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
+use crate::snapshot::name::validate_user_name;
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::SnapshotStore;
 use crate::store::local::LocalStore;
@@ -272,7 +272,7 @@ fn failed_upload_rows(
                 // The failure's time, as RKE2 records it: resources keep failures for 24 h
                 // from it.
                 created_unix: marker.failed_at.max(local.created_unix),
-                compressed: marker.name.ends_with(ZIP_SUFFIX),
+                compressed: crate::snapshot::name::is_compressed_name(&marker.name),
                 ready: false,
                 error: Some(format!(
                     "upload failed at {}: {}",

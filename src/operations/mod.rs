@@ -234,7 +234,21 @@ impl Operations {
             SaveKind::Scheduled => &settings.scheduled_name,
             SaveKind::OnDemand => &settings.on_demand_name,
         };
-        let name = store.allocate_name(base, rounded_now_unix(), settings.compress);
+        // Read afresh for every save: a rotated recipients file applies to the next snapshot.
+        let recipients =
+            settings
+                .encryption
+                .current_recipients()
+                .map_err(|source| OperationError::Save {
+                    name: base.clone(),
+                    source: SaveError::Encrypt(source),
+                })?;
+        let name = store.allocate_name(
+            base,
+            rounded_now_unix(),
+            settings.compress,
+            recipients.is_some(),
+        );
         let s3_started = Instant::now();
         let (tee, upload) = self.start_upload(config, &name);
         if config.etcd.is_embedded() {
@@ -242,7 +256,9 @@ impl Operations {
             sync_bootstrap_before_save(config).await;
         }
         let local_started = Instant::now();
-        let saved = self.stream_to_store(config, &store, &name, tee).await;
+        let saved = self
+            .stream_to_store(config, &store, &name, tee, recipients)
+            .await;
         self.metrics
             .observe_save_local(Status::of(&saved), local_started.elapsed().as_secs_f64());
         let saved = match saved {
@@ -261,6 +277,8 @@ impl Operations {
             path = %saved.path.display(),
             size = saved.size,
             sha256 = %saved.file_sha256,
+            encrypted_to = %crate::crypt::keys::join(&saved.recipients),
+            plaintext_sha256 = saved.plaintext_sha256.as_deref().unwrap_or(""),
             "snapshot saved"
         );
         self.metrics.set_last_success(saved.name.unix);
@@ -358,6 +376,7 @@ impl Operations {
         store: &LocalStore,
         name: &crate::snapshot::SnapshotName,
         tee: Option<Tee>,
+        recipients: Option<crate::crypt::Recipients>,
     ) -> Result<SavedSnapshot, OperationError> {
         let mut client = connect(&config.etcd)
             .await
@@ -373,6 +392,7 @@ impl Operations {
             name,
             metadata.as_ref(),
             tee,
+            recipients,
             progress,
         )
         .await

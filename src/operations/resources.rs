@@ -122,7 +122,7 @@ impl Operations {
             storage: Storage::Local,
             size: 0,
             created_unix: super::rounded_now_unix(),
-            compressed: name.ends_with(crate::snapshot::name::ZIP_SUFFIX),
+            compressed: crate::snapshot::name::is_compressed_name(name),
             ready: false,
             error: Some(error.to_string()),
             token_hash: None,

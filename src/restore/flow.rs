@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::datadir::{self, install_staged, move_current_aside, rollback};
+use super::decrypt::{Decrypted, decrypt_to_file};
 use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, plan_restore};
 use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_flag};
 use super::run::{RestoreTarget, run_restore};
@@ -20,6 +21,7 @@ use super::verify::{check_free_space, quick_check, verify_snapshot_file};
 use super::{ResetError, checks, last_restore};
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
+use crate::snapshot::encryption_record::EncryptionRecord;
 use crate::snapshot::name::rounded_now_unix;
 use crate::store::s3::S3Store;
 use crate::store::s3::store::META_TOKEN_HASH;
@@ -61,7 +63,9 @@ pub async fn restore_snapshot(
     let created = CreatedDirs::ensure(&[&config.snapshot.dir, &plan.db_dir])?;
     let staged = async {
         let input = fetch(config, &plan, token).await?;
-        // The extracted copy of a zip is removed whatever happens next.
+        // The decrypted and extracted copies are removed whatever happens next.
+        let decrypted = decrypt(config, &plan, &input).await?;
+        let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
         let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
         stage(config, &plan, extracted.path(), &passphrase).await
     }
@@ -161,6 +165,34 @@ async fn fetch(
             Ok(path)
         }
     }
+}
+
+/// An encrypted snapshot's plaintext copy in the snapshot dir (None for a plaintext snapshot).
+/// A snapshot this host's identities cannot open is refused here, before anything is touched.
+async fn decrypt(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    input: &Path,
+) -> Result<Option<Decrypted>, ResetError> {
+    if !plan.encrypted {
+        return Ok(None);
+    }
+    let identities = config
+        .snapshot
+        .encryption
+        .identities()
+        .map_err(ResetError::Identity)?;
+    let (input, dir) = (input.to_path_buf(), config.snapshot.dir.clone());
+    tracing::info!(snapshot = %input.display(), "decrypting the encrypted snapshot");
+    let decrypted = tokio::task::spawn_blocking(move || {
+        // The save's record names the keys the file needs (the age header cannot).
+        let needed = EncryptionRecord::read_beside(&input)
+            .map(|r| r.recipients)
+            .unwrap_or_default();
+        decrypt_to_file(&input, &dir, identities.as_ref(), &needed)
+    })
+    .await??;
+    Ok(Some(decrypted))
 }
 
 /// The snapshot file to restore from: the input itself, or its extracted copy in the

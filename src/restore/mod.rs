@@ -9,6 +9,7 @@
 
 mod checks;
 pub mod datadir;
+pub mod decrypt;
 mod error;
 pub mod flow;
 pub mod last_restore;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::RestoreError;
 use super::datadir::LIVE_DIR;
 use super::unzip::check_entry_name;
-use crate::snapshot::name::ZIP_SUFFIX;
+use crate::snapshot::name::{is_compressed_name, is_encrypted_name};
 
 /// Extra room the restored member needs beyond its database: etcd preallocates a 64 MB WAL
 /// segment, plus slack for the `.snap` file and a first round of writes.
@@ -45,8 +45,10 @@ pub enum SnapshotSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestorePlan {
     pub source: SnapshotSource,
-    /// The file (local or downloaded) is a `.zip` to extract first.
+    /// The file (local or downloaded) is a `.zip` to extract first (after decrypting).
     pub compressed: bool,
+    /// The file is an age file (`.age`) to decrypt first.
+    pub encrypted: bool,
     /// `<data-dir>/server/db`.
     pub db_dir: PathBuf,
     /// `<data-dir>/server/db/etcd`: the live member dir.
@@ -98,12 +100,14 @@ pub fn plan_restore(inputs: &RestoreInputs) -> Result<RestorePlan, RestoreError>
             path: PathBuf::from(&inputs.restore_path),
         }
     };
-    let compressed = given.ends_with(ZIP_SUFFIX);
+    let compressed = is_compressed_name(given);
+    let encrypted = is_encrypted_name(given);
     let db_dir = inputs.data_dir.join("server").join("db");
     let unix = inputs.now_unix;
     Ok(RestorePlan {
         source,
         compressed,
+        encrypted,
         live_dir: db_dir.join(LIVE_DIR),
         staging_dir: db_dir.join(format!("etcd-restore-{unix}.tmp")),
         db_dir,

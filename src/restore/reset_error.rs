@@ -104,4 +104,8 @@ pub enum ResetError {
     Task(#[from] tokio::task::JoinError),
     #[error("failed to find the server token")]
     Token(#[from] crate::token::TokenError),
+    #[error(transparent)]
+    Decrypt(#[from] super::decrypt::DecryptError),
+    #[error("failed to read the encryption identity file; nothing was changed")]
+    Identity(#[source] crate::crypt::CryptError),
 }

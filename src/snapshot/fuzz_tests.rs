@@ -23,14 +23,20 @@ fn name_part() -> impl Strategy<Value = String> {
 }
 
 fn snapshot_name() -> impl Strategy<Value = SnapshotName> {
-    (name_part(), name_part(), 0i64..=i64::MAX, any::<bool>()).prop_map(
-        |(base, node, unix, compressed)| SnapshotName {
+    (
+        name_part(),
+        name_part(),
+        0i64..=i64::MAX,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(base, node, unix, compressed, encrypted)| SnapshotName {
             base,
             node,
             unix,
             compressed,
-        },
-    )
+            encrypted,
+        })
 }
 
 /// Names near the real format: pieces of real names glued with hostile text.
@@ -42,7 +48,17 @@ fn name_like() -> impl Strategy<Value = String> {
             hostile_text(12),
             hostile_text(12),
             "[0-9+-]{0,25}",
-            prop::sample::select(vec!["", ".zip", ".part", ".zip.part", "/"])
+            prop::sample::select(vec![
+                "",
+                ".zip",
+                ".part",
+                ".zip.part",
+                "/",
+                ".age",
+                ".zip.age",
+                ".age.zip",
+                ".zip.age.part"
+            ])
         )
             .prop_map(|(a, b, digits, suffix)| format!("{a}-{b}-{digits}{suffix}")),
     ]
@@ -55,7 +71,9 @@ fn round_trip(name: SnapshotName, other: String) -> TestCaseResult {
     prop_assert_eq!(timestamp_in_name(&file), Some(name.unix));
     prop_assert!(belongs_to_node(&file, &name.node));
     prop_assert_eq!(
-        name.stem() + if name.compressed { ".zip" } else { "" },
+        name.stem()
+            + if name.compressed { ".zip" } else { "" }
+            + if name.encrypted { ".age" } else { "" },
         file.clone()
     );
     if !name.base.starts_with('.') && !name.base.contains("..") && !name.node.contains("..") {
@@ -81,7 +99,11 @@ fn parse_any(text: String, node: String) -> TestCaseResult {
         );
         let parsed = parsed.unwrap();
         prop_assert_eq!(Some(parsed.unix), stamp);
-        prop_assert_eq!(parsed.compressed, text.ends_with(".zip"));
+        prop_assert_eq!(
+            parsed.compressed,
+            text.ends_with(".zip") || text.ends_with(".zip.age")
+        );
+        prop_assert_eq!(parsed.encrypted, text.ends_with(".age"));
     }
     if validate_user_name(&text).is_ok() {
         prop_assert!(!text.is_empty() && !text.contains(['/', '\\', '\0']));

@@ -1,4 +1,7 @@
-//! Snapshot names: `<base>-<node>-<unix seconds>[.zip]`, formatting and parsing.
+//! Snapshot names: `<base>-<node>-<unix seconds>[.zip][.age]`, formatting and parsing.
+//!
+//! `.age` marks an encrypted snapshot (an age file, `crate::crypt`); it comes last so RKE2,
+//! which only knows `.zip` and raw files, never mistakes one for a snapshot it can read.
 //!
 //! Pure. Parsing for retention is exact (the base and node must match, the rest must be digits)
 //! so that `etcd-snapshot` never matches `etcd-snapshot-weekly-...` or another node's files.
@@ -7,6 +10,9 @@
 
 /// The suffix of a compressed snapshot.
 pub const ZIP_SUFFIX: &str = ".zip";
+
+/// The suffix of an encrypted snapshot (after `.zip` when compressed).
+pub const AGE_SUFFIX: &str = ".age";
 
 /// The suffix of a snapshot being written (never a snapshot itself); the layout owns it.
 pub use crate::layout::PART_SUFFIX;
@@ -18,6 +24,8 @@ pub struct SnapshotName {
     pub node: String,
     pub unix: i64,
     pub compressed: bool,
+    /// Encrypted with age: the name ends in `.age`.
+    pub encrypted: bool,
 }
 
 impl SnapshotName {
@@ -28,16 +36,14 @@ impl SnapshotName {
 
     /// The file name on disk / the S3 object base name.
     pub fn file_name(&self) -> String {
-        if self.compressed {
-            format!("{}{ZIP_SUFFIX}", self.stem())
-        } else {
-            self.stem()
-        }
+        let zip = if self.compressed { ZIP_SUFFIX } else { "" };
+        let age = if self.encrypted { AGE_SUFFIX } else { "" };
+        format!("{}{zip}{age}", self.stem())
     }
 
-    /// Parses `file_name` only if it is exactly `<base>-<node>-<digits>[.zip]`.
+    /// Parses `file_name` only if it is exactly `<base>-<node>-<digits>[.zip][.age]`.
     pub fn parse_exact(file_name: &str, base: &str, node: &str) -> Option<Self> {
-        let (stem, compressed) = split_zip(file_name);
+        let (stem, compressed, encrypted) = split_suffixes(file_name);
         let digits = stem
             .strip_prefix(base)?
             .strip_prefix('-')?
@@ -49,16 +55,37 @@ impl SnapshotName {
             node: node.to_string(),
             unix,
             compressed,
+            encrypted,
         })
     }
 }
 
-/// Splits a trailing `.zip` off: (stem, was compressed).
-fn split_zip(file_name: &str) -> (&str, bool) {
-    match file_name.strip_suffix(ZIP_SUFFIX) {
-        Some(stem) => (stem, true),
+/// True when a snapshot file name says it is encrypted (ends in `.age`).
+pub fn is_encrypted_name(file_name: &str) -> bool {
+    file_name.ends_with(AGE_SUFFIX)
+}
+
+/// True when a snapshot file name says it is compressed: `.zip` or `.zip.age`.
+pub fn is_compressed_name(file_name: &str) -> bool {
+    split_suffixes(file_name).1
+}
+
+/// Splits the trailing `.age` and then `.zip` off: (stem, compressed, encrypted).
+pub fn split_suffixes(file_name: &str) -> (&str, bool, bool) {
+    let (rest, encrypted) = match file_name.strip_suffix(AGE_SUFFIX) {
+        Some(rest) => (rest, true),
         None => (file_name, false),
+    };
+    match rest.strip_suffix(ZIP_SUFFIX) {
+        Some(stem) => (stem, true, encrypted),
+        None => (rest, false, encrypted),
     }
+}
+
+/// `file_name` without its `.age` suffix: the name the plaintext had (rekey and decrypting
+/// readers use it to know whether what is inside is a zip).
+pub fn without_age(file_name: &str) -> &str {
+    file_name.strip_suffix(AGE_SUFFIX).unwrap_or(file_name)
 }
 
 /// Base-10 seconds made only of ASCII digits (no sign, no spaces), fitting an i64.
@@ -69,10 +96,10 @@ fn parse_digits(digits: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// RKE2's rule for reading a timestamp back from any snapshot file name: strip `.zip`, parse the
-/// part after the last `-` as base-10 seconds.
+/// RKE2's rule for reading a timestamp back from any snapshot file name: strip `.zip` (and
+/// first our `.age`), parse the part after the last `-` as base-10 seconds.
 pub fn timestamp_in_name(file_name: &str) -> Option<i64> {
-    let (stem, _) = split_zip(file_name);
+    let (stem, _, _) = split_suffixes(file_name);
     let (_, digits) = stem.rsplit_once('-')?;
     parse_digits(digits)
 }
@@ -84,9 +111,10 @@ pub fn belongs_to_node(file_name: &str, node: &str) -> bool {
     base_of(file_name, node).is_some()
 }
 
-/// The `<base>` of a `<base>-<node>-<digits>[.zip]` snapshot of `node`; None for anything else.
+/// The `<base>` of a `<base>-<node>-<digits>[.zip][.age]` snapshot of `node`; None for anything
+/// else.
 pub fn base_of<'a>(file_name: &'a str, node: &str) -> Option<&'a str> {
-    let (stem, _) = split_zip(file_name);
+    let (stem, _, _) = split_suffixes(file_name);
     let (rest, digits) = stem.rsplit_once('-')?;
     parse_digits(digits)?;
     rest.strip_suffix(node)
@@ -118,10 +146,16 @@ pub fn check_name_part(text: &str) -> Result<(), &'static str> {
 }
 
 /// Checks that every file a save of `base` on `node` writes fits in one file name: the longest
-/// is `<base>-<node>-<19 digits>.zip.part`. The limit of what may be asked is thus
-/// `MAX_FILE_NAME - 30` bytes for base and node together.
+/// is `<base>-<node>-<19 digits>.zip.age.part`. The limit of what may be asked is thus
+/// `MAX_FILE_NAME - 34` bytes for base and node together.
 pub fn check_fits(base: &str, node: &str) -> Result<(), String> {
-    let longest = base.len() + node.len() + "--".len() + 19 + ZIP_SUFFIX.len() + PART_SUFFIX.len();
+    let longest = base.len()
+        + node.len()
+        + "--".len()
+        + 19
+        + ZIP_SUFFIX.len()
+        + AGE_SUFFIX.len()
+        + PART_SUFFIX.len();
     if longest <= MAX_FILE_NAME {
         Ok(())
     } else {
@@ -162,7 +196,9 @@ pub fn validate_user_name(name: &str) -> Result<(), String> {
         return Err("a save in progress cannot be deleted".into());
     }
     if timestamp_in_name(name).is_none() {
-        return Err("not a snapshot name (expected <name>-<node>-<unix seconds>[.zip])".into());
+        return Err(
+            "not a snapshot name (expected <name>-<node>-<unix seconds>[.zip][.age])".into(),
+        );
     }
     Ok(())
 }
@@ -185,7 +221,32 @@ mod tests {
             node: node.into(),
             unix,
             compressed,
+            encrypted: false,
         }
+    }
+
+    #[test]
+    fn encrypted_names_end_in_age_after_zip_and_parse_back() {
+        for compressed in [false, true] {
+            let n = SnapshotName {
+                encrypted: true,
+                ..name("on-demand", "n1", 12, compressed)
+            };
+            let file = n.file_name();
+            assert!(file.ends_with(if compressed { ".zip.age" } else { "-12.age" }));
+            assert_eq!(SnapshotName::parse_exact(&file, "on-demand", "n1"), Some(n));
+            assert_eq!(timestamp_in_name(&file), Some(12));
+            assert_eq!(base_of(&file, "n1"), Some("on-demand"));
+            assert!(is_encrypted_name(&file));
+            assert_eq!(is_compressed_name(&file), compressed);
+            assert!(validate_user_name(&file).is_ok());
+        }
+        // `.age` only counts last: `.age.zip` is no snapshot name of ours.
+        assert_eq!(
+            SnapshotName::parse_exact("on-demand-n1-12.age.zip", "on-demand", "n1"),
+            None
+        );
+        assert!(validate_user_name("on-demand-n1-12.zip.age.part").is_err());
     }
 
     #[test]
@@ -331,9 +392,12 @@ mod tests {
     fn base_and_node_must_fit_one_file_name_together() {
         let node = "ip-172-31-7-118.us-east-2.compute.internal";
         assert_eq!(check_fits("on-demand", node), Ok(()));
-        let room = MAX_FILE_NAME - 30 - node.len();
+        let room = MAX_FILE_NAME - 34 - node.len();
         assert_eq!(check_fits(&"b".repeat(room), node), Ok(()));
-        let longest = name(&"b".repeat(room), node, i64::MAX, true);
+        let longest = SnapshotName {
+            encrypted: true,
+            ..name(&"b".repeat(room), node, i64::MAX, true)
+        };
         assert_eq!(
             format!("{}{PART_SUFFIX}", longest.file_name()).len(),
             MAX_FILE_NAME

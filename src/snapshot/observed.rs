@@ -56,6 +56,7 @@ pub async fn save_snapshot_observed(
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     tee: Option<Tee>,
+    recipients: Option<crate::crypt::Recipients>,
     progress: Arc<dyn Progress>,
 ) -> Result<SavedSnapshot, SaveError> {
     let stream = client.snapshot().await.map_err(SaveError::StartStream)?;
@@ -69,6 +70,7 @@ pub async fn save_snapshot_observed(
     let output = Output {
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee,
+        recipients,
     };
     let saved = save_from_source(source, layout, name, extra_metadata, output).await;
     let started = step.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -1,6 +1,7 @@
-//! The save pipeline: etcd's snapshot stream -> SHA-256 trailer check -> optional zip -> temp
-//! file -> fsync -> no-clobber publish. Where each of those files lives is the snapshot dir's
-//! `layout::SnapshotDirLayout` (the temp file in its work dir, never in the snapshot dir).
+//! The save pipeline: etcd's snapshot stream -> SHA-256 trailer check -> optional zip ->
+//! optional age encryption -> temp file -> fsync -> no-clobber publish. Where each of those
+//! files lives is the snapshot dir's `layout::SnapshotDirLayout` (the temp file in its work dir,
+//! never in the snapshot dir).
 //!
 //! The stream is read once and never held whole in memory: chunks cross a small bounded channel
 //! to a blocking writer (`sink`). Only a verified, fsynced, published file is a snapshot: any
@@ -16,8 +17,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::SnapshotName;
+use super::encryption_record::EncryptionRecord;
 use super::sink::{SnapshotSink, Written};
 use super::tee::Tee;
+use crate::crypt::{Fingerprint, Recipients};
 use crate::fsutil;
 use crate::layout::SnapshotDirLayout;
 
@@ -47,6 +50,10 @@ pub struct SavedSnapshot {
     pub file_sha256: String,
     /// Size of the etcd database image (without the 32-byte trailer).
     pub db_size: u64,
+    /// Encrypted: SHA-256 of the plaintext (what `age -d` gives back), hex.
+    pub plaintext_sha256: Option<String>,
+    /// Encrypted: the fingerprints of the recipients (never the keys); empty otherwise.
+    pub recipients: Vec<Fingerprint>,
 }
 
 /// Why a save failed.
@@ -72,6 +79,8 @@ pub enum SaveError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to encrypt the snapshot")]
+    Encrypt(#[source] crate::crypt::CryptError),
     #[error("failed to save snapshot {path}: a file with that name already exists")]
     AlreadyExists { path: PathBuf },
     #[error("failed to write snapshot metadata {path}")]
@@ -116,29 +125,34 @@ pub async fn save_snapshot(
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     tee: Option<Tee>,
+    recipients: Option<Recipients>,
 ) -> Result<SavedSnapshot, SaveError> {
     let stream = client.snapshot().await.map_err(SaveError::StartStream)?;
     let output = Output {
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee,
+        recipients,
     };
     save_from_source(stream, layout, name, extra_metadata, output).await
 }
 
-/// How the pipeline writes: the Deflate level (1-9, used only when `name.compressed`) and an
-/// optional second consumer of the bytes.
+/// How the pipeline writes: the Deflate level (1-9, used only when `name.compressed`), an
+/// optional second consumer of the bytes, and the age recipients (needed when
+/// `name.encrypted`).
 #[derive(Debug)]
 pub struct Output {
     pub compression_level: u32,
     pub tee: Option<Tee>,
+    pub recipients: Option<Recipients>,
 }
 
 impl Output {
-    /// No tee; the given compression level.
+    /// No tee, no encryption; the given compression level.
     pub fn level(compression_level: u32) -> Self {
         Self {
             compression_level,
             tee: None,
+            recipients: None,
         }
     }
 }
@@ -155,6 +169,10 @@ pub async fn save_from_source<S: ChunkSource>(
     let path = layout.snapshot_path(&name.file_name());
     let temp = layout.temp_path(&name.file_name());
     let work = layout.work.clone();
+    let fingerprints = match (&output.recipients, name.encrypted) {
+        (Some(r), true) => r.fingerprints(),
+        _ => Vec::new(),
+    };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let writer = {
         let (name, path) = (name.clone(), path.clone());
@@ -172,7 +190,21 @@ pub async fn save_from_source<S: ChunkSource>(
     read?;
     let (written, tee) = written?;
     if let Some(map) = extra_metadata.filter(|m| !m.is_empty()) {
-        write_metadata_or_roll_back(layout, &path, name, map).await?;
+        let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        let meta_path = layout.metadata_path(&name.file_name());
+        write_metadata_or_roll_back(layout, &path, meta_path, json).await?;
+    }
+    if name.encrypted {
+        let record = EncryptionRecord {
+            recipients: fingerprints.clone(),
+            plaintext_sha256: written.plaintext_sha256.clone(),
+            file_sha256: Some(written.file_sha256.clone()),
+        };
+        let record_path = layout.encryption_path(&name.file_name());
+        write_metadata_or_roll_back(layout, &path, record_path, record.to_json()).await?;
     }
     if let Some(tee) = tee {
         let (sha256, size) = (written.file_sha256.clone(), written.size);
@@ -187,6 +219,8 @@ pub async fn save_from_source<S: ChunkSource>(
         size: written.size,
         file_sha256: written.file_sha256,
         db_size: written.db_size,
+        plaintext_sha256: written.plaintext_sha256,
+        recipients: fingerprints,
     })
 }
 
@@ -245,7 +279,13 @@ fn write_and_publish(
     name: &SnapshotName,
     output: Output,
 ) -> Result<(Written, Option<Tee>), SaveError> {
-    let mut sink = SnapshotSink::create(temp, name, output.compression_level, output.tee)?;
+    let mut sink = SnapshotSink::create(
+        temp,
+        name,
+        output.compression_level,
+        output.tee,
+        output.recipients.as_ref(),
+    )?;
     loop {
         match rx.blocking_recv() {
             Some(Message::Chunk(chunk)) => sink.write_chunk(&chunk)?,
@@ -269,21 +309,18 @@ fn write_and_publish(
     Ok(written)
 }
 
-/// Writes the metadata file; if that fails the just-published snapshot is removed again, so an
-/// error always means "no snapshot" and a listed snapshot always has the metadata it was
-/// asked to carry.
+/// Writes a metadata file (`meta_path`: the extra metadata or the encryption record); if that
+/// fails the just-published snapshot is removed again, so an error always means "no snapshot"
+/// and a listed snapshot always has the metadata it was asked to carry.
 async fn write_metadata_or_roll_back(
     layout: &SnapshotDirLayout,
     snapshot: &Path,
-    name: &SnapshotName,
-    map: &BTreeMap<String, String>,
+    meta_path: PathBuf,
+    json: Vec<u8>,
 ) -> Result<(), SaveError> {
-    let meta_dir = layout.metadata.clone();
-    let meta_path = layout.metadata_path(&name.file_name());
-    let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
-        path: meta_path.clone(),
-        source: e.into(),
-    })?;
+    let meta_dir = meta_path
+        .parent()
+        .map_or_else(|| layout.metadata.clone(), Path::to_path_buf);
     let (snapshot, dir) = (snapshot.to_path_buf(), layout.snapshots.clone());
     let task = tokio::task::spawn_blocking(move || {
         let result = fsutil::create_dir_all_mode(&meta_dir, 0o700)
@@ -304,3 +341,7 @@ async fn write_metadata_or_roll_back(
 #[cfg(test)]
 #[path = "save_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "save_encrypted_tests.rs"]
+mod encrypted_tests;

@@ -41,6 +41,7 @@ fn name(compressed: bool) -> SnapshotName {
         node: "n1".into(),
         unix: 1_754_906_881,
         compressed,
+        encrypted: false,
     }
 }
 
@@ -258,6 +259,7 @@ fn teed(tee: crate::snapshot::tee::Tee) -> Output {
     Output {
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee: Some(tee),
+        recipients: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The blocking half of the save pipeline: checks etcd's SHA-256 trailer as bytes pass, writes
-//! them raw or as a one-entry zip into the temp file, and hashes what lands on disk.
+//! them raw or as a one-entry zip, encrypts that to the age recipients when there are any, and
+//! hashes both the plaintext (raw or zip) and what lands on disk.
 //!
 //! Runs on a blocking thread and sees one chunk at a time, so memory stays bounded. It never
 //! names, publishes or deletes files: the caller owns the temp file's lifecycle.
@@ -14,6 +15,7 @@ use super::SnapshotName;
 use super::save::SaveError;
 use super::tee::Tee;
 use super::zipstream::{ZipEntry, ZipStreamWriter};
+use crate::crypt::{EncryptingWriter, Recipients};
 use crate::fsutil;
 use crate::hex::encode as hex;
 
@@ -32,6 +34,9 @@ pub(crate) struct Written {
     pub size: u64,
     pub file_sha256: String,
     pub db_size: u64,
+    /// SHA-256 of the plaintext (the raw or zip bytes that were encrypted); None when the file
+    /// is not encrypted (it is then `file_sha256`).
+    pub plaintext_sha256: Option<String>,
 }
 
 /// Recomputes the digest of everything except the last 32 bytes, holding back a 32-byte tail
@@ -105,9 +110,37 @@ impl Write for HashingFile {
 
 type FileOut = BufWriter<HashingFile>;
 
+/// The plaintext side of the file: hashed (when encrypted) on its way into the encryptor.
+struct PlainOut {
+    hasher: Option<Sha256>,
+    inner: EncryptingWriter<FileOut>,
+}
+
+impl Write for PlainOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl PlainOut {
+    /// Ends the encryption (its final chunk) and returns the plaintext digest, if encrypted.
+    fn finish(self) -> io::Result<(FileOut, Option<String>)> {
+        let digest = self.hasher.map(|h| hex(&h.finalize()));
+        Ok((self.inner.finish()?, digest))
+    }
+}
+
 enum Output {
-    Raw(FileOut),
-    Zip(Box<ZipStreamWriter<FileOut>>),
+    // Boxed like the zip writer: the age stream writer holds a 64 KiB chunk state inline.
+    Raw(Box<PlainOut>),
+    Zip(Box<ZipStreamWriter<PlainOut>>),
 }
 
 /// Writes one snapshot into a freshly created temp file.
@@ -118,13 +151,15 @@ pub(crate) struct SnapshotSink {
 }
 
 impl SnapshotSink {
-    /// Creates `path` exclusively (0600); a zip sink starts its single entry right away. With a
-    /// tee, every byte written to the file is also sent to it.
+    /// Creates `path` exclusively (0600); a zip sink starts its single entry right away, an
+    /// encrypting one its age header. With a tee, every byte written to the file is also sent
+    /// to it (so S3 receives the ciphertext, never the plaintext).
     pub(crate) fn create(
         path: &Path,
         name: &SnapshotName,
         level: u32,
         tee: Option<Tee>,
+        recipients: Option<&Recipients>,
     ) -> Result<Self, SaveError> {
         let write_err = |source| SaveError::Write {
             path: path.to_path_buf(),
@@ -140,6 +175,18 @@ impl SnapshotSink {
                 tee,
             },
         );
+        // A `.age` name with nothing to encrypt to would publish plaintext under an encrypted
+        // name; refuse it rather than mislabel the file.
+        let recipients = match (name.encrypted, recipients) {
+            (false, _) => None,
+            (true, Some(r)) => Some(r),
+            (true, None) => return Err(SaveError::Encrypt(crate::crypt::CryptError::NoRecipients)),
+        };
+        let inner = EncryptingWriter::new(buffered, recipients).map_err(SaveError::Encrypt)?;
+        let buffered = PlainOut {
+            hasher: recipients.map(|_| Sha256::new()),
+            inner,
+        };
         let out = if name.compressed {
             // The zip writer never seeks back, so what is hashed is what stays on disk.
             let entry = ZipEntry {
@@ -150,7 +197,7 @@ impl SnapshotSink {
             let zip = ZipStreamWriter::new(buffered, &entry, level).map_err(write_err)?;
             Output::Zip(Box::new(zip))
         } else {
-            Output::Raw(buffered)
+            Output::Raw(Box::new(buffered))
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -177,10 +224,11 @@ impl SnapshotSink {
             path: path.clone(),
             source,
         };
-        let buffered = match out {
-            Output::Raw(w) => w,
+        let plain = match out {
+            Output::Raw(w) => *w,
             Output::Zip(z) => z.finish().map_err(write_err)?.0,
         };
+        let (buffered, plaintext_sha256) = plain.finish().map_err(write_err)?;
         let hashing = buffered
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
@@ -189,6 +237,7 @@ impl SnapshotSink {
             size: hashing.written,
             file_sha256: hex(&hashing.hasher.finalize()),
             db_size,
+            plaintext_sha256,
         };
         Ok((written, hashing.tee))
     }

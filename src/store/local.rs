@@ -16,7 +16,9 @@ use std::time::UNIX_EPOCH;
 
 use crate::fsutil;
 use crate::layout::{LEGACY_LOCK_FILE, SnapshotDirLayout};
-use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, timestamp_in_name};
+use crate::snapshot::name::{
+    AGE_SUFFIX, PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, is_compressed_name, timestamp_in_name,
+};
 use crate::snapshot::prune::{Candidate, Pruned, plan_retention};
 use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotName, SnapshotRecord, Storage};
@@ -138,7 +140,14 @@ impl LocalStore {
 
     /// A name for a new snapshot at `now_unix` that collides with no existing file (bumps the
     /// second until free, so two saves in one second never overwrite each other).
-    pub fn allocate_name(&self, base: &str, now_unix: i64, compressed: bool) -> SnapshotName {
+    /// Every form of the name (raw, zip, encrypted, in progress) counts as taken.
+    pub fn allocate_name(
+        &self,
+        base: &str,
+        now_unix: i64,
+        compressed: bool,
+        encrypted: bool,
+    ) -> SnapshotName {
         let mut unix = now_unix;
         loop {
             let name = SnapshotName {
@@ -146,17 +155,14 @@ impl LocalStore {
                 node: self.node.clone(),
                 unix,
                 compressed,
+                encrypted,
             };
             let stem = name.stem();
-            let zipped = format!("{stem}{ZIP_SUFFIX}");
-            let taken = [
-                self.layout.snapshot_path(&stem),
-                self.layout.snapshot_path(&zipped),
-                self.layout.temp_path(&stem),
-                self.layout.temp_path(&zipped),
-            ]
-            .iter()
-            .any(|path| std::fs::symlink_metadata(path).is_ok());
+            let taken = ["", ZIP_SUFFIX]
+                .iter()
+                .flat_map(|zip| ["", AGE_SUFFIX].map(|age| format!("{stem}{zip}{age}")))
+                .flat_map(|f| [self.layout.temp_path(&f), self.layout.snapshot_path(&f)])
+                .any(|path| std::fs::symlink_metadata(path).is_ok());
             if !taken {
                 return name;
             }
@@ -326,7 +332,7 @@ impl LocalStore {
             storage: Storage::Local,
             size: meta.len(),
             created_unix,
-            compressed: file_name.ends_with(ZIP_SUFFIX),
+            compressed: is_compressed_name(&file_name),
             ready: true,
             error: None,
             token_hash: None,
@@ -355,13 +361,19 @@ impl LocalStore {
         }
     }
 
+    /// Removes the snapshot's extra metadata and encryption record (either may be absent).
     fn remove_metadata(&self, file_name: &str) -> Result<(), StoreError> {
-        let path = self.layout.metadata_path(file_name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("delete snapshot metadata", &path)(e)),
+        for path in [
+            self.layout.metadata_path(file_name),
+            self.layout.encryption_path(file_name),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete snapshot metadata", &path)(e)),
+            }
         }
+        Ok(())
     }
 }
 

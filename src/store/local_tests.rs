@@ -224,10 +224,12 @@ fn allocate_name_skips_taken_seconds() {
     f.put_work("on-demand-n1-102.part");
     f.put_work("on-demand-n1-103.zip.part");
     f.put("on-demand-n2-104", b"");
-    let name = f.store.allocate_name("on-demand", 100, false);
+    let name = f.store.allocate_name("on-demand", 100, false, false);
     assert_eq!(name.file_name(), "on-demand-n1-104");
     assert_eq!(
-        f.store.allocate_name("on-demand", 200, true).file_name(),
+        f.store
+            .allocate_name("on-demand", 200, true, false)
+            .file_name(),
         "on-demand-n1-200.zip"
     );
 }

@@ -8,6 +8,7 @@
 //! store's layout) and uploads it.
 
 pub mod local;
+pub mod rekey;
 pub mod s3;
 
 use std::future::Future;

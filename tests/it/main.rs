@@ -19,6 +19,7 @@ mod cli;
 mod config_engine;
 mod durations;
 mod embedded_etcd;
+mod encryption;
 mod etcd_tls;
 mod kube;
 mod ls_output;

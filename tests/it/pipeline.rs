@@ -52,6 +52,7 @@ fn name(unix: i64, compressed: bool) -> SnapshotName {
         node: "n1".into(),
         unix,
         compressed,
+        encrypted: false,
     }
 }
 
@@ -98,6 +99,7 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
         &mut client,
         &SnapshotDirLayout::open(&dir),
         &name(1_700_000_000, false),
+        None,
         None,
         None,
     )
@@ -156,6 +158,7 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
         &name(1_700_000_000, false),
         None,
         None,
+        None,
     )
     .await
     .unwrap();
@@ -165,6 +168,7 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
         &SnapshotDirLayout::open(&dir),
         &name(1_700_000_001, true),
         Some(&meta),
+        None,
         None,
     )
     .await

@@ -23,7 +23,8 @@ pub fn resource_name(record: &SnapshotRecord) -> String {
     let node = record.node_name.as_str();
     let mut name = record.file_name.to_lowercase();
     if !is_dns1123_subdomain(&name) || name.len() + AFFIX_BUDGET > MAX_NAME {
-        name = fallback_name(node, record.created_unix, record.compressed);
+        let encrypted = crate::snapshot::name::is_encrypted_name(&record.file_name);
+        name = fallback_name(node, record.created_unix, record.compressed, encrypted);
     }
     let prefix = match record.storage {
         Storage::Local => "local",
@@ -34,10 +35,12 @@ pub fn resource_name(record: &SnapshotRecord) -> String {
 
 /// The name used when the file name cannot be an object name. RKE2 keeps the node's case here;
 /// we lowercase it so an upper-case host name still yields a valid object name.
-fn fallback_name(node: &str, created_unix: i64, compressed: bool) -> String {
+/// An encrypted copy keeps its `.age`, so its resource never shares a name with a plaintext one.
+fn fallback_name(node: &str, created_unix: i64, compressed: bool, encrypted: bool) -> String {
     let host = node.split('.').next().unwrap_or_default().to_lowercase();
     let zip = if compressed { ".zip" } else { "" };
-    format!("etcd-snapshot-{host}-{created_unix}{zip}")
+    let age = if encrypted { ".age" } else { "" };
+    format!("etcd-snapshot-{host}-{created_unix}{zip}{age}")
 }
 
 /// The first six hex characters of sha256(node + location).

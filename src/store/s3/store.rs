@@ -160,7 +160,7 @@ impl S3Store {
                 .and_then(|s| u64::try_from(s).ok())
                 .unwrap_or(0),
             created_unix: timestamp_in_name(name).or(modified)?,
-            compressed: name.ends_with(ZIP_SUFFIX),
+            compressed: crate::snapshot::name::is_compressed_name(name),
             ready: true,
             error: None,
             token_hash: None,

@@ -1,0 +1,299 @@
+//! Recipients (public keys), identities (private keys) and the fingerprints shown for both.
+//!
+//! A fingerprint is `age1:` plus the first 16 hex digits of the SHA-256 of the recipient's
+//! `age1…` text: short enough for a table column, stable across hosts, and never the key
+//! itself, so metadata, listings and metrics can name keys without carrying them. An identity's
+//! fingerprint is its recipient's, which is how a restore tells which snapshots a key opens.
+
+// age 0.13 marks the classic X25519 recipient deprecated in favour of post-quantum keys; it is
+// the format age-keygen and the age 1.1 tool use, so it is the one snapshots are encrypted to.
+#![allow(deprecated)]
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use super::CryptError;
+use crate::fsutil;
+
+/// Largest identity or recipients file read (a few thousand keys).
+pub const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+/// A key's public fingerprint: `age1:<16 hex digits>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of a recipient's canonical `age1…` text.
+    pub fn of_recipient(recipient: &age::x25519::Recipient) -> Self {
+        let digest = Sha256::digest(recipient.to_string().as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("age1:{hex}"))
+    }
+
+    /// A fingerprint read back from metadata: accepted only in the exact form we write, so
+    /// hostile metadata cannot smuggle text into listings.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("age1:")?;
+        let ok = hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ok.then(|| Self(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Joins fingerprints for messages and columns: `a,b,c` (sorted, no duplicates).
+pub fn join(fingerprints: &[Fingerprint]) -> String {
+    let mut sorted: Vec<&str> = fingerprints.iter().map(Fingerprint::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.join(",")
+}
+
+/// Parses a comma-joined fingerprint list from metadata; None when any entry is malformed.
+pub fn parse_list(text: &str) -> Option<Vec<Fingerprint>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(Fingerprint::parse).collect()
+}
+
+/// The public keys new snapshots are encrypted to.
+#[derive(Clone)]
+pub struct Recipients {
+    keys: Vec<age::x25519::Recipient>,
+}
+
+impl fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.fingerprints()).finish()
+    }
+}
+
+impl Recipients {
+    /// Parses `age1…` keys; `source_name` says where they came from (a key, a file) for errors.
+    /// Empty entries are skipped, so a trailing comma is harmless.
+    pub fn parse<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        source_name: &str,
+    ) -> Result<Self, CryptError> {
+        let mut keys = Vec::new();
+        for value in values.into_iter().map(str::trim).filter(|v| !v.is_empty()) {
+            let key = age::x25519::Recipient::from_str(value).map_err(|_| {
+                CryptError::InvalidRecipient {
+                    value: printable(value),
+                    source_name: source_name.to_string(),
+                }
+            })?;
+            keys.push(key);
+        }
+        Ok(Self { keys })
+    }
+
+    /// Parses a recipients file in the `age -R` format: one `age1…` key per line, `#` comments
+    /// and empty lines ignored.
+    pub fn parse_file_text(text: &str, source_name: &str) -> Result<Self, CryptError> {
+        Self::parse(
+            text.lines().filter(|l| !l.trim_start().starts_with('#')),
+            source_name,
+        )
+    }
+
+    /// Reads a recipients file (regular file, at most `MAX_KEY_FILE` bytes).
+    pub fn read_file(path: &Path) -> Result<Self, CryptError> {
+        let bytes = read_key_file(path, "encryption recipients file")?;
+        let text = String::from_utf8_lossy(&bytes);
+        Self::parse_file_text(&text, &format!("file {}", path.display()))
+    }
+
+    /// Adds `other`'s keys after these (duplicates dropped).
+    pub fn extend(&mut self, other: Recipients) {
+        for key in other.keys {
+            if !self.keys.iter().any(|k| k.to_string() == key.to_string()) {
+                self.keys.push(key);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn keys(&self) -> &[age::x25519::Recipient] {
+        &self.keys
+    }
+
+    /// The fingerprints, sorted, without duplicates.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        let mut all: Vec<Fingerprint> = self.keys.iter().map(Fingerprint::of_recipient).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// Private keys that can open snapshots. Never displayed: `Debug` shows fingerprints only.
+pub struct Identities {
+    keys: Vec<age::x25519::Identity>,
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.fingerprints()).finish()
+    }
+}
+
+impl Identities {
+    /// Parses an identity file in the format `age-keygen` writes: `AGE-SECRET-KEY-1…` lines,
+    /// `#` comments and empty lines. Errors name the line number, never its text.
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, CryptError> {
+        let mut keys = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key =
+                age::x25519::Identity::from_str(line).map_err(|_| CryptError::InvalidIdentity {
+                    line: index + 1,
+                    source_name: source_name.to_string(),
+                })?;
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(CryptError::NoIdentities {
+                source_name: source_name.to_string(),
+            });
+        }
+        Ok(Self { keys })
+    }
+
+    /// Reads an identity file (regular file, at most `MAX_KEY_FILE` bytes).
+    pub fn read_file(path: &Path) -> Result<Self, CryptError> {
+        let bytes = read_key_file(path, "encryption identity file")?;
+        // The bytes are secret: wrap them at once so they are zeroized when dropped.
+        let text = age::secrecy::SecretString::from(String::from_utf8_lossy(&bytes).into_owned());
+        drop(bytes);
+        Self::parse(text.expose_secret(), &format!("file {}", path.display()))
+    }
+
+    pub fn keys(&self) -> &[age::x25519::Identity] {
+        &self.keys
+    }
+
+    /// The fingerprints of the public halves, sorted.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        let mut all: Vec<Fingerprint> = self
+            .keys
+            .iter()
+            .map(|k| Fingerprint::of_recipient(&k.to_public()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// The public halves, to encrypt to (rekey keeps a copy readable by the same keys).
+    pub fn recipients(&self) -> Recipients {
+        Recipients {
+            keys: self
+                .keys
+                .iter()
+                .map(age::x25519::Identity::to_public)
+                .collect(),
+        }
+    }
+}
+
+fn read_key_file(path: &Path, what: &'static str) -> Result<Vec<u8>, CryptError> {
+    fsutil::read_capped(path, MAX_KEY_FILE).map_err(|source| CryptError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A value for an error message: at most 80 characters, control characters escaped by `{:?}`.
+fn printable(value: &str) -> String {
+    value.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_parse_and_fingerprint_without_showing_keys() {
+        let id = age::x25519::Identity::generate();
+        let public = id.to_public().to_string();
+        let recipients = Recipients::parse([public.as_str(), ""], "key x").unwrap();
+        let fp = recipients.fingerprints();
+        assert_eq!(fp.len(), 1);
+        assert!(Fingerprint::parse(fp[0].as_str()).is_some());
+        assert!(!format!("{recipients:?}").contains(&public));
+        let err = Recipients::parse(["age1nope"], "key etcd-snapshot-encryption-recipients")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("age1nope") && err.contains("etcd-snapshot-encryption-recipients"));
+        assert!(err.contains("expected an age X25519 public key"), "{err}");
+    }
+
+    #[test]
+    fn identity_files_parse_like_age_keygen_output_and_errors_hide_lines() {
+        let id = age::x25519::Identity::generate();
+        let secret = id.to_string();
+        let text = format!(
+            "# created: 2026-01-01\n# public key: {}\n{}\n",
+            id.to_public(),
+            secret.expose_secret()
+        );
+        let ids = Identities::parse(&text, "file k").unwrap();
+        assert_eq!(ids.fingerprints(), ids.recipients().fingerprints());
+        assert!(!format!("{ids:?}").contains("AGE-SECRET-KEY"));
+        let broken = format!("{}x\n", secret.expose_secret());
+        let err = Identities::parse(&broken, "file k")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 1") && !err.contains("AGE-SECRET"),
+            "{err}"
+        );
+        assert!(matches!(
+            Identities::parse("# only a comment\n", "file k"),
+            Err(CryptError::NoIdentities { .. })
+        ));
+    }
+
+    #[test]
+    fn fingerprint_lists_round_trip_and_refuse_anything_else() {
+        let ids: Vec<Fingerprint> = (0..3)
+            .map(|_| Fingerprint::of_recipient(&age::x25519::Identity::generate().to_public()))
+            .collect();
+        let text = join(&ids);
+        let mut back = parse_list(&text).unwrap();
+        back.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(back, want);
+        assert_eq!(parse_list(""), Some(vec![]));
+        for bad in [
+            "age1:XYZ",
+            "age1:0123",
+            "sha:0123456789abcdef",
+            "age1:0123456789abcdef,\n",
+        ] {
+            assert_eq!(parse_list(bad), None, "{bad:?}");
+        }
+    }
+}

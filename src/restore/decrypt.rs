@@ -1,0 +1,187 @@
+//! The decrypting step of a restore: an encrypted snapshot (`…[.zip].age`) is opened with this
+//! host's identities and its plaintext written to a private temp file beside it, which the
+//! rest of the restore reads like any other snapshot and which is removed when the restore is
+//! done, whatever its outcome.
+//!
+//! It runs before anything live is touched: a snapshot no identity opens is refused at its
+//! header (the error names the fingerprints it needs and those the host holds), and a tampered
+//! or truncated one fails while being copied, because age authenticates every 64 KiB chunk and
+//! marks the last one. Either way the data dir stays exactly as it was.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::crypt::{CryptError, Fingerprint, Identities, decrypting_reader};
+use crate::fsutil;
+use crate::snapshot::name::without_age;
+
+/// Why decrypting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptError {
+    #[error("cannot open encrypted snapshot {file}; nothing was changed")]
+    Open {
+        file: String,
+        #[source]
+        source: CryptError,
+    },
+    #[error(
+        "encrypted snapshot {file} is damaged (altered or truncated): it failed authentication after {plaintext_bytes} bytes of plaintext; nothing was changed"
+    )]
+    Damaged {
+        file: String,
+        plaintext_bytes: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The plaintext copy of an encrypted snapshot, removed on drop.
+pub struct Decrypted {
+    path: PathBuf,
+}
+
+impl Decrypted {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Decrypts `input` into `dest_dir/<name without .age>.decrypted` (0600, created exclusively).
+/// `needed` are the fingerprints the snapshot's metadata records, for the error message.
+pub fn decrypt_to_file(
+    input: &Path,
+    dest_dir: &Path,
+    identities: Option<&Identities>,
+    needed: &[Fingerprint],
+) -> Result<Decrypted, DecryptError> {
+    let file_name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let io_err = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DecryptError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let source = std::fs::File::open(input).map_err(io_err("open", input))?;
+    let mut reader =
+        decrypting_reader(source, identities, &file_name, needed).map_err(|source| {
+            DecryptError::Open {
+                file: file_name.clone(),
+                source,
+            }
+        })?;
+    let dest = dest_dir.join(format!("{}.decrypted", without_age(&file_name)));
+    // A leftover from an interrupted restore is only ever our own plaintext copy.
+    let _ = std::fs::remove_file(&dest);
+    let out = fsutil::create_new(&dest, 0o600).map_err(io_err("create", &dest))?;
+    let decrypted = Decrypted { path: dest };
+    let mut out = BufWriter::with_capacity(256 * 1024, out);
+    let mut counting = CountingWriter {
+        inner: &mut out,
+        written: 0,
+    };
+    if let Err(source) = io::copy(&mut reader, &mut counting) {
+        return Err(match source.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => DecryptError::Damaged {
+                file: file_name,
+                plaintext_bytes: counting.written,
+                source,
+            },
+            _ => io_err("write", decrypted.path())(source),
+        });
+    }
+    out.flush().map_err(io_err("write", decrypted.path()))?;
+    Ok(decrypted)
+}
+
+struct CountingWriter<'a, W: Write> {
+    inner: &'a mut W,
+    written: u64,
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+#[allow(deprecated)] // age 0.13 deprecates generating X25519 keys; they are what we test with
+mod tests {
+    use super::*;
+    use crate::crypt::EncryptingWriter;
+
+    fn identities() -> Identities {
+        let id = age::x25519::Identity::generate();
+        let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
+        Identities::parse(&text, "test").unwrap()
+    }
+
+    fn write_encrypted(path: &Path, data: &[u8], ids: &Identities) {
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = EncryptingWriter::new(file, Some(&ids.recipients())).unwrap();
+        w.write_all(data).unwrap();
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn decrypts_beside_and_removes_the_copy_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = identities();
+        let input = dir.path().join("on-demand-n1-5.zip.age");
+        let data = vec![3u8; 100_000];
+        write_encrypted(&input, &data, &ids);
+        let plain = decrypt_to_file(&input, dir.path(), Some(&ids), &[]).unwrap();
+        assert_eq!(
+            plain.path(),
+            dir.path().join("on-demand-n1-5.zip.decrypted")
+        );
+        assert_eq!(std::fs::read(plain.path()).unwrap(), data);
+        let path = plain.path().to_path_buf();
+        drop(plain);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn wrong_key_and_damage_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = identities();
+        let input = dir.path().join("s-n1-5.age");
+        write_encrypted(&input, &vec![9u8; 200_000], &ids);
+        let err = decrypt_to_file(&input, dir.path(), Some(&identities()), &[])
+            .err()
+            .unwrap();
+        assert!(matches!(err, DecryptError::Open { .. }), "{err}");
+        let mut bytes = std::fs::read(&input).unwrap();
+        bytes.truncate(bytes.len() - 100);
+        std::fs::write(&input, &bytes).unwrap();
+        let err = decrypt_to_file(&input, dir.path(), Some(&ids), &[])
+            .err()
+            .unwrap();
+        assert!(matches!(err, DecryptError::Damaged { .. }), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the input remains");
+    }
+}

@@ -49,6 +49,7 @@ pub fn command() -> Command {
             .arg_required_else_help(true)
             .subcommands(client_subcommands()),
     )
+    .subcommands(super::generate::subcommands())
 }
 
 fn client_subcommands() -> Vec<Command> {

@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod flags;
+pub mod generate;
 
 use clap::ArgMatches;
 use clap::error::ErrorKind;
@@ -46,6 +47,12 @@ pub enum Command {
     Restore(RestoreAction),
     /// `crd`: print the `ETCDSnapshotFile` CustomResourceDefinition.
     Crd,
+    /// `completions <shell>`: print a shell completion script.
+    Completions(generate::Shell),
+    /// `man [--out-dir DIR]`: print the main man page, or write every page into DIR.
+    Man {
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// What `etcd-snapshot restore` does.
@@ -137,6 +144,16 @@ fn command_for(
         },
         ["config", "validate"] => Command::ConfigValidate,
         ["crd"] => Command::Crd,
+        ["completions"] => Command::Completions(
+            leaf.get_one::<String>(generate::SHELL_ARG)
+                .and_then(|name| generate::Shell::from_name(name))
+                .expect("clap requires a shell from Shell::NAMES"),
+        ),
+        ["man"] => Command::Man {
+            dir: leaf
+                .get_one::<std::path::PathBuf>(generate::DIR_ARG)
+                .cloned(),
+        },
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();
             match (

@@ -19,6 +19,7 @@ mod durations;
 mod embedded_etcd;
 mod etcd_tls;
 mod generate;
+mod image;
 mod kube_api;
 mod kube_api_tests;
 mod kube_nodes;

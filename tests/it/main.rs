@@ -30,6 +30,7 @@ mod kube_support;
 mod kubectl;
 mod ls_output;
 mod manifests;
+mod package;
 mod pipeline;
 mod restore;
 mod s3;

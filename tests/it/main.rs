@@ -28,6 +28,7 @@ mod kube_secret;
 mod kube_server;
 mod kube_support;
 mod kubectl;
+mod kustomize;
 mod ls_output;
 mod manifests;
 mod package;

@@ -38,6 +38,8 @@ pub enum Command {
     },
     Prune {
         dry_run: bool,
+        /// `-o json|yaml`: the whole reply, every snapshot's retention verdict included.
+        output: OutputFormat,
     },
     ConfigShow {
         sources: bool,
@@ -117,11 +119,7 @@ fn command_for(
         }
         ["save"] => Command::Save,
         ["ls"] => Command::List {
-            output: match leaf.get_one::<String>("output").map(String::as_str) {
-                Some("json") => OutputFormat::Json,
-                Some("yaml") => OutputFormat::Yaml,
-                _ => OutputFormat::Table,
-            },
+            output: output_format(leaf),
         },
         ["delete"] => {
             let names: Vec<String> = leaf
@@ -138,6 +136,7 @@ fn command_for(
         }
         ["prune"] => Command::Prune {
             dry_run: leaf.get_flag("dry-run"),
+            output: output_format(leaf),
         },
         ["config", "show"] => Command::ConfigShow {
             sources: leaf.get_flag("sources"),
@@ -179,6 +178,15 @@ fn command_for(
             ));
         }
     })
+}
+
+/// `-o/--output` of `ls` and `prune`.
+fn output_format(leaf: &clap::ArgMatches) -> OutputFormat {
+    match leaf.get_one::<String>("output").map(String::as_str) {
+        Some("json") => OutputFormat::Json,
+        Some("yaml") => OutputFormat::Yaml,
+        _ => OutputFormat::Table,
+    }
 }
 
 /// Client flags are accepted before the subcommand name, but they mean nothing to `server`

@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod name;
 pub mod prune;
 pub mod record;
+pub mod retention;
 pub mod save;
 pub mod sink;
 pub mod tee;

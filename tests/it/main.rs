@@ -34,6 +34,7 @@ mod manifests;
 mod package;
 mod pipeline;
 mod restore;
+mod retention;
 mod s3;
 mod s3_ops;
 mod s3_retention;

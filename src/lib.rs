@@ -19,9 +19,10 @@
 //! - `daemon`: wires the server's tasks together and owns shutdown.
 //! - `tls_verify`: the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `token`: the server token (load, create, RKE2 forms).
-//! - `telemetry`: logging and Prometheus metrics.
+//! - `telemetry`: logging, Prometheus/OpenMetrics metrics and the CLI's `--progress` reporting.
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `fsutil`: crash-safe file writes and size-capped reads.
+//! - `layout`: every path under the data dir and beside a snapshot dir (pure functions).
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset.
 //! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
@@ -40,6 +41,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod fsutil;
 pub mod kube;
+pub mod layout;
 pub mod operations;
 pub mod restore;
 pub mod scheduler;

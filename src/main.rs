@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     if let Some(code) = generate(&invocation.command) {
         return ExitCode::from(code);
     }
+    telemetry::progress::install(invocation.progress);
     let engine = ConfigEngine::new(invocation.flags.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,11 +10,11 @@ use std::path::Path;
 
 use tokio::task::JoinHandle;
 
+use super::FailedItem;
 use super::pending::{self, PendingUpload};
 use super::{error_chain, rounded_now_unix};
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
-use crate::config::desired::{S3Settings, metadata_dir_for};
+use crate::config::desired::S3Settings;
 use crate::kube::KubeAccess;
 use crate::snapshot::save::SavedSnapshot;
 use crate::snapshot::tee::TeeReceiver;
@@ -22,7 +22,23 @@ use crate::store::s3::keys::location;
 use crate::store::s3::retry::RetryPolicy;
 use crate::store::s3::{ObjectMetadata, S3Error, S3Store, UploadedObject};
 
-/// Connects to the configured bucket as this node (name and cluster id for retention).
+/// The operation's S3 session: `open` when an earlier step of the same operation connected
+/// already, else a new connection. One operation thus checks the bucket and reads the token
+/// once, however many steps (upload, retention, listing) use S3.
+pub(super) async fn session(
+    kube: &KubeAccess,
+    config: &DesiredConfig,
+    settings: &S3Settings,
+    open: Option<S3Store>,
+) -> Result<S3Store, S3Error> {
+    match open {
+        Some(store) => Ok(store),
+        None => connect(kube, config, settings).await,
+    }
+}
+
+/// Connects to the configured bucket as this node (name and cluster id for retention, and the
+/// token hash its objects carry: the token file is read here, once per connection).
 pub(super) async fn connect(
     kube: &KubeAccess,
     config: &DesiredConfig,
@@ -36,12 +52,13 @@ pub(super) async fn connect(
         .with_token_hash(&token_hash))
 }
 
-/// The object metadata RKE2 reads: cluster id, uploading node, token hash.
-pub(super) fn object_metadata(config: &DesiredConfig) -> ObjectMetadata {
+/// The object metadata RKE2 reads: cluster id, uploading node, token hash (the one `store`
+/// was connected with).
+pub(super) fn object_metadata(config: &DesiredConfig, store: &S3Store) -> ObjectMetadata {
     ObjectMetadata {
         cluster_id: config.cluster_id.clone(),
         node_name: config.node_name.clone(),
-        token_hash: crate::token::server_token_hash(config).unwrap_or_default(),
+        token_hash: store.token_hash().to_string(),
         sha256: None,
     }
 }
@@ -75,7 +92,7 @@ pub(super) fn start_streamed_upload(
             Err(error) => return Streamed::Failed { store: None, error },
         };
         match store
-            .upload_stream(&name, &object_metadata(&config), feed)
+            .upload_stream(&name, &object_metadata(&config, &store), feed)
             .await
         {
             Ok(uploaded) => Streamed::Uploaded { store, uploaded },
@@ -102,14 +119,15 @@ pub(super) fn target_location(settings: &S3Settings, name: &str) -> String {
 
 /// Completes the S3 copy of a saved snapshot: takes the streamed result, or uploads the file
 /// with retries when streaming failed; then uploads the metadata file if there is one.
-/// Records or clears the failure marker. Returns the failure to report, if any.
+/// Records or clears the failure marker. Returns the failure to report, if any, and the
+/// connected store for the rest of the operation.
 pub(super) async fn finish_upload(
     kube: &KubeAccess,
     config: &DesiredConfig,
     settings: &S3Settings,
     saved: &SavedSnapshot,
     streamed: Result<Streamed, tokio::task::JoinError>,
-) -> Option<FailedItem> {
+) -> (Option<FailedItem>, Option<S3Store>) {
     let name = saved.name.file_name();
     let (store, first_error) = match streamed {
         Ok(Streamed::Uploaded { store, uploaded }) => (Some(store), Ok(uploaded)),
@@ -126,14 +144,14 @@ pub(super) async fn finish_upload(
     };
     match result {
         Ok((uploaded, store)) => {
-            upload_metadata_file(&store, saved).await;
+            upload_metadata_file(&store, saved, &object_metadata(config, &store)).await;
             if let Err(e) = pending::clear(saved.path.parent().unwrap_or(Path::new(".")), &name) {
                 tracing::warn!(snapshot = %name, error = %e, "failed to clear the upload-failure marker");
             }
             tracing::info!(snapshot = %name, location = %uploaded.location, size = uploaded.size, "snapshot copied to S3");
-            None
+            (None, Some(store))
         }
-        Err(e) => Some(record_failure(settings, saved, &e)),
+        Err(e) => (Some(record_failure(settings, saved, &e)), None),
     }
 }
 
@@ -145,13 +163,10 @@ async fn upload_saved_file(
     store: Option<S3Store>,
     saved: &SavedSnapshot,
 ) -> Result<(UploadedObject, S3Store), S3Error> {
-    let store = match store {
-        Some(store) => store,
-        None => connect(kube, config, settings).await?,
-    };
+    let store = session(kube, config, settings, store).await?;
     let metadata = ObjectMetadata {
         sha256: Some(saved.file_sha256.clone()),
-        ..object_metadata(config)
+        ..object_metadata(config, &store)
     };
     let uploaded = store
         .upload_file_with_retry(
@@ -166,17 +181,17 @@ async fn upload_saved_file(
 
 /// Uploads `<dir>/../.metadata/<name>` when the save wrote one; a failure only warns, as the
 /// snapshot itself is safely in S3.
-async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot) {
+async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot, metadata: &ObjectMetadata) {
     let name = saved.name.file_name();
     let dir = saved.path.parent().unwrap_or(Path::new("."));
-    let path = metadata_dir_for(dir).join(&name);
+    let path = crate::layout::metadata_dir_for(dir).join(&name);
     let read = tokio::task::spawn_blocking(move || {
         crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX)
     });
     let Ok(Ok(json)) = read.await else {
         return;
     };
-    if let Err(e) = store.upload_metadata(&name, json).await {
+    if let Err(e) = store.upload_metadata(&name, json, metadata).await {
         tracing::warn!(snapshot = %name, error = %error_chain(&e), "failed to upload the snapshot's metadata file to S3");
     }
 }

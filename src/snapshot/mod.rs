@@ -6,6 +6,7 @@
 
 pub mod backfill;
 pub mod name;
+pub mod observed;
 pub mod prune;
 pub mod record;
 pub mod retention;

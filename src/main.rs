@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use etcd_snapshot::cli::{self, Command};
+use etcd_snapshot::cli::{self, Command, generate};
 use etcd_snapshot::commands::{self, CommandError, Completion};
 use etcd_snapshot::config::{ConfigEngine, show};
 use etcd_snapshot::errors::error_chain;
@@ -31,6 +31,9 @@ fn main() -> ExitCode {
     };
     if invocation.command == Command::Crd {
         return ExitCode::from(print_crd());
+    }
+    if let Some(code) = generate(&invocation.command) {
+        return ExitCode::from(code);
     }
     telemetry::progress::install(invocation.progress);
     let engine = ConfigEngine::new(invocation.flags.clone());
@@ -139,6 +142,31 @@ fn print_crd() -> u8 {
             EXIT_FAILURE
         }
     }
+}
+
+/// `completions` and `man` need no configuration either: they describe the command line.
+fn generate(command: &Command) -> Option<u8> {
+    let result = match command {
+        Command::Completions(shell) => generate::print(
+            "completion script",
+            &generate::completion_script(*shell, cli::command()),
+        ),
+        Command::Man { dir } => {
+            let pages = generate::man_pages(cli::command());
+            match dir {
+                Some(dir) => generate::write_man_pages(dir, &pages),
+                None => generate::print("man page", &pages[0].1),
+            }
+        }
+        _ => return None,
+    };
+    Some(match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            EXIT_FAILURE
+        }
+    })
 }
 
 fn print_warnings(warnings: &[String]) {

@@ -50,6 +50,7 @@ pub fn command() -> Command {
             .arg_required_else_help(true)
             .subcommands(client_subcommands()),
     )
+    .subcommands(super::generate::subcommands())
 }
 
 /// `--progress`: how a run shows the progress of the bytes it moves itself (not a setting: it

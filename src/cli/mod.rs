@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod flags;
+pub mod generate;
 
 use clap::ArgMatches;
 use clap::error::ErrorKind;
@@ -53,6 +54,12 @@ pub enum Command {
     /// `rekey [--dry-run]`: re-encrypt local snapshots to the current recipients.
     Rekey {
         dry_run: bool,
+    },
+    /// `completions <shell>`: print a shell completion script.
+    Completions(generate::Shell),
+    /// `man [--out-dir DIR]`: print the main man page, or write every page into DIR.
+    Man {
+        dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -151,6 +158,16 @@ fn command_for(
         ["crd"] => Command::Crd,
         ["rekey"] => Command::Rekey {
             dry_run: leaf.get_flag("dry-run"),
+        },
+        ["completions"] => Command::Completions(
+            leaf.get_one::<String>(generate::SHELL_ARG)
+                .and_then(|name| generate::Shell::from_name(name))
+                .expect("clap requires a shell from Shell::NAMES"),
+        ),
+        ["man"] => Command::Man {
+            dir: leaf
+                .get_one::<std::path::PathBuf>(generate::DIR_ARG)
+                .cloned(),
         },
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();

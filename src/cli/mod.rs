@@ -46,6 +46,11 @@ pub enum Command {
     Restore(RestoreAction),
     /// `crd`: print the `ETCDSnapshotFile` CustomResourceDefinition.
     Crd,
+    /// `inspect`: check a snapshot (a name, a path or an S3 object name) and report on it.
+    Inspect {
+        snapshot: String,
+        output: OutputFormat,
+    },
 }
 
 /// What `etcd-snapshot restore` does.
@@ -137,6 +142,13 @@ fn command_for(
         },
         ["config", "validate"] => Command::ConfigValidate,
         ["crd"] => Command::Crd,
+        ["inspect"] => Command::Inspect {
+            snapshot: leaf
+                .get_one::<String>("snapshot")
+                .cloned()
+                .unwrap_or_default(),
+            output: output_format(leaf),
+        },
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();
             match (
@@ -162,6 +174,15 @@ fn command_for(
             ));
         }
     })
+}
+
+/// `-o` of `ls` and `inspect`.
+fn output_format(leaf: &ArgMatches) -> OutputFormat {
+    match leaf.get_one::<String>("output").map(String::as_str) {
+        Some("json") => OutputFormat::Json,
+        Some("yaml") => OutputFormat::Yaml,
+        _ => OutputFormat::Table,
+    }
 }
 
 /// Client flags are accepted before the subcommand name, but they mean nothing to `server`

@@ -5,6 +5,7 @@
 //! (store).
 
 pub mod backfill;
+pub mod inspect;
 pub mod name;
 pub mod prune;
 pub mod record;

@@ -18,6 +18,7 @@ mod crd;
 mod durations;
 mod embedded_etcd;
 mod etcd_tls;
+mod inspect;
 mod kube_api;
 mod kube_api_tests;
 mod kube_nodes;

@@ -72,6 +72,7 @@ impl InspectError {
             | InspectError::S3Disabled { .. }
             | InspectError::SpillDir { .. } => true,
             InspectError::S3 { source, .. } => source.is_not_found(),
+            InspectError::Open { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
             _ => false,
         }
     }

@@ -73,7 +73,7 @@ fn inline_bucket(items: &[(bool, &[u8], Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Lays pages out at their ids; missing ids are zero pages.
-fn image(pages: &[Vec<u8>], total: usize) -> Vec<u8> {
+pub(crate) fn image(pages: &[Vec<u8>], total: usize) -> Vec<u8> {
     let mut img = vec![0u8; total * PS];
     for p in pages {
         let id = u64::from_le_bytes(p[..8].try_into().unwrap()) as usize;
@@ -98,7 +98,7 @@ impl Visit for Seen {
 }
 
 /// Root leaf at 2: bucket "key" rooted at branch 3 (leaves 4, 5), bucket "meta" inline.
-fn good_pages() -> Vec<Vec<u8>> {
+pub(crate) fn good_pages() -> Vec<Vec<u8>> {
     vec![
         meta(0, 2, NO_FREELIST, 7, 10),
         meta(1, 2, NO_FREELIST, 7, 9),

@@ -8,11 +8,15 @@
 //! and renders. For a local plain file the SHA-256 pass and the walk run on two threads.
 
 pub mod bbolt;
+pub mod meta;
 pub mod mvcc;
 pub mod pages;
 pub mod report;
 pub mod source;
 pub mod tally;
+
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

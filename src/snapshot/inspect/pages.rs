@@ -2,12 +2,66 @@
 //! freelist's page ids. Pure; every position read from the page is checked against the page's
 //! length, so a hostile page gives an error, never a panic or an out-of-bounds read.
 
+use std::io;
+
 use super::bbolt::PAGE_HEADER;
 
 /// Size of a branch or leaf element.
 const ELEMENT: usize = 16;
 /// A freelist whose count does not fit the header's u16 stores it in its first u64.
 const COUNT_OVERFLOW: u16 = 0xFFFF;
+
+/// Positioned reads over the database image (a file, or bytes in tests).
+pub trait PageSource: Sync {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Bytes of the database image (the trailer excluded).
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PageSource for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl PageSource for &[u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+}
+
+/// A file image of known length, for a source whose `len` must not include a trailer.
+pub struct Bounded<'a, S: PageSource + ?Sized> {
+    pub source: &'a S,
+    pub len: u64,
+}
+
+impl<S: PageSource + ?Sized> PageSource for Bounded<'_, S> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.source.read_at(buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
 
 /// The 16-byte page header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

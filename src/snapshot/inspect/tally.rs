@@ -283,3 +283,71 @@ mod crc32c_state {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(main: u64, tombstone: bool) -> Vec<u8> {
+        let mut k = main.to_be_bytes().to_vec();
+        k.push(b'_');
+        k.extend_from_slice(&0u64.to_be_bytes());
+        if tombstone {
+            k.push(b't');
+        }
+        k
+    }
+
+    fn kv(key: &str, value: &str) -> Vec<u8> {
+        let mut m = vec![0x0a, key.len() as u8];
+        m.extend_from_slice(key.as_bytes());
+        m.extend_from_slice(&[0x2a, value.len() as u8]);
+        m.extend_from_slice(value.as_bytes());
+        m
+    }
+
+    #[test]
+    fn the_latest_revision_of_each_key_decides_the_resource_table() {
+        let mut t = Tally::default();
+        let entries = [
+            (rev(2, false), kv("/registry/pods/a", "v1")),
+            (rev(3, false), kv("/registry/pods/b", "v1")),
+            (rev(4, false), kv("/registry/pods/a", "v22")),
+            (rev(5, true), kv("/registry/pods/b", "")),
+            (rev(6, false), kv("/other", "x")),
+        ];
+        let mut all = b"key".to_vec();
+        t.bucket(b"key");
+        for (k, v) in &entries {
+            t.entry(k, Some(v));
+            all.extend_from_slice(k);
+            all.extend_from_slice(v);
+        }
+        t.bucket(b"meta");
+        t.entry(b"consistent_index", Some(&9u64.to_be_bytes()));
+        t.entry(b"scheduledCompactRev", Some(&rev(3, false)));
+        all.extend_from_slice(b"meta");
+        all.extend_from_slice(b"consistent_index");
+        all.extend_from_slice(&9u64.to_be_bytes());
+        all.extend_from_slice(b"scheduledCompactRev");
+        all.extend_from_slice(&rev(3, false));
+
+        assert_eq!(
+            t.hash(),
+            crc32c::crc32c(&all),
+            "one CRC over names, keys and values"
+        );
+        assert_eq!((t.total_key, t.revision, t.live_keys()), (7, Some(6), 2));
+        assert_eq!(
+            (t.consistent_index, t.scheduled_compact),
+            (Some(9), Some(3))
+        );
+        let groups = t.groups();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(
+            (groups[0].prefix.as_str(), groups[0].keys, groups[0].bytes),
+            ("/registry/pods", 1, 19)
+        );
+        assert_eq!(t.buckets, [("key".into(), 5), ("meta".into(), 2)]);
+    }
+}

@@ -92,7 +92,7 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
         }
         Command::Inspect { snapshot, output } => {
             print_warnings(&resolved.warnings);
-            match commands::inspect::run(&snapshot, output, &resolved.config).await {
+            match commands::inspect::run(&snapshot, output, &resolved).await {
                 Ok(true) => EXIT_OK,
                 Ok(false) => EXIT_FAILURE,
                 Err(e) => {

@@ -5,7 +5,7 @@
 use secrecy::SecretString;
 
 use crate::cli::OutputFormat;
-use crate::config::DesiredConfig;
+use crate::config::{DesiredConfig, Resolved, Source};
 use crate::snapshot::inspect::report::{InspectReport, render_table};
 use crate::snapshot::inspect::{self, InspectError, Target};
 use crate::store::s3::{S3Error, S3Store};
@@ -45,9 +45,10 @@ impl InspectCommandError {
 pub async fn run(
     snapshot: &str,
     output: OutputFormat,
-    config: &DesiredConfig,
+    resolved: &Resolved,
 ) -> Result<bool, InspectCommandError> {
-    let token = given_token(config)?;
+    let config = &resolved.config;
+    let token = given_token(resolved)?;
     let target = inspect::resolve(snapshot, &config.snapshot.dir, config.s3.is_some())
         .map_err(InspectCommandError::Inspect)?;
     let data_dir = config.data_dir.clone();
@@ -76,12 +77,17 @@ pub async fn run(
     Ok(report.healthy)
 }
 
-/// The token to check the bootstrap data with: only one given explicitly (`--token`,
-/// `--token-file`, or their env and config forms), never the node's token file by default.
-fn given_token(config: &DesiredConfig) -> Result<Option<SecretString>, InspectCommandError> {
-    if config.token.is_none() && config.token_file.is_none() {
+/// The token to check the bootstrap data with: only one given on this command line
+/// (`--token`, `--token-file`). A server's token from its config file or environment is not
+/// used, so a snapshot of an etcd without bootstrap data is not called damaged for lacking it.
+fn given_token(resolved: &Resolved) -> Result<Option<SecretString>, InspectCommandError> {
+    let on_command_line = resolved.shown.iter().any(|v| {
+        (v.key == "token" || v.key == "token-file") && matches!(v.source, Source::Flag(_))
+    });
+    if !on_command_line {
         return Ok(None);
     }
+    let config: &DesiredConfig = &resolved.config;
     existing_server_token(config)
         .map(Some)
         .map_err(InspectCommandError::Token)

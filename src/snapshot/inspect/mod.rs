@@ -150,10 +150,13 @@ fn inspect_plain(file: &File, source: String, token: Option<&SecretString>) -> I
     let db_len = if size % 512 == 32 { size - 32 } else { size };
     let (streamed, walked) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| source::stream_file(file));
-        let walked = walk(&Bounded {
-            source: file,
-            len: db_len,
-        });
+        let walked = walk(
+            &Bounded {
+                source: file,
+                len: db_len,
+            },
+            token,
+        );
         (hashing.join(), walked)
     });
     let (checks, sha) = match streamed {
@@ -217,10 +220,13 @@ fn from_spill(
     let db_len = streamed.verified.as_ref().map_or(streamed.size, |v| v.0);
     let sha = streamed.verified.map(|v| v.1);
     checks.push(streamed.check);
-    let walked = walk(&Bounded {
-        source: spill,
-        len: db_len,
-    });
+    let walked = walk(
+        &Bounded {
+            source: spill,
+            len: db_len,
+        },
+        token,
+    );
     finish(source, size, sha, checks, walked, token)
 }
 
@@ -327,8 +333,15 @@ async fn s3_body_reader(
     Ok((crate::snapshot::sink::hex(&hasher.finalize()), size))
 }
 
-fn walk(src: &dyn bbolt::PageSource) -> (bbolt::Structure, tally::Tally) {
+/// Walks `src`, keeping the bootstrap value of `token`'s storage key.
+fn walk(
+    src: &dyn bbolt::PageSource,
+    token: Option<&SecretString>,
+) -> (bbolt::Structure, tally::Tally) {
     let mut tally = tally::Tally::default();
+    tally.bootstrap_wanted = token
+        .and_then(|t| token_password(t.expose_secret()).ok())
+        .map(|p| storage_key(p.expose_secret()));
     let structure = bbolt::walk(src, &mut tally);
     (structure, tally)
 }

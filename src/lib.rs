@@ -6,7 +6,8 @@
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), file watching, `config show`.
 //! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
-//! - `snapshot`: names, the streaming save pipeline, retention planning, listing records.
+//! - `snapshot`: names, the streaming save pipeline, retention planning, listing records,
+//!   and `inspect` (checking a snapshot and reading its figures without restoring it).
 //! - `store`: where snapshot copies live (`LocalStore`), listing/deleting/pruning them.
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
 //!   the direct-mode CLI.

@@ -6,6 +6,12 @@
 //! the data can only be read forward (zip, S3); see `source`. The walk (`bbolt`) and the
 //! decoders (`pages`, `mvcc`) are pure over positioned reads; `tally` adds up, `report` decides
 //! and renders. For a local plain file the SHA-256 pass and the walk run on two threads.
+//!
+//! The API other modules build on (restore drills compare a restored member with it), kept
+//! stable: [`inspect_local`] and [`inspect_s3`] return an [`InspectReport`] whose `healthy` is
+//! the verdict (every entry of `checks` passed), `etcd_status` holds `revision`, `total_key`,
+//! `total_size` and `hash` as `etcdutl snapshot status` (3.5) reports them, `live_keys` is the
+//! number of keys a member restored from it serves, and `sha256` is the trailer when it matched.
 
 pub mod bbolt;
 pub mod identity;

@@ -18,8 +18,8 @@
 //!   writer of the save pipeline and the decrypting reader every read path uses.
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
-//!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing
-//!   records.
+//!   the S3 backfill), `inspect` (checking a snapshot and reading its figures without restoring
+//!   it), retention planning, freshness (how stale the newest snapshot is), listing records.
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.

@@ -105,6 +105,21 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
                 }
             }
         }
+        Command::Inspect { snapshot, output } => {
+            print_warnings(&resolved.warnings);
+            match commands::inspect::run(&snapshot, output, &resolved).await {
+                Ok(true) => EXIT_OK,
+                Ok(false) => EXIT_FAILURE,
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    if e.is_usage() {
+                        EXIT_USAGE
+                    } else {
+                        EXIT_FAILURE
+                    }
+                }
+            }
+        }
         Command::Server => match daemon::run(engine, resolved).await {
             Ok(()) => EXIT_OK,
             Err(e) => {

@@ -36,6 +36,7 @@ pub fn command() -> Command {
     .subcommands(client_subcommands())
     .subcommand(restore_command())
     .subcommand(rekey_command())
+    .subcommand(inspect_command())
     .subcommand(config_command())
     .subcommand(
         Command::new("crd").about(
@@ -148,6 +149,39 @@ fn rekey_command() -> Command {
                 .action(ArgAction::SetTrue),
         );
     with_keys(cmd, Scope::Client, false)
+}
+
+/// `inspect`: a snapshot argument, `-o`, and the token whose bootstrap data it checks.
+fn inspect_command() -> Command {
+    let cmd = Command::new("inspect")
+        .about(
+            "Check a snapshot without restoring it (sha256 trailer, bbolt structure) and report \
+             its revision, key counts, resources, members and bootstrap data. Exit 0 healthy, \
+             1 damaged or unreadable, 2 usage error or not found",
+        )
+        .arg(
+            Arg::new("snapshot")
+                .value_name("SNAPSHOT")
+                .required(true)
+                .help(
+                    "A path (anything with a '/'), a snapshot name in the snapshot dir, or an \
+                     S3 object name when etcd-s3 is on; plain or .zip",
+                ),
+        )
+        .arg(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .value_name("FORMAT")
+                .help("Output format")
+                .value_parser(["table", "json", "yaml"])
+                .default_value("table"),
+        );
+    let token: Vec<&'static KeySpec> = ["token", "token-file"]
+        .iter()
+        .filter_map(|name| keys::get(name))
+        .collect();
+    add_args(cmd, &token, false, "Bootstrap check (the server token)")
 }
 
 fn config_command() -> Command {

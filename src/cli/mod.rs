@@ -61,6 +61,11 @@ pub enum Command {
     Man {
         dir: Option<std::path::PathBuf>,
     },
+    /// `inspect`: check a snapshot (a name, a path or an S3 object name) and report on it.
+    Inspect {
+        snapshot: String,
+        output: OutputFormat,
+    },
 }
 
 /// What `etcd-snapshot restore` does.
@@ -169,6 +174,13 @@ fn command_for(
                 .get_one::<std::path::PathBuf>(generate::DIR_ARG)
                 .cloned(),
         },
+        ["inspect"] => Command::Inspect {
+            snapshot: leaf
+                .get_one::<String>("snapshot")
+                .cloned()
+                .unwrap_or_default(),
+            output: output_format(leaf),
+        },
         ["restore"] => {
             let snapshot = leaf.get_one::<String>("snapshot").cloned();
             match (
@@ -196,8 +208,8 @@ fn command_for(
     })
 }
 
-/// `-o/--output` of `ls` and `prune`.
-fn output_format(leaf: &clap::ArgMatches) -> OutputFormat {
+/// `-o/--output` of `ls`, `prune` and `inspect`.
+fn output_format(leaf: &ArgMatches) -> OutputFormat {
     match leaf.get_one::<String>("output").map(String::as_str) {
         Some("json") => OutputFormat::Json,
         Some("yaml") => OutputFormat::Yaml,

@@ -23,6 +23,8 @@ mod encryption;
 mod etcd_tls;
 mod generate;
 mod image;
+mod inspect;
+mod inspect_evidence;
 mod kube;
 mod kustomize;
 mod ls_output;

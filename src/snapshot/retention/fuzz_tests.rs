@@ -3,7 +3,8 @@
 //! Properties: every snapshot gets exactly one verdict; the newest snapshot and the newest
 //! verified one are always kept; at least `min(min-count, snapshots)` are kept; a removal rule
 //! never removes more than the keep rules would have kept, and without max-age and
-//! max-total-size the count alone behaves as RKE2's "keep the newest N".
+//! max-total-size the count alone behaves as RKE2's "keep the newest N" (plus the newest
+//! verified snapshot when it is older than those N).
 
 use std::time::Duration;
 
@@ -107,10 +108,17 @@ fn invariants((policy, snapshots, now): (RetentionPolicy, Vec<Snapshot>, i64)) -
         } else {
             policy.count as usize
         };
+        // Plus the newest verified snapshot when the count leaves it out: it is always kept.
+        let newest_verified_at = verdicts.iter().position(|v| {
+            snapshots
+                .iter()
+                .any(|s| s.verified && s.file_name == v.file_name)
+        });
+        let extra = usize::from(newest_verified_at.is_some_and(|i| i >= n.max(1)));
         prop_assert_eq!(
             kept,
-            n.min(verdicts.len()).max(1),
-            "the count alone is RKE2's"
+            n.min(verdicts.len()).max(1) + extra,
+            "the count alone is RKE2's, plus the newest verified"
         );
         prop_assert!(
             verdicts

@@ -134,7 +134,7 @@ impl S3Store {
     }
 
     /// GetObject of `key`; `action` names the request in errors ("download", "read").
-    pub(super) async fn get(
+    pub(crate) async fn get(
         &self,
         key: &str,
         action: &'static str,

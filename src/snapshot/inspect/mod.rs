@@ -1,0 +1,379 @@
+//! `inspect`: reads a snapshot without restoring it and says whether it is whole and what it
+//! holds: the SHA-256 trailer, a structural walk of the bbolt file, etcd's `snapshot status`
+//! figures, counts per Kubernetes resource, members, and the bootstrap data.
+//!
+//! Reading only: nothing is written except an anonymous temp copy (outside the data dir) when
+//! the data can only be read forward (zip, S3); see `source`. The walk (`bbolt`) and the
+//! decoders (`pages`, `mvcc`) are pure over positioned reads; `tally` adds up, `report` decides
+//! and renders. For a local plain file the SHA-256 pass and the walk run on two threads.
+//!
+//! The API other modules build on (restore drills compare a restored member with it), kept
+//! stable: [`inspect_local`] and [`inspect_s3`] return an [`InspectReport`] whose `healthy` is
+//! the verdict (every entry of `checks` passed), `etcd_status` holds `revision`, `total_key`,
+//! `total_size` and `hash` as `etcdutl snapshot status` (3.5) reports them, `live_keys` is the
+//! number of keys a member restored from it serves, and `sha256` is the trailer when it matched.
+
+pub mod bbolt;
+pub mod identity;
+pub mod meta;
+pub mod mvcc;
+pub mod pages;
+pub mod report;
+pub mod source;
+pub mod tally;
+
+#[cfg(test)]
+mod fuzz_tests;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::bootstrap::crypto::storage_key;
+use crate::bootstrap::token_password;
+use crate::store::s3::{S3Error, S3Store};
+use bbolt::Bounded;
+use report::{Check, InspectReport};
+use source::{SpillFailure, Streamed};
+
+/// Why `inspect` could not produce a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("failed to find snapshot {name:?}: {looked}")]
+    NotFound { name: String, looked: String },
+    #[error("failed to open snapshot {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to inspect {path}: it is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("failed to pick a temp dir for the copy of {name}: {reason}")]
+    SpillDir { name: String, reason: String },
+    #[error("failed to write the temp copy of {name}")]
+    Spill {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read S3 object {name}")]
+    S3 {
+        name: String,
+        #[source]
+        source: Box<S3Error>,
+    },
+    #[error("failed to receive S3 object {name}")]
+    S3Body {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to inspect S3 object {name}: etcd-s3 is not enabled")]
+    S3Disabled { name: String },
+}
+
+impl InspectError {
+    /// Errors in what was asked (exit 2) rather than in reading what exists.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            InspectError::NotFound { .. }
+            | InspectError::NotAFile { .. }
+            | InspectError::S3Disabled { .. }
+            | InspectError::SpillDir { .. } => true,
+            InspectError::S3 { source, .. } => source.is_not_found(),
+            InspectError::Open { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
+/// Where the snapshot to inspect is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Local(PathBuf),
+    S3(String),
+}
+
+/// Resolves the argument: anything with a `/` is a path; a plain name is looked up in the
+/// snapshot dir, then (with etcd-s3 on) taken as an S3 object name, then as a file in the
+/// current dir.
+pub fn resolve(arg: &str, snapshot_dir: &Path, s3_enabled: bool) -> Result<Target, InspectError> {
+    if arg.contains('/') {
+        return Ok(Target::Local(PathBuf::from(arg)));
+    }
+    let in_dir = snapshot_dir.join(arg);
+    if crate::snapshot::name::validate_user_name(arg).is_ok() && in_dir.exists() {
+        return Ok(Target::Local(in_dir));
+    }
+    if s3_enabled {
+        return Ok(Target::S3(arg.to_string()));
+    }
+    if Path::new(arg).exists() {
+        return Ok(Target::Local(PathBuf::from(arg)));
+    }
+    Err(InspectError::NotFound {
+        name: arg.to_string(),
+        looked: format!(
+            "not in the snapshot dir {} nor the current dir, and etcd-s3 is off",
+            snapshot_dir.display()
+        ),
+    })
+}
+
+fn is_zip(name: &str) -> bool {
+    name.ends_with(crate::snapshot::name::ZIP_SUFFIX)
+}
+
+/// Inspects a local file (plain or `.zip`). Blocking.
+pub fn inspect_local(
+    path: &Path,
+    data_dir: &Path,
+    token: Option<&SecretString>,
+) -> Result<InspectReport, InspectError> {
+    let open_err = |source| InspectError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    if !meta.is_file() {
+        return Err(InspectError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let source = path.display().to_string();
+    if is_zip(&source) {
+        return inspect_zip(file, source, meta.len(), data_dir, token);
+    }
+    Ok(inspect_plain(&file, source, token))
+}
+
+/// A plain file: the SHA-256 pass and the walk run side by side over the same handle.
+fn inspect_plain(file: &File, source: String, token: Option<&SecretString>) -> InspectReport {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // The database is everything before a trailer; without one (damage) walk it all.
+    let db_len = if size % 512 == 32 { size - 32 } else { size };
+    let (streamed, walked) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| source::stream_file(file));
+        let walked = walk(
+            &Bounded {
+                source: file,
+                len: db_len,
+            },
+            token,
+        );
+        (hashing.join(), walked)
+    });
+    let (checks, sha) = match streamed {
+        Ok(Ok(s)) => (vec![s.check], s.verified.map(|v| v.1)),
+        Ok(Err(e)) => (
+            vec![Check::new("trailer", false, format!("read failed: {e}"))],
+            None,
+        ),
+        Err(_) => (
+            vec![Check::new("trailer", false, "the hashing thread failed")],
+            None,
+        ),
+    };
+    finish(source, size, sha, checks, walked, token)
+}
+
+/// A zip (local, or an S3 object already spilled): its entry is spilled, then walked.
+fn inspect_zip(
+    zip: File,
+    source: String,
+    size: u64,
+    data_dir: &Path,
+    token: Option<&SecretString>,
+) -> Result<InspectReport, InspectError> {
+    let dir = source::spill_dir(data_dir).map_err(|reason| InspectError::SpillDir {
+        name: source.clone(),
+        reason,
+    })?;
+    match source::spill_zip(zip, &dir) {
+        Ok((spill, streamed)) => {
+            let archive = Check::new("archive", true, "one entry, CRC-32 matches");
+            Ok(from_spill(
+                &spill,
+                source,
+                size,
+                streamed,
+                vec![archive],
+                token,
+            ))
+        }
+        Err(SpillFailure::Archive(detail)) => {
+            let checks = vec![Check::new("archive", false, detail)];
+            Ok(report::assemble(source, size, None, checks, None))
+        }
+        Err(SpillFailure::Spill(e)) => Err(InspectError::Spill {
+            name: source,
+            source: e,
+        }),
+    }
+}
+
+/// Walks a spilled image whose trailer was checked while it was written.
+fn from_spill(
+    spill: &File,
+    source: String,
+    size: u64,
+    streamed: Streamed,
+    mut checks: Vec<Check>,
+    token: Option<&SecretString>,
+) -> InspectReport {
+    let db_len = streamed.verified.as_ref().map_or(streamed.size, |v| v.0);
+    let sha = streamed.verified.map(|v| v.1);
+    checks.push(streamed.check);
+    let walked = walk(
+        &Bounded {
+            source: spill,
+            len: db_len,
+        },
+        token,
+    );
+    finish(source, size, sha, checks, walked, token)
+}
+
+/// Inspects an S3 object of the configured store: streamed into a spill (hashing the whole
+/// object against the SHA-256 recorded at upload, and the trailer), then as a local copy.
+pub async fn inspect_s3(
+    store: &S3Store,
+    name: &str,
+    data_dir: &Path,
+    token: Option<SecretString>,
+) -> Result<InspectReport, InspectError> {
+    crate::snapshot::name::validate_user_name(name).map_err(|reason| InspectError::NotFound {
+        name: name.to_string(),
+        looked: reason,
+    })?;
+    let key = store.layout().object_key(name);
+    let s3_err = |source: S3Error| InspectError::S3 {
+        name: name.to_string(),
+        source: Box::new(source),
+    };
+    let response = store.get(&key, "read").await.map_err(s3_err)?;
+    let meta = |key: &str| {
+        response
+            .metadata()
+            .and_then(|m| m.get(&key.to_ascii_lowercase()).cloned())
+    };
+    let recorded = meta(crate::store::s3::store::META_SHA256);
+    let uploader = meta(crate::store::s3::store::META_TOKEN_HASH).filter(|h| !h.is_empty());
+    let dir = source::spill_dir(data_dir).map_err(|reason| InspectError::SpillDir {
+        name: name.to_string(),
+        reason,
+    })?;
+    let spill_err = |source| InspectError::Spill {
+        name: name.to_string(),
+        source,
+    };
+    let mut spill = source::anonymous_file(&dir).map_err(spill_err)?;
+    let (object_sha, size) = s3_body_reader(response.body, &mut spill)
+        .await
+        .map_err(|source| InspectError::S3Body {
+            name: name.to_string(),
+            source,
+        })?;
+    let label = crate::store::s3::keys::location(store.client().bucket(), &key);
+    let object_check = match &recorded {
+        Some(r) if r.eq_ignore_ascii_case(&object_sha) => Check::new(
+            "object",
+            true,
+            format!("sha256 {object_sha} matches the one recorded at upload"),
+        ),
+        Some(r) => Check::new(
+            "object",
+            false,
+            format!("sha256 mismatch: recorded at upload {r}, the object hashes to {object_sha}"),
+        ),
+        None => Check::new(
+            "object",
+            true,
+            "no sha256 recorded with the object (not compared)",
+        ),
+    };
+    let data_dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut report = if is_zip(name_of(&label)) {
+            inspect_zip(spill, label, size, &data_dir, token.as_ref())?
+        } else {
+            let streamed = source::stream_file(&spill).map_err(spill_err_owned(&label))?;
+            from_spill(&spill, label, size, streamed, Vec::new(), token.as_ref())
+        };
+        let cluster = uploader.zip(token.as_ref());
+        let cluster = cluster.map(|(recorded, t)| identity::uploader_check(&recorded, t));
+        for check in [Some(object_check), cluster].into_iter().flatten().rev() {
+            report.healthy &= check.ok;
+            report.checks.insert(0, check);
+        }
+        Ok(report)
+    })
+    .await
+    .map_err(|e| InspectError::Spill {
+        name: name.to_string(),
+        source: std::io::Error::other(e),
+    })?
+}
+
+fn name_of(location: &str) -> &str {
+    location.rsplit('/').next().unwrap_or(location)
+}
+
+fn spill_err_owned(name: &str) -> impl Fn(std::io::Error) -> InspectError + '_ {
+    move |source| InspectError::Spill {
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// Writes the object's body into `spill`; returns its SHA-256 and size.
+async fn s3_body_reader(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    spill: &mut File,
+) -> std::io::Result<(String, u64)> {
+    use sha2::Digest;
+    use std::io::Write;
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        spill.write_all(&chunk)?;
+    }
+    Ok((crate::hex::encode(&hasher.finalize()), size))
+}
+
+/// Walks `src`, keeping the bootstrap value of `token`'s storage key.
+fn walk(
+    src: &dyn bbolt::PageSource,
+    token: Option<&SecretString>,
+) -> (bbolt::Structure, tally::Tally) {
+    let mut tally = tally::Tally::default();
+    tally.bootstrap_wanted = token
+        .and_then(|t| token_password(t.expose_secret()).ok())
+        .map(|p| storage_key(p.expose_secret()));
+    let structure = bbolt::walk(src, &mut tally);
+    (structure, tally)
+}
+
+/// Assembles the report and, with a token, checks that it decrypts the bootstrap data.
+fn finish(
+    source: String,
+    size: u64,
+    sha: Option<String>,
+    mut checks: Vec<Check>,
+    walked: (bbolt::Structure, tally::Tally),
+    token: Option<&SecretString>,
+) -> InspectReport {
+    let verdict = token.map(|t| identity::token_check(t, &walked.1));
+    if let Some(check) = &verdict {
+        checks.push(check.clone());
+    }
+    let mut report = report::assemble(source, size, sha, checks, Some(walked));
+    report.bootstrap.token_decrypts = verdict.map(|c| c.ok);
+    report
+}

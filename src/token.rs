@@ -245,6 +245,7 @@ mod tests {
                 allowed_dirs: Vec::new(),
                 allowed_ca_dirs: Vec::new(),
                 retention: 5,
+                retention_rules: Default::default(),
                 schedule: Schedule::parse("@hourly").unwrap(),
                 reconcile_interval: std::time::Duration::from_secs(600),
             },

@@ -63,6 +63,28 @@ pub struct SnapshotResponse {
     /// Extension: every copy delete/prune removed (or, in a dry run, would remove), and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<RemovedCopy>,
+    /// Extension (prune): every snapshot retention considered, kept or removed, and the rule
+    /// that decided it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<RetentionVerdict>,
+}
+
+/// One snapshot copy's retention verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionVerdict {
+    pub name: String,
+    /// `local` or `s3`.
+    pub storage: String,
+    /// A local path or `s3://bucket/key`.
+    pub location: String,
+    /// The name's time, RFC 3339.
+    pub created: String,
+    /// `keep` or `remove`.
+    pub action: String,
+    /// The deciding rule's identifier (`retention`, `keep-daily`, `max-age`, `newest`, ...).
+    pub rule: String,
+    /// The deciding rule in words.
+    pub reason: String,
 }
 
 /// One copy of a snapshot that was (or would be) removed.

@@ -189,6 +189,7 @@ mod tests {
             insecure: false,
             timeout: std::time::Duration::from_secs(5),
             retention: 5,
+            retention_rules: Default::default(),
             config_secret: None,
         }
     }

@@ -54,18 +54,17 @@ pub fn command() -> Command {
 
 fn client_subcommands() -> Vec<Command> {
     let save = Command::new("save").about("Trigger an on-demand etcd snapshot");
+    let output = Arg::new("output")
+        .short('o')
+        .long("output")
+        .value_name("FORMAT")
+        .help("Output format")
+        .value_parser(["table", "json", "yaml"])
+        .default_value("table");
     let ls = Command::new("ls")
         .about("List snapshots")
         .visible_aliases(["list", "l"])
-        .arg(
-            Arg::new("output")
-                .short('o')
-                .long("output")
-                .value_name("FORMAT")
-                .help("Output format")
-                .value_parser(["table", "json", "yaml"])
-                .default_value("table"),
-        );
+        .arg(output.clone());
     let delete = Command::new("delete")
         .about("Delete given snapshot(s)")
         .arg(
@@ -76,13 +75,14 @@ fn client_subcommands() -> Vec<Command> {
                 .action(ArgAction::Append),
         );
     let prune = Command::new("prune")
-        .about("Remove snapshots that exceed the configured retention count")
+        .about("Remove snapshots the retention policy does not keep (etcd-snapshot-retention and etcd-snapshot-retention-*, etcd-s3-retention-* in S3)")
         .arg(
             Arg::new("dry-run")
                 .long("dry-run")
-                .help("Print what would be deleted without deleting anything")
+                .help("Print every snapshot's verdict (kept or removed, and the deciding rule) without deleting anything")
                 .action(ArgAction::SetTrue),
-        );
+        )
+        .arg(output.help("Output format (json and yaml carry every snapshot's verdict)"));
     [save, ls, delete, prune]
         .into_iter()
         .map(|c| with_keys(c, Scope::Client, false))

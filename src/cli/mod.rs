@@ -37,6 +37,8 @@ pub enum Command {
     },
     Prune {
         dry_run: bool,
+        /// `-o json|yaml`: the whole reply, every snapshot's retention verdict included.
+        output: OutputFormat,
     },
     ConfigShow {
         sources: bool,
@@ -115,11 +117,7 @@ fn command_for(
         }
         ["save"] => Command::Save,
         ["ls"] => Command::List {
-            output: match leaf.get_one::<String>("output").map(String::as_str) {
-                Some("json") => OutputFormat::Json,
-                Some("yaml") => OutputFormat::Yaml,
-                _ => OutputFormat::Table,
-            },
+            output: output_format(leaf),
         },
         ["delete"] => {
             let names: Vec<String> = leaf
@@ -136,6 +134,7 @@ fn command_for(
         }
         ["prune"] => Command::Prune {
             dry_run: leaf.get_flag("dry-run"),
+            output: output_format(leaf),
         },
         ["config", "show"] => Command::ConfigShow {
             sources: leaf.get_flag("sources"),
@@ -176,7 +175,7 @@ fn command_for(
     })
 }
 
-/// `-o` of `ls` and `inspect`.
+/// `-o/--output` of `ls`, `prune` and `inspect`.
 fn output_format(leaf: &ArgMatches) -> OutputFormat {
     match leaf.get_one::<String>("output").map(String::as_str) {
         Some("json") => OutputFormat::Json,

@@ -55,7 +55,17 @@ fn subcommands_map_to_commands() {
     );
     assert_eq!(
         parse_ok(&["es", "prune", "--dry-run"]).command,
-        Command::Prune { dry_run: true }
+        Command::Prune {
+            dry_run: true,
+            output: OutputFormat::Table
+        }
+    );
+    assert_eq!(
+        parse_ok(&["es", "prune", "-o", "json"]).command,
+        Command::Prune {
+            dry_run: false,
+            output: OutputFormat::Json
+        }
     );
     assert_eq!(
         parse_ok(&["es", "config", "show", "--sources"]).command,

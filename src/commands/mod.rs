@@ -6,6 +6,7 @@
 
 pub mod inspect;
 pub mod output;
+pub mod prune_output;
 pub mod request;
 pub mod restore;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use crate::api::client::{ApiClient, ClientError, ClientReply, answers};
 use crate::api::tls;
-use crate::api::wire::{FailedItem, RemovedCopy, SnapshotResponse};
+use crate::api::wire::{EtcdSnapshotFileList, FailedItem, RemovedCopy, SnapshotResponse};
 use crate::cli::{Command, OutputFormat};
 use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, Resolved, Source};
 use crate::operations::{OperationError, Operations, SaveKind, error_chain};
@@ -49,6 +50,8 @@ pub enum CommandError {
     },
     #[error("failed to print the snapshot list")]
     Output(#[source] OutputError),
+    #[error("failed to print the prune report")]
+    PruneOutput(#[source] prune_output::PruneOutputError),
 }
 
 /// Runs a snapshot subcommand (save, ls, delete, prune).
@@ -67,7 +70,7 @@ pub async fn run_snapshot_command(
     let url = server_url(resolved);
     match client_for(config, &url, command) {
         Ok(client) => match client.send(&request).await {
-            Ok(reply) => return print_reply(command, reply),
+            Ok(reply) => return print_reply(command, config, reply),
             Err(ClientError::Unreachable { url, .. }) => {
                 eprintln!(
                     "no snapshot server answers at {url}; running {} directly on this node",
@@ -197,17 +200,21 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
             let report = ops.delete(config, names).await.map_err(direct)?;
             ClientReply::Snapshot(report.into())
         }
-        Command::Prune { dry_run } => {
+        Command::Prune { dry_run, .. } => {
             let report = ops.prune(config, *dry_run).await.map_err(direct)?;
             ClientReply::Snapshot(report.into())
         }
         _ => return Ok(Completion::Success),
     };
-    print_reply(command, reply)
+    print_reply(command, config, reply)
 }
 
 /// Prints a reply the way RKE2's CLI does.
-fn print_reply(command: &Command, reply: ClientReply) -> Result<Completion, CommandError> {
+fn print_reply(
+    command: &Command,
+    config: &DesiredConfig,
+    reply: ClientReply,
+) -> Result<Completion, CommandError> {
     match reply {
         ClientReply::List(mut list) => {
             output::sort_items(&mut list);
@@ -231,20 +238,68 @@ fn print_reply(command: &Command, reply: ClientReply) -> Result<Completion, Comm
             for FailedItem { name, message } in &failed {
                 eprintln!("failed: {name}: {message}");
             }
+            if let Some(warning) = freshness_warning(config, &list) {
+                eprintln!("{warning}");
+            }
             Ok(if failed.is_empty() {
                 Completion::Success
             } else {
                 Completion::Partial
             })
         }
-        ClientReply::Snapshot(response) => Ok(print_response(command, &response)),
+        ClientReply::Snapshot(response) => {
+            if let Command::Prune { output, .. } = command
+                && let Some(text) =
+                    prune_output::render(&response, *output).map_err(CommandError::PruneOutput)?
+            {
+                print!("{text}");
+                for FailedItem { name, message } in &response.failed {
+                    eprintln!("failed: {name}: {message}");
+                }
+                return Ok(completion(&response));
+            }
+            Ok(print_response(command, &response))
+        }
     }
 }
 
+/// `ls`'s last line when the newest listed snapshot is older than two schedule periods (see
+/// `scheduler::freshness`); nothing when scheduled snapshots are off or nothing is listed.
+fn freshness_warning(config: &DesiredConfig, list: &EtcdSnapshotFileList) -> Option<String> {
+    use crate::scheduler::freshness::{schedule_period, stale_warning};
+    let settings = &config.snapshot;
+    if settings.disabled {
+        return None;
+    }
+    let newest = list
+        .items
+        .iter()
+        .filter_map(|item| {
+            let status = &item.status;
+            let created = status.creation_time.as_deref()?;
+            let time = chrono::DateTime::parse_from_rfc3339(created).ok()?;
+            (status.ready_to_use == Some(true)).then_some(time.timestamp())
+        })
+        .max()?;
+    let now = chrono::Local::now();
+    let period = schedule_period(&settings.schedule, &now);
+    stale_warning(newest, period, &settings.schedule, now.timestamp())
+}
+
 fn print_response(command: &Command, response: &SnapshotResponse) -> Completion {
-    let dry_run = matches!(command, Command::Prune { dry_run: true });
+    let dry_run = matches!(command, Command::Prune { dry_run: true, .. });
     for name in &response.created {
         println!("Snapshot {name} saved.");
+    }
+    if dry_run && !response.verdicts.is_empty() {
+        // Every snapshot's verdict; an older server without verdicts gets the lines below.
+        for line in prune_output::verdict_lines(response) {
+            println!("{line}");
+        }
+        for FailedItem { name, message } in &response.failed {
+            eprintln!("failed: {name}: {message}");
+        }
+        return completion(response);
     }
     for name in &response.deleted {
         let copies: Vec<&RemovedCopy> = response
@@ -284,6 +339,10 @@ fn print_response(command: &Command, response: &SnapshotResponse) -> Completion 
     for FailedItem { name, message } in &response.failed {
         eprintln!("failed: {name}: {message}");
     }
+    completion(response)
+}
+
+fn completion(response: &SnapshotResponse) -> Completion {
     if response.failed.is_empty() {
         Completion::Success
     } else {

@@ -162,7 +162,7 @@ pub fn request_for(command: &Command, side: &ClientSide<'_>) -> SnapshotRequest 
             request.operation = Some(Operation::Delete);
             request.name = Some(names.clone());
         }
-        Command::Prune { dry_run } => {
+        Command::Prune { dry_run, .. } => {
             request.operation = Some(Operation::Prune);
             request.name = side.string("name").map(|n| vec![n]);
             request.retention = side.int("etcd-snapshot-retention");

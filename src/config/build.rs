@@ -180,6 +180,7 @@ fn s3(p: &Parsed) -> Option<Option<S3Settings>> {
         retention: p
             .int("etcd-s3-retention")
             .or_else(|| p.int("etcd-snapshot-retention"))?,
+        retention_rules: super::retention::s3_rules(p),
         config_secret: p
             .text("etcd-s3-config-secret")
             .filter(|_| secret_blockers(p).is_empty()),
@@ -332,6 +333,7 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         allowed_dirs: paths(p, "etcd-snapshot-allowed-dirs"),
         allowed_ca_dirs: paths(p, "etcd-snapshot-allowed-ca-dirs"),
         retention: p.int("etcd-snapshot-retention")?,
+        retention_rules: super::retention::local_rules(p),
         schedule: p.cron("etcd-snapshot-schedule-cron")?,
         reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
     })

@@ -143,6 +143,8 @@ pub struct SnapshotSettings {
     pub allowed_ca_dirs: Vec<PathBuf>,
     /// `--etcd-snapshot-retention` / `--snapshot-retention`; 0 keeps everything.
     pub retention: u32,
+    /// `etcd-snapshot-retention-*`: the policy's other rules (`config::retention`).
+    pub retention_rules: crate::snapshot::retention::RetentionRules,
     /// `--etcd-snapshot-reconcile-interval`: period of the server's reconcile (S3 backfill).
     pub reconcile_interval: Duration,
     /// `--etcd-snapshot-schedule-cron`.
@@ -210,6 +212,8 @@ pub struct S3Settings {
     pub timeout: Duration,
     /// `--etcd-s3-retention`, defaulting to `--etcd-snapshot-retention`; 0 keeps all.
     pub retention: u32,
+    /// `etcd-s3-retention-*`, each defaulting to its `etcd-snapshot-retention-*` twin.
+    pub retention_rules: crate::snapshot::retention::RetentionRules,
     /// `--etcd-s3-config-secret`: kube-system Secret that may supply the whole block.
     pub config_secret: Option<String>,
 }

@@ -121,6 +121,63 @@ pub static KEYS: &[KeySpec] = &[
         help: "Number of snapshots to retain; 0 keeps all",
         ..ROW
     },
+    // Retention policy rules (config::retention), local dir.
+    KeySpec {
+        name: "etcd-snapshot-retention-keep-last",
+        kind: Kind::Int,
+        help: "Keep the newest N local snapshots; any keep rule replaces the etcd-snapshot-retention count [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-keep-hourly",
+        kind: Kind::Int,
+        help: "Keep the newest local snapshot of each of the last N hours (UTC) that have one; any keep rule replaces the etcd-snapshot-retention count [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-keep-daily",
+        kind: Kind::Int,
+        help: "Keep the newest local snapshot of each of the last N days (UTC) that have one; any keep rule replaces the etcd-snapshot-retention count [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-keep-weekly",
+        kind: Kind::Int,
+        help: "Keep the newest local snapshot of each of the last N ISO weeks (UTC) that have one; any keep rule replaces the etcd-snapshot-retention count [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-keep-monthly",
+        kind: Kind::Int,
+        help: "Keep the newest local snapshot of each of the last N months (UTC) that have one; any keep rule replaces the etcd-snapshot-retention count [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-max-age",
+        kind: Kind::Duration,
+        help: "Remove local snapshots older than this (e.g. 720h), oldest first, down to the min-count floor [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-max-total-size",
+        kind: Kind::String,
+        help: "Remove the oldest local snapshots until the rest fit in this size (e.g. 500GiB), down to the min-count floor [default: unset]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-retention-min-count",
+        kind: Kind::Int,
+        help: "Never keep fewer local snapshots than this, whatever the other retention rules say [default: 0]",
+        scope: Scope::Server,
+        ..ROW
+    },
     // S3 replication: accepted by the server and by every client subcommand.
     KeySpec {
         name: "etcd-s3",
@@ -228,6 +285,63 @@ pub static KEYS: &[KeySpec] = &[
         aliases: &["s3-retention"],
         kind: Kind::Int,
         help: "Number of S3 snapshots to retain; 0 keeps all [default: etcd-snapshot-retention]",
+        ..ROW
+    },
+    // Retention policy rules (config::retention), S3.
+    KeySpec {
+        name: "etcd-s3-retention-keep-last",
+        kind: Kind::Int,
+        help: "Keep the newest N S3 snapshots; any keep rule replaces the etcd-s3-retention count [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-keep-hourly",
+        kind: Kind::Int,
+        help: "Keep the newest S3 snapshot of each of the last N hours (UTC) that have one; any keep rule replaces the etcd-s3-retention count [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-keep-daily",
+        kind: Kind::Int,
+        help: "Keep the newest S3 snapshot of each of the last N days (UTC) that have one; any keep rule replaces the etcd-s3-retention count [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-keep-weekly",
+        kind: Kind::Int,
+        help: "Keep the newest S3 snapshot of each of the last N ISO weeks (UTC) that have one; any keep rule replaces the etcd-s3-retention count [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-keep-monthly",
+        kind: Kind::Int,
+        help: "Keep the newest S3 snapshot of each of the last N months (UTC) that have one; any keep rule replaces the etcd-s3-retention count [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-max-age",
+        kind: Kind::Duration,
+        help: "Remove S3 snapshots older than this (e.g. 720h), oldest first, down to the min-count floor [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-max-total-size",
+        kind: Kind::String,
+        help: "Remove the oldest S3 snapshots until the rest fit in this size (e.g. 500GiB), down to the min-count floor [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-s3-retention-min-count",
+        kind: Kind::Int,
+        help: "Never keep fewer S3 snapshots than this, whatever the other retention rules say [default: the etcd-snapshot-retention-* value]",
+        scope: Scope::Server,
         ..ROW
     },
     KeySpec {

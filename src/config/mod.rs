@@ -12,6 +12,7 @@ pub mod file;
 pub mod keys;
 pub mod layer;
 pub mod resolve;
+pub mod retention;
 pub mod secret;
 pub mod show;
 pub mod value;

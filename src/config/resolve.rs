@@ -224,6 +224,7 @@ fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<Str
     super::etcd_check::check_etcd(p, errors);
     super::build::check_config_secret(p, warnings);
     super::build::check_tls_san(p, errors);
+    super::retention::check_retention(p, errors);
     for (have, need) in [
         ("etcd-certfile", "etcd-keyfile"),
         ("etcd-keyfile", "etcd-certfile"),

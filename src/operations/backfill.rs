@@ -127,7 +127,9 @@ impl Operations {
             .collect();
         let local_names: Vec<String> = local.iter().map(|r| r.file_name.clone()).collect();
         forget_settled_markers(store.dir(), &local_names, &remote_names);
-        let plan = plan_backfill(&local_names, &remote_names, &config.node_name, s3.retention);
+        let policy = super::maintain::s3_policy(s3);
+        let now = crate::store::local::now_unix();
+        let plan = plan_backfill(&local_names, &remote_names, &config.node_name, &policy, now);
         for name in plan {
             self.copies.begin(&name);
             let copied = backfill_one(config, &remote, store.dir(), &name).await;

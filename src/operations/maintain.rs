@@ -18,6 +18,8 @@ use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
+use crate::snapshot::prune::Pruned;
+use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::local::{DeleteOutcome, LocalStore};
 use crate::store::s3::S3Store;
@@ -58,6 +60,7 @@ impl Operations {
         };
         self.metrics
             .set_snapshot_count(listing.records.len() as u64);
+        self.set_newest("local", &listing.records);
         let mut listed_store = None;
         if let Some(s3) = &config.s3 {
             let remote = match self.list_s3(config, s3).await {
@@ -117,6 +120,7 @@ impl Operations {
             source: Box::new(source),
         })?;
         self.metrics.set_s3_snapshot_count(listed.len() as u64);
+        self.set_newest("s3", &listed);
         Ok(listed)
     }
 
@@ -178,9 +182,9 @@ impl Operations {
         Ok(report)
     }
 
-    /// Keeps the newest `retention` snapshots named `<name>-<this node>-<unix>` locally and the
-    /// newest `etcd-s3-retention` of them in S3 (this cluster's only); with `dry_run` only
-    /// reports what would go and why.
+    /// Applies the local retention policy to the snapshots named `<name>-<this node>-<unix>`
+    /// and the S3 policy to this cluster's copies in S3; with `dry_run` only reports what would
+    /// go. Either way the report carries every snapshot's verdict and its deciding rule.
     pub async fn prune(
         &self,
         config: &DesiredConfig,
@@ -204,41 +208,30 @@ impl Operations {
     ) -> Result<PruneReport, OperationError> {
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
-        let settings = &config.snapshot;
-        let base = &settings.on_demand_name;
+        let base = &config.snapshot.on_demand_name;
         let mut report = PruneReport::default();
         let local = store
-            .prune(base, settings.retention, dry_run)
+            .prune_policy(base, &local_policy(config), dry_run)
             .map_err(OperationError::Store)?;
-        let why = |kept: u32| keep_reason(base, &config.node_name, kept);
-        for name in local {
-            report.add(Removal {
-                location: store.dir().join(&name).display().to_string(),
-                reason: Some(why(settings.retention)),
-                name,
-            });
-        }
-        if let Some(s3) = &config.s3
-            && s3.retention > 0
-        {
-            let pruned = match replicate::connect(&self.kube, config, s3).await {
-                Ok(remote) => remote.prune(base, s3.retention, dry_run).await,
-                Err(e) => Err(e),
-            };
-            match pruned {
-                Ok(names) => {
-                    for name in names {
-                        report.add(Removal {
-                            location: replicate::target_location(s3, &name),
-                            reason: Some(why(s3.retention)),
-                            name,
-                        });
+        let local_location = |name: &str| store.dir().join(name).display().to_string();
+        add_pruned(&mut report, local, Storage::Local, local_location);
+        if let Some(s3) = &config.s3 {
+            let policy = s3_policy(s3);
+            if dry_run || !policy.keeps_all() {
+                let pruned = match replicate::connect(&self.kube, config, s3).await {
+                    Ok(remote) => remote.prune_policy(base, &policy, dry_run).await,
+                    Err(e) => Err(e),
+                };
+                match pruned {
+                    Ok(pruned) => {
+                        let location = |name: &str| replicate::target_location(s3, name);
+                        add_pruned(&mut report, pruned, Storage::S3, location);
                     }
+                    Err(e) => report.failed.push(FailedItem {
+                        name: "s3 retention".into(),
+                        message: error_chain(&e),
+                    }),
                 }
-                Err(e) => report.failed.push(FailedItem {
-                    name: "s3 retention".into(),
-                    message: error_chain(&e),
-                }),
             }
         }
         self.refresh_count(&store);
@@ -261,7 +254,15 @@ impl Operations {
     pub(super) fn refresh_count(&self, store: &LocalStore) {
         if let Ok(records) = store.list() {
             self.metrics.set_snapshot_count(records.len() as u64);
+            self.set_newest("local", &records);
         }
+    }
+
+    /// The freshness gauges of `storage` from its latest listing.
+    fn set_newest(&self, storage: &'static str, records: &[SnapshotRecord]) {
+        let newest = crate::scheduler::freshness::newest(records);
+        self.metrics
+            .set_newest(storage, newest.any, newest.verified);
     }
 }
 
@@ -347,7 +348,46 @@ fn failed_upload_rows(
         .collect()
 }
 
-/// Why retention picked a snapshot, for `prune --dry-run`.
-fn keep_reason(base: &str, node: &str, kept: u32) -> String {
-    format!("older than the newest {kept} \"{base}\" snapshots of node {node}")
+/// The local dir's retention policy.
+pub(super) fn local_policy(config: &DesiredConfig) -> RetentionPolicy {
+    RetentionPolicy {
+        count: config.snapshot.retention,
+        rules: config.snapshot.retention_rules.clone(),
+    }
+}
+
+/// The S3 retention policy.
+pub(super) fn s3_policy(s3: &S3Settings) -> RetentionPolicy {
+    RetentionPolicy {
+        count: s3.retention,
+        rules: s3.retention_rules.clone(),
+    }
+}
+
+/// Adds one store's prune result to the report: its removals (with the deciding rule as the
+/// reason) and every verdict.
+fn add_pruned(
+    report: &mut PruneReport,
+    pruned: Pruned,
+    storage: Storage,
+    location: impl Fn(&str) -> String,
+) {
+    for name in pruned.deleted {
+        let reason = pruned
+            .verdicts
+            .iter()
+            .find(|v| v.file_name == name)
+            .map(|v| v.rule.to_string());
+        report.add(Removal {
+            location: location(&name),
+            reason,
+            name,
+        });
+    }
+    report.verdicts.extend(
+        pruned
+            .verdicts
+            .iter()
+            .map(|v| v.to_wire(storage, location(&v.file_name))),
+    );
 }

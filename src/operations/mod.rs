@@ -73,6 +73,8 @@ pub struct PruneReport {
     pub deleted: Vec<String>,
     pub removals: Vec<Removal>,
     pub failed: Vec<FailedItem>,
+    /// Every snapshot retention considered, per store, newest first.
+    pub verdicts: Vec<crate::api::wire::RetentionVerdict>,
 }
 
 impl PruneReport {
@@ -330,24 +332,25 @@ impl Operations {
         base: &str,
         outcome: &mut SaveOutcome,
     ) {
-        let retention = config.snapshot.retention;
-        if retention > 0 {
-            match store.prune(base, retention, false) {
-                Ok(deleted) => outcome.deleted.extend(deleted),
+        let policy = maintain::local_policy(config);
+        if !policy.keeps_all() {
+            match store.prune_policy(base, &policy, false) {
+                Ok(pruned) => outcome.deleted.extend(pruned.deleted),
                 Err(e) => outcome.failed.push(retention_failure("retention", &e)),
             }
         }
         let Some(s3) = &config.s3 else { return };
-        if s3.retention == 0 {
+        let policy = maintain::s3_policy(s3);
+        if policy.keeps_all() {
             return;
         }
         let pruned = match replicate::connect(&self.kube, config, s3).await {
-            Ok(remote) => remote.prune(base, s3.retention, false).await,
+            Ok(remote) => remote.prune_policy(base, &policy, false).await,
             Err(e) => Err(e),
         };
         match pruned {
-            Ok(deleted) => {
-                for name in deleted {
+            Ok(pruned) => {
+                for name in pruned.deleted {
                     if !outcome.deleted.contains(&name) {
                         outcome.deleted.push(name);
                     }

@@ -33,6 +33,7 @@ impl From<PruneReport> for SnapshotResponse {
             deleted: report.deleted,
             failed: report.failed,
             removed: report.removals,
+            verdicts: report.verdicts,
             ..Default::default()
         }
     }

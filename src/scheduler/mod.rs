@@ -4,6 +4,7 @@
 //! Saves run on the daemon's task tracker so that shutdown lets a running snapshot finish. A
 //! tick that arrives while any save is running is skipped and logged, never queued.
 
+pub mod freshness;
 pub mod reconcile;
 pub mod schedule;
 
@@ -34,6 +35,10 @@ pub async fn run(
         } else {
             settings.schedule.next_fire(&Local::now())
         };
+        let period = next
+            .as_ref()
+            .and_then(|_| freshness::schedule_period(&settings.schedule, &Local::now()));
+        ops.metrics().set_schedule_period(period);
         match &next {
             Some(at) => {
                 tracing::debug!(schedule = %settings.schedule, next = %at, "next scheduled snapshot")

@@ -8,15 +8,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::name::base_of;
-use super::prune::{Candidate, plan_prune};
+use super::prune::{Candidate, plan_retention};
+use super::retention::RetentionPolicy;
 
-/// Local file names of `node` missing from `remote`, limited to those S3 retention keeps;
-/// oldest first. `retention == 0` keeps everything, so everything missing is uploaded.
+/// Local file names of `node` missing from `remote`, limited to those the S3 retention
+/// `policy` keeps at `now_unix`; oldest first. A policy that keeps all uploads everything
+/// missing. Sizes are not known here, so max-total-size is left to the prune after the upload.
 pub fn plan_backfill(
     local: &[String],
     remote: &[String],
     node: &str,
-    retention: u32,
+    policy: &RetentionPolicy,
+    now_unix: i64,
 ) -> Vec<String> {
     let remote_set: BTreeSet<&str> = remote.iter().map(String::as_str).collect();
     let mut by_base: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -31,12 +34,9 @@ pub fn plan_backfill(
             .iter()
             .map(String::as_str)
             .chain(missing.iter().copied())
-            .map(|name| Candidate {
-                file_name: name.to_string(),
-                mtime_unix: 0,
-            })
+            .map(Candidate::named)
             .collect();
-        let kept: BTreeSet<String> = plan_prune(&union, base, node, retention)
+        let kept: BTreeSet<String> = plan_retention(&union, base, node, policy, now_unix)
             .keep
             .into_iter()
             .collect();
@@ -64,7 +64,7 @@ mod tests {
         let local = names(&["s-n1-3", "s-n1-1.zip", "s-n1-2"]);
         let remote = names(&["s-n1-2"]);
         assert_eq!(
-            plan_backfill(&local, &remote, "n1", 0),
+            plan_backfill(&local, &remote, "n1", &RetentionPolicy::count(0), 0),
             ["s-n1-1.zip", "s-n1-3"]
         );
     }
@@ -74,7 +74,10 @@ mod tests {
         let local = names(&["s-n1-1", "s-n1-2", "s-n1-3", "s-n1-4"]);
         let remote = names(&["s-n1-4"]);
         // Retention 2: S3 ends with the newest two of {1,2,3,4}: 4 (there) and 3.
-        assert_eq!(plan_backfill(&local, &remote, "n1", 2), ["s-n1-3"]);
+        assert_eq!(
+            plan_backfill(&local, &remote, "n1", &RetentionPolicy::count(2), 0),
+            ["s-n1-3"]
+        );
     }
 
     #[test]
@@ -86,12 +89,29 @@ mod tests {
             "notes.txt",
         ]);
         let remote = names(&["etcd-snapshot-n1-2", "etcd-snapshot-n1-3"]);
-        assert_eq!(plan_backfill(&local, &remote, "n1", 2), ["on-demand-n1-5"]);
+        assert_eq!(
+            plan_backfill(&local, &remote, "n1", &RetentionPolicy::count(2), 0),
+            ["on-demand-n1-5"]
+        );
     }
 
     #[test]
     fn nothing_missing_means_nothing_to_do() {
         let both = names(&["s-n1-1", "s-n1-2"]);
-        assert!(plan_backfill(&both, &both, "n1", 5).is_empty());
+        assert!(plan_backfill(&both, &both, "n1", &RetentionPolicy::count(5), 0).is_empty());
+    }
+
+    #[test]
+    fn the_whole_s3_policy_decides_what_is_uploaded() {
+        // keep-daily 2: of three snapshots on day 1 only the newest survives, so only it is
+        // uploaded; day 0's is already in S3.
+        let local = names(&["s-n1-86400", "s-n1-86500", "s-n1-86600"]);
+        let remote = names(&["s-n1-100"]);
+        let mut policy = RetentionPolicy::count(5);
+        policy.rules.keep_daily = Some(2);
+        assert_eq!(
+            plan_backfill(&local, &remote, "n1", &policy, 90_000),
+            ["s-n1-86600"]
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod name;
 pub mod prune;
 pub mod record;
+pub mod retention;
 pub mod save;
 pub mod sink;
 pub mod tee;

@@ -2,16 +2,34 @@
 //!
 //! Pure: takes a listing, returns a plan. The store executes it. Unlike RKE2, only files named
 //! exactly `<base>-<node>-<digits>[.zip]` are considered, so other nodes' files in a shared dir,
-//! other base names sharing a prefix, temp files and unrelated files are never deleted.
+//! other base names sharing a prefix, temp files and unrelated files are never deleted. Which of
+//! those are kept is the retention policy's decision (`snapshot::retention::decide`).
 
 use super::SnapshotName;
+use super::retention::{RetentionPolicy, Snapshot, Verdict, decide};
 
-/// A local file considered for retention.
+/// A local file or S3 object considered for retention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub file_name: String,
-    /// mtime in unix seconds; used only when the name carries no timestamp.
+    /// mtime (or LastModified) in unix seconds; never decides (the name's time does).
     pub mtime_unix: i64,
+    /// Bytes, for max-total-size.
+    pub size: u64,
+    /// See `retention::verified`.
+    pub verified: bool,
+}
+
+impl Candidate {
+    /// A candidate known only by name (size 0, verified), as the backfill plan uses them.
+    pub fn named(file_name: &str) -> Self {
+        Self {
+            file_name: file_name.to_string(),
+            mtime_unix: 0,
+            size: 0,
+            verified: true,
+        }
+    }
 }
 
 /// What retention will do.
@@ -22,31 +40,61 @@ pub struct PrunePlan {
     /// Newest first, like `keep`; the store deletes them in reverse (oldest first) so an
     /// interruption leaves the newest.
     pub delete: Vec<String>,
+    /// Every considered snapshot's verdict, newest first.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// What a store's prune did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Deleted names, oldest first (the order they were deleted in).
+    pub deleted: Vec<String>,
+    /// Every considered snapshot's verdict, newest first.
+    pub verdicts: Vec<Verdict>,
 }
 
 /// Keeps the newest `retention` snapshots named exactly `<base>-<node>-<unix>[.zip]`, ordered by
 /// the name's timestamp; everything else in `candidates` is ignored. `retention == 0` keeps all.
 pub fn plan_prune(candidates: &[Candidate], base: &str, node: &str, retention: u32) -> PrunePlan {
-    // Exact parsing always yields a timestamp, so the mtime fallback of RKE2 never applies here.
-    let mut matching: Vec<(i64, &str)> = candidates
+    // The count alone never looks at the clock.
+    plan_retention(
+        candidates,
+        base,
+        node,
+        &RetentionPolicy::count(retention),
+        0,
+    )
+}
+
+/// Applies `policy` at `now_unix` to the snapshots named exactly `<base>-<node>-<unix>[.zip]`;
+/// everything else in `candidates` is ignored and gets no verdict.
+pub fn plan_retention(
+    candidates: &[Candidate],
+    base: &str,
+    node: &str,
+    policy: &RetentionPolicy,
+    now_unix: i64,
+) -> PrunePlan {
+    let matching: Vec<Snapshot> = candidates
         .iter()
         .filter_map(|c| {
-            SnapshotName::parse_exact(&c.file_name, base, node).map(|n| (n.unix, &*c.file_name))
+            let name = SnapshotName::parse_exact(&c.file_name, base, node)?;
+            Some(Snapshot {
+                file_name: c.file_name.clone(),
+                name_unix: name.unix,
+                mtime_unix: c.mtime_unix,
+                size: c.size,
+                verified: c.verified,
+            })
         })
         .collect();
-    // Newest first; equal timestamps fall back to the name so the plan never depends on the
-    // listing order.
-    matching.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(a.1)));
-    matching.dedup_by(|a, b| a.1 == b.1);
-    let keep_count = if retention == 0 {
-        matching.len()
-    } else {
-        (retention as usize).min(matching.len())
-    };
-    let (keep, delete) = matching.split_at(keep_count);
+    let verdicts = decide(policy, &matching, now_unix);
+    let (keep, delete): (Vec<&Verdict>, Vec<&Verdict>) = verdicts.iter().partition(|v| v.keep);
+    let names = |list: Vec<&Verdict>| list.iter().map(|v| v.file_name.clone()).collect();
     PrunePlan {
-        keep: keep.iter().map(|(_, n)| n.to_string()).collect(),
-        delete: delete.iter().map(|(_, n)| n.to_string()).collect(),
+        keep: names(keep),
+        delete: names(delete),
+        verdicts,
     }
 }
 
@@ -58,8 +106,8 @@ mod tests {
         names
             .iter()
             .map(|(n, m)| Candidate {
-                file_name: n.to_string(),
                 mtime_unix: *m,
+                ..Candidate::named(n)
             })
             .collect()
     }

@@ -15,7 +15,8 @@ use std::time::UNIX_EPOCH;
 use crate::config::desired::metadata_dir_for;
 use crate::fsutil;
 use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, timestamp_in_name};
-use crate::snapshot::prune::{Candidate, plan_prune};
+use crate::snapshot::prune::{Candidate, Pruned, plan_retention};
+use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotName, SnapshotRecord, Storage};
 
 /// The advisory lock file inside the snapshot dir (a dotfile, so listings skip it).
@@ -196,18 +197,41 @@ impl LocalStore {
         retention: u32,
         dry_run: bool,
     ) -> Result<Vec<String>, StoreError> {
+        let policy = RetentionPolicy::count(retention);
+        Ok(self.prune_policy(base, &policy, dry_run)?.deleted)
+    }
+
+    /// Applies `policy` to `base` on this node: deletes (unless `dry_run`) what it removes,
+    /// oldest first, and returns every snapshot's verdict.
+    pub fn prune_policy(
+        &self,
+        base: &str,
+        policy: &RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<Pruned, StoreError> {
         let candidates: Vec<Candidate> = self
             .snapshot_files()?
             .into_iter()
-            .map(|(file_name, entry)| Candidate {
-                mtime_unix: mtime_unix(&entry).unwrap_or(0),
-                file_name,
+            .filter_map(|(file_name, entry)| {
+                let mtime_unix = mtime_unix(&entry).unwrap_or(0);
+                let record = self.record(file_name, &entry)?;
+                Some(Candidate {
+                    size: record.size,
+                    verified: crate::snapshot::retention::verified(&record),
+                    mtime_unix,
+                    file_name: record.file_name,
+                })
             })
             .collect();
-        let mut doomed = plan_prune(&candidates, base, &self.node, retention).delete;
+        let plan = plan_retention(&candidates, base, &self.node, policy, now_unix());
+        let mut doomed = plan.delete;
         doomed.reverse();
+        let verdicts = plan.verdicts;
         if dry_run || doomed.is_empty() {
-            return Ok(doomed);
+            return Ok(Pruned {
+                deleted: doomed,
+                verdicts,
+            });
         }
         for file_name in &doomed {
             let path = self.dir.join(file_name);
@@ -220,7 +244,10 @@ impl LocalStore {
             tracing::info!(path = %path.display(), "removing local snapshot (retention)");
         }
         fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
-        Ok(doomed)
+        Ok(Pruned {
+            deleted: doomed,
+            verdicts,
+        })
     }
 
     /// Removes this node's leftover temp files from an interrupted save; returns their paths.
@@ -326,6 +353,11 @@ impl LocalStore {
 /// A regular file itself (symlinks and directories are never snapshots here).
 fn is_regular(entry: &DirEntry) -> bool {
     entry.file_type().is_ok_and(|t| t.is_file())
+}
+
+/// The clock retention measures max-age against.
+pub(crate) fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 fn mtime_unix(entry: &DirEntry) -> Option<i64> {

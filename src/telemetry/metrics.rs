@@ -65,6 +65,17 @@ pub struct Metrics {
     last_success: Gauge,
     snapshot_count: Family<StorageLabels, Gauge>,
     skipped_ticks: Counter,
+    freshness: Freshness,
+}
+
+/// The newest snapshot times per storage; their ages are computed when scraped, so a gauge
+/// never shows the age it had at the last listing.
+#[derive(Default)]
+struct Freshness {
+    newest: std::sync::Mutex<std::collections::BTreeMap<&'static str, [Option<i64>; 2]>>,
+    newest_age: Family<StorageLabels, Gauge>,
+    newest_verified_age: Family<StorageLabels, Gauge>,
+    schedule_period: Gauge,
 }
 
 impl Metrics {
@@ -112,6 +123,22 @@ impl Metrics {
             "Number of snapshots present, by storage",
             snapshot_count.clone(),
         );
+        let freshness = Freshness::default();
+        registry.register(
+            "etcd_snapshot_newest_age_seconds",
+            "Age of the newest snapshot, by storage (absent when there is none)",
+            freshness.newest_age.clone(),
+        );
+        registry.register(
+            "etcd_snapshot_newest_verified_age_seconds",
+            "Age of the newest verified snapshot, by storage (absent when there is none)",
+            freshness.newest_verified_age.clone(),
+        );
+        registry.register(
+            "etcd_snapshot_schedule_period_seconds",
+            "Gap between the next two scheduled snapshots (0 when scheduled snapshots are off)",
+            freshness.schedule_period.clone(),
+        );
         let skipped_ticks = Counter::default();
         registry.register(
             "etcd_snapshot_skipped_ticks",
@@ -129,6 +156,48 @@ impl Metrics {
             last_success,
             snapshot_count,
             skipped_ticks,
+            freshness,
+        }
+    }
+
+    /// The newest snapshot time (`any`) and the newest verified one in `storage` (`local`,
+    /// `s3`), as last listed; None removes the series.
+    pub fn set_newest(&self, storage: &'static str, any: Option<i64>, verified: Option<i64>) {
+        if let Ok(mut newest) = self.freshness.newest.lock() {
+            newest.insert(storage, [any, verified]);
+        }
+    }
+
+    /// `etcd_snapshot_schedule_period_seconds`; None when nothing is scheduled.
+    pub fn set_schedule_period(&self, period: Option<std::time::Duration>) {
+        let secs = period.map_or(0, |p| i64::try_from(p.as_secs()).unwrap_or(i64::MAX));
+        self.freshness.schedule_period.set(secs);
+    }
+
+    /// Sets the age gauges from the newest times at `now_unix` (a time from the future has
+    /// age 0).
+    fn update_ages(&self, now_unix: i64) {
+        let Ok(newest) = self.freshness.newest.lock() else {
+            return;
+        };
+        let gauges = [
+            &self.freshness.newest_age,
+            &self.freshness.newest_verified_age,
+        ];
+        for (storage, times) in newest.iter() {
+            let labels = StorageLabels { storage };
+            for (gauge, time) in gauges.iter().zip(times) {
+                match time {
+                    Some(t) => {
+                        gauge
+                            .get_or_create(&labels)
+                            .set(now_unix.saturating_sub(*t).max(0));
+                    }
+                    None => {
+                        gauge.remove(&labels);
+                    }
+                }
+            }
         }
     }
 
@@ -193,6 +262,7 @@ impl Metrics {
     }
     /// Prometheus text exposition (served as `text/plain; version=0.0.4`, hence no `# EOF`).
     pub fn render(&self) -> String {
+        self.update_ages(chrono::Utc::now().timestamp());
         let mut out = String::new();
         // Writing into a String cannot fail; encoding errors would only come from the writer.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
@@ -288,5 +358,28 @@ mod tests {
     fn status_of_result() {
         assert_eq!(Status::of::<(), ()>(&Ok(())), Status::Success);
         assert_eq!(Status::of::<(), ()>(&Err(())), Status::Error);
+    }
+
+    #[test]
+    fn ages_are_computed_when_scraped_and_absent_without_a_snapshot() {
+        let m = Metrics::new();
+        let now = chrono::Utc::now().timestamp();
+        m.set_newest("local", Some(now - 3_600), Some(now - 7_200));
+        m.set_newest("s3", None, None);
+        m.set_schedule_period(Some(std::time::Duration::from_secs(43_200)));
+        let text = m.render();
+        let age = |series: &str| -> i64 { sample_value(&text, series).unwrap().parse().unwrap() };
+        let local = age("etcd_snapshot_newest_age_seconds{storage=\"local\"}");
+        assert!((3_600..3_700).contains(&local), "{local}");
+        let verified = age("etcd_snapshot_newest_verified_age_seconds{storage=\"local\"}");
+        assert!((7_200..7_300).contains(&verified), "{verified}");
+        assert!(
+            !text.contains("storage=\"s3\""),
+            "no S3 snapshot, no S3 series:\n{text}"
+        );
+        assert_eq!(age("etcd_snapshot_schedule_period_seconds"), 43_200);
+        // A later listing without snapshots removes the series.
+        m.set_newest("local", None, None);
+        assert!(!m.render().contains("etcd_snapshot_newest_age_seconds{"));
     }
 }

@@ -31,6 +31,7 @@ mod ls_output;
 mod manifests;
 mod pipeline;
 mod restore;
+mod retention;
 mod s3;
 mod s3_ops;
 mod s3_retention;

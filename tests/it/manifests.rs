@@ -99,3 +99,57 @@ fn rbac_grants_nothing_on_custom_resource_definitions() {
         }
     }
 }
+
+/// The PrometheusRule's groups are valid Prometheus rules (`promtool check rules`, from
+/// Debian's `prometheus`) and alert on the metric names the server exports.
+#[test]
+fn the_prometheus_rule_passes_promtool_and_uses_exported_metrics() {
+    let docs = documents("prometheusrule.yaml");
+    let rule = &docs[0];
+    assert_eq!(rule["kind"], "PrometheusRule");
+    let groups = serde_json::json!({ "groups": rule["spec"]["groups"] });
+    let alerts: Vec<&str> = groups["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    for alert in [
+        "EtcdSnapshotNoRecentSave",
+        "EtcdSnapshotNoVerifiedSnapshot",
+        "EtcdSnapshotDrillFailed",
+    ] {
+        assert!(alerts.contains(&alert), "{alert} in {alerts:?}");
+    }
+    let exported = etcd_snapshot::telemetry::metrics::Metrics::new();
+    exported.set_newest("local", Some(1), Some(1));
+    let exposition = exported.render();
+    for name in [
+        "etcd_snapshot_newest_age_seconds",
+        "etcd_snapshot_newest_verified_age_seconds",
+        "etcd_snapshot_schedule_period_seconds",
+    ] {
+        assert!(
+            exposition.contains(&format!("# TYPE {name} gauge")),
+            "{name}"
+        );
+        assert!(groups.to_string().contains(name), "{name} is alerted on");
+    }
+    let Some(promtool) = crate::support::require_binary("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.json");
+    // JSON is YAML: promtool reads the groups exactly as the operator would hand them over.
+    std::fs::write(&file, serde_json::to_vec(&groups).unwrap()).unwrap();
+    let out = std::process::Command::new(promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("SUCCESS: 4 rules found"), "{stdout}");
+}

@@ -206,6 +206,7 @@ impl S3Server {
             insecure: self.tls == Tls::Plain,
             timeout: Duration::from_secs(30),
             retention: 5,
+            retention_rules: Default::default(),
             config_secret: None,
         }
     }

@@ -283,6 +283,7 @@ mod tests {
             insecure: true,
             timeout: Duration::from_secs(10),
             retention: 5,
+            retention_rules: Default::default(),
             config_secret: None,
         };
         let client = S3Client::build(&settings).await.expect("client");

@@ -1,14 +1,16 @@
-//! Retention on S3: keep the newest N of this node's `<base>` snapshots of this cluster.
+//! Retention on S3: apply the S3 retention policy to this node's `<base>` snapshots of this
+//! cluster.
 //!
 //! Candidates are exact `<base>-<node>-<ts>[.zip]` names (never a sibling base or another
 //! node), and objects whose `Rke2-Cluster-Id` names another cluster are left alone, so two
 //! clusters sharing a bucket and folder never prune each other. The plan itself is
-//! `snapshot::prune::plan_prune`, the same as for local files.
+//! `snapshot::prune::plan_retention`, the same as for local files.
 
 use super::error::S3Error;
 use super::store::{META_CLUSTER_ID, META_TOKEN_HASH, S3Store};
 use crate::snapshot::SnapshotName;
-use crate::snapshot::prune::{Candidate, plan_prune};
+use crate::snapshot::prune::{Candidate, Pruned, plan_retention};
+use crate::snapshot::retention::RetentionPolicy;
 
 impl S3Store {
     /// Applies retention for `base`; returns the deleted names oldest first (with `dry_run`,
@@ -20,6 +22,18 @@ impl S3Store {
         retention: u32,
         dry_run: bool,
     ) -> Result<Vec<String>, S3Error> {
+        let policy = RetentionPolicy::count(retention);
+        Ok(self.prune_policy(base, &policy, dry_run).await?.deleted)
+    }
+
+    /// Applies `policy` to `base`: deletes (unless `dry_run`) what it removes, oldest first,
+    /// and returns every considered object's verdict. Needs `with_identity`.
+    pub async fn prune_policy(
+        &self,
+        base: &str,
+        policy: &RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<Pruned, S3Error> {
         if self.node.is_empty() {
             return Err(S3Error::InvalidSettings {
                 reason: "the S3 store has no node name, so it cannot tell its snapshots apart"
@@ -50,19 +64,25 @@ impl S3Store {
                 continue;
             }
             candidates.push(Candidate {
-                file_name: record.file_name,
+                size: record.size,
+                verified: crate::snapshot::retention::verified(&record),
                 mtime_unix: record.created_unix,
+                file_name: record.file_name,
             });
         }
-        let mut doomed = plan_prune(&candidates, base, &self.node, retention).delete;
-        doomed.reverse();
-        if dry_run {
-            return Ok(doomed);
+        let now = crate::store::local::now_unix();
+        let plan = plan_retention(&candidates, base, &self.node, policy, now);
+        let mut deleted = plan.delete;
+        deleted.reverse();
+        if !dry_run {
+            for name in &deleted {
+                self.delete(name).await?;
+            }
         }
-        for name in &doomed {
-            self.delete(name).await?;
-        }
-        Ok(doomed)
+        Ok(Pruned {
+            deleted,
+            verdicts: plan.verdicts,
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! twice: an in-process mutex (so a scheduler tick can see a save is running and skip) and the
 //! store's advisory lock file (so a direct-mode CLI and a server on the same node never race).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -256,6 +257,12 @@ impl Operations {
             SaveKind::OnDemand => &settings.on_demand_name,
         };
         let name = store.allocate_name(base, rounded_now_unix(), settings.compress);
+        if config.etcd.is_embedded() {
+            // The snapshot must carry the certificates of its moment (restore brings them back).
+            sync_bootstrap_before_save(config).await;
+        }
+        // Before the stream and the upload start: both carry it (see `snapshot::hashkv`).
+        let recorded = record_hashkv(config, &name.file_name()).await;
         let s3_started = Instant::now();
         let (tee, upload) = match &config.s3 {
             Some(s3) => {
@@ -266,17 +273,16 @@ impl Operations {
                     s3,
                     name.file_name(),
                     feed,
+                    recorded.clone(),
                 );
                 (Some(tee), Some(task))
             }
             None => (None, None),
         };
-        if config.etcd.is_embedded() {
-            // The snapshot must carry the certificates of its moment (restore brings them back).
-            sync_bootstrap_before_save(config).await;
-        }
         let local_started = Instant::now();
-        let saved = self.stream_to_store(config, &store, &name, tee).await;
+        let saved = self
+            .stream_to_store(config, &store, &name, tee, &recorded)
+            .await;
         self.metrics
             .observe_save_local(Status::of(&saved), local_started.elapsed().as_secs_f64());
         let saved = match saved {
@@ -304,7 +310,8 @@ impl Operations {
         };
         if let (Some(s3), Some(task)) = (&config.s3, upload) {
             let failure =
-                replicate::finish_upload(&self.kube, config, s3, &saved, task.await).await;
+                replicate::finish_upload(&self.kube, config, s3, &saved, task.await, &recorded)
+                    .await;
             let status = if failure.is_none() {
                 Status::Success
             } else {
@@ -366,6 +373,7 @@ impl Operations {
         store: &LocalStore,
         name: &crate::snapshot::SnapshotName,
         tee: Option<Tee>,
+        recorded: &BTreeMap<String, String>,
     ) -> Result<SavedSnapshot, OperationError> {
         let mut client = connect(&config.etcd)
             .await
@@ -373,13 +381,43 @@ impl Operations {
                 name: name.file_name(),
                 source,
             })?;
-        let metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
+        let mut metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
+        if !recorded.is_empty() {
+            // Ours never override the ConfigMap's entries.
+            let map = metadata.get_or_insert_with(BTreeMap::new);
+            for (key, value) in recorded {
+                map.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
         save_snapshot(&mut client, store.dir(), name, metadata.as_ref(), tee)
             .await
             .map_err(|source| OperationError::Save {
                 name: name.file_name(),
                 source,
             })
+    }
+}
+
+/// The keyspace hash to record with the snapshot about to be taken, as metadata entries; empty
+/// (with a warning) when etcd cannot give it: the snapshot is still taken, and a drill says
+/// that no hash was recorded.
+async fn record_hashkv(config: &DesiredConfig, snapshot: &str) -> BTreeMap<String, String> {
+    let recorded = match connect(&config.etcd).await {
+        Ok(mut client) => crate::snapshot::hashkv::record(&mut client).await,
+        Err(e) => {
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to connect to etcd for the keyspace hash; saving without it");
+            return BTreeMap::new();
+        }
+    };
+    match recorded {
+        Ok(record) => {
+            tracing::debug!(%snapshot, hash = record.hash, revision = record.revision, "recorded the keyspace hash");
+            record.entries()
+        }
+        Err(e) => {
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to record the keyspace hash; saving without it");
+            BTreeMap::new()
+        }
     }
 }
 

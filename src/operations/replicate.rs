@@ -6,6 +6,7 @@
 //! save, a slow or failing S3 is cut off from the save's tee, and every failure leaves the local
 //! file in place and a marker (`pending`) for `ls` and the next reconcile.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use tokio::task::JoinHandle;
@@ -43,6 +44,7 @@ pub(super) fn object_metadata(config: &DesiredConfig) -> ObjectMetadata {
         node_name: config.node_name.clone(),
         token_hash: crate::token::server_token_hash(config).unwrap_or_default(),
         sha256: None,
+        extra: BTreeMap::new(),
     }
 }
 
@@ -67,17 +69,19 @@ pub(super) fn start_streamed_upload(
     settings: &S3Settings,
     name: String,
     feed: TeeReceiver,
+    extra: BTreeMap<String, String>,
 ) -> JoinHandle<Streamed> {
     let (kube, config, settings) = (kube.clone(), config.clone(), settings.clone());
+    let metadata = ObjectMetadata {
+        extra,
+        ..object_metadata(&config)
+    };
     tokio::spawn(async move {
         let store = match connect(&kube, &config, &settings).await {
             Ok(store) => store,
             Err(error) => return Streamed::Failed { store: None, error },
         };
-        match store
-            .upload_stream(&name, &object_metadata(&config), feed)
-            .await
-        {
+        match store.upload_stream(&name, &metadata, feed).await {
             Ok(uploaded) => Streamed::Uploaded { store, uploaded },
             Err(error) => Streamed::Failed {
                 store: Some(store),
@@ -109,6 +113,7 @@ pub(super) async fn finish_upload(
     settings: &S3Settings,
     saved: &SavedSnapshot,
     streamed: Result<Streamed, tokio::task::JoinError>,
+    extra: &BTreeMap<String, String>,
 ) -> Option<FailedItem> {
     let name = saved.name.file_name();
     let (store, first_error) = match streamed {
@@ -121,7 +126,7 @@ pub(super) async fn finish_upload(
         (first, store) => {
             let first = first.err().unwrap_or_default();
             tracing::warn!(snapshot = %name, error = %first, "streamed S3 upload did not complete; uploading the saved file");
-            upload_saved_file(kube, config, settings, store, saved).await
+            upload_saved_file(kube, config, settings, store, saved, extra).await
         }
     };
     match result {
@@ -144,6 +149,7 @@ async fn upload_saved_file(
     settings: &S3Settings,
     store: Option<S3Store>,
     saved: &SavedSnapshot,
+    extra: &BTreeMap<String, String>,
 ) -> Result<(UploadedObject, S3Store), S3Error> {
     let store = match store {
         Some(store) => store,
@@ -151,6 +157,7 @@ async fn upload_saved_file(
     };
     let metadata = ObjectMetadata {
         sha256: Some(saved.file_sha256.clone()),
+        extra: extra.clone(),
         ..object_metadata(config)
     };
     let uploaded = store

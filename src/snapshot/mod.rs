@@ -5,6 +5,7 @@
 //! (store).
 
 pub mod backfill;
+pub mod hashkv;
 pub mod inspect;
 pub mod name;
 pub mod prune;

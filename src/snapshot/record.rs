@@ -18,6 +18,17 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, serde_js
     serde_json::from_slice(bytes)
 }
 
+/// The prefix of the metadata entries this tool records itself (the keyspace hash, the drill
+/// verdict); reserved, so a ConfigMap entry with it is not shown as the user's.
+pub const OWN_PREFIX: &str = "etcd-snapshot-";
+
+/// True for an entry this tool recorded (any key case: S3 lower-cases user metadata).
+pub fn is_own_entry(key: &str) -> bool {
+    key.as_bytes()
+        .get(..OWN_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX.as_bytes()))
+}
+
 /// Where a copy of a snapshot lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Storage {
@@ -68,6 +79,20 @@ impl SnapshotRecord {
         format!("{prefix}{sanitized}")
     }
 
+    /// The extra metadata from the ConfigMap, as RKE2 shows it in `spec.metadata`: the entries
+    /// this tool records beside it (reserved prefix [`OWN_PREFIX`]) are left out; None when
+    /// nothing remains.
+    pub fn user_metadata(&self) -> Option<BTreeMap<String, String>> {
+        let map: BTreeMap<String, String> = self
+            .metadata
+            .iter()
+            .flatten()
+            .filter(|(key, _)| !is_own_entry(key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (!map.is_empty()).then_some(map)
+    }
+
     /// The creation time in RFC 3339 (UTC, whole seconds), as RKE2 prints it.
     pub fn created_rfc3339(&self) -> String {
         rfc3339(self.created_unix)
@@ -86,7 +111,7 @@ impl SnapshotRecord {
                 snapshot_name: self.file_name.clone(),
                 node_name: self.node_name.clone(),
                 location: self.location.clone(),
-                metadata: self.metadata.clone(),
+                metadata: self.user_metadata(),
                 s3: None,
             },
             status: EtcdSnapshotStatus {
@@ -164,5 +189,19 @@ mod tests {
         assert_eq!(json["status"]["size"], "42");
         assert_eq!(json["status"]["creationTime"], "2025-08-11T10:08:01Z");
         assert_eq!(json["status"]["readyToUse"], true);
+    }
+
+    #[test]
+    fn own_entries_stay_out_of_the_users_metadata() {
+        let mut r = record("x-n1-1");
+        r.metadata = Some(BTreeMap::from([
+            ("etcd-snapshot-hashkv".to_string(), "1".to_string()),
+            ("team".to_string(), "a".to_string()),
+        ]));
+        let shown = r.user_metadata().unwrap();
+        assert_eq!(shown.keys().collect::<Vec<_>>(), ["team"]);
+        r.metadata = Some(BTreeMap::from([("ETCD-Snapshot-x".into(), "1".into())]));
+        assert_eq!(r.user_metadata(), None);
+        assert!(!is_own_entry("etcd-snap") && !is_own_entry("ééééééé-snapshot-"));
     }
 }

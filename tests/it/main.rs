@@ -15,6 +15,7 @@ mod cluster_reset;
 mod cluster_reset_peers;
 mod config_engine;
 mod crd;
+mod drills;
 mod durations;
 mod embedded_etcd;
 mod etcd_tls;

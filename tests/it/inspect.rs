@@ -11,7 +11,7 @@ use sha2::Digest;
 use crate::support::{TestEtcd, free_port, require_binary, run, snapshot_dir, text};
 
 /// `etcdutl` from etcd 3.5 (`scripts/install-deps` puts it on PATH); `ETCDUTL` overrides.
-fn etcdutl() -> Option<PathBuf> {
+pub(crate) fn etcdutl() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ETCDUTL") {
         return Some(PathBuf::from(path));
     }
@@ -19,7 +19,7 @@ fn etcdutl() -> Option<PathBuf> {
 }
 
 /// Flags for a direct-mode CLI call against `etcd` (no server answers at `--etcd-server`).
-fn direct(etcd: &TestEtcd) -> Vec<String> {
+pub(crate) fn direct(etcd: &TestEtcd) -> Vec<String> {
     vec![
         format!("--etcd-server=https://127.0.0.1:{}", free_port()),
         format!("--etcd-endpoints={}", etcd.endpoint),
@@ -28,7 +28,7 @@ fn direct(etcd: &TestEtcd) -> Vec<String> {
 }
 
 /// Saves a snapshot through the binary; returns its path.
-fn save(etcd: &TestEtcd, data: &Path, name: &str, compress: bool) -> PathBuf {
+pub(crate) fn save(etcd: &TestEtcd, data: &Path, name: &str, compress: bool) -> PathBuf {
     let mut args = direct(etcd);
     args.extend(["save".into(), "--name".into(), name.into()]);
     if compress {
@@ -51,7 +51,7 @@ fn save(etcd: &TestEtcd, data: &Path, name: &str, compress: bool) -> PathBuf {
 }
 
 /// Runs `inspect -o json` with `extra` flags; returns the output and the parsed report.
-fn inspect(target: &str, data: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+pub(crate) fn inspect(target: &str, data: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let mut args: Vec<&str> = vec!["inspect", "-o", "json"];
     args.extend_from_slice(extra);
     args.push(target);
@@ -60,14 +60,14 @@ fn inspect(target: &str, data: &Path, extra: &[&str]) -> (Output, serde_json::Va
     (out, report)
 }
 
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("no {name} check in {report:#}"))
 }
 
-fn etcdctl(etcd: &TestEtcd, args: &[&str]) {
+pub(crate) fn etcdctl(etcd: &TestEtcd, args: &[&str]) {
     let out = Command::new(require_binary("etcdctl").expect("etcdctl"))
         .env("ETCDCTL_API", "3")
         .arg("--endpoints")
@@ -79,7 +79,7 @@ fn etcdctl(etcd: &TestEtcd, args: &[&str]) {
 }
 
 /// Puts `n` pods and 3 configmaps, deletes the first `deleted` pods.
-fn load(etcd: &TestEtcd, n: usize, deleted: usize) {
+pub(crate) fn load(etcd: &TestEtcd, n: usize, deleted: usize) {
     for i in 0..n {
         etcd.put(
             &format!("/registry/pods/default/p{i}"),
@@ -95,7 +95,7 @@ fn load(etcd: &TestEtcd, n: usize, deleted: usize) {
 }
 
 /// `etcdutl snapshot status -w json` on `path`.
-fn status(etcdutl: &Path, path: &Path) -> Result<serde_json::Value, String> {
+pub(crate) fn status(etcdutl: &Path, path: &Path) -> Result<serde_json::Value, String> {
     let out = Command::new(etcdutl)
         .args(["snapshot", "status", "-w", "json"])
         .arg(path)
@@ -107,7 +107,7 @@ fn status(etcdutl: &Path, path: &Path) -> Result<serde_json::Value, String> {
     Ok(serde_json::from_slice(&out.stdout).expect("etcdutl json"))
 }
 
-fn assert_agrees(report: &serde_json::Value, theirs: &serde_json::Value) {
+pub(crate) fn assert_agrees(report: &serde_json::Value, theirs: &serde_json::Value) {
     let ours = &report["etcd_status"];
     for (mine, their) in [
         ("hash", "hash"),
@@ -123,7 +123,7 @@ fn assert_agrees(report: &serde_json::Value, theirs: &serde_json::Value) {
 }
 
 /// The database image inside a snapshot `.zip`.
-fn unzip(path: &Path) -> Vec<u8> {
+pub(crate) fn unzip(path: &Path) -> Vec<u8> {
     use std::io::Read;
     let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut entry = archive.by_index(0).unwrap();
@@ -188,7 +188,7 @@ fn inspect_agrees_with_etcdutl_snapshot_status() {
 }
 
 /// Flips one bit at `offset` of a copy of `src`.
-fn flipped(src: &Path, dir: &Path, offset: usize) -> PathBuf {
+pub(crate) fn flipped(src: &Path, dir: &Path, offset: usize) -> PathBuf {
     let mut bytes = std::fs::read(src).unwrap();
     bytes[offset] ^= 0x10;
     let path = dir.join(format!("flip-{offset}"));

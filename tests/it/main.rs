@@ -20,6 +20,7 @@ mod durations;
 mod embedded_etcd;
 mod etcd_tls;
 mod inspect;
+mod inspect_evidence;
 mod kube_api;
 mod kube_api_tests;
 mod kube_nodes;

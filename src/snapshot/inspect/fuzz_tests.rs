@@ -27,7 +27,7 @@ fn walks_without_panic((bytes, _): (Vec<u8>, Vec<Mutation>)) -> TestCaseResult {
 }
 
 #[test]
-fn inspect_walker() {
+fn fuzz_inspect_walker() {
     let sample = image(&good_pages(), 7);
     let intact: &[u8] = &sample;
     let mut tally = Tally::default();

@@ -8,6 +8,7 @@
 //! and renders. For a local plain file the SHA-256 pass and the walk run on two threads.
 
 pub mod bbolt;
+pub mod identity;
 pub mod meta;
 pub mod mvcc;
 pub mod pages;
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::bootstrap::crypto::{decrypt, storage_key};
+use crate::bootstrap::crypto::storage_key;
 use crate::bootstrap::token_password;
 use crate::store::s3::{S3Error, S3Store};
 use bbolt::Bounded;
@@ -150,10 +151,13 @@ fn inspect_plain(file: &File, source: String, token: Option<&SecretString>) -> I
     let db_len = if size % 512 == 32 { size - 32 } else { size };
     let (streamed, walked) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| source::stream_file(file));
-        let walked = walk(&Bounded {
-            source: file,
-            len: db_len,
-        });
+        let walked = walk(
+            &Bounded {
+                source: file,
+                len: db_len,
+            },
+            token,
+        );
         (hashing.join(), walked)
     });
     let (checks, sha) = match streamed {
@@ -217,10 +221,13 @@ fn from_spill(
     let db_len = streamed.verified.as_ref().map_or(streamed.size, |v| v.0);
     let sha = streamed.verified.map(|v| v.1);
     checks.push(streamed.check);
-    let walked = walk(&Bounded {
-        source: spill,
-        len: db_len,
-    });
+    let walked = walk(
+        &Bounded {
+            source: spill,
+            len: db_len,
+        },
+        token,
+    );
     finish(source, size, sha, checks, walked, token)
 }
 
@@ -242,10 +249,13 @@ pub async fn inspect_s3(
         source: Box::new(source),
     };
     let response = store.get(&key, "read").await.map_err(s3_err)?;
-    let recorded = response.metadata().and_then(|m| {
-        m.get(&crate::store::s3::store::META_SHA256.to_ascii_lowercase())
-            .cloned()
-    });
+    let meta = |key: &str| {
+        response
+            .metadata()
+            .and_then(|m| m.get(&key.to_ascii_lowercase()).cloned())
+    };
+    let recorded = meta(crate::store::s3::store::META_SHA256);
+    let uploader = meta(crate::store::s3::store::META_TOKEN_HASH).filter(|h| !h.is_empty());
     let dir = source::spill_dir(data_dir).map_err(|reason| InspectError::SpillDir {
         name: name.to_string(),
         reason,
@@ -287,8 +297,12 @@ pub async fn inspect_s3(
             let streamed = source::stream_file(&spill).map_err(spill_err_owned(&label))?;
             from_spill(&spill, label, size, streamed, Vec::new(), token.as_ref())
         };
-        report.checks.insert(0, object_check.clone());
-        report.healthy &= object_check.ok;
+        let cluster = uploader.zip(token.as_ref());
+        let cluster = cluster.map(|(recorded, t)| identity::uploader_check(&recorded, t));
+        for check in [Some(object_check), cluster].into_iter().flatten().rev() {
+            report.healthy &= check.ok;
+            report.checks.insert(0, check);
+        }
         Ok(report)
     })
     .await
@@ -327,8 +341,15 @@ async fn s3_body_reader(
     Ok((crate::snapshot::sink::hex(&hasher.finalize()), size))
 }
 
-fn walk(src: &dyn bbolt::PageSource) -> (bbolt::Structure, tally::Tally) {
+/// Walks `src`, keeping the bootstrap value of `token`'s storage key.
+fn walk(
+    src: &dyn bbolt::PageSource,
+    token: Option<&SecretString>,
+) -> (bbolt::Structure, tally::Tally) {
     let mut tally = tally::Tally::default();
+    tally.bootstrap_wanted = token
+        .and_then(|t| token_password(t.expose_secret()).ok())
+        .map(|p| storage_key(p.expose_secret()));
     let structure = bbolt::walk(src, &mut tally);
     (structure, tally)
 }
@@ -342,41 +363,11 @@ fn finish(
     walked: (bbolt::Structure, tally::Tally),
     token: Option<&SecretString>,
 ) -> InspectReport {
-    let verdict = token.map(|t| token_check(t, &walked.1));
+    let verdict = token.map(|t| identity::token_check(t, &walked.1));
     if let Some(check) = &verdict {
         checks.push(check.clone());
     }
     let mut report = report::assemble(source, size, sha, checks, Some(walked));
     report.bootstrap.token_decrypts = verdict.map(|c| c.ok);
     report
-}
-
-/// The `token` check: the bootstrap key for this token exists and decrypts with it.
-fn token_check(token: &SecretString, tally: &tally::Tally) -> Check {
-    let password = match token_password(token.expose_secret()) {
-        Ok(p) => p,
-        Err(e) => {
-            return Check::new(
-                "token",
-                false,
-                format!("the token has no usable password: {e}"),
-            );
-        }
-    };
-    let key = storage_key(password.expose_secret());
-    match tally.bootstrap.get(&key) {
-        Some(Some(value)) => match std::str::from_utf8(value)
-            .ok()
-            .map(|v| decrypt(password.expose_secret(), v))
-        {
-            Some(Ok(_)) => Check::new("token", true, format!("the token decrypts {key}")),
-            _ => Check::new("token", false, format!("the token does not decrypt {key}")),
-        },
-        _ if tally.bootstrap.values().any(Option::is_some) => Check::new(
-            "token",
-            false,
-            format!("no bootstrap data for this token ({key}); there is some for other tokens"),
-        ),
-        _ => Check::new("token", false, "the snapshot holds no bootstrap data"),
-    }
 }

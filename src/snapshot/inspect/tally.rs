@@ -17,7 +17,7 @@ use crate::bootstrap::crypto::STORAGE_PREFIX;
 pub const MAX_TRACKED_KEYS: usize = 1_000_000;
 /// Distinct resource groups kept; later ones are counted under one row.
 const MAX_GROUPS: usize = 10_000;
-/// Bootstrap values kept (a token's bootstrap data is tens of KiB).
+/// Bootstrap keys listed; a token's bootstrap data is tens of KiB.
 const MAX_BOOTSTRAP_KEYS: usize = 64;
 const MAX_BOOTSTRAP_VALUE: usize = 4 << 20;
 const MAX_MEMBERS: usize = 1000;
@@ -73,8 +73,11 @@ pub struct Tally {
     pub keys_incomplete: bool,
     groups: Vec<String>,
     group_index: HashMap<String, u32>,
-    /// Latest value of each `/bootstrap/` key; `None` once deleted.
+    /// Each `/bootstrap/` key: `None` once deleted, else its latest value when it is
+    /// [`Tally::bootstrap_wanted`] and empty otherwise (only one value is ever held).
     pub bootstrap: BTreeMap<String, Option<Vec<u8>>>,
+    /// The bootstrap key whose value is kept (the given token's).
+    pub bootstrap_wanted: Option<String>,
 }
 
 /// Per-group figures of the latest, non-deleted revision of each key.
@@ -163,12 +166,21 @@ impl Tally {
 
     fn bootstrap_value(&mut self, key: &[u8], value: Option<&[u8]>) {
         let name = printable(key);
-        if !self.bootstrap.contains_key(&name) && self.bootstrap.len() >= MAX_BOOTSTRAP_KEYS {
+        // Only the wanted key's value is held: the others only need to be known present.
+        let wanted = self.bootstrap_wanted.as_deref() == Some(name.as_str());
+        if !wanted
+            && !self.bootstrap.contains_key(&name)
+            && self.bootstrap.len() >= MAX_BOOTSTRAP_KEYS
+        {
             return;
         }
-        let kept = value
-            .filter(|v| v.len() <= MAX_BOOTSTRAP_VALUE)
-            .map(<[u8]>::to_vec);
+        let kept = value.map(|v| {
+            if wanted && v.len() <= MAX_BOOTSTRAP_VALUE {
+                v.to_vec()
+            } else {
+                Vec::new()
+            }
+        });
         self.bootstrap.insert(name, kept);
     }
 
@@ -349,5 +361,24 @@ mod tests {
             ("/registry/pods", 1, 19)
         );
         assert_eq!(t.buckets, [("key".into(), 5), ("meta".into(), 2)]);
+    }
+
+    #[test]
+    fn only_the_wanted_bootstrap_value_is_held() {
+        let mut t = Tally {
+            bootstrap_wanted: Some("/bootstrap/mine".into()),
+            ..Tally::default()
+        };
+        t.bucket(b"key");
+        t.entry(&rev(2, false), Some(&kv("/bootstrap/mine", "sealed")));
+        t.entry(&rev(3, false), Some(&kv("/bootstrap/other", "sealed-too")));
+        t.entry(&rev(4, false), Some(&kv("/bootstrap/gone", "x")));
+        t.entry(&rev(5, true), Some(&kv("/bootstrap/gone", "")));
+        assert_eq!(
+            t.bootstrap["/bootstrap/mine"].as_deref(),
+            Some(&b"sealed"[..])
+        );
+        assert_eq!(t.bootstrap["/bootstrap/other"].as_deref(), Some(&b""[..]));
+        assert_eq!(t.bootstrap["/bootstrap/gone"], None);
     }
 }

@@ -6,7 +6,8 @@
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), file watching, `config show`.
 //! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
-//! - `snapshot`: names, the streaming save pipeline, retention planning, listing records.
+//! - `snapshot`: names, the streaming save pipeline, retention planning, listing records, the
+//!   keyspace hash recorded at save time (`snapshot::hashkv`).
 //! - `store`: where snapshot copies live (`LocalStore`), listing/deleting/pruning them.
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
 //!   the direct-mode CLI.
@@ -23,7 +24,8 @@
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `fsutil`: crash-safe file writes and size-capped reads.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
-//! - `restore`: verified restore and cluster reset.
+//! - `restore`: verified restore and cluster reset; `restore::drill`, restore drills (a snapshot
+//!   copy restored into a throwaway low-priority member and checked against what was saved).
 //! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
 //!   resources and Events, the CRD (installed only when opted in).
 //!

@@ -8,6 +8,7 @@
 
 mod checks;
 pub mod datadir;
+pub mod drill;
 mod error;
 pub mod flow;
 pub mod last_restore;

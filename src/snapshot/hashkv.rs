@@ -98,7 +98,7 @@ impl HashKvRecord {
         Ok(Some(HashKvRecord {
             hash: parse(KEY_HASH, hash, "a 32-bit unsigned decimal")?,
             revision: parse_revision(KEY_REVISION, revision)?,
-            compact_revision: parse_revision(KEY_COMPACT_REVISION, compact)?,
+            compact_revision: parse_compact(compact)?,
         }))
     }
 }
@@ -123,6 +123,15 @@ fn parse<T: std::str::FromStr>(
 
 fn parse_revision(key: &'static str, value: &str) -> Result<i64, HashKvError> {
     parse(key, value, "a non-negative 64-bit decimal revision")
+}
+
+/// etcd answers -1 for a member that was never compacted.
+fn parse_compact(value: &str) -> Result<i64, HashKvError> {
+    let expected = "a 64-bit decimal revision (-1: never compacted)";
+    match value.strip_prefix('-') {
+        Some(rest) => parse::<i64>(KEY_COMPACT_REVISION, rest, expected).map(|n| -n),
+        None => parse(KEY_COMPACT_REVISION, value, expected),
+    }
 }
 
 /// Asks the live member for its current revision, then for `HashKV` at it. Call it before the
@@ -163,7 +172,7 @@ mod tests {
         let s3 = map(&[
             ("Etcd-Snapshot-HashKV", "7"),
             ("etcd-snapshot-hashkv-revision", "9"),
-            ("ETCD-SNAPSHOT-HASHKV-COMPACT-REVISION", "0"),
+            ("ETCD-SNAPSHOT-HASHKV-COMPACT-REVISION", "-1"),
             ("rke2-node-name", "n1"),
         ]);
         assert_eq!(
@@ -189,6 +198,7 @@ mod tests {
             (KEY_REVISION, "-1"),
             (KEY_REVISION, ""),
             (KEY_COMPACT_REVISION, "1e3"),
+            (KEY_COMPACT_REVISION, "--1"),
         ] {
             let mut m = map(&[
                 (KEY_HASH, "1"),

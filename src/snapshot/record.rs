@@ -29,8 +29,9 @@ pub fn is_own_entry(key: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX.as_bytes()))
 }
 
-/// Where a copy of a snapshot lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Where a copy of a snapshot lives (`local` / `s3` in JSON and YAML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Storage {
     Local,
     S3,

@@ -23,6 +23,7 @@
 //! - `telemetry`: logging and Prometheus metrics.
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `fsutil`: crash-safe file writes and size-capped reads.
+//! - `layout`: every path under the data dir and beside a snapshot dir (pure functions).
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `restore`: verified restore and cluster reset; `restore::drill`, restore drills (a snapshot
 //!   copy restored into a throwaway low-priority member and checked against what was saved).
@@ -42,6 +43,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod fsutil;
 pub mod kube;
+pub mod layout;
 pub mod operations;
 pub mod restore;
 pub mod scheduler;

@@ -13,14 +13,8 @@ use crate::config::{Layer, RawValue, Source};
 
 use super::wire::{Operation, S3Request, SnapshotRequest};
 
-/// The operation a request maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlannedOperation {
-    Save,
-    List,
-    Delete { names: Vec<String> },
-    Prune { dry_run: bool },
-}
+/// The operation a request maps to (the operations' own type: the API only plans it).
+pub use crate::operations::PlannedOperation;
 
 /// Why a request cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

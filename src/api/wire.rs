@@ -3,11 +3,17 @@
 //! The request and response shapes are RKE2's; anything we add is an additive, optional field so
 //! that RKE2's own CLI can talk to our server and ours to RKE2's. The list reply is an
 //! `ETCDSnapshotFileList` exactly as RKE2 prints it with `ls -o json`.
+//!
+//! This is the edge: the operations' reports and the stores' records are domain types, and the
+//! conversions into these shapes live here (`wire_convert.rs`), for the API server and the
+//! direct-mode CLI alike.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[path = "wire_convert.rs"]
+mod convert;
 #[path = "wire_s3.rs"]
 mod s3;
 

@@ -18,7 +18,7 @@ use crate::api::tls;
 use crate::api::wire::{EtcdSnapshotFileList, FailedItem, RemovedCopy, SnapshotResponse};
 use crate::cli::{Command, OutputFormat};
 use crate::config::{ConfigEngine, ConfigErrors, DesiredConfig, Resolved, Source};
-use crate::operations::{OperationError, Operations, SaveKind, error_chain};
+use crate::operations::{OperationError, Operations, PlannedOperation, error_chain};
 use crate::telemetry::metrics::Metrics;
 use crate::token::client_token;
 
@@ -187,25 +187,16 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
         operation: verb(command),
         source,
     };
-    let reply = match command {
-        Command::Save => {
-            let outcome = ops.save(config, SaveKind::OnDemand).await.map_err(direct)?;
-            ClientReply::Snapshot(outcome.into())
-        }
-        Command::List { .. } => {
-            let listing = ops.list(config).await.map_err(direct)?;
-            ClientReply::List(listing.into())
-        }
-        Command::Delete { names } => {
-            let report = ops.delete(config, names).await.map_err(direct)?;
-            ClientReply::Snapshot(report.into())
-        }
-        Command::Prune { dry_run, .. } => {
-            let report = ops.prune(config, *dry_run).await.map_err(direct)?;
-            ClientReply::Snapshot(report.into())
-        }
+    let planned = match command {
+        Command::Save => PlannedOperation::Save,
+        Command::List { .. } => PlannedOperation::List,
+        Command::Delete { names } => PlannedOperation::Delete {
+            names: names.clone(),
+        },
+        Command::Prune { dry_run, .. } => PlannedOperation::Prune { dry_run: *dry_run },
         _ => return Ok(Completion::Success),
     };
+    let reply = ops.run(config, &planned).await.map_err(direct)?.into();
     print_reply(command, config, reply)
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::layout::DataDirLayout;
 use crate::scheduler::Schedule;
 
 /// The whole merged configuration of one evaluation of the engine.
@@ -154,15 +155,7 @@ pub struct SnapshotSettings {
 impl SnapshotSettings {
     /// `<snapshot dir>/../.metadata`, a sibling of the snapshot dir, as RKE2 lays it out.
     pub fn metadata_dir(&self) -> PathBuf {
-        metadata_dir_for(&self.dir)
-    }
-}
-
-/// The metadata dir that belongs to a snapshot dir.
-pub fn metadata_dir_for(snapshot_dir: &Path) -> PathBuf {
-    match snapshot_dir.parent() {
-        Some(parent) => parent.join(".metadata"),
-        None => snapshot_dir.join("..").join(".metadata"),
+        crate::layout::metadata_dir_for(&self.dir)
     }
 }
 
@@ -351,35 +344,39 @@ pub enum LogFormat {
     Json,
 }
 
+/// The data-dir paths, owned by `crate::layout`; these are the config's shortcuts to them.
 impl DesiredConfig {
+    /// Every path under the data dir.
+    pub fn data_layout(&self) -> DataDirLayout {
+        DataDirLayout::new(&self.data_dir)
+    }
     /// `<data-dir>/server`.
     pub fn server_dir(&self) -> PathBuf {
-        self.data_dir.join("server")
+        self.data_layout().server_dir()
     }
-    /// `<data-dir>/server/etcd-snapshot.lock`: held by a running server for its whole life, and
-    /// by a restore, reset or rollback, so they never run at the same time.
+    /// The server's lifetime lock (see `DataDirLayout::server_lock_path`).
     pub fn server_lock_path(&self) -> PathBuf {
-        self.server_dir().join("etcd-snapshot.lock")
+        self.data_layout().server_lock_path()
     }
     /// `<data-dir>/server/db`.
     pub fn db_dir(&self) -> PathBuf {
-        self.server_dir().join("db")
+        self.data_layout().db_dir()
     }
     /// `<data-dir>/server/db/etcd`: the embedded member's data.
     pub fn etcd_data_dir(&self) -> PathBuf {
-        self.db_dir().join("etcd")
+        self.data_layout().etcd_data_dir()
     }
     /// `<data-dir>/server/token`.
     pub fn token_path(&self) -> PathBuf {
-        self.server_dir().join("token")
+        self.data_layout().token_path()
     }
     /// `<data-dir>/server/tls`.
     pub fn tls_dir(&self) -> PathBuf {
-        self.server_dir().join("tls")
+        self.data_layout().tls_dir()
     }
     /// The default snapshot dir for a data dir.
     pub fn default_snapshot_dir(data_dir: &Path) -> PathBuf {
-        data_dir.join("server").join("db").join("snapshots")
+        DataDirLayout::new(data_dir).default_snapshot_dir()
     }
 }
 

@@ -20,7 +20,7 @@ use crate::api::server::{HandlerError, HandlerFuture, HandlerReply, SnapshotHand
 use crate::api::wire::SnapshotRequest;
 use crate::config::desired::S3Settings;
 use crate::config::{ConfigEngine, DesiredConfig, Layer, RawValue, Resolved, Source};
-use crate::operations::{OperationError, Operations, SaveKind, error_chain};
+use crate::operations::{OperationError, Operations, error_chain};
 
 /// Serves `POST /db/snapshot` with the shared `Operations`.
 pub struct RequestHandler {
@@ -125,33 +125,11 @@ async fn execute(
     config: DesiredConfig,
     operation: PlannedOperation,
 ) -> Result<HandlerReply, HandlerError> {
-    match operation {
-        PlannedOperation::Save => {
-            let outcome = ops
-                .save(&config, SaveKind::OnDemand)
-                .await
-                .map_err(operation_failed)?;
-            Ok(HandlerReply::Snapshot(outcome.into()))
-        }
-        PlannedOperation::List => {
-            let listing = ops.list(&config).await.map_err(operation_failed)?;
-            Ok(HandlerReply::List(listing.into()))
-        }
-        PlannedOperation::Delete { names } => {
-            let report = ops
-                .delete(&config, &names)
-                .await
-                .map_err(operation_failed)?;
-            Ok(HandlerReply::Snapshot(report.into()))
-        }
-        PlannedOperation::Prune { dry_run } => {
-            let report = ops
-                .prune(&config, dry_run)
-                .await
-                .map_err(operation_failed)?;
-            Ok(HandlerReply::Snapshot(report.into()))
-        }
-    }
+    let report = ops
+        .run(&config, &operation)
+        .await
+        .map_err(operation_failed)?;
+    Ok(report.into())
 }
 
 /// Our CLI sends an endpoint CA file's content as inline PEM. When that is the very content of

@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::FailedItem;
 use super::pending::{self, PendingUpload};
 use super::{OperationError, Operations, ReconcileReport, error_chain, open_store, replicate};
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::restore::verify::verify_stored_snapshot;
 use crate::snapshot::backfill::plan_backfill;
@@ -91,16 +91,19 @@ impl Operations {
     ) -> Result<ReconcileReport, OperationError> {
         let started = Instant::now();
         let effective = self.effective(config).await;
-        let result = self.reconcile_inner(&effective).await;
-        self.mirror_resources(&effective, &[], None).await;
+        let mut session = None;
+        let result = self.reconcile_inner(&effective, &mut session).await;
+        self.mirror_resources(&effective, &[], None, session).await;
         self.metrics
             .observe_reconcile(Status::of(&result), started.elapsed().as_secs_f64());
         result
     }
 
+    /// The pass; leaves the S3 store it connected in `session` for the resource mirror.
     async fn reconcile_inner(
         &self,
         config: &DesiredConfig,
+        session: &mut Option<S3Store>,
     ) -> Result<ReconcileReport, OperationError> {
         let mut report = ReconcileReport::default();
         let Some(s3) = &config.s3 else {
@@ -121,13 +124,14 @@ impl Operations {
         };
         let remote_names: Vec<String> = self
             .list_on(&remote, Instant::now())
-            .await?
+            .await
+            .map_err(super::maintain::s3_list_error)?
             .into_iter()
             .map(|r| r.file_name)
             .collect();
         let local_names: Vec<String> = local.iter().map(|r| r.file_name.clone()).collect();
         forget_settled_markers(store.dir(), &local_names, &remote_names);
-        let policy = super::maintain::s3_policy(s3);
+        let policy = super::retain::s3_policy(s3);
         let now = crate::store::local::now_unix();
         let plan = plan_backfill(&local_names, &remote_names, &config.node_name, &policy, now);
         for name in plan {
@@ -141,6 +145,7 @@ impl Operations {
         }
         self.metrics
             .set_pending_upload_count(pending::list(store.dir()).len() as u64);
+        *session = Some(remote);
         Ok(report)
     }
 
@@ -184,7 +189,7 @@ async fn backfill_one(
 ) -> Result<Copied, String> {
     let metadata = ObjectMetadata {
         sha256: None,
-        ..replicate::object_metadata(config)
+        ..replicate::object_metadata(config, remote)
     };
     let path = dir.join(name);
     if !path.exists() {

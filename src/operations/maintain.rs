@@ -2,26 +2,26 @@
 //! temp-file cleanup, on the local dir and, when `etcd-s3` is on, the bucket (the reconcile's
 //! S3 backfill is in `backfill.rs`).
 //!
-//! Every S3 step connects afresh with the config of this very operation, so a changed bucket or
-//! rotated credentials apply at once. Local work is never undone by an S3 failure: the failure
-//! is reported per item.
+//! Every operation connects to S3 afresh with its own config, so a changed bucket or rotated
+//! credentials apply at once; its steps (delete, listing for the resources) share that one
+//! session. Local work is never undone by an S3 failure: the failure is reported per item.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::FailedItem;
 use super::pending;
+use super::retain::{RetentionRun, delete_on};
 use super::{
-    DeleteReport, Listing, OperationError, Operations, PruneReport, Removal, error_chain,
+    DeleteReport, Listing, OperationError, Operations, PruneReport, error_chain,
     open_existing_store, open_store, replicate,
 };
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
-use crate::snapshot::prune::Pruned;
-use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotRecord, Storage};
-use crate::store::local::{DeleteOutcome, LocalStore};
+use crate::store::SnapshotStore;
+use crate::store::local::LocalStore;
 use crate::store::s3::S3Store;
 use crate::telemetry::metrics::Status;
 
@@ -32,96 +32,102 @@ impl Operations {
     /// failure, so an operator sees what exists during an outage.
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let effective = self.effective(config).await;
-        self.list_resolved(&effective).await
+        Ok(self.list_stores(&effective, None).await?.0)
     }
 
-    /// `list` with the S3 settings already resolved (the Secret read) by the caller.
-    pub(super) async fn list_resolved(
+    /// The one listing of every configured store, with the S3 settings already resolved (the
+    /// Secret read) by the caller and the operation's S3 session, if one is open. Hands the
+    /// session back (None when S3 is off or could not be listed) for callers that go on to read
+    /// from the bucket.
+    pub(super) async fn list_stores(
         &self,
         config: &DesiredConfig,
-    ) -> Result<Listing, OperationError> {
-        Ok(self.list_keeping_store(config).await?.0)
-    }
-
-    /// `list_resolved`, also handing back the S3 store it listed (None when S3 is off or could
-    /// not be listed), for callers that go on to read from the bucket.
-    pub(super) async fn list_keeping_store(
-        &self,
-        config: &DesiredConfig,
+        session: Option<S3Store>,
     ) -> Result<(Listing, Option<S3Store>), OperationError> {
         let started = Instant::now();
-        let local =
-            open_store(config).and_then(|store| store.list().map_err(OperationError::Store));
-        self.metrics
-            .observe_reconcile_local(Status::of(&local), started.elapsed().as_secs_f64());
+        let local = match open_store(config) {
+            Ok(store) => self
+                .list_on(&store, started)
+                .await
+                .map_err(OperationError::Store),
+            Err(e) => {
+                self.metrics
+                    .observe_reconcile_local(Status::Error, started.elapsed().as_secs_f64());
+                Err(e)
+            }
+        };
         let mut listing = Listing {
             records: local?,
             failed: Vec::new(),
         };
-        self.metrics
-            .set_snapshot_count(listing.records.len() as u64);
-        self.set_newest("local", &listing.records);
-        let mut listed_store = None;
-        if let Some(s3) = &config.s3 {
-            let remote = match self.list_s3(config, s3).await {
-                Ok((remote, store)) => {
-                    listed_store = Some(store);
-                    remote
-                }
-                Err(e) => {
-                    listing.failed.push(FailedItem {
-                        name: replicate::target_location(s3, ""),
-                        message: format!(
-                            "{}; only local snapshots and recorded upload failures are shown",
-                            error_chain(&e)
-                        ),
-                    });
-                    Vec::new()
-                }
-            };
-            let failed = failed_upload_rows(config, &listing.records, &remote);
-            self.metrics.set_pending_upload_count(failed.len() as u64);
-            listing.records.extend(remote);
-            listing.records.extend(failed);
-        }
-        Ok((listing, listed_store))
-    }
-
-    async fn list_s3(
-        &self,
-        config: &DesiredConfig,
-        s3: &S3Settings,
-    ) -> Result<(Vec<SnapshotRecord>, S3Store), OperationError> {
+        let Some(s3) = &config.s3 else {
+            return Ok((listing, None));
+        };
         let started = Instant::now();
-        match replicate::connect(&self.kube, config, s3).await {
-            Ok(store) => Ok((self.list_on(&store, started).await?, store)),
+        let (remote, session) = match replicate::session(&self.kube, config, s3, session).await {
+            Ok(store) => match self.list_on(&store, started).await.map_err(s3_list_error) {
+                Ok(remote) => (remote, Some(store)),
+                Err(e) => (self.s3_unlisted(&mut listing, s3, &e), None),
+            },
             Err(source) => {
                 self.metrics
                     .observe_reconcile_s3(Status::Error, started.elapsed().as_secs_f64());
-                Err(OperationError::S3 {
-                    action: "list",
-                    source: Box::new(source),
-                })
+                let e = s3_list_error(source);
+                (self.s3_unlisted(&mut listing, s3, &e), None)
             }
-        }
+        };
+        let failed = failed_upload_rows(config, &listing.records, &remote);
+        self.metrics.set_pending_upload_count(failed.len() as u64);
+        listing.records.extend(remote);
+        listing.records.extend(failed);
+        Ok((listing, session))
     }
 
-    /// Lists a connected bucket, timed from `started` into the S3 listing metrics.
-    pub(super) async fn list_on(
+    /// Notes in the listing that S3 could not be listed; no S3 rows but the failed uploads.
+    fn s3_unlisted(
         &self,
-        store: &S3Store,
+        listing: &mut Listing,
+        s3: &S3Settings,
+        error: &OperationError,
+    ) -> Vec<SnapshotRecord> {
+        listing.failed.push(FailedItem {
+            name: replicate::target_location(s3, ""),
+            message: format!(
+                "{}; only local snapshots and recorded upload failures are shown",
+                error_chain(error)
+            ),
+        });
+        Vec::new()
+    }
+
+    /// Lists one store through the seam, timed from `started` into that storage's listing
+    /// metrics; a listing also sets the storage's snapshot count and freshness gauges.
+    pub(super) async fn list_on<S: SnapshotStore>(
+        &self,
+        store: &S,
         started: Instant,
-    ) -> Result<Vec<SnapshotRecord>, OperationError> {
+    ) -> Result<Vec<SnapshotRecord>, S::Error> {
         let listed = store.list().await;
-        self.metrics
-            .observe_reconcile_s3(Status::of(&listed), started.elapsed().as_secs_f64());
-        let listed = listed.map_err(|source| OperationError::S3 {
-            action: "list",
-            source: Box::new(source),
-        })?;
-        self.metrics.set_s3_snapshot_count(listed.len() as u64);
-        self.set_newest("s3", &listed);
-        Ok(listed)
+        let (status, seconds) = (Status::of(&listed), started.elapsed().as_secs_f64());
+        let records = listed.as_deref().unwrap_or_default();
+        let count = records.len() as u64;
+        match store.storage() {
+            Storage::Local => {
+                self.metrics.observe_reconcile_local(status, seconds);
+                if listed.is_ok() {
+                    self.metrics.set_snapshot_count(count);
+                    self.set_newest("local", records);
+                }
+            }
+            Storage::S3 => {
+                self.metrics.observe_reconcile_s3(status, seconds);
+                if listed.is_ok() {
+                    self.metrics.set_s3_snapshot_count(count);
+                    self.set_newest("s3", records);
+                }
+            }
+        }
+        listed
     }
 
     /// Deletes snapshots by file name from the local dir and, with S3 on, from the bucket
@@ -141,9 +147,9 @@ impl Operations {
         // Read the Secret only now: a delete queued behind a long save must not use
         // credentials rotated meanwhile.
         let effective = self.effective(config).await;
-        let report = self.delete_locked(&effective, names).await?;
+        let (report, session) = self.delete_locked(&effective, names).await?;
         drop(guard);
-        self.mirror_resources(&effective, &report.deleted, None)
+        self.mirror_resources(&effective, &report.deleted, None, session)
             .await;
         Ok(report)
     }
@@ -152,7 +158,7 @@ impl Operations {
         &self,
         config: &DesiredConfig,
         names: &[String],
-    ) -> Result<DeleteReport, OperationError> {
+    ) -> Result<(DeleteReport, Option<S3Store>), OperationError> {
         let store = open_existing_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
         let remote = match &config.s3 {
@@ -162,9 +168,11 @@ impl Operations {
         let mut report = DeleteReport::default();
         for name in names {
             self.copies.note_deleted(name);
-            let mut found = delete_local(&store, name, &mut report);
+            let mut found = delete_on(&store, name, "", &mut report).await;
             match &remote {
-                Some(Ok(remote)) => found |= delete_remote(remote, name, &mut report).await,
+                Some(Ok(remote)) => {
+                    found |= delete_on(remote, name, "not deleted from S3: ", &mut report).await
+                }
                 Some(Err(e)) => report.failed.push(FailedItem {
                     name: name.clone(),
                     message: format!("not deleted from S3: {}", error_chain(e)),
@@ -179,7 +187,7 @@ impl Operations {
             }
         }
         self.refresh_count(&store);
-        Ok(report)
+        Ok((report, remote.and_then(Result::ok)))
     }
 
     /// Applies the local retention policy to the snapshots named `<name>-<this node>-<unix>`
@@ -192,49 +200,18 @@ impl Operations {
     ) -> Result<PruneReport, OperationError> {
         let guard = self.writer.lock().await;
         let effective = self.effective(config).await;
-        let report = self.prune_locked(&effective, dry_run).await?;
-        drop(guard);
+        let store = open_existing_store(&effective)?;
+        let file_lock = store.lock().await.map_err(OperationError::Store)?;
+        let base = &effective.snapshot.on_demand_name;
+        let run = RetentionRun::Prune { dry_run };
+        let pruned = self.retain(&effective, &store, base, run, None).await;
+        self.refresh_count(&store);
+        drop((file_lock, guard));
+        let (report, session) = pruned.map_err(OperationError::Store)?;
         if !dry_run {
-            self.mirror_resources(&effective, &report.deleted, None)
+            self.mirror_resources(&effective, &report.deleted, None, session)
                 .await;
         }
-        Ok(report)
-    }
-
-    async fn prune_locked(
-        &self,
-        config: &DesiredConfig,
-        dry_run: bool,
-    ) -> Result<PruneReport, OperationError> {
-        let store = open_existing_store(config)?;
-        let _file_lock = store.lock().await.map_err(OperationError::Store)?;
-        let base = &config.snapshot.on_demand_name;
-        let mut report = PruneReport::default();
-        let local = store
-            .prune_policy(base, &local_policy(config), dry_run)
-            .map_err(OperationError::Store)?;
-        let local_location = |name: &str| store.dir().join(name).display().to_string();
-        add_pruned(&mut report, local, Storage::Local, local_location);
-        if let Some(s3) = &config.s3 {
-            let policy = s3_policy(s3);
-            if dry_run || !policy.keeps_all() {
-                let pruned = match replicate::connect(&self.kube, config, s3).await {
-                    Ok(remote) => remote.prune_policy(base, &policy, dry_run).await,
-                    Err(e) => Err(e),
-                };
-                match pruned {
-                    Ok(pruned) => {
-                        let location = |name: &str| replicate::target_location(s3, name);
-                        add_pruned(&mut report, pruned, Storage::S3, location);
-                    }
-                    Err(e) => report.failed.push(FailedItem {
-                        name: "s3 retention".into(),
-                        message: error_chain(&e),
-                    }),
-                }
-            }
-        }
-        self.refresh_count(&store);
         Ok(report)
     }
 
@@ -263,52 +240,6 @@ impl Operations {
         let newest = crate::scheduler::freshness::newest(records);
         self.metrics
             .set_newest(storage, newest.any, newest.verified);
-    }
-}
-
-/// True when the local copy existed and was deleted; failures go into the report.
-fn delete_local(store: &LocalStore, name: &str, report: &mut DeleteReport) -> bool {
-    match store.delete(name) {
-        Ok(DeleteOutcome::Deleted) => {
-            tracing::info!(snapshot = %name, "snapshot deleted");
-            report.removed.push(Removal {
-                name: name.to_string(),
-                location: store.dir().join(name).display().to_string(),
-                reason: None,
-            });
-            true
-        }
-        Ok(DeleteOutcome::NotFound) => false,
-        Err(e) => {
-            report.failed.push(FailedItem {
-                name: name.to_string(),
-                message: error_chain(&e),
-            });
-            false
-        }
-    }
-}
-
-/// True when the S3 object existed and was deleted; failures go into the report.
-async fn delete_remote(remote: &S3Store, name: &str, report: &mut DeleteReport) -> bool {
-    match remote.delete(name).await {
-        Ok(DeleteOutcome::Deleted) => {
-            let key = remote.layout().object_key(name);
-            report.removed.push(Removal {
-                name: name.to_string(),
-                location: crate::store::s3::keys::location(remote.client().bucket(), &key),
-                reason: None,
-            });
-            true
-        }
-        Ok(DeleteOutcome::NotFound) => false,
-        Err(e) => {
-            report.failed.push(FailedItem {
-                name: name.to_string(),
-                message: format!("not deleted from S3: {}", error_chain(&e)),
-            });
-            false
-        }
     }
 }
 
@@ -348,46 +279,10 @@ fn failed_upload_rows(
         .collect()
 }
 
-/// The local dir's retention policy.
-pub(super) fn local_policy(config: &DesiredConfig) -> RetentionPolicy {
-    RetentionPolicy {
-        count: config.snapshot.retention,
-        rules: config.snapshot.retention_rules.clone(),
+/// An S3 listing failure as an operation error.
+pub(super) fn s3_list_error(source: crate::store::s3::S3Error) -> OperationError {
+    OperationError::S3 {
+        action: "list",
+        source: Box::new(source),
     }
-}
-
-/// The S3 retention policy.
-pub(super) fn s3_policy(s3: &S3Settings) -> RetentionPolicy {
-    RetentionPolicy {
-        count: s3.retention,
-        rules: s3.retention_rules.clone(),
-    }
-}
-
-/// Adds one store's prune result to the report: its removals (with the deciding rule as the
-/// reason) and every verdict.
-fn add_pruned(
-    report: &mut PruneReport,
-    pruned: Pruned,
-    storage: Storage,
-    location: impl Fn(&str) -> String,
-) {
-    for name in pruned.deleted {
-        let reason = pruned
-            .verdicts
-            .iter()
-            .find(|v| v.file_name == name)
-            .map(|v| v.rule.to_string());
-        report.add(Removal {
-            location: location(&name),
-            reason,
-            name,
-        });
-    }
-    report.verdicts.extend(
-        pruned
-            .verdicts
-            .iter()
-            .map(|v| v.to_wire(storage, location(&v.file_name))),
-    );
 }

@@ -1,10 +1,19 @@
 //! Save, list, delete and prune: the one service behind the API, the scheduler and the
-//! direct-mode CLI.
+//! direct-mode CLI. `Operations::run` runs a planned request (the API's and the direct-mode
+//! CLI's one dispatcher); the reports are domain types, turned into RKE2's wire shapes at the
+//! edge (`api::wire`).
 //!
 //! Each call gets a fully resolved `DesiredConfig` (the caller evaluated the engine, with a
 //! request layer when there is one) and runs against the stores and etcd. Writers are serialised
 //! twice: an in-process mutex (so a scheduler tick can see a save is running and skip) and the
 //! store's advisory lock file (so a direct-mode CLI and a server on the same node never race).
+//!
+//! Every store is reached through the `SnapshotStore` seam (`maintain::list_on`, `retain`'s
+//! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
+//! which its later steps and the resource mirror reuse. Files: the save here; list, delete and
+//! prune in `maintain`; retention and deletion across stores in `retain`; the S3 copy of a save
+//! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
+//! `resources`; the reports in `report`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,21 +26,25 @@ mod error_text;
 mod maintain;
 pub mod pending;
 mod replicate;
+mod report;
 mod resources;
-mod response;
+mod retain;
 mod s3_config;
 
 pub use error_text::error_chain;
+pub use report::{
+    CopyVerdict, DeleteReport, FailedItem, Listing, PlannedOperation, PruneReport, ReconcileReport,
+    Removal, Report, SaveOutcome,
+};
+use retain::RetentionRun;
 
-use crate::api::wire::{FailedItem, RemovedCopy};
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
-use crate::snapshot::SnapshotRecord;
 use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
-use crate::store::s3::S3Error;
+use crate::store::s3::{S3Error, S3Store};
 use crate::telemetry::metrics::{Metrics, Status};
 
 /// Which kind of save, deciding the base name and whether retention runs.
@@ -41,65 +54,6 @@ pub enum SaveKind {
     Scheduled,
     /// Requested by a user: base `name` (default `on-demand`), never pruned by the save itself.
     OnDemand,
-}
-
-/// What a save did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SaveOutcome {
-    pub created: Vec<String>,
-    /// Removed by retention after a scheduled save.
-    pub deleted: Vec<String>,
-    /// Parts that failed although the snapshot itself was kept.
-    pub failed: Vec<FailedItem>,
-}
-
-/// What a delete did, per requested name.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeleteReport {
-    /// Names deleted from at least one place.
-    pub deleted: Vec<String>,
-    pub not_found: Vec<String>,
-    pub failed: Vec<FailedItem>,
-    /// Every copy removed.
-    pub removed: Vec<RemovedCopy>,
-}
-
-/// One copy delete or retention removed (or would remove, in a dry run), and why.
-pub type Removal = RemovedCopy;
-
-/// What a prune did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PruneReport {
-    /// Names removed from at least one place, each once, oldest first.
-    pub deleted: Vec<String>,
-    pub removals: Vec<Removal>,
-    pub failed: Vec<FailedItem>,
-    /// Every snapshot retention considered, per store, newest first.
-    pub verdicts: Vec<crate::api::wire::RetentionVerdict>,
-}
-
-impl PruneReport {
-    fn add(&mut self, removal: Removal) {
-        if !self.deleted.contains(&removal.name) {
-            self.deleted.push(removal.name.clone());
-        }
-        self.removals.push(removal);
-    }
-}
-
-/// What a listing found: every copy, plus the stores that could not be listed.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Listing {
-    pub records: Vec<SnapshotRecord>,
-    pub failed: Vec<FailedItem>,
-}
-
-/// What a reconcile pass did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReconcileReport {
-    /// Local snapshots uploaded because S3 lacked them.
-    pub uploaded: Vec<String>,
-    pub failed: Vec<FailedItem>,
 }
 
 /// Why an operation failed as a whole.
@@ -198,6 +152,25 @@ impl Operations {
         Arc::clone(&self.writer).try_lock_owned().ok()
     }
 
+    /// Runs one planned request to completion (an on-demand save for `Save`): the one
+    /// dispatcher of the API handler and the direct-mode CLI.
+    pub async fn run(
+        &self,
+        config: &DesiredConfig,
+        planned: &PlannedOperation,
+    ) -> Result<Report, OperationError> {
+        Ok(match planned {
+            PlannedOperation::Save => Report::Saved(self.save(config, SaveKind::OnDemand).await?),
+            PlannedOperation::List => Report::Listed(self.list(config).await?),
+            PlannedOperation::Delete { names } => {
+                Report::Deleted(self.delete(config, names).await?)
+            }
+            PlannedOperation::Prune { dry_run } => {
+                Report::Pruned(self.prune(config, *dry_run).await?)
+            }
+        })
+    }
+
     /// Takes a snapshot now. Waits for a running writer to finish first.
     pub async fn save(
         &self,
@@ -217,7 +190,10 @@ impl Operations {
     ) -> Result<SaveOutcome, OperationError> {
         let started = Instant::now();
         let effective = self.effective(config).await;
-        let result = self.save_inner(&effective, kind).await;
+        let (result, session) = match self.save_inner(&effective, kind).await {
+            Ok((outcome, session)) => (Ok(outcome), session),
+            Err(e) => (Err(e), None),
+        };
         let status = if result.is_ok() {
             Status::Success
         } else {
@@ -231,24 +207,25 @@ impl Operations {
         match &result {
             Ok(outcome) => {
                 let saved = outcome.created.first().map(String::as_str);
-                self.mirror_resources(&effective, &outcome.deleted, saved)
+                self.mirror_resources(&effective, &outcome.deleted, saved, session)
                     .await;
             }
             Err(e @ (OperationError::Save { name, .. } | OperationError::Connect { name, .. })) => {
                 self.record_failed_save(&effective, name, &error_chain(e))
                     .await;
-                self.mirror_resources(&effective, &[], None).await;
+                self.mirror_resources(&effective, &[], None, None).await;
             }
-            Err(_) => self.mirror_resources(&effective, &[], None).await,
+            Err(_) => self.mirror_resources(&effective, &[], None, None).await,
         }
         result
     }
 
+    /// The save under the writer lock; hands back the operation's S3 session, if one is open.
     async fn save_inner(
         &self,
         config: &DesiredConfig,
         kind: SaveKind,
-    ) -> Result<SaveOutcome, OperationError> {
+    ) -> Result<(SaveOutcome, Option<S3Store>), OperationError> {
         let settings = &config.snapshot;
         let store = open_store(config)?;
         let _file_lock = store.lock().await.map_err(OperationError::Store)?;
@@ -308,10 +285,12 @@ impl Operations {
             created: vec![saved.name.file_name()],
             ..Default::default()
         };
+        let mut session = None;
         if let (Some(s3), Some(task)) = (&config.s3, upload) {
-            let failure =
+            let (failure, store) =
                 replicate::finish_upload(&self.kube, config, s3, &saved, task.await, &recorded)
                     .await;
+            session = store;
             let status = if failure.is_none() {
                 Status::Success
             } else {
@@ -322,48 +301,37 @@ impl Operations {
             outcome.failed.extend(failure);
         }
         if kind == SaveKind::Scheduled {
-            self.apply_scheduled_retention(config, &store, base, &mut outcome)
+            session = self
+                .apply_scheduled_retention(config, &store, base, &mut outcome, session)
                 .await;
         }
         self.refresh_count(&store);
-        Ok(outcome)
+        Ok((outcome, session))
     }
 
-    /// Retention after a scheduled save, locally and in S3. Trouble here never fails a save
-    /// that already produced a good snapshot; it is reported as a failed item. S3 retention
-    /// runs even when the upload failed, so a full bucket can be freed.
+    /// Retention after a scheduled save, locally and in S3 (`retain`). Trouble here never
+    /// fails a save that already produced a good snapshot; it is reported as a failed item. S3
+    /// retention runs even when the upload failed, so a full bucket can be freed.
     async fn apply_scheduled_retention(
         &self,
         config: &DesiredConfig,
         store: &LocalStore,
         base: &str,
         outcome: &mut SaveOutcome,
-    ) {
-        let policy = maintain::local_policy(config);
-        if !policy.keeps_all() {
-            match store.prune_policy(base, &policy, false) {
-                Ok(pruned) => outcome.deleted.extend(pruned.deleted),
-                Err(e) => outcome.failed.push(retention_failure("retention", &e)),
+        session: Option<S3Store>,
+    ) -> Option<S3Store> {
+        let run = RetentionRun::AfterSave;
+        match self.retain(config, store, base, run, session).await {
+            Ok((report, session)) => {
+                outcome.deleted.extend(report.deleted);
+                outcome.failed.extend(report.failed);
+                session
             }
-        }
-        let Some(s3) = &config.s3 else { return };
-        let policy = maintain::s3_policy(s3);
-        if policy.keeps_all() {
-            return;
-        }
-        let pruned = match replicate::connect(&self.kube, config, s3).await {
-            Ok(remote) => remote.prune_policy(base, &policy, false).await,
-            Err(e) => Err(e),
-        };
-        match pruned {
-            Ok(pruned) => {
-                for name in pruned.deleted {
-                    if !outcome.deleted.contains(&name) {
-                        outcome.deleted.push(name);
-                    }
-                }
+            // Not reached: after a save, a local failure is a failed item.
+            Err(e) => {
+                outcome.failed.push(retention_failure("retention", &e));
+                None
             }
-            Err(e) => outcome.failed.push(retention_failure("s3 retention", &e)),
         }
     }
 
@@ -389,7 +357,7 @@ impl Operations {
                 map.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
-        save_snapshot(&mut client, store.dir(), name, metadata.as_ref(), tee)
+        save_snapshot(&mut client, store.layout(), name, metadata.as_ref(), tee)
             .await
             .map_err(|source| OperationError::Save {
                 name: name.file_name(),

@@ -13,9 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil;
 use crate::snapshot::name::validate_user_name;
 
-/// The marker dir's name, beside `.metadata`.
-pub const PENDING_DIR: &str = ".s3-pending";
-
 /// One failed upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,10 +28,9 @@ pub struct PendingUpload {
     pub failed_at: i64,
 }
 
-/// The marker dir of a snapshot dir.
+/// The marker dir of a snapshot dir (the layout owns it).
 pub fn pending_dir(snapshot_dir: &Path) -> PathBuf {
-    let parent = snapshot_dir.parent().unwrap_or(snapshot_dir);
-    parent.join(PENDING_DIR)
+    crate::layout::pending_dir_for(snapshot_dir)
 }
 
 /// Records (or replaces) the failure of `upload.name`.

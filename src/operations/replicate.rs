@@ -11,11 +11,11 @@ use std::path::Path;
 
 use tokio::task::JoinHandle;
 
+use super::FailedItem;
 use super::pending::{self, PendingUpload};
 use super::{error_chain, rounded_now_unix};
-use crate::api::wire::FailedItem;
 use crate::config::DesiredConfig;
-use crate::config::desired::{S3Settings, metadata_dir_for};
+use crate::config::desired::S3Settings;
 use crate::kube::KubeAccess;
 use crate::snapshot::save::SavedSnapshot;
 use crate::snapshot::tee::TeeReceiver;
@@ -23,7 +23,23 @@ use crate::store::s3::keys::location;
 use crate::store::s3::retry::RetryPolicy;
 use crate::store::s3::{ObjectMetadata, S3Error, S3Store, UploadedObject};
 
-/// Connects to the configured bucket as this node (name and cluster id for retention).
+/// The operation's S3 session: `open` when an earlier step of the same operation connected
+/// already, else a new connection. One operation thus checks the bucket and reads the token
+/// once, however many steps (upload, retention, listing) use S3.
+pub(super) async fn session(
+    kube: &KubeAccess,
+    config: &DesiredConfig,
+    settings: &S3Settings,
+    open: Option<S3Store>,
+) -> Result<S3Store, S3Error> {
+    match open {
+        Some(store) => Ok(store),
+        None => connect(kube, config, settings).await,
+    }
+}
+
+/// Connects to the configured bucket as this node (name and cluster id for retention, and the
+/// token hash its objects carry: the token file is read here, once per connection).
 pub(super) async fn connect(
     kube: &KubeAccess,
     config: &DesiredConfig,
@@ -37,12 +53,13 @@ pub(super) async fn connect(
         .with_token_hash(&token_hash))
 }
 
-/// The object metadata RKE2 reads: cluster id, uploading node, token hash.
-pub(super) fn object_metadata(config: &DesiredConfig) -> ObjectMetadata {
+/// The object metadata RKE2 reads: cluster id, uploading node, token hash (the one `store`
+/// was connected with).
+pub(super) fn object_metadata(config: &DesiredConfig, store: &S3Store) -> ObjectMetadata {
     ObjectMetadata {
         cluster_id: config.cluster_id.clone(),
         node_name: config.node_name.clone(),
-        token_hash: crate::token::server_token_hash(config).unwrap_or_default(),
+        token_hash: store.token_hash().to_string(),
         sha256: None,
         extra: BTreeMap::new(),
     }
@@ -72,14 +89,14 @@ pub(super) fn start_streamed_upload(
     extra: BTreeMap<String, String>,
 ) -> JoinHandle<Streamed> {
     let (kube, config, settings) = (kube.clone(), config.clone(), settings.clone());
-    let metadata = ObjectMetadata {
-        extra,
-        ..object_metadata(&config)
-    };
     tokio::spawn(async move {
         let store = match connect(&kube, &config, &settings).await {
             Ok(store) => store,
             Err(error) => return Streamed::Failed { store: None, error },
+        };
+        let metadata = ObjectMetadata {
+            extra,
+            ..object_metadata(&config, &store)
         };
         match store.upload_stream(&name, &metadata, feed).await {
             Ok(uploaded) => Streamed::Uploaded { store, uploaded },
@@ -106,7 +123,8 @@ pub(super) fn target_location(settings: &S3Settings, name: &str) -> String {
 
 /// Completes the S3 copy of a saved snapshot: takes the streamed result, or uploads the file
 /// with retries when streaming failed; then uploads the metadata file if there is one.
-/// Records or clears the failure marker. Returns the failure to report, if any.
+/// Records or clears the failure marker. Returns the failure to report, if any, and the
+/// connected store for the rest of the operation.
 pub(super) async fn finish_upload(
     kube: &KubeAccess,
     config: &DesiredConfig,
@@ -114,7 +132,7 @@ pub(super) async fn finish_upload(
     saved: &SavedSnapshot,
     streamed: Result<Streamed, tokio::task::JoinError>,
     extra: &BTreeMap<String, String>,
-) -> Option<FailedItem> {
+) -> (Option<FailedItem>, Option<S3Store>) {
     let name = saved.name.file_name();
     let (store, first_error) = match streamed {
         Ok(Streamed::Uploaded { store, uploaded }) => (Some(store), Ok(uploaded)),
@@ -136,9 +154,9 @@ pub(super) async fn finish_upload(
                 tracing::warn!(snapshot = %name, error = %e, "failed to clear the upload-failure marker");
             }
             tracing::info!(snapshot = %name, location = %uploaded.location, size = uploaded.size, "snapshot copied to S3");
-            None
+            (None, Some(store))
         }
-        Err(e) => Some(record_failure(settings, saved, &e)),
+        Err(e) => (Some(record_failure(settings, saved, &e)), None),
     }
 }
 
@@ -151,14 +169,11 @@ async fn upload_saved_file(
     saved: &SavedSnapshot,
     extra: &BTreeMap<String, String>,
 ) -> Result<(UploadedObject, S3Store), S3Error> {
-    let store = match store {
-        Some(store) => store,
-        None => connect(kube, config, settings).await?,
-    };
+    let store = session(kube, config, settings, store).await?;
     let metadata = ObjectMetadata {
         sha256: Some(saved.file_sha256.clone()),
         extra: extra.clone(),
-        ..object_metadata(config)
+        ..object_metadata(config, &store)
     };
     let uploaded = store
         .upload_file_with_retry(
@@ -176,7 +191,7 @@ async fn upload_saved_file(
 async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot) {
     let name = saved.name.file_name();
     let dir = saved.path.parent().unwrap_or(Path::new("."));
-    let path = metadata_dir_for(dir).join(&name);
+    let path = crate::layout::metadata_dir_for(dir).join(&name);
     let read = tokio::task::spawn_blocking(move || {
         crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX)
     });

@@ -11,6 +11,7 @@ use super::Operations;
 use crate::config::DesiredConfig;
 use crate::kube::resources::{self, S3Spec, Scope};
 use crate::snapshot::{SnapshotRecord, Storage};
+use crate::store::s3::S3Store;
 
 impl Operations {
     /// Reconciles the resources with a fresh listing. `config` has its S3 settings resolved
@@ -22,12 +23,13 @@ impl Operations {
         config: &DesiredConfig,
         just_deleted: &[String],
         just_saved: Option<&str>,
+        session: Option<S3Store>,
     ) {
         let Ok(client) = self.kube.client() else {
             return;
         };
         let _one_at_a_time = self.mirror.lock().await;
-        let (listing, store) = match self.list_keeping_store(config).await {
+        let (listing, store) = match self.list_stores(config, session).await {
             Ok(listed) => listed,
             Err(e) => {
                 tracing::warn!(error = %super::error_chain(&e), "failed to list snapshots for the ETCDSnapshotFile resources");
@@ -35,6 +37,19 @@ impl Operations {
             }
         };
         let mut records = listing.records;
+        if let Some(name) = just_saved {
+            // The token hash the operation's S3 session read; the token file only without one.
+            let hash = match &store {
+                Some(store) => Some(store.token_hash().to_string()),
+                None => crate::token::server_token_hash(config),
+            };
+            let hash = hash.filter(|h| !h.is_empty());
+            for record in records.iter_mut().filter(|r| r.storage == Storage::Local) {
+                if record.file_name == name {
+                    record.token_hash = hash.clone();
+                }
+            }
+        }
         // When who uploaded some S3 copies is unknown this pass, their resources' names are
         // unknown too: leave every S3 resource alone rather than rename them back and forth.
         let s3_listed = match (&config.s3, store) {
@@ -52,14 +67,6 @@ impl Operations {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
-        if let Some(name) = just_saved {
-            let hash = crate::token::server_token_hash(config).filter(|h| !h.is_empty());
-            for record in records.iter_mut().filter(|r| r.storage == Storage::Local) {
-                if record.file_name == name {
-                    record.token_hash = hash.clone();
-                }
-            }
-        }
         let records = with_local_metadata(records);
         match resources::reconcile(client, &scope, &records, just_deleted).await {
             Ok(_) => {

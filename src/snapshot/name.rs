@@ -8,8 +8,8 @@
 /// The suffix of a compressed snapshot.
 pub const ZIP_SUFFIX: &str = ".zip";
 
-/// The suffix of a snapshot being written (never a snapshot itself).
-pub const PART_SUFFIX: &str = ".part";
+/// The suffix of a snapshot being written (never a snapshot itself); the layout owns it.
+pub use crate::layout::PART_SUFFIX;
 
 /// A snapshot's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -12,8 +12,6 @@ use super::retention::{RetentionPolicy, Snapshot, Verdict, decide};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub file_name: String,
-    /// mtime (or LastModified) in unix seconds; never decides (the name's time does).
-    pub mtime_unix: i64,
     /// Bytes, for max-total-size.
     pub size: u64,
     /// See `retention::verified`.
@@ -25,7 +23,6 @@ impl Candidate {
     pub fn named(file_name: &str) -> Self {
         Self {
             file_name: file_name.to_string(),
-            mtime_unix: 0,
             size: 0,
             verified: true,
         }
@@ -82,7 +79,6 @@ pub fn plan_retention(
             Some(Snapshot {
                 file_name: c.file_name.clone(),
                 name_unix: name.unix,
-                mtime_unix: c.mtime_unix,
                 size: c.size,
                 verified: c.verified,
             })
@@ -102,14 +98,10 @@ pub fn plan_retention(
 mod tests {
     use super::*;
 
+    /// The candidates of a listing; the numbers beside the names are the files' mtimes, which
+    /// a candidate does not even carry: only the name's time can decide.
     fn candidates(names: &[(&str, i64)]) -> Vec<Candidate> {
-        names
-            .iter()
-            .map(|(n, m)| Candidate {
-                mtime_unix: *m,
-                ..Candidate::named(n)
-            })
-            .collect()
+        names.iter().map(|(n, _)| Candidate::named(n)).collect()
     }
 
     struct Case {

@@ -1,15 +1,12 @@
-//! One row of a snapshot listing, wherever the snapshot lives, and its `ETCDSnapshotFile` form.
+//! One row of a snapshot listing, wherever the snapshot lives.
 //!
-//! Stores produce `SnapshotRecord`s; the CLI table, `-o json|yaml` and (later) the Kubernetes
-//! controller consume them. Pure data and formatting only.
+//! Stores produce `SnapshotRecord`s; the CLI table, `-o json|yaml` and the Kubernetes resources
+//! consume them. Pure data and formatting only; its `ETCDSnapshotFile` wire form is made at the
+//! edge (`api::wire`, `to_snapshot_file`).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-
-use crate::api::wire::{
-    EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotSpec, EtcdSnapshotStatus, ObjectMeta,
-};
 
 /// Parses the metadata file format: one JSON object whose values are all strings (what a save
 /// writes from the ConfigMap's `.data`). The one parser for both the local file and the S3
@@ -97,34 +94,6 @@ impl SnapshotRecord {
     /// The creation time in RFC 3339 (UTC, whole seconds), as RKE2 prints it.
     pub fn created_rfc3339(&self) -> String {
         rfc3339(self.created_unix)
-    }
-
-    /// The `ETCDSnapshotFile` RKE2's `list` returns for this record.
-    pub fn to_snapshot_file(&self) -> EtcdSnapshotFile {
-        EtcdSnapshotFile {
-            api_version: "k3s.cattle.io/v1".into(),
-            kind: "ETCDSnapshotFile".into(),
-            metadata: ObjectMeta {
-                name: self.list_key(),
-                ..Default::default()
-            },
-            spec: EtcdSnapshotSpec {
-                snapshot_name: self.file_name.clone(),
-                node_name: self.node_name.clone(),
-                location: self.location.clone(),
-                metadata: self.user_metadata(),
-                s3: None,
-            },
-            status: EtcdSnapshotStatus {
-                size: Some(self.size.to_string()),
-                creation_time: Some(self.created_rfc3339()),
-                ready_to_use: Some(self.ready),
-                error: self.error.as_ref().map(|message| EtcdSnapshotError {
-                    time: Some(self.created_rfc3339()),
-                    message: Some(message.clone()),
-                }),
-            },
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The save pipeline: etcd's snapshot stream -> SHA-256 trailer check -> optional zip -> temp
-//! file -> fsync -> no-clobber publish.
+//! file -> fsync -> no-clobber publish. Where each of those files lives is the snapshot dir's
+//! `layout::SnapshotDirLayout` (the temp file in its work dir, never in the snapshot dir).
 //!
 //! The stream is read once and never held whole in memory: chunks cross a small bounded channel
 //! to a blocking writer (`sink`). Only a verified, fsynced, published file is a snapshot: any
@@ -15,10 +16,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::SnapshotName;
-use super::name::PART_SUFFIX;
 use super::sink::{SnapshotSink, Written};
 use super::tee::Tee;
 use crate::fsutil;
+use crate::layout::SnapshotDirLayout;
 
 /// Deflate level for compressed snapshots. Blocks are compressed in parallel (`zipstream`), but on
 /// a 2-core machine the save is CPU-bound: etcd itself burns ~1.2 core-s to stream 306 MB.
@@ -105,13 +106,13 @@ impl ChunkSource for etcd_client::SnapshotStreaming {
     }
 }
 
-/// Streams a snapshot from etcd into `dir/name` (`name.compressed` decides zip), plus the
-/// metadata file `<dir>/../.metadata/<file>` when `extra_metadata` is given. With a `tee`, the
+/// Streams a snapshot from etcd into `<snapshots>/name` (`name.compressed` decides zip), plus
+/// the metadata file `<metadata>/<file>` when `extra_metadata` is given. With a `tee`, the
 /// file's bytes also go to its consumer, which gets `Done` only once the snapshot (and its
 /// metadata file) is published.
 pub async fn save_snapshot(
     client: &mut etcd_client::Client,
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     tee: Option<Tee>,
@@ -121,7 +122,7 @@ pub async fn save_snapshot(
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee,
     };
-    save_from_source(stream, dir, name, extra_metadata, output).await
+    save_from_source(stream, layout, name, extra_metadata, output).await
 }
 
 /// How the pipeline writes: the Deflate level (1-9, used only when `name.compressed`) and an
@@ -146,17 +147,24 @@ impl Output {
 /// file, as RKE2 does.
 pub async fn save_from_source<S: ChunkSource>(
     mut source: S,
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
     output: Output,
 ) -> Result<SavedSnapshot, SaveError> {
-    let path = dir.join(name.file_name());
-    let temp = dir.join(format!("{}{PART_SUFFIX}", name.file_name()));
+    let path = layout.snapshot_path(&name.file_name());
+    let temp = layout.temp_path(&name.file_name());
+    let work = layout.work.clone();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let writer = {
         let (name, path) = (name.clone(), path.clone());
-        tokio::task::spawn_blocking(move || run_writer(rx, &temp, &path, &name, output))
+        tokio::task::spawn_blocking(move || {
+            fsutil::create_dir_all_mode(&work, 0o700).map_err(|source| SaveError::Write {
+                path: temp.clone(),
+                source,
+            })?;
+            run_writer(rx, &temp, &path, &name, output)
+        })
     };
     let read = pump(&mut source, tx).await;
     // Always wait for the writer: on failure it removes its temp file before we report.
@@ -164,7 +172,7 @@ pub async fn save_from_source<S: ChunkSource>(
     read?;
     let (written, tee) = written?;
     if let Some(map) = extra_metadata.filter(|m| !m.is_empty()) {
-        write_metadata_or_roll_back(dir, &path, name, map).await?;
+        write_metadata_or_roll_back(layout, &path, name, map).await?;
     }
     if let Some(tee) = tee {
         let (sha256, size) = (written.file_sha256.clone(), written.size);
@@ -265,18 +273,18 @@ fn write_and_publish(
 /// error always means "no snapshot" and a listed snapshot always has the metadata it was
 /// asked to carry.
 async fn write_metadata_or_roll_back(
-    dir: &Path,
+    layout: &SnapshotDirLayout,
     snapshot: &Path,
     name: &SnapshotName,
     map: &BTreeMap<String, String>,
 ) -> Result<(), SaveError> {
-    let meta_dir = crate::config::desired::metadata_dir_for(dir);
-    let meta_path = meta_dir.join(name.file_name());
+    let meta_dir = layout.metadata.clone();
+    let meta_path = layout.metadata_path(&name.file_name());
     let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
         path: meta_path.clone(),
         source: e.into(),
     })?;
-    let (snapshot, dir) = (snapshot.to_path_buf(), dir.to_path_buf());
+    let (snapshot, dir) = (snapshot.to_path_buf(), layout.snapshots.clone());
     let task = tokio::task::spawn_blocking(move || {
         let result = fsutil::create_dir_all_mode(&meta_dir, 0o700)
             .and_then(|()| fsutil::write_atomic(&meta_path, &json, 0o600));

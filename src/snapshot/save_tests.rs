@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::layout::SnapshotDirLayout;
 use crate::snapshot::sink::hex;
 
 /// Scripted chunks; an `Err` item is returned once, like a broken stream.
@@ -47,6 +48,7 @@ struct Dirs {
     _root: tempfile::TempDir,
     snapshots: PathBuf,
     metadata: PathBuf,
+    layout: SnapshotDirLayout,
 }
 
 fn dirs() -> Dirs {
@@ -55,6 +57,7 @@ fn dirs() -> Dirs {
     std::fs::create_dir(&snapshots).unwrap();
     let metadata = root.path().join(".metadata");
     Dirs {
+        layout: SnapshotDirLayout::new(&snapshots, true),
         _root: root,
         snapshots,
         metadata,
@@ -77,7 +80,7 @@ fn mode(path: &Path) -> u32 {
 async fn save(source: Scripted, d: &Dirs, compressed: bool) -> Result<SavedSnapshot, SaveError> {
     save_from_source(
         source,
-        &d.snapshots,
+        &d.layout,
         &name(compressed),
         None,
         Output::level(DEFAULT_COMPRESSION_LEVEL),
@@ -91,7 +94,10 @@ async fn raw_save_is_byte_identical_and_private() {
     for chunk in [7, 32 * 1024] {
         let d = dirs();
         let saved = save(scripted(&data, chunk), &d, false).await.unwrap();
+        // Only the snapshot is in the snapshot dir; its temp file was written beside it.
         assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881"]);
+        assert_eq!(mode(&d.layout.work), 0o700);
+        assert!(listing(&d.layout.work).is_empty());
         assert_eq!(std::fs::read(&saved.path).unwrap(), data);
         assert_eq!(mode(&saved.path), 0o600);
         assert_eq!(saved.size, data.len() as u64);
@@ -135,6 +141,10 @@ async fn corrupted_stream_leaves_nothing() {
             .unwrap_err();
         assert!(matches!(err, SaveError::ChecksumMismatch { .. }), "{err:?}");
         assert!(listing(&d.snapshots).is_empty());
+        assert!(
+            listing(&d.layout.work).is_empty(),
+            "the temp file is removed"
+        );
     }
 }
 
@@ -193,7 +203,7 @@ async fn metadata_file_is_compact_json_beside_the_dir() {
     let meta = BTreeMap::from([("b".to_string(), "2".to_string()), ("a".into(), "1".into())]);
     let saved = save_from_source(
         scripted(&data, 1024),
-        &d.snapshots,
+        &d.layout,
         &name(true),
         Some(&meta),
         Output::level(DEFAULT_COMPRESSION_LEVEL),
@@ -220,7 +230,7 @@ async fn failed_metadata_write_rolls_the_snapshot_back() {
     let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
     let err = save_from_source(
         scripted(&data, 1024),
-        &d.snapshots,
+        &d.layout,
         &name(false),
         Some(&meta),
         Output::level(DEFAULT_COMPRESSION_LEVEL),
@@ -260,7 +270,7 @@ async fn the_tee_sees_exactly_the_published_bytes_then_done() {
         let consumer = tokio::spawn(drain(rx));
         let saved = save_from_source(
             scripted(&data, 32 * 1024),
-            &d.snapshots,
+            &d.layout,
             &name(compressed),
             None,
             teed(tee),
@@ -286,7 +296,7 @@ async fn a_failed_save_never_tells_the_tee_done() {
     let consumer = tokio::spawn(drain(rx));
     let err = save_from_source(
         scripted(&corrupted, 32 * 1024),
-        &d.snapshots,
+        &d.layout,
         &name(false),
         None,
         teed(tee),
@@ -312,7 +322,7 @@ async fn a_metadata_failure_never_tells_the_tee_done() {
     let consumer = tokio::spawn(drain(rx));
     let err = save_from_source(
         scripted(&data, 1024),
-        &d.snapshots,
+        &d.layout,
         &name(false),
         Some(&meta),
         teed(tee),

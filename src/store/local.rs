@@ -1,9 +1,11 @@
 //! The local snapshot directory: listing, deleting, pruning, temp-file cleanup and the advisory
 //! lock that serialises writers (server and direct-mode CLI) on one node.
 //!
-//! Owns file-system effects in the snapshot dir and its sibling `.metadata` dir. Decisions
-//! (which names are snapshots, what retention deletes) come from `snapshot::name` and
-//! `snapshot::prune`; this file never writes snapshot contents (the save pipeline does).
+//! Owns file-system effects in the snapshot dir and its siblings (`crate::layout`: `.metadata`,
+//! and the work dir that holds the lock and temp files, so the snapshot dir holds snapshots
+//! only). Decisions (which names are snapshots, what retention deletes) come from
+//! `snapshot::name` and `snapshot::prune`; this file never writes snapshot contents (the save
+//! pipeline does, into the paths `layout()` gives it).
 
 use std::collections::BTreeMap;
 use std::fs::{DirEntry, OpenOptions};
@@ -12,15 +14,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::config::desired::metadata_dir_for;
 use crate::fsutil;
+use crate::layout::{LEGACY_LOCK_FILE, SnapshotDirLayout};
 use crate::snapshot::name::{PART_SUFFIX, ZIP_SUFFIX, belongs_to_node, timestamp_in_name};
 use crate::snapshot::prune::{Candidate, Pruned, plan_retention};
 use crate::snapshot::retention::RetentionPolicy;
 use crate::snapshot::{SnapshotName, SnapshotRecord, Storage};
-
-/// The advisory lock file inside the snapshot dir (a dotfile, so listings skip it).
-pub const LOCK_FILE: &str = ".etcd-snapshot.lock";
 
 /// Errors from the local store.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +46,10 @@ pub enum DeleteOutcome {
     NotFound,
 }
 
-/// The snapshot dir and its sibling metadata dir.
+/// The snapshot dir and its siblings.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
-    dir: PathBuf,
-    metadata_dir: PathBuf,
+    layout: SnapshotDirLayout,
     node: String,
 }
 
@@ -87,19 +85,25 @@ impl LocalStore {
             Err(e) => return Err(io_err("inspect snapshot dir", &dir)(e)),
         }
         Ok(Self {
-            metadata_dir: metadata_dir_for(&dir),
-            dir,
+            layout: SnapshotDirLayout::open(&dir),
             node: node.to_string(),
         })
     }
 
+    /// The snapshot dir: snapshots only.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.layout.snapshots
+    }
+
+    /// Every path that belongs to this snapshot dir: where the save pipeline writes its temp
+    /// file, the snapshot and its metadata.
+    pub fn layout(&self) -> &SnapshotDirLayout {
+        &self.layout
     }
 
     /// `<dir>/../.metadata`, where each snapshot's extra-metadata JSON lives.
     pub fn metadata_dir(&self) -> &Path {
-        &self.metadata_dir
+        &self.layout.metadata
     }
 
     /// The node whose snapshots this store manages.
@@ -107,11 +111,14 @@ impl LocalStore {
         &self.node
     }
 
-    /// Takes the node-wide writer lock (waits for a holder to finish).
+    /// Takes the node-wide writer lock (waits for a holder to finish). Creates the work dir
+    /// (0700) that holds it and the temp files.
     pub async fn lock(&self) -> Result<StoreLock, StoreError> {
-        let path = self.dir.join(LOCK_FILE);
+        let path = self.layout.lock_path();
         let task_path = path.clone();
+        let work = self.layout.work.clone();
         let task = tokio::task::spawn_blocking(move || {
+            fsutil::create_dir_all_mode(&work, 0o700)?;
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -141,14 +148,15 @@ impl LocalStore {
                 compressed,
             };
             let stem = name.stem();
+            let zipped = format!("{stem}{ZIP_SUFFIX}");
             let taken = [
-                stem.clone(),
-                format!("{stem}{ZIP_SUFFIX}"),
-                format!("{stem}{PART_SUFFIX}"),
-                format!("{stem}{ZIP_SUFFIX}{PART_SUFFIX}"),
+                self.layout.snapshot_path(&stem),
+                self.layout.snapshot_path(&zipped),
+                self.layout.temp_path(&stem),
+                self.layout.temp_path(&zipped),
             ]
             .iter()
-            .any(|f| std::fs::symlink_metadata(self.dir.join(f)).is_ok());
+            .any(|path| std::fs::symlink_metadata(path).is_ok());
             if !taken {
                 return name;
             }
@@ -176,34 +184,22 @@ impl LocalStore {
                 reason,
             }
         })?;
-        let path = self.dir.join(file_name);
+        let path = self.layout.snapshot_path(file_name);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DeleteOutcome::NotFound),
             Err(e) => return Err(io_err("delete snapshot", &path)(e)),
         }
         self.remove_metadata(file_name)?;
-        fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
+        fsutil::sync_dir(self.dir()).map_err(io_err("sync", self.dir()))?;
         tracing::info!(path = %path.display(), "removed local snapshot");
         Ok(DeleteOutcome::Deleted)
     }
 
-    /// Applies retention for `base` on this node; returns deleted file names (or, with
-    /// `dry_run`, the ones that would be). Deletes oldest first, so an interruption keeps the
-    /// newest snapshots; the returned names are in that order.
+    /// Applies `policy` to `base` on this node: deletes (unless `dry_run`) what it removes and
+    /// returns every snapshot's verdict. Deletes oldest first, so an interruption keeps the
+    /// newest snapshots; the deleted names are in that order.
     pub fn prune(
-        &self,
-        base: &str,
-        retention: u32,
-        dry_run: bool,
-    ) -> Result<Vec<String>, StoreError> {
-        let policy = RetentionPolicy::count(retention);
-        Ok(self.prune_policy(base, &policy, dry_run)?.deleted)
-    }
-
-    /// Applies `policy` to `base` on this node: deletes (unless `dry_run`) what it removes,
-    /// oldest first, and returns every snapshot's verdict.
-    pub fn prune_policy(
         &self,
         base: &str,
         policy: &RetentionPolicy,
@@ -213,12 +209,10 @@ impl LocalStore {
             .snapshot_files()?
             .into_iter()
             .filter_map(|(file_name, entry)| {
-                let mtime_unix = mtime_unix(&entry).unwrap_or(0);
                 let record = self.record(file_name, &entry)?;
                 Some(Candidate {
                     size: record.size,
                     verified: crate::snapshot::retention::verified(&record),
-                    mtime_unix,
                     file_name: record.file_name,
                 })
             })
@@ -234,7 +228,7 @@ impl LocalStore {
             });
         }
         for file_name in &doomed {
-            let path = self.dir.join(file_name);
+            let path = self.layout.snapshot_path(file_name);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -243,7 +237,7 @@ impl LocalStore {
             self.remove_metadata(file_name)?;
             tracing::info!(path = %path.display(), "removing local snapshot (retention)");
         }
-        fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
+        fsutil::sync_dir(self.dir()).map_err(io_err("sync", self.dir()))?;
         Ok(Pruned {
             deleted: doomed,
             verdicts,
@@ -251,10 +245,33 @@ impl LocalStore {
     }
 
     /// Removes this node's leftover temp files from an interrupted save; returns their paths.
-    /// Other nodes' temp files in a shared dir may belong to saves in progress and stay.
+    /// Other nodes' temp files in a shared dir may belong to saves in progress and stay. Looks in
+    /// the work dir and, when that is beside the snapshot dir, in the snapshot dir too, where
+    /// versions before the current layout left them (with their lock file, also removed).
     pub fn cleanup_temp_files(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut removed = self.cleanup_temp_files_in(&self.layout.work)?;
+        if self.layout.work_is_beside() {
+            removed.extend(self.cleanup_temp_files_in(self.dir())?);
+            let legacy_lock = self.layout.snapshot_path(LEGACY_LOCK_FILE);
+            if remove_regular(&legacy_lock, "remove old lock file")? {
+                removed.push(legacy_lock);
+                fsutil::sync_dir(self.dir()).map_err(io_err("sync", self.dir()))?;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn cleanup_temp_files_in(&self, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(read) => read
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io_err("list temp files in", dir))?,
+            // The work dir exists only once something was locked or written.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list temp files in", dir)(e)),
+        };
         let mut removed = Vec::new();
-        for entry in self.read_dir()? {
+        for entry in entries {
             let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
@@ -265,24 +282,22 @@ impl LocalStore {
                 continue;
             }
             let path = entry.path();
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("remove temp file", &path)(e)),
+            if remove_regular(&path, "remove temp file")? {
+                tracing::info!(path = %path.display(), "removed leftover snapshot temp file");
+                removed.push(path);
             }
-            tracing::info!(path = %path.display(), "removed leftover snapshot temp file");
-            removed.push(path);
         }
         if !removed.is_empty() {
-            fsutil::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
+            fsutil::sync_dir(dir).map_err(io_err("sync", dir))?;
         }
         Ok(removed)
     }
 
     fn read_dir(&self) -> Result<Vec<DirEntry>, StoreError> {
-        let read = std::fs::read_dir(&self.dir).map_err(io_err("list snapshot dir", &self.dir))?;
+        let dir = self.dir();
+        let read = std::fs::read_dir(dir).map_err(io_err("list snapshot dir", dir))?;
         read.collect::<Result<_, _>>()
-            .map_err(io_err("list snapshot dir", &self.dir))
+            .map_err(io_err("list snapshot dir", dir))
     }
 
     /// Regular, non-hidden, non-temp files whose name carries a `-<digits>[.zip]` timestamp.
@@ -322,7 +337,7 @@ impl LocalStore {
 
     /// The snapshot's extra metadata; a missing file is normal, a bad one only a warning.
     fn read_metadata(&self, file_name: &str) -> Option<BTreeMap<String, String>> {
-        let path = self.metadata_dir.join(file_name);
+        let path = self.layout.metadata_path(file_name);
         let bytes = match crate::fsutil::read_capped(&path, crate::fsutil::SMALL_FILE_MAX) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
@@ -341,12 +356,27 @@ impl LocalStore {
     }
 
     fn remove_metadata(&self, file_name: &str) -> Result<(), StoreError> {
-        let path = self.metadata_dir.join(file_name);
+        let path = self.layout.metadata_path(file_name);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete snapshot metadata", &path)(e)),
         }
+    }
+}
+
+/// Removes `path` if it is a regular file; true when it was removed.
+fn remove_regular(path: &Path, action: &'static str) -> Result<bool, StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err(action, path)(e)),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(action, path)(e)),
     }
 }
 

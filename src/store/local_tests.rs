@@ -20,6 +20,11 @@ impl Fixture {
     fn put(&self, name: &str, bytes: &[u8]) {
         std::fs::write(self.store.dir().join(name), bytes).unwrap();
     }
+    /// A file in the work dir, where temp files live.
+    fn put_work(&self, name: &str) {
+        std::fs::create_dir_all(&self.store.layout().work).unwrap();
+        std::fs::write(self.store.layout().work.join(name), b"").unwrap();
+    }
     fn put_meta(&self, name: &str, json: &str) {
         std::fs::create_dir_all(self.store.metadata_dir()).unwrap();
         std::fs::write(self.store.metadata_dir().join(name), json).unwrap();
@@ -141,7 +146,11 @@ fn prune_touches_only_this_nodes_exact_base() {
         f.put(name, b"");
         f.put_meta(name, "{}");
     }
-    let would = f.store.prune("etcd-snapshot", 1, true).unwrap();
+    let would = f
+        .store
+        .prune("etcd-snapshot", &RetentionPolicy::count(1), true)
+        .unwrap()
+        .deleted;
     assert_eq!(would, ["etcd-snapshot-n1-100.zip", "etcd-snapshot-n1-200"]);
     assert_eq!(
         f.files().len(),
@@ -149,7 +158,11 @@ fn prune_touches_only_this_nodes_exact_base() {
         "dry run deletes nothing"
     );
 
-    let deleted = f.store.prune("etcd-snapshot", 1, false).unwrap();
+    let deleted = f
+        .store
+        .prune("etcd-snapshot", &RetentionPolicy::count(1), false)
+        .unwrap()
+        .deleted;
     assert_eq!(deleted, would);
     let mut expected: Vec<String> = FOREIGN.iter().map(|s| s.to_string()).collect();
     expected.push("etcd-snapshot-n1-300".into());
@@ -157,31 +170,50 @@ fn prune_touches_only_this_nodes_exact_base() {
     assert_eq!(f.files(), expected);
     assert!(!f.store.metadata_dir().join("etcd-snapshot-n1-200").exists());
     assert!(f.store.metadata_dir().join("etcd-snapshot-n1-300").exists());
-    assert!(f.store.prune("etcd-snapshot", 0, false).unwrap().is_empty());
+    assert!(
+        f.store
+            .prune("etcd-snapshot", &RetentionPolicy::count(0), false)
+            .unwrap()
+            .deleted
+            .is_empty()
+    );
 }
 
 #[test]
 fn cleanup_removes_only_this_nodes_temp_files() {
     let f = Fixture::new();
+    assert_eq!(
+        f.store.layout().work,
+        f.root.path().join("server/db/.etcd-snapshot")
+    );
     for name in FOREIGN {
         f.put(name, b"");
     }
-    f.put("on-demand-n1-5.part", b"");
+    f.put_work("on-demand-n1-5.part");
+    f.put_work("etcd-snapshot-n2-7.part");
+    f.put_work("random.part");
+    // Left in the snapshot dir by versions before the work dir.
     f.put("etcd-snapshot-n1-6.zip.part", b"");
-    f.put("random.part", b"");
+    f.put(crate::layout::LEGACY_LOCK_FILE, b"");
     let mut removed = f.store.cleanup_temp_files().unwrap();
     removed.sort();
     assert_eq!(
         removed,
         [
+            f.store.layout().work.join("on-demand-n1-5.part"),
+            f.store.dir().join(".etcd-snapshot.lock"),
             f.store.dir().join("etcd-snapshot-n1-6.zip.part"),
-            f.store.dir().join("on-demand-n1-5.part"),
         ]
     );
     let mut expected: Vec<String> = FOREIGN.iter().map(|s| s.to_string()).collect();
-    expected.push("random.part".into());
     expected.sort();
     assert_eq!(f.files(), expected);
+    let mut work: Vec<String> = std::fs::read_dir(&f.store.layout().work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    work.sort();
+    assert_eq!(work, ["etcd-snapshot-n2-7.part", "random.part"]);
 }
 
 #[test]
@@ -189,8 +221,8 @@ fn allocate_name_skips_taken_seconds() {
     let f = Fixture::new();
     f.put("on-demand-n1-100", b"");
     f.put("on-demand-n1-101.zip", b"");
-    f.put("on-demand-n1-102.part", b"");
-    f.put("on-demand-n1-103.zip.part", b"");
+    f.put_work("on-demand-n1-102.part");
+    f.put_work("on-demand-n1-103.zip.part");
     f.put("on-demand-n2-104", b"");
     let name = f.store.allocate_name("on-demand", 100, false);
     assert_eq!(name.file_name(), "on-demand-n1-104");
@@ -226,9 +258,10 @@ async fn lock_is_exclusive_and_released_on_drop() {
         .unwrap();
     assert!(lock.is_ok());
     assert!(
-        f.store.list().unwrap().is_empty(),
-        "lock file is not listed"
+        f.files().is_empty(),
+        "the lock file is not in the snapshot dir"
     );
+    assert!(f.store.layout().lock_path().is_file());
 }
 
 #[tokio::test]
@@ -239,7 +272,10 @@ async fn trait_delegates_to_the_store() {
     let store = &f.store;
     assert_eq!(SnapshotStore::list(store).await.unwrap().len(), 2);
     assert_eq!(
-        SnapshotStore::prune(store, "s", 1, false).await.unwrap(),
+        SnapshotStore::prune(store, "s", &RetentionPolicy::count(1), false)
+            .await
+            .unwrap()
+            .deleted,
         ["s-n1-1"]
     );
     assert_eq!(

@@ -9,6 +9,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use etcd_snapshot::config::EtcdSettings;
+use etcd_snapshot::layout::SnapshotDirLayout;
 use etcd_snapshot::snapshot::SnapshotName;
 use etcd_snapshot::snapshot::save::save_snapshot;
 
@@ -93,9 +94,15 @@ async fn raw_snapshot_is_byte_identical_to_etcdctl() {
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
 
-    let saved = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None, None)
-        .await
-        .expect("save");
+    let saved = save_snapshot(
+        &mut client,
+        &SnapshotDirLayout::open(&dir),
+        &name(1_700_000_000, false),
+        None,
+        None,
+    )
+    .await
+    .expect("save");
     let theirs = root.path().join("etcdctl.db");
     etcdctl(
         &etcd.endpoint,
@@ -143,13 +150,19 @@ async fn compressed_snapshot_is_a_zip_unzip_accepts() {
     let dir = root.path().join("snapshots");
     std::fs::create_dir(&dir).unwrap();
 
-    let raw = save_snapshot(&mut client, &dir, &name(1_700_000_000, false), None, None)
-        .await
-        .unwrap();
+    let raw = save_snapshot(
+        &mut client,
+        &SnapshotDirLayout::open(&dir),
+        &name(1_700_000_000, false),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let meta = BTreeMap::from([("provider".to_string(), "rke2".to_string())]);
     let zipped = save_snapshot(
         &mut client,
-        &dir,
+        &SnapshotDirLayout::open(&dir),
         &name(1_700_000_001, true),
         Some(&meta),
         None,

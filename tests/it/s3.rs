@@ -3,6 +3,7 @@
 //! streamed and retried uploads are in `s3/stream.rs`.
 
 use etcd_snapshot::snapshot::Storage;
+use etcd_snapshot::snapshot::retention::RetentionPolicy;
 use etcd_snapshot::store::DeleteOutcome;
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Client, S3Error, S3Store};
 
@@ -415,14 +416,22 @@ async fn prune_keeps_other_clusters_and_other_bases_and_dry_run_touches_nothing(
     upload(&b, "etcd-snapshot-node1-250", "cluster-b").await;
     upload(&a, "etcd-snapshot-weekly-node1-50", "cluster-a").await;
 
-    let planned = a.prune("etcd-snapshot", 1, true).await.unwrap();
+    let planned = a
+        .prune("etcd-snapshot", &RetentionPolicy::count(1), true)
+        .await
+        .unwrap()
+        .deleted;
     assert_eq!(
         planned,
         ["etcd-snapshot-node1-100", "etcd-snapshot-node1-200"]
     );
     assert_eq!(a.list().await.unwrap().len(), 6, "dry run deletes nothing");
 
-    let deleted = a.prune("etcd-snapshot", 1, false).await.unwrap();
+    let deleted = a
+        .prune("etcd-snapshot", &RetentionPolicy::count(1), false)
+        .await
+        .unwrap()
+        .deleted;
     assert_eq!(deleted, planned);
     let left: Vec<String> = a
         .list()

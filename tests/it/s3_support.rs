@@ -69,6 +69,8 @@ pub struct S3Server {
     pub tls: Tls,
     /// The CA that signed the server certificate (`Tls::PrivateCa`).
     pub ca_pem: Option<String>,
+    /// Every request served, as `<METHOD> <path>` (e.g. `HEAD /bucket` for a connect).
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -125,7 +127,14 @@ impl S3Server {
             let base = format!("{domain}:{}", addr.port());
             builder.set_host(s3s::host::SingleDomain::new(&base).expect("domain"));
         }
-        let service = builder.build();
+        let s3 = builder.build();
+        let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = requests.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+            let line = format!("{} {}", req.method(), req.uri().path());
+            log.lock().expect("request log").push(line);
+            hyper::service::Service::call(&s3, req)
+        });
         let (acceptor, ca_pem) = match tls {
             Tls::Plain => (None, None),
             Tls::PrivateCa => {
@@ -158,8 +167,16 @@ impl S3Server {
             root,
             tls,
             ca_pem,
+            requests,
             task,
         }
+    }
+
+    /// How many requests so far were `<method> <path>`.
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        let line = format!("{method} {path}");
+        let requests = self.requests.lock().expect("request log");
+        requests.iter().filter(|r| **r == line).count()
     }
 
     /// Creates an empty bucket.

@@ -276,8 +276,9 @@ fn a_save_survives_its_client_going_away() {
     flight.assert_one_verified_snapshot();
 }
 
+/// A temp file in the work dir beside the snapshot dir `dir`.
 fn has_part_file(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
+    std::fs::read_dir(dir.parent().unwrap().join(".etcd-snapshot"))
         .map(|rd| {
             rd.flatten()
                 .any(|e| e.file_name().to_string_lossy().ends_with(".part"))

@@ -3,10 +3,14 @@
 //!
 //! Each backend supplies a `Harness`: a fresh empty store per scenario and ways to seed it
 //! behind the store's back (snapshots, entries that are not snapshots, metadata, files outside
-//! the store). Scenarios only use the trait and the harness, never a concrete store.
+//! the store). Scenarios only use the trait and the harness, never a concrete store. Every store
+//! the operations iterate over must pass it: they reach stores only through the trait (list,
+//! delete, prune with a retention policy, and the `storage`/`location` that reports name copies
+//! by), so what holds here holds for every operation on every store.
 
 use std::path::{Path, PathBuf};
 
+use etcd_snapshot::snapshot::retention::{RetentionPolicy, RetentionRules};
 use etcd_snapshot::store::s3::{ObjectMetadata, S3Store};
 use etcd_snapshot::store::{DeleteOutcome, LocalStore, SnapshotStore};
 
@@ -55,6 +59,7 @@ async fn conformance<H: Harness>(h: &H) {
     delete_removes_the_snapshot_and_its_metadata(h).await;
     invalid_names_are_refused_and_delete_nothing(h).await;
     prune_keeps_the_newest_of_this_node_and_base_only(h).await;
+    prune_applies_the_whole_policy_with_the_stores_sizes(h).await;
 }
 
 async fn empty_store<H: Harness>(h: &H) {
@@ -66,9 +71,10 @@ async fn empty_store<H: Harness>(h: &H) {
     );
     assert!(
         store
-            .prune("etcd-snapshot", 1, false)
+            .prune("etcd-snapshot", &RetentionPolicy::count(1), false)
             .await
             .unwrap()
+            .deleted
             .is_empty()
     );
 }
@@ -93,8 +99,16 @@ async fn listing_is_oldest_first_and_skips_non_snapshots<H: Harness>(h: &H) {
         ]
     );
     for record in &records {
+        assert_eq!(record.storage, store.storage(), "{record:?}");
         let tail = format!("/{}", record.file_name);
         assert!(record.location.ends_with(&tail), "{}", record.location);
+        // What reports name as the copy's place is where the listing found it.
+        let located = store.location(&record.file_name);
+        assert!(
+            record.location == located || record.location == format!("file://{located}"),
+            "{} listed, {located} located",
+            record.location
+        );
         assert!(record.ready && record.error.is_none(), "{record:?}");
     }
 }
@@ -165,16 +179,21 @@ async fn prune_keeps_the_newest_of_this_node_and_base_only<H: Harness>(h: &H) {
     assert_eq!(before.len(), 8 + usize::from(foreign));
 
     let planned = store
-        .prune("etcd-snapshot", 2, true)
+        .prune("etcd-snapshot", &RetentionPolicy::count(2), true)
         .await
-        .expect("dry run");
+        .expect("dry run")
+        .deleted;
     assert_eq!(
         planned,
         ["etcd-snapshot-node1-100", "etcd-snapshot-node1-200.zip"]
     );
     assert_eq!(names(&store).await, before, "a dry run deletes nothing");
 
-    let deleted = store.prune("etcd-snapshot", 2, false).await.expect("prune");
+    let deleted = store
+        .prune("etcd-snapshot", &RetentionPolicy::count(2), false)
+        .await
+        .expect("prune")
+        .deleted;
     assert_eq!(
         deleted, planned,
         "the dry run names what a real run deletes"
@@ -188,25 +207,105 @@ async fn prune_keeps_the_newest_of_this_node_and_base_only<H: Harness>(h: &H) {
     assert!(h.ignored_intact(&store));
 
     for dry_run in [true, false] {
-        let kept_all = store.prune("etcd-snapshot", 0, dry_run).await.unwrap();
+        let kept_all = store
+            .prune("etcd-snapshot", &RetentionPolicy::count(0), dry_run)
+            .await
+            .unwrap()
+            .deleted;
         assert!(kept_all.is_empty(), "retention 0 keeps all: {kept_all:?}");
     }
     assert!(
         store
-            .prune("etcd-snapshot", 5, false)
+            .prune("etcd-snapshot", &RetentionPolicy::count(5), false)
             .await
             .unwrap()
+            .deleted
             .is_empty()
     );
     assert_eq!(names(&store).await, expected);
 
-    let weekly = store.prune("etcd-snapshot-weekly", 1, false).await.unwrap();
+    let weekly = store
+        .prune("etcd-snapshot-weekly", &RetentionPolicy::count(1), false)
+        .await
+        .unwrap()
+        .deleted;
     assert_eq!(weekly, ["etcd-snapshot-weekly-node1-50"]);
     assert!(
         names(&store)
             .await
             .contains(&"etcd-snapshot-node2-150".to_string())
     );
+}
+
+async fn prune_applies_the_whole_policy_with_the_stores_sizes<H: Harness>(h: &H) {
+    let store = h.fresh("policy").await;
+    let ours = [
+        "etcd-snapshot-node1-100",
+        "etcd-snapshot-node1-200.zip",
+        "etcd-snapshot-node1-300",
+        "etcd-snapshot-node1-400",
+    ];
+    for name in ours {
+        h.seed(&store, name, 100).await;
+    }
+    // Neither counts towards this node's total size nor gets a verdict.
+    h.seed(&store, "etcd-snapshot-node2-500", 1000).await;
+    h.seed(&store, "etcd-snapshot-weekly-node1-450", 1000).await;
+    let foreign = h.seed_foreign(&store, "etcd-snapshot-node1-350").await;
+    let policy = RetentionPolicy {
+        count: 0,
+        rules: RetentionRules {
+            keep_last: Some(10),
+            max_total_size: Some(250),
+            ..Default::default()
+        },
+    };
+
+    let planned = store
+        .prune("etcd-snapshot", &policy, true)
+        .await
+        .expect("dry run");
+    let verdicts: Vec<(&str, bool)> = planned
+        .verdicts
+        .iter()
+        .map(|v| (v.file_name.as_str(), v.keep))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("etcd-snapshot-node1-400", true),
+            ("etcd-snapshot-node1-300", true),
+            ("etcd-snapshot-node1-200.zip", false),
+            ("etcd-snapshot-node1-100", false),
+        ],
+        "a verdict for each of this node's snapshots of the base, newest first"
+    );
+    for removed in planned.verdicts.iter().filter(|v| !v.keep) {
+        assert_eq!(removed.rule.code(), "max-total-size", "{removed:?}");
+    }
+    assert_eq!(
+        planned.deleted,
+        ["etcd-snapshot-node1-100", "etcd-snapshot-node1-200.zip"]
+    );
+
+    let pruned = store
+        .prune("etcd-snapshot", &policy, false)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, planned, "the dry run is what a real run does");
+    let mut left = names(&store).await;
+    left.sort();
+    let mut expected = vec![
+        "etcd-snapshot-node1-300".to_string(),
+        "etcd-snapshot-node1-400".into(),
+        "etcd-snapshot-node2-500".into(),
+        "etcd-snapshot-weekly-node1-450".into(),
+    ];
+    if foreign {
+        expected.push("etcd-snapshot-node1-350".into());
+    }
+    expected.sort();
+    assert_eq!(left, expected);
 }
 
 /// `LocalStore` over `<root>/<scenario>/snapshots`, metadata in `<root>/<scenario>/.metadata`.

@@ -18,7 +18,7 @@ mod member;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::desired::metadata_dir_for;
+use crate::layout::metadata_dir_for;
 use crate::snapshot::Storage;
 use crate::snapshot::hashkv::HashKvRecord;
 use crate::snapshot::inspect::report::Check;

@@ -1,29 +1,9 @@
-//! How a verdict's rule is shown: a stable code for `-o json` and a sentence for the table.
+//! How a verdict's rule is shown: a stable code for `-o json` and a sentence for the table
+//! (`api::wire` puts them into prune's wire form).
 
 use std::fmt;
 
-use super::{Rule, Verdict};
-use crate::api::wire::RetentionVerdict;
-use crate::snapshot::Storage;
-
-impl Verdict {
-    /// The verdict as `prune` reports it, for the copy in `storage` at `location`.
-    pub fn to_wire(&self, storage: Storage, location: String) -> RetentionVerdict {
-        RetentionVerdict {
-            name: self.file_name.clone(),
-            storage: match storage {
-                Storage::Local => "local",
-                Storage::S3 => "s3",
-            }
-            .into(),
-            location,
-            created: crate::snapshot::record::rfc3339(self.created_unix),
-            action: if self.keep { "keep" } else { "remove" }.into(),
-            rule: self.rule.code().into(),
-            reason: self.rule.to_string(),
-        }
-    }
-}
+use super::Rule;
 
 impl Rule {
     /// A stable identifier for machine output, named after the config key's suffix.

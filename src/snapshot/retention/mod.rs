@@ -12,9 +12,9 @@
 //! 4. Removal rules: max-age, then max-total-size remove kept snapshots from the oldest, never
 //!    below the floor and never a protected one.
 //!
-//! Time is the unix timestamp in the snapshot's name, never its mtime: the name is written once,
-//! when the snapshot is taken, while an mtime changes when a file is copied or restored from a
-//! backup, and S3's LastModified is the upload time. A snapshot whose time is after `now` (the
+//! Time is the unix timestamp in the snapshot's name, never its mtime (a [`Snapshot`] does not
+//! even carry one): the name is written once, when the snapshot is taken, while an mtime changes
+//! when a file is copied or restored from a backup, and S3's LastModified is the upload time. A snapshot whose time is after `now` (the
 //! clock was stepped back since) has age 0: it is never removed for its age, and it sorts as
 //! the newest. Calendar buckets (hour, day, ISO week, month) are in UTC, like the names, so the
 //! plan does not change with the host's time zone or across a DST change.
@@ -93,8 +93,6 @@ pub struct Snapshot {
     pub file_name: String,
     /// The timestamp in the name: the snapshot's time.
     pub name_unix: i64,
-    /// The file's mtime (or the object's LastModified); never used to decide (see the module doc).
-    pub mtime_unix: i64,
     pub size: u64,
     /// See [`verified`].
     pub verified: bool,

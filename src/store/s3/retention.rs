@@ -13,22 +13,10 @@ use crate::snapshot::prune::{Candidate, Pruned, plan_retention};
 use crate::snapshot::retention::RetentionPolicy;
 
 impl S3Store {
-    /// Applies retention for `base`; returns the deleted names oldest first (with `dry_run`,
-    /// the ones that would be). Needs `with_identity`. One HEAD per candidate of this node,
-    /// none for other objects.
-    pub async fn prune(
-        &self,
-        base: &str,
-        retention: u32,
-        dry_run: bool,
-    ) -> Result<Vec<String>, S3Error> {
-        let policy = RetentionPolicy::count(retention);
-        Ok(self.prune_policy(base, &policy, dry_run).await?.deleted)
-    }
-
     /// Applies `policy` to `base`: deletes (unless `dry_run`) what it removes, oldest first,
-    /// and returns every considered object's verdict. Needs `with_identity`.
-    pub async fn prune_policy(
+    /// and returns every considered object's verdict. Needs `with_identity`. One HEAD per
+    /// candidate of this node, none for other objects.
+    pub async fn prune(
         &self,
         base: &str,
         policy: &RetentionPolicy,
@@ -66,7 +54,6 @@ impl S3Store {
             candidates.push(Candidate {
                 size: record.size,
                 verified: crate::snapshot::retention::verified(&record),
-                mtime_unix: record.created_unix,
                 file_name: record.file_name,
             });
         }

@@ -97,6 +97,11 @@ impl S3Store {
         self
     }
 
+    /// The token hash this store's own objects carry; empty when unknown.
+    pub fn token_hash(&self) -> &str {
+        &self.token_hash
+    }
+
     /// Sets who this store prunes for: the node name and cluster id (empty when unknown).
     pub fn with_identity(mut self, node: &str, cluster_id: &str) -> Self {
         self.node = node.to_string();

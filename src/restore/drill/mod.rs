@@ -82,6 +82,8 @@ pub struct DrillSetup {
     pub etcd_binary: PathBuf,
     /// The live data dir: the drill's temp dir must be outside it.
     pub data_dir: PathBuf,
+    /// Where the drill's temp dir goes; None: `$TMPDIR`.
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// Drills a local snapshot file (plain or `.zip`); the hash comes from its `.metadata` record.
@@ -95,7 +97,7 @@ pub async fn drill_local(setup: &DrillSetup, path: &Path) -> Result<DrillReport,
     let recorded = local_record(path, &name);
     let location = format!("file://{}", path.display());
     let started = Instant::now();
-    let work = WorkDir::create(&setup.data_dir)?;
+    let work = WorkDir::create(setup)?;
     let checks = run_checks(setup, path, &work, recorded).await?;
     Ok(report(name, Storage::Local, location, checks, started))
 }
@@ -116,7 +118,7 @@ pub async fn drill_s3(
     let recorded = parsed(HashKvRecord::from_entries(&metadata));
     let key = store.layout().object_key(name);
     let location = crate::store::s3::keys::location(store.client().bucket(), &key);
-    let work = WorkDir::create(&setup.data_dir)?;
+    let work = WorkDir::create(setup)?;
     let checks = match store.download(name, work.path()).await {
         Ok(path) => run_checks(setup, &path, &work, recorded).await?,
         Err(e @ (S3Error::ChecksumMismatch { .. } | S3Error::SizeMismatch { .. })) => {
@@ -294,9 +296,12 @@ fn parsed(
 struct WorkDir(PathBuf);
 
 impl WorkDir {
-    fn create(data_dir: &Path) -> Result<Self, DrillError> {
-        let base =
-            crate::snapshot::inspect::source::spill_dir(data_dir).map_err(DrillError::TempDir)?;
+    fn create(setup: &DrillSetup) -> Result<Self, DrillError> {
+        let base = match &setup.temp_dir {
+            Some(dir) => outside(dir, &setup.data_dir)?,
+            None => crate::snapshot::inspect::source::spill_dir(&setup.data_dir)
+                .map_err(DrillError::TempDir)?,
+        };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -316,6 +321,19 @@ impl WorkDir {
     fn path(&self) -> &Path {
         &self.0
     }
+}
+
+/// `dir` when it is not inside the data dir.
+fn outside(dir: &Path, data_dir: &Path) -> Result<PathBuf, DrillError> {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if canonical(dir).starts_with(canonical(data_dir)) {
+        return Err(DrillError::TempDir(format!(
+            "{} is inside the data dir {}",
+            dir.display(),
+            data_dir.display()
+        )));
+    }
+    Ok(dir.to_path_buf())
 }
 
 impl Drop for WorkDir {

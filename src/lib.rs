@@ -20,7 +20,7 @@
 //! - `daemon`: wires the server's tasks together and owns shutdown.
 //! - `tls_verify`: the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
 //! - `token`: the server token (load, create, RKE2 forms).
-//! - `telemetry`: logging and Prometheus metrics.
+//! - `telemetry`: logging, Prometheus/OpenMetrics metrics and the CLI's `--progress` reporting.
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `fsutil`: crash-safe file writes and size-capped reads.
 //! - `layout`: every path under the data dir and beside a snapshot dir (pure functions).

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     if invocation.command == Command::Crd {
         return ExitCode::from(print_crd());
     }
+    telemetry::progress::install(invocation.progress);
     let engine = ConfigEngine::new(invocation.flags.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth;
 use super::wire::{EtcdSnapshotFileList, SnapshotRequest, SnapshotResponse, StatusBody};
+use crate::telemetry::exposition;
 use crate::telemetry::metrics::Metrics;
 
 /// A successful reply.
@@ -190,11 +191,12 @@ async fn route(
     let method = req.method().clone();
     let response = match (path.as_str(), &method) {
         ("/db/snapshot", &Method::POST) => snapshot(req, state, body_deadline).await,
-        ("/metrics", &Method::GET) => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            state.metrics.render(),
-        ),
+        ("/metrics", &Method::GET) => {
+            let accept = req.headers().get(header::ACCEPT);
+            let format = exposition::negotiate(accept.and_then(|v| v.to_str().ok()));
+            let body = state.metrics.render_as(format);
+            text(StatusCode::OK, format.content_type(), body)
+        }
         ("/healthz", &Method::GET) => text(StatusCode::OK, "text/plain", "ok".into()),
         ("/cacerts", &Method::GET) => text(
             StatusCode::OK,

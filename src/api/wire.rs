@@ -5,8 +5,8 @@
 //! `ETCDSnapshotFileList` exactly as RKE2 prints it with `ls -o json`.
 //!
 //! This is the edge: the operations' reports and the stores' records are domain types, and the
-//! conversions into these shapes live here (`wire_convert.rs`), for the API server and the
-//! direct-mode CLI alike.
+//! conversions into these shapes live here (`wire_convert.rs`; each listed copy's
+//! `ETCDSnapshotFile` in `wire_list.rs`), for the API server and the direct-mode CLI alike.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 #[path = "wire_convert.rs"]
 mod convert;
+#[path = "wire_list.rs"]
+mod list;
 #[path = "wire_s3.rs"]
 mod s3;
 

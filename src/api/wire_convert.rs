@@ -128,7 +128,7 @@ impl From<Listing> for EtcdSnapshotFileList {
             listing
                 .records
                 .iter()
-                .map(|r| r.to_snapshot_file())
+                .map(|r| super::list::list_item(r, listing.s3.as_ref()))
                 .collect(),
         );
         list.failed = wire(listing.failed);

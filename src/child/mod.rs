@@ -1,4 +1,4 @@
-//! Child processes we run (etcd, etcdutl/etcdctl, `kill`): what they may see and what of their
+//! Child processes we run (etcd, etcdutl/etcdctl): what they may see and what of their
 //! output may be shown.
 //!
 //! A snapshot is the whole cluster, so the secrets that protect it (the server token, S3 keys)

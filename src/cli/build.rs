@@ -25,7 +25,7 @@ pub fn command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true)
         .args_override_self(true);
-    let root = with_keys(root, Scope::Global, true);
+    let root = with_keys(root, Scope::Global, true).arg(progress_arg());
     // Client keys before the subcommand name, as in `etcd-snapshot --dir=/x save`.
     let root = with_keys(root, Scope::Client, false);
     root.subcommand(
@@ -50,6 +50,19 @@ pub fn command() -> Command {
             .arg_required_else_help(true)
             .subcommands(client_subcommands()),
     )
+}
+
+/// `--progress`: how a run shows the progress of the bytes it moves itself (not a setting: it
+/// belongs to one run's terminal, never to a config file).
+fn progress_arg() -> Arg {
+    Arg::new("progress")
+        .long("progress")
+        .value_name("MODE")
+        .help("Progress of save, upload, download and restore on stderr: auto (a bar with bytes, rate and ETA when stderr is a terminal, else nothing), tty (the bar even when it is not), json (one JSON event per line: start, progress, finish; schema in the operator guide), none")
+        .value_parser(crate::telemetry::progress::ProgressMode::VALUES)
+        .default_value("auto")
+        .global(true)
+        .help_heading("Global options")
 }
 
 fn client_subcommands() -> Vec<Command> {

@@ -73,6 +73,8 @@ pub struct Invocation {
     pub command: Command,
     /// Every config key set on the command line, sourced as flags.
     pub flags: Layer,
+    /// `--progress`.
+    pub progress: crate::telemetry::progress::ProgressMode,
 }
 
 /// Parses argv (including argv[0]). `etcd-snapshot etcd-snapshot <sub>` is accepted.
@@ -92,9 +94,14 @@ where
         current = sub;
     }
     let command = command_for(&mut cmd, &path, &matches, current)?;
+    let progress = current
+        .get_one::<String>("progress")
+        .and_then(|mode| crate::telemetry::progress::ProgressMode::parse(mode))
+        .unwrap_or_default();
     Ok(Invocation {
         command,
         flags: flags::layer_from_matches(&levels),
+        progress,
     })
 }
 

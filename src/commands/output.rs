@@ -44,7 +44,9 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
         rows.push([
             cell(&item.spec.snapshot_name),
             cell(&item.spec.location),
-            cell(item.status.size.as_deref().unwrap_or_default()),
+            cell(&size_in_bytes(
+                item.status.size.as_deref().unwrap_or_default(),
+            )),
             cell(item.status.creation_time.as_deref().unwrap_or_default()),
         ]);
     }
@@ -68,6 +70,16 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The table shows whole bytes, as RKE2's does, while items carry a Kubernetes quantity
+/// (`10M`); a value that is no whole quantity is shown as it came.
+fn size_in_bytes(size: &str) -> Cow<'_, str> {
+    let quantity = serde_json::Value::String(size.to_owned());
+    match crate::kube::resources::parse_quantity(&quantity) {
+        Some(bytes) => Cow::Owned(bytes.to_string()),
+        None => Cow::Borrowed(size),
+    }
 }
 
 /// One line per copy that is not ready (a failed upload), for stderr beside the table.
@@ -210,6 +222,17 @@ mod tests {
             Cow::Borrowed("plain-name_1.zip")
         );
         assert_eq!(printable("é 日本"), "é 日本");
+    }
+
+    #[test]
+    fn the_table_shows_whole_bytes_for_quantity_sizes() {
+        let mut rke2 = item("a-n1-1754906881", 1_754_906_881, 0);
+        rke2.status.size = Some("10M".into());
+        let mut odd = item("b-n1-1754906882", 1_754_906_882, 0);
+        odd.status.size = Some("1.5".into());
+        let text = table(&EtcdSnapshotFileList::new(vec![rke2, odd]));
+        assert!(text.contains(" 10000000 2025-08-11T10:08:01Z"), "{text}");
+        assert!(text.contains(" 1.5      2025-08-11T10:08:02Z"), "{text}");
     }
 
     #[test]

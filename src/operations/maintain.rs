@@ -18,6 +18,7 @@ use super::{
 };
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
+use crate::kube::resources::S3Spec;
 use crate::snapshot::name::{ZIP_SUFFIX, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::SnapshotStore;
@@ -30,9 +31,15 @@ impl Operations {
     /// each snapshot whose upload failed and is still missing.
     /// An S3 listing failure does not hide the local snapshots: they are returned with the
     /// failure, so an operator sees what exists during an outage.
+    /// S3 rows carry their uploader and extra metadata, read from the bucket (see `listing`).
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let effective = self.effective(config).await;
-        Ok(self.list_stores(&effective, None).await?.0)
+        let (mut listing, session) = self.list_stores(&effective, None).await?;
+        if let Some(store) = session {
+            self.fill_listed_sources(&store, &mut listing).await;
+        }
+        listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
+        Ok(listing)
     }
 
     /// The one listing of every configured store, with the S3 settings already resolved (the
@@ -58,7 +65,7 @@ impl Operations {
         };
         let mut listing = Listing {
             records: local?,
-            failed: Vec::new(),
+            ..Default::default()
         };
         let Some(s3) = &config.s3 else {
             return Ok((listing, None));

@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
 mod error_text;
+mod listing;
 mod maintain;
 pub mod pending;
 mod replicate;
@@ -41,7 +42,8 @@ use retain::RetentionRun;
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
 use crate::kube::KubeAccess;
-use crate::snapshot::save::{SaveError, SavedSnapshot, save_snapshot};
+use crate::snapshot::observed::save_snapshot_observed;
+use crate::snapshot::save::{SaveError, SavedSnapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
 use crate::store::s3::{S3Error, S3Store};
@@ -357,12 +359,20 @@ impl Operations {
                 map.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
-        save_snapshot(&mut client, store.layout(), name, metadata.as_ref(), tee)
-            .await
-            .map_err(|source| OperationError::Save {
-                name: name.file_name(),
-                source,
-            })
+        let progress = crate::telemetry::progress::reporter();
+        save_snapshot_observed(
+            &mut client,
+            store.layout(),
+            name,
+            metadata.as_ref(),
+            tee,
+            progress,
+        )
+        .await
+        .map_err(|source| OperationError::Save {
+            name: name.file_name(),
+            source,
+        })
     }
 }
 

@@ -149,7 +149,7 @@ pub(super) async fn finish_upload(
     };
     match result {
         Ok((uploaded, store)) => {
-            upload_metadata_file(&store, saved).await;
+            upload_metadata_file(&store, saved, &object_metadata(config, &store)).await;
             if let Err(e) = pending::clear(saved.path.parent().unwrap_or(Path::new(".")), &name) {
                 tracing::warn!(snapshot = %name, error = %e, "failed to clear the upload-failure marker");
             }
@@ -188,7 +188,7 @@ async fn upload_saved_file(
 
 /// Uploads `<dir>/../.metadata/<name>` when the save wrote one; a failure only warns, as the
 /// snapshot itself is safely in S3.
-async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot) {
+async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot, metadata: &ObjectMetadata) {
     let name = saved.name.file_name();
     let dir = saved.path.parent().unwrap_or(Path::new("."));
     let path = crate::layout::metadata_dir_for(dir).join(&name);
@@ -198,7 +198,7 @@ async fn upload_metadata_file(store: &S3Store, saved: &SavedSnapshot) {
     let Ok(Ok(json)) = read.await else {
         return;
     };
-    if let Err(e) = store.upload_metadata(&name, json).await {
+    if let Err(e) = store.upload_metadata(&name, json, metadata).await {
         tracing::warn!(snapshot = %name, error = %error_chain(&e), "failed to upload the snapshot's metadata file to S3");
     }
 }

@@ -97,6 +97,8 @@ impl PruneReport {
 pub struct Listing {
     pub records: Vec<SnapshotRecord>,
     pub failed: Vec<FailedItem>,
+    /// The public S3 settings listed items carry as `spec.s3` (None when S3 is off).
+    pub s3: Option<crate::kube::resources::S3Spec>,
 }
 
 /// What a reconcile pass did.

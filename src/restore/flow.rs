@@ -227,9 +227,19 @@ async fn stage(
     // is touched); the status read runs beside it. Only when the tool fails is the file read a
     // second time, by our own verifier, to say precisely what is wrong with it.
     quick_check(snapshot)?;
+    let name = snapshot
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let db_file = plan.staging_dir.join("member/snap/db");
+    let database_size = file_size.saturating_sub(32);
     let (status, restored) = tokio::join!(
         checks::snapshot_revision(&tool, snapshot),
-        run_restore(&tool, snapshot, &target)
+        super::progress_watch::watched(
+            &name,
+            database_size,
+            &db_file,
+            run_restore(&tool, snapshot, &target)
+        )
     );
     if let Err(tool_error) = restored {
         let path = snapshot.to_path_buf();

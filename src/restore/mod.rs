@@ -13,6 +13,7 @@ mod error;
 pub mod flow;
 pub mod last_restore;
 pub mod plan;
+mod progress_watch;
 pub mod reset;
 mod reset_error;
 pub mod reset_flag;

@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod hashkv;
 pub mod inspect;
 pub mod name;
+pub mod observed;
 pub mod prune;
 pub mod record;
 pub mod retention;

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::exposition::{self, Format};
+
 /// Outcome label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -119,8 +121,8 @@ impl Metrics {
         );
         let snapshot_count = Family::<StorageLabels, Gauge>::default();
         registry.register(
-            "etcd_snapshot_count",
-            "Number of snapshots present, by storage",
+            "etcd_snapshot_files",
+            "Number of snapshot files present, by storage",
             snapshot_count.clone(),
         );
         let freshness = Freshness::default();
@@ -237,15 +239,15 @@ impl Metrics {
     pub fn set_last_success(&self, unix: i64) {
         self.last_success.set(unix);
     }
-    /// `etcd_snapshot_count{storage="local"}`.
+    /// `etcd_snapshot_files{storage="local"}`.
     pub fn set_snapshot_count(&self, count: u64) {
         self.set_count("local", count);
     }
-    /// `etcd_snapshot_count{storage="s3"}`: this cluster's folder, as last listed.
+    /// `etcd_snapshot_files{storage="s3"}`: this cluster's folder, as last listed.
     pub fn set_s3_snapshot_count(&self, count: u64) {
         self.set_count("s3", count);
     }
-    /// `etcd_snapshot_count{storage="s3-pending"}`: local snapshots whose copy to S3 failed and
+    /// `etcd_snapshot_files{storage="s3-pending"}`: local snapshots whose copy to S3 failed and
     /// has not been made up by a reconcile yet. Alert when this stays above zero.
     pub fn set_pending_upload_count(&self, count: u64) {
         self.set_count("s3-pending", count);
@@ -256,17 +258,26 @@ impl Metrics {
             .get_or_create(&StorageLabels { storage })
             .set(count);
     }
-    /// `etcd_snapshot_skipped_ticks_total`: a scheduled tick found a snapshot still running.
+    /// `etcd_snapshot_skipped_ticks_total` (a counter family named `etcd_snapshot_skipped_ticks`
+    /// in OpenMetrics): a scheduled tick found a snapshot still running.
     pub fn inc_skipped_tick(&self) {
         self.skipped_ticks.inc();
     }
-    /// Prometheus text exposition (served as `text/plain; version=0.0.4`, hence no `# EOF`).
+    /// Prometheus text format 0.0.4 (what `/metrics` serves unless OpenMetrics is asked for).
     pub fn render(&self) -> String {
+        self.render_as(Format::Prometheus)
+    }
+    /// The exposition in `format`; see `telemetry::exposition` for why there are two.
+    pub fn render_as(&self, format: Format) -> String {
         self.update_ages(chrono::Utc::now().timestamp());
         let mut out = String::new();
         // Writing into a String cannot fail; encoding errors would only come from the writer.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
-        out
+        out.push_str("# EOF\n");
+        match format {
+            Format::OpenMetrics => out,
+            Format::Prometheus => exposition::to_prometheus_text(&out),
+        }
     }
 }
 
@@ -344,7 +355,7 @@ mod tests {
             Some("1700000000")
         );
         assert_eq!(
-            sample_value(&text, "etcd_snapshot_count{storage=\"local\"}").as_deref(),
+            sample_value(&text, "etcd_snapshot_files{storage=\"local\"}").as_deref(),
             Some("7")
         );
         assert_eq!(
@@ -352,6 +363,10 @@ mod tests {
             Some("2")
         );
         assert!(!text.contains("# EOF"), "0.0.4 text must not end in # EOF");
+        assert!(
+            text.contains("# TYPE etcd_snapshot_skipped_ticks_total counter\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Observability: tracing setup and Prometheus metrics.
+//! Observability: tracing setup, Prometheus metrics, and the progress a CLI run reports.
 
+pub mod exposition;
 pub mod logging;
 pub mod metrics;
+pub mod progress;

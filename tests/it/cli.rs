@@ -283,7 +283,7 @@ fn metrics_and_health_reflect_saves_and_logs_can_be_json() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("etcd_snapshot_count{storage=\"local\"} 1"),
+        metrics.contains("etcd_snapshot_files{storage=\"local\"} 1"),
         "{metrics}"
     );
     let last_success = metrics

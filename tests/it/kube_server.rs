@@ -24,6 +24,36 @@ fn resources_of(api: &KubeApi, snapshot: &str) -> Vec<Value> {
         .collect()
 }
 
+/// RKE2 sends the same `Rke2-*` user metadata with the `.metadata/<name>` object as with the
+/// snapshot object; ours adds only the snapshot's checksum, on the snapshot object alone.
+async fn assert_metadata_object_carries_snapshot_user_metadata(s3: &S3Server, name: &str) {
+    let store = etcd_snapshot::store::s3::S3Store::connect(&s3.settings("snaps", "f"))
+        .await
+        .expect("connect");
+    let head = |key: String| {
+        let sdk = store.client().sdk().clone();
+        async move {
+            let head = sdk.head_object().bucket("snaps").key(key).send().await;
+            head.expect("head").metadata().cloned().unwrap_or_default()
+        }
+    };
+    let mut snapshot = head(format!("f/{name}")).await;
+    let metadata = head(format!("f/.metadata/{name}")).await;
+    assert!(
+        snapshot.remove("etcd-snapshot-sha256").is_some(),
+        "{snapshot:?}"
+    );
+    assert_eq!(snapshot, metadata);
+    let mut keys: Vec<&str> = metadata.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["rke2-cluster-id", "rke2-node-name", "rke2-token-hash"]
+    );
+    assert_eq!(metadata["rke2-node-name"], "n1");
+    assert_eq!(metadata["rke2-token-hash"].len(), 12, "{metadata:?}");
+}
+
 fn reasons_for(api: &KubeApi, resource: &str) -> Vec<String> {
     api.list(EVENTS)
         .iter()
@@ -105,6 +135,7 @@ async fn saves_deletes_and_failures_are_mirrored_into_resources() {
         assert_eq!(resource["spec"]["metadata"]["change"], "CHG-42");
     }
     assert!(s3.has_object("snaps", &format!("f/.metadata/{name}")));
+    assert_metadata_object_carries_snapshot_user_metadata(&s3, &name).await;
     assert_eq!(remote["spec"]["s3"]["bucket"], "snaps");
     assert_eq!(remote["spec"]["s3"]["prefix"], "f");
     assert!(

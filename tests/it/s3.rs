@@ -75,7 +75,7 @@ async fn upload_list_download_delete_round_trip_stays_in_its_folder() {
         .expect("upload multipart");
     assert_eq!(up_big.size, big.len() as u64);
     store
-        .upload_metadata(small_name, br#"{"k":"v"}"#.to_vec())
+        .upload_metadata(small_name, br#"{"k":"v"}"#.to_vec(), &metadata())
         .await
         .expect("upload metadata");
     assert!(server.has_object("snapshots", &format!("prod/.metadata/{small_name}")));

@@ -215,7 +215,7 @@ async fn an_outage_keeps_the_local_snapshot_and_a_later_reconcile_uploads_it() {
     assert!(!stderr.contains("not ready"), "{stderr}");
     let metrics = crate::support::metrics(&server).await;
     assert!(
-        metrics.contains("etcd_snapshot_count{storage=\"s3-pending\"} 0"),
+        metrics.contains("etcd_snapshot_files{storage=\"s3-pending\"} 0"),
         "{metrics}"
     );
     assert!(

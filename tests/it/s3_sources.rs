@@ -267,7 +267,7 @@ async fn extra_metadata_is_read_from_s3_once_per_object() {
         upload(&one, dir.path(), name, "server-1", "aaaaaaaaaaaa", 64).await;
     }
     let saved = br#"{"cluster":"c-1","spec":"{\"k\":1}"}"#;
-    one.upload_metadata(with, saved.to_vec())
+    one.upload_metadata(with, saved.to_vec(), &Default::default())
         .await
         .expect("put");
     server.put_raw(BUCKET, &metadata_key(invalid), b"{not json");
@@ -345,10 +345,12 @@ async fn a_young_snapshot_without_metadata_is_read_again_until_it_appears() {
 
     // The uploader's metadata object lands just after the snapshot object.
     let late = br#"{"k":"v"}"#.to_vec();
-    one.upload_metadata(&young, late.clone())
+    one.upload_metadata(&young, late.clone(), &Default::default())
         .await
         .expect("put");
-    one.upload_metadata(&settled, late).await.expect("put");
+    one.upload_metadata(&settled, late, &Default::default())
+        .await
+        .expect("put");
     let mut records = one.list().await.expect("list");
     assert!(one.fill_sources(&mut records, &cache).await.is_empty());
     assert_eq!(metadata_of(&records, &young), Some(map(&[("k", "v")])));

@@ -452,7 +452,7 @@ impl Harness for S3Harness {
 
     async fn seed_metadata(&self, store: &S3Store, name: &str) {
         store
-            .upload_metadata(name, br#"{"k":"v"}"#.to_vec())
+            .upload_metadata(name, br#"{"k":"v"}"#.to_vec(), &Default::default())
             .await
             .expect("upload metadata");
     }

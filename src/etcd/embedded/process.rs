@@ -2,8 +2,9 @@
 //! forwarding its output, its pid file, and stopping it (ours or a crash leftover). The
 //! standalone one-off etcd (`etcd::standalone`) spawns and stops through the same functions.
 //!
-//! No supervision decisions here (`embedded.rs` owns restarts). Signals go through the
-//! `kill` utility because `unsafe` (and so libc) is forbidden in this crate.
+//! No supervision decisions here (`embedded.rs` owns restarts). Signals are sent with rustix's
+//! safe `kill(2)` wrapper (`unsafe`, and so libc, is forbidden in this crate), so stopping etcd
+//! needs no `kill` program on the machine.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -13,6 +14,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
 use tokio::task::JoinHandle;
@@ -257,9 +259,9 @@ pub(super) async fn stop_leftover(pid_file: &Path, data_dir: &Path) {
         return;
     }
     tracing::warn!(pid, data_dir = %data_dir.display(), "stopping etcd left over from a previous run");
-    signal(pid, "TERM").await;
+    signal(pid, Signal::TERM);
     if !wait_gone(&proc_dir, STOP_GRACE).await {
-        signal(pid, "KILL").await;
+        signal(pid, Signal::KILL);
         wait_gone(&proc_dir, STOP_GRACE).await;
     }
 }
@@ -276,22 +278,23 @@ async fn wait_gone(proc_dir: &Path, limit: Duration) -> bool {
     !proc_dir.exists()
 }
 
-/// Sends SIG<name> with the `kill` utility.
-pub(super) async fn signal(pid: u32, name: &str) {
-    let status = crate::child::command("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if !matches!(status, Ok(s) if s.success()) {
-        tracing::debug!(
-            pid,
-            signal = name,
-            "kill did not deliver the signal (process gone?)"
-        );
+/// Sends `sig` to the single process `pid`. A pid that is not a positive `i32` is refused
+/// rather than converted: 0 or a negative value would signal a whole process group, or every
+/// process we may signal.
+pub(super) fn signal(pid: u32, sig: Signal) {
+    let Some(target) = single_process(pid) else {
+        tracing::warn!(pid, "not signalling an invalid pid");
+        return;
+    };
+    if let Err(err) = rustix::process::kill_process(target, sig) {
+        tracing::debug!(pid, signal = ?sig, error = %err, "the signal was not delivered (process gone?)");
     }
+}
+
+/// `pid` as the target of a one-process `kill(2)`: None for 0 and for values that are negative
+/// as an `i32`, which `kill(2)` reads as process groups.
+fn single_process(pid: u32) -> Option<Pid> {
+    i32::try_from(pid).ok().and_then(Pid::from_raw)
 }
 
 /// SIGTERM, wait up to `STOP_GRACE`, then SIGKILL; returns the exit status when known.
@@ -300,7 +303,7 @@ pub(crate) async fn terminate(child: &mut Child) -> Option<ExitStatus> {
         return Some(status);
     }
     if let Some(pid) = child.id() {
-        signal(pid, "TERM").await;
+        signal(pid, Signal::TERM);
     }
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(status) => status.ok(),
@@ -416,3 +419,7 @@ mod tests {
         assert!(find_binary(Path::new("/nonexistent/etcd")).is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "process_signal_tests.rs"]
+mod signal_tests;

@@ -21,6 +21,7 @@ use super::error::{S3Error, to_error};
 use super::store::{META_SHA256, S3Store, hex, io_err, sha256_file, validate_name};
 use crate::fsutil;
 use crate::snapshot::name::PART_SUFFIX;
+use crate::telemetry::progress::{Operation, Step};
 
 impl S3Store {
     /// Downloads `<folder>/<name>` into `dest_dir/<name>` through a temp file, verifying the
@@ -99,7 +100,16 @@ impl S3Store {
         let expected = response
             .metadata()
             .and_then(|m| m.get(&META_SHA256.to_ascii_lowercase()).cloned());
-        let actual = match self.receive(response.body, key, temp, file).await {
+        // Reported to this process's progress reporter (a CLI restore's; the server has none).
+        let progress = crate::telemetry::progress::reporter();
+        let total = response
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok());
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let step = progress.start(Operation::Download, name, total);
+        let received = self.receive(response.body, key, temp, file, &*step).await;
+        step.finish(received.is_ok());
+        let actual = match received {
             Ok(sum) => sum,
             Err(e) => {
                 let _ = tokio::fs::remove_file(temp).await;
@@ -145,6 +155,7 @@ impl S3Store {
         key: &str,
         temp: &Path,
         mut file: tokio::fs::File,
+        progress: &dyn Step,
     ) -> Result<String, S3Error> {
         let mut hasher = Sha256::new();
         while let Some(chunk) = body.next().await {
@@ -159,6 +170,7 @@ impl S3Store {
             file.write_all(&chunk)
                 .await
                 .map_err(io_err("write", temp))?;
+            progress.advance(chunk.len() as u64);
         }
         file.sync_all().await.map_err(io_err("sync", temp))?;
         Ok(hex(&hasher.finalize()))

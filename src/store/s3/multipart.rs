@@ -18,6 +18,7 @@ use super::client::S3Client;
 use super::error::{S3Error, error_chain, to_error};
 use super::store::{ObjectMetadata, PART_SIZE, S3Store, content_type, read_part, user_metadata};
 use crate::snapshot::tee::{TeeMessage, TeeReceiver};
+use crate::telemetry::progress::Step;
 
 /// Uploads `first` and the rest of `file` as one multipart object; returns the size. The next
 /// part is read while the previous one uploads (one in flight, as for a streamed upload); any
@@ -27,17 +28,17 @@ pub(super) async fn upload(
     key: &str,
     name: &str,
     user_metadata: HashMap<String, String>,
-    mut file: tokio::fs::File,
-    first: Vec<u8>,
-    path: &Path,
+    (mut file, first, path): (tokio::fs::File, Vec<u8>, &Path),
+    step: &dyn Step,
 ) -> Result<u64, S3Error> {
     let mut upload = StreamedUpload::start_with(store, key, name, user_metadata).await?;
     let mut size = 0u64;
     let mut part = first;
     while !part.is_empty() {
-        size += part.len() as u64;
+        let len = part.len() as u64;
+        size += len;
         let last = part.len() < PART_SIZE;
-        let step = async {
+        let step_future = async {
             upload.submit(Bytes::from(part)).await?;
             if last {
                 Ok(Vec::new())
@@ -45,8 +46,11 @@ pub(super) async fn upload(
                 read_part(&mut file, path).await
             }
         };
-        part = match step.await {
-            Ok(next) => next,
+        part = match step_future.await {
+            Ok(next) => {
+                step.advance(len);
+                next
+            }
             Err(e) => {
                 upload.abort().await;
                 return Err(e);

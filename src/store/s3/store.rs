@@ -18,6 +18,7 @@ use crate::config::desired::S3Settings;
 use crate::snapshot::name::{ZIP_SUFFIX, timestamp_in_name, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::DeleteOutcome;
+use crate::telemetry::progress::{Operation, reporter};
 
 /// Object user-metadata keys, as RKE2 writes them (`X-Amz-Meta-<key>`).
 pub const META_CLUSTER_ID: &str = "Rke2-Cluster-Id";
@@ -221,8 +222,15 @@ impl S3Store {
         Ok(())
     }
 
-    /// Uploads the extra-metadata JSON as `<folder>/.metadata/<name>`.
-    pub async fn upload_metadata(&self, name: &str, json: Vec<u8>) -> Result<(), S3Error> {
+    /// Uploads the extra-metadata JSON as `<folder>/.metadata/<name>`, with the same `Rke2-*`
+    /// user metadata as the snapshot object (RKE2 sends them on both objects); the snapshot's
+    /// checksum is not repeated there, as it does not describe this object's bytes.
+    pub async fn upload_metadata(
+        &self,
+        name: &str,
+        json: Vec<u8>,
+        metadata: &ObjectMetadata,
+    ) -> Result<(), S3Error> {
         validate_name(name)?;
         let key = self.layout.metadata_key(name);
         self.client
@@ -231,6 +239,7 @@ impl S3Store {
             .bucket(&self.client.bucket)
             .key(&key)
             .content_type("application/json")
+            .set_metadata(Some(user_metadata(metadata, None)))
             .body(ByteStream::from(json))
             .send()
             .await
@@ -256,12 +265,31 @@ impl S3Store {
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(io_err("open", path))?;
-        let first = read_part(&mut file, path).await?;
-        let size = if first.len() < PART_SIZE {
-            self.put_whole(&key, name, user_metadata, first.into())
-                .await?
-        } else {
-            super::multipart::upload(self, &key, name, user_metadata, file, first, path).await?
+        let total = file.metadata().await.ok().map(|m| m.len());
+        let step = reporter().start(Operation::Upload, name, total);
+        let sent = async {
+            let first = read_part(&mut file, path).await?;
+            if first.len() < PART_SIZE {
+                let size = self
+                    .put_whole(&key, name, user_metadata, first.into())
+                    .await?;
+                step.advance(size);
+                Ok(size)
+            } else {
+                let parts = (file, first, path);
+                super::multipart::upload(self, &key, name, user_metadata, parts, &*step).await
+            }
+        }
+        .await;
+        let size = match sent {
+            Ok(size) => {
+                step.finish(true);
+                size
+            }
+            Err(e) => {
+                step.finish(false);
+                return Err(e);
+            }
         };
         tracing::info!(location = %location(&self.client.bucket, &key), size, "uploaded snapshot to S3");
         Ok(UploadedObject {

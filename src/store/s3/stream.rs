@@ -19,6 +19,7 @@ use super::store::{
     ObjectMetadata, PART_SIZE, S3Store, UploadedObject, content_type, user_metadata, validate_name,
 };
 use crate::snapshot::tee::{TeeMessage, TeeReceiver};
+use crate::telemetry::progress::{Operation, Step, reporter};
 
 /// Largest object S3's CopyObject accepts; above it the checksum cannot be attached afterwards.
 pub const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
@@ -32,17 +33,35 @@ impl S3Store {
     /// so does a `Done` whose size differs from the bytes received (`S3Error::SizeMismatch`).
     /// If only recording the checksum fails, the complete object stays without it and the
     /// error is returned, so the caller's upload from the file replaces it.
+    ///
+    /// The bytes handed to S3 are reported to this process's progress reporter (an `upload`
+    /// step; the server has none).
     pub async fn upload_stream(
         &self,
         name: &str,
         metadata: &ObjectMetadata,
+        feed: TeeReceiver,
+    ) -> Result<UploadedObject, S3Error> {
+        let step = reporter().start(Operation::Upload, name, None);
+        let uploaded = self
+            .upload_stream_observed(name, metadata, feed, &*step)
+            .await;
+        step.finish(uploaded.is_ok());
+        uploaded
+    }
+
+    async fn upload_stream_observed(
+        &self,
+        name: &str,
+        metadata: &ObjectMetadata,
         mut feed: TeeReceiver,
+        step: &dyn Step,
     ) -> Result<UploadedObject, S3Error> {
         validate_name(name)?;
         let key = self.layout().object_key(name);
         let mut multipart = None;
         let received = self
-            .receive_feed(&key, name, metadata, &mut feed, &mut multipart)
+            .receive_feed(&key, name, metadata, &mut feed, &mut multipart, step)
             .await;
         // Let the tee see the consumer go as soon as nothing more is read.
         drop(feed);
@@ -55,6 +74,7 @@ impl S3Store {
                 return Err(e);
             }
         };
+        let rest_len = rest.len() as u64;
         match multipart {
             None => {
                 let entries = user_metadata(metadata, Some(&sha256));
@@ -66,6 +86,7 @@ impl S3Store {
                     .await?;
             }
         }
+        step.advance(rest_len);
         let location = location(self.client().bucket(), &key);
         tracing::info!(%location, size, "uploaded snapshot to S3 while saving");
         Ok(UploadedObject {
@@ -85,6 +106,7 @@ impl S3Store {
         metadata: &ObjectMetadata,
         feed: &mut TeeReceiver,
         multipart: &mut Option<StreamedUpload>,
+        step: &dyn Step,
     ) -> Result<(Bytes, String, u64), S3Error> {
         let mut parts = PartAssembler::new(PART_SIZE);
         loop {
@@ -109,7 +131,9 @@ impl S3Store {
                             None => multipart
                                 .insert(StreamedUpload::start(self, key, name, metadata).await?),
                         };
+                        let len = part.len() as u64;
                         upload.submit(part).await?;
+                        step.advance(len);
                     }
                 }
                 Some(TeeMessage::Done { sha256, size }) => {

@@ -19,7 +19,8 @@
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), `inspect` (checking a snapshot and reading its figures without restoring
-//!   it), retention planning, freshness (how stale the newest snapshot is), listing records.
+//!   it), retention planning, freshness (how stale the newest snapshot is), listing records, the
+//!   keyspace hash recorded at save time (`snapshot::hashkv`).
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
@@ -37,7 +38,9 @@
 //!   the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed reports); S3
 //!   replication, the failed-upload markers and backfill; retention runs.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
-//!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`).
+//!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`); `restore::drill`,
+//!   restore drills (a snapshot copy restored into a throwaway low-priority member and checked
+//!   against what was saved).
 //! - `api`: the edge over `operations`: the `POST /db/snapshot` HTTPS server (request limits,
 //!   the credential and path rules a request must pass, the request planned as a
 //!   `PlannedOperation`), its TLS material and live renewal, the CLI's client, and the wire

@@ -29,7 +29,7 @@ impl SnapshotRecord {
                 snapshot_name: self.file_name.clone(),
                 node_name: self.node_name.clone(),
                 location: self.location.clone(),
-                metadata: self.metadata.clone(),
+                metadata: self.user_metadata(),
                 s3: None,
             },
             status: EtcdSnapshotStatus {

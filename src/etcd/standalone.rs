@@ -63,6 +63,9 @@ pub struct StandaloneOptions {
     pub initial_advertise_peer_url: Option<String>,
     /// How long etcd may take to answer before the start counts as failed.
     pub health_timeout: Duration,
+    /// Run at the lowest CPU (and so IO) priority (`child::lower_priority`), as a restore drill
+    /// does.
+    pub low_priority: bool,
 }
 
 impl StandaloneOptions {
@@ -77,6 +80,7 @@ impl StandaloneOptions {
             peer_address: None,
             initial_advertise_peer_url: None,
             health_timeout: Duration::from_secs(60),
+            low_priority: false,
         }
     }
 }
@@ -128,6 +132,11 @@ impl StandaloneEtcd {
                 source,
             }
         })?;
+        if opts.low_priority
+            && let Some(pid) = spawned.child.id()
+        {
+            crate::child::lower_priority(pid);
+        }
         let endpoint = https_url(client_address);
         tracing::info!(%endpoint, data_dir = %opts.data_dir.display(),
             force_new_cluster = opts.force_new_cluster, "starting standalone etcd");

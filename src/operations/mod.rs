@@ -15,6 +15,7 @@
 //! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -249,15 +250,17 @@ impl Operations {
             settings.compress,
             recipients.is_some(),
         );
-        let s3_started = Instant::now();
-        let (tee, upload) = self.start_upload(config, &name);
         if config.etcd.is_embedded() {
             // The snapshot must carry the certificates of its moment (restore brings them back).
             sync_bootstrap_before_save(config).await;
         }
+        // Before the stream and the upload start: both carry it (see `snapshot::hashkv`).
+        let recorded = record_hashkv(config, &name.file_name()).await;
+        let s3_started = Instant::now();
+        let (tee, upload) = self.start_upload(config, &name, &recorded);
         let local_started = Instant::now();
         let saved = self
-            .stream_to_store(config, &store, &name, tee, recipients)
+            .stream_to_store(config, &store, &name, tee, recipients, &recorded)
             .await;
         self.metrics
             .observe_save_local(Status::of(&saved), local_started.elapsed().as_secs_f64());
@@ -288,7 +291,9 @@ impl Operations {
         };
         let mut session = None;
         if let Some(task) = upload {
-            let (failure, store) = self.finish_upload(config, &saved, task, s3_started).await;
+            let (failure, store) = self
+                .finish_upload(config, &saved, task, s3_started, &recorded)
+                .await;
             session = store;
             outcome.failed.extend(failure);
         }
@@ -307,6 +312,7 @@ impl Operations {
         &self,
         config: &DesiredConfig,
         name: &crate::snapshot::SnapshotName,
+        recorded: &BTreeMap<String, String>,
     ) -> (
         Option<Tee>,
         Option<tokio::task::JoinHandle<replicate::Streamed>>,
@@ -315,7 +321,14 @@ impl Operations {
             return (None, None);
         };
         let (tee, feed) = tee::channel();
-        let task = replicate::start_streamed_upload(&self.kube, config, s3, name.file_name(), feed);
+        let task = replicate::start_streamed_upload(
+            &self.kube,
+            config,
+            s3,
+            name.file_name(),
+            feed,
+            recorded.clone(),
+        );
         (Some(tee), Some(task))
     }
 
@@ -328,12 +341,13 @@ impl Operations {
         saved: &SavedSnapshot,
         task: tokio::task::JoinHandle<replicate::Streamed>,
         s3_started: Instant,
+        recorded: &BTreeMap<String, String>,
     ) -> (Option<FailedItem>, Option<S3Store>) {
         let Some(s3) = config.s3.as_ref() else {
             return (None, None);
         };
         let (failure, store) =
-            replicate::finish_upload(&self.kube, config, s3, saved, task.await).await;
+            replicate::finish_upload(&self.kube, config, s3, saved, task.await, recorded).await;
         let status = if failure.is_none() {
             Status::Success
         } else {
@@ -377,6 +391,7 @@ impl Operations {
         name: &crate::snapshot::SnapshotName,
         tee: Option<Tee>,
         recipients: Option<crate::crypt::Recipients>,
+        recorded: &BTreeMap<String, String>,
     ) -> Result<SavedSnapshot, OperationError> {
         let mut client = connect(&config.etcd)
             .await
@@ -384,7 +399,14 @@ impl Operations {
                 name: name.file_name(),
                 source,
             })?;
-        let metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
+        let mut metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
+        if !recorded.is_empty() {
+            // Ours never override the ConfigMap's entries.
+            let map = metadata.get_or_insert_with(BTreeMap::new);
+            for (key, value) in recorded {
+                map.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
         let progress = crate::telemetry::progress::reporter();
         save_snapshot_observed(
             &mut client,
@@ -400,6 +422,29 @@ impl Operations {
             name: name.file_name(),
             source,
         })
+    }
+}
+
+/// The keyspace hash to record with the snapshot about to be taken, as metadata entries; empty
+/// (with a warning) when etcd cannot give it: the snapshot is still taken, and a drill says
+/// that no hash was recorded.
+async fn record_hashkv(config: &DesiredConfig, snapshot: &str) -> BTreeMap<String, String> {
+    let recorded = match connect(&config.etcd).await {
+        Ok(mut client) => crate::snapshot::hashkv::record(&mut client).await,
+        Err(e) => {
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to connect to etcd for the keyspace hash; saving without it");
+            return BTreeMap::new();
+        }
+    };
+    match recorded {
+        Ok(record) => {
+            tracing::debug!(%snapshot, hash = record.hash, revision = record.revision, "recorded the keyspace hash");
+            record.entries()
+        }
+        Err(e) => {
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to record the keyspace hash; saving without it");
+            BTreeMap::new()
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! save, a slow or failing S3 is cut off from the save's tee, and every failure leaves the local
 //! file in place and a marker (`pending`) for `ls` and the next reconcile.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use tokio::task::JoinHandle;
@@ -60,6 +61,7 @@ pub(super) fn object_metadata(config: &DesiredConfig, store: &S3Store) -> Object
         node_name: config.node_name.clone(),
         token_hash: store.token_hash().to_string(),
         sha256: None,
+        extra: BTreeMap::new(),
     }
 }
 
@@ -84,6 +86,7 @@ pub(super) fn start_streamed_upload(
     settings: &S3Settings,
     name: String,
     feed: TeeReceiver,
+    extra: BTreeMap<String, String>,
 ) -> JoinHandle<Streamed> {
     let (kube, config, settings) = (kube.clone(), config.clone(), settings.clone());
     tokio::spawn(async move {
@@ -91,10 +94,11 @@ pub(super) fn start_streamed_upload(
             Ok(store) => store,
             Err(error) => return Streamed::Failed { store: None, error },
         };
-        match store
-            .upload_stream(&name, &object_metadata(&config, &store), feed)
-            .await
-        {
+        let metadata = ObjectMetadata {
+            extra,
+            ..object_metadata(&config, &store)
+        };
+        match store.upload_stream(&name, &metadata, feed).await {
             Ok(uploaded) => Streamed::Uploaded { store, uploaded },
             Err(error) => Streamed::Failed {
                 store: Some(store),
@@ -127,6 +131,7 @@ pub(super) async fn finish_upload(
     settings: &S3Settings,
     saved: &SavedSnapshot,
     streamed: Result<Streamed, tokio::task::JoinError>,
+    extra: &BTreeMap<String, String>,
 ) -> (Option<FailedItem>, Option<S3Store>) {
     let name = saved.name.file_name();
     let (store, first_error) = match streamed {
@@ -139,7 +144,7 @@ pub(super) async fn finish_upload(
         (first, store) => {
             let first = first.err().unwrap_or_default();
             tracing::warn!(snapshot = %name, error = %first, "streamed S3 upload did not complete; uploading the saved file");
-            upload_saved_file(kube, config, settings, store, saved).await
+            upload_saved_file(kube, config, settings, store, saved, extra).await
         }
     };
     match result {
@@ -162,10 +167,12 @@ async fn upload_saved_file(
     settings: &S3Settings,
     store: Option<S3Store>,
     saved: &SavedSnapshot,
+    extra: &BTreeMap<String, String>,
 ) -> Result<(UploadedObject, S3Store), S3Error> {
     let store = session(kube, config, settings, store).await?;
     let metadata = ObjectMetadata {
         sha256: Some(saved.file_sha256.clone()),
+        extra: extra.clone(),
         ..object_metadata(config, &store)
     };
     let uploaded = store

@@ -10,6 +10,7 @@
 mod checks;
 pub mod datadir;
 pub mod decrypt;
+pub mod drill;
 mod error;
 pub mod flow;
 pub mod last_restore;

@@ -4,7 +4,8 @@
 //! Properties: no parser panics on any text; a formatted name parses back to the same name and
 //! only for its own base and node; every name `validate_user_name` accepts is a plain file name
 //! that carries a timestamp; list keys only hold RKE2's safe characters; the metadata file
-//! format round-trips every map a save can write and refuses everything that is not one.
+//! format round-trips every map a save can write and refuses everything that is not one; the
+//! recorded keyspace hash (`hashkv`) parses only the plain decimals a save writes.
 
 use std::collections::BTreeMap;
 
@@ -145,6 +146,44 @@ fn metadata_any(bytes: Vec<u8>) -> TestCaseResult {
     Ok(())
 }
 
+/// Recorded hash values as they may come back from a metadata file or S3: real ones, mutated,
+/// hostile.
+fn hashkv_value() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(prop_oneof![
+        any::<u32>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        mutated_text("18446744073709551615"),
+        hostile_text(24),
+    ])
+}
+
+/// No recorded value panics the parser; what parses is what a save writes (plain decimals),
+/// and a written record reads back to itself whatever the key case.
+fn hashkv_entries(
+    (hash, revision, compact, case): (Option<String>, Option<String>, Option<String>, u8),
+) -> TestCaseResult {
+    use super::hashkv::{HashKvRecord, KEY_COMPACT_REVISION, KEY_HASH, KEY_REVISION};
+    let keys = [KEY_HASH, KEY_REVISION, KEY_COMPACT_REVISION];
+    let mut map = BTreeMap::new();
+    for (i, (key, value)) in keys.iter().zip([&hash, &revision, &compact]).enumerate() {
+        let key = if case & (1 << i) != 0 {
+            key.to_ascii_uppercase()
+        } else {
+            key.to_string()
+        };
+        if let Some(value) = value {
+            map.insert(key, value.clone());
+        }
+    }
+    if let Ok(Some(record)) = HashKvRecord::from_entries(&map) {
+        prop_assert_eq!(Some(&record.hash.to_string()), hash.as_ref());
+        prop_assert_eq!(Some(&record.revision.to_string()), revision.as_ref());
+        let again = HashKvRecord::from_entries(&record.entries()).ok().flatten();
+        prop_assert_eq!(again, Some(record));
+    }
+    Ok(())
+}
+
 fn metadata_bytes() -> impl Strategy<Value = Vec<u8>> {
     let sample = br#"{"cluster":"c1","spec":"{\"a\":1}","region":"eu-west-1"}"#.to_vec();
     prop_oneof![
@@ -186,5 +225,11 @@ fn fuzz_snapshot_names() {
         metadata_round_trip,
     );
     fuzz.check("metadata_any_bytes", 512, metadata_bytes(), metadata_any);
+    fuzz.check(
+        "hashkv_entries",
+        512,
+        (hashkv_value(), hashkv_value(), hashkv_value(), any::<u8>()),
+        hashkv_entries,
+    );
     fuzz.finish();
 }

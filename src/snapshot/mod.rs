@@ -8,6 +8,7 @@
 pub mod backfill;
 pub mod encryption_record;
 pub mod freshness;
+pub mod hashkv;
 pub mod inspect;
 pub mod name;
 pub mod observed;

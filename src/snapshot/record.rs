@@ -15,8 +15,20 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, serde_js
     serde_json::from_slice(bytes)
 }
 
-/// Where a copy of a snapshot lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// The prefix of the metadata entries this tool records itself (the keyspace hash, the drill
+/// verdict); reserved, so a ConfigMap entry with it is not shown as the user's.
+pub const OWN_PREFIX: &str = "etcd-snapshot-";
+
+/// True for an entry this tool recorded (any key case: S3 lower-cases user metadata).
+pub fn is_own_entry(key: &str) -> bool {
+    key.as_bytes()
+        .get(..OWN_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(OWN_PREFIX.as_bytes()))
+}
+
+/// Where a copy of a snapshot lives (`local` / `s3` in JSON and YAML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Storage {
     Local,
     S3,
@@ -63,6 +75,20 @@ impl SnapshotRecord {
             })
             .collect();
         format!("{prefix}{sanitized}")
+    }
+
+    /// The extra metadata from the ConfigMap, as RKE2 shows it in `spec.metadata`: the entries
+    /// this tool records beside it (reserved prefix [`OWN_PREFIX`]) are left out; None when
+    /// nothing remains.
+    pub fn user_metadata(&self) -> Option<BTreeMap<String, String>> {
+        let map: BTreeMap<String, String> = self
+            .metadata
+            .iter()
+            .flatten()
+            .filter(|(key, _)| !is_own_entry(key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (!map.is_empty()).then_some(map)
     }
 
     /// The creation time in RFC 3339 (UTC, whole seconds), as RKE2 prints it.
@@ -123,5 +149,19 @@ mod tests {
     fn list_key_sanitizes_like_rke2() {
         assert_eq!(record("on-demand-n1-1").list_key(), "local-on-demand-n1-1");
         assert_eq!(record("a b+c").list_key(), "local-a_b_c");
+    }
+
+    #[test]
+    fn own_entries_stay_out_of_the_users_metadata() {
+        let mut r = record("x-n1-1");
+        r.metadata = Some(BTreeMap::from([
+            ("etcd-snapshot-hashkv".to_string(), "1".to_string()),
+            ("team".to_string(), "a".to_string()),
+        ]));
+        let shown = r.user_metadata().unwrap();
+        assert_eq!(shown.keys().collect::<Vec<_>>(), ["team"]);
+        r.metadata = Some(BTreeMap::from([("ETCD-Snapshot-x".into(), "1".into())]));
+        assert_eq!(r.user_metadata(), None);
+        assert!(!is_own_entry("etcd-snap") && !is_own_entry("ééééééé-snapshot-"));
     }
 }

@@ -30,6 +30,7 @@ async fn upload_foreign(s3: &S3Server) {
         node_name: "server-0".into(),
         token_hash: "9f86d081884c".into(),
         sha256: None,
+        extra: Default::default(),
     };
     let path = dir.path().join(FOREIGN);
     store

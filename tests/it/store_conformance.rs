@@ -410,6 +410,7 @@ impl S3Harness {
             node_name: NODE.into(),
             token_hash: "0123456789ab".into(),
             sha256: None,
+            extra: Default::default(),
         };
         store
             .upload_file(&path, name, &metadata)

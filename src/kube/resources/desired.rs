@@ -42,7 +42,7 @@ pub fn desired_resource(record: &SnapshotRecord, s3: Option<&S3Spec>) -> Snapsho
         snapshot_name: record.file_name.clone(),
         node_name: record.node_name.clone(),
         location: record.location.clone(),
-        metadata: record.metadata.clone().filter(|m| !m.is_empty()),
+        metadata: record.user_metadata(),
         s3: match record.storage {
             Storage::S3 => s3.cloned(),
             Storage::Local => None,

@@ -48,6 +48,8 @@ pub struct ObjectMetadata {
     pub token_hash: String,
     /// Hex SHA-256 of the file; computed from the file when `None`.
     pub sha256: Option<String>,
+    /// Our own further entries (the keyspace hash recorded at save time, `snapshot::hashkv`).
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// What an upload stored.
@@ -332,7 +334,8 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// RKE2's three user-metadata entries, plus our checksum when it is known.
+/// RKE2's three user-metadata entries, plus our checksum when it is known and our extra entries
+/// (never overriding RKE2's or the checksum).
 pub(super) fn user_metadata(
     metadata: &ObjectMetadata,
     sha256: Option<&str>,
@@ -344,6 +347,9 @@ pub(super) fn user_metadata(
     ]);
     if let Some(sum) = sha256 {
         entries.insert(META_SHA256.to_string(), sum.to_string());
+    }
+    for (key, value) in &metadata.extra {
+        entries.entry(key.clone()).or_insert_with(|| value.clone());
     }
     entries
 }

@@ -45,6 +45,7 @@ pub(crate) fn metadata() -> ObjectMetadata {
         node_name: "node1".into(),
         token_hash: "0123456789ab".into(),
         sha256: None,
+        extra: Default::default(),
     }
 }
 

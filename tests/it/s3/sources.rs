@@ -33,6 +33,7 @@ async fn upload(store: &S3Store, dir: &Path, name: &str, node: &str, token_hash:
         node_name: node.into(),
         token_hash: token_hash.into(),
         sha256: None,
+        extra: Default::default(),
     };
     store
         .upload_file(&file, name, &metadata)

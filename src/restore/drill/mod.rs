@@ -1,0 +1,341 @@
+//! Restore drills: proof that a snapshot copy restores, by restoring it.
+//!
+//! A drill takes one copy (a local file, plain or zip, or an S3 object, each checked against its
+//! own bytes), and in a temp dir of its own outside the data dir (`$TMPDIR`, refused when it is
+//! inside the data dir): downloads or extracts it, reads it with `inspect`, restores it with
+//! the restore tool into a throwaway member, starts that member on free loopback ports with
+//! throwaway certificates at the lowest CPU and IO priority (`child::lower_priority`), and
+//! checks that it serves the file's revision and key count, `HashKV` at the revision recorded at
+//! save time (`snapshot::hashkv`), and every key once in paged reads. Everything it made goes
+//! with the temp dir's guard, on success, failure and cancellation (a dropped future drops the
+//! member, which kills etcd, and then the dir). It never deletes or changes the copy.
+//!
+//! `judge` decides from what was read and served (pure); `member` does the etcd I/O.
+
+pub mod judge;
+mod member;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::layout::metadata_dir_for;
+use crate::snapshot::Storage;
+use crate::snapshot::hashkv::HashKvRecord;
+use crate::snapshot::inspect::report::Check;
+use crate::store::s3::{S3Error, S3Store};
+use judge::Expected;
+
+/// Why a drill could not reach a verdict (the snapshot's own faults are failed checks instead).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("failed to find snapshot {path}")]
+    NotFound { path: PathBuf },
+    #[error("failed to pick a temp dir for the drill: {0}")]
+    TempDir(String),
+    #[error("failed to create the drill's temp dir {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tool(#[from] crate::restore::RestoreError),
+    #[error("failed to run {program}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the restore tool failed ({status}): {stderr}")]
+    RestoreFailed { status: String, stderr: String },
+    #[error("the restored member did not start")]
+    Start(#[source] Box<crate::etcd::standalone::StandaloneError>),
+    #[error("failed to read S3 object {name}")]
+    S3 {
+        name: String,
+        #[source]
+        source: Box<S3Error>,
+    },
+    #[error("failed to inspect the drill's copy")]
+    Inspect(#[source] Box<crate::snapshot::inspect::InspectError>),
+    #[error("the drill task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// A drill's verdict on one copy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrillReport {
+    /// The file name (an S3 object's base name).
+    pub name: String,
+    pub storage: Storage,
+    /// `file:///...` or `s3://bucket/key`, as listed.
+    pub location: String,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+    pub duration_secs: f64,
+}
+
+/// What a drill needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DrillSetup {
+    /// The etcd binary (the restore tool is looked up beside it).
+    pub etcd_binary: PathBuf,
+    /// The live data dir: the drill's temp dir must be outside it.
+    pub data_dir: PathBuf,
+    /// Where the drill's temp dir goes; None: `$TMPDIR`.
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// Drills a local snapshot file (plain or `.zip`); the hash comes from its `.metadata` record.
+pub async fn drill_local(setup: &DrillSetup, path: &Path) -> Result<DrillReport, DrillError> {
+    if !path.is_file() {
+        return Err(DrillError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let name = file_name(path);
+    let recorded = local_record(path, &name);
+    let location = format!("file://{}", path.display());
+    let started = Instant::now();
+    let work = WorkDir::create(setup)?;
+    let checks = run_checks(setup, path, &work, recorded).await?;
+    Ok(report(name, Storage::Local, location, checks, started))
+}
+
+/// Drills S3 object `name`: downloaded (checked against the SHA-256 recorded at upload) into the
+/// drill's temp dir; the hash comes from the object's user metadata.
+pub async fn drill_s3(
+    setup: &DrillSetup,
+    store: &S3Store,
+    name: &str,
+) -> Result<DrillReport, DrillError> {
+    let s3_err = |source: S3Error| DrillError::S3 {
+        name: name.to_string(),
+        source: Box::new(source),
+    };
+    let started = Instant::now();
+    let metadata = store.object_metadata(name).await.map_err(s3_err)?;
+    let recorded = parsed(HashKvRecord::from_entries(&metadata));
+    let key = store.layout().object_key(name);
+    let location = crate::store::s3::keys::location(store.client().bucket(), &key);
+    let work = WorkDir::create(setup)?;
+    let checks = match store.download(name, work.path()).await {
+        Ok(path) => run_checks(setup, &path, &work, recorded).await?,
+        Err(e @ (S3Error::ChecksumMismatch { .. } | S3Error::SizeMismatch { .. })) => {
+            vec![Check::new("object", false, crate::errors::error_chain(&e))]
+        }
+        Err(e) => return Err(s3_err(e)),
+    };
+    Ok(report(
+        name.to_string(),
+        Storage::S3,
+        location,
+        checks,
+        started,
+    ))
+}
+
+fn report(
+    name: String,
+    storage: Storage,
+    location: String,
+    checks: Vec<Check>,
+    started: Instant,
+) -> DrillReport {
+    DrillReport {
+        passed: !checks.is_empty() && checks.iter().all(|c| c.ok),
+        name,
+        storage,
+        location,
+        checks,
+        duration_secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The steps on a local copy; the first failed step ends the drill with its check.
+async fn run_checks(
+    setup: &DrillSetup,
+    path: &Path,
+    work: &WorkDir,
+    recorded: Option<Result<HashKvRecord, String>>,
+) -> Result<Vec<Check>, DrillError> {
+    let plain = if file_name(path).ends_with(crate::snapshot::name::ZIP_SUFFIX) {
+        let (zip, dir) = (path.to_path_buf(), work.path().to_path_buf());
+        let extracted =
+            tokio::task::spawn_blocking(move || crate::restore::extract_snapshot(&zip, &dir))
+                .await
+                .map_err(DrillError::Task)?;
+        match extracted {
+            Ok(p) => p,
+            Err(e) => {
+                let detail = crate::errors::error_chain(&e);
+                return Ok(vec![Check::new("archive", false, detail)]);
+            }
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let (file, data_dir) = (plain.clone(), setup.data_dir.clone());
+    let inspected = tokio::task::spawn_blocking(move || {
+        crate::snapshot::inspect::inspect_local(&file, &data_dir, None)
+    })
+    .await
+    .map_err(DrillError::Task)?
+    .map_err(|e| DrillError::Inspect(Box::new(e)))?;
+    let mut checks = vec![Check::new(
+        "inspect",
+        inspected.healthy,
+        summary(&inspected),
+    )];
+    let Some(status) = inspected.etcd_status.as_ref().filter(|_| inspected.healthy) else {
+        return Ok(checks);
+    };
+    let expected = Expected {
+        revision: status.revision,
+        keys: inspected.live_keys,
+        recorded,
+    };
+    let tool = crate::restore::select_restore_tool(&setup.etcd_binary).await?;
+    let unique = format!("{}", std::process::id());
+    let member_dir = match member::restore(&tool, &plain, work.path(), &unique).await {
+        Ok(dir) => dir,
+        Err(DrillError::RestoreFailed { status, stderr }) => {
+            checks.push(Check::new("restore", false, format!("{status}: {stderr}")));
+            return Ok(checks);
+        }
+        Err(e) => return Err(e),
+    };
+    checks.push(Check::new(
+        "restore",
+        true,
+        "restored into a throwaway member",
+    ));
+    let member = match member::start(&setup.etcd_binary, &member_dir).await {
+        Ok(m) => m,
+        Err(e) => {
+            let detail = crate::errors::error_chain(&e);
+            checks.push(Check::new("serves", false, detail));
+            return Ok(checks);
+        }
+    };
+    let record = expected.recorded.as_ref().and_then(|r| r.as_ref().ok());
+    let observed = member::observe(&member, record).await;
+    let _ = member.stop().await;
+    match observed {
+        Ok(observed) => {
+            checks.push(Check::new(
+                "serves",
+                true,
+                "the member started and answered",
+            ));
+            checks.extend(judge::judge(&expected, &observed));
+        }
+        Err(e) => checks.push(Check::new(
+            "serves",
+            false,
+            format!("the member failed a read: {e}"),
+        )),
+    }
+    Ok(checks)
+}
+
+/// One line of what `inspect` found: its failed checks, or the figures.
+fn summary(r: &crate::snapshot::inspect::report::InspectReport) -> String {
+    let failed: Vec<String> = r
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if !failed.is_empty() {
+        return failed.join("; ");
+    }
+    match &r.etcd_status {
+        Some(s) => format!(
+            "whole: revision {}, {} keys, {} bytes",
+            s.revision, r.live_keys, s.total_size
+        ),
+        None => "no etcd status".into(),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The hash recorded in the local copy's `.metadata` record, if any.
+fn local_record(path: &Path, name: &str) -> Option<Result<HashKvRecord, String>> {
+    let dir = path.parent()?;
+    let record = metadata_dir_for(dir).join(name);
+    let bytes = crate::fsutil::read_capped(&record, crate::fsutil::SMALL_FILE_MAX).ok()?;
+    match crate::snapshot::record::parse_metadata(&bytes) {
+        Ok(map) => parsed(HashKvRecord::from_entries(&map)),
+        Err(e) => Some(Err(format!(
+            "{} is not a metadata record: {e}",
+            record.display()
+        ))),
+    }
+}
+
+fn parsed(
+    result: Result<Option<HashKvRecord>, crate::snapshot::hashkv::HashKvError>,
+) -> Option<Result<HashKvRecord, String>> {
+    match result {
+        Ok(r) => r.map(Ok),
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// The drill's temp dir (0700, outside the data dir), removed with everything in it on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(setup: &DrillSetup) -> Result<Self, DrillError> {
+        let base = match &setup.temp_dir {
+            Some(dir) => outside(dir, &setup.data_dir)?,
+            None => crate::snapshot::inspect::source::spill_dir(&setup.data_dir)
+                .map_err(DrillError::TempDir)?,
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = base.join(format!(
+            "etcd-snapshot-drill-{}-{nanos}",
+            std::process::id()
+        ));
+        crate::fsutil::create_dir_all_mode(&path, 0o700).map_err(|source| {
+            DrillError::CreateDir {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// `dir` when it is not inside the data dir.
+fn outside(dir: &Path, data_dir: &Path) -> Result<PathBuf, DrillError> {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if canonical(dir).starts_with(canonical(data_dir)) {
+        return Err(DrillError::TempDir(format!(
+            "{} is inside the data dir {}",
+            dir.display(),
+            data_dir.display()
+        )));
+    }
+    Ok(dir.to_path_buf())
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "failed to remove the drill's temp dir");
+        }
+    }
+}

@@ -18,8 +18,7 @@
 //!   writer of the save pipeline and the decrypting reader every read path uses.
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
-//!   the S3 backfill), `inspect` (checking a snapshot and reading its figures without restoring
-//!   it), retention planning, freshness (how stale the newest snapshot is), listing records, the
+//!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing records, the
 //!   keyspace hash recorded at save time (`snapshot::hashkv`).
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
@@ -34,6 +33,9 @@
 //!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
 //!   its startup identity check and its supervision.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
+//! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
+//!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
+//!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
 //!   the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed reports); S3
 //!   replication, the failed-upload markers and backfill; retention runs.
@@ -65,6 +67,7 @@ pub mod errors;
 pub mod etcd;
 pub mod fsutil;
 pub mod hex;
+pub mod inspect;
 pub mod kube;
 pub mod layout;
 pub mod operations;

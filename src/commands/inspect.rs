@@ -6,8 +6,8 @@ use secrecy::SecretString;
 
 use crate::cli::OutputFormat;
 use crate::config::{DesiredConfig, Resolved, Source};
-use crate::snapshot::inspect::report::{InspectReport, render_table};
-use crate::snapshot::inspect::{self, InspectError, Target};
+use crate::inspect::report::{InspectReport, render_table};
+use crate::inspect::{self, InspectError, Target};
 use crate::store::s3::{S3Error, S3Store};
 use crate::token::{TokenError, existing_server_token};
 

@@ -9,7 +9,6 @@ pub mod backfill;
 pub mod encryption_record;
 pub mod freshness;
 pub mod hashkv;
-pub mod inspect;
 pub mod name;
 pub mod observed;
 pub mod prune;

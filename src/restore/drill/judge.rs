@@ -1,7 +1,7 @@
 //! The drill's verdict from what `inspect` read and what the throwaway member served. Pure.
 
+use crate::inspect::report::Check;
 use crate::snapshot::hashkv::HashKvRecord;
-use crate::snapshot::inspect::report::Check;
 
 /// What the file says the member must serve.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,10 +18,10 @@ mod member;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::inspect::report::Check;
 use crate::layout::metadata_dir_for;
 use crate::snapshot::Storage;
 use crate::snapshot::hashkv::HashKvRecord;
-use crate::snapshot::inspect::report::Check;
 use crate::store::s3::{S3Error, S3Store};
 use judge::Expected;
 
@@ -57,7 +57,7 @@ pub enum DrillError {
         source: Box<S3Error>,
     },
     #[error("failed to inspect the drill's copy")]
-    Inspect(#[source] Box<crate::snapshot::inspect::InspectError>),
+    Inspect(#[source] Box<crate::inspect::InspectError>),
     #[error("the drill task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -176,12 +176,11 @@ async fn run_checks(
         path.to_path_buf()
     };
     let (file, data_dir) = (plain.clone(), setup.data_dir.clone());
-    let inspected = tokio::task::spawn_blocking(move || {
-        crate::snapshot::inspect::inspect_local(&file, &data_dir, None)
-    })
-    .await
-    .map_err(DrillError::Task)?
-    .map_err(|e| DrillError::Inspect(Box::new(e)))?;
+    let inspected =
+        tokio::task::spawn_blocking(move || crate::inspect::inspect_local(&file, &data_dir, None))
+            .await
+            .map_err(DrillError::Task)?
+            .map_err(|e| DrillError::Inspect(Box::new(e)))?;
     let mut checks = vec![Check::new(
         "inspect",
         inspected.healthy,
@@ -240,7 +239,7 @@ async fn run_checks(
 }
 
 /// One line of what `inspect` found: its failed checks, or the figures.
-fn summary(r: &crate::snapshot::inspect::report::InspectReport) -> String {
+fn summary(r: &crate::inspect::report::InspectReport) -> String {
     let failed: Vec<String> = r
         .checks
         .iter()
@@ -295,8 +294,9 @@ impl WorkDir {
     fn create(setup: &DrillSetup) -> Result<Self, DrillError> {
         let base = match &setup.temp_dir {
             Some(dir) => outside(dir, &setup.data_dir)?,
-            None => crate::snapshot::inspect::source::spill_dir(&setup.data_dir)
-                .map_err(DrillError::TempDir)?,
+            None => {
+                crate::inspect::source::spill_dir(&setup.data_dir).map_err(DrillError::TempDir)?
+            }
         };
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

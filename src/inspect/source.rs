@@ -179,7 +179,7 @@ pub fn zip_entry<R: Read + io::Seek>(
         .by_index(0)
         .map_err(|e| format!("the zip entry cannot be read: {e}"))?;
     let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-    crate::restore::unzip::check_entry_name(&name)
+    crate::snapshot::verify::archive::check_entry_name(&name)
         .map_err(|reason| format!("unsafe entry name {name:?}: {reason}"))?;
     if entry.is_dir() || entry.is_symlink() {
         return Err(format!("the entry {name:?} is not a regular file"));

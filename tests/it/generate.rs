@@ -72,7 +72,7 @@ fn the_bash_completion_script_loads_and_completes_commands_and_flags() {
     shells.retain(|w| !w.starts_with('-'));
     assert_eq!(shells, ["bash", "fish", "zsh"]);
     let formats = bash_complete(&script, &["etcd-snapshot", "ls", "-o", ""]);
-    assert_eq!(formats, ["json", "table", "yaml"]);
+    assert_eq!(formats, ["json", "table", "wide", "yaml"]);
     let flags = bash_complete(&script, &["etcd-snapshot", "save", "--etcd-s3-buc"]);
     assert_eq!(flags, ["--etcd-s3-bucket", "--etcd-s3-bucket-lookup-type"]);
 }
@@ -127,7 +127,7 @@ fn the_fish_completion_script_loads_and_completes_commands_and_flags() {
     }
     // clap_complete's fish script offers the values of options (not of positionals).
     let formats = fish_complete(&script, "etcd-snapshot ls -o ");
-    assert_eq!(formats, ["json", "table", "yaml"]);
+    assert_eq!(formats, ["json", "table", "wide", "yaml"]);
     let flags = fish_complete(&script, "etcd-snapshot save --etcd-s3-buc");
     assert_eq!(flags, ["--etcd-s3-bucket", "--etcd-s3-bucket-lookup-type"]);
 }

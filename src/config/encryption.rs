@@ -93,22 +93,9 @@ pub(super) fn check_encryption(p: &Parsed, errors: &mut Vec<ConfigError>) {
 #[cfg(test)]
 #[allow(deprecated)] // age 0.13 deprecates generating X25519 keys; they are what we test with
 mod tests {
-    use super::super::Source;
-    use super::super::layer::{Layer, RawValue};
-    use super::super::resolve::{HostFacts, Resolved, resolve_with};
     use super::*;
 
-    fn run(pairs: &[(&str, &str)]) -> Result<Resolved, super::super::ConfigErrors> {
-        let mut layer = Layer::new();
-        for (key, value) in pairs {
-            let source = Source::Flag(format!("--{key}"));
-            layer.set(*key, RawValue::String((*value).into()), source);
-        }
-        let host = HostFacts {
-            hostname: Some("node-a".into()),
-        };
-        resolve_with(&[&layer], &host)
-    }
+    use super::super::test_support::resolve_flags as run;
 
     fn public() -> String {
         age::x25519::Identity::generate().to_public().to_string()

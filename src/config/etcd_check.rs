@@ -78,21 +78,9 @@ pub(super) fn check_etcd(p: &Parsed, errors: &mut Vec<ConfigError>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::layer::{Layer, RawValue, Source};
-    use super::super::resolve::{ConfigErrors, HostFacts, Resolved, resolve_with};
     use super::*;
 
-    fn run(pairs: &[(&str, &str)]) -> Result<Resolved, ConfigErrors> {
-        let mut layer = Layer::new();
-        for (key, value) in pairs {
-            let source = Source::Flag(format!("--{key}"));
-            layer.set(*key, RawValue::String((*value).into()), source);
-        }
-        let host = HostFacts {
-            hostname: Some("node-a".into()),
-        };
-        resolve_with(&[&layer], &host)
-    }
+    use super::super::test_support::resolve_flags as run;
 
     fn errors(pairs: &[(&str, &str)]) -> Vec<ConfigError> {
         match run(pairs) {

@@ -23,6 +23,8 @@ pub mod watch;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod test_support;
 
 use std::path::{Path, PathBuf};
 

@@ -94,21 +94,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 mod tests {
     use std::time::Duration;
 
-    use super::super::layer::{Layer, RawValue, Source};
-    use super::super::resolve::{ConfigErrors, HostFacts, Resolved, resolve_with};
     use super::*;
 
-    fn run(pairs: &[(&str, &str)]) -> Result<Resolved, ConfigErrors> {
-        let mut layer = Layer::new();
-        for (key, value) in pairs {
-            let source = Source::Flag(format!("--{key}"));
-            layer.set(*key, RawValue::String((*value).into()), source);
-        }
-        let host = HostFacts {
-            hostname: Some("node-a".into()),
-        };
-        resolve_with(&[&layer], &host)
-    }
+    use super::super::test_support::resolve_flags as run;
 
     #[test]
     fn local_and_s3_rules_are_separate_and_s3_falls_back_to_local() {

@@ -10,14 +10,15 @@
 //!
 //! Every store is reached through the `SnapshotStore` seam (`maintain::list_on`, `retain`'s
 //! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
-//! which its later steps and the resource mirror reuse. Files: the save here; list, delete and
+//! which its later steps and the resource mirror reuse. Files: the save here (its standalone
+//! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
 //! prune in `maintain`; retention and deletion across stores in `retain`; the S3 copy of a save
 //! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -30,6 +31,7 @@ mod report;
 mod resources;
 mod retain;
 mod s3_config;
+mod save_steps;
 
 use crate::errors::error_chain;
 pub use report::{
@@ -37,6 +39,9 @@ pub use report::{
     Removal, Report, SaveOutcome,
 };
 use retain::RetentionRun;
+use save_steps::{
+    abandon_upload, current_recipients, log_saved, record_hashkv, sync_bootstrap_before_save,
+};
 
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};
@@ -235,15 +240,7 @@ impl Operations {
             SaveKind::Scheduled => &settings.scheduled_name,
             SaveKind::OnDemand => &settings.on_demand_name,
         };
-        // Read afresh for every save: a rotated recipients file applies to the next snapshot.
-        let recipients =
-            settings
-                .encryption
-                .current_recipients()
-                .map_err(|source| OperationError::Save {
-                    name: base.clone(),
-                    source: SaveError::Encrypt(source),
-                })?;
+        let recipients = current_recipients(settings, base)?;
         let name = store.allocate_name(
             base,
             rounded_now_unix(),
@@ -267,23 +264,11 @@ impl Operations {
         let saved = match saved {
             Ok(saved) => saved,
             Err(e) => {
-                // The upload saw its feed close without `Done` and throws its parts away; give
-                // it a moment to do so, without letting an unreachable S3 delay the error.
-                if let Some(task) = upload {
-                    let _ = tokio::time::timeout(ABANDON_GRACE, task).await;
-                }
+                abandon_upload(upload).await;
                 return Err(e);
             }
         };
-        tracing::info!(
-            snapshot = %saved.name.file_name(),
-            path = %saved.path.display(),
-            size = saved.size,
-            sha256 = %saved.file_sha256,
-            encrypted_to = %crate::crypt::keys::join(&saved.recipients),
-            plaintext_sha256 = saved.plaintext_sha256.as_deref().unwrap_or(""),
-            "snapshot saved"
-        );
+        log_saved(&saved);
         self.metrics.set_last_success(saved.name.unix);
         let mut outcome = SaveOutcome {
             created: vec![saved.name.file_name()],
@@ -424,41 +409,6 @@ impl Operations {
         })
     }
 }
-
-/// The keyspace hash to record with the snapshot about to be taken, as metadata entries; empty
-/// (with a warning) when etcd cannot give it: the snapshot is still taken, and a drill says
-/// that no hash was recorded.
-async fn record_hashkv(config: &DesiredConfig, snapshot: &str) -> BTreeMap<String, String> {
-    let recorded = match connect(&config.etcd).await {
-        Ok(mut client) => crate::snapshot::hashkv::record(&mut client).await,
-        Err(e) => {
-            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to connect to etcd for the keyspace hash; saving without it");
-            return BTreeMap::new();
-        }
-    };
-    match recorded {
-        Ok(record) => {
-            tracing::debug!(%snapshot, hash = record.hash, revision = record.revision, "recorded the keyspace hash");
-            record.entries()
-        }
-        Err(e) => {
-            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to record the keyspace hash; saving without it");
-            BTreeMap::new()
-        }
-    }
-}
-
-async fn sync_bootstrap_before_save(config: &DesiredConfig) {
-    let Ok(token) = crate::token::existing_server_token(config) else {
-        return;
-    };
-    if let Err(e) = crate::bootstrap::sync::sync_from_disk(config, &token).await {
-        tracing::warn!(error = %error_chain(&e), "failed to store the bootstrap data in etcd before the snapshot");
-    }
-}
-
-/// How long a failed save waits for its upload task to discard what it streamed.
-const ABANDON_GRACE: Duration = Duration::from_secs(30);
 
 fn retention_failure(what: &str, error: &dyn std::error::Error) -> FailedItem {
     tracing::warn!(error = %error_chain(error), "failed to apply {what}");

@@ -1,0 +1,87 @@
+//! The steps of a save that stand apart from the writer lock and the stores: the recipients of
+//! this save, the keyspace hash recorded before the stream starts, the bootstrap sync of an
+//! embedded member, the log line of a saved snapshot, and letting a failed save's upload go.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{OperationError, replicate};
+use crate::config::DesiredConfig;
+use crate::errors::error_chain;
+use crate::etcd::client::connect;
+use crate::snapshot::save::{SaveError, SavedSnapshot};
+
+/// The recipients a save encrypts to, read afresh for every save: a rotated recipients file
+/// applies to the next snapshot. None when encryption is off.
+pub(super) fn current_recipients(
+    settings: &crate::config::SnapshotSettings,
+    base: &str,
+) -> Result<Option<crate::crypt::Recipients>, OperationError> {
+    settings
+        .encryption
+        .current_recipients()
+        .map_err(|source| OperationError::Save {
+            name: base.to_string(),
+            source: SaveError::Encrypt(source),
+        })
+}
+
+/// After a failed save: the upload saw its feed close without `Done` and throws its parts
+/// away; give it a moment to do so, without letting an unreachable S3 delay the error.
+pub(super) async fn abandon_upload(upload: Option<tokio::task::JoinHandle<replicate::Streamed>>) {
+    if let Some(task) = upload {
+        let _ = tokio::time::timeout(ABANDON_GRACE, task).await;
+    }
+}
+
+/// The one log line of a saved snapshot: where it is, its size and hashes, and the key
+/// fingerprints it is encrypted to (never the keys).
+pub(super) fn log_saved(saved: &SavedSnapshot) {
+    tracing::info!(
+        snapshot = %saved.name.file_name(),
+        path = %saved.path.display(),
+        size = saved.size,
+        sha256 = %saved.file_sha256,
+        encrypted_to = %crate::crypt::keys::join(&saved.recipients),
+        plaintext_sha256 = saved.plaintext_sha256.as_deref().unwrap_or(""),
+        "snapshot saved"
+    );
+}
+
+/// The keyspace hash to record with the snapshot about to be taken, as metadata entries; empty
+/// (with a warning) when etcd cannot give it: the snapshot is still taken, and a drill says
+/// that no hash was recorded.
+pub(super) async fn record_hashkv(
+    config: &DesiredConfig,
+    snapshot: &str,
+) -> BTreeMap<String, String> {
+    let recorded = match connect(&config.etcd).await {
+        Ok(mut client) => crate::snapshot::hashkv::record(&mut client).await,
+        Err(e) => {
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to connect to etcd for the keyspace hash; saving without it");
+            return BTreeMap::new();
+        }
+    };
+    match recorded {
+        Ok(record) => {
+            tracing::debug!(%snapshot, hash = record.hash, revision = record.revision, "recorded the keyspace hash");
+            record.entries()
+        }
+        Err(e) => {
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to record the keyspace hash; saving without it");
+            BTreeMap::new()
+        }
+    }
+}
+
+pub(super) async fn sync_bootstrap_before_save(config: &DesiredConfig) {
+    let Ok(token) = crate::token::existing_server_token(config) else {
+        return;
+    };
+    if let Err(e) = crate::bootstrap::sync::sync_from_disk(config, &token).await {
+        tracing::warn!(error = %error_chain(&e), "failed to store the bootstrap data in etcd before the snapshot");
+    }
+}
+
+/// How long a failed save waits for its upload task to discard what it streamed.
+const ABANDON_GRACE: Duration = Duration::from_secs(30);

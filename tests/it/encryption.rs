@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::restore::cluster_reset::{Node, expected};
+use crate::restore::cluster_reset::{Node, expected, tree};
 use crate::support::{require_binary, text};
 
 /// An `age-keygen` key pair: (identity file, public key).
@@ -41,34 +41,6 @@ fn etcdutl() -> Option<PathBuf> {
 fn age(args: &[&str]) {
     let out = Command::new("age").args(args).output().unwrap();
     assert!(out.status.success(), "age {args:?}: {:?}", text(&out));
-}
-
-/// Every file under `root` (but logs) with its digest and mode.
-fn tree(root: &Path) -> Vec<(String, String)> {
-    use sha2::Digest;
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            if rel.ends_with(".log") {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mode = meta.permissions().mode();
-            if meta.is_dir() {
-                stack.push(path);
-                out.push((rel, format!("dir {mode:o}")));
-            } else {
-                let sum = sha2::Sha256::digest(std::fs::read(&path).unwrap_or_default());
-                out.push((rel, format!("{mode:o} {sum:?}")));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Starts a server encrypting to `public`, writes a=1, b=2, saves (zip when `compress`),

@@ -165,7 +165,7 @@ pub(crate) fn etcdctl(tls_dir: &Path, endpoint: &str, args: &[&str]) -> Output {
 }
 
 /// Path, mode and SHA-256 of every file and dir under `root` (symlinks as their target).
-fn tree(root: &Path) -> BTreeMap<String, String> {
+pub(crate) fn tree(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

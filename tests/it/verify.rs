@@ -389,3 +389,203 @@ fn direct_mode_verifies_without_a_server_and_an_unknown_name_is_a_usage_error() 
         "{stderr}"
     );
 }
+
+/// An `age-keygen` key pair in `dir`: (identity file, public key).
+fn keygen(dir: &Path, name: &str) -> Option<(std::path::PathBuf, String)> {
+    let keygen = require_binary("age-keygen")?;
+    let path = dir.join(name);
+    let out = std::process::Command::new(&keygen)
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let public = std::process::Command::new(&keygen)
+        .arg("-y")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{:?}", text(&public));
+    Some((
+        path,
+        String::from_utf8(public.stdout).unwrap().trim().to_string(),
+    ))
+}
+
+#[test]
+fn an_encrypted_snapshot_is_drilled_with_the_identity_and_cannot_be_verified_without_one() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    if !restore_tool() {
+        return;
+    }
+    put_values(&etcd, "sealed");
+    let data = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let Some((identity, public)) = keygen(keys.path(), "key.txt") else {
+        return;
+    };
+    let Some((stranger, _)) = keygen(keys.path(), "other.txt") else {
+        return;
+    };
+    let flags = crate::inspect::direct(&etcd);
+    let recipients = format!("--etcd-snapshot-encryption-recipients={public}");
+    let verify = |extra: &[String], name: &str| {
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.extend(extra.iter().map(String::as_str));
+        args.extend(["verify", "-o", "json", name]);
+        let out = run(&args, data.path());
+        let reply: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", text(&out)));
+        (out.status.code(), reply)
+    };
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend([
+        recipients.as_str(),
+        "save",
+        "--name",
+        "sealed",
+        "--snapshot-compress",
+    ]);
+    let out = run(&args, data.path());
+    assert!(out.status.success(), "{:?}", text(&out));
+    let name = crate::support::snapshot_files(&snapshot_dir(data.path()))
+        .into_iter()
+        .find(|n| n.starts_with("sealed-") && n.ends_with(".zip.age"))
+        .expect("an encrypted zip");
+
+    // No identity: cannot verify, named keys, nothing recorded, exit 1.
+    let (code, reply) = verify(&[], &name);
+    assert_eq!(code, Some(1), "{reply:#}");
+    let d = drill(&reply, &name, "local");
+    assert_eq!(d["result"], "cannot-verify", "{d:#}");
+    let reason = d["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot verify: needs identity for fingerprints"),
+        "{reason}"
+    );
+    assert!(!record(data.path(), &name).contains_key("etcd-snapshot-verify-result"));
+    // A key that is not one of the recipients: the same, and says which keys it holds.
+    let wrong = format!(
+        "--etcd-snapshot-encryption-identity-file={}",
+        stranger.display()
+    );
+    let (code, reply) = verify(&[wrong], &name);
+    assert_eq!(code, Some(1), "{reply:#}");
+    let d = drill(&reply, &name, "local");
+    assert_eq!(d["result"], "cannot-verify", "{d:#}");
+    assert!(
+        d["reason"].as_str().unwrap().contains("this host holds"),
+        "{d:#}"
+    );
+    // The right key: decrypted into the drill's temp dir, extracted, restored, passed.
+    let right = format!(
+        "--etcd-snapshot-encryption-identity-file={}",
+        identity.display()
+    );
+    let (code, reply) = verify(&[right], &name);
+    assert_eq!(code, Some(0), "{reply:#}");
+    assert_eq!(
+        drill(&reply, &name, "local")["result"],
+        "passed",
+        "{reply:#}"
+    );
+    assert_eq!(
+        record(data.path(), &name)["etcd-snapshot-verify-result"],
+        "passed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_drill_is_a_resource_status_a_printer_column_and_an_event() {
+    use crate::fakes::kube_api::KubeApi;
+    use crate::fakes::kube_support::{EVENTS, FILES, cli, start_kube_server, wait_until};
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    if !restore_tool() {
+        return;
+    }
+    put_values(&etcd, "kube");
+    let api = std::sync::Arc::new(KubeApi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, server) =
+        start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, Vec::new()).await;
+    let out = cli(&server, &["save", "--name", "good"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = cli(&server, &["save", "--name", "bad"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let files = crate::support::snapshot_files(&snapshot_dir(&data));
+    let bad = files
+        .iter()
+        .find(|n| n.starts_with("bad-"))
+        .unwrap()
+        .clone();
+    let good = files
+        .iter()
+        .find(|n| n.starts_with("good-"))
+        .unwrap()
+        .clone();
+    damage_page_keep_trailer(&snapshot_dir(&data).join(&bad));
+
+    let out = cli(&server, &["verify"]).await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let resource = |name: &str| {
+        api.list(FILES)
+            .into_iter()
+            .find(|r| r["spec"]["snapshotName"] == name)
+            .unwrap_or_else(|| panic!("no resource for {name}"))
+    };
+    let (bad_api, bad_name) = (api.clone(), bad.clone());
+    wait_until("the failed verdict in the resource", move || {
+        bad_api.list(FILES).iter().any(|r| {
+            r["spec"]["snapshotName"] == bad_name.as_str()
+                && r["status"]["verification"]["result"] == "failed"
+        })
+    })
+    .await;
+    let failed = resource(&bad);
+    let message = failed["status"]["verification"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("structure"), "{failed:#}");
+    assert!(
+        failed["status"]["verification"]["time"].is_string(),
+        "{failed:#}"
+    );
+    assert_eq!(
+        failed["status"]["readyToUse"], true,
+        "the file is still there"
+    );
+    assert_eq!(
+        resource(&good)["status"]["verification"]["result"],
+        "passed"
+    );
+    // The CRD's Verified printer column reads it.
+    let columns = etcd_snapshot::kube::crd::printer_columns();
+    let verified = columns
+        .iter()
+        .find(|c| c.name == "Verified")
+        .expect("column");
+    let cell = verified
+        .json_path
+        .trim_start_matches('.')
+        .split('.')
+        .fold(&failed, |at, step| &at[step]);
+    assert_eq!(cell, "failed", "{}", verified.json_path);
+    // One Warning Event on the failed copy's resource, none on the good one.
+    let events = api.list(EVENTS);
+    let drill_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["reason"] == "ETCDSnapshotDrillFailed")
+        .collect();
+    assert_eq!(drill_events.len(), 1, "{events:#?}");
+    assert_eq!(drill_events[0]["type"], "Warning");
+    assert_eq!(
+        drill_events[0]["regarding"]["name"],
+        failed["metadata"]["name"]
+    );
+    let note = drill_events[0]["note"].as_str().unwrap();
+    assert!(note.contains(&bad) && note.contains("structure"), "{note}");
+}

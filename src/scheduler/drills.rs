@@ -73,6 +73,7 @@ pub(super) fn tick(
         tracing::warn!("skipping scheduled restore drill: a drill is already running");
         return;
     };
+    tracing::info!("scheduled restore drill of every listed snapshot copy");
     let (ops, config, cancel) = (Arc::clone(ops), config.clone(), cancel.clone());
     tracker.spawn(async move { drill(&ops, &config, Vec::new(), guard, &cancel).await });
 }
@@ -96,6 +97,7 @@ pub fn after_save(
             _ = cancel.cancelled() => return,
             guard = ops.begin_drill() => guard,
         };
+        tracing::info!(snapshots = ?names, "restore drill after save");
         drill(&ops, &config, names, guard, &cancel).await;
     });
 }

@@ -589,3 +589,72 @@ async fn a_failed_drill_is_a_resource_status_a_printer_column_and_an_event() {
     let note = drill_events[0]["note"].as_str().unwrap();
     assert!(note.contains(&bad) && note.contains("structure"), "{note}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_drills_after_its_saves_and_on_its_own_schedule_without_holding_up_saves() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    if !restore_tool() {
+        return;
+    }
+    put_values(&etcd, "sched");
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        data.path(),
+        &[
+            "--etcd-endpoints",
+            &etcd.endpoint,
+            "--etcd-snapshot-schedule-cron=@every 2s",
+            "--etcd-snapshot-retention=0",
+            "--etcd-snapshot-verify-after-save",
+            "--etcd-snapshot-verify-schedule-cron=@every 3s",
+        ],
+    );
+    let dir = snapshot_dir(data.path());
+    let drilled = move |dir: &Path| {
+        crate::support::snapshot_files(dir)
+            .into_iter()
+            .filter(|name| {
+                let record = dir.parent().unwrap().join(".metadata").join(name);
+                std::fs::read(record)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<BTreeMap<String, String>>(&b).ok())
+                    .is_some_and(|r| {
+                        r.get("etcd-snapshot-verify-result").map(String::as_str) == Some("passed")
+                    })
+            })
+            .count()
+    };
+    let watched = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::support::wait_for(
+            "three scheduled snapshots drilled",
+            std::time::Duration::from_secs(60),
+            || drilled(&watched) >= 3,
+        )
+    })
+    .await
+    .unwrap();
+    let log = server.log_text();
+    assert!(log.contains("restore drills done"), "{log}");
+    assert!(log.contains("restore drill after save"), "{log}");
+    assert!(
+        log.contains("scheduled restore drill of every listed snapshot copy"),
+        "{log}"
+    );
+    // Saves went on while drills ran: none of their ticks found a save still running.
+    let exposition = metrics(&server).await;
+    assert_eq!(
+        sample(&exposition, "etcd_snapshot_skipped_ticks_total"),
+        Some(0.0),
+        "{exposition}"
+    );
+    let passed = "etcd_snapshot_drill_duration_seconds_count";
+    assert!(
+        exposition
+            .lines()
+            .any(|l| l.starts_with(passed) && l.contains("result=\"passed\"")),
+        "{exposition}"
+    );
+}

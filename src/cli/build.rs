@@ -100,15 +100,15 @@ fn client_subcommands() -> Vec<Command> {
         .arg(output.help("Output format (json and yaml carry every snapshot's verdict)"));
     let verify = Command::new("verify")
         .about(
-            "Restore drill: restore each copy of the given snapshots (every listed copy, local \
-             and S3, when none is given) into a throwaway low-priority etcd member and check it \
-             serves what was saved; records the verdict. Exit 0 all passed, 1 any failed or \
-             could not be verified, 2 usage error or not found",
+            "Restore drill: restore each copy of the given snapshots (without names, this \
+             node's local copies and the S3 objects it uploaded) into a throwaway low-priority \
+             etcd member and check it serves what was saved; records the verdict. Exit 0 all \
+             passed, 1 any failed or could not be verified, 2 usage error or not found",
         )
         .arg(
             Arg::new("names")
                 .value_name("SNAPSHOT")
-                .help("Snapshot file names, as `ls` prints them; none: every listed copy")
+                .help("Snapshot file names, as `ls` prints them; none: this node's copies")
                 .num_args(0..)
                 .action(ArgAction::Append),
         )

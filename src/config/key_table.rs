@@ -471,7 +471,7 @@ pub static KEYS: &[KeySpec] = &[
     },
     KeySpec {
         name: "etcd-snapshot-verify-schedule-cron",
-        help: "Restore-drill schedule in cron spec, e.g. weekly \"0 3 * * 0\": every listed snapshot copy (local and S3) is restored into a throwaway low-priority etcd member, one at a time, and the verdict recorded; empty turns scheduled drills off [default: \"\" (off)]",
+        help: "Restore-drill schedule in cron spec, e.g. weekly \"0 3 * * 0\": this node's snapshot copies (local, and the S3 objects it uploaded) are each restored into a throwaway low-priority etcd member, one at a time, and the verdict recorded; empty turns scheduled drills off [default: \"\" (off)]",
         scope: Scope::Server,
         ..ROW
     },

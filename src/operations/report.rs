@@ -56,7 +56,7 @@ pub enum PlannedOperation {
     Prune {
         dry_run: bool,
     },
-    /// Restore drills of these snapshots' copies (every listed copy when empty).
+    /// Restore drills of these snapshots' copies (this node's copies when empty).
     Verify {
         names: Vec<String>,
     },

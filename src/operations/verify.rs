@@ -24,7 +24,7 @@ use crate::store::s3::S3Store;
 use crate::telemetry::progress::{Operation, reporter};
 
 impl Operations {
-    /// Drills `names` (every listed copy of each), or every listed copy when `names` is empty,
+    /// Drills `names` (every listed copy of each), or this node's copies when `names` is empty,
     /// one at a time after any drill already running, and records each verdict. Names are
     /// validated before anything runs.
     pub async fn verify(
@@ -60,12 +60,16 @@ impl Operations {
         _drill: OwnedMutexGuard<()>,
     ) -> Result<VerifyReport, OperationError> {
         let effective = self.effective(config).await;
-        let (listing, session) = self.list_stores(&effective, None).await?;
+        let (mut listing, session) = self.list_stores(&effective, None).await?;
+        if let Some(store) = &session {
+            // Who uploaded each S3 copy (read once per object and remembered).
+            self.fill_listed_sources(store, &mut listing).await;
+        }
         let mut report = VerifyReport {
             failed: listing.failed,
             ..Default::default()
         };
-        let (copies, not_found) = select_copies(listing.records, names);
+        let (copies, not_found) = select_copies(listing.records, names, &effective.node_name);
         report.not_found = not_found;
         let setup = drill_setup(&effective);
         for copy in &copies {
@@ -191,15 +195,24 @@ fn drill_setup(config: &DesiredConfig) -> DrillSetup {
 }
 
 /// The copies to drill (ready ones only: a recorded failure has no bytes), and the asked names
-/// no copy has. Pure.
+/// no copy has. Named snapshots: every listed copy of each. No names: this node's own copies,
+/// its local files and the S3 objects it uploaded, so servers sharing a bucket do not all
+/// drill (and write verdicts for) every object in it. Pure.
 pub(super) fn select_copies(
     records: Vec<SnapshotRecord>,
     names: &[String],
+    node: &str,
 ) -> (Vec<SnapshotRecord>, Vec<String>) {
     let copies: Vec<SnapshotRecord> = records
         .into_iter()
         .filter(|r| r.ready)
-        .filter(|r| names.is_empty() || names.contains(&r.file_name))
+        .filter(|r| {
+            if names.is_empty() {
+                r.storage == Storage::Local || r.node_name == node
+            } else {
+                names.contains(&r.file_name)
+            }
+        })
         .collect();
     let not_found = names
         .iter()
@@ -216,18 +229,30 @@ mod tests {
     #[test]
     fn every_ready_copy_of_a_named_snapshot_is_drilled_and_unknown_names_are_said() {
         let local = SnapshotRecord::example("a-n1-1", "file:///d/a-n1-1", "n1", Storage::Local);
-        let s3 = SnapshotRecord::example("a-n1-1", "s3://b/a-n1-1", "s3", Storage::S3);
+        let s3 = SnapshotRecord::example("a-n1-1", "s3://b/a-n1-1", "n1", Storage::S3);
+        let theirs = SnapshotRecord::example("d-n2-4", "s3://b/d-n2-4", "n2", Storage::S3);
         let failed_upload = SnapshotRecord {
             ready: false,
             ..SnapshotRecord::example("b-n1-2", "s3://b/b-n1-2", "s3", Storage::S3)
         };
         let other = SnapshotRecord::example("c-n1-3", "file:///d/c-n1-3", "n1", Storage::Local);
-        let all = vec![local.clone(), s3.clone(), failed_upload, other.clone()];
-        let names = ["a-n1-1".to_string(), "b-n1-2".to_string()];
-        let (copies, missing) = select_copies(all.clone(), &names);
-        assert_eq!(copies, [local.clone(), s3.clone()]);
+        let all = vec![
+            local.clone(),
+            s3.clone(),
+            failed_upload,
+            other.clone(),
+            theirs.clone(),
+        ];
+        let names = [
+            "a-n1-1".to_string(),
+            "b-n1-2".to_string(),
+            "d-n2-4".to_string(),
+        ];
+        let (copies, missing) = select_copies(all.clone(), &names, "n1");
+        assert_eq!(copies, [local.clone(), s3.clone(), theirs]);
         assert_eq!(missing, ["b-n1-2"]);
-        let (copies, missing) = select_copies(all, &[]);
+        // Without names: this node's copies only (another node's upload is its own to drill).
+        let (copies, missing) = select_copies(all, &[], "n1");
         assert_eq!(copies, [local, s3, other]);
         assert!(missing.is_empty());
     }

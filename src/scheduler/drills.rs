@@ -1,5 +1,5 @@
-//! Restore drills the server runs on its own: on `etcd-snapshot-verify-schedule-cron` (every
-//! listed copy), and after each save it makes when `etcd-snapshot-verify-after-save` is on (that
+//! Restore drills the server runs on its own: on `etcd-snapshot-verify-schedule-cron` (this
+//! node's copies), and after each save it makes when `etcd-snapshot-verify-after-save` is on (that
 //! save's copies). Both follow config changes as they arrive on the watch channel.
 //!
 //! Drills run in tasks of their own on the daemon's tracker, one at a time (the operations'
@@ -62,7 +62,7 @@ pub(super) async fn run_with_clock(
     }
 }
 
-/// One schedule tick: drill every listed copy unless a drill is running.
+/// One schedule tick: drill this node's copies unless a drill is running.
 pub(super) fn tick(
     ops: &Arc<Operations>,
     config: &DesiredConfig,
@@ -73,7 +73,7 @@ pub(super) fn tick(
         tracing::warn!("skipping scheduled restore drill: a drill is already running");
         return;
     };
-    tracing::info!("scheduled restore drill of every listed snapshot copy");
+    tracing::info!("scheduled restore drill of this node's snapshot copies");
     let (ops, config, cancel) = (Arc::clone(ops), config.clone(), cancel.clone());
     tracker.spawn(async move { drill(&ops, &config, Vec::new(), guard, &cancel).await });
 }

@@ -640,7 +640,7 @@ async fn the_server_drills_after_its_saves_and_on_its_own_schedule_without_holdi
     assert!(log.contains("restore drills done"), "{log}");
     assert!(log.contains("restore drill after save"), "{log}");
     assert!(
-        log.contains("scheduled restore drill of every listed snapshot copy"),
+        log.contains("scheduled restore drill of this node's snapshot copies"),
         "{log}"
     );
     // Saves went on while drills ran: none of their ticks found a save still running.

@@ -43,3 +43,4 @@ mod server;
 mod snapshot_dir;
 mod standalone_etcd;
 mod store_conformance;
+mod verify;

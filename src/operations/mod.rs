@@ -133,6 +133,9 @@ pub struct Operations {
     /// One restore drill at a time, whoever asks (API, verify schedule, verify-after-save);
     /// apart from `writer`, so a drill never delays a save.
     drills: Arc<Mutex<()>>,
+    /// Snapshots waiting for their drill after save. One waiter drills them all, so saves that
+    /// come faster than drills finish add names, not queued tasks.
+    drills_after_save: std::sync::Mutex<Vec<String>>,
 }
 
 impl Operations {
@@ -147,6 +150,7 @@ impl Operations {
             copies: Default::default(),
             node_notices: Default::default(),
             drills: Arc::new(Mutex::new(())),
+            drills_after_save: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ mod api;
 mod api_hardening;
 mod api_limits;
 mod api_tls;
+mod bench_smoke;
 mod bootstrap;
 mod child_secrets;
 mod cli;

@@ -136,7 +136,7 @@ async fn the_server_drills_after_its_saves_and_on_its_own_schedule_without_holdi
     }
     put_values(&etcd, "sched");
     let data = tempfile::tempdir().unwrap();
-    let server = TestServer::start(
+    let mut server = TestServer::start(
         data.path(),
         &[
             "--etcd-endpoints",
@@ -193,4 +193,19 @@ async fn the_server_drills_after_its_saves_and_on_its_own_schedule_without_holdi
             .any(|l| l.starts_with(passed) && l.contains("result=\"passed\"")),
         "{exposition}"
     );
+    // SIGTERM while drills keep starting: the server stops cleanly and a drill it cancelled
+    // leaves no temp dir (named after the server's pid) behind.
+    let pid = server.pid();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let prefix = format!("etcd-snapshot-drill-{pid}-");
+    let left: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -3,7 +3,8 @@
 //!
 //! The definition is RKE2's: same group, names, cluster scope, no short names, no status
 //! subresource, the same spec/status fields and printer columns, so snapshot records written by
-//! RKE2 and by this product are interchangeable. This file only describes the resource; it never
+//! RKE2 and by this product are interchangeable; it adds only `status.verification` and the
+//! `Verified` column (restore drills, which RKE2 has not), both optional. This file only describes the resource; it never
 //! talks to an apiserver and never builds the resources themselves (`kube::resources` does).
 
 use std::collections::BTreeMap;

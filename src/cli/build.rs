@@ -156,8 +156,9 @@ fn inspect_command() -> Command {
     let cmd = Command::new("inspect")
         .about(
             "Check a snapshot without restoring it (sha256 trailer, bbolt structure) and report \
-             its revision, key counts, resources, members and bootstrap data. Exit 0 healthy, \
-             1 damaged or unreadable, 2 usage error or not found",
+             its revision, key counts, resources, members and bootstrap data; an encrypted one \
+             is decrypted on the fly with --etcd-snapshot-encryption-identity-file. Exit 0 \
+             healthy, 1 damaged or unreadable, 2 usage error, not found, or no identity opens it",
         )
         .arg(
             Arg::new("snapshot")
@@ -165,7 +166,7 @@ fn inspect_command() -> Command {
                 .required(true)
                 .help(
                     "A path (anything with a '/'), a snapshot name in the snapshot dir, or an \
-                     S3 object name when etcd-s3 is on; plain or .zip",
+                     S3 object name when etcd-s3 is on; plain or .zip, either possibly .age",
                 ),
         )
         .arg(

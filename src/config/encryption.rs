@@ -2,7 +2,7 @@
 //! `etcd-snapshot-encryption-recipients-file` (an `age -R` style file, re-read by every save so
 //! a rotated file applies to the next snapshot without a restart) and
 //! `etcd-snapshot-encryption-identity-file` (private keys, read only by the commands that decrypt:
-//! restore and rekey; never by a save).
+//! restore, inspect and rekey; never by a save).
 //!
 //! The inline recipients are checked here, so a typo is reported with its key and source like
 //! any other bad value; files are read when they are used and their errors name the file.

@@ -129,7 +129,7 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "etcd-snapshot-encryption-identity-file",
         kind: Kind::Path,
-        help: "File of age private keys (age-keygen output) used to decrypt snapshots for restore and rekey; keep it off the server and away from the snapshots. Never read by a save",
+        help: "File of age private keys (age-keygen output) used to decrypt snapshots for restore, inspect and rekey; keep it off the server and away from the snapshots. Never read by a save",
         ..ROW
     },
     KeySpec {

@@ -225,9 +225,16 @@ fn read_key_file(path: &Path, what: &'static str) -> Result<Vec<u8>, CryptError>
 }
 
 /// A value for an error message: at most 80 characters, control characters escaped by `{:?}`.
+/// A private key given where a public one belongs is never echoed.
 fn printable(value: &str) -> String {
+    if value.to_ascii_uppercase().contains(SECRET_KEY_PREFIX) {
+        return "(a private key, not shown: give its public age1… key instead)".to_string();
+    }
     value.chars().take(80).collect()
 }
+
+/// How every age X25519 private key starts (any case).
+const SECRET_KEY_PREFIX: &str = "AGE-SECRET-KEY-";
 
 #[cfg(test)]
 mod tests {
@@ -247,6 +254,13 @@ mod tests {
             .to_string();
         assert!(err.contains("age1nope") && err.contains("etcd-snapshot-encryption-recipients"));
         assert!(err.contains("expected an age X25519 public key"), "{err}");
+        // A private key pasted where a recipient belongs is refused without echoing it.
+        let secret = id.to_string();
+        let err = Recipients::parse([secret.expose_secret()], "key r")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&secret.expose_secret()[15..]), "{err}");
+        assert!(err.contains("private key, not shown"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod etcd_tls;
 mod generate;
 mod image;
 mod inspect;
+mod inspect_encrypted;
 mod inspect_evidence;
 mod kube;
 mod kustomize;

@@ -40,7 +40,8 @@ pub use report::{
 };
 use retain::RetentionRun;
 use save_steps::{
-    abandon_upload, current_recipients, log_saved, record_hashkv, sync_bootstrap_before_save,
+    abandon_upload, current_recipients, encryption_entries, log_saved, record_hashkv,
+    sync_bootstrap_before_save,
 };
 
 use crate::config::DesiredConfig;
@@ -252,7 +253,8 @@ impl Operations {
             sync_bootstrap_before_save(config).await;
         }
         // Before the stream and the upload start: both carry it (see `snapshot::hashkv`).
-        let recorded = record_hashkv(config, &name.file_name()).await;
+        let mut recorded = record_hashkv(config, &name.file_name()).await;
+        recorded.extend(encryption_entries(recipients.as_ref()));
         let s3_started = Instant::now();
         let (tee, upload) = self.start_upload(config, &name, &recorded);
         let local_started = Instant::now();

@@ -1,5 +1,5 @@
 //! The steps of a save that stand apart from the writer lock and the stores: the recipients of
-//! this save, the keyspace hash recorded before the stream starts, the bootstrap sync of an
+//! this save and the fingerprints recorded for them, the keyspace hash recorded before the stream starts, the bootstrap sync of an
 //! embedded member, the log line of a saved snapshot, and letting a failed save's upload go.
 
 use std::collections::BTreeMap;
@@ -24,6 +24,19 @@ pub(super) fn current_recipients(
             name: base.to_string(),
             source: SaveError::Encrypt(source),
         })
+}
+
+/// The fingerprints an encrypted save's recipients have, as metadata entries: recorded with
+/// the keyspace hash in the metadata record and on the S3 object, so the listing of either copy
+/// (`SnapshotRecord::encrypted_to`) shows them. Empty when encryption is off.
+pub(super) fn encryption_entries(
+    recipients: Option<&crate::crypt::Recipients>,
+) -> BTreeMap<String, String> {
+    recipients.map_or_else(BTreeMap::new, |r| {
+        let key = crate::snapshot::encryption_record::META_FINGERPRINTS;
+        let fingerprints = crate::crypt::keys::join(&r.fingerprints());
+        BTreeMap::from([(key.to_string(), fingerprints)])
+    })
 }
 
 /// After a failed save: the upload saw its feed close without `Done` and throws its parts

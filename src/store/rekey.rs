@@ -17,10 +17,11 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::local::LocalStore;
+use crate::crypt::keys::join;
 use crate::crypt::{CryptError, EncryptingWriter, Fingerprint, Identities, Recipients};
 use crate::fsutil;
 use crate::layout::SnapshotDirLayout;
-use crate::snapshot::encryption_record::EncryptionRecord;
+use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::{AGE_SUFFIX, is_encrypted_name};
 
 /// What rekey does with one copy.
@@ -160,6 +161,10 @@ fn rekey_one(
     fsutil::sync_dir(dir).map_err(|e| e.to_string())?;
     if new_name != name {
         copy_extra_metadata(layout, name, new_name);
+    }
+    // Listings and resources read the fingerprints from the metadata record.
+    record_fingerprints(layout, new_name, &record.recipients);
+    if new_name != name {
         std::fs::remove_file(&source)
             .map_err(|e| format!("failed to remove plaintext {name}: {e}"))?;
         let _ = std::fs::remove_file(layout.metadata_path(name));
@@ -253,6 +258,27 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+/// Sets the fingerprint entry of `name`'s metadata record (creating the record when there is
+/// none), keeping every other entry. Best effort: the record is informative.
+fn record_fingerprints(layout: &SnapshotDirLayout, name: &str, fingerprints: &[Fingerprint]) {
+    let path = layout.metadata_path(name);
+    let mut map = match fsutil::read_capped(&path, 1024 * 1024) {
+        Ok(bytes) => match crate::snapshot::record::parse_metadata(&bytes) {
+            Ok(map) => map,
+            // Not ours to rewrite: a malformed record is left as it is.
+            Err(_) => return,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
+        Err(_) => return,
+    };
+    map.retain(|k, _| !k.eq_ignore_ascii_case(META_FINGERPRINTS));
+    map.insert(META_FINGERPRINTS.to_string(), join(fingerprints));
+    if let (Some(parent), Ok(json)) = (path.parent(), serde_json::to_vec(&map)) {
+        let _ = fsutil::create_dir_all_mode(parent, 0o700);
+        let _ = fsutil::write_atomic(&path, &json, 0o600);
+    }
 }
 
 fn copy_extra_metadata(layout: &SnapshotDirLayout, from: &str, to: &str) {

@@ -13,6 +13,9 @@ use prometheus_client::registry::Registry;
 
 use super::exposition::{self, Format};
 
+mod encryption;
+use encryption::Encryption;
+
 /// Outcome label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -68,6 +71,7 @@ pub struct Metrics {
     snapshot_count: Family<StorageLabels, Gauge>,
     skipped_ticks: Counter,
     freshness: Freshness,
+    encryption: Encryption,
 }
 
 /// The newest snapshot times per storage; their ages are computed when scraped, so a gauge
@@ -141,6 +145,7 @@ impl Metrics {
             "Gap between the next two scheduled snapshots (0 when scheduled snapshots are off)",
             freshness.schedule_period.clone(),
         );
+        let encryption = Encryption::register(&mut registry);
         let skipped_ticks = Counter::default();
         registry.register(
             "etcd_snapshot_skipped_ticks",
@@ -159,6 +164,7 @@ impl Metrics {
             snapshot_count,
             skipped_ticks,
             freshness,
+            encryption,
         }
     }
 

@@ -8,9 +8,9 @@ use secrecy::SecretString;
 
 use crate::cli::OutputFormat;
 use crate::config::{DesiredConfig, Resolved, Source};
-use crate::crypt::CryptError;
 use crate::inspect::report::{InspectReport, render_table};
 use crate::inspect::{self, InspectError, Target};
+use crate::kube::encryption_secret::EncryptionSecretError;
 use crate::store::s3::{S3Error, S3Store};
 use crate::token::{TokenError, existing_server_token};
 
@@ -21,8 +21,8 @@ pub enum InspectCommandError {
     Inspect(InspectError),
     #[error("failed to read the token given with --token or --token-file")]
     Token(#[source] TokenError),
-    #[error("failed to read the identities of --etcd-snapshot-encryption-identity-file")]
-    Identity(#[source] CryptError),
+    #[error("failed to read the encryption identities")]
+    Identity(#[source] EncryptionSecretError),
     #[error("failed to connect to the S3 store")]
     S3(#[source] Box<S3Error>),
     #[error("failed to run the inspection")]
@@ -54,8 +54,8 @@ pub async fn run(
 ) -> Result<bool, InspectCommandError> {
     let config = &resolved.config;
     let token = given_token(resolved)?;
-    let identities = (config.snapshot.encryption)
-        .identities()
+    let identities = crate::kube::encryption_secret::command_identities(config)
+        .await
         .map_err(InspectCommandError::Identity)?;
     let target = inspect::resolve(snapshot, &config.snapshot.dir, config.s3.is_some())
         .map_err(InspectCommandError::Inspect)?;

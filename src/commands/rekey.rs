@@ -3,14 +3,35 @@
 //! asks the server (the server holds no identity).
 
 use crate::config::DesiredConfig;
+use crate::kube::encryption_secret::{self, EncryptionSecretError};
 use crate::store::LocalStore;
 use crate::store::rekey::{Action, RekeyError, rekey_local};
 
-/// Rekeys the snapshot dir; `Ok(false)` when some copy failed (the others are done).
-pub fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyError> {
+/// Why `rekey` did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyCommandError {
+    #[error("failed to read the encryption keys")]
+    Keys(#[source] EncryptionSecretError),
+    #[error(transparent)]
+    Rekey(#[from] RekeyError),
+}
+
+/// Rekeys the snapshot dir; `Ok(false)` when some copy failed (the others are done). The
+/// recipients and identities include the encryption Secret's when one is configured.
+pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCommandError> {
     let settings = &config.snapshot.encryption;
-    let recipients = settings.current_recipients().map_err(RekeyError::Keys)?;
-    let identities = settings.identities().map_err(RekeyError::Keys)?;
+    let access = match &settings.secret {
+        Some(name) => encryption_secret::command_access(config, name)
+            .await
+            .map_err(RekeyCommandError::Keys)?,
+        None => crate::kube::KubeAccess::disabled(),
+    };
+    let recipients = encryption_secret::current_recipients(&access, settings)
+        .await
+        .map_err(RekeyCommandError::Keys)?;
+    let identities = encryption_secret::command_identities(config)
+        .await
+        .map_err(RekeyCommandError::Keys)?;
     let store = LocalStore::open(&config.snapshot.dir, &config.node_name, false)
         .map_err(RekeyError::List)?;
     let reports = rekey_local(&store, recipients.as_ref(), identities.as_ref(), dry_run)?;

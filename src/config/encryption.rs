@@ -2,7 +2,8 @@
 //! `etcd-snapshot-encryption-recipients-file` (an `age -R` style file, re-read by every save so
 //! a rotated file applies to the next snapshot without a restart) and
 //! `etcd-snapshot-encryption-identity-file` (private keys, read only by the commands that decrypt:
-//! restore, inspect and rekey; never by a save).
+//! restore, inspect and rekey; never by a save), and `etcd-snapshot-encryption-secret`, a
+//! kube-system Secret adding both (read per operation by `kube::encryption_secret`).
 //!
 //! The inline recipients are checked here, so a typo is reported with its key and source like
 //! any other bad value; files are read when they are used and their errors name the file.
@@ -16,6 +17,7 @@ use crate::crypt::{CryptError, Identities, Recipients};
 pub const RECIPIENTS: &str = "etcd-snapshot-encryption-recipients";
 pub const RECIPIENTS_FILE: &str = "etcd-snapshot-encryption-recipients-file";
 pub const IDENTITY_FILE: &str = "etcd-snapshot-encryption-identity-file";
+pub const SECRET: &str = "etcd-snapshot-encryption-secret";
 
 /// What `etcd-snapshot-encryption-recipients` accepts, for errors.
 pub const RECIPIENTS_EXPECTED: &str =
@@ -30,21 +32,45 @@ pub struct EncryptionSettings {
     pub recipients_file: Option<PathBuf>,
     /// An identity file, read when a snapshot is decrypted.
     pub identity_file: Option<PathBuf>,
+    /// A kube-system Secret with more recipients (and identities), read by every operation
+    /// (`kube::encryption_secret`).
+    pub secret: Option<String>,
 }
 
 impl EncryptionSettings {
     /// True when new snapshots are encrypted.
     pub fn enabled(&self) -> bool {
-        self.recipients.is_some() || self.recipients_file.is_some()
+        self.recipients.is_some() || self.recipients_file.is_some() || self.secret.is_some()
     }
 
-    /// The recipients a save encrypts to now: the inline keys plus the file's, read afresh.
-    /// `Ok(None)` when encryption is off. An empty set is an error: a save must never fall
-    /// back to plaintext because a file was emptied by mistake.
-    pub fn current_recipients(&self) -> Result<Option<Recipients>, CryptError> {
+    /// The recipients a save encrypts to now: the inline keys plus the file's, read afresh,
+    /// plus `from_secret` (the encryption Secret's, read by the caller). `Ok(None)` when
+    /// encryption is off. An empty set is an error: a save must never fall back to plaintext
+    /// because a file or the Secret was emptied by mistake.
+    pub fn current_recipients_with(
+        &self,
+        from_secret: Option<Recipients>,
+    ) -> Result<Option<Recipients>, CryptError> {
         if !self.enabled() {
             return Ok(None);
         }
+        let mut all = self.current_recipients_local()?;
+        if let Some(more) = from_secret {
+            all.extend(more);
+        }
+        if all.is_empty() {
+            return Err(CryptError::NoRecipients);
+        }
+        Ok(Some(all))
+    }
+
+    /// [`Self::current_recipients_with`] without a Secret.
+    pub fn current_recipients(&self) -> Result<Option<Recipients>, CryptError> {
+        self.current_recipients_with(None)
+    }
+
+    /// The inline keys plus the recipients file's (possibly none).
+    fn current_recipients_local(&self) -> Result<Recipients, CryptError> {
         let mut all = self
             .recipients
             .clone()
@@ -52,10 +78,7 @@ impl EncryptionSettings {
         if let Some(path) = &self.recipients_file {
             all.extend(Recipients::read_file(path)?);
         }
-        if all.is_empty() {
-            return Err(CryptError::NoRecipients);
-        }
-        Ok(Some(all))
+        Ok(all)
     }
 
     /// This host's identities, when an identity file is configured.
@@ -77,6 +100,7 @@ pub(super) fn settings(p: &Parsed) -> EncryptionSettings {
         recipients,
         recipients_file: p.path(RECIPIENTS_FILE),
         identity_file: p.path(IDENTITY_FILE),
+        secret: p.text(SECRET),
     }
 }
 

@@ -133,6 +133,12 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "etcd-snapshot-encryption-secret",
+        kind: Kind::Name,
+        help: "Name of a kube-system Secret whose key etcd-snapshot-encryption-recipients adds age1... recipients (commas or new lines) and whose optional key etcd-snapshot-encryption-identity holds private keys for restore, inspect and rekey; read afresh by every operation, so rotation is a kubectl apply. With it set, a save that cannot read it fails rather than write plaintext",
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-snapshot-retention",
         aliases: &["snapshot-retention"],
         kind: Kind::Int,

@@ -204,6 +204,20 @@ impl Identities {
         all
     }
 
+    /// Adds `other`'s keys after these (duplicates dropped).
+    pub fn extend(&mut self, other: Identities) {
+        for key in other.keys {
+            let fingerprint = Fingerprint::of_recipient(&key.to_public());
+            let known = self
+                .keys
+                .iter()
+                .any(|k| Fingerprint::of_recipient(&k.to_public()) == fingerprint);
+            if !known {
+                self.keys.push(key);
+            }
+        }
+    }
+
     /// The public halves, to encrypt to (rekey keeps a copy readable by the same keys).
     pub fn recipients(&self) -> Recipients {
         Recipients {

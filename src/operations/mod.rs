@@ -85,6 +85,13 @@ pub enum OperationError {
     },
     #[error("invalid snapshot name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
+    /// The snapshot `name` was not taken: its encryption recipients could not be read.
+    #[error("failed to save snapshot {name}")]
+    Keys {
+        name: String,
+        #[source]
+        source: Box<crate::kube::encryption_secret::EncryptionSecretError>,
+    },
     #[error("failed to {action} S3 snapshots")]
     S3 {
         action: &'static str,
@@ -241,7 +248,7 @@ impl Operations {
             SaveKind::Scheduled => &settings.scheduled_name,
             SaveKind::OnDemand => &settings.on_demand_name,
         };
-        let recipients = current_recipients(settings, base)?;
+        let recipients = current_recipients(&self.kube, settings, base).await?;
         let name = store.allocate_name(
             base,
             rounded_now_unix(),

@@ -9,20 +9,21 @@ use super::{OperationError, replicate};
 use crate::config::DesiredConfig;
 use crate::errors::error_chain;
 use crate::etcd::client::connect;
-use crate::snapshot::save::{SaveError, SavedSnapshot};
+use crate::snapshot::save::SavedSnapshot;
 
-/// The recipients a save encrypts to, read afresh for every save: a rotated recipients file
-/// applies to the next snapshot. None when encryption is off.
-pub(super) fn current_recipients(
+/// The recipients a save encrypts to, read afresh for every save: a rotated recipients file or
+/// encryption Secret applies to the next snapshot. None when encryption is off; an error (no
+/// snapshot, never a plaintext one) when a configured Secret cannot be read.
+pub(super) async fn current_recipients(
+    kube: &crate::kube::KubeAccess,
     settings: &crate::config::SnapshotSettings,
     base: &str,
 ) -> Result<Option<crate::crypt::Recipients>, OperationError> {
-    settings
-        .encryption
-        .current_recipients()
-        .map_err(|source| OperationError::Save {
+    crate::kube::encryption_secret::current_recipients(kube, &settings.encryption)
+        .await
+        .map_err(|source| OperationError::Keys {
             name: base.to_string(),
-            source: SaveError::Encrypt(source),
+            source: Box::new(source),
         })
 }
 

@@ -177,10 +177,8 @@ async fn decrypt(
     if !plan.encrypted {
         return Ok(None);
     }
-    let identities = config
-        .snapshot
-        .encryption
-        .identities()
+    let identities = crate::kube::encryption_secret::command_identities(config)
+        .await
         .map_err(ResetError::Identity)?;
     let (input, dir) = (input.to_path_buf(), config.snapshot.dir.clone());
     tracing::info!(snapshot = %input.display(), "decrypting the encrypted snapshot");

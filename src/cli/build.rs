@@ -138,8 +138,8 @@ fn restore_command() -> Command {
 fn rekey_command() -> Command {
     let cmd = Command::new("rekey")
         .about(
-            "Re-encrypt this node's local snapshots to the current etcd-snapshot-encryption \
-             recipients (needs --etcd-snapshot-encryption-identity-file for the old keys), and \
+            "Re-encrypt this node's local snapshots and, with etcd-s3 on, the S3 copies to the \
+             current etcd-snapshot-encryption recipients (needs the old keys' identities), and \
              encrypt plaintext ones; crash-safe and resumable, one report line per copy",
         )
         .arg(

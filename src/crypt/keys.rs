@@ -144,6 +144,8 @@ impl Recipients {
 }
 
 /// Private keys that can open snapshots. Never displayed: `Debug` shows fingerprints only.
+/// Cloned only to hand them to a blocking task (age zeroizes each copy when dropped).
+#[derive(Clone)]
 pub struct Identities {
     keys: Vec<age::x25519::Identity>,
 }

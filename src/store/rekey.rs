@@ -23,6 +23,7 @@ use crate::fsutil;
 use crate::layout::SnapshotDirLayout;
 use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::{AGE_SUFFIX, is_encrypted_name};
+use crate::telemetry::progress::Operation;
 
 /// What rekey does with one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +136,7 @@ fn rekey_one(
     let temp = layout.temp_path(new_name);
     fsutil::create_dir_all_mode(&layout.work, 0o700).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&temp);
-    let result = write_new_copy(&source, &temp, recipients, identities)
+    let result = reencrypt_file(&source, &temp, recipients, identities)
         .and_then(|digest| check_new_copy(&temp).map(|()| digest));
     let digest = match result {
         Ok(digest) => digest,
@@ -174,8 +175,10 @@ fn rekey_one(
     Ok(())
 }
 
-/// Writes the new copy to `temp` and fsyncs it; returns the plaintext's SHA-256.
-fn write_new_copy(
+/// Writes the new copy of `source` (decrypted with `identities` when its name ends in `.age`)
+/// to `temp`, encrypted to `recipients`, and fsyncs it; returns the plaintext's SHA-256. The
+/// S3 rekey uses it on a downloaded object.
+pub fn reencrypt_file(
     source: &Path,
     temp: &Path,
     recipients: &Recipients,
@@ -198,6 +201,21 @@ fn write_new_copy(
     };
     let out = fsutil::create_new(temp, 0o600)
         .map_err(|e| format!("failed to create {}: {e}", temp.display()))?;
+    let total = std::fs::metadata(source).ok().map(|m| m.len());
+    let step = crate::telemetry::progress::reporter().start(Operation::Rekey, &name, total);
+    let written = copy_encrypting(reader.as_mut(), out, recipients, &*step);
+    step.finish(written.is_ok());
+    written
+}
+
+/// Streams `reader` into `out` encrypted to `recipients`, fsyncs, and returns the plaintext's
+/// SHA-256. `step` hears of every chunk read.
+fn copy_encrypting(
+    reader: &mut dyn Read,
+    out: std::fs::File,
+    recipients: &Recipients,
+    step: &dyn crate::telemetry::progress::Step,
+) -> Result<String, String> {
     let mut writer =
         EncryptingWriter::new(BufWriter::with_capacity(256 * 1024, out), Some(recipients))
             .map_err(|e| e.to_string())?;
@@ -211,6 +229,7 @@ fn write_new_copy(
             Err(e) => return Err(format!("the original failed to read back (damaged?): {e}")),
         };
         hasher.update(&buf[..n]);
+        step.advance(n as u64);
         writer
             .write_all(&buf[..n])
             .map_err(|e| format!("failed to write: {e}"))?;

@@ -31,6 +31,8 @@ pub enum Operation {
     Download,
     /// Reading and checking the snapshot a restore starts from.
     Restore,
+    /// Re-encrypting a snapshot to the current recipients (`rekey`; bytes of the original read).
+    Rekey,
 }
 
 /// `--progress`.
@@ -262,6 +264,7 @@ impl Progress for Bar {
             Operation::Upload => "uploading",
             Operation::Download => "downloading",
             Operation::Restore => "restoring",
+            Operation::Rekey => "re-encrypting",
         };
         bar.set_message(format!("{verb} {name}"));
         Box::new(BarStep(self.bars.add(bar)))

@@ -60,7 +60,7 @@ fn progress_arg() -> Arg {
     Arg::new("progress")
         .long("progress")
         .value_name("MODE")
-        .help("Progress of save, upload, download and restore on stderr: auto (a bar with bytes, rate and ETA when stderr is a terminal, else nothing), tty (the bar even when it is not), json (one JSON event per line: start, progress, finish; schema in the operator guide), none")
+        .help("Progress of save, upload, download, restore and rekey on stderr: auto (a bar with bytes, rate and ETA when stderr is a terminal, else nothing), tty (the bar even when it is not), json (one JSON event per line: start, progress, finish; schema in the operator guide), none")
         .value_parser(crate::telemetry::progress::ProgressMode::VALUES)
         .default_value("auto")
         .global(true)

@@ -25,6 +25,9 @@ use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::{AGE_SUFFIX, is_encrypted_name};
 use crate::telemetry::progress::Operation;
 
+/// Why a copy on the current recipients is skipped.
+pub const ALREADY_CURRENT: &str = "already encrypted to the current recipients";
+
 /// What rekey does with one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -50,9 +53,7 @@ pub fn plan(
         return Action::Encrypt;
     }
     match recorded {
-        Some(recorded) if same_set(recorded, current) => {
-            Action::Skip("already encrypted to the current recipients")
-        }
+        Some(recorded) if same_set(recorded, current) => Action::Skip(ALREADY_CURRENT),
         _ => Action::Reencrypt,
     }
 }
@@ -108,6 +109,11 @@ pub fn rekey_local(
             _ => name.clone(),
         };
         let error = match (&action, dry_run, recipients) {
+            (Action::Skip(why), false, Some(r)) if *why == ALREADY_CURRENT => {
+                // Heals a metadata record a crash left behind its copy (it is written last).
+                record_fingerprints(store.layout(), &name, &r.fingerprints());
+                None
+            }
             (Action::Skip(_), _, _) | (_, true, _) | (_, _, None) => None,
             (_, false, Some(r)) => rekey_one(store.layout(), &name, &new_name, r, identities).err(),
         };
@@ -292,8 +298,12 @@ fn record_fingerprints(layout: &SnapshotDirLayout, name: &str, fingerprints: &[F
         Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
         Err(_) => return,
     };
+    let joined = join(fingerprints);
+    if map.get(META_FINGERPRINTS) == Some(&joined) {
+        return;
+    }
     map.retain(|k, _| !k.eq_ignore_ascii_case(META_FINGERPRINTS));
-    map.insert(META_FINGERPRINTS.to_string(), join(fingerprints));
+    map.insert(META_FINGERPRINTS.to_string(), joined);
     if let (Some(parent), Ok(json)) = (path.parent(), serde_json::to_vec(&map)) {
         let _ = fsutil::create_dir_all_mode(parent, 0o700);
         let _ = fsutil::write_atomic(&path, &json, 0o600);
@@ -319,7 +329,7 @@ mod tests {
         let (a, b) = (vec![fp(1)], vec![fp(2)]);
         assert_eq!(
             plan("s-n-1.age", Some(&a), Some(&a)),
-            Action::Skip("already encrypted to the current recipients")
+            Action::Skip(ALREADY_CURRENT)
         );
         assert_eq!(plan("s-n-1.zip.age", Some(&a), Some(&b)), Action::Reencrypt);
         assert_eq!(plan("s-n-1.age", None, Some(&b)), Action::Reencrypt);

@@ -29,7 +29,7 @@ use crate::crypt::{Identities, Recipients};
 use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::AGE_SUFFIX;
 use crate::snapshot::record::is_own_entry;
-use crate::store::rekey::{Action, CopyReport, plan, reencrypt_file};
+use crate::store::rekey::{ALREADY_CURRENT, Action, CopyReport, plan, reencrypt_file};
 
 /// The folder (under the store's) holding the temp copies of a rekey in progress.
 pub const REKEY_FOLDER: &str = ".rekey";
@@ -66,19 +66,22 @@ impl S3Store {
                 Action::Encrypt => format!("{name}{AGE_SUFFIX}"),
                 _ => name.clone(),
             };
+            let job = |r| Job {
+                name,
+                new_name: &new_name,
+                original: &meta,
+                recipients: r,
+                identities,
+                work,
+            };
             let error = match (&action, dry_run, recipients) {
-                (Action::Skip(_), _, _) | (_, true, _) | (_, _, None) => None,
-                (_, false, Some(r)) => {
-                    let job = Job {
-                        name,
-                        new_name: &new_name,
-                        original: &meta,
-                        recipients: r,
-                        identities,
-                        work,
-                    };
-                    self.rekey_object(&job).await.err()
+                (Action::Skip(why), false, Some(r)) if *why == ALREADY_CURRENT => {
+                    // Heals a `.metadata` record a crash left behind its object.
+                    self.record_fingerprints(&job(r)).await;
+                    None
                 }
+                (Action::Skip(_), _, _) | (_, true, _) | (_, _, None) => None,
+                (_, false, Some(r)) => self.rekey_object(&job(r)).await.err(),
             };
             reports.push(CopyReport {
                 file_name: name.clone(),
@@ -207,12 +210,15 @@ impl S3Store {
             Ok(found) => found.map().cloned().unwrap_or_default(),
             Err(_) => BTreeMap::new(),
         };
+        let joined = crate::crypt::keys::join(&job.recipients.fingerprints());
+        let same = map
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(META_FINGERPRINTS) && *v == joined);
+        if same && job.new_name == job.name {
+            return;
+        }
         map.retain(|k, _| !k.eq_ignore_ascii_case(META_FINGERPRINTS));
-        let fingerprints = job.recipients.fingerprints();
-        map.insert(
-            META_FINGERPRINTS.to_string(),
-            crate::crypt::keys::join(&fingerprints),
-        );
+        map.insert(META_FINGERPRINTS.to_string(), joined);
         let Ok(json) = serde_json::to_vec(&map) else {
             return;
         };

@@ -150,3 +150,71 @@ async fn fingerprints_show_in_ls_resources_s3_metadata_inspect_and_metrics() {
     assert_eq!(report["encrypted_to"], serde_json::json!([fp]));
     assert_eq!(report["source"], format!("s3://snapshots/f/{name}"));
 }
+
+/// A restore from S3 with a key that does not open the object is refused before anything is
+/// touched, naming the key the object's metadata records (no local record exists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_restore_with_the_wrong_key_names_the_key_the_object_needs() {
+    use crate::restore::cluster_reset::{Node, tree};
+    if require_binary("etcd").is_none() || require_binary("age-keygen").is_none() {
+        return;
+    }
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snapshots");
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "right.txt");
+    let (wrong, wrong_public) = keygen(keys.path(), "wrong.txt");
+    let s3_args = vec![
+        "--etcd-s3".to_string(),
+        format!("--etcd-s3-endpoint={}", s3.addr),
+        "--etcd-s3-insecure".into(),
+        "--etcd-s3-bucket=snapshots".into(),
+        "--etcd-s3-folder=f".into(),
+        format!("--etcd-s3-access-key={ACCESS_KEY}"),
+        format!("--etcd-s3-secret-key={SECRET_KEY}"),
+    ];
+    let (node, args) = (Node::new(), s3_args.clone());
+    let recipients = format!("--etcd-snapshot-encryption-recipients={public}");
+    let (node, name) = blocking(move || {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.push(&recipients);
+        let mut server = node.start(&all);
+        node.put("/test/a", "1");
+        let path = node.save(&server, true);
+        assert!(server.terminate().success());
+        std::fs::remove_file(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        (node, name)
+    })
+    .await;
+    let before = tree(node.dir());
+    let identity = format!(
+        "--etcd-snapshot-encryption-identity-file={}",
+        wrong.display()
+    );
+    let out = blocking(move || {
+        let mut all: Vec<&str> = s3_args.iter().map(String::as_str).collect();
+        all.push(&identity);
+        all.push(&name);
+        let out = node.restore(&all);
+        (out, node)
+    })
+    .await;
+    let (out, node) = out;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&fingerprint(&public)) && stderr.contains(&fingerprint(&wrong_public)),
+        "{stderr}"
+    );
+    let after = tree(node.dir());
+    let db_before: Vec<_> = before
+        .iter()
+        .filter(|(k, _)| k.contains("db/etcd"))
+        .collect();
+    let db_after: Vec<_> = after
+        .iter()
+        .filter(|(k, _)| k.contains("db/etcd"))
+        .collect();
+    assert_eq!(db_after, db_before, "the data dir is untouched");
+}

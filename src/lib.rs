@@ -29,7 +29,7 @@
 //!   resources and Events, the CRD (installed only when opted in).
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `store`: where snapshot copies live (`LocalStore`, `S3Store`) behind one seam
-//!   (`SnapshotStore`): listing, deleting and pruning them.
+//!   (`SnapshotStore`): listing, deleting and pruning them; re-encrypting them (`rekey`).
 //! - `etcd`: connecting to etcd (TLS, the plain-http rule lives in `config::etcd_check`); the
 //!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
 //!   its startup identity check and its supervision.

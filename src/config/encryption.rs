@@ -18,6 +18,7 @@ pub const RECIPIENTS: &str = "etcd-snapshot-encryption-recipients";
 pub const RECIPIENTS_FILE: &str = "etcd-snapshot-encryption-recipients-file";
 pub const IDENTITY_FILE: &str = "etcd-snapshot-encryption-identity-file";
 pub const SECRET: &str = "etcd-snapshot-encryption-secret";
+pub const PASSPHRASE_FILE: &str = "etcd-snapshot-encryption-passphrase-file";
 
 /// What `etcd-snapshot-encryption-recipients` accepts, for errors.
 pub const RECIPIENTS_EXPECTED: &str =
@@ -35,12 +36,17 @@ pub struct EncryptionSettings {
     /// A kube-system Secret with more recipients (and identities), read by every operation
     /// (`kube::encryption_secret`).
     pub secret: Option<String>,
+    /// A passphrase file: encrypts with age's scrypt recipient (alone) and decrypts.
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl EncryptionSettings {
     /// True when new snapshots are encrypted.
     pub fn enabled(&self) -> bool {
-        self.recipients.is_some() || self.recipients_file.is_some() || self.secret.is_some()
+        self.recipients.is_some()
+            || self.recipients_file.is_some()
+            || self.secret.is_some()
+            || self.passphrase_file.is_some()
     }
 
     /// The recipients a save encrypts to now: the inline keys plus the file's, read afresh,
@@ -53,6 +59,10 @@ impl EncryptionSettings {
     ) -> Result<Option<Recipients>, CryptError> {
         if !self.enabled() {
             return Ok(None);
+        }
+        if let Some(path) = &self.passphrase_file {
+            // Alone: the config check refuses it beside recipients.
+            return Recipients::read_passphrase_file(path).map(Some);
         }
         let mut all = self.current_recipients_local()?;
         if let Some(more) = from_secret {
@@ -83,10 +93,19 @@ impl EncryptionSettings {
 
     /// This host's identities, when an identity file is configured.
     pub fn identities(&self) -> Result<Option<Identities>, CryptError> {
-        self.identity_file
+        let mut identities = self
+            .identity_file
             .as_deref()
             .map(Identities::read_file)
-            .transpose()
+            .transpose()?;
+        if let Some(path) = &self.passphrase_file {
+            let passphrase = Identities::read_passphrase_file(path)?;
+            match &mut identities {
+                Some(held) => held.extend(passphrase),
+                None => identities = Some(passphrase),
+            }
+        }
+        Ok(identities)
     }
 }
 
@@ -101,11 +120,25 @@ pub(super) fn settings(p: &Parsed) -> EncryptionSettings {
         recipients_file: p.path(RECIPIENTS_FILE),
         identity_file: p.path(IDENTITY_FILE),
         secret: p.text(SECRET),
+        passphrase_file: p.path(PASSPHRASE_FILE),
     }
 }
 
-/// Every inline recipient must be an `age1…` key.
+/// Every inline recipient must be an `age1…` key; a passphrase goes alone.
 pub(super) fn check_encryption(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let keys_too = p
+        .list(RECIPIENTS)
+        .is_some_and(|l| l.iter().any(|v| !v.trim().is_empty()))
+        || p.path(RECIPIENTS_FILE).is_some()
+        || p.text(SECRET).is_some();
+    if p.path(PASSPHRASE_FILE).is_some() && keys_too {
+        errors.push(p.error(
+            PASSPHRASE_FILE,
+            format!(
+                "a passphrase file alone: age allows a passphrase only as the sole recipient, so unset {RECIPIENTS}, {RECIPIENTS_FILE} and {SECRET} (or this key)"
+            ),
+        ));
+    }
     let Some(list) = p.list(RECIPIENTS) else {
         return;
     };
@@ -154,6 +187,36 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_passphrase_file_goes_alone_and_serves_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("passphrase");
+        std::fs::write(&file, "long enough passphrase\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = run(&[(PASSPHRASE_FILE, path)]).unwrap().config;
+        let settings = &config.snapshot.encryption;
+        assert!(settings.enabled());
+        let fingerprints = settings
+            .current_recipients()
+            .unwrap()
+            .unwrap()
+            .fingerprints();
+        assert_eq!(fingerprints[0].as_str(), "scrypt");
+        assert_eq!(
+            settings.identities().unwrap().unwrap().fingerprints(),
+            fingerprints
+        );
+        let errors = run(&[(PASSPHRASE_FILE, path), (RECIPIENTS, &public())])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            errors.contains(PASSPHRASE_FILE) && errors.contains("sole recipient"),
+            "{errors}"
+        );
+        assert!(!errors.contains("long enough"), "{errors}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod drills;
 mod durations;
 mod embedded_etcd;
 mod encryption;
+mod encryption_passphrase;
 mod encryption_visible;
 mod etcd_tls;
 mod generate;

@@ -36,8 +36,9 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, false))
 }
 
-/// `-o wide`: RKE2's columns plus `Encrypted`: `no`, the key fingerprints an encrypted copy is
-/// encrypted to, or `age` when they are not recorded.
+/// `-o wide`: RKE2's columns plus `Encrypted` (`no`, the key fingerprints an encrypted copy is
+/// encrypted to, or `age` when they are not recorded) and `Verified` (the last restore drill's
+/// result and time, `-` when never drilled).
 pub fn wide_table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, true))
 }
@@ -48,6 +49,7 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
         .to_vec();
     if wide {
         header.push("Encrypted".into());
+        header.push("Verified".into());
     }
     let mut rows = vec![header];
     for item in &list.items {
@@ -62,6 +64,7 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
         ];
         if wide {
             row.push(cell(&encrypted_cell(item)));
+            row.push(verified_cell(item));
         }
         rows.push(row);
     }
@@ -79,6 +82,19 @@ fn encrypted_cell(item: &EtcdSnapshotFile) -> String {
     let encrypted = annotations.contains_key(ENCRYPTION_ANNOTATION)
         || crate::snapshot::name::is_encrypted_name(&item.spec.snapshot_name);
     if encrypted { "age" } else { "no" }.into()
+}
+
+/// The `Verified` cell: the last drill's result and time (`passed@2026-12-07T04:00:00Z`), or
+/// `-` for a copy never drilled.
+fn verified_cell(item: &crate::api::wire::EtcdSnapshotFile) -> String {
+    let Some(v) = &item.status.verification else {
+        return "-".into();
+    };
+    let result = printable(v.result.as_deref().unwrap_or("?")).into_owned();
+    match &v.time {
+        Some(time) => format!("{result}@{}", printable(time)),
+        None => result,
+    }
 }
 
 fn render_rows(rows: Vec<Vec<String>>) -> String {
@@ -291,16 +307,25 @@ mod tests {
 
     #[test]
     fn wide_adds_the_encrypted_column_and_table_keeps_rke2s() {
-        let list =
+        let mut list =
             EtcdSnapshotFileList::new(vec![item("a-n1-1.zip.age", 1, 10), item("a-n1-2", 2, 10)]);
+        list.items[1].status.verification =
+            Some(crate::kube::resources::SnapshotFileVerification {
+                time: Some("2026-12-07T04:00:00Z".into()),
+                result: Some("failed".into()),
+                message: Some("hashkv: differs".into()),
+            });
         let wide = wide_table(&list);
         let lines: Vec<&str> = wide.lines().collect();
         assert!(
-            lines[0].ends_with(" Created              Encrypted"),
+            lines[0].ends_with(" Created              Encrypted Verified"),
             "{wide}"
         );
-        assert!(lines[1].starts_with("a-n1-1.zip.age") && lines[1].ends_with(" age"));
-        assert!(lines[2].ends_with(" no"), "{wide}");
+        assert!(lines[1].starts_with("a-n1-1.zip.age") && lines[1].ends_with(" age       -"));
+        assert!(
+            lines[2].ends_with(" no        failed@2026-12-07T04:00:00Z"),
+            "{wide}"
+        );
         assert!(!table(&list).contains("Encrypted"));
         // Recorded fingerprints replace `age`.
         let mut known = item("a-n1-3.age", 3, 10);
@@ -313,7 +338,7 @@ mod tests {
             wide.lines()
                 .nth(1)
                 .unwrap()
-                .ends_with(" age1:000000000000000a"),
+                .ends_with(" age1:000000000000000a -"),
             "{wide}"
         );
     }

@@ -1,4 +1,5 @@
-//! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler,
+//! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler
+//! (saves, and restore drills on their own schedule),
 //! the CRD install, the S3 startup check, resource reconciling, certificate renewal and the API
 //! itself. All run on the daemon's tracker and stop on its cancel token.
 
@@ -48,6 +49,12 @@ pub(super) fn spawn_all(
             config.clone(),
         ));
     }
+    tracker.spawn(crate::scheduler::drills::run(
+        Arc::clone(operations),
+        config_rx.clone(),
+        tracker.clone(),
+        cancel.clone(),
+    ));
     tracker.spawn(crate::scheduler::reconcile::run(
         Arc::clone(operations),
         config_rx.clone(),
@@ -60,6 +67,7 @@ pub(super) fn spawn_all(
             operations: Arc::clone(operations),
             last_good: config_rx.clone(),
             tracker: tracker.clone(),
+            cancel: cancel.clone(),
         }),
         metrics: Arc::clone(&node.metrics),
         ca_pem: api.serving.ca_pem.clone(),

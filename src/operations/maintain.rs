@@ -37,6 +37,7 @@ impl Operations {
         let (mut listing, session) = self.list_stores(&effective, None).await?;
         if let Some(store) = session {
             self.fill_listed_sources(&store, &mut listing).await;
+            self.set_s3_newest(&listing.records);
         }
         listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
         Ok(listing)
@@ -130,7 +131,10 @@ impl Operations {
                 self.metrics.observe_reconcile_s3(status, seconds);
                 if listed.is_ok() {
                     self.metrics.set_s3_snapshot_count(count);
-                    self.set_listing_gauges("s3", records);
+                    // The verdicts are in the metadata objects, read later (`set_s3_newest`).
+                    let newest = crate::snapshot::freshness::newest(records);
+                    self.metrics.set_newest_any("s3", newest.any);
+                    self.set_encryption_gauges("s3", records);
                 }
             }
         }
@@ -242,11 +246,31 @@ impl Operations {
         }
     }
 
+    /// The S3 freshness gauges from listed S3 rows whose metadata objects were read.
+    pub(super) fn set_s3_newest(&self, records: &[SnapshotRecord]) {
+        let s3: Vec<SnapshotRecord> = records
+            .iter()
+            .filter(|r| r.storage == Storage::S3)
+            .cloned()
+            .collect();
+        self.set_newest("s3", &s3);
+    }
+
     /// The freshness and encryption gauges of `storage` from its latest listing.
     fn set_listing_gauges(&self, storage: &'static str, records: &[SnapshotRecord]) {
+        self.set_newest(storage, records);
+        self.set_encryption_gauges(storage, records);
+    }
+
+    /// The freshness gauges of `storage` from its latest listing.
+    fn set_newest(&self, storage: &'static str, records: &[SnapshotRecord]) {
         let newest = crate::snapshot::freshness::newest(records);
         self.metrics
             .set_newest(storage, newest.any, newest.verified);
+    }
+
+    /// The encryption gauges of `storage` from its latest listing.
+    fn set_encryption_gauges(&self, storage: &'static str, records: &[SnapshotRecord]) {
         let counts = encryption_counts(records);
         self.metrics
             .set_encrypted_counts(storage, counts.encrypted, counts.plain);

@@ -13,6 +13,9 @@ use prometheus_client::registry::Registry;
 
 use super::exposition::{self, Format};
 
+#[path = "metrics_drill.rs"]
+mod drill;
+#[path = "metrics_encryption.rs"]
 mod encryption;
 use encryption::Encryption;
 
@@ -71,6 +74,7 @@ pub struct Metrics {
     snapshot_count: Family<StorageLabels, Gauge>,
     skipped_ticks: Counter,
     freshness: Freshness,
+    drill: drill::DrillMetrics,
     encryption: Encryption,
 }
 
@@ -152,6 +156,7 @@ impl Metrics {
             "Scheduled snapshots skipped because the previous one was still running",
             skipped_ticks.clone(),
         );
+        let drill = drill::DrillMetrics::register(&mut registry);
         Self {
             registry,
             save,
@@ -164,6 +169,7 @@ impl Metrics {
             snapshot_count,
             skipped_ticks,
             freshness,
+            drill,
             encryption,
         }
     }
@@ -173,6 +179,14 @@ impl Metrics {
     pub fn set_newest(&self, storage: &'static str, any: Option<i64>, verified: Option<i64>) {
         if let Ok(mut newest) = self.freshness.newest.lock() {
             newest.insert(storage, [any, verified]);
+        }
+    }
+
+    /// Only the newest snapshot time of `storage`, keeping its newest verified time (an S3
+    /// listing knows the verdicts only once each object's metadata is read).
+    pub fn set_newest_any(&self, storage: &'static str, any: Option<i64>) {
+        if let Ok(mut newest) = self.freshness.newest.lock() {
+            newest.entry(storage).or_insert([None, None])[0] = any;
         }
     }
 

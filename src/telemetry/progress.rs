@@ -33,6 +33,8 @@ pub enum Operation {
     Restore,
     /// Re-encrypting a snapshot to the current recipients (`rekey`; bytes of the original read).
     Rekey,
+    /// A restore drill of one snapshot copy (its size is counted when the drill ends).
+    Verify,
 }
 
 /// `--progress`.
@@ -265,6 +267,7 @@ impl Progress for Bar {
             Operation::Download => "downloading",
             Operation::Restore => "restoring",
             Operation::Rekey => "re-encrypting",
+            Operation::Verify => "verifying",
         };
         bar.set_message(format!("{verb} {name}"));
         Box::new(BarStep(self.bars.add(bar)))

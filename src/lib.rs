@@ -36,6 +36,10 @@
 //! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
 //!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
+//! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
+//!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
+//!   newest full snapshot's revision and writes segments beside the snapshot dir; above the
+//!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
 //!   the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed reports); S3
 //!   replication, the failed-upload markers and backfill; retention runs.
@@ -63,6 +67,7 @@ pub mod commands;
 pub mod config;
 pub mod crypt;
 pub mod daemon;
+pub mod delta;
 pub mod errors;
 pub mod etcd;
 pub mod fsutil;

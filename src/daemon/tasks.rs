@@ -1,6 +1,7 @@
 //! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler,
-//! the CRD install, the S3 startup check, resource reconciling, certificate renewal and the API
-//! itself. All run on the daemon's tracker and stop on its cancel token.
+//! the delta capture and the full snapshots it asks for, the CRD install, the S3 startup check,
+//! resource reconciling, certificate renewal and the API itself. All run on the daemon's
+//! tracker and stop on its cancel token.
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub(super) fn spawn_all(
             config.clone(),
         ));
     }
+    spawn_delta(node, &config_rx, tracker, cancel);
     tracker.spawn(crate::scheduler::reconcile::run(
         Arc::clone(operations),
         config_rx.clone(),
@@ -77,4 +79,28 @@ pub(super) fn spawn_all(
             tracing::error!(error = %error_chain(&e), "snapshot API server stopped");
         }
     });
+}
+
+/// The delta capture, and the full snapshots it asks for to anchor its chains. Both idle while
+/// `etcd-snapshot-delta` is off.
+fn spawn_delta(
+    node: &Node,
+    config_rx: &watch::Receiver<Arc<Resolved>>,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) {
+    let (reanchor_tx, reanchor_rx) = tokio::sync::mpsc::channel(1);
+    tracker.spawn(crate::delta::capture::run(
+        config_rx.clone(),
+        Arc::clone(&node.metrics),
+        reanchor_tx,
+        cancel.clone(),
+    ));
+    tracker.spawn(crate::scheduler::reanchor::run(
+        Arc::clone(&node.operations),
+        config_rx.clone(),
+        reanchor_rx,
+        tracker.clone(),
+        cancel.clone(),
+    ));
 }

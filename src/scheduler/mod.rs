@@ -4,6 +4,7 @@
 //! Saves run on the daemon's task tracker so that shutdown lets a running snapshot finish. A
 //! tick that arrives while any save is running is skipped and logged, never queued.
 
+pub mod reanchor;
 pub mod reconcile;
 
 use std::sync::Arc;

@@ -1,0 +1,447 @@
+//! Delta capture against a real etcd and the real server binary: what the segments hold is
+//! compared with etcd's own history (a read at each revision), a restart mid-segment (SIGKILL)
+//! resumes with no gap or duplicate, and a compaction past the chain ends it and re-anchors on
+//! a new full snapshot. Each test is bounded by its polls (seconds).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_snapshot::delta::chain::{chain_reach, parse_segment_file_name};
+use etcd_snapshot::delta::segment::{Event, Segment, decode};
+
+use crate::support::{TestEtcd, TestServer, metrics, signal, snapshot_dir, wait_for};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn deltas_dir(data: &Path) -> PathBuf {
+    data.join("server/db/.deltas")
+}
+
+/// The chain dirs, by name (each is a full snapshot's file name).
+fn chain_dirs(data: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(deltas_dir(data))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// Every published segment of a chain dir, decoded, in revision order.
+fn segments(chain: &Path) -> Vec<Segment> {
+    let mut named: Vec<((i64, i64), PathBuf)> = std::fs::read_dir(chain)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let range = parse_segment_file_name(e.file_name().to_str()?)?;
+                    Some((range, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    named.sort();
+    named
+        .into_iter()
+        .map(|((from, to), path)| {
+            let segment = decode(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                (segment.header.from_revision, segment.footer.to_revision),
+                (from, to),
+                "{} names its range",
+                path.display()
+            );
+            segment
+        })
+        .collect()
+}
+
+/// The highest `to` published in a chain dir (0 when none).
+fn chain_end(chain: &Path) -> i64 {
+    std::fs::read_dir(chain)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| parse_segment_file_name(e.file_name().to_str()?))
+                .map(|(_, to)| to)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+fn start_server(data: &Path, etcd: &TestEtcd, period: &str, max_size: &str) -> TestServer {
+    TestServer::start(
+        data,
+        &[
+            "--etcd-endpoints",
+            &etcd.endpoint,
+            "--etcd-snapshot-delta",
+            "--etcd-snapshot-delta-period",
+            period,
+            "--etcd-snapshot-delta-max-size",
+            max_size,
+        ],
+    )
+}
+
+/// `wait_for`, with the server's log in the failure message.
+fn wait_logged(server: &TestServer, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out after {WAIT:?} waiting for {what}; server log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The full snapshots in the snapshot dir, by name.
+fn snapshots(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(snapshot_dir(data))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits for the server's first chain: the full snapshot it took to anchor it, and the chain's
+/// dir (created with its first segment).
+fn wait_for_chain(data: &Path, server: &TestServer) -> PathBuf {
+    wait_logged(server, "the anchor snapshot and the delta capture", || {
+        server.log_text().contains("delta capture started")
+    });
+    let names = snapshots(data);
+    assert_eq!(
+        names.len(),
+        1,
+        "one full snapshot anchors the chain: {names:?}"
+    );
+    deltas_dir(data).join(&names[0])
+}
+
+/// The chain's walk from its anchor covers every segment, with no hole.
+fn assert_contiguous(segments: &[Segment]) {
+    let anchor = segments[0].header.anchor_revision;
+    let pairs: Vec<(i64, i64)> = segments
+        .iter()
+        .map(|s| (s.header.from_revision, s.footer.to_revision))
+        .collect();
+    let reach = chain_reach(anchor, &pairs);
+    assert!(reach.stray.is_empty(), "segments off the chain: {pairs:?}");
+    assert_eq!(reach.path, pairs);
+}
+
+/// One event as the test compares it: (revision, put?, key, value, create rev, version, lease).
+type Seen = (i64, bool, String, String, i64, i64, i64);
+
+fn seen_in(segments: &[Segment]) -> Vec<Seen> {
+    let mut all = Vec::new();
+    for group in segments.iter().flat_map(|s| &s.groups) {
+        for event in &group.events {
+            all.push(match event {
+                Event::Put(p) => (
+                    group.revision,
+                    true,
+                    String::from_utf8_lossy(&p.key).into_owned(),
+                    String::from_utf8_lossy(&p.value).into_owned(),
+                    p.create_revision,
+                    p.version,
+                    p.lease,
+                ),
+                Event::Delete { key } => (
+                    group.revision,
+                    false,
+                    String::from_utf8_lossy(key).into_owned(),
+                    String::new(),
+                    0,
+                    0,
+                    0,
+                ),
+            });
+        }
+    }
+    all
+}
+
+/// What etcd itself says each key was at `revision`, for the puts the test made: an independent
+/// oracle for create revision, version and lease.
+async fn etcd_put(client: &mut Client, revision: i64, key: &str) -> Seen {
+    let got = client
+        .get(key, Some(GetOptions::new().with_revision(revision)))
+        .await
+        .unwrap();
+    let kv = &got.kvs()[0];
+    assert_eq!(kv.mod_revision(), revision, "{key} at {revision}");
+    (
+        revision,
+        true,
+        key.to_string(),
+        String::from_utf8_lossy(kv.value()).into_owned(),
+        kv.create_revision(),
+        kv.version(),
+        kv.lease(),
+    )
+}
+
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.expect("response header").revision()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_deletes_txns_and_lease_keys_are_captured_in_revision_order() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path(), &etcd, "1s", "64MiB");
+    let chain = wait_for_chain(data.path(), &server);
+    let mut client = Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+
+    let mut expected: Vec<(i64, Vec<(bool, &str)>)> = Vec::new();
+    let r = client.put("/a", "1", None).await.unwrap();
+    expected.push((revision_of(r.header()), vec![(true, "/a")]));
+    let r = client.put("/a", "2", None).await.unwrap();
+    expected.push((revision_of(r.header()), vec![(true, "/a")]));
+    // One txn, three operations: one revision, one group, etcd's order.
+    let txn = Txn::new()
+        .when([Compare::version("/a", CompareOp::Equal, 2)])
+        .and_then([
+            TxnOp::put("/b", "in-txn", None),
+            TxnOp::put("/c", "in-txn", None),
+            TxnOp::delete("/a", None),
+        ]);
+    let r = client.txn(txn).await.unwrap();
+    assert!(r.succeeded());
+    expected.push((
+        revision_of(r.header()),
+        vec![(true, "/b"), (true, "/c"), (false, "/a")],
+    ));
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let r = client
+        .put("/leased", "l", Some(PutOptions::new().with_lease(lease)))
+        .await
+        .unwrap();
+    expected.push((revision_of(r.header()), vec![(true, "/leased")]));
+    let r = client
+        .delete("/b", Some(DeleteOptions::new().with_range("/d")))
+        .await
+        .unwrap();
+    expected.push((revision_of(r.header()), vec![(false, "/b"), (false, "/c")]));
+    // Revoking the lease deletes its key: a delete event at the revoke's revision.
+    let r = client.lease_revoke(lease).await.unwrap();
+    expected.push((revision_of(r.header()), vec![(false, "/leased")]));
+    let last = expected.last().unwrap().0;
+
+    wait_for("segments up to the last write", WAIT, || {
+        chain_end(&chain) >= last
+    });
+    let segments = segments(&chain);
+    assert_contiguous(&segments);
+    let anchor = segments[0].header.anchor_revision;
+    assert_eq!(segments[0].header.from_revision, anchor + 1);
+    let status = client.status().await.unwrap();
+    let ids = status.header().unwrap();
+    for s in &segments {
+        assert_eq!(
+            (s.header.cluster_id, s.header.member_id),
+            (ids.cluster_id(), ids.member_id())
+        );
+        assert!(s.footer.hashkv.is_some(), "each segment end has its HashKV");
+    }
+
+    let seen = seen_in(&segments);
+    let mut want = Vec::new();
+    for (revision, events) in &expected {
+        for (is_put, key) in events {
+            want.push(if *is_put {
+                etcd_put(&mut client, *revision, key).await
+            } else {
+                (*revision, false, key.to_string(), String::new(), 0, 0, 0)
+            });
+        }
+    }
+    assert_eq!(seen, want);
+    assert!(
+        want.iter().any(|e| e.6 == lease),
+        "the leased put carries its lease"
+    );
+    // The last segment's hash is etcd's HashKV at its end.
+    let tail = segments.last().unwrap();
+    let hash = client.hash_kv(tail.footer.to_revision).await.unwrap();
+    assert_eq!(tail.footer.hashkv.unwrap().hash, hash.hash());
+
+    let text = metrics(&server).await;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in:\n{text}"))
+    };
+    assert_eq!(
+        value("etcd_snapshot_delta_segments_total"),
+        segments.len() as f64
+    );
+    assert_eq!(value("etcd_snapshot_delta_last_revision"), last as f64);
+    assert!(value("etcd_snapshot_delta_bytes_total") > 0.0);
+    assert!(value("etcd_snapshot_delta_recovery_point_seconds") < 30.0);
+}
+
+/// Every revision after the anchor, once each, across all segments.
+fn revisions(segments: &[Segment]) -> Vec<i64> {
+    segments
+        .iter()
+        .flat_map(|s| s.groups.iter().map(|g| g.revision))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_segment_resumes_with_no_gap_and_no_duplicate() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    // A long period: segments close only by size, so the kill lands mid-segment.
+    let mut server = start_server(data.path(), &etcd, "1h", "4KiB");
+    let chain = wait_for_chain(data.path(), &server);
+    let mut client = Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let value = "v".repeat(1024);
+    for i in 0..6 {
+        client
+            .put(format!("/big/{i}"), value.as_str(), None)
+            .await
+            .unwrap();
+    }
+    wait_for("a segment closed by size", WAIT, || chain_end(&chain) > 0);
+    let mut last = 0;
+    for i in 0..3 {
+        let r = client.put(format!("/small/{i}"), "s", None).await.unwrap();
+        last = revision_of(r.header());
+    }
+    wait_for("the open segment's temp file", WAIT, || {
+        std::fs::read_dir(&chain)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+    });
+    assert!(
+        chain_end(&chain) < last,
+        "the small puts are not persisted yet"
+    );
+    signal(server.pid(), "KILL");
+    server.wait_exit();
+    for i in 0..3 {
+        let r = client
+            .put(format!("/while-down/{i}"), "d", None)
+            .await
+            .unwrap();
+        last = revision_of(r.header());
+    }
+
+    let server = start_server(data.path(), &etcd, "1s", "4KiB");
+    wait_for("segments up to the last write", WAIT, || {
+        chain_end(&chain) >= last
+    });
+    let segments = segments(&chain);
+    assert_contiguous(&segments);
+    let anchor = segments[0].header.anchor_revision;
+    assert_eq!(
+        revisions(&segments),
+        ((anchor + 1)..=last).collect::<Vec<_>>()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&chain)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_past_the_chain_ends_it_and_a_new_full_snapshot_anchors_the_next() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start_server(data.path(), &etcd, "1s", "64MiB");
+    let old_chain = wait_for_chain(data.path(), &server);
+    let mut client = Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let r = client.put("/before", "1", None).await.unwrap();
+    let before = revision_of(r.header());
+    wait_for("the first segment", WAIT, || {
+        chain_end(&old_chain) >= before
+    });
+    // A clean stop writes out what is open; then etcd moves on and compacts its history.
+    assert!(server.terminate().success(), "{}", server.log_text());
+    let old_end = chain_end(&old_chain);
+    let mut now = before;
+    for i in 0..5 {
+        now = revision_of(
+            client
+                .put(format!("/after/{i}"), "x", None)
+                .await
+                .unwrap()
+                .header(),
+        );
+    }
+    client.compact(now, None).await.unwrap();
+    // A write after the compaction: etcd refuses HashKV at its compact revision, and a full
+    // snapshot without a recorded revision cannot anchor a chain.
+    now = revision_of(
+        client
+            .put("/after-compaction", "x", None)
+            .await
+            .unwrap()
+            .header(),
+    );
+
+    let server = start_server(data.path(), &etcd, "1s", "64MiB");
+    wait_logged(&server, "a capture on a new full snapshot", || {
+        server.log_text().matches("delta capture started").count() == 2
+    });
+    let log = server.log_text();
+    assert!(log.contains("etcd compacted past the delta chain"), "{log}");
+    let names = snapshots(data.path());
+    assert_eq!(
+        names.len(),
+        2,
+        "the first anchor and the re-anchor: {names:?}"
+    );
+    let new_chain = deltas_dir(data.path()).join(&names[1]);
+    assert_ne!(new_chain, old_chain);
+    let r = client.put("/next", "1", None).await.unwrap();
+    let next = revision_of(r.header());
+    wait_for("the new chain's segment", WAIT, || {
+        chain_end(&new_chain) >= next
+    });
+    assert_eq!(
+        chain_end(&old_chain),
+        old_end,
+        "the compacted chain is never resumed"
+    );
+    let segments = segments(&new_chain);
+    assert_contiguous(&segments);
+    let anchor = segments[0].header.anchor_revision;
+    assert!(
+        anchor >= now,
+        "anchored after the compaction: {anchor} < {now}"
+    );
+    let text = metrics(&server).await;
+    assert!(
+        text.contains("etcd_snapshot_delta_reanchors_total 1"),
+        "{text}"
+    );
+    assert_eq!(chain_dirs(data.path()), [old_chain, new_chain]);
+}

@@ -68,7 +68,7 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
     rows
 }
 
-fn render_rows(rows: Vec<Vec<String>>) -> String {
+pub(crate) fn render_rows(rows: Vec<Vec<String>>) -> String {
     let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

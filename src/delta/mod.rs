@@ -7,6 +7,7 @@
 //! - `events`: watch events grouped per revision (one transaction = one group).
 //! - `files`: segment files on disk, crash-safe (temp file, fsync, link).
 //! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
+//! - `listing`: the chains and segments `ls --deltas` shows.
 //!
 //! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
 //! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
@@ -16,5 +17,6 @@ pub mod capture;
 pub mod chain;
 pub mod events;
 pub mod files;
+pub mod listing;
 pub mod segment;
 pub mod session;

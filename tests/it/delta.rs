@@ -278,6 +278,30 @@ async fn puts_deletes_txns_and_lease_keys_are_captured_in_revision_order() {
     let hash = client.hash_kv(tail.footer.to_revision).await.unwrap();
     assert_eq!(tail.footer.hashkv.unwrap().hash, hash.hash());
 
+    // `ls --deltas` (local, no server needed) shows the chain and how far it reaches.
+    let anchor_name = chain.file_name().unwrap().to_str().unwrap();
+    let out = crate::support::run(&["ls", "--deltas", "-o", "json"], data.path());
+    let (stdout, stderr) = crate::support::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed[0]["anchor"], anchor_name, "{stdout}");
+    assert_eq!(listed[0]["anchorRevision"], anchor, "{stdout}");
+    assert_eq!(listed[0]["restorableTo"], last, "{stdout}");
+    let listed_segments = listed[0]["segments"].as_array().unwrap();
+    assert_eq!(listed_segments.len(), segments.len(), "{stdout}");
+    assert!(
+        listed_segments.iter().all(|s| s["onChain"] == true),
+        "{stdout}"
+    );
+    let out = crate::support::run(&["ls", "--deltas"], data.path());
+    let (table, _) = crate::support::text(&out);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row[..3],
+        [anchor_name, &anchor.to_string(), &last.to_string()],
+        "{table}"
+    );
+
     let text = metrics(&server).await;
     let value = |name: &str| -> f64 {
         text.lines()

@@ -102,11 +102,41 @@ pub fn completion_script(shell: Shell, mut cmd: Command) -> Vec<u8> {
     let mut out = Vec::new();
     let name = cmd.get_name().to_string();
     clap_complete::generate(shell.generator(), &mut cmd, name.clone(), &mut out);
-    if shell == Shell::Bash {
-        let script = String::from_utf8_lossy(&out);
-        return fix_bash_case_labels(&script, &name).into_bytes();
+    match shell {
+        Shell::Bash => fix_bash_case_labels(&String::from_utf8_lossy(&out), &name).into_bytes(),
+        Shell::Fish => {
+            out.extend_from_slice(fish_positional_values(&cmd, &name).as_bytes());
+            out
+        }
+        Shell::Zsh => out,
     }
-    out
+}
+
+/// clap_complete's fish generator offers the values of options but not of positionals, so
+/// `etcd-snapshot completions <TAB>` would offer nothing. One `complete` line per top-level
+/// subcommand positional with a fixed value set fills that gap, using the generator's own
+/// `__fish_<bin>_using_subcommand` condition so it applies exactly where the positional goes.
+fn fish_positional_values(cmd: &Command, bin: &str) -> String {
+    let condition = format!("__fish_{}_using_subcommand", bin.replace('-', "_"));
+    let mut lines = String::new();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        for arg in sub.get_positionals() {
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect();
+            if !values.is_empty() {
+                lines.push_str(&format!(
+                    "complete -c {bin} -n \"{condition} {}\" -f -a \"{}\"\n",
+                    sub.get_name(),
+                    values.join(" ")
+                ));
+            }
+        }
+    }
+    lines
 }
 
 /// clap_complete's bash generator names a subcommand's state `<bin>__subcmd__<sub>` with the

@@ -11,6 +11,7 @@ pub mod freshness;
 pub mod hashkv;
 pub mod name;
 pub mod observed;
+mod pipe;
 pub mod prune;
 pub mod record;
 pub mod retention;

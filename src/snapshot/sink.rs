@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::SnapshotName;
+use super::pipe::PipeWriter;
 use super::save::SaveError;
 use super::tee::Tee;
 use super::zipstream::{ZipEntry, ZipStreamWriter};
@@ -65,6 +66,14 @@ impl TrailerCheck {
                 self.tail.drain(..excess);
             }
         }
+    }
+
+    /// SHA-256 of every byte seen so far, trailer included, without hashing them twice: the
+    /// database hash's running state plus the held-back tail.
+    pub(crate) fn whole_sha256(&self) -> [u8; 32] {
+        let mut whole = self.hasher.clone();
+        whole.update(&self.tail);
+        whole.finalize().into()
     }
 
     /// The database size when the stream is complete and its trailer matches.
@@ -137,10 +146,13 @@ impl PlainOut {
     }
 }
 
+/// Everything after deflate (plaintext hash, encryption, file hash, the tee, the disk) runs on
+/// the pipe's thread, so it overlaps with receiving and compressing.
+type Piped = PipeWriter<PlainOut>;
+
 enum Output {
-    // Boxed like the zip writer: the age stream writer holds a 64 KiB chunk state inline.
-    Raw(Box<PlainOut>),
-    Zip(Box<ZipStreamWriter<PlainOut>>),
+    Raw(Box<Piped>),
+    Zip(Box<ZipStreamWriter<Piped>>),
 }
 
 /// Writes one snapshot into a freshly created temp file.
@@ -183,10 +195,11 @@ impl SnapshotSink {
             (true, None) => return Err(SaveError::Encrypt(crate::crypt::CryptError::NoRecipients)),
         };
         let inner = EncryptingWriter::new(buffered, recipients).map_err(SaveError::Encrypt)?;
-        let buffered = PlainOut {
+        let plain = PlainOut {
             hasher: recipients.map(|_| Sha256::new()),
             inner,
         };
+        let piped = PipeWriter::new(plain).map_err(write_err)?;
         let out = if name.compressed {
             // The zip writer never seeks back, so what is hashed is what stays on disk.
             let entry = ZipEntry {
@@ -194,10 +207,10 @@ impl SnapshotSink {
                 unix_mtime: name.unix,
                 mode: SNAPSHOT_MODE,
             };
-            let zip = ZipStreamWriter::new(buffered, &entry, level).map_err(write_err)?;
+            let zip = ZipStreamWriter::new(piped, &entry, level).map_err(write_err)?;
             Output::Zip(Box::new(zip))
         } else {
-            Output::Raw(Box::new(buffered))
+            Output::Raw(Box::new(piped))
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -224,10 +237,11 @@ impl SnapshotSink {
             path: path.clone(),
             source,
         };
-        let plain = match out {
+        let piped = match out {
             Output::Raw(w) => *w,
             Output::Zip(z) => z.finish().map_err(write_err)?.0,
         };
+        let plain = piped.finish().map_err(write_err)?;
         let (buffered, plaintext_sha256) = plain.finish().map_err(write_err)?;
         let hashing = buffered
             .into_inner()
@@ -286,6 +300,19 @@ mod tests {
             let mut check = TrailerCheck::default();
             check.update(&data);
             assert!(matches!(check.verify(), Err(SaveError::Truncated { .. })));
+        }
+    }
+
+    /// The whole-file hash derived from the trailer check equals hashing every byte, whatever
+    /// the chunking (chunks shorter than the trailer take the other branch of `update`).
+    #[test]
+    fn whole_sha256_is_the_hash_of_every_byte_seen() {
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for chunk in [1, 7, 32, 33, 512, 5000] {
+            let mut check = TrailerCheck::default();
+            bytes.chunks(chunk).for_each(|c| check.update(c));
+            let expected: [u8; 32] = Sha256::digest(&bytes).into();
+            assert_eq!(check.whole_sha256(), expected, "chunks of {chunk}");
         }
     }
 }

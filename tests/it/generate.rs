@@ -125,7 +125,9 @@ fn the_fish_completion_script_loads_and_completes_commands_and_flags() {
             "{command} not offered: {all:?}"
         );
     }
-    // clap_complete's fish script offers the values of options (not of positionals).
+    // Positional values come from the lines `completion_script` adds for fish.
+    let shells = fish_complete(&script, "etcd-snapshot completions ");
+    assert_eq!(shells, ["bash", "fish", "zsh"]);
     let formats = fish_complete(&script, "etcd-snapshot ls -o ");
     assert_eq!(formats, ["json", "table", "wide", "yaml"]);
     let flags = fish_complete(&script, "etcd-snapshot save --etcd-s3-buc");

@@ -188,29 +188,28 @@ impl Capture {
     /// the keyspace hash at a revision that is also its compact revision): asking again would
     /// only pile up snapshots; the next one taken anchors the chain.
     fn request_full_snapshot(&mut self, why: ReanchorRequest, newest: Option<String>) {
-        if let Some(requested) = &mut self.requested {
-            if requested.newest_then != newest {
-                if !requested.said_unusable {
-                    tracing::warn!(
-                        snapshot = newest.as_deref().unwrap_or_default(),
-                        "the full snapshot taken for the delta chain has no recorded revision and cannot anchor it; the next snapshot will"
-                    );
+        match ask(self.requested.as_ref(), &newest, Instant::now()) {
+            Ask::Wait => {}
+            Ask::SayUnusable => {
+                tracing::warn!(
+                    snapshot = newest.as_deref().unwrap_or_default(),
+                    "the full snapshot taken for the delta chain has no recorded revision and cannot anchor it; the next snapshot will"
+                );
+                if let Some(requested) = &mut self.requested {
                     requested.said_unusable = true;
                 }
-                return;
             }
-            if requested.at.elapsed() < REQUEST_AGAIN_AFTER {
-                return;
+            Ask::Request => {
+                tracing::info!(reason = ?why, "delta capture needs a full snapshot to chain from; requesting one");
+                // A full channel means a request is already pending.
+                let _ = self.reanchor.try_send(why);
+                self.requested = Some(Requested {
+                    at: Instant::now(),
+                    newest_then: newest,
+                    said_unusable: false,
+                });
             }
         }
-        tracing::info!(reason = ?why, "delta capture needs a full snapshot to chain from; requesting one");
-        // A full channel means a request is already pending.
-        let _ = self.reanchor.try_send(why);
-        self.requested = Some(Requested {
-            at: Instant::now(),
-            newest_then: newest,
-            said_unusable: false,
-        });
     }
 
     /// Waits for a config change (or shutdown) while the capture is off.
@@ -230,6 +229,30 @@ impl Capture {
             _ = self.cancel.cancelled() => false,
             _ = tokio::time::sleep(period) => true,
         }
+    }
+}
+
+/// What to do while no snapshot can anchor the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Ask the daemon for a full snapshot.
+    Request,
+    /// A request is recent enough, or a snapshot came and could not anchor (already said).
+    Wait,
+    /// A snapshot came since the request and cannot anchor: say so once, ask no more.
+    SayUnusable,
+}
+
+/// The decision behind `request_full_snapshot`: ask at once, again after
+/// `REQUEST_AGAIN_AFTER` while no snapshot has come, and never again once one came that could
+/// not anchor (`newest` differs from the newest at the request).
+fn ask(requested: Option<&Requested>, newest: &Option<String>, now: Instant) -> Ask {
+    match requested {
+        None => Ask::Request,
+        Some(r) if r.newest_then != *newest && r.said_unusable => Ask::Wait,
+        Some(r) if r.newest_then != *newest => Ask::SayUnusable,
+        Some(r) if now.saturating_duration_since(r.at) < REQUEST_AGAIN_AFTER => Ask::Wait,
+        Some(_) => Ask::Request,
     }
 }
 
@@ -254,4 +277,40 @@ pub fn anchor_of(record: &SnapshotRecord) -> Option<Anchor> {
         revision: recorded.revision,
         created_unix: record.created_unix,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_snapshot_is_asked_for_once_per_interval_and_never_piled_up() {
+        let t0 = Instant::now();
+        let old = Some("s-n1-1".to_string());
+        assert_eq!(ask(None, &old, t0), Ask::Request);
+        let mut asked = Requested {
+            at: t0,
+            newest_then: old.clone(),
+            said_unusable: false,
+        };
+        assert_eq!(
+            ask(Some(&asked), &old, t0 + Duration::from_secs(5)),
+            Ask::Wait
+        );
+        let later = t0 + REQUEST_AGAIN_AFTER;
+        assert_eq!(
+            ask(Some(&asked), &old, later),
+            Ask::Request,
+            "none came: ask again"
+        );
+        // One came that cannot anchor: said once, then no more requests, however long.
+        let new = Some("s-n1-2".to_string());
+        assert_eq!(ask(Some(&asked), &new, t0), Ask::SayUnusable);
+        asked.said_unusable = true;
+        assert_eq!(ask(Some(&asked), &new, later), Ask::Wait);
+        assert_eq!(
+            ask(Some(&asked), &new, t0 + 100 * REQUEST_AGAIN_AFTER),
+            Ask::Wait
+        );
+    }
 }

@@ -2,6 +2,7 @@
 # values, and a `measure` that times a command with GNU time (median wall seconds, peak RSS).
 #
 # Callers set SIZE_MIB, RUNS and DATA (k8s|hex) first; `work` is the scratch dir, removed on exit.
+# BENCH_KEEP_CACHES=1 skips dropping page caches (for the small CI smoke, which shares the machine).
 
 work=$(mktemp -d /tmp/etcd-snapshot-bench.XXXXXX)
 cleanup_pids=()
@@ -10,18 +11,29 @@ cleanup_pids=()
 trap 'for p in "${cleanup_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 export ETCDCTL_API=3
 
-# start_etcd: sets `ep` to the client URL of a fresh single-member etcd.
+# start_etcd: sets `ep` to the client URL of a fresh single-member etcd. Ports are picked at
+# random, so a taken pair is retried on new ones (three tries).
 start_etcd() {
-  local port_c=$((20000 + RANDOM % 20000))
-  local port_p=$((port_c + 1))
-  ep="http://127.0.0.1:$port_c"
-  etcd --name bench --data-dir "$work/etcd" --quota-backend-bytes $((16 * 1024 * 1024 * 1024)) \
-    --listen-client-urls "$ep" --advertise-client-urls "$ep" \
-    --listen-peer-urls "http://127.0.0.1:$port_p" --initial-advertise-peer-urls "http://127.0.0.1:$port_p" \
-    --initial-cluster "bench=http://127.0.0.1:$port_p" >"$work/etcd.log" 2>&1 &
-  cleanup_pids+=($!)
-  for _ in $(seq 100); do etcdctl --endpoints "$ep" endpoint health >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "etcd did not start" >&2; exit 1
+  local attempt
+  for attempt in 1 2 3; do
+    local port_c=$((20000 + RANDOM % 20000))
+    local port_p=$((port_c + 1))
+    ep="http://127.0.0.1:$port_c"
+    rm -rf "$work/etcd"
+    etcd --name bench --data-dir "$work/etcd" --quota-backend-bytes $((16 * 1024 * 1024 * 1024)) \
+      --listen-client-urls "$ep" --advertise-client-urls "$ep" \
+      --listen-peer-urls "http://127.0.0.1:$port_p" --initial-advertise-peer-urls "http://127.0.0.1:$port_p" \
+      --initial-cluster "bench=http://127.0.0.1:$port_p" >"$work/etcd.log" 2>&1 &
+    local pid=$!
+    cleanup_pids+=($pid)
+    for _ in $(seq 100); do
+      etcdctl --endpoints "$ep" endpoint health >/dev/null 2>&1 && return
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "etcd did not start (attempt $attempt): $(tail -3 "$work/etcd.log")" >&2; exit 1
 }
 
 # fill_etcd: SIZE_MIB of DATA values, 1 MiB each; prints the db size on stderr.
@@ -46,7 +58,8 @@ measure() {
   for _ in $(seq "$RUNS"); do
     rm -rf "$work/out"; mkdir -p "$work/out"
     if declare -F pre_run >/dev/null; then pre_run; fi
-    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    # BENCH_KEEP_CACHES=1 (the CI smoke) leaves the machine's page cache alone.
+    [ -n "${BENCH_KEEP_CACHES:-}" ] || { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
     /usr/bin/time -f "%e %M" -o "$work/time" bash -c "$*" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
     results+=("$(cat "$work/time")")
   done

@@ -19,7 +19,8 @@
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing records, the
-//!   keyspace hash recorded at save time (`snapshot::hashkv`).
+//!   keyspace hash recorded at save time (`snapshot::hashkv`), the drill verdict record
+//!   (`snapshot::drill_record`).
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
@@ -40,19 +41,21 @@
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
 //!   newest full snapshot's revision and writes segments beside the snapshot dir; above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
-//! - `operations`: save/list/delete/prune as one service shared by the API, the scheduler and
-//!   the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed reports); S3
-//!   replication, the failed-upload markers and backfill; retention runs.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`); `restore::drill`,
-//!   restore drills (a snapshot copy restored into a throwaway low-priority member and checked
-//!   against what was saved).
+//!   restore drills (a snapshot copy, plain, zipped or encrypted, restored into a throwaway
+//!   low-priority member and checked against what was saved).
+//! - `operations`: save/list/delete/prune/verify as one service shared by the API, the
+//!   scheduler and the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed
+//!   reports); S3 replication, the failed-upload markers and backfill; retention runs; restore
+//!   drills one at a time and their verdicts recorded (`store::verdict`), counted and evented.
 //! - `api`: the edge over `operations`: the `POST /db/snapshot` HTTPS server (request limits,
 //!   the credential and path rules a request must pass, the request planned as a
 //!   `PlannedOperation`), its TLS material and live renewal, the CLI's client, and the wire
 //!   types with every conversion into them (`api::wire`: reports, listings as
 //!   `ETCDSnapshotFile`, retention verdicts).
-//! - `scheduler`: the scheduled-snapshot loop (cron ticks, skips, config changes).
+//! - `scheduler`: the scheduled-snapshot loop (cron ticks, skips, config changes) and the
+//!   restore-drill loop (`scheduler::drills`: its own schedule, after saves, cancelled on shutdown).
 //! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
 //! - `daemon`: wires the server's tasks together and owns shutdown.
 //!

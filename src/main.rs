@@ -142,6 +142,8 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
             match commands::run_snapshot_command(&snapshot_command, &engine, &resolved).await {
                 Ok(Completion::Success) => EXIT_OK,
                 Ok(Completion::Partial) => EXIT_PARTIAL,
+                Ok(Completion::Failed) => EXIT_FAILURE,
+                Ok(Completion::NotFound) => EXIT_USAGE,
                 Err(CommandError::Config(errors)) => {
                     eprint!("error: {errors}");
                     EXIT_USAGE

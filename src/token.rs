@@ -255,6 +255,7 @@ mod tests {
                 reconcile_interval: std::time::Duration::from_secs(600),
                 encryption: Default::default(),
                 delta: Default::default(),
+                verify: Default::default(),
             },
             api: ApiSettings {
                 bind_address: loopback,

@@ -19,7 +19,7 @@ pub use crate::operations::PlannedOperation;
 /// Why a request cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    #[error("request has no operation (expected save, list, delete or prune)")]
+    #[error("request has no operation (expected save, list, delete, prune or verify)")]
     MissingOperation,
     #[error("no snapshots given for removal")]
     NoNamesToDelete,
@@ -48,6 +48,9 @@ pub fn plan_request(request: &SnapshotRequest) -> Result<(PlannedOperation, Laye
         Operation::List => PlannedOperation::List,
         Operation::Prune => PlannedOperation::Prune {
             dry_run: request.dry_run.unwrap_or(false),
+        },
+        Operation::Verify => PlannedOperation::Verify {
+            names: request.name.clone().unwrap_or_default(),
         },
         Operation::Delete => {
             let names = request.name.clone().unwrap_or_default();

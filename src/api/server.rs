@@ -279,7 +279,9 @@ fn decode_request(body: &[u8]) -> Result<SnapshotRequest, String> {
     let request: SnapshotRequest =
         serde_json::from_slice(body).map_err(|err| format!("invalid request body: {err}"))?;
     if request.operation.is_none() {
-        return Err("invalid request body: missing operation (save, list, prune or delete)".into());
+        return Err(
+            "invalid request body: missing operation (save, list, prune, delete or verify)".into(),
+        );
     }
     Ok(request)
 }

@@ -29,6 +29,8 @@ pub enum Operation {
     List,
     Prune,
     Delete,
+    /// Extension: restore drills (`etcd-snapshot verify`); RKE2 servers refuse it.
+    Verify,
 }
 
 /// Body of `POST /db/snapshot`. Optional fields are sent only when the user set them explicitly;
@@ -38,7 +40,7 @@ pub enum Operation {
 #[serde(deny_unknown_fields)]
 pub struct SnapshotRequest {
     pub operation: Option<Operation>,
-    /// save/prune: `[base name]`; delete: the snapshot file names.
+    /// save/prune: `[base name]`; delete, verify: the snapshot file names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +77,37 @@ pub struct SnapshotResponse {
     /// that decided it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<RetentionVerdict>,
+    /// Extension (verify): one restore drill per snapshot copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillVerdictWire>,
+    /// Extension (verify): asked names no copy has.
+    #[serde(default, rename = "notFound", skip_serializing_if = "Vec::is_empty")]
+    pub not_found: Vec<String>,
+}
+
+/// One copy's restore drill, as `verify` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillVerdictWire {
+    pub name: String,
+    /// `local` or `s3`.
+    pub storage: String,
+    /// A `file://` path or `s3://bucket/key`.
+    pub location: String,
+    /// `passed`, `failed` or `cannot-verify`.
+    pub result: String,
+    /// The failed checks, or what a passed drill proved.
+    pub reason: String,
+    #[serde(rename = "durationSeconds")]
+    pub duration_seconds: f64,
+    pub checks: Vec<DrillCheck>,
+}
+
+/// One step of a drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 /// One snapshot copy's retention verdict.
@@ -204,6 +237,9 @@ pub struct EtcdSnapshotStatus {
     pub ready_to_use: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<EtcdSnapshotError>,
+    /// Extension: the copy's last restore drill (absent until drilled, and from RKE2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::kube::resources::SnapshotFileVerification>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -4,14 +4,16 @@
 //! CLI; the domain types below them know nothing of the wire.
 
 use super::{
-    EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotFileList, EtcdSnapshotSpec,
-    EtcdSnapshotStatus, FailedItem, ObjectMeta, RemovedCopy, RetentionVerdict, SnapshotResponse,
+    DrillCheck, DrillVerdictWire, EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotFileList,
+    EtcdSnapshotSpec, EtcdSnapshotStatus, FailedItem, ObjectMeta, RemovedCopy, RetentionVerdict,
+    SnapshotResponse,
 };
 use crate::api::client::ClientReply;
 use crate::api::server::HandlerReply;
 use crate::operations::{
-    self, CopyVerdict, DeleteReport, Listing, PruneReport, Removal, SaveOutcome,
+    self, CopyVerdict, DeleteReport, Listing, PruneReport, Removal, SaveOutcome, VerifyReport,
 };
+use crate::restore::drill::DrillReport;
 use crate::snapshot::record::rfc3339;
 use crate::snapshot::{SnapshotRecord, Storage};
 
@@ -40,6 +42,7 @@ impl SnapshotRecord {
                     time: Some(self.created_rfc3339()),
                     message: Some(message.clone()),
                 }),
+                verification: None,
             },
         }
     }
@@ -80,6 +83,44 @@ impl From<CopyVerdict> for RetentionVerdict {
             rule: verdict.rule.code().into(),
             reason: verdict.rule.to_string(),
             name: verdict.file_name,
+        }
+    }
+}
+
+/// A drill as `verify` reports it.
+impl From<DrillReport> for DrillVerdictWire {
+    fn from(d: DrillReport) -> Self {
+        DrillVerdictWire {
+            reason: operations::drill_reason(&d),
+            storage: match d.storage {
+                Storage::Local => "local",
+                Storage::S3 => "s3",
+            }
+            .into(),
+            result: d.result.word().into(),
+            duration_seconds: d.duration_secs,
+            checks: d
+                .checks
+                .into_iter()
+                .map(|c| DrillCheck {
+                    name: c.name,
+                    ok: c.ok,
+                    detail: c.detail,
+                })
+                .collect(),
+            name: d.name,
+            location: d.location,
+        }
+    }
+}
+
+impl From<VerifyReport> for SnapshotResponse {
+    fn from(report: VerifyReport) -> Self {
+        SnapshotResponse {
+            drills: wire(report.drills),
+            not_found: report.not_found,
+            failed: wire(report.failed),
+            ..Default::default()
         }
     }
 }
@@ -162,6 +203,7 @@ fn response(report: operations::Report) -> SnapshotResponse {
         operations::Report::Saved(outcome) => outcome.into(),
         operations::Report::Deleted(report) => report.into(),
         operations::Report::Pruned(report) => report.into(),
+        operations::Report::Verified(report) => report.into(),
         operations::Report::Listed(_) => SnapshotResponse::default(),
     }
 }

@@ -43,6 +43,7 @@ pub(super) fn list_item(record: &SnapshotRecord, s3: Option<&S3Spec>) -> EtcdSna
                 time: e.time,
                 message: e.message,
             }),
+            verification: status.verification,
         },
     }
 }

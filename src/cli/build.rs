@@ -73,7 +73,7 @@ fn client_subcommands() -> Vec<Command> {
         .short('o')
         .long("output")
         .value_name("FORMAT")
-        .help("Output format; wide adds an Encrypted column (age or no) to the table")
+        .help("Output format; wide adds an Encrypted column (age or no) and a Verified column (the last restore drill: passed@TIME, failed@TIME or -) to the table")
         .value_parser(["table", "wide", "json", "yaml"])
         .default_value("table");
     let ls = Command::new("ls")
@@ -104,7 +104,30 @@ fn client_subcommands() -> Vec<Command> {
                 .action(ArgAction::SetTrue),
         )
         .arg(output.help("Output format (json and yaml carry every snapshot's verdict)"));
-    [save, ls, delete, prune]
+    let verify = Command::new("verify")
+        .about(
+            "Restore drill: restore each copy of the given snapshots (without names, this \
+             node's local copies and the S3 objects it uploaded) into a throwaway low-priority \
+             etcd member and check it serves what was saved; records the verdict. Exit 0 all \
+             passed, 1 any failed or could not be verified, 2 usage error or not found",
+        )
+        .arg(
+            Arg::new("names")
+                .value_name("SNAPSHOT")
+                .help("Snapshot file names, as `ls` prints them; none: this node's copies")
+                .num_args(0..)
+                .action(ArgAction::Append),
+        )
+        .arg(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .value_name("FORMAT")
+                .help("Output format")
+                .value_parser(["table", "json", "yaml"])
+                .default_value("table"),
+        );
+    [save, ls, delete, prune, verify]
         .into_iter()
         .map(|c| with_keys(c, Scope::Client, false))
         .collect()

@@ -65,6 +65,11 @@ pub enum Command {
     Man {
         dir: Option<std::path::PathBuf>,
     },
+    /// `verify [names]`: restore drills of every copy of the named snapshots (all when none).
+    Verify {
+        names: Vec<String>,
+        output: OutputFormat,
+    },
     /// `inspect`: check a snapshot (a name, a path or an S3 object name) and report on it.
     Inspect {
         snapshot: String,
@@ -159,6 +164,13 @@ fn command_for(
             }
             Command::Delete { names }
         }
+        ["verify"] => Command::Verify {
+            names: leaf
+                .get_many::<String>("names")
+                .map(|n| n.cloned().collect())
+                .unwrap_or_default(),
+            output: output_format(leaf),
+        },
         ["prune"] => Command::Prune {
             dry_run: leaf.get_flag("dry-run"),
             output: output_format(leaf),
@@ -215,7 +227,7 @@ fn command_for(
     })
 }
 
-/// `-o/--output` of `ls`, `prune` and `inspect`.
+/// `-o/--output` of `ls`, `prune`, `verify` and `inspect`.
 fn output_format(leaf: &ArgMatches) -> OutputFormat {
     match leaf.get_one::<String>("output").map(String::as_str) {
         Some("json") => OutputFormat::Json,
@@ -242,7 +254,7 @@ fn reject_client_flags_before_server(
     Err(cmd.error(
         ErrorKind::ArgumentConflict,
         format!(
-            "{} given before `server`: client options apply only to save, ls, delete and prune",
+            "{} given before `server`: client options apply only to save, ls, delete, prune and verify",
             client.join(", ")
         ),
     ))

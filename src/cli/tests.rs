@@ -74,6 +74,20 @@ fn subcommands_map_to_commands() {
         }
     );
     assert_eq!(
+        parse_ok(&["es", "verify"]).command,
+        Command::Verify {
+            names: vec![],
+            output: OutputFormat::Table
+        }
+    );
+    assert_eq!(
+        parse_ok(&["es", "verify", "a", "b", "-o", "yaml"]).command,
+        Command::Verify {
+            names: vec!["a".into(), "b".into()],
+            output: OutputFormat::Yaml
+        }
+    );
+    assert_eq!(
         parse_ok(&["es", "config", "show", "--sources"]).command,
         Command::ConfigShow { sources: true }
     );

@@ -1,4 +1,5 @@
-//! Runs the client subcommands (`save`, `ls`, `delete`, `prune`, `config show|validate`).
+//! Runs the client subcommands (`save`, `ls`, `delete`, `prune`, `verify`,
+//! `config show|validate`).
 //!
 //! Snapshot commands ask the running server over the API first; when no server answers, they run
 //! the same operation directly with this process's merged config and say so on stderr. Output
@@ -11,6 +12,7 @@ pub mod prune_output;
 pub mod rekey;
 pub mod request;
 pub mod restore;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,10 @@ pub enum Completion {
     Success,
     /// The operation finished but some part of it failed.
     Partial,
+    /// `verify`: a drill failed, or a copy could not be verified.
+    Failed,
+    /// `verify`: an asked snapshot does not exist.
+    NotFound,
 }
 
 /// Why a command failed.
@@ -55,9 +61,11 @@ pub enum CommandError {
     Output(#[source] OutputError),
     #[error("failed to print the prune report")]
     PruneOutput(#[source] prune_output::PruneOutputError),
+    #[error("failed to print the verify report")]
+    VerifyOutput(#[source] verify::VerifyOutputError),
 }
 
-/// Runs a snapshot subcommand (save, ls, delete, prune).
+/// Runs a snapshot subcommand (save, ls, delete, prune, verify).
 pub async fn run_snapshot_command(
     command: &Command,
     engine: &ConfigEngine,
@@ -131,6 +139,8 @@ fn client_for(config: &DesiredConfig, url: &str, command: &Command) -> Result<Ap
             Command::List { .. } => {
                 Duration::from_secs(120) + config.s3.as_ref().map_or(Duration::ZERO, |s| s.timeout)
             }
+            // Drills of every copy of a large database, one at a time.
+            Command::Verify { .. } => Duration::from_secs(24 * 3600),
             _ => Duration::from_secs(3600),
         },
     })
@@ -142,6 +152,7 @@ fn verb(command: &Command) -> &'static str {
         Command::List { .. } => "ls",
         Command::Delete { .. } => "delete",
         Command::Prune { .. } => "prune",
+        Command::Verify { .. } => "verify",
         _ => "command",
     }
 }
@@ -197,6 +208,9 @@ async fn run_direct(command: &Command, config: &DesiredConfig) -> Result<Complet
             names: names.clone(),
         },
         Command::Prune { dry_run, .. } => PlannedOperation::Prune { dry_run: *dry_run },
+        Command::Verify { names, .. } => PlannedOperation::Verify {
+            names: names.clone(),
+        },
         _ => return Ok(Completion::Success),
     };
     let reply = ops.run(config, &planned).await.map_err(direct)?.into();
@@ -243,6 +257,9 @@ fn print_reply(
             })
         }
         ClientReply::Snapshot(response) => {
+            if let Command::Verify { output, .. } = command {
+                return verify::print(&response, *output).map_err(CommandError::VerifyOutput);
+            }
             if let Command::Prune { output, .. } = command
                 && let Some(text) =
                     prune_output::render(&response, *output).map_err(CommandError::PruneOutput)?

@@ -36,7 +36,8 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, false))
 }
 
-/// `-o wide`: RKE2's columns plus `Encrypted` (`age` for a `.age` copy, else `no`).
+/// `-o wide`: RKE2's columns plus `Encrypted` (`age` for a `.age` copy, else `no`) and
+/// `Verified` (the last restore drill's result and time, `-` when never drilled).
 pub fn wide_table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, true))
 }
@@ -47,6 +48,7 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
         .to_vec();
     if wide {
         header.push("Encrypted".into());
+        header.push("Verified".into());
     }
     let mut rows = vec![header];
     for item in &list.items {
@@ -62,10 +64,24 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
         if wide {
             let encrypted = crate::snapshot::name::is_encrypted_name(&item.spec.snapshot_name);
             row.push(if encrypted { "age" } else { "no" }.into());
+            row.push(verified_cell(item));
         }
         rows.push(row);
     }
     rows
+}
+
+/// The `Verified` cell: the last drill's result and time (`passed@2026-12-07T04:00:00Z`), or
+/// `-` for a copy never drilled.
+fn verified_cell(item: &crate::api::wire::EtcdSnapshotFile) -> String {
+    let Some(v) = &item.status.verification else {
+        return "-".into();
+    };
+    let result = printable(v.result.as_deref().unwrap_or("?")).into_owned();
+    match &v.time {
+        Some(time) => format!("{result}@{}", printable(time)),
+        None => result,
+    }
 }
 
 pub(crate) fn render_rows(rows: Vec<Vec<String>>) -> String {
@@ -278,16 +294,25 @@ mod tests {
 
     #[test]
     fn wide_adds_the_encrypted_column_and_table_keeps_rke2s() {
-        let list =
+        let mut list =
             EtcdSnapshotFileList::new(vec![item("a-n1-1.zip.age", 1, 10), item("a-n1-2", 2, 10)]);
+        list.items[1].status.verification =
+            Some(crate::kube::resources::SnapshotFileVerification {
+                time: Some("2026-12-07T04:00:00Z".into()),
+                result: Some("failed".into()),
+                message: Some("hashkv: differs".into()),
+            });
         let wide = wide_table(&list);
         let lines: Vec<&str> = wide.lines().collect();
         assert!(
-            lines[0].ends_with(" Created              Encrypted"),
+            lines[0].ends_with(" Created              Encrypted Verified"),
             "{wide}"
         );
-        assert!(lines[1].starts_with("a-n1-1.zip.age") && lines[1].ends_with(" age"));
-        assert!(lines[2].ends_with(" no"), "{wide}");
+        assert!(lines[1].starts_with("a-n1-1.zip.age") && lines[1].ends_with(" age       -"));
+        assert!(
+            lines[2].ends_with(" no        failed@2026-12-07T04:00:00Z"),
+            "{wide}"
+        );
         assert!(!table(&list).contains("Encrypted"));
     }
 }

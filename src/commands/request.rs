@@ -162,6 +162,10 @@ pub fn request_for(command: &Command, side: &ClientSide<'_>) -> SnapshotRequest 
             request.operation = Some(Operation::Delete);
             request.name = Some(names.clone());
         }
+        Command::Verify { names, .. } => {
+            request.operation = Some(Operation::Verify);
+            request.name = (!names.is_empty()).then(|| names.clone());
+        }
         Command::Prune { dry_run, .. } => {
             request.operation = Some(Operation::Prune);
             request.name = side.string("name").map(|n| vec![n]);

@@ -4,6 +4,7 @@ use secrecy::ExposeSecret;
 
 use super::*;
 use crate::config::env::layer_from_vars;
+use crate::operations::PlannedOperation;
 
 fn parse(args: &[&str]) -> (Command, Layer) {
     let argv = std::iter::once("etcd-snapshot").chain(args.iter().copied());
@@ -161,6 +162,22 @@ fn non_s3_fields_are_unchanged() {
         json(&request),
         r#"{"operation":"prune","name":["PRUNE"],"dir":"/snaps","compress":true,"retention":2,"dryRun":true}"#
     );
+}
+
+#[test]
+fn verify_sends_its_names_or_none_for_every_copy() {
+    let env = Layer::new();
+    let (command, flags) = parse(&["verify", "a-n1-1", "b-n1-2"]);
+    let request = request_for(&command, &side(&flags, &env, false));
+    assert_eq!(
+        json(&request),
+        r#"{"operation":"verify","name":["a-n1-1","b-n1-2"]}"#
+    );
+    let (command, flags) = parse(&["verify", "--s3=false"]);
+    let request = request_for(&command, &side(&flags, &env, true));
+    assert_eq!(json(&request), r#"{"operation":"verify","skipS3":true}"#);
+    let (planned, _) = crate::api::request::plan_request(&request).unwrap();
+    assert_eq!(planned, PlannedOperation::Verify { names: vec![] });
 }
 
 #[test]

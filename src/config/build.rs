@@ -338,6 +338,7 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
         encryption: super::encryption::settings(p),
         delta: super::delta::settings(p),
+        verify: super::verify::settings(p),
     })
 }
 

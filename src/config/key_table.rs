@@ -495,6 +495,20 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "etcd-snapshot-verify-schedule-cron",
+        help: "Restore-drill schedule in cron spec, e.g. weekly \"0 3 * * 0\": this node's snapshot copies (local, and the S3 objects it uploaded) are each restored into a throwaway low-priority etcd member, one at a time, and the verdict recorded; empty turns scheduled drills off [default: \"\" (off)]",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-verify-after-save",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Drill the copies of each snapshot the server saves right after the save (on its own task, after any running drill)",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-binary",
         kind: Kind::Path,
         default: DefaultValue::Value("etcd"),

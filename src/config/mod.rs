@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod secret;
 pub mod show;
 pub mod value;
+pub mod verify;
 pub mod watch;
 
 #[cfg(test)]

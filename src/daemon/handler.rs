@@ -30,6 +30,8 @@ pub struct RequestHandler {
     /// The watcher's last good evaluation, used while the files on disk are invalid.
     pub last_good: watch::Receiver<Arc<Resolved>>,
     pub tracker: TaskTracker,
+    /// Shutdown: a restore drill asked for by a request is cancelled (and cleaned up) then.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 impl SnapshotHandler for RequestHandler {
@@ -62,9 +64,12 @@ impl RequestHandler {
             own_credentials_only(s3, &layer);
             read_ca_from_request(s3, server_s3.as_ref(), &server.snapshot.allowed_ca_dirs)?;
         }
-        let task = self
-            .tracker
-            .spawn(execute(Arc::clone(&self.operations), config, operation));
+        let context = Context {
+            ops: Arc::clone(&self.operations),
+            tracker: self.tracker.clone(),
+            cancel: self.cancel.clone(),
+        };
+        let task = self.tracker.spawn(execute(context, config, operation));
         task.await.map_err(|e| HandlerError {
             status: 500,
             message: format!("the snapshot operation stopped unexpectedly: {e}"),
@@ -120,16 +125,44 @@ impl RequestHandler {
     }
 }
 
-/// Runs one operation to completion, whether or not anyone still waits for the answer.
-async fn execute(
+/// What a request's task needs besides its config and operation.
+struct Context {
     ops: Arc<Operations>,
+    tracker: TaskTracker,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Runs one operation to completion, whether or not anyone still waits for the answer; a
+/// drill stops at shutdown instead. A save is followed by a drill of its copies when
+/// `etcd-snapshot-verify-after-save` is on.
+async fn execute(
+    context: Context,
     config: DesiredConfig,
     operation: PlannedOperation,
 ) -> Result<HandlerReply, HandlerError> {
-    let report = ops
-        .run(&config, &operation)
-        .await
-        .map_err(operation_failed)?;
+    let Context {
+        ops,
+        tracker,
+        cancel,
+    } = context;
+    let run = ops.run(&config, &operation);
+    let report = if matches!(operation, PlannedOperation::Verify { .. }) {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(HandlerError {
+                    status: 503,
+                    message: "the server is shutting down; the restore drill was stopped".into(),
+                });
+            }
+            report = run => report,
+        }
+    } else {
+        run.await
+    }
+    .map_err(operation_failed)?;
+    if let crate::operations::Report::Saved(outcome) = &report {
+        crate::scheduler::drills::after_save(&ops, &config, &outcome.created, &tracker, &cancel);
+    }
     Ok(report.into())
 }
 

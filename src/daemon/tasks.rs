@@ -1,7 +1,7 @@
-//! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler,
-//! the delta capture and the full snapshots it asks for, the CRD install, the S3 startup check,
-//! resource reconciling, certificate renewal and the API itself. All run on the daemon's
-//! tracker and stop on its cancel token.
+//! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler
+//! (saves, and restore drills on their own schedule), the delta capture and the full snapshots
+//! it asks for, the CRD install, the S3 startup check, resource reconciling, certificate renewal
+//! and the API itself. All run on the daemon's tracker and stop on its cancel token.
 
 use std::sync::Arc;
 
@@ -49,6 +49,12 @@ pub(super) fn spawn_all(
             config.clone(),
         ));
     }
+    tracker.spawn(crate::scheduler::drills::run(
+        Arc::clone(operations),
+        config_rx.clone(),
+        tracker.clone(),
+        cancel.clone(),
+    ));
     spawn_delta(node, &config_rx, tracker, cancel);
     tracker.spawn(crate::scheduler::reconcile::run(
         Arc::clone(operations),
@@ -62,6 +68,7 @@ pub(super) fn spawn_all(
             operations: Arc::clone(operations),
             last_good: config_rx.clone(),
             tracker: tracker.clone(),
+            cancel: cancel.clone(),
         }),
         metrics: Arc::clone(&node.metrics),
         ca_pem: api.serving.ca_pem.clone(),

@@ -193,7 +193,8 @@ impl Schema {
     }
 }
 
-/// The `kubectl get etcdsnapshotfile` columns, after the implicit NAME: RKE2's five.
+/// The `kubectl get etcdsnapshotfile` columns, after the implicit NAME: RKE2's five, then
+/// `Verified` (ours: empty until the copy is drilled).
 pub fn printer_columns() -> Vec<PrinterColumn> {
     [
         ("SnapshotName", ".spec.snapshotName"),
@@ -201,6 +202,8 @@ pub fn printer_columns() -> Vec<PrinterColumn> {
         ("Location", ".spec.location"),
         ("Size", ".status.size"),
         ("CreationTime", ".status.creationTime"),
+        // Ours: the last restore drill's result (RKE2 has no drills).
+        ("Verified", ".status.verification.result"),
     ]
     .into_iter()
     .map(|(name, path)| PrinterColumn {
@@ -283,6 +286,26 @@ fn status_schema() -> Schema {
         vec![
             ("creationTime", Schema::string(created).nullable()),
             ("error", error),
+            (
+                "verification",
+                Schema::object(
+                    "The copy's last restore drill (etcd-snapshot verify); absent until drilled. \
+                     Not in RKE2.",
+                    vec![
+                        (
+                            "message",
+                            Schema::string("What the drill found.").nullable(),
+                        ),
+                        ("result", Schema::string("passed or failed.").nullable()),
+                        (
+                            "time",
+                            Schema::string("When the drill ended (RFC 3339).").nullable(),
+                        ),
+                    ],
+                    &[],
+                )
+                .nullable(),
+            ),
             (
                 "readyToUse",
                 Schema::boolean("True when the snapshot was saved successfully.").nullable(),

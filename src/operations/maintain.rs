@@ -37,6 +37,7 @@ impl Operations {
         let (mut listing, session) = self.list_stores(&effective, None).await?;
         if let Some(store) = session {
             self.fill_listed_sources(&store, &mut listing).await;
+            self.set_s3_newest(&listing.records);
         }
         listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
         Ok(listing)
@@ -130,7 +131,9 @@ impl Operations {
                 self.metrics.observe_reconcile_s3(status, seconds);
                 if listed.is_ok() {
                     self.metrics.set_s3_snapshot_count(count);
-                    self.set_newest("s3", records);
+                    // The verdicts are in the metadata objects, read later (`set_s3_newest`).
+                    let newest = crate::snapshot::freshness::newest(records);
+                    self.metrics.set_newest_any("s3", newest.any);
                 }
             }
         }
@@ -240,6 +243,16 @@ impl Operations {
             self.metrics.set_snapshot_count(records.len() as u64);
             self.set_newest("local", &records);
         }
+    }
+
+    /// The S3 freshness gauges from listed S3 rows whose metadata objects were read.
+    pub(super) fn set_s3_newest(&self, records: &[SnapshotRecord]) {
+        let s3: Vec<SnapshotRecord> = records
+            .iter()
+            .filter(|r| r.storage == Storage::S3)
+            .cloned()
+            .collect();
+        self.set_newest("s3", &s3);
     }
 
     /// The freshness gauges of `storage` from its latest listing.

@@ -1,4 +1,4 @@
-//! Save, list, delete and prune: the one service behind the API, the scheduler and the
+//! Save, list, delete, prune and verify: the one service behind the API, the scheduler and the
 //! direct-mode CLI. `Operations::run` runs a planned request (the API's and the direct-mode
 //! CLI's one dispatcher); the reports are domain types, turned into RKE2's wire shapes at the
 //! edge (`api::wire`).
@@ -12,7 +12,7 @@
 //! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
 //! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
-//! prune in `maintain`; retention and deletion across stores in `retain`; the S3 copy of a save
+//! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`; the S3 copy of a save
 //! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
@@ -23,6 +23,7 @@ use std::time::Instant;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
+mod drill_verdicts;
 mod listing;
 mod maintain;
 pub mod pending;
@@ -32,11 +33,13 @@ mod resources;
 mod retain;
 mod s3_config;
 mod save_steps;
+mod verify;
 
 use crate::errors::error_chain;
+pub use drill_verdicts::reason as drill_reason;
 pub use report::{
     CopyVerdict, DeleteReport, FailedItem, Listing, PlannedOperation, PruneReport, ReconcileReport,
-    Removal, Report, SaveOutcome,
+    Removal, Report, SaveOutcome, VerifyReport,
 };
 use retain::RetentionRun;
 use save_steps::{
@@ -127,6 +130,9 @@ pub struct Operations {
     /// Which departed-node and Node-mark conditions were already logged, so a lasting one
     /// (no RBAC, a node-name that is not the Node's) is said once, not every pass.
     node_notices: crate::kube::resources::NodeNotices,
+    /// One restore drill at a time, whoever asks (API, verify schedule, verify-after-save);
+    /// apart from `writer`, so a drill never delays a save.
+    drills: Arc<Mutex<()>>,
 }
 
 impl Operations {
@@ -140,6 +146,7 @@ impl Operations {
             s3_sources: Default::default(),
             copies: Default::default(),
             node_notices: Default::default(),
+            drills: Arc::new(Mutex::new(())),
         }
     }
 
@@ -174,6 +181,9 @@ impl Operations {
             }
             PlannedOperation::Prune { dry_run } => {
                 Report::Pruned(self.prune(config, *dry_run).await?)
+            }
+            PlannedOperation::Verify { names } => {
+                Report::Verified(self.verify(config, names).await?)
             }
         })
     }

@@ -1,4 +1,4 @@
-//! What the operations report: the domain results of save, list, delete, prune and
+//! What the operations report: the domain results of save, list, delete, prune, verify and
 //! reconcile, and the planned request `Operations::run` takes. They know nothing of the wire;
 //! `api::wire` turns them into RKE2's `SnapshotResponse` and `ETCDSnapshotFileList`.
 
@@ -50,8 +50,16 @@ pub struct FailedItem {
 pub enum PlannedOperation {
     Save,
     List,
-    Delete { names: Vec<String> },
-    Prune { dry_run: bool },
+    Delete {
+        names: Vec<String>,
+    },
+    Prune {
+        dry_run: bool,
+    },
+    /// Restore drills of these snapshots' copies (this node's copies when empty).
+    Verify {
+        names: Vec<String>,
+    },
 }
 
 /// What `Operations::run` did, per operation.
@@ -61,6 +69,17 @@ pub enum Report {
     Listed(Listing),
     Deleted(DeleteReport),
     Pruned(PruneReport),
+    Verified(VerifyReport),
+}
+
+/// What `verify` did: one drill per copy, in listing order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerifyReport {
+    pub drills: Vec<crate::restore::drill::DrillReport>,
+    /// Asked names no listed copy has.
+    pub not_found: Vec<String>,
+    /// Copies no verdict was reached or recorded for, and stores that could not be listed.
+    pub failed: Vec<FailedItem>,
 }
 
 /// What a prune did.

@@ -59,6 +59,7 @@ impl Operations {
                 if s3.config_secret.is_none()
                     && self.fill_s3_sources(&store, &mut records).await =>
             {
+                self.set_s3_newest(&records);
                 Some(s3)
             }
             _ => None,

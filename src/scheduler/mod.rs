@@ -4,6 +4,7 @@
 //! Saves run on the daemon's task tracker so that shutdown lets a running snapshot finish. A
 //! tick that arrives while any save is running is skipped and logged, never queued.
 
+pub mod drills;
 pub mod reanchor;
 pub mod reconcile;
 
@@ -71,13 +72,19 @@ async fn run_with_clock(
                 }
                 tracing::info!(schedule = %config.borrow().config.snapshot.schedule, "snapshot schedule re-evaluated after a config change");
             }
-            _ = sleep => tick(&ops, &current, &tracker),
+            _ = sleep => tick(&ops, &current, &tracker, &cancel),
         }
     }
 }
 
-/// One cron tick: start a scheduled save unless one is running.
-fn tick(ops: &Arc<Operations>, current: &Arc<Resolved>, tracker: &TaskTracker) {
+/// One cron tick: start a scheduled save unless one is running (then, with
+/// verify-after-save, a drill of what it saved).
+fn tick(
+    ops: &Arc<Operations>,
+    current: &Arc<Resolved>,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) {
     let Some(guard) = ops.try_begin_write() else {
         tracing::warn!("skipping scheduled snapshot: a snapshot is already in progress");
         ops.metrics().inc_skipped_tick();
@@ -85,12 +92,18 @@ fn tick(ops: &Arc<Operations>, current: &Arc<Resolved>, tracker: &TaskTracker) {
     };
     let ops = Arc::clone(ops);
     let current = Arc::clone(current);
+    let (drills, cancel) = (tracker.clone(), cancel.clone());
     tracker.spawn(async move {
-        if let Err(e) = ops
+        match ops
             .save_locked(&current.config, SaveKind::Scheduled, guard)
             .await
         {
-            tracing::error!(error = %error_chain(&e), "failed to take scheduled snapshot");
+            Ok(outcome) => {
+                drills::after_save(&ops, &current.config, &outcome.created, &drills, &cancel)
+            }
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "failed to take scheduled snapshot")
+            }
         }
     });
 }
@@ -120,8 +133,9 @@ mod tests {
         let ops = Arc::new(Operations::new(Arc::new(Metrics::new())));
         let tracker = TaskTracker::new();
         let running_save = ops.try_begin_write().expect("writer free");
-        tick(&ops, &resolved(), &tracker);
-        tick(&ops, &resolved(), &tracker);
+        let cancel = CancellationToken::new();
+        tick(&ops, &resolved(), &tracker, &cancel);
+        tick(&ops, &resolved(), &tracker, &cancel);
         assert!(tracker.is_empty(), "no save may start while one runs");
         let metrics = ops.metrics().render();
         assert!(

@@ -104,6 +104,10 @@ mod tests {
 
     #[test]
     fn newest_and_newest_verified() {
+        let drilled = |passed: bool| {
+            let verdict = crate::snapshot::drill_record::DrillVerdict::new(10, passed, "");
+            Some(verdict.entries())
+        };
         let record = |unix: i64, ready: bool| SnapshotRecord {
             file_name: format!("s-n1-{unix}"),
             location: String::new(),
@@ -117,13 +121,18 @@ mod tests {
             token_hash: None,
             metadata: None,
         };
-        let records = [record(5, true), record(9, false), record(7, true)];
+        let mut records = [record(5, true), record(9, false), record(7, true)];
+        assert_eq!(newest(&records).verified, None, "nothing drilled yet");
+        records[0].metadata = drilled(true);
+        records[1].metadata = drilled(true);
+        records[2].metadata = drilled(false);
         assert_eq!(
             newest(&records),
             Newest {
                 any: Some(7),
-                verified: Some(7)
-            }
+                verified: Some(5)
+            },
+            "only a ready copy whose drill passed is verified"
         );
         assert_eq!(newest(&[]), Newest::default());
     }

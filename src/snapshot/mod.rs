@@ -6,6 +6,7 @@
 //! (store).
 
 pub mod backfill;
+pub mod drill_record;
 pub mod encryption_record;
 pub mod freshness;
 pub mod hashkv;

@@ -10,11 +10,13 @@
 pub mod local;
 pub mod rekey;
 pub mod s3;
+pub mod verdict;
 
 use std::future::Future;
 
 pub use local::{DeleteOutcome, LocalStore, StoreError, StoreLock};
 pub use s3::{S3Error, S3Store};
+pub use verdict::VerdictError;
 
 use crate::snapshot::prune::Pruned;
 use crate::snapshot::retention::RetentionPolicy;

@@ -13,6 +13,9 @@ use prometheus_client::registry::Registry;
 
 use super::exposition::{self, Format};
 
+#[path = "metrics_drill.rs"]
+mod drill;
+
 /// Outcome label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -69,6 +72,7 @@ pub struct Metrics {
     skipped_ticks: Counter,
     freshness: Freshness,
     delta: super::delta_metrics::DeltaMetrics,
+    drill: drill::DrillMetrics,
 }
 
 /// The newest snapshot times per storage; their ages are computed when scraped, so a gauge
@@ -149,6 +153,7 @@ impl Metrics {
             skipped_ticks.clone(),
         );
         let delta = super::delta_metrics::DeltaMetrics::register(&mut registry);
+        let drill = drill::DrillMetrics::register(&mut registry);
         Self {
             registry,
             save,
@@ -162,6 +167,7 @@ impl Metrics {
             skipped_ticks,
             freshness,
             delta,
+            drill,
         }
     }
 
@@ -175,6 +181,14 @@ impl Metrics {
     pub fn set_newest(&self, storage: &'static str, any: Option<i64>, verified: Option<i64>) {
         if let Ok(mut newest) = self.freshness.newest.lock() {
             newest.insert(storage, [any, verified]);
+        }
+    }
+
+    /// Only the newest snapshot time of `storage`, keeping its newest verified time (an S3
+    /// listing knows the verdicts only once each object's metadata is read).
+    pub fn set_newest_any(&self, storage: &'static str, any: Option<i64>) {
+        if let Ok(mut newest) = self.freshness.newest.lock() {
+            newest.entry(storage).or_insert([None, None])[0] = any;
         }
     }
 

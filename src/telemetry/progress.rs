@@ -31,6 +31,8 @@ pub enum Operation {
     Download,
     /// Reading and checking the snapshot a restore starts from.
     Restore,
+    /// A restore drill of one snapshot copy (its size is counted when the drill ends).
+    Verify,
 }
 
 /// `--progress`.
@@ -262,6 +264,7 @@ impl Progress for Bar {
             Operation::Upload => "uploading",
             Operation::Download => "downloading",
             Operation::Restore => "restoring",
+            Operation::Verify => "verifying",
         };
         bar.set_message(format!("{verb} {name}"));
         Box::new(BarStep(self.bars.add(bar)))

@@ -92,6 +92,7 @@ fn setup(data: &Path, tmp: &Path) -> DrillSetup {
         etcd_binary: "etcd".into(),
         data_dir: data.to_path_buf(),
         temp_dir: Some(tmp.to_path_buf()),
+        keys: Default::default(),
     }
 }
 

@@ -135,6 +135,22 @@ fn the_prometheus_rule_passes_promtool_and_uses_exported_metrics() {
         );
         assert!(groups.to_string().contains(name), "{name} is alerted on");
     }
+    // The drill failure counter the EtcdSnapshotDrillFailed alert reads, as a drill counts it.
+    exported.inc_drill_failure("local");
+    let exposition = exported.render();
+    let failures = "etcd_snapshot_drill_failures_total";
+    assert!(
+        exposition.contains(&format!("# TYPE {failures} counter")),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains(&format!("{failures}{{storage=\"local\"}} 1")),
+        "{exposition}"
+    );
+    assert!(
+        groups.to_string().contains(failures),
+        "{failures} is alerted on"
+    );
     let Some(promtool) = crate::support::require_binary("promtool") else {
         return;
     };

@@ -353,8 +353,8 @@ async fn s3_verdicts_follow_the_s3_policy_and_its_local_fallback() {
     assert_eq!(snapshot_files(&dir), vec![names[0].clone()]);
 }
 
-/// The server exports the freshness gauges: after a save, the newest (and newest verified)
-/// local snapshot's age, and the schedule's period.
+/// The server exports the freshness gauges: after a save, the newest local snapshot's age;
+/// after a drill passed, the newest verified one's; and the schedule's period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_exports_the_age_of_the_newest_snapshot_and_the_schedule_period() {
     let Some(etcd) = crate::support::TestEtcd::start() else {
@@ -385,12 +385,24 @@ async fn the_server_exports_the_age_of_the_newest_snapshot_and_the_schedule_peri
             .parse()
             .unwrap()
     };
-    for series in [
-        "etcd_snapshot_newest_age_seconds{storage=\"local\"}",
-        "etcd_snapshot_newest_verified_age_seconds{storage=\"local\"}",
-    ] {
-        let age = value(series);
-        assert!((0..120).contains(&age), "{series} = {age}");
+    let newest = "etcd_snapshot_newest_age_seconds{storage=\"local\"}";
+    let age = value(newest);
+    assert!((0..120).contains(&age), "{newest} = {age}");
+    // Verified means a restore drill passed: none yet, then one after `verify`.
+    let verified = "etcd_snapshot_newest_verified_age_seconds{storage=\"local\"}";
+    assert!(!metrics.contains(verified), "not drilled yet:\n{metrics}");
+    if crate::support::require_binary("etcdutl").is_some() {
+        let srv = server.clone();
+        let out = crate::s3::ops::blocking(move || srv.cli(&["verify"])).await;
+        assert!(out.status.success(), "{:?}", text(&out));
+        let metrics = crate::support::metrics(&server).await;
+        let age: i64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(verified)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{verified} in {metrics}"))
+            .parse()
+            .unwrap();
+        assert!((0..120).contains(&age), "{verified} = {age}");
     }
     // The scheduler sets the period when it starts; poll (bounded) rather than race it.
     let wanted = format!("etcd_snapshot_schedule_period_seconds {}", 6 * 3_600);

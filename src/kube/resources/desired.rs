@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Scope;
-use super::model::{S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus};
+use super::model::{
+    S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus,
+    SnapshotFileVerification,
+};
 use super::naming::resource_name;
 use crate::kube::crd::{STORAGE_NODE_LABEL, TOKEN_HASH_ANNOTATION};
 use crate::snapshot::record::rfc3339;
@@ -57,8 +60,19 @@ pub fn desired_resource(record: &SnapshotRecord, s3: Option<&S3Spec>) -> Snapsho
             time: Some(time),
             message: Some(message.clone()),
         }),
+        verification: verification(record),
     };
     SnapshotFile::new(metadata, spec, status)
+}
+
+/// The copy's last drill verdict, from its metadata record (None when never drilled).
+fn verification(record: &SnapshotRecord) -> Option<SnapshotFileVerification> {
+    let verdict = crate::snapshot::drill_record::verdict_of(record.metadata.as_ref())?;
+    Some(SnapshotFileVerification {
+        time: (verdict.verified_at > 0).then(|| rfc3339(verdict.verified_at)),
+        result: Some(verdict.result_word().to_string()),
+        message: Some(verdict.reason.clone()),
+    })
 }
 
 /// The resources this node owns among everything a listing returned: its own local copies, and

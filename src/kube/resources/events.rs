@@ -115,6 +115,51 @@ pub async fn publish(recorder: &Recorder, kind: EventKind, resource: &SnapshotFi
     }
 }
 
+/// The reason of the Warning Event a failed restore drill publishes (ours: RKE2 has no drills).
+pub const DRILL_FAILED_REASON: &str = "ETCDSnapshotDrillFailed";
+
+/// The apiserver refuses an Event note over 1 kB.
+const MAX_NOTE_CHARS: usize = 900;
+
+/// Publishes a Warning `ETCDSnapshotDrillFailed` Event on the resource of `record`'s copy,
+/// with the drill's reason; returns whether it was accepted (a refusal is logged).
+pub async fn publish_drill_failed(
+    client: &::kube::Client,
+    node_name: &str,
+    record: &crate::snapshot::SnapshotRecord,
+    s3: Option<&super::S3Spec>,
+    reason: &str,
+) -> bool {
+    let resource = super::desired_resource(record, s3);
+    let note: String = format!(
+        "Restore drill of snapshot {} at {} failed: {reason}",
+        record.file_name, record.location
+    )
+    .chars()
+    .take(MAX_NOTE_CHARS)
+    .collect();
+    let event = Event {
+        type_: EventType::Warning,
+        reason: DRILL_FAILED_REASON.into(),
+        note: Some(note),
+        action: "Verify".into(),
+        secondary: None,
+    };
+    let recorder = recorder(client, node_name);
+    match recorder.publish(&event, &resource.object_ref(&())).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(
+                resource = resource.name(),
+                reason = DRILL_FAILED_REASON,
+                error = &error as &dyn std::error::Error,
+                "failed to publish ETCDSnapshotFile event"
+            );
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,12 @@ pub use apply::{ReconcileOutcome, reconcile, upsert_records};
 pub use desired::{
     S3_STORAGE_NODE, desired_resource, desired_set, format_quantity, parse_quantity,
 };
-pub use events::{EventKind, event_message};
+pub use events::{DRILL_FAILED_REASON, EventKind, event_message, publish_drill_failed};
 pub use install::{CrdInstall, MANAGED_BY, MANAGED_BY_LABEL, install_crd};
-pub use model::{S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus};
+pub use model::{
+    S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus,
+    SnapshotFileVerification,
+};
 pub use naming::{is_dns1123_subdomain, resource_name};
 pub use node_mark::{
     LOCAL_TIMESTAMP_ANNOTATION, MarkOutcome, MarkSkip, S3_TIMESTAMP_ANNOTATION, mark_node,

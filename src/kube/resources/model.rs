@@ -127,6 +127,22 @@ pub struct SnapshotFileStatus {
     pub ready_to_use: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<SnapshotFileError>,
+    /// Ours (RKE2 has no drills): the copy's last restore drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<SnapshotFileVerification>,
+}
+
+/// `status.verification`: when this copy was last drilled, the result and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotFileVerification {
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `passed` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// `status.error`: why and when a save or upload failed.

@@ -205,8 +205,16 @@ fn status_equivalent(a: Option<&SnapshotFileStatus>, b: Option<&SnapshotFileStat
         (Some(x), Some(y)) => x.message == y.message && time_same(&x.time, &y.time),
         (x, y) => x == y,
     };
+    // The last drill's verdict: a new one (or a first one) is an update.
+    let verification_same = match (&a.verification, &b.verification) {
+        (Some(x), Some(y)) => {
+            x.result == y.result && x.message == y.message && time_same(&x.time, &y.time)
+        }
+        (x, y) => x == y,
+    };
     size_same
         && error_same
+        && verification_same
         && a.ready_to_use == b.ready_to_use
         && time_same(&a.creation_time, &b.creation_time)
 }

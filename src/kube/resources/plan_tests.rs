@@ -317,3 +317,48 @@ fn a_node_that_lacks_the_metadata_keeps_the_uploaders() {
     let changes = plan_reconcile(&[current], &[desired], &[], now());
     assert_eq!(changes.len(), 1, "{changes:?}");
 }
+
+#[test]
+fn a_new_drill_verdict_updates_the_resource_and_the_same_one_does_not() {
+    let plain = record(Storage::Local, "a-n1-1");
+    let current = stored(desired_resource(&plain, None), Some(600));
+    let drilled = |passed: bool| {
+        let verdict = crate::snapshot::drill_record::DrillVerdict::new(NOW, passed, "why");
+        let record = SnapshotRecord {
+            metadata: Some(verdict.entries()),
+            ..plain.clone()
+        };
+        desired_resource(&record, None)
+    };
+    let changes = plan_reconcile(
+        std::slice::from_ref(&current),
+        &[drilled(false)],
+        &[],
+        now(),
+    );
+    let Some(Change::Update(updated)) = changes.first() else {
+        panic!("{changes:?}");
+    };
+    let verification = updated
+        .status
+        .as_ref()
+        .unwrap()
+        .verification
+        .as_ref()
+        .unwrap();
+    assert_eq!(verification.result.as_deref(), Some("failed"));
+    let verified = stored(drilled(false), Some(600));
+    assert!(
+        plan_reconcile(
+            std::slice::from_ref(&verified),
+            &[drilled(false)],
+            &[],
+            now()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        names(&plan_reconcile(&[verified], &[drilled(true)], &[], now())),
+        [format!("update {}", current.name())]
+    );
+}

@@ -1,8 +1,9 @@
 //! Restore drills: proof that a snapshot copy restores, by restoring it.
 //!
-//! A drill takes one copy (a local file, plain or zip, or an S3 object, each checked against its
-//! own bytes), and in a temp dir of its own outside the data dir (`$TMPDIR`, refused when it is
-//! inside the data dir): downloads or extracts it, reads it with `inspect`, restores it with
+//! A drill takes one copy (a local file, plain, zip or age-encrypted, or an S3 object, each
+//! checked against its own bytes), and in a temp dir of its own outside the data dir (`$TMPDIR`,
+//! refused when it is inside the data dir): downloads, decrypts or extracts it (`plain`), reads
+//! it with `inspect`, restores it with
 //! the restore tool into a throwaway member, starts that member on free loopback ports with
 //! throwaway certificates at the lowest CPU and IO priority (`child::lower_priority`), and
 //! checks that it serves the file's revision and key count, `HashKV` at the revision recorded at
@@ -14,6 +15,7 @@
 
 pub mod judge;
 mod member;
+pub mod plain;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,6 +26,7 @@ use crate::snapshot::Storage;
 use crate::snapshot::hashkv::HashKvRecord;
 use crate::store::s3::{S3Error, S3Store};
 use judge::Expected;
+pub use plain::{IDENTITY_CHECK, Keys};
 
 /// Why a drill could not reach a verdict (the snapshot's own faults are failed checks instead).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,39 @@ pub enum DrillError {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// A drill's outcome on one copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillResult {
+    /// Every check passed: the copy restores and serves what was saved.
+    Passed,
+    /// A check failed: the copy is damaged, or is not what was saved.
+    Failed,
+    /// An encrypted copy this host holds no key for: nothing is known about its bytes.
+    CannotVerify,
+}
+
+impl DrillResult {
+    /// From the checks (pure): all passed, or the `identity` check stopped the drill, or failed.
+    pub fn of(checks: &[Check]) -> Self {
+        if !checks.is_empty() && checks.iter().all(|c| c.ok) {
+            DrillResult::Passed
+        } else if checks.iter().any(|c| c.name == IDENTITY_CHECK && !c.ok) {
+            DrillResult::CannotVerify
+        } else {
+            DrillResult::Failed
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            DrillResult::Passed => "passed",
+            DrillResult::Failed => "failed",
+            DrillResult::CannotVerify => "cannot-verify",
+        }
+    }
+}
+
 /// A drill's verdict on one copy.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DrillReport {
@@ -71,6 +107,7 @@ pub struct DrillReport {
     /// `file:///...` or `s3://bucket/key`, as listed.
     pub location: String,
     pub passed: bool,
+    pub result: DrillResult,
     pub checks: Vec<Check>,
     pub duration_secs: f64,
 }
@@ -84,6 +121,8 @@ pub struct DrillSetup {
     pub data_dir: PathBuf,
     /// Where the drill's temp dir goes; None: `$TMPDIR`.
     pub temp_dir: Option<PathBuf>,
+    /// This host's keys for encrypted copies.
+    pub keys: Keys,
 }
 
 /// Drills a local snapshot file (plain or `.zip`); the hash comes from its `.metadata` record.
@@ -98,7 +137,7 @@ pub async fn drill_local(setup: &DrillSetup, path: &Path) -> Result<DrillReport,
     let location = format!("file://{}", path.display());
     let started = Instant::now();
     let work = WorkDir::create(setup)?;
-    let checks = run_checks(setup, path, &work, recorded).await?;
+    let checks = run_checks(setup, path, &name, &work, recorded).await?;
     Ok(report(name, Storage::Local, location, checks, started))
 }
 
@@ -120,7 +159,7 @@ pub async fn drill_s3(
     let location = crate::store::s3::keys::location(store.client().bucket(), &key);
     let work = WorkDir::create(setup)?;
     let checks = match store.download(name, work.path()).await {
-        Ok(path) => run_checks(setup, &path, &work, recorded).await?,
+        Ok(path) => run_checks(setup, &path, name, &work, recorded).await?,
         Err(e @ (S3Error::ChecksumMismatch { .. } | S3Error::SizeMismatch { .. })) => {
             vec![Check::new("object", false, crate::errors::error_chain(&e))]
         }
@@ -142,8 +181,10 @@ fn report(
     checks: Vec<Check>,
     started: Instant,
 ) -> DrillReport {
+    let result = DrillResult::of(&checks);
     DrillReport {
-        passed: !checks.is_empty() && checks.iter().all(|c| c.ok),
+        passed: result == DrillResult::Passed,
+        result,
         name,
         storage,
         location,
@@ -156,24 +197,13 @@ fn report(
 async fn run_checks(
     setup: &DrillSetup,
     path: &Path,
+    name: &str,
     work: &WorkDir,
     recorded: Option<Result<HashKvRecord, String>>,
 ) -> Result<Vec<Check>, DrillError> {
-    let plain = if file_name(path).ends_with(crate::snapshot::name::ZIP_SUFFIX) {
-        let (zip, dir) = (path.to_path_buf(), work.path().to_path_buf());
-        let extracted =
-            tokio::task::spawn_blocking(move || crate::restore::extract_snapshot(&zip, &dir))
-                .await
-                .map_err(DrillError::Task)?;
-        match extracted {
-            Ok(p) => p,
-            Err(e) => {
-                let detail = crate::errors::error_chain(&e);
-                return Ok(vec![Check::new("archive", false, detail)]);
-            }
-        }
-    } else {
-        path.to_path_buf()
+    let plain = match plain::prepare(&setup.keys, path, name, work.path()).await? {
+        plain::Plain::File(p) => p,
+        plain::Plain::Stop(check) => return Ok(vec![check]),
     };
     let (file, data_dir) = (plain.clone(), setup.data_dir.clone());
     let inspected =

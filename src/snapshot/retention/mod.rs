@@ -135,10 +135,14 @@ pub enum Rule {
     MaxTotalSize(u64),
 }
 
-/// Whether a listed copy counts as verified for retention. Today that is the save-time check:
-/// the save pipeline publishes a file (and uploads it) only after recomputing its sha256
-/// trailer, so every ready copy passed it, and a recorded failure (not ready) did not. This is
-/// the one place a recorded restore-drill verdict will be read when drills exist.
+/// Whether a listed copy counts as verified for retention and the freshness objective: a ready
+/// copy whose last restore drill (recorded in its metadata, `snapshot::drill_record`) passed.
+/// A copy never drilled, one whose last drill failed, and one whose record does not parse are
+/// not verified: the save-time trailer check alone proves the bytes were written, not that they
+/// restore.
 pub fn verified(record: &SnapshotRecord) -> bool {
-    record.ready && record.error.is_none()
+    record.ready
+        && record.error.is_none()
+        && crate::snapshot::drill_record::verdict_of(record.metadata.as_ref())
+            .is_some_and(|v| v.passed)
 }

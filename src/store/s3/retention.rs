@@ -14,8 +14,9 @@ use crate::snapshot::retention::RetentionPolicy;
 
 impl S3Store {
     /// Applies `policy` to `base`: deletes (unless `dry_run`) what it removes, oldest first,
-    /// and returns every considered object's verdict. Needs `with_identity`. One HEAD per
-    /// candidate of this node, none for other objects.
+    /// and returns every considered object's verdict. Needs `with_identity`. One HEAD and one
+    /// GET of the `.metadata` object (its drill verdict) per candidate of this node, none for
+    /// other objects.
     pub async fn prune(
         &self,
         base: &str,
@@ -51,6 +52,14 @@ impl S3Store {
                 tracing::debug!(%key, "S3 snapshot belongs to another cluster; not pruned");
                 continue;
             }
+            // The drill verdict is in the `.metadata` object (`store::verdict`); an unreadable
+            // one fails the prune rather than let the newest verified copy go unprotected.
+            let mut record = record;
+            record.metadata = self
+                .read_extra_metadata(&record.file_name)
+                .await?
+                .map()
+                .cloned();
             candidates.push(Candidate {
                 size: record.size,
                 verified: crate::snapshot::retention::verified(&record),

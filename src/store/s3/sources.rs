@@ -131,6 +131,12 @@ impl SourceCache {
         self.lock().insert(id, known);
     }
 
+    /// Forgets what was read about the object at `location` (its `.metadata` object was just
+    /// rewritten, e.g. with a drill verdict), so the next listing reads it again.
+    pub fn forget(&self, location: &str) {
+        self.lock().retain(|id, _| id.location != location);
+    }
+
     /// Forgets every object not in `listed`.
     fn retain_listed(&self, listed: &HashSet<ObjectId>) {
         self.lock().retain(|id, _| listed.contains(id));

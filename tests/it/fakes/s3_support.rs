@@ -191,6 +191,11 @@ impl S3Server {
         std::fs::write(path, bytes).expect("write object");
     }
 
+    /// An object's bytes read straight from the backing dir (None when there is none).
+    pub fn read_raw(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.path().join(bucket).join(key)).ok()
+    }
+
     /// True when the object exists in the backing dir.
     pub fn has_object(&self, bucket: &str, key: &str) -> bool {
         self.root.path().join(bucket).join(key).is_file()

@@ -112,7 +112,7 @@ async fn kubectl_get_and_describe_show_the_snapshots_as_in_the_seed() {
 }
 
 /// `kubectl get etcdsnapshotfile`: one row per resource with the seed's values (snapshot name,
-/// location, size, creation time) under the CRD's printer columns.
+/// location, size, creation time) under the CRD's printer columns, and our Verified column.
 async fn check_get(kubectl: &Kubectl, snapshot: &str, resources: &[&Value]) {
     let table = words(&kubectl.run(&["get", "etcdsnapshotfile"]).await);
     assert_eq!(
@@ -123,7 +123,8 @@ async fn check_get(kubectl: &Kubectl, snapshot: &str, resources: &[&Value]) {
             "NODE",
             "LOCATION",
             "SIZE",
-            "CREATIONTIME"
+            "CREATIONTIME",
+            "VERIFIED"
         ],
         "{table:?}"
     );
@@ -137,6 +138,7 @@ async fn check_get(kubectl: &Kubectl, snapshot: &str, resources: &[&Value]) {
             text(&resource["spec"]["location"]),
             text(&resource["status"]["size"]),
             text(&resource["status"]["creationTime"]),
+            // Never drilled: the Verified cell is empty.
         ];
         assert!(table.contains(&row), "{row:?} not in {table:?}");
     }

@@ -1,0 +1,114 @@
+//! The benchmark scripts in `bench/`, run at a tiny size so they cannot rot: each must finish,
+//! print its Markdown table with every contender, and report figures that parse. The numbers
+//! mean nothing at this size (and the debug binary stands in for the release build); the real
+//! runs and their figures are in BENCHMARKS.md. Page caches are left alone (`BENCH_KEEP_CACHES`)
+//! because other tests share the machine. The S3 and `ls` scripts need a SeaweedFS server and
+//! are not covered here.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{bin, require_binary};
+
+/// Runs `bench/<script> args…` from the repository root; its standard output.
+fn run_bench(script: &str, args: &[&str], envs: &[(&str, &Path)]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new(root.join("bench").join(script));
+    command
+        .args(args)
+        .current_dir(root)
+        .env("BIN", bin())
+        .env("BENCH_KEEP_CACHES", "1");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed: {stderr}\n{stdout}");
+    stdout
+}
+
+/// The table's rows (after the header and the separator): contender name and numeric cells.
+fn rows(table: &str) -> Vec<(String, Vec<f64>)> {
+    table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| contender"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let numbers = cells[1..]
+                .iter()
+                .map(|c| c.parse::<f64>().unwrap_or_else(|_| panic!("{c:?} in {l}")))
+                .collect();
+            (cells[0].to_string(), numbers)
+        })
+        .collect()
+}
+
+fn needs(tools: &[&str]) -> bool {
+    tools.iter().all(|t| require_binary(t).is_some())
+}
+
+#[test]
+fn the_save_benchmark_runs_every_contender() {
+    if !needs(&["etcd", "etcdctl", "zip", "age", "age-keygen", "python3"]) {
+        return;
+    }
+    let table = rows(&run_bench("save-bench.sh", &["4", "1"], &[]));
+    let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(names.contains(&"etcd-snapshot save --snapshot-compress, encrypted"));
+    for (name, figures) in &table {
+        // wall seconds, peak RSS MiB, output bytes: a 4 MiB database leaves output behind.
+        assert!(figures[2] > 0.0, "{name}: no output: {figures:?}");
+    }
+}
+
+#[test]
+fn the_restore_benchmark_runs_every_contender() {
+    if !needs(&["etcd", "etcdctl", "age", "age-keygen", "python3"]) {
+        return;
+    }
+    let table = rows(&run_bench("restore-bench.sh", &["4", "1"], &[]));
+    assert_eq!(table.len(), 3, "{table:?}");
+    assert!(table[2].0.contains("encrypted"), "{table:?}");
+}
+
+#[test]
+fn the_inspect_benchmark_agrees_with_etcdutl_on_a_small_snapshot() {
+    if !needs(&["etcd", "etcdctl", "etcdutl", "fincore", "python3"]) {
+        return;
+    }
+    let Some(etcd) = crate::support::TestEtcd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("small.db");
+    for i in 0..50 {
+        let put = Command::new("etcdctl")
+            .args([
+                "--endpoints",
+                &etcd.endpoint,
+                "put",
+                &format!("/registry/pods/p{i}"),
+                "v",
+            ])
+            .output()
+            .unwrap();
+        assert!(put.status.success());
+    }
+    let save = Command::new("etcdctl")
+        .args(["--endpoints", &etcd.endpoint, "snapshot", "save"])
+        .arg(&snapshot)
+        .env("ETCDCTL_API", "3")
+        .output()
+        .unwrap();
+    assert!(save.status.success(), "{save:?}");
+    // The script itself fails when the two tools' figures differ.
+    let table = rows(&run_bench(
+        "inspect-bench.sh",
+        &["1"],
+        &[("SNAPSHOT", &snapshot)],
+    ));
+    assert_eq!(table.len(), 4, "{table:?}");
+}

@@ -87,6 +87,15 @@ async fn puts_deletes_txns_and_lease_keys_are_captured_in_revision_order() {
     let hash = client.hash_kv(tail.footer.to_revision).await.unwrap();
     assert_eq!(tail.footer.hashkv.unwrap().hash, hash.hash());
 
+    // Segments are never snapshots: the snapshot dir holds the one full snapshot, and the
+    // server's RKE2 listing shows it alone.
+    assert_eq!(snapshots(data.path()), [anchor_name_of(&chain)]);
+    let out = server.cli(&["ls", "-o", "json"]);
+    let (stdout, stderr) = crate::support::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{stdout}");
+
     // `ls --deltas` (local, no server needed) shows the chain and how far it reaches.
     let anchor_name = chain.file_name().unwrap().to_str().unwrap();
     let out = crate::support::run(&["ls", "--deltas", "-o", "json"], data.path());

@@ -100,6 +100,11 @@ fn wait_logged(server: &TestServer, what: &str, mut cond: impl FnMut() -> bool) 
     }
 }
 
+/// The full snapshot a chain dir belongs to: its name.
+fn anchor_name_of(chain: &Path) -> String {
+    chain.file_name().unwrap().to_string_lossy().into_owned()
+}
+
 /// The full snapshots in the snapshot dir, by name.
 fn snapshots(data: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(snapshot_dir(data))

@@ -16,6 +16,7 @@
 //!   db/.metadata/<snapshot>                each snapshot's extra metadata (RKE2's layout)
 //!   db/.encryption/<snapshot>              an encrypted snapshot's record (key fingerprints)
 //!   db/.s3-pending/<snapshot>.json         uploads that failed
+//!   db/.deltas/<snapshot>/<from>-<to>.seg  delta segments chained from a full snapshot
 //!   db/.etcd-snapshot/                     work dir: the writers' lock, `<snapshot>.part` temp files
 //! ```
 //!
@@ -33,6 +34,8 @@ pub const METADATA_DIR: &str = ".metadata";
 pub const ENCRYPTION_DIR: &str = ".encryption";
 /// The failed-upload marker dir's name, beside the snapshot dir.
 pub const PENDING_DIR: &str = ".s3-pending";
+/// The delta segment dir's name, beside the snapshot dir: one chain dir per full snapshot.
+pub const DELTAS_DIR: &str = ".deltas";
 /// The work dir's name, beside the snapshot dir: lock and temp files.
 pub const WORK_DIR: &str = ".etcd-snapshot";
 /// The writers' lock file inside the work dir.
@@ -59,6 +62,17 @@ pub fn metadata_dir_for(snapshot_dir: &Path) -> PathBuf {
 /// The encryption record dir of a snapshot dir: `<snapshot-dir>/../.encryption`.
 pub fn encryption_dir_for(snapshot_dir: &Path) -> PathBuf {
     sibling(snapshot_dir, ENCRYPTION_DIR)
+}
+
+/// The delta segment dir of a snapshot dir: `<snapshot-dir>/../.deltas`.
+pub fn deltas_dir_for(snapshot_dir: &Path) -> PathBuf {
+    sibling(snapshot_dir, DELTAS_DIR)
+}
+
+/// The chain dir of one full snapshot: `<snapshot-dir>/../.deltas/<anchor file name>`. The
+/// caller checks `anchor` is a plain file name (`delta::segment::check_anchor`).
+pub fn chain_dir_for(snapshot_dir: &Path, anchor: &str) -> PathBuf {
+    deltas_dir_for(snapshot_dir).join(anchor)
 }
 
 /// The failed-upload marker dir of a snapshot dir: `<snapshot-dir>/../.s3-pending`.
@@ -232,6 +246,10 @@ mod tests {
         assert_eq!(
             layout.metadata_path("s-n1-1.zip"),
             db.join(".metadata/s-n1-1.zip")
+        );
+        assert_eq!(
+            chain_dir_for(&dir, "s-n1-1.zip"),
+            db.join(".deltas/s-n1-1.zip")
         );
     }
 

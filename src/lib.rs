@@ -38,6 +38,10 @@
 //! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
 //!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
+//! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
+//!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
+//!   newest full snapshot's revision and writes segments beside the snapshot dir; above the
+//!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`); `restore::drill`,
 //!   restore drills (a snapshot copy, plain, zipped or encrypted, restored into a throwaway
@@ -67,6 +71,7 @@ pub mod commands;
 pub mod config;
 pub mod crypt;
 pub mod daemon;
+pub mod delta;
 pub mod errors;
 pub mod etcd;
 pub mod fsutil;

@@ -105,6 +105,16 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
                 }
             }
         }
+        Command::ListDeltas { output } => {
+            print_warnings(&resolved.warnings);
+            match commands::deltas::run(&resolved.config, output) {
+                Ok(()) => EXIT_OK,
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    EXIT_FAILURE
+                }
+            }
+        }
         Command::Inspect { snapshot, output } => {
             print_warnings(&resolved.warnings);
             match commands::inspect::run(&snapshot, output, &resolved).await {

@@ -254,6 +254,7 @@ mod tests {
                 schedule: Schedule::parse("@hourly").unwrap(),
                 reconcile_interval: std::time::Duration::from_secs(600),
                 encryption: Default::default(),
+                delta: Default::default(),
                 verify: Default::default(),
             },
             api: ApiSettings {

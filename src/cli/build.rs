@@ -79,7 +79,13 @@ fn client_subcommands() -> Vec<Command> {
     let ls = Command::new("ls")
         .about("List snapshots")
         .visible_aliases(["list", "l"])
-        .arg(output.clone());
+        .arg(output.clone())
+        .arg(
+            Arg::new("deltas")
+                .long("deltas")
+                .help("List this node's delta chains instead (etcd-snapshot-delta): per full snapshot, how far its segments reach without a hole; -o json|yaml lists every segment. Reads local files only")
+                .action(ArgAction::SetTrue),
+        );
     let delete = Command::new("delete")
         .about("Delete given snapshot(s)")
         .arg(

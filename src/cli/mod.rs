@@ -35,6 +35,10 @@ pub enum Command {
     List {
         output: OutputFormat,
     },
+    /// `ls --deltas`: this node's delta chains and segments (local only).
+    ListDeltas {
+        output: OutputFormat,
+    },
     Delete {
         names: Vec<String>,
     },
@@ -141,6 +145,9 @@ fn command_for(
             Command::Server
         }
         ["save"] => Command::Save,
+        ["ls"] if leaf.get_flag("deltas") => Command::ListDeltas {
+            output: output_format(leaf),
+        },
         ["ls"] => Command::List {
             output: output_format(leaf),
         },

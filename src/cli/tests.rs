@@ -48,6 +48,12 @@ fn subcommands_map_to_commands() {
         }
     );
     assert_eq!(
+        parse_ok(&["es", "ls", "--deltas", "-o", "json"]).command,
+        Command::ListDeltas {
+            output: OutputFormat::Json
+        }
+    );
+    assert_eq!(
         parse_ok(&["es", "delete", "a", "b"]).command,
         Command::Delete {
             names: vec!["a".into(), "b".into()]

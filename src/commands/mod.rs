@@ -5,6 +5,7 @@
 //! the same operation directly with this process's merged config and say so on stderr. Output
 //! lines match RKE2's so scripts keep working. Exit codes are decided in `main.rs`.
 
+pub mod deltas;
 pub mod inspect;
 pub mod output;
 pub mod prune_output;

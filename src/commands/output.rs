@@ -97,7 +97,7 @@ fn verified_cell(item: &crate::api::wire::EtcdSnapshotFile) -> String {
     }
 }
 
-fn render_rows(rows: Vec<Vec<String>>) -> String {
+pub(crate) fn render_rows(rows: Vec<Vec<String>>) -> String {
     let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -337,6 +337,7 @@ fn snapshot(p: &Parsed) -> Option<SnapshotSettings> {
         schedule: p.cron("etcd-snapshot-schedule-cron")?,
         reconcile_interval: p.duration("etcd-snapshot-reconcile-interval")?,
         encryption: super::encryption::settings(p),
+        delta: super::delta::settings(p),
         verify: super::verify::settings(p),
     })
 }

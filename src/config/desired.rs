@@ -154,6 +154,8 @@ pub struct SnapshotSettings {
     pub schedule: Schedule,
     /// `etcd-snapshot-encryption-*`: age recipients of new snapshots, this host's identities.
     pub encryption: super::encryption::EncryptionSettings,
+    /// `etcd-snapshot-delta*`: continuous capture of changes between full snapshots.
+    pub delta: super::delta::DeltaSettings,
     /// `etcd-snapshot-verify-*`: when the server runs restore drills on its own.
     pub verify: super::verify::VerifySettings,
 }

@@ -481,6 +481,31 @@ pub static KEYS: &[KeySpec] = &[
         scope: Scope::Server,
         ..ROW
     },
+    // Delta capture (config::delta, delta).
+    KeySpec {
+        name: "etcd-snapshot-delta",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("false"),
+        help: "Capture every change between full snapshots into delta segments beside the snapshot dir (<snapshot-dir>/../.deltas/<snapshot>/), chained from the newest full snapshot; without one, a full snapshot is taken first",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-delta-period",
+        kind: Kind::Duration,
+        default: DefaultValue::Value("10s"),
+        help: "Longest time a delta segment stays open before it is written out (the recovery point); above zero",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-delta-max-size",
+        kind: Kind::String,
+        default: DefaultValue::Value("64MiB"),
+        help: "Size at which a delta segment is written out before its period ends (e.g. 64MiB; 4KiB to 1GiB)",
+        scope: Scope::Server,
+        ..ROW
+    },
     KeySpec {
         name: "etcd-snapshot-verify-schedule-cron",
         help: "Restore-drill schedule in cron spec, e.g. weekly \"0 3 * * 0\": this node's snapshot copies (local, and the S3 objects it uploaded) are each restored into a throwaway low-priority etcd member, one at a time, and the verdict recorded; empty turns scheduled drills off [default: \"\" (off)]",

@@ -5,6 +5,7 @@
 //! environment; never touches etcd, snapshots or the network.
 
 mod build;
+pub mod delta;
 pub mod desired;
 pub mod duration;
 pub mod encryption;

@@ -1,7 +1,7 @@
 //! The server's long-running tasks, started once etcd is up: config hot reload, the scheduler
-//! (saves, and restore drills on their own schedule),
-//! the CRD install, the S3 startup check, resource reconciling, certificate renewal and the API
-//! itself. All run on the daemon's tracker and stop on its cancel token.
+//! (saves, and restore drills on their own schedule), the delta capture and the full snapshots
+//! it asks for, the CRD install, the S3 startup check, resource reconciling, certificate renewal
+//! and the API itself. All run on the daemon's tracker and stop on its cancel token.
 
 use std::sync::Arc;
 
@@ -55,6 +55,7 @@ pub(super) fn spawn_all(
         tracker.clone(),
         cancel.clone(),
     ));
+    spawn_delta(node, &config_rx, tracker, cancel);
     tracker.spawn(crate::scheduler::reconcile::run(
         Arc::clone(operations),
         config_rx.clone(),
@@ -85,4 +86,28 @@ pub(super) fn spawn_all(
             tracing::error!(error = %error_chain(&e), "snapshot API server stopped");
         }
     });
+}
+
+/// The delta capture, and the full snapshots it asks for to anchor its chains. Both idle while
+/// `etcd-snapshot-delta` is off.
+fn spawn_delta(
+    node: &Node,
+    config_rx: &watch::Receiver<Arc<Resolved>>,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) {
+    let (reanchor_tx, reanchor_rx) = tokio::sync::mpsc::channel(1);
+    tracker.spawn(crate::delta::capture::run(
+        config_rx.clone(),
+        Arc::clone(&node.metrics),
+        reanchor_tx,
+        cancel.clone(),
+    ));
+    tracker.spawn(crate::scheduler::reanchor::run(
+        Arc::clone(&node.operations),
+        config_rx.clone(),
+        reanchor_rx,
+        tracker.clone(),
+        cancel.clone(),
+    ));
 }

@@ -5,6 +5,7 @@
 //! tick that arrives while any save is running is skipped and logged, never queued.
 
 pub mod drills;
+pub mod reanchor;
 pub mod reconcile;
 
 use std::sync::Arc;

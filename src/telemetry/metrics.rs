@@ -74,6 +74,7 @@ pub struct Metrics {
     snapshot_count: Family<StorageLabels, Gauge>,
     skipped_ticks: Counter,
     freshness: Freshness,
+    delta: super::delta_metrics::DeltaMetrics,
     drill: drill::DrillMetrics,
     encryption: Encryption,
 }
@@ -156,6 +157,7 @@ impl Metrics {
             "Scheduled snapshots skipped because the previous one was still running",
             skipped_ticks.clone(),
         );
+        let delta = super::delta_metrics::DeltaMetrics::register(&mut registry);
         let drill = drill::DrillMetrics::register(&mut registry);
         Self {
             registry,
@@ -169,9 +171,15 @@ impl Metrics {
             snapshot_count,
             skipped_ticks,
             freshness,
+            delta,
             drill,
             encryption,
         }
+    }
+
+    /// The delta capture's metrics.
+    pub fn delta(&self) -> &super::delta_metrics::DeltaMetrics {
+        &self.delta
     }
 
     /// The newest snapshot time (`any`) and the newest verified one in `storage` (`local`,
@@ -289,7 +297,9 @@ impl Metrics {
     }
     /// The exposition in `format`; see `telemetry::exposition` for why there are two.
     pub fn render_as(&self, format: Format) -> String {
-        self.update_ages(chrono::Utc::now().timestamp());
+        let now = chrono::Utc::now();
+        self.update_ages(now.timestamp());
+        self.delta.update(now.timestamp_millis());
         let mut out = String::new();
         // Writing into a String cannot fail; encoding errors would only come from the writer.
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);

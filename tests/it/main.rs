@@ -19,6 +19,7 @@ mod bootstrap;
 mod child_secrets;
 mod cli;
 mod config_engine;
+mod delta;
 mod drills;
 mod durations;
 mod embedded_etcd;

@@ -1,0 +1,366 @@
+//! Segment files on disk: one chain dir per full snapshot beside the snapshot dir
+//! (`layout::chain_dir_for`), published segments named `<from>-<to>.seg`, and the open segment
+//! as a hidden temp file in the same dir.
+//!
+//! Crash safety: a segment is streamed into `.<from>.part`, fsynced, then linked to its final
+//! name without ever replacing a file (`fsutil::publish_no_clobber`, which fsyncs the dir). A
+//! crash before that leaves only the temp file, which the next start removes; the chain then
+//! resumes after the last published segment, so nothing is lost or written twice.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use super::chain::{parse_segment_file_name, segment_file_name};
+use super::segment::{
+    RevisionGroup, SegmentError, SegmentFooter, SegmentHash, SegmentHeader, SegmentWriter,
+    check_anchor,
+};
+use crate::fsutil;
+
+/// Temp files: `.<from>.part`.
+const TEMP_SUFFIX: &str = ".part";
+
+/// Why a segment file could not be listed, written or published.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("refused anchor {anchor:?} for a chain dir: expected {expected}")]
+    Anchor { anchor: String, expected: String },
+    #[error("failed to {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to write delta segment {path}")]
+    Segment {
+        path: PathBuf,
+        #[source]
+        source: SegmentError,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FilesError {
+    let path = path.to_path_buf();
+    move |source| FilesError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// A published segment as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    pub from: i64,
+    pub to: i64,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// The dir holding one full snapshot's chain.
+#[derive(Debug, Clone)]
+pub struct ChainDir {
+    dir: PathBuf,
+}
+
+impl ChainDir {
+    /// The chain dir of `anchor` (a snapshot file name) beside `snapshot_dir`.
+    pub fn new(snapshot_dir: &Path, anchor: &str) -> Result<Self, FilesError> {
+        check_anchor(anchor).map_err(|expected| FilesError::Anchor {
+            anchor: anchor.chars().take(300).collect(),
+            expected,
+        })?;
+        Ok(Self {
+            dir: crate::layout::chain_dir_for(snapshot_dir, anchor),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Published segments, by `from`; an absent dir is an empty chain. Other names are
+    /// skipped (temp files, anything that is not ours).
+    pub fn list(&self) -> Result<Vec<SegmentFile>, FilesError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list delta segments in", &self.dir)(e)),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("list delta segments in", &self.dir))?;
+            let Some((from, to)) = entry.file_name().to_str().and_then(parse_segment_file_name)
+            else {
+                continue;
+            };
+            let meta = entry
+                .metadata()
+                .map_err(io_err("inspect delta segment", &entry.path()))?;
+            if meta.is_file() {
+                found.push(SegmentFile {
+                    from,
+                    to,
+                    path: entry.path(),
+                    size: meta.len(),
+                });
+            }
+        }
+        found.sort_by_key(|s| (s.from, s.to));
+        Ok(found)
+    }
+
+    /// Removes temp files a crash left behind; returns how many.
+    pub fn remove_temp_files(&self) -> Result<usize, FilesError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("list delta segments in", &self.dir)(e)),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                std::fs::remove_file(entry.path())
+                    .map_err(io_err("remove stale delta temp file", &entry.path()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Opens a new segment: creates the chain dir (0700) and the temp file, writes the header.
+    pub fn open(&self, header: &SegmentHeader) -> Result<OpenSegment, FilesError> {
+        fsutil::create_dir_all_mode(&self.dir, 0o700)
+            .map_err(io_err("create delta chain dir", &self.dir))?;
+        let temp = self
+            .dir
+            .join(format!(".{}{TEMP_SUFFIX}", header.from_revision));
+        // A temp file of this name is a leftover of an earlier run: it was never published.
+        match std::fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove stale delta temp file", &temp)(e)),
+        }
+        let file = fsutil::create_new(&temp, 0o600).map_err(io_err("create", &temp))?;
+        let writer = SegmentWriter::start(BufWriter::new(file), header).map_err(|source| {
+            let _ = std::fs::remove_file(&temp);
+            FilesError::Segment {
+                path: temp.clone(),
+                source,
+            }
+        })?;
+        Ok(OpenSegment {
+            writer: Some(writer),
+            temp,
+            dir: self.dir.clone(),
+            from: header.from_revision,
+        })
+    }
+}
+
+/// A segment being written. Dropped without `finish`, its temp file is removed.
+pub struct OpenSegment {
+    writer: Option<SegmentWriter<BufWriter<File>>>,
+    temp: PathBuf,
+    dir: PathBuf,
+    from: i64,
+}
+
+/// A segment made durable under its final name.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub file: SegmentFile,
+    pub footer: SegmentFooter,
+}
+
+impl OpenSegment {
+    pub fn from_revision(&self) -> i64 {
+        self.from
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.bytes_written())
+    }
+
+    /// The last revision written, if any.
+    pub fn last_revision(&self) -> Option<i64> {
+        self.writer.as_ref().and_then(|w| w.last_revision())
+    }
+
+    /// Appends one revision's events.
+    pub fn push(&mut self, group: &RevisionGroup) -> Result<(), FilesError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        writer.push(group).map_err(|source| FilesError::Segment {
+            path: self.temp.clone(),
+            source,
+        })
+    }
+
+    /// Writes the footer and checksum, fsyncs, and publishes `<from>-<to>.seg`. Blocking: call
+    /// it off the async runtime's threads.
+    pub fn finish(
+        mut self,
+        last_event_unix_ms: i64,
+        closed_unix_ms: i64,
+        hashkv: Option<SegmentHash>,
+    ) -> Result<Published, FilesError> {
+        let writer = self.writer.take().expect("an open segment has its writer");
+        let segment_err = |source| FilesError::Segment {
+            path: self.temp.clone(),
+            source,
+        };
+        let (out, footer) = writer
+            .finish(last_event_unix_ms, closed_unix_ms, hashkv)
+            .map_err(segment_err)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io_err("write", &self.temp)(e.into_error()))?;
+        file.sync_all().map_err(io_err("fsync", &self.temp))?;
+        let size = file
+            .metadata()
+            .map_err(io_err("inspect", &self.temp))?
+            .len();
+        drop(file);
+        let dest = self
+            .dir
+            .join(segment_file_name(self.from, footer.to_revision));
+        fsutil::publish_no_clobber(&self.temp, &dest).map_err(io_err("publish", &dest))?;
+        Ok(Published {
+            file: SegmentFile {
+                from: self.from,
+                to: footer.to_revision,
+                path: dest,
+                size,
+            },
+            footer,
+        })
+    }
+}
+
+impl Drop for OpenSegment {
+    fn drop(&mut self) {
+        // Published segments have given their temp name up; anything else was never complete.
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::segment::{Event, PutEvent, decode};
+
+    fn header(from: i64) -> SegmentHeader {
+        SegmentHeader {
+            cluster_id: 1,
+            member_id: 2,
+            anchor: "etcd-snapshot-n1-1700000000".into(),
+            anchor_revision: from - 1,
+            from_revision: from,
+            opened_unix: 1_700_000_000,
+        }
+    }
+
+    fn group(revision: i64) -> RevisionGroup {
+        RevisionGroup {
+            revision,
+            events: vec![Event::Put(PutEvent {
+                key: format!("/k{revision}").into_bytes(),
+                value: b"v".to_vec(),
+                create_revision: revision,
+                mod_revision: revision,
+                version: 1,
+                lease: 0,
+            })],
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_finished_segment_is_published_under_its_range_and_reads_back() {
+        let root = tempfile::tempdir().unwrap();
+        let snapshots = root.path().join("snapshots");
+        let chain = ChainDir::new(&snapshots, "etcd-snapshot-n1-1700000000").unwrap();
+        assert!(
+            chain.list().unwrap().is_empty(),
+            "no dir yet: an empty chain"
+        );
+        let mut open = chain.open(&header(11)).unwrap();
+        open.push(&group(11)).unwrap();
+        open.push(&group(13)).unwrap();
+        assert_eq!(
+            names(chain.path()),
+            [".11.part"],
+            "only the temp file while open"
+        );
+        assert!(
+            chain.list().unwrap().is_empty(),
+            "a temp file is no segment"
+        );
+        let published = open.finish(5, 6, None).unwrap();
+        let name = crate::delta::chain::segment_file_name(11, 13);
+        assert_eq!(names(chain.path()), std::slice::from_ref(&name));
+        assert_eq!(
+            chain.path(),
+            root.path().join(".deltas/etcd-snapshot-n1-1700000000")
+        );
+        let listed = chain.list().unwrap();
+        assert_eq!(listed, std::slice::from_ref(&published.file));
+        assert_eq!((listed[0].from, listed[0].to), (11, 13));
+        let segment = decode(&std::fs::read(chain.path().join(name)).unwrap()).unwrap();
+        assert_eq!(segment.groups, [group(11), group(13)]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(chain.path()), 0o700);
+        assert_eq!(mode(&listed[0].path), 0o600);
+    }
+
+    #[test]
+    fn an_abandoned_or_crashed_segment_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let chain = ChainDir::new(&root.path().join("snapshots"), "s-n1-1").unwrap();
+        let mut open = chain.open(&header(5)).unwrap();
+        open.push(&group(5)).unwrap();
+        drop(open);
+        assert!(names(chain.path()).is_empty(), "dropped without finish");
+        // A crash leaves a temp file: the next start removes it, and a new segment from the
+        // same revision is opened over any leftover.
+        std::fs::write(chain.path().join(".5.part"), b"half").unwrap();
+        std::fs::write(chain.path().join(".9.part"), b"half").unwrap();
+        std::fs::write(chain.path().join("notes.txt"), b"not ours").unwrap();
+        assert_eq!(chain.remove_temp_files().unwrap(), 2);
+        assert_eq!(names(chain.path()), ["notes.txt"]);
+        std::fs::write(chain.path().join(".5.part"), b"half").unwrap();
+        let mut open = chain.open(&header(5)).unwrap();
+        open.push(&group(5)).unwrap();
+        open.finish(0, 0, None).unwrap();
+        assert_eq!(chain.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn hostile_anchors_never_name_a_dir_outside_the_deltas_dir() {
+        let dir = Path::new("/var/lib/x/snapshots");
+        for bad in ["", ".", "..", "../etc", "a/b", ".hidden", "a\0b"] {
+            assert!(
+                matches!(ChainDir::new(dir, bad), Err(FilesError::Anchor { .. })),
+                "{bad:?}"
+            );
+        }
+        let long = "a".repeat(256);
+        assert!(ChainDir::new(dir, &long).is_err());
+    }
+}

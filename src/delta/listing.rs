@@ -1,0 +1,151 @@
+//! What `ls --deltas` shows: every chain dir beside a snapshot dir, its segments, and how far
+//! each chain reaches from its full snapshot without a hole (`chain::chain_reach`).
+//!
+//! Local only: it reads file names and the anchors' recorded revisions, never a segment's
+//! content, so listing is cheap whatever the segments weigh.
+
+use std::path::Path;
+
+use super::chain::{Anchor, ChainReach, chain_reach};
+use super::files::{ChainDir, FilesError, SegmentFile};
+
+/// One chain as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainListing {
+    /// The full snapshot the chain starts from (its chain dir's name).
+    pub anchor: String,
+    /// Its recorded revision; None when the snapshot is gone or has none (nothing restorable).
+    pub anchor_revision: Option<i64>,
+    /// The last revision reachable from the anchor without a hole.
+    pub restorable_to: Option<i64>,
+    pub segments: Vec<SegmentListing>,
+}
+
+/// One segment file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentListing {
+    pub from: i64,
+    pub to: i64,
+    pub size: u64,
+    /// On the chain's walk from its anchor (false: after a hole, or overlapping).
+    pub on_chain: bool,
+}
+
+/// Every chain beside `snapshot_dir`, by anchor name; `anchors` are the full snapshots with a
+/// recorded revision.
+pub fn list_chains(
+    snapshot_dir: &Path,
+    anchors: &[Anchor],
+) -> Result<Vec<ChainListing>, FilesError> {
+    let root = crate::layout::deltas_dir_for(snapshot_dir);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(FilesError::Io {
+                action: "list delta chains in",
+                path: root,
+                source,
+            });
+        }
+    };
+    let mut chains = Vec::new();
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Ok(chain) = ChainDir::new(snapshot_dir, &name) else {
+            continue;
+        };
+        let files = chain.list()?;
+        let revision = anchors
+            .iter()
+            .find(|a| a.file_name == name)
+            .map(|a| a.revision);
+        chains.push(describe(name, revision, &files));
+    }
+    chains.sort_by(|a, b| a.anchor.cmp(&b.anchor));
+    Ok(chains)
+}
+
+/// A chain's listing from its files: pure.
+pub fn describe(
+    anchor: String,
+    anchor_revision: Option<i64>,
+    files: &[SegmentFile],
+) -> ChainListing {
+    let pairs: Vec<(i64, i64)> = files.iter().map(|f| (f.from, f.to)).collect();
+    let reach: Option<ChainReach> = anchor_revision.map(|r| chain_reach(r, &pairs));
+    let segments = files
+        .iter()
+        .map(|f| SegmentListing {
+            from: f.from,
+            to: f.to,
+            size: f.size,
+            on_chain: reach
+                .as_ref()
+                .is_some_and(|r| r.path.contains(&(f.from, f.to))),
+        })
+        .collect();
+    ChainListing {
+        anchor,
+        anchor_revision,
+        restorable_to: reach.map(|r| r.contiguous_to),
+        segments,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::chain::segment_file_name;
+
+    fn file(from: i64, to: i64) -> SegmentFile {
+        SegmentFile {
+            from,
+            to,
+            path: segment_file_name(from, to).into(),
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn a_chain_is_restorable_up_to_its_first_hole() {
+        let files = [file(101, 120), file(121, 130), file(140, 150)];
+        let chain = describe("s-n1-1".into(), Some(100), &files);
+        assert_eq!(chain.restorable_to, Some(130));
+        let on: Vec<bool> = chain.segments.iter().map(|s| s.on_chain).collect();
+        assert_eq!(on, [true, true, false]);
+        // Without the anchor's revision (the snapshot is gone) nothing is restorable.
+        let orphan = describe("gone".into(), None, &files);
+        assert_eq!(orphan.restorable_to, None);
+        assert!(orphan.segments.iter().all(|s| !s.on_chain));
+    }
+
+    #[test]
+    fn every_chain_dir_beside_the_snapshot_dir_is_listed_by_name() {
+        let root = tempfile::tempdir().unwrap();
+        let snapshots = root.path().join("snapshots");
+        assert!(
+            list_chains(&snapshots, &[]).unwrap().is_empty(),
+            "no .deltas yet"
+        );
+        for (anchor, from, to) in [("b-n1-2", 11, 12), ("a-n1-1", 5, 9)] {
+            let dir = crate::layout::chain_dir_for(&snapshots, anchor);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(segment_file_name(from, to)), b"x").unwrap();
+        }
+        let anchors = [Anchor {
+            file_name: "a-n1-1".into(),
+            revision: 4,
+            created_unix: 1,
+        }];
+        let chains = list_chains(&snapshots, &anchors).unwrap();
+        let names: Vec<&str> = chains.iter().map(|c| c.anchor.as_str()).collect();
+        assert_eq!(names, ["a-n1-1", "b-n1-2"]);
+        assert_eq!(chains[0].restorable_to, Some(9));
+        assert_eq!(chains[1].restorable_to, None, "b has no known revision");
+    }
+}

@@ -1,0 +1,22 @@
+//! Delta capture for point-in-time recovery: every change etcd makes after a full snapshot,
+//! written in revision order as checksummed segment files chained from that snapshot.
+//!
+//! - `segment`: the segment file format (pure codec; layout in `docs/delta-segments.md`).
+//! - `chain`: the chain rules as pure functions (file names, the anchor, where a capture
+//!   resumes, how far a chain reaches without a hole, when a segment is flushed).
+//! - `events`: watch events grouped per revision (one transaction = one group).
+//! - `files`: segment files on disk, crash-safe (temp file, fsync, link).
+//! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
+//! - `listing`: the chains and segments `ls --deltas` shows.
+//!
+//! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
+//! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
+//! asks the daemon for one (`capture::ReanchorRequest`).
+
+pub mod capture;
+pub mod chain;
+pub mod events;
+pub mod files;
+pub mod listing;
+pub mod segment;
+pub mod session;

@@ -1,0 +1,312 @@
+//! One capture session: a watch on the whole keyspace from the chain's next revision, its
+//! events appended to the open segment as they arrive, the segment written out at its period,
+//! its size limit, or when the session ends (shutdown, configuration change, a newer full
+//! snapshot, a compaction), always with a final flush.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{WatchOptions, WatchResponse};
+use tokio_util::sync::CancellationToken;
+
+use super::chain::{Anchor, FlushPolicy, FlushReason, WatchVerdict, judge_response};
+use super::events::{RawEvent, group_events};
+use super::files::{ChainDir, FilesError, OpenSegment};
+use super::segment::{SegmentHash, SegmentHeader};
+use crate::telemetry::metrics::Metrics;
+
+/// The largest watch response accepted: one revision is never split, and etcd's request limit
+/// can be raised well above the client's 4 MiB default.
+const MAX_WATCH_MESSAGE: usize = 256 << 20;
+/// The longest wait the session schedules: a period longer than this (the config accepts any
+/// Go duration) behaves as this, so no deadline overflows.
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a segment's closing waits for the keyspace hash at its end.
+const HASHKV_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a session ended without an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Shutdown.
+    Cancelled,
+    /// The caller's tick asked the session to stop (configuration change, newer anchor).
+    Stopped,
+    /// etcd compacted past the chain's next revision: the chain ends at its last segment.
+    Compacted { compact_revision: i64 },
+}
+
+/// Why a session failed; the capture logs it and starts again after a pause.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("failed to watch etcd from revision {from}")]
+    Watch {
+        from: i64,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("etcd closed the watch stream")]
+    Closed,
+    #[error("etcd cancelled the watch: {reason}")]
+    WatchCancelled { reason: String },
+    #[error("etcd sent revision {revision} while the chain expected {expected} or later")]
+    OutOfOrder { revision: i64, expected: i64 },
+    #[error("failed to write the delta segment")]
+    Files(#[source] FilesError),
+}
+
+/// The open segment and what is known about its content.
+struct Open {
+    segment: OpenSegment,
+    opened: Instant,
+    /// Unix ms when the last response with events arrived.
+    last_event_ms: i64,
+}
+
+/// A running session over one chain.
+pub struct Session {
+    pub client: etcd_client::Client,
+    pub chain: ChainDir,
+    pub anchor: Anchor,
+    /// The next revision the chain expects.
+    pub next: i64,
+    pub policy: FlushPolicy,
+    pub metrics: Arc<Metrics>,
+    open: Option<Open>,
+    ids: (u64, u64),
+}
+
+impl Session {
+    pub fn new(
+        client: etcd_client::Client,
+        chain: ChainDir,
+        anchor: Anchor,
+        next: i64,
+        policy: FlushPolicy,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            client,
+            chain,
+            anchor,
+            next,
+            policy,
+            metrics,
+            open: None,
+            ids: (0, 0),
+        }
+    }
+
+    /// Watches until `cancel` fires, `tick` says stop, etcd compacts past the chain, or an error.
+    /// `tick` runs every period while nothing else happens: it may ask the session to stop
+    /// (a newer anchor). Whatever way it ends, the open segment is written out first (on an
+    /// error, as far as it is valid).
+    pub async fn run(
+        &mut self,
+        cancel: &CancellationToken,
+        mut tick: impl FnMut() -> bool,
+    ) -> Result<SessionEnd, SessionError> {
+        let result = self.watch(cancel, &mut tick).await;
+        if let Err(SessionError::Files(_)) = &result {
+            // A failed write may have left the temp file short of what was hashed: drop it
+            // (its events are fetched again by the next session).
+            self.open = None;
+        }
+        let flushed = self.flush(FlushReason::Stop).await;
+        let end = result?;
+        flushed.map(|()| end)
+    }
+
+    async fn watch(
+        &mut self,
+        cancel: &CancellationToken,
+        tick: &mut impl FnMut() -> bool,
+    ) -> Result<SessionEnd, SessionError> {
+        let from = self.next;
+        let options = WatchOptions::new()
+            .with_all_keys()
+            .with_start_revision(from)
+            .with_progress_notify();
+        let mut client = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_WATCH_MESSAGE);
+        let stream = client
+            .watch("", Some(options))
+            .await
+            .map_err(|source| SessionError::Watch { from, source })?;
+        let (mut requests, mut responses) = stream.split();
+        let period = self.policy.period.min(LONGEST_WAIT);
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = self.open.as_ref().map(|o| o.opened + period);
+            let flush_at = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(SessionEnd::Cancelled),
+                _ = flush_at => self.flush(FlushReason::Period).await?,
+                _ = ticker.tick() => {
+                    if tick() {
+                        return Ok(SessionEnd::Stopped);
+                    }
+                    // With nothing pending, ask etcd to confirm the watch is current: the
+                    // answer moves the recovery point on an idle cluster.
+                    if self.open.is_none() {
+                        let _ = requests.request_progress().await;
+                    }
+                }
+                message = responses.message() => {
+                    let message = message.map_err(|source| SessionError::Watch { from, source })?;
+                    let Some(response) = message else {
+                        return Err(SessionError::Closed);
+                    };
+                    if let Some(end) = self.handle(response).await? {
+                        return Ok(end);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends a response's events; returns the end of the session when etcd compacted past it.
+    async fn handle(
+        &mut self,
+        response: WatchResponse,
+    ) -> Result<Option<SessionEnd>, SessionError> {
+        let now_ms = unix_ms();
+        if let Some(header) = response.header() {
+            self.ids = (header.cluster_id(), header.member_id());
+        }
+        let raw: Vec<RawEvent> = response
+            .events()
+            .iter()
+            .filter_map(RawEvent::from_etcd)
+            .collect();
+        let verdict = judge_response(
+            self.next,
+            response.compact_revision(),
+            response.canceled(),
+            response.cancel_reason(),
+            raw.first().map(|e| e.mod_revision),
+        );
+        match verdict {
+            WatchVerdict::Continue => {}
+            WatchVerdict::Compacted { compact_revision } => {
+                return Ok(Some(SessionEnd::Compacted { compact_revision }));
+            }
+            WatchVerdict::Cancelled { reason } => {
+                return Err(SessionError::WatchCancelled { reason });
+            }
+            WatchVerdict::OutOfOrder { revision, expected } => {
+                return Err(SessionError::OutOfOrder { revision, expected });
+            }
+        }
+        if raw.is_empty() {
+            if self.open.is_none() && !response.created() {
+                self.metrics.delta().caught_up(now_ms);
+            }
+            return Ok(None);
+        }
+        let expected = self.next;
+        let groups = group_events(raw)
+            .map_err(|revision| SessionError::OutOfOrder { revision, expected })?;
+        for group in &groups {
+            let open = self.open_segment()?;
+            open.segment.push(group).map_err(SessionError::Files)?;
+            open.last_event_ms = now_ms;
+            self.next = group.revision + 1;
+        }
+        let size = self.open.as_ref().map_or(0, |o| o.segment.size());
+        if self.policy.due(size, Duration::ZERO) == Some(FlushReason::Size) {
+            self.flush(FlushReason::Size).await?;
+        }
+        Ok(None)
+    }
+
+    /// The open segment, opened now (starting at the chain's next revision) when there is none.
+    fn open_segment(&mut self) -> Result<&mut Open, SessionError> {
+        if self.open.is_none() {
+            let header = SegmentHeader {
+                cluster_id: self.ids.0,
+                member_id: self.ids.1,
+                anchor: self.anchor.file_name.clone(),
+                anchor_revision: self.anchor.revision,
+                from_revision: self.next,
+                opened_unix: unix_ms() / 1000,
+            };
+            let segment = self.chain.open(&header).map_err(SessionError::Files)?;
+            self.open = Some(Open {
+                segment,
+                opened: Instant::now(),
+                last_event_ms: 0,
+            });
+        }
+        Ok(self.open.as_mut().expect("opened above"))
+    }
+
+    /// Writes the open segment out (with the keyspace hash at its end when etcd gives it in
+    /// time) and publishes it. Nothing to do when no segment is open.
+    async fn flush(&mut self, reason: FlushReason) -> Result<(), SessionError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let Some(to) = open.segment.last_revision() else {
+            return Ok(());
+        };
+        let hash = self.hashkv_at(to).await;
+        let last_event_ms = open.last_event_ms;
+        let closed_ms = unix_ms();
+        let published = tokio::task::spawn_blocking(move || {
+            open.segment.finish(last_event_ms, closed_ms, hash)
+        })
+        .await
+        .map_err(|e| {
+            SessionError::Files(FilesError::Io {
+                action: "finish",
+                path: self.chain.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })?
+        .map_err(SessionError::Files)?;
+        self.metrics
+            .delta()
+            .segment_written(to, published.file.size, last_event_ms);
+        tracing::debug!(
+            segment = %published.file.path.display(),
+            from = published.file.from,
+            to,
+            events = published.footer.event_count,
+            bytes = published.file.size,
+            hashkv = hash.is_some(),
+            reason = reason.label(),
+            "delta segment written"
+        );
+        Ok(())
+    }
+
+    /// etcd's `HashKV` at `revision`; None when it does not answer in time or the revision is
+    /// compacted (the segment is still written, without a hash).
+    async fn hashkv_at(&mut self, revision: i64) -> Option<SegmentHash> {
+        let asked = tokio::time::timeout(HASHKV_TIMEOUT, self.client.hash_kv(revision)).await;
+        match asked {
+            Ok(Ok(answer)) => Some(SegmentHash {
+                hash: answer.hash(),
+                compact_revision: answer.compact_version(),
+            }),
+            Ok(Err(e)) => {
+                tracing::debug!(revision, error = %e, "no keyspace hash for the delta segment");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

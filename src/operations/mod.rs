@@ -144,6 +144,19 @@ pub struct Operations {
     /// Snapshots waiting for their drill after save. One waiter drills them all, so saves that
     /// come faster than drills finish add names, not queued tasks.
     drills_after_save: std::sync::Mutex<Vec<String>>,
+    /// True while a save runs. The writer mutex is also held, briefly, by the reconcile, the
+    /// backfill and verdict recording; a scheduled tick skips only for a running save and
+    /// waits out the others.
+    saving: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Marks a save as running until dropped (also when the save's future is dropped midway).
+pub struct SaveRunning(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SaveRunning {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Operations {
@@ -159,6 +172,7 @@ impl Operations {
             node_notices: Default::default(),
             drills: Arc::new(Mutex::new(())),
             drills_after_save: Default::default(),
+            saving: Default::default(),
         }
     }
 
@@ -176,6 +190,22 @@ impl Operations {
     /// (scheduled or on-demand) is running.
     pub fn try_begin_write(&self) -> Option<OwnedMutexGuard<()>> {
         Arc::clone(&self.writer).try_lock_owned().ok()
+    }
+
+    /// True while a save runs (see `saving`).
+    pub fn save_running(&self) -> bool {
+        self.saving.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits for the writer mutex (a scheduled tick that found only a brief holder).
+    pub async fn begin_write(&self) -> OwnedMutexGuard<()> {
+        Arc::clone(&self.writer).lock_owned().await
+    }
+
+    /// Marks a save as running until the returned value is dropped.
+    pub fn mark_save_running(&self) -> SaveRunning {
+        self.saving.store(true, std::sync::atomic::Ordering::SeqCst);
+        SaveRunning(Arc::clone(&self.saving))
     }
 
     /// Runs one planned request to completion (an on-demand save for `Save`): the one
@@ -218,6 +248,7 @@ impl Operations {
         guard: OwnedMutexGuard<()>,
     ) -> Result<SaveOutcome, OperationError> {
         let started = Instant::now();
+        let running = self.mark_save_running();
         let effective = self.effective(config).await;
         let (result, session) = match self.save_inner(&effective, kind).await {
             Ok((outcome, session)) => (Ok(outcome), session),
@@ -232,6 +263,7 @@ impl Operations {
             .observe_save(status, started.elapsed().as_secs_f64());
         // The resources follow outside the writer lock: a slow apiserver never holds up the
         // next snapshot.
+        drop(running);
         drop(guard);
         match &result {
             Ok(outcome) => {

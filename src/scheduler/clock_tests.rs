@@ -104,7 +104,10 @@ async fn cron_ticks_fire_at_the_specs_wall_times_and_each_skip_is_counted() {
     // 00:00:05 local; "every 10 s on the 10 s" fires at :10, :20, :30: 5 s, 15 s, 25 s in.
     let wall = Local.with_ymd_and_hms(2026, 1, 1, 0, 0, 5).unwrap();
     let running = Running::start(wall, config("*/10 * * * * *", false));
-    let _running_save = running.ops.try_begin_write().expect("writer free");
+    let _running_save = (
+        running.ops.try_begin_write().expect("writer free"),
+        running.ops.mark_save_running(),
+    );
     for (offset, want) in [
         (4_900, 0),
         (5_100, 1),
@@ -125,7 +128,10 @@ async fn cron_ticks_fire_at_the_specs_wall_times_and_each_skip_is_counted() {
 async fn a_config_change_re_evaluates_the_schedule_and_disabling_stops_the_ticks() {
     let wall = Local.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let running = Running::start(wall, config("@every 1h", false));
-    let _running_save = running.ops.try_begin_write().expect("writer free");
+    let _running_save = (
+        running.ops.try_begin_write().expect("writer free"),
+        running.ops.mark_save_running(),
+    );
     let min = |m: u64| ms(m * 60_000);
     assert_eq!(running.at(min(30)).await, 0);
     // From here on every 10 minutes, counted from the change: 40 and 50 minutes in.

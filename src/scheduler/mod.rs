@@ -2,7 +2,9 @@
 //! compression, retention) as they arrive on the watch channel, without a restart.
 //!
 //! Saves run on the daemon's task tracker so that shutdown lets a running snapshot finish. A
-//! tick that arrives while any save is running is skipped and logged, never queued.
+//! tick that arrives while any save is running is skipped and logged, never queued. A tick that
+//! finds the writer held by something brief (the reconcile, the S3 backfill, recording a drill's
+//! verdict) waits for it and saves: those never cost a scheduled snapshot.
 
 pub mod drills;
 pub mod reanchor;
@@ -85,19 +87,38 @@ fn tick(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) {
-    let Some(guard) = ops.try_begin_write() else {
-        tracing::warn!("skipping scheduled snapshot: a snapshot is already in progress");
-        ops.metrics().inc_skipped_tick();
-        return;
+    let guard = match ops.try_begin_write() {
+        Some(guard) => Some(guard),
+        None if ops.save_running() => {
+            tracing::warn!("skipping scheduled snapshot: a snapshot is already in progress");
+            ops.metrics().inc_skipped_tick();
+            return;
+        }
+        None => None,
     };
+    // A save waiting for the writer counts as running, so the next tick skips rather than
+    // queueing a second one behind it.
+    let waiting = guard.is_none().then(|| ops.mark_save_running());
     let ops = Arc::clone(ops);
     let current = Arc::clone(current);
     let (drills, cancel) = (tracker.clone(), cancel.clone());
     tracker.spawn(async move {
-        match ops
+        let guard = match guard {
+            Some(guard) => guard,
+            None => {
+                tracing::debug!("scheduled snapshot waits for a brief writer to finish");
+                tokio::select! {
+                    // Shutting down: a save that has not started yet is not started.
+                    _ = cancel.cancelled() => return,
+                    guard = ops.begin_write() => guard,
+                }
+            }
+        };
+        let saved = ops
             .save_locked(&current.config, SaveKind::Scheduled, guard)
-            .await
-        {
+            .await;
+        drop(waiting);
+        match saved {
             Ok(outcome) => {
                 drills::after_save(&ops, &current.config, &outcome.created, &drills, &cancel)
             }
@@ -132,7 +153,8 @@ mod tests {
     async fn a_tick_during_a_running_save_is_skipped_and_counted() {
         let ops = Arc::new(Operations::new(Arc::new(Metrics::new())));
         let tracker = TaskTracker::new();
-        let running_save = ops.try_begin_write().expect("writer free");
+        let writer = ops.try_begin_write().expect("writer free");
+        let running_save = (writer, ops.mark_save_running());
         let cancel = CancellationToken::new();
         tick(&ops, &resolved(), &tracker, &cancel);
         tick(&ops, &resolved(), &tracker, &cancel);
@@ -147,5 +169,29 @@ mod tests {
             ops.try_begin_write().is_some(),
             "the writer is free again afterwards"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tick_waits_out_a_brief_writer_and_the_next_tick_does_not_queue_behind_it() {
+        let ops = Arc::new(Operations::new(Arc::new(Metrics::new())));
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        // The reconcile or a drill's verdict holds the writer: not a save.
+        let brief_writer = ops.try_begin_write().expect("writer free");
+        tick(&ops, &resolved(), &tracker, &cancel);
+        assert_eq!(tracker.len(), 1, "the scheduled save waits for the writer");
+        assert!(
+            ops.save_running(),
+            "a waiting scheduled save counts as running"
+        );
+        tick(&ops, &resolved(), &tracker, &cancel);
+        assert_eq!(tracker.len(), 1, "a second tick skips instead of queueing");
+        let metrics = ops.metrics().render();
+        assert!(
+            metrics.contains("etcd_snapshot_skipped_ticks_total 1"),
+            "{metrics}"
+        );
+        cancel.cancel();
+        drop(brief_writer);
     }
 }

@@ -31,9 +31,17 @@ pub async fn run(
                 None => return,
             },
         };
-        let Some(guard) = ops.try_begin_write() else {
-            tracing::info!(reason = ?request, "a snapshot is already running; it anchors the next delta chain");
-            continue;
+        let guard = match ops.try_begin_write() {
+            Some(guard) => guard,
+            None if ops.save_running() => {
+                tracing::info!(reason = ?request, "a snapshot is already running; it anchors the next delta chain");
+                continue;
+            }
+            // A brief writer (reconcile, backfill, a drill's verdict): wait for it.
+            None => tokio::select! {
+                _ = cancel.cancelled() => return,
+                guard = ops.begin_write() => guard,
+            },
         };
         let current = Arc::clone(&config.borrow());
         let ops = Arc::clone(&ops);

@@ -9,9 +9,9 @@
 # SNAPSHOT defaults to /tmp/inspect-bench/snapshot.db (make one with
 # `bench/inspect-bench.sh --make /tmp/inspect-bench/snapshot.db`). The drill runs in direct mode on
 # a copy named like a saved snapshot in a scratch data dir (no hash record: the hashkv check says
-# "not compared"). Peak RSS is given twice: our own process (VmHWM of etcd-snapshot, polled),
-# the number the 64 MiB target is about, and the largest process overall (the restore tool or the
-# throwaway etcd member, from getrusage of the children). Needs: etcd, etcdutl
+# "not compared"). Peak RSS is given twice: the command's own process (VmHWM, polled: for the
+# drill, etcd-snapshot itself, the number the 64 MiB target is about), and the largest process
+# overall (for the drill, the restore tool or the throwaway etcd member; from getrusage). Needs: etcd, etcdutl
 # (scripts/install-deps), python3, a release build (cargo build --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,9 @@ while proc.poll() is None:
     time.sleep(0.05)
 wall = time.monotonic() - start
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+if own == 0:
+    # Ended before the first sample: its children's figure is the best there is.
+    own = children
 if proc.returncode != 0:
     sys.exit(f"{cmd[0]} failed ({proc.returncode}): " + open(out + ".stderr").read()[-2000:])
 with open(out, "a") as f:
@@ -67,12 +70,11 @@ for _ in $(seq "$RUNS"); do
 done
 
 names=("etcdutl snapshot restore (alone)" "etcd-snapshot verify (one drill)")
-echo "| contender | wall s (median of $RUNS) | peak RSS of etcd-snapshot MiB | largest process MiB |"
+echo "| contender | wall s (median of $RUNS) | peak RSS of the command's own process MiB | largest process MiB |"
 echo "|---|---|---|---|"
 for c in 0 1; do
   median=$(sort -n "$work/case-$c" | sed -n "$(( (RUNS + 1) / 2 ))p")
   read -r wall own most <<<"$median"
-  own_mib=$([ "$c" -eq 1 ] && echo $((own / 1024)) || echo "n/a")
-  printf '| %s | %s | %s | %s |\n' "${names[$c]}" "$wall" "$own_mib" "$((most / 1024))"
+  printf '| %s | %s | %s | %s |\n' "${names[$c]}" "$wall" "$((own / 1024))" "$((most / 1024))"
   echo "${names[$c]}: all runs (s own_KiB max_KiB): $(tr '\n' ';' <"$work/case-$c")" >&2
 done

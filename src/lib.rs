@@ -25,11 +25,12 @@
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
 //! - `token`: the server token (load, create, RKE2 forms, the token hash).
-//! - `kube`: the Kubernetes integration: access, the S3 config Secret, `ETCDSnapshotFile`
+//! - `kube`: the Kubernetes integration: access, the S3 config Secret, the encryption Secret,
+//!   `ETCDSnapshotFile`
 //!   resources and Events, the CRD (installed only when opted in).
 //! - `child`: every child process's environment (an allow-list) and masking secrets in their output.
 //! - `store`: where snapshot copies live (`LocalStore`, `S3Store`) behind one seam
-//!   (`SnapshotStore`): listing, deleting and pruning them.
+//!   (`SnapshotStore`): listing, deleting and pruning them; re-encrypting them (`rekey`).
 //! - `etcd`: connecting to etcd (TLS, the plain-http rule lives in `config::etcd_check`); the
 //!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
 //!   its startup identity check and its supervision.

@@ -86,7 +86,7 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
         Command::Crd => print_crd(),
         Command::Rekey { dry_run } => {
             print_warnings(&resolved.warnings);
-            match commands::rekey::run(&resolved.config, dry_run) {
+            match commands::rekey::run(&resolved.config, dry_run).await {
                 Ok(true) => EXIT_OK,
                 Ok(false) => EXIT_PARTIAL,
                 Err(e) => {

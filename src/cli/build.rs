@@ -60,7 +60,7 @@ fn progress_arg() -> Arg {
     Arg::new("progress")
         .long("progress")
         .value_name("MODE")
-        .help("Progress of save, upload, download and restore on stderr: auto (a bar with bytes, rate and ETA when stderr is a terminal, else nothing), tty (the bar even when it is not), json (one JSON event per line: start, progress, finish; schema in the operator guide), none")
+        .help("Progress of save, upload, download, restore and rekey on stderr: auto (a bar with bytes, rate and ETA when stderr is a terminal, else nothing), tty (the bar even when it is not), json (one JSON event per line: start, progress, finish; schema in the operator guide), none")
         .value_parser(crate::telemetry::progress::ProgressMode::VALUES)
         .default_value("auto")
         .global(true)
@@ -167,8 +167,8 @@ fn restore_command() -> Command {
 fn rekey_command() -> Command {
     let cmd = Command::new("rekey")
         .about(
-            "Re-encrypt this node's local snapshots to the current etcd-snapshot-encryption \
-             recipients (needs --etcd-snapshot-encryption-identity-file for the old keys), and \
+            "Re-encrypt this node's local snapshots and, with etcd-s3 on, the S3 copies to the \
+             current etcd-snapshot-encryption recipients (needs the old keys' identities), and \
              encrypt plaintext ones; crash-safe and resumable, one report line per copy",
         )
         .arg(
@@ -185,8 +185,9 @@ fn inspect_command() -> Command {
     let cmd = Command::new("inspect")
         .about(
             "Check a snapshot without restoring it (sha256 trailer, bbolt structure) and report \
-             its revision, key counts, resources, members and bootstrap data. Exit 0 healthy, \
-             1 damaged or unreadable, 2 usage error or not found",
+             its revision, key counts, resources, members and bootstrap data; an encrypted one \
+             is decrypted on the fly with --etcd-snapshot-encryption-identity-file. Exit 0 \
+             healthy, 1 damaged or unreadable, 2 usage error, not found, or no identity opens it",
         )
         .arg(
             Arg::new("snapshot")
@@ -194,7 +195,7 @@ fn inspect_command() -> Command {
                 .required(true)
                 .help(
                     "A path (anything with a '/'), a snapshot name in the snapshot dir, or an \
-                     S3 object name when etcd-s3 is on; plain or .zip",
+                     S3 object name when etcd-s3 is on; plain or .zip, either possibly .age",
                 ),
         )
         .arg(

@@ -157,13 +157,14 @@ fn verb(command: &Command) -> &'static str {
     }
 }
 
-/// Kubernetes access for a direct-mode operation: only needed for the S3 config Secret, and a
-/// broken kubeconfig then shows up as that Secret's error rather than failing local work.
+/// Kubernetes access for a direct-mode operation: only needed for the S3 config Secret and the
+/// encryption Secret, and a broken kubeconfig then shows up as that Secret's error.
 async fn kube_for_direct(config: &DesiredConfig) -> crate::kube::KubeAccess {
     let wants_secret = config
         .s3
         .as_ref()
-        .is_some_and(|s3| s3.config_secret.is_some());
+        .is_some_and(|s3| s3.config_secret.is_some())
+        || config.snapshot.encryption.secret.is_some();
     if !wants_secret {
         return crate::kube::KubeAccess::disabled();
     }

@@ -36,8 +36,9 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, false))
 }
 
-/// `-o wide`: RKE2's columns plus `Encrypted` (`age` for a `.age` copy, else `no`) and
-/// `Verified` (the last restore drill's result and time, `-` when never drilled).
+/// `-o wide`: RKE2's columns plus `Encrypted` (`no`, the key fingerprints an encrypted copy is
+/// encrypted to, or `age` when they are not recorded) and `Verified` (the last restore drill's
+/// result and time, `-` when never drilled).
 pub fn wide_table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, true))
 }
@@ -62,13 +63,25 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
             cell(item.status.creation_time.as_deref().unwrap_or_default()),
         ];
         if wide {
-            let encrypted = crate::snapshot::name::is_encrypted_name(&item.spec.snapshot_name);
-            row.push(if encrypted { "age" } else { "no" }.into());
+            row.push(cell(&encrypted_cell(item)));
             row.push(verified_cell(item));
         }
         rows.push(row);
     }
     rows
+}
+
+/// The `Encrypted` cell, from the item's encryption annotations (the name decides when the
+/// item carries none, e.g. from a server that predates them).
+fn encrypted_cell(item: &EtcdSnapshotFile) -> String {
+    use crate::kube::crd::{ENCRYPTED_TO_ANNOTATION, ENCRYPTION_ANNOTATION};
+    let annotations = &item.metadata.annotations;
+    if let Some(keys) = annotations.get(ENCRYPTED_TO_ANNOTATION) {
+        return keys.clone();
+    }
+    let encrypted = annotations.contains_key(ENCRYPTION_ANNOTATION)
+        || crate::snapshot::name::is_encrypted_name(&item.spec.snapshot_name);
+    if encrypted { "age" } else { "no" }.into()
 }
 
 /// The `Verified` cell: the last drill's result and time (`passed@2026-12-07T04:00:00Z`), or
@@ -314,5 +327,19 @@ mod tests {
             "{wide}"
         );
         assert!(!table(&list).contains("Encrypted"));
+        // Recorded fingerprints replace `age`.
+        let mut known = item("a-n1-3.age", 3, 10);
+        known.metadata.annotations.insert(
+            "etcd-snapshot.io/encrypted-to".into(),
+            "age1:000000000000000a".into(),
+        );
+        let wide = wide_table(&EtcdSnapshotFileList::new(vec![known]));
+        assert!(
+            wide.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(" age1:000000000000000a -"),
+            "{wide}"
+        );
     }
 }

@@ -1,35 +1,121 @@
-//! `etcd-snapshot rekey [--dry-run]`: runs the local rekey (`store::rekey`) and prints one line
-//! per copy: what was (or would be) done, or why it failed. Runs on this node only; it never
-//! asks the server (the server holds no identity).
+//! `etcd-snapshot rekey [--dry-run]`: re-encrypts this node's local copies (`store::rekey`)
+//! and, with `etcd-s3` on, the S3 copies (`store::s3::rekey`) to the current recipients, and
+//! prints one line per copy: what was (or would be) done, or why it failed. Runs on this host
+//! only; it never asks the server (the server holds no identity). The recipients and
+//! identities include the encryption Secret's when one is configured.
 
 use crate::config::DesiredConfig;
-use crate::store::LocalStore;
-use crate::store::rekey::{Action, RekeyError, rekey_local};
+use crate::crypt::{Identities, Recipients};
+use crate::kube::encryption_secret::{self, EncryptionSecretError};
+use crate::store::rekey::{Action, CopyReport, RekeyError, rekey_local};
+use crate::store::{LocalStore, S3Error, S3Store};
 
-/// Rekeys the snapshot dir; `Ok(false)` when some copy failed (the others are done).
-pub fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyError> {
+/// Why `rekey` did nothing (local) or stopped before the S3 copies.
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyCommandError {
+    #[error("failed to read the encryption keys")]
+    Keys(#[source] EncryptionSecretError),
+    #[error(transparent)]
+    Rekey(#[from] RekeyError),
+    #[error("failed to rekey the S3 snapshots")]
+    S3(#[source] Box<S3Error>),
+    #[error("the local rekey stopped unexpectedly")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+/// Rekeys the snapshot dir, then the bucket; `Ok(false)` when some copy failed (the others
+/// are done, and a rerun finishes the rest).
+pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCommandError> {
     let settings = &config.snapshot.encryption;
-    let recipients = settings.current_recipients().map_err(RekeyError::Keys)?;
-    let identities = settings.identities().map_err(RekeyError::Keys)?;
+    let access = match &settings.secret {
+        Some(name) => encryption_secret::command_access(config, name)
+            .await
+            .map_err(RekeyCommandError::Keys)?,
+        None => crate::kube::KubeAccess::disabled(),
+    };
+    let recipients = encryption_secret::current_recipients(&access, settings)
+        .await
+        .map_err(RekeyCommandError::Keys)?;
+    let identities = encryption_secret::command_identities(config)
+        .await
+        .map_err(RekeyCommandError::Keys)?;
     let store = LocalStore::open(&config.snapshot.dir, &config.node_name, false)
         .map_err(RekeyError::List)?;
-    let reports = rekey_local(&store, recipients.as_ref(), identities.as_ref(), dry_run)?;
-    let target = recipients
-        .as_ref()
+    let (r, i) = (recipients.clone(), identities.clone());
+    let local = tokio::task::spawn_blocking(move || {
+        rekey_local(&store, r.as_ref(), i.as_ref(), dry_run).map(|reports| (store, reports))
+    })
+    .await
+    .map_err(RekeyCommandError::Join)?;
+    let (store, reports) = local?;
+    let target = target(recipients.as_ref());
+    let mut all_ok = print_reports("", &reports, dry_run, &target);
+    if reports.is_empty() {
+        println!("No local snapshots.");
+    }
+    if let Some(s3) = &config.s3 {
+        let work = crate::store::s3::rekey::work_dir(&store.layout().work);
+        let bucket = S3Store::connect(s3)
+            .await
+            .map_err(|e| RekeyCommandError::S3(Box::new(e)))?;
+        let reports = rekey_s3(
+            &bucket,
+            recipients.as_ref(),
+            identities.as_ref(),
+            dry_run,
+            &work,
+        )
+        .await
+        .map_err(|e| RekeyCommandError::S3(Box::new(e)))?;
+        all_ok &= print_reports("S3 ", &reports, dry_run, &target);
+        if reports.is_empty() {
+            println!("No S3 snapshots.");
+        }
+    }
+    Ok(all_ok)
+}
+
+async fn rekey_s3(
+    bucket: &S3Store,
+    recipients: Option<&Recipients>,
+    identities: Option<&Identities>,
+    dry_run: bool,
+    work: &std::path::Path,
+) -> Result<Vec<CopyReport>, S3Error> {
+    if !dry_run {
+        crate::fsutil::create_dir_all_mode(work, 0o700).map_err(|source| S3Error::Io {
+            action: "create",
+            path: work.to_path_buf(),
+            source,
+        })?;
+    }
+    bucket.rekey(recipients, identities, dry_run, work).await
+}
+
+fn target(recipients: Option<&Recipients>) -> String {
+    recipients
         .map(|r| crate::crypt::keys::join(&r.fingerprints()))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// One line per copy (`where_` is `""` for local copies, `"S3 "` for objects); false when
+/// some copy failed.
+fn print_reports(where_: &str, reports: &[CopyReport], dry_run: bool, target: &str) -> bool {
     let mut all_ok = true;
-    for report in &reports {
+    for report in reports {
         let name = crate::commands::output::printable(&report.file_name);
         let verb = match (&report.action, dry_run) {
-            (Action::Skip(why), _) => format!("skipped {name}: {why}"),
-            (Action::Reencrypt, true) => format!("would re-encrypt {name} to {target}"),
+            (Action::Skip(why), _) => format!("skipped {where_}{name}: {why}"),
+            (Action::Reencrypt, true) => format!("would re-encrypt {where_}{name} to {target}"),
             (Action::Encrypt, true) => {
-                format!("would encrypt {name} to {target} as {}", report.new_name)
+                format!(
+                    "would encrypt {where_}{name} to {target} as {}",
+                    report.new_name
+                )
             }
-            (Action::Reencrypt, false) => format!("re-encrypted {name} to {target}"),
+            (Action::Reencrypt, false) => format!("re-encrypted {where_}{name} to {target}"),
             (Action::Encrypt, false) => format!(
-                "encrypted {name} to {target} as {} (plaintext removed)",
+                "encrypted {where_}{name} to {target} as {} (plaintext removed)",
                 report.new_name
             ),
         };
@@ -37,12 +123,9 @@ pub fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyError> {
             None => println!("{verb}"),
             Some(error) => {
                 all_ok = false;
-                eprintln!("failed {name}: {error}");
+                eprintln!("failed {where_}{name}: {error}");
             }
         }
     }
-    if reports.is_empty() {
-        println!("No local snapshots.");
-    }
-    Ok(all_ok)
+    all_ok
 }

@@ -2,7 +2,8 @@
 //! `etcd-snapshot-encryption-recipients-file` (an `age -R` style file, re-read by every save so
 //! a rotated file applies to the next snapshot without a restart) and
 //! `etcd-snapshot-encryption-identity-file` (private keys, read only by the commands that decrypt:
-//! restore and rekey; never by a save).
+//! restore, inspect and rekey; never by a save), and `etcd-snapshot-encryption-secret`, a
+//! kube-system Secret adding both (read per operation by `kube::encryption_secret`).
 //!
 //! The inline recipients are checked here, so a typo is reported with its key and source like
 //! any other bad value; files are read when they are used and their errors name the file.
@@ -16,6 +17,8 @@ use crate::crypt::{CryptError, Identities, Recipients};
 pub const RECIPIENTS: &str = "etcd-snapshot-encryption-recipients";
 pub const RECIPIENTS_FILE: &str = "etcd-snapshot-encryption-recipients-file";
 pub const IDENTITY_FILE: &str = "etcd-snapshot-encryption-identity-file";
+pub const SECRET: &str = "etcd-snapshot-encryption-secret";
+pub const PASSPHRASE_FILE: &str = "etcd-snapshot-encryption-passphrase-file";
 
 /// What `etcd-snapshot-encryption-recipients` accepts, for errors.
 pub const RECIPIENTS_EXPECTED: &str =
@@ -30,27 +33,40 @@ pub struct EncryptionSettings {
     pub recipients_file: Option<PathBuf>,
     /// An identity file, read when a snapshot is decrypted.
     pub identity_file: Option<PathBuf>,
+    /// A kube-system Secret with more recipients (and identities), read by every operation
+    /// (`kube::encryption_secret`).
+    pub secret: Option<String>,
+    /// A passphrase file: encrypts with age's scrypt recipient (alone) and decrypts.
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl EncryptionSettings {
     /// True when new snapshots are encrypted.
     pub fn enabled(&self) -> bool {
-        self.recipients.is_some() || self.recipients_file.is_some()
+        self.recipients.is_some()
+            || self.recipients_file.is_some()
+            || self.secret.is_some()
+            || self.passphrase_file.is_some()
     }
 
-    /// The recipients a save encrypts to now: the inline keys plus the file's, read afresh.
-    /// `Ok(None)` when encryption is off. An empty set is an error: a save must never fall
-    /// back to plaintext because a file was emptied by mistake.
-    pub fn current_recipients(&self) -> Result<Option<Recipients>, CryptError> {
+    /// The recipients a save encrypts to now: the inline keys plus the file's, read afresh,
+    /// plus `from_secret` (the encryption Secret's, read by the caller). `Ok(None)` when
+    /// encryption is off. An empty set is an error: a save must never fall back to plaintext
+    /// because a file or the Secret was emptied by mistake.
+    pub fn current_recipients_with(
+        &self,
+        from_secret: Option<Recipients>,
+    ) -> Result<Option<Recipients>, CryptError> {
         if !self.enabled() {
             return Ok(None);
         }
-        let mut all = self
-            .recipients
-            .clone()
-            .unwrap_or(Recipients::parse([], "")?);
-        if let Some(path) = &self.recipients_file {
-            all.extend(Recipients::read_file(path)?);
+        if let Some(path) = &self.passphrase_file {
+            // Alone: the config check refuses it beside recipients.
+            return Recipients::read_passphrase_file(path).map(Some);
+        }
+        let mut all = self.current_recipients_local()?;
+        if let Some(more) = from_secret {
+            all.extend(more);
         }
         if all.is_empty() {
             return Err(CryptError::NoRecipients);
@@ -58,12 +74,38 @@ impl EncryptionSettings {
         Ok(Some(all))
     }
 
+    /// [`Self::current_recipients_with`] without a Secret.
+    pub fn current_recipients(&self) -> Result<Option<Recipients>, CryptError> {
+        self.current_recipients_with(None)
+    }
+
+    /// The inline keys plus the recipients file's (possibly none).
+    fn current_recipients_local(&self) -> Result<Recipients, CryptError> {
+        let mut all = self
+            .recipients
+            .clone()
+            .unwrap_or(Recipients::parse([], "")?);
+        if let Some(path) = &self.recipients_file {
+            all.extend(Recipients::read_file(path)?);
+        }
+        Ok(all)
+    }
+
     /// This host's identities, when an identity file is configured.
     pub fn identities(&self) -> Result<Option<Identities>, CryptError> {
-        self.identity_file
+        let mut identities = self
+            .identity_file
             .as_deref()
             .map(Identities::read_file)
-            .transpose()
+            .transpose()?;
+        if let Some(path) = &self.passphrase_file {
+            let passphrase = Identities::read_passphrase_file(path)?;
+            match &mut identities {
+                Some(held) => held.extend(passphrase),
+                None => identities = Some(passphrase),
+            }
+        }
+        Ok(identities)
     }
 }
 
@@ -77,11 +119,26 @@ pub(super) fn settings(p: &Parsed) -> EncryptionSettings {
         recipients,
         recipients_file: p.path(RECIPIENTS_FILE),
         identity_file: p.path(IDENTITY_FILE),
+        secret: p.text(SECRET),
+        passphrase_file: p.path(PASSPHRASE_FILE),
     }
 }
 
-/// Every inline recipient must be an `age1…` key.
+/// Every inline recipient must be an `age1…` key; a passphrase goes alone.
 pub(super) fn check_encryption(p: &Parsed, errors: &mut Vec<ConfigError>) {
+    let keys_too = p
+        .list(RECIPIENTS)
+        .is_some_and(|l| l.iter().any(|v| !v.trim().is_empty()))
+        || p.path(RECIPIENTS_FILE).is_some()
+        || p.text(SECRET).is_some();
+    if p.path(PASSPHRASE_FILE).is_some() && keys_too {
+        errors.push(p.error(
+            PASSPHRASE_FILE,
+            format!(
+                "a passphrase file alone: age allows a passphrase only as the sole recipient, so unset {RECIPIENTS}, {RECIPIENTS_FILE} and {SECRET} (or this key)"
+            ),
+        ));
+    }
     let Some(list) = p.list(RECIPIENTS) else {
         return;
     };
@@ -130,6 +187,36 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_passphrase_file_goes_alone_and_serves_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("passphrase");
+        std::fs::write(&file, "long enough passphrase\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = run(&[(PASSPHRASE_FILE, path)]).unwrap().config;
+        let settings = &config.snapshot.encryption;
+        assert!(settings.enabled());
+        let fingerprints = settings
+            .current_recipients()
+            .unwrap()
+            .unwrap()
+            .fingerprints();
+        assert_eq!(fingerprints[0].as_str(), "scrypt");
+        assert_eq!(
+            settings.identities().unwrap().unwrap().fingerprints(),
+            fingerprints
+        );
+        let errors = run(&[(PASSPHRASE_FILE, path), (RECIPIENTS, &public())])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            errors.contains(PASSPHRASE_FILE) && errors.contains("sole recipient"),
+            "{errors}"
+        );
+        assert!(!errors.contains("long enough"), "{errors}");
     }
 
     #[test]

@@ -129,7 +129,19 @@ pub static KEYS: &[KeySpec] = &[
     KeySpec {
         name: "etcd-snapshot-encryption-identity-file",
         kind: Kind::Path,
-        help: "File of age private keys (age-keygen output) used to decrypt snapshots for restore and rekey; keep it off the server and away from the snapshots. Never read by a save",
+        help: "File of age private keys (age-keygen output) used to decrypt snapshots for restore, inspect and rekey; keep it off the server and away from the snapshots. Never read by a save",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-encryption-passphrase-file",
+        kind: Kind::Path,
+        help: "File whose first line is a passphrase: new snapshots are encrypted with age's scrypt passphrase recipient instead of public keys, and restore, inspect and rekey decrypt with it (for people without key tooling; the passphrase itself is never a flag or variable). Cannot be combined with the recipients keys or the encryption Secret",
+        ..ROW
+    },
+    KeySpec {
+        name: "etcd-snapshot-encryption-secret",
+        kind: Kind::Name,
+        help: "Name of a kube-system Secret whose key etcd-snapshot-encryption-recipients adds age1... recipients (commas or new lines) and whose optional key etcd-snapshot-encryption-identity holds private keys for restore, inspect and rekey; read afresh by every operation, so rotation is a kubectl apply. With it set, a save that cannot read it fails rather than write plaintext",
         ..ROW
     },
     KeySpec {

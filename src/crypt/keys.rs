@@ -22,6 +22,18 @@ use crate::fsutil;
 /// Largest identity or recipients file read (a few thousand keys).
 pub const MAX_KEY_FILE: u64 = 1024 * 1024;
 
+/// The fingerprint shown for a passphrase.
+pub const PASSPHRASE_FINGERPRINT: &str = "scrypt";
+
+/// scrypt work factor (log2 N) of the passphrases we encrypt with: 2^15 x 8 x 128 bytes = 32 MiB
+/// of memory per save, inside the save's memory bound (age's tool targets about one second,
+/// usually 18, i.e. 256 MiB). The passphrase's strength is what protects the file.
+pub const PASSPHRASE_WORK_FACTOR: u8 = 15;
+
+/// The highest work factor a passphrase-encrypted file may ask of us (256 MiB, about what the
+/// `age` tool writes): a hostile file cannot make a reader spend more.
+pub const PASSPHRASE_MAX_WORK_FACTOR: u8 = 18;
+
 /// A key's public fingerprint: `age1:<16 hex digits>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fingerprint(String);
@@ -34,9 +46,18 @@ impl Fingerprint {
         Self(format!("age1:{hex}"))
     }
 
+    /// What a passphrase (age's scrypt recipient) is shown as: a fixed word, as any digest of
+    /// the passphrase would help whoever guesses it.
+    pub fn passphrase() -> Self {
+        Self(PASSPHRASE_FINGERPRINT.to_string())
+    }
+
     /// A fingerprint read back from metadata: accepted only in the exact form we write, so
     /// hostile metadata cannot smuggle text into listings.
     pub fn parse(text: &str) -> Option<Self> {
+        if text == PASSPHRASE_FINGERPRINT {
+            return Some(Self::passphrase());
+        }
         let hex = text.strip_prefix("age1:")?;
         let ok = hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         ok.then(|| Self(text.to_string()))
@@ -69,10 +90,11 @@ pub fn parse_list(text: &str) -> Option<Vec<Fingerprint>> {
     text.split(',').map(Fingerprint::parse).collect()
 }
 
-/// The public keys new snapshots are encrypted to.
+/// The public keys new snapshots are encrypted to, or a passphrase (age allows it only alone).
 #[derive(Clone)]
 pub struct Recipients {
     keys: Vec<age::x25519::Recipient>,
+    passphrase: Option<age::secrecy::SecretString>,
 }
 
 impl fmt::Debug for Recipients {
@@ -98,7 +120,24 @@ impl Recipients {
             })?;
             keys.push(key);
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            passphrase: None,
+        })
+    }
+
+    /// A passphrase read from `path` (its first line, without the line end): new snapshots are
+    /// encrypted with age's scrypt recipient. The passphrase never reaches an error.
+    pub fn read_passphrase_file(path: &Path) -> Result<Self, CryptError> {
+        Ok(Self {
+            keys: Vec::new(),
+            passphrase: Some(read_passphrase(path)?),
+        })
+    }
+
+    /// The passphrase, when encrypting with one.
+    pub fn passphrase(&self) -> Option<&age::secrecy::SecretString> {
+        self.passphrase.as_ref()
     }
 
     /// Parses a recipients file in the `age -R` format: one `age1…` key per line, `#` comments
@@ -124,10 +163,13 @@ impl Recipients {
                 self.keys.push(key);
             }
         }
+        if self.passphrase.is_none() {
+            self.passphrase = other.passphrase;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.passphrase.is_none()
     }
 
     pub fn keys(&self) -> &[age::x25519::Recipient] {
@@ -137,6 +179,9 @@ impl Recipients {
     /// The fingerprints, sorted, without duplicates.
     pub fn fingerprints(&self) -> Vec<Fingerprint> {
         let mut all: Vec<Fingerprint> = self.keys.iter().map(Fingerprint::of_recipient).collect();
+        if self.passphrase.is_some() {
+            all.push(Fingerprint::passphrase());
+        }
         all.sort();
         all.dedup();
         all
@@ -144,8 +189,11 @@ impl Recipients {
 }
 
 /// Private keys that can open snapshots. Never displayed: `Debug` shows fingerprints only.
+/// Cloned only to hand them to a blocking task (age zeroizes each copy when dropped).
+#[derive(Clone)]
 pub struct Identities {
     keys: Vec<age::x25519::Identity>,
+    passphrase: Option<age::secrecy::SecretString>,
 }
 
 impl fmt::Debug for Identities {
@@ -176,7 +224,34 @@ impl Identities {
                 source_name: source_name.to_string(),
             });
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            passphrase: None,
+        })
+    }
+
+    /// The passphrase of `path` as an identity (files encrypted with it, by us or `age -p`).
+    pub fn read_passphrase_file(path: &Path) -> Result<Self, CryptError> {
+        Ok(Self {
+            keys: Vec::new(),
+            passphrase: Some(read_passphrase(path)?),
+        })
+    }
+
+    /// Every identity as age takes them: the X25519 keys and the passphrase (its work factor
+    /// capped at `PASSPHRASE_MAX_WORK_FACTOR`).
+    pub fn age_identities(&self) -> Vec<Box<dyn age::Identity>> {
+        let mut all: Vec<Box<dyn age::Identity>> = self
+            .keys
+            .iter()
+            .map(|k| Box::new(k.clone()) as Box<dyn age::Identity>)
+            .collect();
+        if let Some(passphrase) = &self.passphrase {
+            let mut id = age::scrypt::Identity::new(passphrase.clone());
+            id.set_max_work_factor(PASSPHRASE_MAX_WORK_FACTOR);
+            all.push(Box::new(id));
+        }
+        all
     }
 
     /// Reads an identity file (regular file, at most `MAX_KEY_FILE` bytes).
@@ -199,9 +274,29 @@ impl Identities {
             .iter()
             .map(|k| Fingerprint::of_recipient(&k.to_public()))
             .collect();
+        if self.passphrase.is_some() {
+            all.push(Fingerprint::passphrase());
+        }
         all.sort();
         all.dedup();
         all
+    }
+
+    /// Adds `other`'s keys after these (duplicates dropped; the first passphrase kept).
+    pub fn extend(&mut self, other: Identities) {
+        if self.passphrase.is_none() {
+            self.passphrase = other.passphrase;
+        }
+        for key in other.keys {
+            let fingerprint = Fingerprint::of_recipient(&key.to_public());
+            let known = self
+                .keys
+                .iter()
+                .any(|k| Fingerprint::of_recipient(&k.to_public()) == fingerprint);
+            if !known {
+                self.keys.push(key);
+            }
+        }
     }
 
     /// The public halves, to encrypt to (rekey keeps a copy readable by the same keys).
@@ -212,8 +307,24 @@ impl Identities {
                 .iter()
                 .map(age::x25519::Identity::to_public)
                 .collect(),
+            passphrase: self.passphrase.clone(),
         }
     }
+}
+
+/// The first line of a passphrase file, without its line end; never empty.
+fn read_passphrase(path: &Path) -> Result<age::secrecy::SecretString, CryptError> {
+    let bytes = read_key_file(path, "encryption passphrase file")?;
+    let text = age::secrecy::SecretString::from(String::from_utf8_lossy(&bytes).into_owned());
+    drop(bytes);
+    let line = text.expose_secret().lines().next().unwrap_or("");
+    let line = line.trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(CryptError::EmptyPassphrase {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(age::secrecy::SecretString::from(line.to_string()))
 }
 
 fn read_key_file(path: &Path, what: &'static str) -> Result<Vec<u8>, CryptError> {
@@ -225,9 +336,16 @@ fn read_key_file(path: &Path, what: &'static str) -> Result<Vec<u8>, CryptError>
 }
 
 /// A value for an error message: at most 80 characters, control characters escaped by `{:?}`.
+/// A private key given where a public one belongs is never echoed.
 fn printable(value: &str) -> String {
+    if value.to_ascii_uppercase().contains(SECRET_KEY_PREFIX) {
+        return "(a private key, not shown: give its public age1… key instead)".to_string();
+    }
     value.chars().take(80).collect()
 }
+
+/// How every age X25519 private key starts (any case).
+const SECRET_KEY_PREFIX: &str = "AGE-SECRET-KEY-";
 
 #[cfg(test)]
 mod tests {
@@ -247,6 +365,13 @@ mod tests {
             .to_string();
         assert!(err.contains("age1nope") && err.contains("etcd-snapshot-encryption-recipients"));
         assert!(err.contains("expected an age X25519 public key"), "{err}");
+        // A private key pasted where a recipient belongs is refused without echoing it.
+        let secret = id.to_string();
+        let err = Recipients::parse([secret.expose_secret()], "key r")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&secret.expose_secret()[15..]), "{err}");
+        assert!(err.contains("private key, not shown"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub enum CryptError {
     },
     #[error("no encryption recipients: expected at least one age1… public key")]
     NoRecipients,
+    #[error("encryption passphrase file {path} has an empty first line: expected the passphrase")]
+    EmptyPassphrase { path: PathBuf },
+    #[error(
+        "a passphrase cannot be combined with age1… recipients: age allows a passphrase only as the sole recipient"
+    )]
+    MixedPassphrase,
     #[error("failed to start encrypting")]
     Encrypt(#[source] std::io::Error),
     #[error("{file} is not an age file or its header is damaged ({reason})")]

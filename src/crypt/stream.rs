@@ -36,9 +36,19 @@ impl<W: Write> EncryptingWriter<W> {
         if recipients.is_empty() {
             return Err(CryptError::NoRecipients);
         }
-        let keys = recipients.keys().iter().map(|k| k as &dyn age::Recipient);
-        let encryptor =
-            age::Encryptor::with_recipients(keys).map_err(|_| CryptError::NoRecipients)?;
+        let encryptor = match recipients.passphrase() {
+            Some(_) if !recipients.keys().is_empty() => return Err(CryptError::MixedPassphrase),
+            Some(passphrase) => {
+                let mut scrypt = age::scrypt::Recipient::new(passphrase.clone());
+                scrypt.set_work_factor(super::keys::PASSPHRASE_WORK_FACTOR);
+                age::Encryptor::with_recipients(std::iter::once(&scrypt as &dyn age::Recipient))
+                    .map_err(|_| CryptError::NoRecipients)?
+            }
+            None => {
+                let keys = recipients.keys().iter().map(|k| k as &dyn age::Recipient);
+                age::Encryptor::with_recipients(keys).map_err(|_| CryptError::NoRecipients)?
+            }
+        };
         let writer = encryptor.wrap_output(inner).map_err(CryptError::Encrypt)?;
         Ok(Self::Age(writer))
     }
@@ -102,13 +112,17 @@ pub fn decrypting_reader<R: Read>(
             needed: needed_text,
         });
     };
-    let keys = identities.keys().iter().map(|k| k as &dyn age::Identity);
+    let all = identities.age_identities();
+    let keys = all.iter().map(|k| k.as_ref() as &dyn age::Identity);
     decryptor.decrypt(keys).map_err(|e| match e {
-        age::DecryptError::NoMatchingKeys => CryptError::NoMatchingIdentity {
-            file: file.to_string(),
-            held: join(&identities.fingerprints()),
-            needed: needed_text,
-        },
+        // A wrong passphrase fails the scrypt stanza's authentication rather than not matching.
+        age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
+            CryptError::NoMatchingIdentity {
+                file: file.to_string(),
+                held: join(&identities.fingerprints()),
+                needed: needed_text,
+            }
+        }
         other => bad_header(file, other.to_string()),
     })
 }
@@ -185,6 +199,45 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, CryptError::IdentityRequired { .. }));
+    }
+
+    #[test]
+    fn a_passphrase_encrypts_alone_and_a_wrong_one_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let (right, wrong) = (dir.path().join("right"), dir.path().join("wrong"));
+        std::fs::write(&right, "correct horse battery staple\n").unwrap();
+        std::fs::write(&wrong, "incorrect horse\n").unwrap();
+        let recipients = Recipients::read_passphrase_file(&right).unwrap();
+        assert_eq!(recipients.fingerprints()[0].as_str(), "scrypt");
+        let file = encrypt(b"secret data", &recipients);
+        assert!(
+            file.windows(9).any(|w| w == b"-> scrypt"),
+            "a scrypt stanza"
+        );
+        let ids = Identities::read_passphrase_file(&right).unwrap();
+        assert_eq!(decrypt(&file, &ids).unwrap(), b"secret data");
+        let other = Identities::read_passphrase_file(&wrong).unwrap();
+        let err = decrypting_reader(&file[..], Some(&other), "s.age", &recipients.fingerprints())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, CryptError::NoMatchingIdentity { .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("horse"), "{err}");
+        // Not beside keys: age allows a passphrase only alone.
+        let (_, keys) = keypair();
+        let mut mixed = keys.clone();
+        mixed.extend(recipients);
+        assert!(matches!(
+            EncryptingWriter::new(Vec::new(), Some(&mixed)),
+            Err(CryptError::MixedPassphrase)
+        ));
+        std::fs::write(&wrong, "\nsecond line\n").unwrap();
+        assert!(matches!(
+            Recipients::read_passphrase_file(&wrong),
+            Err(CryptError::EmptyPassphrase { .. })
+        ));
     }
 
     #[test]

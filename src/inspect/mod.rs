@@ -14,16 +14,20 @@
 //! number of keys a member restored from it serves, and `sha256` is the trailer when it matched.
 
 pub mod bbolt;
+pub mod encrypted;
 pub mod identity;
 pub mod meta;
 pub mod mvcc;
 pub mod pages;
 pub mod report;
+pub mod s3;
 pub mod source;
 pub mod tally;
 
 #[cfg(test)]
 mod fuzz_tests;
+
+pub use s3::{inspect_s3, inspect_s3_decrypting};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,7 +36,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::bootstrap::crypto::storage_key;
 use crate::bootstrap::token_password;
-use crate::store::s3::{S3Error, S3Store};
+use crate::crypt::Identities;
+use crate::snapshot::encryption_record::EncryptionRecord;
+use crate::store::s3::S3Error;
 use bbolt::Bounded;
 use report::{Check, InspectReport};
 use source::{SpillFailure, Streamed};
@@ -72,6 +78,8 @@ pub enum InspectError {
     },
     #[error("failed to inspect S3 object {name}: etcd-s3 is not enabled")]
     S3Disabled { name: String },
+    #[error("failed to decrypt the snapshot: no verdict without a key that opens it")]
+    Identity(#[source] Box<crate::crypt::CryptError>),
 }
 
 impl InspectError {
@@ -81,6 +89,7 @@ impl InspectError {
             InspectError::NotFound { .. }
             | InspectError::NotAFile { .. }
             | InspectError::S3Disabled { .. }
+            | InspectError::Identity(_)
             | InspectError::SpillDir { .. } => true,
             InspectError::S3 { source, .. } => source.is_not_found(),
             InspectError::Open { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
@@ -126,11 +135,23 @@ fn is_zip(name: &str) -> bool {
     name.ends_with(crate::snapshot::name::ZIP_SUFFIX)
 }
 
-/// Inspects a local file (plain or `.zip`). Blocking.
+/// Inspects a local file (plain or `.zip`). Blocking. An encrypted file needs
+/// [`inspect_local_decrypting`].
 pub fn inspect_local(
     path: &Path,
     data_dir: &Path,
     token: Option<&SecretString>,
+) -> Result<InspectReport, InspectError> {
+    inspect_local_decrypting(path, data_dir, token, None)
+}
+
+/// Inspects a local file (plain, `.zip`, or either encrypted with age, which `identities`
+/// open). Blocking.
+pub fn inspect_local_decrypting(
+    path: &Path,
+    data_dir: &Path,
+    token: Option<&SecretString>,
+    identities: Option<&Identities>,
 ) -> Result<InspectReport, InspectError> {
     let open_err = |source| InspectError::Open {
         path: path.to_path_buf(),
@@ -144,6 +165,17 @@ pub fn inspect_local(
         });
     }
     let source = path.display().to_string();
+    if encrypted::is_encrypted(&file, &source) {
+        // The save's record names the keys (the age header cannot).
+        let recorded = EncryptionRecord::read_beside(path)
+            .map(|r| encrypted::Recorded {
+                recipients: r.recipients,
+                plaintext_sha256: r.plaintext_sha256,
+            })
+            .unwrap_or_default();
+        let size = meta.len();
+        return encrypted::inspect(file, source, size, recorded, data_dir, token, identities);
+    }
     if is_zip(&source) {
         return inspect_zip(file, source, meta.len(), data_dir, token);
     }
@@ -235,116 +267,6 @@ fn from_spill(
         token,
     );
     finish(source, size, sha, checks, walked, token)
-}
-
-/// Inspects an S3 object of the configured store: streamed into a spill (hashing the whole
-/// object against the SHA-256 recorded at upload, and the trailer), then as a local copy.
-pub async fn inspect_s3(
-    store: &S3Store,
-    name: &str,
-    data_dir: &Path,
-    token: Option<SecretString>,
-) -> Result<InspectReport, InspectError> {
-    crate::snapshot::name::validate_user_name(name).map_err(|reason| InspectError::NotFound {
-        name: name.to_string(),
-        looked: reason,
-    })?;
-    let key = store.layout().object_key(name);
-    let s3_err = |source: S3Error| InspectError::S3 {
-        name: name.to_string(),
-        source: Box::new(source),
-    };
-    let response = store.get(&key, "read").await.map_err(s3_err)?;
-    let meta = |key: &str| {
-        response
-            .metadata()
-            .and_then(|m| m.get(&key.to_ascii_lowercase()).cloned())
-    };
-    let recorded = meta(crate::store::s3::store::META_SHA256);
-    let uploader = meta(crate::store::s3::store::META_TOKEN_HASH).filter(|h| !h.is_empty());
-    let dir = source::spill_dir(data_dir).map_err(|reason| InspectError::SpillDir {
-        name: name.to_string(),
-        reason,
-    })?;
-    let spill_err = |source| InspectError::Spill {
-        name: name.to_string(),
-        source,
-    };
-    let mut spill = source::anonymous_file(&dir).map_err(spill_err)?;
-    let (object_sha, size) = s3_body_reader(response.body, &mut spill)
-        .await
-        .map_err(|source| InspectError::S3Body {
-            name: name.to_string(),
-            source,
-        })?;
-    let label = crate::store::s3::keys::location(store.client().bucket(), &key);
-    let object_check = match &recorded {
-        Some(r) if r.eq_ignore_ascii_case(&object_sha) => Check::new(
-            "object",
-            true,
-            format!("sha256 {object_sha} matches the one recorded at upload"),
-        ),
-        Some(r) => Check::new(
-            "object",
-            false,
-            format!("sha256 mismatch: recorded at upload {r}, the object hashes to {object_sha}"),
-        ),
-        None => Check::new(
-            "object",
-            true,
-            "no sha256 recorded with the object (not compared)",
-        ),
-    };
-    let data_dir = data_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut report = if is_zip(name_of(&label)) {
-            inspect_zip(spill, label, size, &data_dir, token.as_ref())?
-        } else {
-            let streamed = source::stream_file(&spill).map_err(spill_err_owned(&label))?;
-            from_spill(&spill, label, size, streamed, Vec::new(), token.as_ref())
-        };
-        let cluster = uploader.zip(token.as_ref());
-        let cluster = cluster.map(|(recorded, t)| identity::uploader_check(&recorded, t));
-        for check in [Some(object_check), cluster].into_iter().flatten().rev() {
-            report.healthy &= check.ok;
-            report.checks.insert(0, check);
-        }
-        Ok(report)
-    })
-    .await
-    .map_err(|e| InspectError::Spill {
-        name: name.to_string(),
-        source: std::io::Error::other(e),
-    })?
-}
-
-fn name_of(location: &str) -> &str {
-    location.rsplit('/').next().unwrap_or(location)
-}
-
-fn spill_err_owned(name: &str) -> impl Fn(std::io::Error) -> InspectError + '_ {
-    move |source| InspectError::Spill {
-        name: name.to_string(),
-        source,
-    }
-}
-
-/// Writes the object's body into `spill`; returns its SHA-256 and size.
-async fn s3_body_reader(
-    mut body: aws_sdk_s3::primitives::ByteStream,
-    spill: &mut File,
-) -> std::io::Result<(String, u64)> {
-    use sha2::Digest;
-    use std::io::Write;
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        spill.write_all(&chunk)?;
-    }
-    Ok((crate::hex::encode(&hasher.finalize()), size))
 }
 
 /// Walks `src`, keeping the bootstrap value of `token`'s storage key.

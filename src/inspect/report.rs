@@ -73,6 +73,11 @@ pub struct InspectReport {
     pub healthy: bool,
     pub checks: Vec<Check>,
     pub file_size: u64,
+    /// Whether the file is age-encrypted (then every figure below is of its plaintext).
+    pub encrypted: bool,
+    /// The key fingerprints it is encrypted to, as recorded at save (the `.encryption` record
+    /// or the S3 object's metadata); empty when unencrypted or not recorded.
+    pub encrypted_to: Vec<String>,
     /// The SHA-256 trailer, when it matched.
     pub sha256: Option<String>,
     pub etcd_status: Option<EtcdStatus>,
@@ -156,6 +161,8 @@ pub fn assemble(
         healthy: false,
         checks: Vec::new(),
         file_size,
+        encrypted: false,
+        encrypted_to: Vec::new(),
         sha256,
         etcd_status: None,
         live_keys: 0,
@@ -222,6 +229,15 @@ fn fill_from_walk(report: &mut InspectReport, structure: Structure, tally: Tally
     report.structure = Some(structure);
 }
 
+/// `no`, or `yes (age), to <fingerprints>`.
+fn encryption_line(r: &InspectReport) -> String {
+    match (r.encrypted, r.encrypted_to.is_empty()) {
+        (false, _) => "no".to_string(),
+        (true, true) => "yes (age), to keys not recorded with the snapshot".to_string(),
+        (true, false) => format!("yes (age), to {}", r.encrypted_to.join(",")),
+    }
+}
+
 /// The report as a human-readable table.
 pub fn render_table(r: &InspectReport) -> String {
     let mut out = String::new();
@@ -233,6 +249,7 @@ pub fn render_table(r: &InspectReport) -> String {
         if r.healthy { "healthy" } else { "DAMAGED" }
     );
     let _ = writeln!(out, "File size:         {}", r.file_size);
+    let _ = writeln!(out, "Encrypted:         {}", encryption_line(r));
     let _ = writeln!(
         out,
         "SHA-256 (trailer): {}",

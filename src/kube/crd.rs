@@ -3,7 +3,8 @@
 //!
 //! The definition is RKE2's: same group, names, cluster scope, no short names, no status
 //! subresource, the same spec/status fields and printer columns, so snapshot records written by
-//! RKE2 and by this product are interchangeable. This file only describes the resource; it never
+//! RKE2 and by this product are interchangeable; it adds only `status.verification` and the
+//! `Verified` column (restore drills, which RKE2 has not), both optional. This file only describes the resource; it never
 //! talks to an apiserver and never builds the resources themselves (`kube::resources` does).
 
 use std::collections::BTreeMap;
@@ -26,6 +27,11 @@ pub const CRD_NAME: &str = "etcdsnapshotfiles.k3s.cattle.io";
 pub const STORAGE_NODE_LABEL: &str = "etcd.rke2.cattle.io/snapshot-storage-node";
 /// The annotation carrying the token hash that protects the snapshot's bootstrap data.
 pub const TOKEN_HASH_ANNOTATION: &str = "etcd.rke2.cattle.io/snapshot-token-hash";
+/// Ours, not RKE2's: on an encrypted copy, `age` (RKE2 cannot read such a copy; its name ends in
+/// `.age`).
+pub const ENCRYPTION_ANNOTATION: &str = "etcd-snapshot.io/encryption";
+/// Ours: the key fingerprints an encrypted copy is encrypted to, comma-joined, when recorded.
+pub const ENCRYPTED_TO_ANNOTATION: &str = "etcd-snapshot.io/encrypted-to";
 
 /// Errors rendering the definition.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +331,9 @@ fn resource_description() -> String {
     format!(
         "One copy of an etcd snapshot (local file or S3 object). Label {STORAGE_NODE_LABEL} names \
          the node holding a local copy, or s3; annotation {TOKEN_HASH_ANNOTATION} holds the hash \
-         of the server token the snapshot's bootstrap data is encrypted with."
+         of the server token the snapshot's bootstrap data is encrypted with. On an age-encrypted \
+         copy, annotation {ENCRYPTION_ANNOTATION} is age and {ENCRYPTED_TO_ANNOTATION} lists the \
+         fingerprints of the keys it is encrypted to."
     )
 }
 

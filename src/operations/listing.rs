@@ -17,5 +17,8 @@ impl Operations {
         for (name, e) in &failed {
             tracing::warn!(snapshot = %name, error = %error_chain(e), "failed to read an S3 snapshot's uploader or metadata; it is listed with node s3");
         }
+        if failed.is_empty() {
+            self.set_s3_recipient_gauge(&listing.records);
+        }
     }
 }

@@ -125,7 +125,7 @@ impl Operations {
                 self.metrics.observe_reconcile_local(status, seconds);
                 if listed.is_ok() {
                     self.metrics.set_snapshot_count(count);
-                    self.set_newest("local", records);
+                    self.set_listing_gauges("local", records);
                 }
             }
             Storage::S3 => {
@@ -135,6 +135,7 @@ impl Operations {
                     // The verdicts are in the metadata objects, read later (`set_s3_newest`).
                     let newest = crate::snapshot::freshness::newest(records);
                     self.metrics.set_newest_any("s3", newest.any);
+                    self.set_encryption_gauges("s3", records);
                 }
             }
         }
@@ -243,7 +244,7 @@ impl Operations {
     pub(super) fn refresh_count(&self, store: &LocalStore) {
         if let Ok(records) = store.list() {
             self.metrics.set_snapshot_count(records.len() as u64);
-            self.set_newest("local", &records);
+            self.set_listing_gauges("local", &records);
         }
     }
 
@@ -257,11 +258,42 @@ impl Operations {
         self.set_newest("s3", &s3);
     }
 
+    /// The freshness and encryption gauges of `storage` from its latest listing.
+    fn set_listing_gauges(&self, storage: &'static str, records: &[SnapshotRecord]) {
+        self.set_newest(storage, records);
+        self.set_encryption_gauges(storage, records);
+    }
+
     /// The freshness gauges of `storage` from its latest listing.
     fn set_newest(&self, storage: &'static str, records: &[SnapshotRecord]) {
         let newest = crate::snapshot::freshness::newest(records);
         self.metrics
             .set_newest(storage, newest.any, newest.verified);
+    }
+
+    /// The encryption gauges of `storage` from its latest listing.
+    fn set_encryption_gauges(&self, storage: &'static str, records: &[SnapshotRecord]) {
+        let counts = encryption_counts(records);
+        self.metrics
+            .set_encrypted_counts(storage, counts.encrypted, counts.plain);
+        // An S3 listing has no metadata yet: its keys are counted once it is read
+        // (`set_s3_recipient_gauge`).
+        if storage == "local" {
+            self.metrics
+                .set_recipient_counts(storage, &counts.by_recipient);
+        }
+    }
+
+    /// The S3 copies' per-key gauge, from rows whose metadata was read from the bucket.
+    pub(super) fn set_s3_recipient_gauge(&self, records: &[SnapshotRecord]) {
+        let s3: Vec<SnapshotRecord> = records
+            .iter()
+            .filter(|r| r.storage == crate::snapshot::Storage::S3 && r.ready)
+            .cloned()
+            .collect();
+        let counts = encryption_counts(&s3);
+        self.metrics
+            .set_recipient_counts("s3", &counts.by_recipient);
     }
 }
 
@@ -306,5 +338,73 @@ pub(super) fn s3_list_error(source: crate::store::s3::S3Error) -> OperationError
     OperationError::S3 {
         action: "list",
         source: Box::new(source),
+    }
+}
+
+/// How many listed copies are encrypted, plaintext, and encrypted to each key fingerprint.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct EncryptionCounts {
+    pub encrypted: u64,
+    pub plain: u64,
+    /// Fingerprint -> encrypted copies naming it; `unrecorded` counts those that name none.
+    pub by_recipient: std::collections::BTreeMap<String, u64>,
+}
+
+/// Counts a listing's copies by encryption (the two counts add up to `etcd_snapshot_files`).
+/// Pure.
+pub(super) fn encryption_counts(records: &[SnapshotRecord]) -> EncryptionCounts {
+    let mut counts = EncryptionCounts::default();
+    for record in records {
+        let Some(keys) = record.encrypted_to() else {
+            counts.plain += 1;
+            continue;
+        };
+        counts.encrypted += 1;
+        let names: Vec<String> = match keys.is_empty() {
+            true => vec!["unrecorded".to_string()],
+            false => keys.iter().map(|k| k.to_string()).collect(),
+        };
+        for name in names {
+            *counts.by_recipient.entry(name).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod encryption_count_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::snapshot::Storage;
+
+    fn record(name: &str, keys: Option<&str>) -> SnapshotRecord {
+        let mut r = SnapshotRecord::example(name, name, "n1", Storage::Local);
+        r.metadata = keys.map(|k| {
+            BTreeMap::from([(
+                "Etcd-Snapshot-Encryption-Fingerprints".to_string(),
+                k.to_string(),
+            )])
+        });
+        r
+    }
+
+    #[test]
+    fn copies_are_counted_by_encryption_and_by_key() {
+        let (a, b) = ("age1:000000000000000a", "age1:000000000000000b");
+        let records = [
+            record("s-n1-1", None),
+            record("s-n1-2.zip.age", Some(&format!("{a},{b}"))),
+            record("s-n1-3.age", Some(a)),
+            record("s-n1-4.age", None),
+        ];
+        let counts = encryption_counts(&records);
+        assert_eq!((counts.encrypted, counts.plain), (3, 1));
+        let want = BTreeMap::from([
+            (a.to_string(), 2),
+            (b.to_string(), 1),
+            ("unrecorded".to_string(), 1),
+        ]);
+        assert_eq!(counts.by_recipient, want);
     }
 }

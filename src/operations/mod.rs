@@ -45,7 +45,8 @@ pub use report::{
 };
 use retain::RetentionRun;
 use save_steps::{
-    abandon_upload, current_recipients, log_saved, record_hashkv, sync_bootstrap_before_save,
+    abandon_upload, current_recipients, encryption_entries, log_saved, record_hashkv,
+    sync_bootstrap_before_save,
 };
 
 use crate::config::DesiredConfig;
@@ -89,6 +90,13 @@ pub enum OperationError {
     },
     #[error("invalid snapshot name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
+    /// The snapshot `name` was not taken: its encryption recipients could not be read.
+    #[error("failed to save snapshot {name}")]
+    Keys {
+        name: String,
+        #[source]
+        source: Box<crate::kube::encryption_secret::EncryptionSecretError>,
+    },
     #[error("failed to {action} S3 snapshots")]
     S3 {
         action: &'static str,
@@ -135,6 +143,9 @@ pub struct Operations {
     /// One restore drill at a time, whoever asks (API, verify schedule, verify-after-save);
     /// apart from `writer`, so a drill never delays a save.
     drills: Arc<Mutex<()>>,
+    /// Snapshots waiting for their drill after save. One waiter drills them all, so saves that
+    /// come faster than drills finish add names, not queued tasks.
+    drills_after_save: std::sync::Mutex<Vec<String>>,
 }
 
 impl Operations {
@@ -149,6 +160,7 @@ impl Operations {
             copies: Default::default(),
             node_notices: Default::default(),
             drills: Arc::new(Mutex::new(())),
+            drills_after_save: Default::default(),
         }
     }
 
@@ -252,7 +264,7 @@ impl Operations {
             SaveKind::Scheduled => &settings.scheduled_name,
             SaveKind::OnDemand => &settings.on_demand_name,
         };
-        let recipients = current_recipients(settings, base)?;
+        let recipients = current_recipients(&self.kube, settings, base).await?;
         let name = store.allocate_name(
             base,
             rounded_now_unix(),
@@ -264,7 +276,8 @@ impl Operations {
             sync_bootstrap_before_save(config).await;
         }
         // Before the stream and the upload start: both carry it (see `snapshot::hashkv`).
-        let recorded = record_hashkv(config, &name.file_name()).await;
+        let mut recorded = record_hashkv(config, &name.file_name()).await;
+        recorded.extend(encryption_entries(recipients.as_ref()));
         let s3_started = Instant::now();
         let (tee, upload) = self.start_upload(config, &name, &recorded);
         let local_started = Instant::now();

@@ -106,6 +106,9 @@ impl Operations {
         for (name, e) in &failed {
             tracing::warn!(snapshot = %name, error = %super::error_chain(e), "failed to read an S3 snapshot's uploader or metadata; S3 resources are left as they are this pass");
         }
+        if failed.is_empty() {
+            self.set_s3_recipient_gauge(records);
+        }
         failed.is_empty()
     }
 

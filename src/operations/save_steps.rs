@@ -1,5 +1,5 @@
 //! The steps of a save that stand apart from the writer lock and the stores: the recipients of
-//! this save, the keyspace hash recorded before the stream starts, the bootstrap sync of an
+//! this save and the fingerprints recorded for them, the keyspace hash recorded before the stream starts, the bootstrap sync of an
 //! embedded member, the log line of a saved snapshot, and letting a failed save's upload go.
 
 use std::collections::BTreeMap;
@@ -9,21 +9,35 @@ use super::{OperationError, replicate};
 use crate::config::DesiredConfig;
 use crate::errors::error_chain;
 use crate::etcd::client::connect;
-use crate::snapshot::save::{SaveError, SavedSnapshot};
+use crate::snapshot::save::SavedSnapshot;
 
-/// The recipients a save encrypts to, read afresh for every save: a rotated recipients file
-/// applies to the next snapshot. None when encryption is off.
-pub(super) fn current_recipients(
+/// The recipients a save encrypts to, read afresh for every save: a rotated recipients file or
+/// encryption Secret applies to the next snapshot. None when encryption is off; an error (no
+/// snapshot, never a plaintext one) when a configured Secret cannot be read.
+pub(super) async fn current_recipients(
+    kube: &crate::kube::KubeAccess,
     settings: &crate::config::SnapshotSettings,
     base: &str,
 ) -> Result<Option<crate::crypt::Recipients>, OperationError> {
-    settings
-        .encryption
-        .current_recipients()
-        .map_err(|source| OperationError::Save {
+    crate::kube::encryption_secret::current_recipients(kube, &settings.encryption)
+        .await
+        .map_err(|source| OperationError::Keys {
             name: base.to_string(),
-            source: SaveError::Encrypt(source),
+            source: Box::new(source),
         })
+}
+
+/// The fingerprints an encrypted save's recipients have, as metadata entries: recorded with
+/// the keyspace hash in the metadata record and on the S3 object, so the listing of either copy
+/// (`SnapshotRecord::encrypted_to`) shows them. Empty when encryption is off.
+pub(super) fn encryption_entries(
+    recipients: Option<&crate::crypt::Recipients>,
+) -> BTreeMap<String, String> {
+    recipients.map_or_else(BTreeMap::new, |r| {
+        let key = crate::snapshot::encryption_record::META_FINGERPRINTS;
+        let fingerprints = crate::crypt::keys::join(&r.fingerprints());
+        BTreeMap::from([(key.to_string(), fingerprints)])
+    })
 }
 
 /// After a failed save: the upload saw its feed close without `Done` and throws its parts

@@ -47,6 +47,28 @@ impl Operations {
         Arc::clone(&self.drills).lock_owned().await
     }
 
+    /// Adds `names` to the snapshots waiting for a drill after save. True when none were
+    /// waiting, so the caller starts the one waiter; false when a waiter will take these too.
+    pub fn queue_drill_after_save(&self, names: &[String]) -> bool {
+        let mut waiting = self
+            .drills_after_save
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let start_waiter = waiting.is_empty();
+        waiting.extend(names.iter().cloned());
+        start_waiter
+    }
+
+    /// Takes every snapshot waiting for a drill after save (the waiter, once it has the mutex).
+    pub fn take_drills_after_save(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .drills_after_save
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
     /// Takes the drill mutex only if free: the verify schedule skips a tick while a drill runs.
     pub fn try_begin_drill(&self) -> Option<OwnedMutexGuard<()>> {
         Arc::clone(&self.drills).try_lock_owned().ok()
@@ -255,5 +277,24 @@ mod tests {
         let (copies, missing) = select_copies(all, &[], "n1");
         assert_eq!(copies, [local, s3, other]);
         assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn saves_faster_than_drills_join_one_waiter() {
+        let ops = Operations::new(Arc::new(crate::telemetry::metrics::Metrics::default()));
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(
+            ops.queue_drill_after_save(&names(&["a"])),
+            "the first starts the waiter"
+        );
+        assert!(
+            !ops.queue_drill_after_save(&names(&["b"])),
+            "the second joins it"
+        );
+        assert_eq!(ops.take_drills_after_save(), names(&["a", "b"]));
+        assert!(
+            ops.queue_drill_after_save(&names(&["c"])),
+            "after the take, a new waiter"
+        );
     }
 }

@@ -21,6 +21,7 @@ use super::verify::{check_free_space, quick_check, verify_snapshot_file};
 use super::{ResetError, checks, last_restore};
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
+use crate::crypt::Fingerprint;
 use crate::snapshot::encryption_record::EncryptionRecord;
 use crate::snapshot::name::rounded_now_unix;
 use crate::store::s3::S3Store;
@@ -62,9 +63,9 @@ pub async fn restore_snapshot(
     // refused restore on a new host leaves the data dir exactly as it was.
     let created = CreatedDirs::ensure(&[&config.snapshot.dir, &plan.db_dir])?;
     let staged = async {
-        let input = fetch(config, &plan, token).await?;
+        let (input, object_keys) = fetch(config, &plan, token).await?;
         // The decrypted and extracted copies are removed whatever happens next.
-        let decrypted = decrypt(config, &plan, &input).await?;
+        let decrypted = decrypt(config, &plan, &input, object_keys).await?;
         let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
         let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
         stage(config, &plan, extracted.path(), &passphrase).await
@@ -134,16 +135,17 @@ struct Staged {
 }
 
 /// S3: checks the recorded token hash first, then downloads (verified against the recorded
-/// SHA-256). Local: the path must be an existing file.
+/// SHA-256); also returns the key fingerprints the object's metadata names (an encrypted
+/// object's). Local: the path must be an existing file.
 async fn fetch(
     config: &DesiredConfig,
     plan: &RestorePlan,
     token: &SecretString,
-) -> Result<PathBuf, ResetError> {
+) -> Result<(PathBuf, Vec<Fingerprint>), ResetError> {
     match &plan.source {
         SnapshotSource::Local { path } => {
             checks::source_is_file(path)?;
-            Ok(path.clone())
+            Ok((path.clone(), Vec::new()))
         }
         SnapshotSource::S3 {
             object,
@@ -151,36 +153,39 @@ async fn fetch(
         } => {
             let s3 = config.s3.as_ref().ok_or(ResetError::NoS3)?;
             let store = S3Store::connect(s3).await?;
-            let recorded = store
-                .object_metadata(object)
-                .await?
+            let metadata = store.object_metadata(object).await?;
+            let recorded = metadata
                 .get(&META_TOKEN_HASH.to_ascii_lowercase())
                 .cloned()
                 .unwrap_or_default();
             checks::token_hash_matches(&recorded, token, object)?;
+            let keys = EncryptionRecord::from_object_metadata(&metadata)
+                .map(|r| r.recipients)
+                .unwrap_or_default();
             tracing::info!(snapshot = %object, "retrieving etcd snapshot from S3");
             let path = store.download(object, &config.snapshot.dir).await?;
             debug_assert_eq!(&path, download_to);
             tracing::info!(path = %path.display(), "S3 download complete");
-            Ok(path)
+            Ok((path, keys))
         }
     }
 }
 
 /// An encrypted snapshot's plaintext copy in the snapshot dir (None for a plaintext snapshot).
 /// A snapshot this host's identities cannot open is refused here, before anything is touched.
+/// `object_keys` are the fingerprints an S3 object's metadata names, for the refusal's message
+/// when no local record names them.
 async fn decrypt(
     config: &DesiredConfig,
     plan: &RestorePlan,
     input: &Path,
+    object_keys: Vec<Fingerprint>,
 ) -> Result<Option<Decrypted>, ResetError> {
     if !plan.encrypted {
         return Ok(None);
     }
-    let identities = config
-        .snapshot
-        .encryption
-        .identities()
+    let identities = crate::kube::encryption_secret::command_identities(config)
+        .await
         .map_err(ResetError::Identity)?;
     let (input, dir) = (input.to_path_buf(), config.snapshot.dir.clone());
     tracing::info!(snapshot = %input.display(), "decrypting the encrypted snapshot");
@@ -188,7 +193,8 @@ async fn decrypt(
         // The save's record names the keys the file needs (the age header cannot).
         let needed = EncryptionRecord::read_beside(&input)
             .map(|r| r.recipients)
-            .unwrap_or_default();
+            .filter(|keys| !keys.is_empty())
+            .unwrap_or(object_keys);
         decrypt_to_file(&input, &dir, identities.as_ref(), &needed)
     })
     .await??;

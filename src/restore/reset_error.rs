@@ -106,6 +106,6 @@ pub enum ResetError {
     Token(#[from] crate::token::TokenError),
     #[error(transparent)]
     Decrypt(#[from] super::decrypt::DecryptError),
-    #[error("failed to read the encryption identity file; nothing was changed")]
-    Identity(#[source] crate::crypt::CryptError),
+    #[error("failed to read the encryption identities; nothing was changed")]
+    Identity(#[source] crate::kube::encryption_secret::EncryptionSecretError),
 }

@@ -79,7 +79,8 @@ pub(super) fn tick(
 }
 
 /// After a save the server made: with `etcd-snapshot-verify-after-save`, drills the copies of
-/// `created` in a task of its own, after any running drill.
+/// `created` in a task of its own, after any running drill. Saves that come faster than drills
+/// finish join the one waiting task instead of queueing a task each.
 pub fn after_save(
     ops: &Arc<Operations>,
     config: &DesiredConfig,
@@ -90,13 +91,17 @@ pub fn after_save(
     if !config.snapshot.verify.after_save || created.is_empty() {
         return;
     }
+    if !ops.queue_drill_after_save(created) {
+        tracing::info!(snapshots = ?created, "restore drill after save: joins the drill already waiting");
+        return;
+    }
     let (ops, config, cancel) = (Arc::clone(ops), config.clone(), cancel.clone());
-    let names = created.to_vec();
     tracker.spawn(async move {
         let guard = tokio::select! {
             _ = cancel.cancelled() => return,
             guard = ops.begin_drill() => guard,
         };
+        let names = ops.take_drills_after_save();
         tracing::info!(snapshots = ?names, "restore drill after save");
         drill(&ops, &config, names, guard, &cancel).await;
     });

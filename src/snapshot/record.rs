@@ -91,6 +91,24 @@ impl SnapshotRecord {
         (!map.is_empty()).then_some(map)
     }
 
+    /// For an encrypted copy (`.age`): the key fingerprints recorded with it (the
+    /// `Etcd-Snapshot-Encryption-Fingerprints` entry its save wrote into the metadata record and
+    /// the S3 object), empty when none are recorded or the entry is malformed. None for a
+    /// plaintext copy.
+    pub fn encrypted_to(&self) -> Option<Vec<crate::crypt::Fingerprint>> {
+        if !super::name::is_encrypted_name(&self.file_name) {
+            return None;
+        }
+        let key = super::encryption_record::META_FINGERPRINTS;
+        let recorded = self
+            .metadata
+            .iter()
+            .flatten()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| crate::crypt::keys::parse_list(v));
+        Some(recorded.unwrap_or_default())
+    }
+
     /// The creation time in RFC 3339 (UTC, whole seconds), as RKE2 prints it.
     pub fn created_rfc3339(&self) -> String {
         rfc3339(self.created_unix)
@@ -163,5 +181,25 @@ mod tests {
         r.metadata = Some(BTreeMap::from([("ETCD-Snapshot-x".into(), "1".into())]));
         assert_eq!(r.user_metadata(), None);
         assert!(!is_own_entry("etcd-snap") && !is_own_entry("ééééééé-snapshot-"));
+    }
+
+    #[test]
+    fn encrypted_copies_name_the_recorded_fingerprints_and_nothing_else() {
+        let mut r = record("x-n1-1.zip.age");
+        assert_eq!(r.encrypted_to(), Some(vec![]));
+        r.metadata = Some(BTreeMap::from([(
+            "etcd-snapshot-encryption-fingerprints".to_string(),
+            "age1:0123456789abcdef".to_string(),
+        )]));
+        let fp = r.encrypted_to().unwrap();
+        assert_eq!(fp.len(), 1);
+        assert_eq!(fp[0].as_str(), "age1:0123456789abcdef");
+        r.metadata = Some(BTreeMap::from([(
+            "Etcd-Snapshot-Encryption-Fingerprints".to_string(),
+            "age1:<script>".to_string(),
+        )]));
+        assert_eq!(r.encrypted_to(), Some(vec![]), "hostile values never pass");
+        r.file_name = "x-n1-1.zip".into();
+        assert_eq!(r.encrypted_to(), None);
     }
 }

@@ -17,11 +17,16 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::local::LocalStore;
+use crate::crypt::keys::join;
 use crate::crypt::{CryptError, EncryptingWriter, Fingerprint, Identities, Recipients};
 use crate::fsutil;
 use crate::layout::SnapshotDirLayout;
-use crate::snapshot::encryption_record::EncryptionRecord;
+use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::{AGE_SUFFIX, is_encrypted_name};
+use crate::telemetry::progress::Operation;
+
+/// Why a copy on the current recipients is skipped.
+pub const ALREADY_CURRENT: &str = "already encrypted to the current recipients";
 
 /// What rekey does with one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +53,7 @@ pub fn plan(
         return Action::Encrypt;
     }
     match recorded {
-        Some(recorded) if same_set(recorded, current) => {
-            Action::Skip("already encrypted to the current recipients")
-        }
+        Some(recorded) if same_set(recorded, current) => Action::Skip(ALREADY_CURRENT),
         _ => Action::Reencrypt,
     }
 }
@@ -106,6 +109,11 @@ pub fn rekey_local(
             _ => name.clone(),
         };
         let error = match (&action, dry_run, recipients) {
+            (Action::Skip(why), false, Some(r)) if *why == ALREADY_CURRENT => {
+                // Heals a metadata record a crash left behind its copy (it is written last).
+                record_fingerprints(store.layout(), &name, &r.fingerprints());
+                None
+            }
             (Action::Skip(_), _, _) | (_, true, _) | (_, _, None) => None,
             (_, false, Some(r)) => rekey_one(store.layout(), &name, &new_name, r, identities).err(),
         };
@@ -134,7 +142,7 @@ fn rekey_one(
     let temp = layout.temp_path(new_name);
     fsutil::create_dir_all_mode(&layout.work, 0o700).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&temp);
-    let result = write_new_copy(&source, &temp, recipients, identities)
+    let result = reencrypt_file(&source, &temp, recipients, identities)
         .and_then(|digest| check_new_copy(&temp).map(|()| digest));
     let digest = match result {
         Ok(digest) => digest,
@@ -160,6 +168,10 @@ fn rekey_one(
     fsutil::sync_dir(dir).map_err(|e| e.to_string())?;
     if new_name != name {
         copy_extra_metadata(layout, name, new_name);
+    }
+    // Listings and resources read the fingerprints from the metadata record.
+    record_fingerprints(layout, new_name, &record.recipients);
+    if new_name != name {
         std::fs::remove_file(&source)
             .map_err(|e| format!("failed to remove plaintext {name}: {e}"))?;
         let _ = std::fs::remove_file(layout.metadata_path(name));
@@ -169,8 +181,10 @@ fn rekey_one(
     Ok(())
 }
 
-/// Writes the new copy to `temp` and fsyncs it; returns the plaintext's SHA-256.
-fn write_new_copy(
+/// Writes the new copy of `source` (decrypted with `identities` when its name ends in `.age`)
+/// to `temp`, encrypted to `recipients`, and fsyncs it; returns the plaintext's SHA-256. The
+/// S3 rekey uses it on a downloaded object.
+pub fn reencrypt_file(
     source: &Path,
     temp: &Path,
     recipients: &Recipients,
@@ -193,6 +207,21 @@ fn write_new_copy(
     };
     let out = fsutil::create_new(temp, 0o600)
         .map_err(|e| format!("failed to create {}: {e}", temp.display()))?;
+    let total = std::fs::metadata(source).ok().map(|m| m.len());
+    let step = crate::telemetry::progress::reporter().start(Operation::Rekey, &name, total);
+    let written = copy_encrypting(reader.as_mut(), out, recipients, &*step);
+    step.finish(written.is_ok());
+    written
+}
+
+/// Streams `reader` into `out` encrypted to `recipients`, fsyncs, and returns the plaintext's
+/// SHA-256. `step` hears of every chunk read.
+fn copy_encrypting(
+    reader: &mut dyn Read,
+    out: std::fs::File,
+    recipients: &Recipients,
+    step: &dyn crate::telemetry::progress::Step,
+) -> Result<String, String> {
     let mut writer =
         EncryptingWriter::new(BufWriter::with_capacity(256 * 1024, out), Some(recipients))
             .map_err(|e| e.to_string())?;
@@ -206,6 +235,7 @@ fn write_new_copy(
             Err(e) => return Err(format!("the original failed to read back (damaged?): {e}")),
         };
         hasher.update(&buf[..n]);
+        step.advance(n as u64);
         writer
             .write_all(&buf[..n])
             .map_err(|e| format!("failed to write: {e}"))?;
@@ -255,6 +285,31 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Sets the fingerprint entry of `name`'s metadata record (creating the record when there is
+/// none), keeping every other entry. Best effort: the record is informative.
+fn record_fingerprints(layout: &SnapshotDirLayout, name: &str, fingerprints: &[Fingerprint]) {
+    let path = layout.metadata_path(name);
+    let mut map = match fsutil::read_capped(&path, 1024 * 1024) {
+        Ok(bytes) => match crate::snapshot::record::parse_metadata(&bytes) {
+            Ok(map) => map,
+            // Not ours to rewrite: a malformed record is left as it is.
+            Err(_) => return,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
+        Err(_) => return,
+    };
+    let joined = join(fingerprints);
+    if map.get(META_FINGERPRINTS) == Some(&joined) {
+        return;
+    }
+    map.retain(|k, _| !k.eq_ignore_ascii_case(META_FINGERPRINTS));
+    map.insert(META_FINGERPRINTS.to_string(), joined);
+    if let (Some(parent), Ok(json)) = (path.parent(), serde_json::to_vec(&map)) {
+        let _ = fsutil::create_dir_all_mode(parent, 0o700);
+        let _ = fsutil::write_atomic(&path, &json, 0o600);
+    }
+}
+
 fn copy_extra_metadata(layout: &SnapshotDirLayout, from: &str, to: &str) {
     if let Ok(bytes) = fsutil::read_capped(&layout.metadata_path(from), 1024 * 1024) {
         let _ = fsutil::write_atomic(&layout.metadata_path(to), &bytes, 0o600);
@@ -274,7 +329,7 @@ mod tests {
         let (a, b) = (vec![fp(1)], vec![fp(2)]);
         assert_eq!(
             plan("s-n-1.age", Some(&a), Some(&a)),
-            Action::Skip("already encrypted to the current recipients")
+            Action::Skip(ALREADY_CURRENT)
         );
         assert_eq!(plan("s-n-1.zip.age", Some(&a), Some(&b)), Action::Reencrypt);
         assert_eq!(plan("s-n-1.age", None, Some(&b)), Action::Reencrypt);

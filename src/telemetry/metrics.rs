@@ -15,6 +15,9 @@ use super::exposition::{self, Format};
 
 #[path = "metrics_drill.rs"]
 mod drill;
+#[path = "metrics_encryption.rs"]
+mod encryption;
+use encryption::Encryption;
 
 /// Outcome label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,7 @@ pub struct Metrics {
     freshness: Freshness,
     delta: super::delta_metrics::DeltaMetrics,
     drill: drill::DrillMetrics,
+    encryption: Encryption,
 }
 
 /// The newest snapshot times per storage; their ages are computed when scraped, so a gauge
@@ -146,6 +150,7 @@ impl Metrics {
             "Gap between the next two scheduled snapshots (0 when scheduled snapshots are off)",
             freshness.schedule_period.clone(),
         );
+        let encryption = Encryption::register(&mut registry);
         let skipped_ticks = Counter::default();
         registry.register(
             "etcd_snapshot_skipped_ticks",
@@ -168,6 +173,7 @@ impl Metrics {
             freshness,
             delta,
             drill,
+            encryption,
         }
     }
 

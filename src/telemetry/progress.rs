@@ -31,6 +31,8 @@ pub enum Operation {
     Download,
     /// Reading and checking the snapshot a restore starts from.
     Restore,
+    /// Re-encrypting a snapshot to the current recipients (`rekey`; bytes of the original read).
+    Rekey,
     /// A restore drill of one snapshot copy (its size is counted when the drill ends).
     Verify,
 }
@@ -264,6 +266,7 @@ impl Progress for Bar {
             Operation::Upload => "uploading",
             Operation::Download => "downloading",
             Operation::Restore => "restoring",
+            Operation::Rekey => "re-encrypting",
             Operation::Verify => "verifying",
         };
         bar.set_message(format!("{verb} {name}"));

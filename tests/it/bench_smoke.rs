@@ -1,7 +1,8 @@
 //! The benchmark scripts in `bench/`, run at a tiny size so they cannot rot: each must finish,
 //! print its Markdown table with every contender, and report figures that parse. The numbers
 //! mean nothing at this size (and the debug binary stands in for the release build); the real
-//! runs and their figures are in BENCHMARKS.md. Page caches are left alone (`BENCH_KEEP_CACHES`)
+//! runs and their figures are in BENCHMARKS.md (the drill benchmark, `verify-bench.sh`, has no
+//! recorded figures yet). Page caches are left alone (`BENCH_KEEP_CACHES`)
 //! because other tests share the machine. The S3 and `ls` scripts need a SeaweedFS server and
 //! are not covered here.
 
@@ -111,4 +112,37 @@ fn the_inspect_benchmark_agrees_with_etcdutl_on_a_small_snapshot() {
         &[("SNAPSHOT", &snapshot)],
     ));
     assert_eq!(table.len(), 4, "{table:?}");
+}
+
+#[test]
+fn the_verify_benchmark_drills_a_small_snapshot_beside_etcdutl_restore() {
+    if !needs(&["etcd", "etcdctl", "etcdutl", "python3"]) {
+        return;
+    }
+    let Some(etcd) = crate::support::TestEtcd::start() else {
+        return;
+    };
+    for i in 0..20 {
+        etcd.put(&format!("/registry/pods/p{i}"), "v");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("small.db");
+    let save = Command::new("etcdctl")
+        .args(["--endpoints", &etcd.endpoint, "snapshot", "save"])
+        .arg(&snapshot)
+        .env("ETCDCTL_API", "3")
+        .output()
+        .unwrap();
+    assert!(save.status.success(), "{save:?}");
+    // The script itself fails when the drill does not pass.
+    let table = rows(&run_bench(
+        "verify-bench.sh",
+        &["1"],
+        &[("SNAPSHOT", &snapshot)],
+    ));
+    assert_eq!(table.len(), 2, "{table:?}");
+    for (name, figures) in &table {
+        // wall seconds, own peak RSS, largest process: all measured.
+        assert!(figures.iter().all(|f| *f > 0.0), "{name}: {figures:?}");
+    }
 }

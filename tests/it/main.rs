@@ -3,7 +3,8 @@
 //!
 //! Areas with several files have a folder: `s3/` (the S3 store, replication, retention, sources,
 //! sessions, progress of transfers), `kube/` (the Kubernetes integration against the API
-//! stand-in), `restore/` (restore and cluster reset), and `fakes/` (the stand-ins other tests
+//! stand-in), `restore/` (restore and cluster reset), `verify/` (restore drills: damage caught,
+//! verdicts shown, drills started), and `fakes/` (the stand-ins other tests
 //! run against: the signature-checking S3 server, the Kubernetes API, and their own tests).
 
 mod fakes;
@@ -23,10 +24,13 @@ mod drills;
 mod durations;
 mod embedded_etcd;
 mod encryption;
+mod encryption_passphrase;
+mod encryption_visible;
 mod etcd_tls;
 mod generate;
 mod image;
 mod inspect;
+mod inspect_encrypted;
 mod inspect_evidence;
 mod kube;
 mod kustomize;

@@ -14,7 +14,9 @@ use super::model::{
     SnapshotFileVerification,
 };
 use super::naming::resource_name;
-use crate::kube::crd::{STORAGE_NODE_LABEL, TOKEN_HASH_ANNOTATION};
+use crate::kube::crd::{
+    ENCRYPTED_TO_ANNOTATION, ENCRYPTION_ANNOTATION, STORAGE_NODE_LABEL, TOKEN_HASH_ANNOTATION,
+};
 use crate::snapshot::record::rfc3339;
 use crate::snapshot::{SnapshotRecord, Storage};
 
@@ -28,10 +30,12 @@ pub fn desired_resource(record: &SnapshotRecord, s3: Option<&S3Spec>) -> Snapsho
         Storage::Local => record.node_name.clone(),
         Storage::S3 => S3_STORAGE_NODE.to_string(),
     };
-    let annotations = record
-        .token_hash
-        .as_ref()
-        .map(|hash| BTreeMap::from([(TOKEN_HASH_ANNOTATION.to_string(), hash.clone())]));
+    let mut annotations = BTreeMap::new();
+    if let Some(hash) = &record.token_hash {
+        annotations.insert(TOKEN_HASH_ANNOTATION.to_string(), hash.clone());
+    }
+    annotations.extend(encryption_annotations(record));
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     let metadata = ObjectMeta {
         name: Some(resource_name(record)),
         labels: Some(BTreeMap::from([(
@@ -63,6 +67,20 @@ pub fn desired_resource(record: &SnapshotRecord, s3: Option<&S3Spec>) -> Snapsho
         verification: verification(record),
     };
     SnapshotFile::new(metadata, spec, status)
+}
+
+/// An encrypted copy's annotations: `age`, and the fingerprints when they are recorded. Empty
+/// for a plaintext copy.
+pub fn encryption_annotations(record: &SnapshotRecord) -> BTreeMap<String, String> {
+    let Some(keys) = record.encrypted_to() else {
+        return BTreeMap::new();
+    };
+    let mut annotations = BTreeMap::from([(ENCRYPTION_ANNOTATION.to_string(), "age".to_string())]);
+    if !keys.is_empty() {
+        let joined = crate::crypt::keys::join(&keys);
+        annotations.insert(ENCRYPTED_TO_ANNOTATION.to_string(), joined);
+    }
+    annotations
 }
 
 /// The copy's last drill verdict, from its metadata record (None when never drilled).

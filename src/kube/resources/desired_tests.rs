@@ -197,3 +197,37 @@ fn quantities_parse_other_spellings() {
         assert_eq!(parse_quantity(&value), want, "{value}");
     }
 }
+
+#[test]
+fn encrypted_copies_carry_the_encryption_annotations_and_plain_ones_none() {
+    let mut r = record(Storage::Local, "n1", "on-demand-n1-1754906881.zip.age");
+    r.metadata = Some(
+        [
+            (
+                "Etcd-Snapshot-Encryption-Fingerprints".to_string(),
+                "age1:000000000000000b,age1:000000000000000a".to_string(),
+            ),
+            ("team".to_string(), "a".to_string()),
+        ]
+        .into(),
+    );
+    let got = serde_json::to_value(desired_resource(&r, None)).unwrap();
+    assert_eq!(
+        got["metadata"]["annotations"],
+        json!({
+            "etcd-snapshot.io/encryption": "age",
+            "etcd-snapshot.io/encrypted-to": "age1:000000000000000a,age1:000000000000000b"
+        })
+    );
+    // The recorded entry is ours: spec.metadata shows the ConfigMap's entries only.
+    assert_eq!(got["spec"]["metadata"], json!({"team": "a"}));
+    r.metadata = None;
+    let got = serde_json::to_value(desired_resource(&r, None)).unwrap();
+    assert_eq!(
+        got["metadata"]["annotations"],
+        json!({"etcd-snapshot.io/encryption": "age"})
+    );
+    r.file_name = "on-demand-n1-1754906881.zip".into();
+    let got = serde_json::to_value(desired_resource(&r, None)).unwrap();
+    assert!(got["metadata"].get("annotations").is_none());
+}

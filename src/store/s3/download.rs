@@ -89,7 +89,7 @@ impl S3Store {
 
     /// GETs `key` into `temp` and checks it against the recorded SHA-256 when there is one;
     /// returns the SHA-256 of what arrived. Nothing is left at `temp` on failure.
-    async fn fetch_verified(&self, key: &str, temp: &Path) -> Result<String, S3Error> {
+    pub(super) async fn fetch_verified(&self, key: &str, temp: &Path) -> Result<String, S3Error> {
         let file = create_part(temp).await?;
         let response = match self.get(key, "download").await {
             Ok(response) => response,

@@ -4,7 +4,8 @@
 //! (TLS, proxy, credentials, startup check), `store` does object I/O, `stream` uploads from
 //! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
 //! who uploaded each listed object and its extra metadata (cached across listings), `metadata`
-//! reads and parses one `.metadata/<name>` object. Wiring into the save
+//! reads and parses one `.metadata/<name>` object, `rekey` re-encrypts objects to the current
+//! recipients. Wiring into the save
 //! pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
@@ -14,6 +15,7 @@ mod insecure_tls;
 pub mod keys;
 pub mod metadata;
 mod multipart;
+pub mod rekey;
 mod retention;
 pub mod retry;
 pub mod sources;

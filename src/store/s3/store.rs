@@ -257,11 +257,24 @@ impl S3Store {
         metadata: &ObjectMetadata,
     ) -> Result<UploadedObject, S3Error> {
         validate_name(name)?;
+        let key = self.layout.object_key(name);
+        self.upload_file_to_key(path, &key, name, metadata).await
+    }
+
+    /// [`Self::upload_file`] under any key of the bucket (`name` sets the content type and
+    /// names the progress step): rekey's temp copies.
+    pub(super) async fn upload_file_to_key(
+        &self,
+        path: &Path,
+        key: &str,
+        name: &str,
+        metadata: &ObjectMetadata,
+    ) -> Result<UploadedObject, S3Error> {
+        let key = key.to_string();
         let sha256 = match &metadata.sha256 {
             Some(sum) => sum.clone(),
             None => sha256_file(path).await?,
         };
-        let key = self.layout.object_key(name);
         let user_metadata = user_metadata(metadata, Some(&sha256));
         let mut file = tokio::fs::File::open(path)
             .await

@@ -51,6 +51,14 @@ impl s3s::auth::S3Auth for KeyRing {
     }
 }
 
+/// An outage planned at a chosen request: when a request line contains `pattern`, `access` is
+/// revoked from `ring` before the request is served, so it and every later one fail.
+struct Trip {
+    pattern: String,
+    ring: KeyRing,
+    access: String,
+}
+
 /// How the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tls {
@@ -71,6 +79,7 @@ pub struct S3Server {
     pub ca_pem: Option<String>,
     /// Every request served, as `<METHOD> <path>` (e.g. `HEAD /bucket` for a connect).
     pub requests: Arc<std::sync::Mutex<Vec<String>>>,
+    trips: Arc<std::sync::Mutex<Vec<Trip>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -130,8 +139,17 @@ impl S3Server {
         let s3 = builder.build();
         let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
         let log = requests.clone();
+        let trips: Arc<std::sync::Mutex<Vec<Trip>>> = Arc::default();
+        let armed = trips.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
             let line = format!("{} {}", req.method(), req.uri().path());
+            armed.lock().expect("trips").retain(|trip| {
+                let fire = line.contains(&trip.pattern);
+                if fire {
+                    trip.ring.revoke(&trip.access);
+                }
+                !fire
+            });
             log.lock().expect("request log").push(line);
             hyper::service::Service::call(&s3, req)
         });
@@ -168,8 +186,20 @@ impl S3Server {
             tls,
             ca_pem,
             requests,
+            trips,
             task,
         }
+    }
+
+    /// Plans an outage: the first request whose `<METHOD> <path>` contains `pattern` makes
+    /// `ring` (the server's, from `start_with_ring`) forget `access` before it is served, so it
+    /// and every later request with that key fail until the key is granted again.
+    pub fn revoke_on(&self, pattern: &str, ring: &KeyRing, access: &str) {
+        self.trips.lock().expect("trips").push(Trip {
+            pattern: pattern.to_string(),
+            ring: ring.clone(),
+            access: access.to_string(),
+        });
     }
 
     /// How many requests so far were `<method> <path>`.

@@ -3,6 +3,7 @@
 //! controllers.
 
 mod crd;
+mod encryption_secret;
 mod kubectl;
 mod nodes;
 mod resources;

@@ -18,6 +18,8 @@ mod stream;
 pub mod ops;
 /// Progress reported for bytes that cross S3.
 mod progress;
+/// Rekey of S3 copies, through an outage.
+mod rekey;
 /// S3 retention policies.
 mod retention;
 /// One S3 session per operation.

@@ -40,7 +40,8 @@
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
 //! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
-//!   newest full snapshot's revision and writes segments beside the snapshot dir; above the
+//!   newest full snapshot's revision and writes segments beside the snapshot dir, and chain
+//!   retention (a chain lives as long as its full snapshot); above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`); `restore::drill`,

@@ -137,6 +137,23 @@ pub struct RemovedCopy {
     /// Why retention chose it; absent for an explicit delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Extension: the delta chain (point-in-time segments) that goes with a local full
+    /// snapshot.
+    #[serde(
+        default,
+        rename = "deltaChain",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delta_chain: Option<RemovedChain>,
+}
+
+/// A delta chain removed (or, in a dry run, to be removed) with its full snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedChain {
+    /// The chain dir.
+    pub location: String,
+    pub segments: u64,
+    pub bytes: u64,
 }
 
 /// One thing that did not work inside an otherwise successful operation.

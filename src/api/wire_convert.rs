@@ -5,8 +5,8 @@
 
 use super::{
     DrillCheck, DrillVerdictWire, EtcdSnapshotError, EtcdSnapshotFile, EtcdSnapshotFileList,
-    EtcdSnapshotSpec, EtcdSnapshotStatus, FailedItem, ObjectMeta, RemovedCopy, RetentionVerdict,
-    SnapshotResponse,
+    EtcdSnapshotSpec, EtcdSnapshotStatus, FailedItem, ObjectMeta, RemovedChain, RemovedCopy,
+    RetentionVerdict, SnapshotResponse,
 };
 use crate::api::client::ClientReply;
 use crate::api::server::HandlerReply;
@@ -63,6 +63,11 @@ impl From<Removal> for RemovedCopy {
             name: removal.name,
             location: removal.location,
             reason: removal.reason,
+            delta_chain: removal.chain.map(|chain| RemovedChain {
+                location: chain.location,
+                segments: chain.segments as u64,
+                bytes: chain.bytes,
+            }),
         }
     }
 }

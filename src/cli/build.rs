@@ -100,7 +100,7 @@ fn client_subcommands() -> Vec<Command> {
         .arg(
             Arg::new("dry-run")
                 .long("dry-run")
-                .help("Print every snapshot's verdict (kept or removed, and the deciding rule) without deleting anything")
+                .help("Print every snapshot's verdict (kept or removed, and the deciding rule), and the delta chain each removed local snapshot takes with it, without deleting anything")
                 .action(ArgAction::SetTrue),
         )
         .arg(output.help("Output format (json and yaml carry every snapshot's verdict)"));

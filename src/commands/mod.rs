@@ -324,9 +324,16 @@ fn print_response(command: &Command, response: &SnapshotResponse) -> Completion 
             println!("Snapshot {name} deleted.");
             // A local-only delete prints exactly RKE2's line; with S3 each copy is named.
             if copies.iter().any(|c| c.location.starts_with("s3://")) {
-                for copy in copies {
+                for copy in &copies {
                     println!("  removed {}", copy.location);
                 }
+            }
+            // A delta chain is ours alone: said only when there was one.
+            for line in copies
+                .iter()
+                .filter_map(|c| prune_output::chain_line(c, false))
+            {
+                println!("{line}");
             }
         } else if copies.is_empty() {
             println!("Snapshot {name} would be deleted.");

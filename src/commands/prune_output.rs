@@ -7,7 +7,7 @@
 //! them like the `ls` table (`output::printable`); JSON and YAML keep the exact values.
 
 use super::output::printable;
-use crate::api::wire::SnapshotResponse;
+use crate::api::wire::{RemovedCopy, SnapshotResponse};
 use crate::cli::OutputFormat;
 
 /// Errors rendering a prune reply.
@@ -19,22 +19,45 @@ pub enum PruneOutputError {
     Yaml(#[source] serde_saphyr::SerializeError),
 }
 
-/// One line per verdict, in the reply's order (each store's snapshots, newest first).
+/// One line per verdict, in the reply's order (each store's snapshots, newest first); a removed
+/// local snapshot with a delta chain gets a second line for the chain.
 pub fn verdict_lines(response: &SnapshotResponse) -> Vec<String> {
-    response
-        .verdicts
-        .iter()
-        .map(|v| {
-            let name = printable(&v.name);
-            let location = printable(&v.location);
-            let reason = printable(&v.reason);
-            if v.action == "keep" {
-                format!("Snapshot {name} kept in {location}: {reason}.")
-            } else {
-                format!("Snapshot {name} would be deleted from {location}: {reason}.")
-            }
-        })
-        .collect()
+    let mut lines = Vec::new();
+    for v in &response.verdicts {
+        let name = printable(&v.name);
+        let location = printable(&v.location);
+        let reason = printable(&v.reason);
+        if v.action == "keep" {
+            lines.push(format!("Snapshot {name} kept in {location}: {reason}."));
+            continue;
+        }
+        lines.push(format!(
+            "Snapshot {name} would be deleted from {location}: {reason}."
+        ));
+        let copy = response
+            .removed
+            .iter()
+            .find(|r| r.name == v.name && r.location == v.location);
+        lines.extend(copy.and_then(|copy| chain_line(copy, true)));
+    }
+    lines
+}
+
+/// The line saying a removed copy's delta chain goes (or, in a dry run, would go) with it;
+/// None when it has no chain.
+pub fn chain_line(copy: &RemovedCopy, dry_run: bool) -> Option<String> {
+    let chain = copy.delta_chain.as_ref()?;
+    let verb = if dry_run {
+        "would be deleted"
+    } else {
+        "deleted"
+    };
+    Some(format!(
+        "  its delta chain {} {verb} with it: {} segments, {} bytes.",
+        printable(&chain.location),
+        chain.segments,
+        chain.bytes
+    ))
 }
 
 /// The reply as JSON (4-space indent, like `ls -o json`) or YAML; `None` for the table.
@@ -92,6 +115,40 @@ mod tests {
         );
         assert!(lines[1].starts_with("Snapshot s-n1-1\\x1b[2J would be deleted from"));
         assert_eq!(lines.len(), 2);
+    }
+
+    #[test]
+    fn a_removed_snapshot_with_a_delta_chain_gets_the_chain_line() {
+        let chain = crate::api::wire::RemovedChain {
+            location: "/db/.deltas/s-n1-1".into(),
+            segments: 3,
+            bytes: 1234,
+        };
+        let copy = RemovedCopy {
+            name: "s-n1-1".into(),
+            location: "/snaps/s-n1-1".into(),
+            reason: None,
+            delta_chain: Some(chain),
+        };
+        let response = SnapshotResponse {
+            verdicts: vec![verdict("s-n1-2", "keep"), verdict("s-n1-1", "remove")],
+            removed: vec![copy.clone()],
+            ..Default::default()
+        };
+        let lines = verdict_lines(&response);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(
+            lines[2],
+            "  its delta chain /db/.deltas/s-n1-1 would be deleted with it: 3 segments, 1234 bytes."
+        );
+        assert_eq!(
+            chain_line(&copy, false).unwrap(),
+            "  its delta chain /db/.deltas/s-n1-1 deleted with it: 3 segments, 1234 bytes."
+        );
+        let json = render(&response, OutputFormat::Json).unwrap().unwrap();
+        assert!(json.contains("\"deltaChain\""), "{json}");
+        let back: SnapshotResponse = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, response);
     }
 
     #[test]

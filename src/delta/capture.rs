@@ -170,14 +170,21 @@ impl Capture {
         let tick = || {
             // A config watcher that is gone sends no more changes.
             let changed = self.config.has_changed().unwrap_or(false);
-            let newer = survey(config)
-                .ok()
-                .and_then(|(newest, _)| newest)
-                .is_some_and(|newest| newest.file_name != anchor.file_name);
-            if newer {
-                tracing::info!(anchor = %anchor.file_name, "a newer full snapshot starts the next delta chain");
-            }
-            changed || newer
+            // A newer full snapshot starts the next chain; a deleted or pruned anchor ends this
+            // one (its chain goes with it, `delta::retention`), so nothing is written after it.
+            let chosen = survey(config).ok().map(|(chosen, _)| chosen);
+            let moved = match &chosen {
+                Some(Some(newest)) if newest.file_name != anchor.file_name => {
+                    tracing::info!(anchor = %anchor.file_name, "a newer full snapshot starts the next delta chain");
+                    true
+                }
+                Some(None) => {
+                    tracing::info!(anchor = %anchor.file_name, "the delta chain's full snapshot is gone: its chain ends");
+                    true
+                }
+                _ => false,
+            };
+            changed || moved
         };
         let end = session.run(&self.cancel, tick).await;
         end.map_err(|e| error_chain(&e))

@@ -8,6 +8,7 @@
 //! - `files`: segment files on disk, crash-safe (temp file, fsync, link).
 //! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
 //! - `listing`: the chains and segments `ls --deltas` shows.
+//! - `retention`: a chain lives as long as its full snapshot (removal, orphan healing).
 //!
 //! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
 //! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
@@ -18,5 +19,6 @@ pub mod chain;
 pub mod events;
 pub mod files;
 pub mod listing;
+pub mod retention;
 pub mod segment;
 pub mod session;

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::FailedItem;
+use super::chains;
 use super::pending;
 use super::retain::{RetentionRun, delete_on};
 use super::{
@@ -180,6 +181,7 @@ impl Operations {
         for name in names {
             self.copies.note_deleted(name);
             let mut found = delete_on(&store, name, "", &mut report).await;
+            found |= chains::follow_delete(&store, name, &mut report);
             match &remote {
                 Some(Ok(remote)) => {
                     found |= delete_on(remote, name, "not deleted from S3: ", &mut report).await

@@ -12,7 +12,8 @@
 //! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
 //! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
-//! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`; the S3 copy of a save
+//! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
+//! snapshots in `chains`; the S3 copy of a save
 //! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
@@ -23,6 +24,7 @@ use std::time::Instant;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
+mod chains;
 mod drill_verdicts;
 mod listing;
 mod maintain;
@@ -38,8 +40,8 @@ mod verify;
 use crate::errors::error_chain;
 pub use drill_verdicts::reason as drill_reason;
 pub use report::{
-    CopyVerdict, DeleteReport, FailedItem, Listing, PlannedOperation, PruneReport, ReconcileReport,
-    Removal, Report, SaveOutcome, VerifyReport,
+    ChainRemoval, CopyVerdict, DeleteReport, FailedItem, Listing, PlannedOperation, PruneReport,
+    ReconcileReport, Removal, Report, SaveOutcome, VerifyReport,
 };
 use retain::RetentionRun;
 use save_steps::{

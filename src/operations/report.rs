@@ -34,6 +34,27 @@ pub struct Removal {
     pub location: String,
     /// Why retention chose it; absent for an explicit delete.
     pub reason: Option<String>,
+    /// The delta chain that went (or would go) with a local full snapshot.
+    pub chain: Option<ChainRemoval>,
+}
+
+/// A full snapshot's delta chain, removed with it (`delta::retention`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRemoval {
+    /// The chain dir.
+    pub location: String,
+    pub segments: usize,
+    pub bytes: u64,
+}
+
+impl From<crate::delta::retention::ChainSummary> for ChainRemoval {
+    fn from(summary: crate::delta::retention::ChainSummary) -> Self {
+        ChainRemoval {
+            location: summary.path.display().to_string(),
+            segments: summary.segments,
+            bytes: summary.bytes,
+        }
+    }
 }
 
 /// One thing that did not work inside an otherwise successful operation (or a store a listing

@@ -7,7 +7,7 @@
 //! undone by an S3 failure: the failure is reported per item.
 
 use super::{
-    CopyVerdict, DeleteReport, FailedItem, Operations, PruneReport, Removal, error_chain,
+    CopyVerdict, DeleteReport, FailedItem, Operations, PruneReport, Removal, chains, error_chain,
     replicate, retention_failure,
 };
 use crate::config::DesiredConfig;
@@ -44,7 +44,8 @@ impl RetentionRun {
 
 impl Operations {
     /// Applies the local retention policy to the snapshots named `<base>-<this node>-<unix>`
-    /// and the S3 policy to this cluster's copies in S3 (see `RetentionRun` for when each runs
+    /// (each local removal takes its delta chain along, and a run that deletes also removes
+    /// chains whose snapshot is gone: `chains`) and the S3 policy to this cluster's copies in S3 (see `RetentionRun` for when each runs
     /// and what a failure means). An S3 failure is a failed item named `s3 retention`. Returns
     /// the report with every verdict, and the S3 store it used, for the rest of the operation.
     pub(super) async fn retain(
@@ -59,12 +60,15 @@ impl Operations {
         let policy = local_policy(config);
         if run.visits(&policy, true) {
             match prune_on(local, base, &policy, run.dry_run(), &mut report).await {
-                Ok(()) => {}
+                Ok(()) => chains::follow_removals(local, &mut report, run.dry_run()),
                 Err(e) if run == RetentionRun::AfterSave => {
                     report.failed.push(retention_failure("retention", &e));
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if !run.dry_run() {
+            chains::heal_orphans(local, &mut report);
         }
         let Some(s3) = &config.s3 else {
             return Ok((report, remote));
@@ -124,6 +128,7 @@ async fn prune_on<S: SnapshotStore>(
             location: store.location(&name),
             reason,
             name,
+            chain: None,
         });
     }
     report
@@ -151,6 +156,7 @@ pub(super) async fn delete_on<S: SnapshotStore>(
                 name: name.to_string(),
                 location: store.location(name),
                 reason: None,
+                chain: None,
             });
             true
         }

@@ -1,10 +1,12 @@
 //! Delta capture against a real etcd and the real server binary: what the segments hold is
 //! compared with etcd's own history (a read at each revision), a restart mid-segment (SIGKILL)
 //! resumes with no gap or duplicate, and a compaction past the chain ends it and re-anchors on
-//! a new full snapshot. Each test is bounded by its polls (seconds). The tests are in
-//! `capture`; this module holds what they share (reading chain dirs and segments, the oracle).
+//! a new full snapshot; segments live as long as their full snapshot (delete, prune and its dry
+//! run, orphan healing). Each test is bounded by its polls (seconds). The tests are in
+//! `capture` and `retention`; this module holds what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
+mod retention;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -46,6 +46,24 @@ fn rows(table: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
+/// A snapshot of a fresh etcd holding `keys` pod keys, saved by `etcdctl` into `dir`; None when
+/// etcd is missing (and CI is unset).
+fn small_snapshot(dir: &Path, keys: usize) -> Option<std::path::PathBuf> {
+    let etcd = crate::support::TestEtcd::start()?;
+    for i in 0..keys {
+        etcd.put(&format!("/registry/pods/p{i}"), "v");
+    }
+    let snapshot = dir.join("small.db");
+    let save = Command::new("etcdctl")
+        .args(["--endpoints", &etcd.endpoint, "snapshot", "save"])
+        .arg(&snapshot)
+        .env("ETCDCTL_API", "3")
+        .output()
+        .unwrap();
+    assert!(save.status.success(), "{save:?}");
+    Some(snapshot)
+}
+
 fn needs(tools: &[&str]) -> bool {
     tools.iter().all(|t| require_binary(t).is_some())
 }
@@ -80,31 +98,10 @@ fn the_inspect_benchmark_agrees_with_etcdutl_on_a_small_snapshot() {
     if !needs(&["etcd", "etcdctl", "etcdutl", "fincore", "python3"]) {
         return;
     }
-    let Some(etcd) = crate::support::TestEtcd::start() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(snapshot) = small_snapshot(dir.path(), 50) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("small.db");
-    for i in 0..50 {
-        let put = Command::new("etcdctl")
-            .args([
-                "--endpoints",
-                &etcd.endpoint,
-                "put",
-                &format!("/registry/pods/p{i}"),
-                "v",
-            ])
-            .output()
-            .unwrap();
-        assert!(put.status.success());
-    }
-    let save = Command::new("etcdctl")
-        .args(["--endpoints", &etcd.endpoint, "snapshot", "save"])
-        .arg(&snapshot)
-        .env("ETCDCTL_API", "3")
-        .output()
-        .unwrap();
-    assert!(save.status.success(), "{save:?}");
     // The script itself fails when the two tools' figures differ.
     let table = rows(&run_bench(
         "inspect-bench.sh",
@@ -119,21 +116,10 @@ fn the_verify_benchmark_drills_a_small_snapshot_beside_etcdutl_restore() {
     if !needs(&["etcd", "etcdctl", "etcdutl", "python3"]) {
         return;
     }
-    let Some(etcd) = crate::support::TestEtcd::start() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(snapshot) = small_snapshot(dir.path(), 20) else {
         return;
     };
-    for i in 0..20 {
-        etcd.put(&format!("/registry/pods/p{i}"), "v");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("small.db");
-    let save = Command::new("etcdctl")
-        .args(["--endpoints", &etcd.endpoint, "snapshot", "save"])
-        .arg(&snapshot)
-        .env("ETCDCTL_API", "3")
-        .output()
-        .unwrap();
-    assert!(save.status.success(), "{save:?}");
     // The script itself fails when the drill does not pass.
     let table = rows(&run_bench(
         "verify-bench.sh",

@@ -127,8 +127,11 @@ fn the_verify_benchmark_drills_a_small_snapshot_beside_etcdutl_restore() {
         &[("SNAPSHOT", &snapshot)],
     ));
     assert_eq!(table.len(), 2, "{table:?}");
+    // Wall seconds and the largest process are always measured. The command's own RSS is
+    // polled, so a restore of a tiny snapshot can end (or be sampled) under 1 MiB, which the
+    // table rounds to 0; the drill runs long enough to be sampled.
     for (name, figures) in &table {
-        // wall seconds, own peak RSS, largest process: all measured.
-        assert!(figures.iter().all(|f| *f > 0.0), "{name}: {figures:?}");
+        assert!(figures[0] > 0.0 && figures[2] > 0.0, "{name}: {figures:?}");
     }
+    assert!(table[1].1[1] > 0.0, "the drill's own RSS: {table:?}");
 }

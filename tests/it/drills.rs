@@ -214,3 +214,44 @@ async fn a_snapshot_of_another_cluster_fails_its_drill_and_an_unrecorded_hash_is
     let hash = report.checks.iter().find(|c| c.name == "hashkv").unwrap();
     assert!(hash.detail.contains("no hash recorded"), "{hash:?}");
 }
+
+/// Puts `value` under `key` through etcdctl's standard input (a value this large cannot be an
+/// argument: Linux caps one argument at 128 KiB).
+fn put_large(etcd: &TestEtcd, key: &str, value: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new(require_binary("etcdctl").expect("etcdctl"))
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &etcd.endpoint, "put", key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(value).unwrap();
+    assert!(child.wait().unwrap().success(), "etcdctl put {key}");
+}
+
+/// 20 values of 1 MiB: one page of the drill's read would be a 20 MiB reply, over the client's
+/// limit, so the read must shrink its page and still read every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_reads_every_key_of_a_snapshot_with_large_values() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    if require_binary("etcdutl").is_none() && require_binary("etcdctl").is_none() {
+        return;
+    }
+    for i in 0..20u8 {
+        let value = vec![b'a' + i; 1024 * 1024];
+        put_large(&etcd, &format!("/registry/configmaps/big/c{i}"), &value);
+    }
+    let (data, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let file = save(&etcd, data.path(), "large");
+    let path = snapshot_dir(data.path()).join(&file);
+    let report = drill_local(&setup(data.path(), tmp.path()), &path)
+        .await
+        .unwrap();
+    assert!(report.passed, "{report:#?}");
+    let read = report.checks.iter().find(|c| c.name == "read").unwrap();
+    assert!(read.detail.starts_with("read 20 keys"), "{read:?}");
+    assert_eq!(drill_dirs(tmp.path()), 0, "a drill left its temp dir");
+}

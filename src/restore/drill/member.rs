@@ -17,9 +17,14 @@ use crate::snapshot::hashkv::HashKvRecord;
 
 /// The member's name; the cluster token is unique per drill.
 const MEMBER: &str = "etcd-snapshot-drill";
-/// Keys per range read: bounded memory whatever the snapshot holds (etcd values are at most
-/// 1.5 MiB by default, so a page is at most ~1.5 GiB in theory and a few MiB in practice).
+/// Keys per range read at most. A page of large values can exceed the reply limit below; the
+/// read then halves its page (see [`next_page_limit`]).
 const PAGE: i64 = 500;
+/// The largest reply the drill accepts: memory stays bounded whatever the snapshot holds, and a
+/// single value up to this size (etcd's request limit is 1.5 MiB by default) still fits.
+const MAX_REPLY_BYTES: usize = 16 << 20;
+/// Pages read in a row without a too-large reply before the page grows again.
+const GROW_AFTER: u32 = 8;
 /// A member restored from a big snapshot rebuilds its index before answering.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -132,19 +137,33 @@ pub async fn observe(
     })
 }
 
-/// Every key at `revision`, `PAGE` at a time; returns how many and their bytes.
+/// Every key at `revision`, a page at a time; returns how many and their bytes. A reply over
+/// `MAX_REPLY_BYTES` (a page of large values) is refused by the client and retried with half
+/// the page.
 async fn read_all(
     client: &mut etcd_client::Client,
     revision: i64,
 ) -> Result<(u64, u64), etcd_client::Error> {
+    let mut kv = client
+        .kv_client()
+        .max_decoding_message_size(MAX_REPLY_BYTES);
     let (mut keys, mut bytes) = (0u64, 0u64);
     let mut from = vec![0u8];
+    let (mut limit, mut streak) = (PAGE, 0u32);
     loop {
         let options = GetOptions::new()
             .with_from_key()
-            .with_limit(PAGE)
+            .with_limit(limit)
             .with_revision(revision);
-        let page = client.get(from.clone(), Some(options)).await?;
+        let page = match kv.get(from.clone(), Some(options)).await {
+            Ok(page) => page,
+            Err(e) if reply_too_large(&e) && limit > 1 => {
+                (limit, streak) = next_page_limit(limit, streak, true);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        (limit, streak) = next_page_limit(limit, streak, false);
         for kv in page.kvs() {
             keys += 1;
             bytes += (kv.key().len() + kv.value().len()) as u64;
@@ -157,5 +176,45 @@ async fn read_all(
             }
             _ => return Ok((keys, bytes)),
         }
+    }
+}
+
+/// The client refused a reply over its decoding limit (gRPC's "message length too large").
+fn reply_too_large(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            status.message().contains("message length too large")
+        }
+        _ => false,
+    }
+}
+
+/// The next page size and success streak after a read: a too-large reply halves the page; a
+/// run of `GROW_AFTER` good pages doubles it again, up to `PAGE`, so a region of large values
+/// does not slow the small keys after it. Pure.
+fn next_page_limit(limit: i64, streak: u32, too_large: bool) -> (i64, u32) {
+    if too_large {
+        return ((limit / 2).max(1), 0);
+    }
+    if streak + 1 >= GROW_AFTER {
+        return ((limit * 2).min(PAGE), 0);
+    }
+    (limit, streak + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_halves_on_a_too_large_reply_and_grows_back_after_a_run_of_good_ones() {
+        assert_eq!(next_page_limit(500, 3, true), (250, 0));
+        assert_eq!(next_page_limit(1, 0, true), (1, 0));
+        let (mut limit, mut streak) = (250, 0);
+        for _ in 0..GROW_AFTER {
+            (limit, streak) = next_page_limit(limit, streak, false);
+        }
+        assert_eq!((limit, streak), (PAGE, 0));
+        assert_eq!(next_page_limit(PAGE, GROW_AFTER, false), (PAGE, 0));
     }
 }

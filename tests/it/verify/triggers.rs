@@ -18,11 +18,14 @@ fn direct_mode_verifies_without_a_server_and_an_unknown_name_is_a_usage_error() 
     let name = snap.file_name().unwrap().to_str().unwrap().to_string();
     let flags = crate::inspect::direct(&etcd);
     let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    args.extend(["verify", &name]);
+    args.extend(["--progress=json", "verify", &name]);
     let out = run(&args, data.path());
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("running verify directly"), "{stderr}");
+    // `--progress=json`: the drill's events end at the copy's size.
+    let (total, _) = crate::progress::events(&stderr, "verify");
+    assert_eq!(total, std::fs::metadata(&snap).unwrap().len());
     let row = stdout.lines().nth(1).unwrap_or_default();
     assert!(row.starts_with(&name) && row.contains("passed"), "{stdout}");
     assert_eq!(

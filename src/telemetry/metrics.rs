@@ -321,7 +321,8 @@ impl Default for Metrics {
 mod tests {
     use super::*;
 
-    fn sample_value(text: &str, series: &str) -> Option<String> {
+    /// The value of `series` (name and labels exactly as rendered) in the text `text`.
+    pub(super) fn sample_value(text: &str, series: &str) -> Option<String> {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .map(str::to_owned)

@@ -99,12 +99,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample_value(text: &str, series: &str) -> Option<String> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map(str::to_owned)
-    }
+    use crate::telemetry::metrics::tests::sample_value;
 
     #[test]
     fn encryption_counts_follow_the_latest_listing_and_drop_retired_keys() {

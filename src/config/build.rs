@@ -144,6 +144,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
             backup_retention: p.int("cluster-reset-backup-retention")?,
         },
         etcd: etcd(p)?,
+        datastore_sqlite: super::datastore::sqlite_path(p),
         snapshot: snapshot(p)?,
         api: api(p)?,
         log: LogSettings {

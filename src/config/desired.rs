@@ -35,6 +35,9 @@ pub struct DesiredConfig {
     /// `--cluster-reset` and `--cluster-reset-restore-path` (server only).
     pub reset: ResetSettings,
     pub etcd: EtcdSettings,
+    /// `--datastore-endpoint sqlite://<path>`: the kine SQLite database to snapshot instead of
+    /// etcd (`datastore::choose` also detects `<data-dir>/server/db/state.db`).
+    pub datastore_sqlite: Option<PathBuf>,
     pub snapshot: SnapshotSettings,
     pub api: ApiSettings,
     pub log: LogSettings,

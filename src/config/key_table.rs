@@ -66,6 +66,11 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "datastore-endpoint",
+        help: "The datastore to snapshot when it is not etcd, as RKE2/k3s name it: sqlite://<path> for kine's SQLite database (e.g. sqlite:///var/lib/rancher/k3s/server/db/state.db). Unset: etcd, unless etcd-endpoints is empty and <data-dir>/server/db/state.db exists (then that SQLite database). MySQL and PostgreSQL are backed up with their own tools",
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-cafile",
         kind: Kind::Path,
         help: "CA bundle to verify etcd's server certificate [default for the embedded etcd: <data-dir>/server/tls/etcd/server-ca.crt, unless any etcd-*file key is set]",

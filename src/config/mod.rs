@@ -5,6 +5,7 @@
 //! environment; never touches etcd, snapshots or the network.
 
 mod build;
+pub mod datastore;
 pub mod delta;
 pub mod desired;
 pub mod duration;
@@ -26,7 +27,7 @@ pub mod watch;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::path::{Path, PathBuf};
 

@@ -222,6 +222,7 @@ fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<Str
     super::build::check_s3(p, errors);
     super::build::check_name_lengths(p, errors);
     super::etcd_check::check_etcd(p, errors);
+    super::datastore::check_datastore(p, errors);
     super::build::check_config_secret(p, warnings);
     super::build::check_tls_san(p, errors);
     super::retention::check_retention(p, errors);

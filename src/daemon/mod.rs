@@ -1,6 +1,7 @@
 //! `etcd-snapshot server`: wires the long-running tasks together and owns shutdown.
 //!
-//! Start order: token, snapshot dir hygiene, embedded etcd (when no endpoint is configured), TLS
+//! Start order: token, snapshot dir hygiene, embedded etcd (when no endpoint is configured and
+//! the datastore is not SQLite, `datastore::select`), TLS
 //! and the API listener, config watcher, scheduler. Shutdown (first SIGTERM/SIGINT): stop taking
 //! work, let a running snapshot and in-flight requests finish, then stop the embedded etcd. A
 //! second signal aborts at once.
@@ -85,9 +86,17 @@ pub async fn run(engine: ConfigEngine, resolved: Resolved) -> Result<(), DaemonE
     // handled as a normal shutdown once the server runs.
     let mut signals = Signals::take()?;
     let etcd_cancel = CancellationToken::new();
-    let embedded = tokio::select! {
-        started = start_etcd(&config, etcd_cancel.clone()) => started?,
-        _ = signals.next() => return Err(DaemonError::StoppedWhileStarting),
+    let datastore = crate::datastore::select(&config);
+    let embedded = match datastore.sqlite_path() {
+        Some(db) => {
+            // k3s/RKE2 run the SQLite database; snapshots copy it, no etcd is started.
+            tracing::info!(database = %db.display(), sqlite = crate::datastore::sqlite_version(), "the datastore is SQLite: snapshots copy it, and no embedded etcd is started");
+            None
+        }
+        None => tokio::select! {
+            started = start_etcd(&config, etcd_cancel.clone()) => started?,
+            _ = signals.next() => return Err(DaemonError::StoppedWhileStarting),
+        },
     };
     if embedded.is_some() {
         // A normal start after a reset: the member runs, so the reset is complete.

@@ -22,6 +22,7 @@ pub mod pages;
 pub mod report;
 pub mod s3;
 pub mod source;
+pub mod sqlite;
 pub mod tally;
 
 #[cfg(test)]
@@ -179,7 +180,37 @@ pub fn inspect_local_decrypting(
     if is_zip(&source) {
         return inspect_zip(file, source, meta.len(), data_dir, token);
     }
+    if starts_like_sqlite(&file) {
+        return Ok(inspect_sqlite_plain(&file, path, source, token));
+    }
     Ok(inspect_plain(&file, source, token))
+}
+
+/// True when the file starts with the SQLite magic (a SQLite datastore's snapshot).
+fn starts_like_sqlite(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, 0).is_ok()
+        && crate::snapshot::image::ImageKind::sniff(&head)
+            == crate::snapshot::image::ImageKind::Sqlite
+}
+
+/// A plain SQLite image: read once for its image check and hash, then opened read-only.
+fn inspect_sqlite_plain(
+    file: &File,
+    path: &Path,
+    source: String,
+    token: Option<&SecretString>,
+) -> InspectReport {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (checks, sha) = match source::stream_file(file) {
+        Ok(s) => (vec![s.check], s.verified.map(|v| v.1)),
+        Err(e) => (
+            vec![Check::new("image", false, format!("read failed: {e}"))],
+            None,
+        ),
+    };
+    sqlite::report(path, source, size, sha, checks, token)
 }
 
 /// A plain file: the SHA-256 pass and the walk run side by side over the same handle.
@@ -259,6 +290,12 @@ fn from_spill(
     let db_len = streamed.verified.as_ref().map_or(streamed.size, |v| v.0);
     let sha = streamed.verified.map(|v| v.1);
     checks.push(streamed.check);
+    if streamed.kind == crate::snapshot::image::ImageKind::Sqlite {
+        // SQLite opens files by path: the unlinked spill through its descriptor.
+        use std::os::fd::AsRawFd;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", spill.as_raw_fd()));
+        return sqlite::report(&by_fd, source, size, sha, checks, token);
+    }
     let walked = walk(
         &Bounded {
             source: spill,

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::bbolt::Structure;
 use super::tally::{GroupCount, Member, Tally};
+use crate::snapshot::image::ImageKind;
 
 /// Buckets every etcd 3.4+ server creates at start (mvcc, lessor, alarms, auth, membership);
 /// a snapshot without one of them was not written by etcd or lost part of its tree.
@@ -70,6 +71,8 @@ pub struct BootstrapReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InspectReport {
     pub source: String,
+    /// The datastore the snapshot is of: `etcd` or `sqlite` (`snapshot::image`).
+    pub datastore: ImageKind,
     pub healthy: bool,
     pub checks: Vec<Check>,
     pub file_size: u64,
@@ -96,6 +99,20 @@ pub struct InspectReport {
     pub resources: Vec<GroupCount>,
     pub resources_complete: bool,
     pub bootstrap: BootstrapReport,
+    /// A SQLite snapshot's kine figures; absent for etcd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteFigures>,
+}
+
+/// A SQLite datastore's figures (kine's table), for a SQLite snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SqliteFigures {
+    /// kine's revision: the highest row id.
+    pub revision: i64,
+    /// Rows in the kine table: every revision of every key.
+    pub rows: u64,
+    pub page_size: u64,
+    pub pages: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,6 +175,7 @@ pub fn assemble(
 ) -> InspectReport {
     let mut report = InspectReport {
         source,
+        datastore: ImageKind::Etcd,
         healthy: false,
         checks: Vec::new(),
         file_size,
@@ -183,6 +201,7 @@ pub fn assemble(
             keys: Vec::new(),
             token_decrypts: None,
         },
+        sqlite: None,
     };
     if let Some((structure, tally)) = walked {
         checks.extend(walk_checks(&structure, &tally));
@@ -243,6 +262,7 @@ pub fn render_table(r: &InspectReport) -> String {
     let mut out = String::new();
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let _ = writeln!(out, "Snapshot:          {}", r.source);
+    let _ = writeln!(out, "Datastore:         {}", r.datastore.as_str());
     let _ = writeln!(
         out,
         "Verdict:           {}",
@@ -250,11 +270,11 @@ pub fn render_table(r: &InspectReport) -> String {
     );
     let _ = writeln!(out, "File size:         {}", r.file_size);
     let _ = writeln!(out, "Encrypted:         {}", encryption_line(r));
-    let _ = writeln!(
-        out,
-        "SHA-256 (trailer): {}",
-        r.sha256.as_deref().unwrap_or("-")
-    );
+    let sha_label = match r.datastore {
+        ImageKind::Etcd => "SHA-256 (trailer): ",
+        ImageKind::Sqlite => "SHA-256 (image):   ",
+    };
+    let _ = writeln!(out, "{sha_label}{}", r.sha256.as_deref().unwrap_or("-"));
     if let Some(s) = &r.etcd_status {
         let _ = writeln!(out, "Hash (crc32c):     {:08x}", s.hash);
         let _ = writeln!(out, "Revision:          {}", s.revision);
@@ -264,6 +284,19 @@ pub fn render_table(r: &InspectReport) -> String {
             s.total_key
         );
         let _ = writeln!(out, "Total size:        {}", s.total_size);
+    }
+    if let Some(s) = &r.sqlite {
+        let _ = writeln!(out, "Revision (kine):   {}", s.revision);
+        let _ = writeln!(
+            out,
+            "Rows (kine):       {} (every revision of every key)",
+            s.rows
+        );
+        let _ = writeln!(
+            out,
+            "Pages:             {} of {} bytes",
+            s.pages, s.page_size
+        );
     }
     let _ = writeln!(out, "Live keys:         {}", r.live_keys);
     let _ = writeln!(

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use super::report::Check;
 use crate::hex::encode as hex;
+use crate::snapshot::image::{ImageCheck, ImageKind};
 use crate::snapshot::save::SaveError;
-use crate::snapshot::sink::TrailerCheck;
 
 /// Read buffer: large sequential reads, constant memory whatever the size.
 const READ_BUFFER: usize = 1 << 20;
@@ -23,12 +23,14 @@ const TRAILER_LEN: u64 = 32;
 
 /// The outcome of reading an image once from start to end.
 pub struct Streamed {
+    /// What the image is, by its first bytes.
+    pub kind: ImageKind,
     /// Bytes read (the file, or the zip entry).
     pub size: u64,
-    /// The `trailer` check.
+    /// The `trailer` check (`image` for a SQLite image: its header against its length).
     pub check: Check,
     /// The database's size (everything before the trailer) and its SHA-256, when the trailer
-    /// matched.
+    /// matched (a SQLite image: its size and the SHA-256 of all of it, when well formed).
     pub verified: Option<(u64, String)>,
     /// SHA-256 of every byte read.
     pub whole_sha256: String,
@@ -37,7 +39,7 @@ pub struct Streamed {
 /// Reads `reader` to the end through the trailer check, copying every byte to `spill` when
 /// given. An error reading is returned as is (the caller knows what was being read).
 pub fn stream(reader: &mut dyn Read, mut spill: Option<&mut File>) -> io::Result<Streamed> {
-    let mut check = TrailerCheck::default();
+    let mut check = ImageCheck::sniffing();
     let mut buf = vec![0u8; READ_BUFFER];
     let mut size = 0u64;
     let mut tail = [0u8; TRAILER_LEN as usize];
@@ -59,8 +61,17 @@ pub fn stream(reader: &mut dyn Read, mut spill: Option<&mut File>) -> io::Result
     // One SHA-256 pass serves both: the whole file's hash is the database hash's state plus
     // the trailer (hashing twice doubled inspect's time on a warm file).
     let whole_sha256 = hex(&check.whole_sha256());
-    let (check, verified) = trailer_verdict(check.verify(), size, &tail);
+    let (kind, result) = match check.verify() {
+        Ok((kind, db_size)) => (kind, Ok(db_size)),
+        Err(e @ SaveError::SqliteImage { .. }) => (ImageKind::Sqlite, Err(e)),
+        Err(e) => (ImageKind::Etcd, Err(e)),
+    };
+    let (check, verified) = match kind {
+        ImageKind::Etcd => trailer_verdict(result, size, &tail),
+        ImageKind::Sqlite => sqlite_verdict(result, &whole_sha256),
+    };
     Ok(Streamed {
+        kind,
         size,
         check,
         verified,
@@ -104,6 +115,22 @@ pub fn trailer_verdict(
             );
             (Check::new("trailer", false, detail), None)
         }
+    }
+}
+
+/// The `image` check of a SQLite image from its header check. Pure.
+pub fn sqlite_verdict(
+    result: Result<u64, SaveError>,
+    whole_sha256: &str,
+) -> (Check, Option<(u64, String)>) {
+    match result {
+        Ok(db_size) => {
+            let detail = format!("a {db_size}-byte SQLite database: its header matches its length");
+            let verified = Some((db_size, whole_sha256.to_string()));
+            (Check::new("image", true, detail), verified)
+        }
+        Err(SaveError::SqliteImage { detail }) => (Check::new("image", false, detail), None),
+        Err(e) => (Check::new("image", false, e.to_string()), None),
     }
 }
 

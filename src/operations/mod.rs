@@ -34,6 +34,7 @@ mod report;
 mod resources;
 mod retain;
 mod s3_config;
+mod save_sqlite;
 mod save_steps;
 mod verify;
 
@@ -45,8 +46,8 @@ pub use report::{
 };
 use retain::RetentionRun;
 use save_steps::{
-    abandon_upload, current_recipients, encryption_entries, log_saved, record_hashkv,
-    sync_bootstrap_before_save,
+    abandon_upload, current_recipients, encryption_entries, log_saved, merged_metadata_of,
+    record_hashkv, sync_bootstrap_before_save,
 };
 
 use crate::config::DesiredConfig;
@@ -87,6 +88,15 @@ pub enum OperationError {
         name: String,
         #[source]
         source: SaveError,
+    },
+    /// The snapshot `name` was not taken: the SQLite datastore could not be copied, or its
+    /// copy failed its checks.
+    #[error("failed to save snapshot {name}")]
+    Datastore {
+        name: String,
+        /// Boxed: SQLite's errors are large and every operation result carries this enum.
+        #[source]
+        source: Box<crate::datastore::DatastoreError>,
     },
     #[error("invalid snapshot name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
@@ -303,19 +313,33 @@ impl Operations {
             settings.compress,
             recipients.is_some(),
         );
-        if config.etcd.is_embedded() {
+        let datastore = crate::datastore::select(config);
+        if config.etcd.is_embedded() && datastore == crate::datastore::Datastore::Etcd {
             // The snapshot must carry the certificates of its moment (restore brings them back).
             sync_bootstrap_before_save(config).await;
         }
+        // A SQLite datastore is copied (and checked) first; its figures are recorded.
+        let copy = save_sqlite::copy_if_sqlite(&datastore, &store, &name).await?;
         // Before the stream and the upload start: both carry it (see `snapshot::hashkv`).
-        let mut recorded = record_hashkv(config, &name.file_name()).await;
+        let mut recorded = match &copy {
+            Some(copy) => copy.entries(),
+            None => record_hashkv(config, &name.file_name()).await,
+        };
         recorded.extend(encryption_entries(recipients.as_ref()));
         let s3_started = Instant::now();
         let (tee, upload) = self.start_upload(config, &name, &recorded);
         let local_started = Instant::now();
-        let saved = self
-            .stream_to_store(config, &store, &name, tee, recipients, &recorded)
-            .await;
+        let saved = match &copy {
+            Some(copy) => {
+                self.image_to_store(&store, &name, copy, tee, recipients, &recorded)
+                    .await
+            }
+            None => {
+                self.stream_to_store(config, &store, &name, tee, recipients, &recorded)
+                    .await
+            }
+        };
+        drop(copy);
         self.metrics
             .observe_save_local(Status::of(&saved), local_started.elapsed().as_secs_f64());
         let saved = match saved {
@@ -441,14 +465,7 @@ impl Operations {
                 name: name.file_name(),
                 source,
             })?;
-        let mut metadata = crate::kube::extra_metadata::read_extra_metadata(&self.kube).await;
-        if !recorded.is_empty() {
-            // Ours never override the ConfigMap's entries.
-            let map = metadata.get_or_insert_with(BTreeMap::new);
-            for (key, value) in recorded {
-                map.entry(key.clone()).or_insert_with(|| value.clone());
-            }
-        }
+        let metadata = merged_metadata_of(&self.kube, recorded).await;
         let progress = crate::telemetry::progress::reporter();
         save_snapshot_observed(
             &mut client,

@@ -1,6 +1,7 @@
 //! The steps of a save that stand apart from the writer lock and the stores: the recipients of
 //! this save and the fingerprints recorded for them, the keyspace hash recorded before the stream starts, the bootstrap sync of an
-//! embedded member, the log line of a saved snapshot, and letting a failed save's upload go.
+//! embedded member, the metadata record (the ConfigMap's entries with ours), the log line of a
+//! saved snapshot, and letting a failed save's upload go.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -99,3 +100,19 @@ pub(super) async fn sync_bootstrap_before_save(config: &DesiredConfig) {
 
 /// How long a failed save waits for its upload task to discard what it streamed.
 const ABANDON_GRACE: Duration = Duration::from_secs(30);
+
+/// The metadata record of a save: the ConfigMap's extra metadata, with the entries this tool
+/// records added (ours never override the ConfigMap's).
+pub(super) async fn merged_metadata_of(
+    kube: &crate::kube::KubeAccess,
+    recorded: &BTreeMap<String, String>,
+) -> Option<BTreeMap<String, String>> {
+    let mut metadata = crate::kube::extra_metadata::read_extra_metadata(kube).await;
+    if !recorded.is_empty() {
+        let map = metadata.get_or_insert_with(BTreeMap::new);
+        for (key, value) in recorded {
+            map.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    metadata
+}

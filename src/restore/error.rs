@@ -91,6 +91,8 @@ pub enum RestoreError {
     },
     #[error("snapshot {path} is not an etcd database: its first page is not a bbolt meta page")]
     NotADatabase { path: PathBuf },
+    #[error("snapshot {path} is not a well-formed SQLite database: {detail}")]
+    BadSqlite { path: PathBuf, detail: String },
     #[error(
         "snapshot {path} is not the file that was recorded: expected sha256 {expected}, it hashes to {actual}"
     )]
@@ -200,6 +202,7 @@ impl RestoreError {
                 | Self::NoTrailer { .. }
                 | Self::ChecksumMismatch { .. }
                 | Self::NotADatabase { .. }
+                | Self::BadSqlite { .. }
                 | Self::FileChecksumMismatch { .. }
         )
     }

@@ -137,7 +137,7 @@ struct Staged {
 /// S3: checks the recorded token hash first, then downloads (verified against the recorded
 /// SHA-256); also returns the key fingerprints the object's metadata names (an encrypted
 /// object's). Local: the path must be an existing file.
-async fn fetch(
+pub(super) async fn fetch(
     config: &DesiredConfig,
     plan: &RestorePlan,
     token: &SecretString,
@@ -175,7 +175,7 @@ async fn fetch(
 /// A snapshot this host's identities cannot open is refused here, before anything is touched.
 /// `object_keys` are the fingerprints an S3 object's metadata names, for the refusal's message
 /// when no local record names them.
-async fn decrypt(
+pub(super) async fn decrypt(
     config: &DesiredConfig,
     plan: &RestorePlan,
     input: &Path,
@@ -203,13 +203,17 @@ async fn decrypt(
 
 /// The snapshot file to restore from: the input itself, or its extracted copy in the
 /// snapshot dir (removed on drop).
-struct Extracted {
+pub(super) struct Extracted {
     path: PathBuf,
     remove_on_drop: bool,
 }
 
 impl Extracted {
-    fn new(plan: &RestorePlan, input: &Path, snapshot_dir: &Path) -> Result<Self, ResetError> {
+    pub(super) fn new(
+        plan: &RestorePlan,
+        input: &Path,
+        snapshot_dir: &Path,
+    ) -> Result<Self, ResetError> {
         if !plan.compressed {
             return Ok(Self {
                 path: input.to_path_buf(),
@@ -225,7 +229,7 @@ impl Extracted {
         })
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 }

@@ -20,6 +20,7 @@ pub mod reset;
 mod reset_error;
 pub mod reset_flag;
 pub mod run;
+pub mod sqlite;
 pub mod tool;
 pub mod unzip;
 pub mod verify;

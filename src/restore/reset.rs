@@ -34,6 +34,15 @@ pub async fn cluster_reset(
     config: &DesiredConfig,
     restore_path: Option<&str>,
 ) -> Result<ResetOutcome, ResetError> {
+    if let Some(db) = crate::datastore::select(config).sqlite_path() {
+        // No etcd to find stopped: the database's own locks say whether k3s still runs.
+        let _lock = server_lock(config)?;
+        let path = restore_path.ok_or(ResetError::SqliteResetWithoutSnapshot)?;
+        let token = crate::token::existing_server_token(config)?;
+        crate::child::mask::remember_token(&token);
+        let restored = super::sqlite::restore_sqlite(config, db, path, &token).await?;
+        return Ok(ResetOutcome::Restored(restored));
+    }
     refuse_unusable_setup(config)?;
     let _lock = server_lock(config)?;
     let flag = reset_flag_path(&config.data_dir);
@@ -118,6 +127,10 @@ pub struct RollbackOutcome {
 /// the newest `tls-*`. The current data dir is kept as `etcd-failed-*`. Then removes the
 /// reset-flag and the record. The server must be stopped.
 pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetError> {
+    if let Some(db) = crate::datastore::select(config).sqlite_path() {
+        let _lock = server_lock(config)?;
+        return rollback_sqlite_last(config, db);
+    }
     refuse_unusable_setup(config)?;
     let _lock = server_lock(config)?;
     let (old, tls) = rollback_sources(config)?;
@@ -131,6 +144,30 @@ pub fn rollback_last(config: &DesiredConfig) -> Result<RollbackOutcome, ResetErr
     Ok(RollbackOutcome {
         restored: config.db_dir().join(LIVE_DIR),
         replaced,
+        tls_restored,
+    })
+}
+
+/// `rollback_last` on a SQLite datastore: the newest `state.db-old-<unix>` set back, and the
+/// newest `tls-*` backup when it is at least as recent (the restore's own).
+fn rollback_sqlite_last(
+    config: &DesiredConfig,
+    db: &std::path::Path,
+) -> Result<RollbackOutcome, ResetError> {
+    let (restored, replaced, old_unix) = super::sqlite::rollback_sqlite(db)?;
+    let backups = datadir::list_backups(&config.db_dir(), &config.server_dir())?;
+    let tls = backups
+        .iter()
+        .filter(|b| b.kind == BackupKind::TlsOld && b.unix >= u64::try_from(old_unix).unwrap_or(0))
+        .max_by_key(|b| (b.unix, b.seq))
+        .map(|b| b.path.clone());
+    let tls_restored = match tls {
+        Some(tls) => Some(swap_tls_back(config, &tls)?),
+        None => None,
+    };
+    Ok(RollbackOutcome {
+        restored,
+        replaced: Some(replaced),
         tls_restored,
     })
 }

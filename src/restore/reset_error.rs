@@ -32,6 +32,18 @@ pub enum ResetError {
         "the S3 config Secret (etcd-s3-config-secret) cannot be used for a restore: give the S3 settings as flags or in the config file, or pass --etcd-s3=false and a local path"
     )]
     SecretForRestore,
+    #[error(
+        "the SQLite datastore {db} is in use: another process holds {file} open (k3s or RKE2 still running?); stop it before a restore. Nothing was changed"
+    )]
+    SqliteInUse { db: PathBuf, file: PathBuf },
+    #[error(
+        "snapshot {path} cannot be restored onto this node's SQLite datastore: {detail}. Nothing was changed"
+    )]
+    SqliteSnapshot { path: PathBuf, detail: String },
+    #[error(
+        "a SQLite datastore has no cluster membership to reset: give the snapshot to restore with --cluster-reset-restore-path"
+    )]
+    SqliteResetWithoutSnapshot,
     #[error("the restore path names an S3 object but etcd-s3 is off")]
     NoS3,
     #[error("failed to fetch the snapshot from S3; nothing was changed")]

@@ -59,6 +59,7 @@ impl From<VerifyError> for RestoreError {
                 actual,
             },
             VerifyError::NotADatabase { path } => Self::NotADatabase { path },
+            VerifyError::BadSqlite { path, detail } => Self::BadSqlite { path, detail },
             VerifyError::FileChecksumMismatch {
                 path,
                 expected,
@@ -177,6 +178,13 @@ mod error_mapping_tests {
                 true,
             ),
             (VerifyError::NotADatabase { path: p() }, true),
+            (
+                VerifyError::BadSqlite {
+                    path: p(),
+                    detail: e(),
+                },
+                true,
+            ),
             (
                 VerifyError::FileChecksumMismatch {
                     path: p(),

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::SnapshotName;
 use super::encryption_record::EncryptionRecord;
+use super::image::ImageKind;
 use super::sink::{SnapshotSink, Written};
 use super::tee::Tee;
 use crate::crypt::{Fingerprint, Recipients};
@@ -71,6 +72,14 @@ pub enum SaveError {
     Stalled { received: u64, idle_secs: u64 },
     #[error("etcd snapshot stream is truncated or has no sha256 trailer ({received} bytes)")]
     Truncated { received: u64 },
+    #[error("the SQLite image is malformed: {detail}")]
+    SqliteImage { detail: String },
+    #[error("failed to read the database image {path}")]
+    ReadImage {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("etcd snapshot sha256 trailer mismatch: stream says {expected}, computed {actual}")]
     ChecksumMismatch { expected: String, actual: String },
     #[error("failed to write snapshot {path}")]
@@ -166,6 +175,37 @@ pub async fn save_from_source<S: ChunkSource>(
     extra_metadata: Option<&BTreeMap<String, String>>,
     output: Output,
 ) -> Result<SavedSnapshot, SaveError> {
+    let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+    let feed = move |sink: &mut SnapshotSink| -> Result<(), SaveError> {
+        loop {
+            match rx.blocking_recv() {
+                Some(Message::Chunk(chunk)) => sink.write_chunk(&chunk)?,
+                Some(Message::End) => return Ok(()),
+                None => return Err(SaveError::Abandoned),
+            }
+        }
+    };
+    let writer = spawn_writer(layout, name, ImageKind::Etcd, output, feed);
+    let read = pump(&mut source, tx).await;
+    // Always wait for the writer: on failure it removes its temp file before we report.
+    let written = writer.await.map_err(SaveError::WriterTask)?;
+    read?;
+    complete(layout, name, written?, extra_metadata).await
+}
+
+/// What the blocking writer hands back: the file's figures, the unfinished tee, and the
+/// fingerprints of the recipients it encrypted to.
+pub(super) type WriterResult = Result<(Written, Option<Tee>, Vec<Fingerprint>), SaveError>;
+
+/// Starts the blocking writer of `name`: creates its temp file, lets `feed` write the image
+/// into the sink, then finishes and publishes it. On any failure the temp file is removed.
+pub(super) fn spawn_writer(
+    layout: &SnapshotDirLayout,
+    name: &SnapshotName,
+    kind: ImageKind,
+    output: Output,
+    feed: impl FnOnce(&mut SnapshotSink) -> Result<(), SaveError> + Send + 'static,
+) -> tokio::task::JoinHandle<WriterResult> {
     let path = layout.snapshot_path(&name.file_name());
     let temp = layout.temp_path(&name.file_name());
     let work = layout.work.clone();
@@ -173,22 +213,29 @@ pub async fn save_from_source<S: ChunkSource>(
         (Some(r), true) => r.fingerprints(),
         _ => Vec::new(),
     };
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let writer = {
-        let (name, path) = (name.clone(), path.clone());
-        tokio::task::spawn_blocking(move || {
-            fsutil::create_dir_all_mode(&work, 0o700).map_err(|source| SaveError::Write {
-                path: temp.clone(),
-                source,
-            })?;
-            run_writer(rx, &temp, &path, &name, output)
-        })
-    };
-    let read = pump(&mut source, tx).await;
-    // Always wait for the writer: on failure it removes its temp file before we report.
-    let written = writer.await.map_err(SaveError::WriterTask)?;
-    read?;
-    let (written, tee) = written?;
+    let name = name.clone();
+    tokio::task::spawn_blocking(move || {
+        fsutil::create_dir_all_mode(&work, 0o700).map_err(|source| SaveError::Write {
+            path: temp.clone(),
+            source,
+        })?;
+        let result = write_and_publish(feed, &temp, &path, &name, kind, output);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result.map(|(written, tee)| (written, tee, fingerprints))
+    })
+}
+
+/// After the file is published: its metadata record and encryption record (either failing
+/// removes the snapshot again), then the tee's end, so S3 completes only a published snapshot.
+pub(super) async fn complete(
+    layout: &SnapshotDirLayout,
+    name: &SnapshotName,
+    (written, tee, fingerprints): (Written, Option<Tee>, Vec<Fingerprint>),
+    extra_metadata: Option<&BTreeMap<String, String>>,
+) -> Result<SavedSnapshot, SaveError> {
+    let path = layout.snapshot_path(&name.file_name());
     if let Some(map) = extra_metadata.filter(|m| !m.is_empty()) {
         let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
             path: path.clone(),
@@ -257,42 +304,23 @@ async fn pump<S: ChunkSource>(source: &mut S, tx: mpsc::Sender<Message>) -> Resu
     }
 }
 
-/// The blocking writer: on any failure, including being abandoned, the temp file is removed.
-fn run_writer(
-    mut rx: mpsc::Receiver<Message>,
-    temp: &Path,
-    path: &Path,
-    name: &SnapshotName,
-    output: Output,
-) -> Result<(Written, Option<Tee>), SaveError> {
-    let result = write_and_publish(&mut rx, temp, path, name, output);
-    if result.is_err() {
-        let _ = std::fs::remove_file(temp);
-    }
-    result
-}
-
 fn write_and_publish(
-    rx: &mut mpsc::Receiver<Message>,
+    feed: impl FnOnce(&mut SnapshotSink) -> Result<(), SaveError>,
     temp: &Path,
     path: &Path,
     name: &SnapshotName,
+    kind: ImageKind,
     output: Output,
 ) -> Result<(Written, Option<Tee>), SaveError> {
     let mut sink = SnapshotSink::create(
         temp,
+        kind,
         name,
         output.compression_level,
         output.tee,
         output.recipients.as_ref(),
     )?;
-    loop {
-        match rx.blocking_recv() {
-            Some(Message::Chunk(chunk)) => sink.write_chunk(&chunk)?,
-            Some(Message::End) => break,
-            None => return Err(SaveError::Abandoned),
-        }
-    }
+    feed(&mut sink)?;
     let written = sink.finish()?;
     fsutil::publish_no_clobber(temp, path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {

@@ -1,4 +1,5 @@
-//! The blocking half of the save pipeline: checks etcd's SHA-256 trailer as bytes pass, writes
+//! The blocking half of the save pipeline: checks the image as bytes pass (etcd's SHA-256
+//! trailer, or a SQLite image's header against its length: `image::ImageCheck`), writes
 //! them raw or as a one-entry zip, encrypts that to the age recipients when there are any, and
 //! hashes both the plaintext (raw or zip) and what lands on disk.
 //!
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::SnapshotName;
+use super::image::{ImageCheck, ImageKind};
 use super::pipe::PipeWriter;
 use super::save::SaveError;
 use super::tee::Tee;
@@ -158,16 +160,18 @@ enum Output {
 /// Writes one snapshot into a freshly created temp file.
 pub(crate) struct SnapshotSink {
     path: PathBuf,
-    check: TrailerCheck,
+    check: ImageCheck,
     out: Output,
 }
 
 impl SnapshotSink {
     /// Creates `path` exclusively (0600); a zip sink starts its single entry right away, an
     /// encrypting one its age header. With a tee, every byte written to the file is also sent
-    /// to it (so S3 receives the ciphertext, never the plaintext).
+    /// to it (so S3 receives the ciphertext, never the plaintext). `kind` is the image the
+    /// source produces, checked as it passes.
     pub(crate) fn create(
         path: &Path,
+        kind: ImageKind,
         name: &SnapshotName,
         level: u32,
         tee: Option<Tee>,
@@ -214,7 +218,7 @@ impl SnapshotSink {
         };
         Ok(Self {
             path: path.to_path_buf(),
-            check: TrailerCheck::default(),
+            check: ImageCheck::expecting(kind),
             out,
         })
     }
@@ -232,7 +236,7 @@ impl SnapshotSink {
     /// path; the tee comes back unfinished, for the caller to finish once the file is published.
     pub(crate) fn finish(self) -> Result<(Written, Option<Tee>), SaveError> {
         let Self { path, check, out } = self;
-        let db_size = check.verify()?;
+        let (_, db_size) = check.verify()?;
         let write_err = |source| SaveError::Write {
             path: path.clone(),
             source,

@@ -1,5 +1,6 @@
 //! Verifying a snapshot file: read-only checks that say whether a file is a complete etcd
-//! snapshot, for a restore, an upload of a local copy, or an inspection.
+//! snapshot (or a well-formed SQLite image, `image`), for a restore, an upload of a local
+//! copy, or an inspection.
 //!
 //! Owns the streaming SHA-256 trailer check of a database file (reusing the save pipeline's
 //! `TrailerCheck`, so save and verification agree byte for byte), the optional whole-file
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::image::{ImageCheck, ImageKind, SQLITE_MAGIC};
 use super::save::SaveError;
-use super::sink::TrailerCheck;
 use crate::hex::encode as hex;
 
 #[path = "verify_archive.rs"]
@@ -155,7 +156,7 @@ pub(crate) fn scan_database(
         path: path.to_path_buf(),
         source,
     };
-    let mut check = TrailerCheck::default();
+    let mut check = ImageCheck::sniffing();
     let mut whole = expected_file.map(|_| Sha256::new());
     let mut head = Vec::with_capacity(BOLT_MAGIC_OFFSET + 4);
     let mut buf = vec![0u8; READ_BUFFER];
@@ -176,16 +177,20 @@ pub(crate) fn scan_database(
             h.update(chunk);
         }
     }
-    let db_size = check.verify().map_err(|e| match e {
+    let (kind, db_size) = check.verify().map_err(|e| match e {
         SaveError::ChecksumMismatch { expected, actual } => VerifyError::ChecksumMismatch {
             path: path.to_path_buf(),
             expected,
             actual,
         },
+        SaveError::SqliteImage { detail } => VerifyError::BadSqlite {
+            path: path.to_path_buf(),
+            detail,
+        },
         // The data changed size while it was read: report what was actually read.
         _ => truncated(path, size),
     })?;
-    if !has_bolt_magic(&head) {
+    if kind == ImageKind::Etcd && !has_bolt_magic(&head) {
         return Err(VerifyError::NotADatabase {
             path: path.to_path_buf(),
         });
@@ -228,9 +233,36 @@ pub fn verify_stored_snapshot(path: &Path) -> Result<u64, VerifyError> {
     }
     if super::name::is_compressed_name(&name) {
         archive::verify_archive(path)
+    } else if starts_like_sqlite(path)? {
+        // A SQLite image has no trailer: its header and length are what can be checked.
+        let (mut file, size) = open_plain(path)?;
+        scan_database(&mut file, path, size, None).map(|scan| scan.db_size)
     } else {
         verify_snapshot_file(path).map(|verified| verified.db_size)
     }
+}
+
+/// True when the file starts with the SQLite magic (a SQLite datastore's snapshot).
+pub fn starts_like_sqlite(path: &Path) -> Result<bool, VerifyError> {
+    let (file, _) = open_plain(path)?;
+    let mut head = Vec::with_capacity(SQLITE_MAGIC.len());
+    file.take(SQLITE_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|source| VerifyError::ReadSnapshot {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(head == SQLITE_MAGIC)
+}
+
+fn open_plain(path: &Path) -> Result<(File, u64), VerifyError> {
+    let read_err = |source| VerifyError::ReadSnapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    Ok((file, size))
 }
 
 /// The file starts with a well-formed age v1 header (checked without any key).

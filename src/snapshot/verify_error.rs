@@ -29,6 +29,8 @@ pub enum VerifyError {
         expected: String,
         actual: String,
     },
+    #[error("snapshot {path} is not a well-formed SQLite database: {detail}")]
+    BadSqlite { path: PathBuf, detail: String },
     #[error("snapshot {path} is not an etcd database: its first page is not a bbolt meta page")]
     NotADatabase { path: PathBuf },
     #[error(

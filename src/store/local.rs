@@ -284,6 +284,10 @@ impl LocalStore {
             let Some(stem) = file_name.strip_suffix(PART_SUFFIX) else {
                 continue;
             };
+            // A SQLite datastore's copy is a temp file of the snapshot it was for.
+            let stem = stem
+                .strip_suffix(crate::layout::IMAGE_SUFFIX)
+                .unwrap_or(stem);
             if !belongs_to_node(stem, &self.node) || !is_regular(&entry) {
                 continue;
             }

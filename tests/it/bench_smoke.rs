@@ -135,3 +135,45 @@ fn the_verify_benchmark_drills_a_small_snapshot_beside_etcdutl_restore() {
     }
     assert!(table[1].1[1] > 0.0, "the drill's own RSS: {table:?}");
 }
+
+#[test]
+fn the_sqlite_benchmark_runs_every_contender_under_a_writer() {
+    if !needs(&["sqlite3", "python3"]) {
+        return;
+    }
+    // 4 MiB, one run, a writer slowed to 200 rows/s, a 1 s baseline.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("bench/sqlite-bench.sh"))
+        .args(["4", "1", "200"])
+        .current_dir(root)
+        .env("BIN", bin())
+        .env("BENCH_KEEP_CACHES", "1")
+        .env("BASELINE_SECS", "1")
+        .env("LIMIT_SECS", "120")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = rows(&stdout);
+    let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sqlite3 .backup",
+            "etcd-snapshot save",
+            "etcd-snapshot save --snapshot-compress"
+        ]
+    );
+    for (name, figures) in &table {
+        assert_eq!(figures.len(), 5, "{name}: {figures:?}");
+        assert!(figures[2] > 0.0, "{name} wrote nothing: {figures:?}");
+        assert!(
+            figures[3] > 0.0,
+            "{name}: the writer wrote nothing alone: {figures:?}"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! Areas with several files have a folder: `s3/` (the S3 store, replication, retention, sources,
 //! sessions, progress of transfers), `kube/` (the Kubernetes integration against the API
 //! stand-in), `restore/` (restore and cluster reset), `verify/` (restore drills: damage caught,
-//! verdicts shown, drills started), and `fakes/` (the stand-ins other tests
+//! verdicts shown, drills started), `sqlite/` (SQLite datastores: save, inspect, consistency
+//! under a writer, restore), and `fakes/` (the stand-ins other tests
 //! run against: the signature-checking S3 server, the Kubernetes API, and their own tests).
 
 mod fakes;
@@ -46,6 +47,7 @@ mod retention;
 mod s3;
 mod server;
 mod snapshot_dir;
+mod sqlite;
 mod standalone_etcd;
 mod store_conformance;
 mod verify;

@@ -11,7 +11,9 @@
 //! with the temp dir's guard, on success, failure and cancellation (a dropped future drops the
 //! member, which kills etcd, and then the dir). It never deletes or changes the copy.
 //!
-//! `judge` decides from what was read and served (pure); `member` does the etcd I/O.
+//! `judge` decides from what was read and served (pure); `member` does the etcd I/O. A copy of a
+//! SQLite datastore has no member to restore into: its drill is `inspect`'s read-only checks
+//! (`integrity_check`, kine's table) on the prepared copy.
 
 pub mod judge;
 mod member;
@@ -211,6 +213,11 @@ async fn run_checks(
         inspected.healthy,
         summary(&inspected),
     )];
+    if inspected.datastore == crate::snapshot::image::ImageKind::Sqlite {
+        // A SQLite copy has no member to restore into: `inspect` opened it read-only and ran
+        // integrity_check and kine's checks on it, which are its drill.
+        return Ok(checks);
+    }
     let Some(status) = inspected.etcd_status.as_ref().filter(|_| inspected.healthy) else {
         return Ok(checks);
     };
@@ -299,6 +306,12 @@ fn summary(r: &crate::inspect::report::InspectReport) -> String {
         .collect();
     if !failed.is_empty() {
         return failed.join("; ");
+    }
+    if let Some(s) = &r.sqlite {
+        return format!(
+            "whole: SQLite, integrity_check ok, kine revision {}, {} live keys",
+            s.revision, r.live_keys
+        );
     }
     match &r.etcd_status {
         Some(s) => format!(

@@ -18,7 +18,7 @@ pub async fn run(action: &RestoreAction, config: &DesiredConfig) -> Result<(), R
         RestoreAction::Rollback => {
             let done = reset::rollback_last(config)?;
             println!(
-                "Restored etcd data from the last backup into {}.",
+                "Restored the data from the last backup into {}.",
                 done.restored.display()
             );
             if let Some(replaced) = done.replaced {

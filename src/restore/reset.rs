@@ -274,6 +274,11 @@ pub fn clear_reset_flag(config: &DesiredConfig) {
 /// What to tell the operator after a reset: what moved where, RKE2's message, the peer
 /// instruction, and how to undo it.
 pub fn report_lines(config: &DesiredConfig, outcome: &ResetOutcome) -> Vec<String> {
+    if let (Some(db), ResetOutcome::Restored(done)) =
+        (crate::datastore::select(config).sqlite_path(), outcome)
+    {
+        return super::sqlite::report_lines(db, done);
+    }
     let mut lines = Vec::new();
     match outcome {
         ResetOutcome::Restored(done) => {

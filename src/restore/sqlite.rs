@@ -96,6 +96,33 @@ pub async fn restore_sqlite(
     Ok(outcome)
 }
 
+/// What a SQLite restore tells the operator: what was restored, where the old database went,
+/// the certificates, and what to do next (start k3s; no peers to rejoin).
+pub fn report_lines(db: &Path, done: &RestoreOutcome) -> Vec<String> {
+    let mut lines = vec![format!(
+        "Restored snapshot {} into the SQLite datastore {} (kine revision {}).",
+        done.restored_from.display(),
+        db.display(),
+        done.revision
+    )];
+    if let Some(previous) = &done.previous {
+        lines.push(format!(
+            "Pre-restore database moved to {} (with its -wal and -shm).",
+            previous.display()
+        ));
+    }
+    if let Some(tls) = &done.tls_backup {
+        lines.push(format!(
+            "Certificates backed up to {}; {} files restored from the snapshot.",
+            tls.display(),
+            done.bootstrap_files
+        ));
+    }
+    lines.push("Start k3s or RKE2 again now.".to_string());
+    lines.push("To undo: etcd-snapshot restore --rollback".to_string());
+    lines
+}
+
 /// The exclusive locks on `db`'s files, or the refusal naming the file another process holds.
 fn lock_database(db: &Path) -> Result<Exclusive, ResetError> {
     match try_exclusive(db).map_err(|e| sqlite_error(db, &e))? {

@@ -109,6 +109,12 @@ fn restore_installs_the_snapshot_and_rollback_puts_the_old_database_back() {
     let out = cluster_reset(data.path(), &snapshot);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("into the SQLite datastore") && said.contains("To undo"),
+        "{said}"
+    );
+    assert!(!said.contains("membership"), "{said}");
     assert_eq!(live_keys(&state_db(data.path())), saved);
     let db_dir = data.path().join("server/db");
     let old: Vec<String> = std::fs::read_dir(&db_dir)

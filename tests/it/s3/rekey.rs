@@ -255,3 +255,48 @@ async fn a_running_server_lists_the_new_key_after_a_rekey_that_kept_the_size() {
         "the server still shows the old key: {wide}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_encrypted_upload_records_the_plaintext_digest_inspect_checks() {
+    if require_binary("age-keygen").is_none() {
+        return;
+    }
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snapshots");
+    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (id, public) = keygen(keys.path(), "key.txt");
+    let to_key = vec![format!("--etcd-snapshot-encryption-recipients={public}")];
+    let name = save(data.path(), &etcd, &s3, &to_key).await;
+    // Only the S3 copy is left to inspect.
+    std::fs::remove_file(snapshot_dir(data.path()).join(&name)).unwrap();
+    let record = s3
+        .read_raw("snapshots", &format!("f/.metadata/{name}"))
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    let digest = record["Etcd-Snapshot-Plaintext-Sha256"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(digest.len(), 64, "{record:#}");
+
+    let mut args = s3_flags(&s3, "snapshots");
+    args.push(format!(
+        "--etcd-snapshot-encryption-identity-file={}",
+        id.display()
+    ));
+    args.extend(["inspect".into(), "-o".into(), "json".into(), name.clone()]);
+    let out = direct(data.path(), &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let decryption = crate::inspect::check(&report, "decryption");
+    let detail = decryption["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "plaintext's sha256 {digest} matches the one recorded at save"
+        )),
+        "{detail}"
+    );
+}

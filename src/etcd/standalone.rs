@@ -66,6 +66,8 @@ pub struct StandaloneOptions {
     /// Run at the lowest CPU (and so IO) priority (`child::lower_priority`), as a restore drill
     /// does.
     pub low_priority: bool,
+    /// More etcd flags, after the ones above (a replay member raises its request limits).
+    pub extra_args: Vec<OsString>,
 }
 
 impl StandaloneOptions {
@@ -81,6 +83,7 @@ impl StandaloneOptions {
             initial_advertise_peer_url: None,
             health_timeout: Duration::from_secs(60),
             low_priority: false,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -264,6 +267,7 @@ fn etcd_args(opts: &StandaloneOptions, client: SocketAddr, peer: SocketAddr) -> 
     if opts.force_new_cluster {
         args.push("--force-new-cluster".into());
     }
+    args.extend(opts.extra_args.iter().cloned());
     args
 }
 

@@ -23,7 +23,8 @@ const MEMBER: &str = "etcd-snapshot-replay";
 /// A member restored from a big snapshot rebuilds its index before answering.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often every lease of the member is kept alive: below etcd's shortest lease TTL (about
-/// 2 s with the default election timeout), so no lease expires mid-replay (an expiry would
+/// 2 s with the default election timeout; the fast election timers make it shorter still, but
+/// no lease the chain records is that short), so no lease expires mid-replay (an expiry would
 /// delete keys at a revision the chain does not have).
 const KEEP_ALIVE_EVERY: Duration = Duration::from_millis(500);
 /// Limits the source cluster may have been raised to: one original revision is one
@@ -58,6 +59,7 @@ pub async fn restore(
 pub async fn start(etcd_binary: &Path, data_dir: &Path) -> Result<StandaloneEtcd, ReplayError> {
     let mut options = StandaloneOptions::new(etcd_binary, data_dir, MEMBER);
     options.health_timeout = START_TIMEOUT;
+    options.fast_election = true;
     options.extra_args = EXTRA_FLAGS.iter().map(|f| OsString::from(*f)).collect();
     StandaloneEtcd::start(options)
         .await

@@ -242,3 +242,37 @@ fn segments_named(chain: &Path) -> Vec<(i64, PathBuf)> {
     named.sort();
     named
 }
+
+#[test]
+fn a_restore_to_point_needs_cluster_reset_on_the_server_and_a_point_that_parses() {
+    let data = tempfile::tempdir().unwrap();
+    let out = crate::support::run(
+        &["server", "--cluster-reset-restore-to", "latest"],
+        data.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("--cluster-reset required with --cluster-reset-restore-to"),
+        "{stderr}"
+    );
+    // A value that is no point in time: the key, the value, where it came from, what would do.
+    let out = crate::support::run(
+        &["restore", "--cluster-reset-restore-to", "yesterday"],
+        data.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    for part in [
+        "--cluster-reset-restore-to",
+        "yesterday",
+        "RFC 3339",
+        "latest",
+    ] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+    assert!(
+        !data.path().join("server/db/etcd").exists(),
+        "nothing was restored"
+    );
+}

@@ -73,7 +73,14 @@ pub struct S3Store {
     /// This server's token hash (`Rke2-Token-Hash`); empty when unknown. Objects written under
     /// another token are never pruned, even when neither side has a cluster id.
     pub(super) token_hash: String,
+    /// The ETag of every object the last `list` returned, by location: the metadata cache
+    /// (`sources`) keys on it, so an object rewritten under the same name and size (a `rekey`
+    /// run by another process) is read again.
+    pub(super) listed_etags: ListedEtags,
 }
+
+/// Location -> ETag of the last listing; clones of a store share it.
+pub(super) type ListedEtags = std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>;
 
 impl S3Store {
     /// Builds the client and checks the bucket (clear errors for every setup problem).
@@ -90,6 +97,7 @@ impl S3Store {
             node: String::new(),
             cluster_id: String::new(),
             token_hash: String::new(),
+            listed_etags: ListedEtags::default(),
         }
     }
 
@@ -136,15 +144,23 @@ impl S3Store {
             .into_paginator()
             .send();
         let mut records = Vec::new();
+        let mut etags = HashMap::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| to_error(e, "list", &self.client.target(&prefix)))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if let Some(record) = self.record(key, object) {
+                    if let Some(etag) = object.e_tag() {
+                        etags.insert(record.location.clone(), etag.to_string());
+                    }
                     records.push(record);
                 }
             }
         }
+        *self
+            .listed_etags
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = etags;
         records.sort_by(|a, b| (a.created_unix, &a.file_name).cmp(&(b.created_unix, &b.file_name)));
         Ok(records)
     }

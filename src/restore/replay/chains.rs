@@ -95,3 +95,101 @@ fn local_chains(config: &DesiredConfig, dir: &Path) -> Result<Vec<ChainView>, Re
     }
     Ok(chains)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Layer, RawValue, Source, resolve::resolve};
+    use crate::delta::chain::segment_file_name;
+    use crate::delta::target::Goal;
+    use crate::snapshot::hashkv::HashKvRecord;
+
+    fn config(data_dir: &Path, s3: bool) -> DesiredConfig {
+        let mut flags = Layer::new();
+        let mut set = |key: &str, value: &str| {
+            let source = Source::Flag(format!("--{key}"));
+            flags.set(key, RawValue::String(value.into()), source);
+        };
+        set("data-dir", &data_dir.display().to_string());
+        set("node-name", "n1");
+        if s3 {
+            set("etcd-s3", "true");
+            set("etcd-s3-bucket", "backups");
+        }
+        resolve(&[&flags]).expect("test config resolves").config
+    }
+
+    /// A full snapshot with a recorded revision (or none) and the segments of its chain.
+    fn snapshot(dir: &Path, name: &str, revision: Option<i64>, segments: &[(i64, i64)]) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(name), b"not read by the planning").unwrap();
+        if let Some(revision) = revision {
+            let record = HashKvRecord {
+                hash: 1,
+                revision,
+                compact_revision: -1,
+            };
+            let metadata = crate::layout::metadata_dir_for(dir);
+            std::fs::create_dir_all(&metadata).unwrap();
+            let json = serde_json::to_vec(&record.entries()).unwrap();
+            std::fs::write(metadata.join(name), json).unwrap();
+        }
+        let chain = ChainDir::new(dir, name).unwrap();
+        std::fs::create_dir_all(chain.path()).unwrap();
+        for &(from, to) in segments {
+            std::fs::write(chain.path().join(segment_file_name(from, to)), b"").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_anchor_comes_from_the_snapshot_dir_or_the_given_snapshot_alone() {
+        let data = tempfile::tempdir().unwrap();
+        let local = config(data.path(), false);
+        let dir = local.snapshot.dir.clone();
+        snapshot(&dir, "etcd-snapshot-n1-1000", Some(100), &[(101, 200)]);
+        snapshot(&dir, "etcd-snapshot-n1-2000", Some(250), &[(251, 260)]);
+        snapshot(&dir, "etcd-snapshot-n1-3000", None, &[]);
+
+        // Chosen: the newest anchor whose chain reaches revision 150, by its local path.
+        let point = plan_point_in_time(&local, None, &RestoreTo::Revision(150)).unwrap();
+        assert_eq!(point.plan.anchor.file_name, "etcd-snapshot-n1-1000");
+        assert_eq!(
+            (point.plan.goal, point.plan.path.clone()),
+            (Goal::Revision(150), vec![(101, 200)])
+        );
+        let path = dir.join("etcd-snapshot-n1-1000");
+        assert_eq!(point.restore_path, path.display().to_string());
+        assert_eq!(
+            point.chain.path(),
+            crate::layout::chain_dir_for(&dir, "etcd-snapshot-n1-1000")
+        );
+
+        // Given: only that snapshot's chain counts, and the path stays as given.
+        let newer = dir.join("etcd-snapshot-n1-2000").display().to_string();
+        let err = plan_point_in_time(&local, Some(&newer), &RestoreTo::Revision(150)).unwrap_err();
+        assert!(matches!(err, ReplayError::Target(_)), "{err}");
+        let point = plan_point_in_time(&local, Some(&newer), &RestoreTo::Latest).unwrap();
+        assert_eq!(
+            (point.restore_path, point.plan.goal),
+            (newer, Goal::Revision(260))
+        );
+
+        // A snapshot without a recorded revision anchors nothing: said, with what to do.
+        let bare = dir.join("etcd-snapshot-n1-3000").display().to_string();
+        let err = plan_point_in_time(&local, Some(&bare), &RestoreTo::Latest).unwrap_err();
+        assert!(
+            matches!(err, ReplayError::NoRecordedRevision { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("without --cluster-reset-restore-to"),
+            "{err}"
+        );
+
+        // With S3 on, the chosen snapshot is named as the object the restore downloads.
+        let s3 = config(data.path(), true);
+        let point = plan_point_in_time(&s3, None, &RestoreTo::Latest).unwrap();
+        assert_eq!(point.restore_path, "etcd-snapshot-n1-2000");
+    }
+}

@@ -66,6 +66,8 @@ pub struct StandaloneOptions {
     /// Run at the lowest CPU (and so IO) priority (`child::lower_priority`), as a restore drill
     /// does.
     pub low_priority: bool,
+    /// More etcd flags, after the ones above (a replay member raises its request limits).
+    pub extra_args: Vec<OsString>,
     /// Short raft timers (20 ms heartbeat, 200 ms election) for a throwaway single member on
     /// loopback: it elects itself within a tick or two instead of up to two seconds, and no peer
     /// exists whose latency the defaults are there to absorb.
@@ -85,6 +87,7 @@ impl StandaloneOptions {
             initial_advertise_peer_url: None,
             health_timeout: Duration::from_secs(60),
             low_priority: false,
+            extra_args: Vec::new(),
             fast_election: false,
         }
     }
@@ -274,6 +277,7 @@ fn etcd_args(opts: &StandaloneOptions, client: SocketAddr, peer: SocketAddr) -> 
             args.push(arg.into());
         }
     }
+    args.extend(opts.extra_args.iter().cloned());
     args
 }
 

@@ -44,6 +44,10 @@ pub enum ResetError {
         "a SQLite datastore has no cluster membership to reset: give the snapshot to restore with --cluster-reset-restore-path"
     )]
     SqliteResetWithoutSnapshot,
+    #[error(
+        "--cluster-reset-restore-to replays etcd's delta segments; a SQLite datastore is restored from a whole snapshot with --cluster-reset-restore-path"
+    )]
+    SqlitePointInTime,
     #[error("the restore path names an S3 object but etcd-s3 is off")]
     NoS3,
     #[error("failed to fetch the snapshot from S3; nothing was changed")]
@@ -118,6 +122,10 @@ pub enum ResetError {
     Token(#[from] crate::token::TokenError),
     #[error(transparent)]
     Decrypt(#[from] super::decrypt::DecryptError),
+    #[error(
+        "the point-in-time restore stopped before the live data was touched; nothing was changed"
+    )]
+    Replay(#[source] Box<super::replay::ReplayError>),
     #[error("failed to read the encryption identities; nothing was changed")]
     Identity(#[source] crate::kube::encryption_secret::EncryptionSecretError),
 }

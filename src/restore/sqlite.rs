@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ResetError;
-use super::flow::{Extracted, RestoreOutcome, decrypt, fetch};
+use super::flow::{RestoreOutcome, decrypt, fetch};
 use super::plan::{RestoreInputs, plan_restore};
+use super::staging::Extracted;
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
 use crate::datastore::kine;
@@ -80,6 +81,7 @@ pub async fn restore_sqlite(
         tls_backup: None,
         revision: summary.revision,
         bootstrap_files: 0,
+        replayed: None,
     };
     if let Some(data) = &bootstrap {
         let written =

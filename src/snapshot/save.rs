@@ -236,7 +236,12 @@ pub(super) async fn complete(
     extra_metadata: Option<&BTreeMap<String, String>>,
 ) -> Result<SavedSnapshot, SaveError> {
     let path = layout.snapshot_path(&name.file_name());
-    if let Some(map) = extra_metadata.filter(|m| !m.is_empty()) {
+    let plaintext = written
+        .plaintext_sha256
+        .as_deref()
+        .filter(|_| name.encrypted);
+    let record = metadata_record(extra_metadata, plaintext);
+    if let Some(map) = record.as_ref() {
         let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
             path: path.clone(),
             source: e.into(),
@@ -269,6 +274,21 @@ pub(super) async fn complete(
         plaintext_sha256: written.plaintext_sha256,
         recipients: fingerprints,
     })
+}
+
+/// The snapshot's `.metadata` record: the extra metadata given, plus, for an encrypted save,
+/// the plaintext's SHA-256 (`Etcd-Snapshot-Plaintext-Sha256`), so the S3 copy of the record
+/// carries it too. None when there is nothing to record. Pure.
+fn metadata_record(
+    extra: Option<&BTreeMap<String, String>>,
+    plaintext_sha256: Option<&str>,
+) -> Option<BTreeMap<String, String>> {
+    let mut map = extra.cloned().unwrap_or_default();
+    if let Some(sum) = plaintext_sha256 {
+        let key = crate::snapshot::encryption_record::META_PLAINTEXT_SHA256;
+        map.insert(key.to_string(), sum.to_string());
+    }
+    (!map.is_empty()).then_some(map)
 }
 
 enum Message {

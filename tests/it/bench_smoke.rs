@@ -1,8 +1,8 @@
 //! The benchmark scripts in `bench/`, run at a tiny size so they cannot rot: each must finish,
 //! print its Markdown table with every contender, and report figures that parse. The numbers
 //! mean nothing at this size (and the debug binary stands in for the release build); the real
-//! runs and their figures are in BENCHMARKS.md (the drill benchmark, `verify-bench.sh`, has no
-//! recorded figures yet). Page caches are left alone (`BENCH_KEEP_CACHES`)
+//! runs and their figures are in BENCHMARKS.md (the drill benchmark, `verify-bench.sh`, and the
+//! point-in-time benchmark, `pitr-bench.sh`, have no recorded figures yet). Page caches are left alone (`BENCH_KEEP_CACHES`)
 //! because other tests share the machine. The S3 and `ls` scripts need a SeaweedFS server and
 //! are not covered here.
 
@@ -134,6 +134,25 @@ fn the_verify_benchmark_drills_a_small_snapshot_beside_etcdutl_restore() {
         assert!(figures[0] > 0.0 && figures[2] > 0.0, "{name}: {figures:?}");
     }
     assert!(table[1].1[1] > 0.0, "the drill's own RSS: {table:?}");
+}
+
+#[test]
+fn the_pitr_benchmark_replays_a_small_chain_beside_the_plain_restore() {
+    if !needs(&["etcd", "etcdctl", "python3"]) {
+        return;
+    }
+    let table = rows(&run_bench("pitr-bench.sh", &["1", "300", "1"], &[]));
+    let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(table.len(), 4, "{names:?}");
+    assert!(
+        names[1].contains("--cluster-reset-restore-to latest"),
+        "{names:?}"
+    );
+    // Both rates count the 300 events the load generator wrote, over a time that was measured.
+    for (name, figures) in &table[2..] {
+        assert_eq!(figures[0], 300.0, "{name}: {figures:?}");
+        assert!(figures[1] > 0.0 && figures[2] > 0.0, "{name}: {figures:?}");
+    }
 }
 
 #[test]

@@ -242,3 +242,34 @@ fn kill_9_during_a_sqlite_save_leaves_no_snapshot() {
     let snapshot = only_snapshot(data.path());
     assert_eq!(snapshot_keys(&snapshot).len(), 1000);
 }
+
+/// Through the signature-checking S3 server: the SQLite snapshot is uploaded like an etcd one,
+/// and its object carries the datastore marker and kine's figures as user metadata.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sqlite_snapshot_is_uploaded_to_s3_with_its_marker() {
+    use crate::fakes::s3_support::{S3Server, Tls};
+    let s3 = S3Server::start(Tls::Plain).await;
+    s3.create_bucket("snapshots");
+    let data = tempfile::tempdir().unwrap();
+    small_cluster(data.path());
+    let flags = crate::s3::ops::s3_flags(&s3, "snapshots");
+    let dir = data.path().to_path_buf();
+    crate::s3::ops::blocking(move || {
+        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        save_ok(&refs, &dir)
+    })
+    .await;
+    let snapshot = only_snapshot(data.path());
+    let name = snapshot.file_name().unwrap().to_string_lossy().into_owned();
+    let store = etcd_snapshot::store::s3::S3Store::connect(&s3.settings("snapshots", "f"))
+        .await
+        .unwrap();
+    let meta = store.object_metadata(&name).await.unwrap();
+    let get = |key: &str| meta.get(key).map(String::as_str);
+    assert_eq!(get("etcd-snapshot-datastore"), Some("sqlite"), "{meta:?}");
+    assert_eq!(get("etcd-snapshot-sqlite-revision"), Some("8"), "{meta:?}");
+    // The object is the snapshot's bytes: a SQLite database with the same keys.
+    let downloaded = tempfile::tempdir().unwrap();
+    let path = store.download(&name, downloaded.path()).await.unwrap();
+    assert_eq!(snapshot_keys(&path), snapshot_keys(&snapshot));
+}

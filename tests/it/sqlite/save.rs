@@ -273,3 +273,40 @@ async fn a_sqlite_snapshot_is_uploaded_to_s3_with_its_marker() {
     let path = store.download(&name, downloaded.path()).await.unwrap();
     assert_eq!(snapshot_keys(&path), snapshot_keys(&snapshot));
 }
+
+/// The server on a data dir holding `state.db` starts no etcd, says the datastore is SQLite,
+/// and saves through its API like any server.
+#[test]
+fn the_server_on_a_sqlite_data_dir_starts_no_etcd_and_saves_through_its_api() {
+    let data = tempfile::tempdir().unwrap();
+    small_cluster(data.path());
+    let client = free_port();
+    let peer = free_port();
+    let (client_addr, peer_addr) = (format!("127.0.0.1:{client}"), format!("127.0.0.1:{peer}"));
+    let mut server = crate::support::TestServer::start(
+        data.path(),
+        &[
+            "--etcd-client-address",
+            &client_addr,
+            "--etcd-peer-address",
+            &peer_addr,
+        ],
+    );
+    let out = server.cli(&["save"]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{stderr}\n{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    assert!(log.contains("the datastore is SQLite"), "{log}");
+    assert!(!log.contains("starting embedded etcd"), "{log}");
+    assert!(
+        std::net::TcpStream::connect(&client_addr).is_err(),
+        "an etcd listens"
+    );
+    let snapshot = only_snapshot(data.path());
+    assert_eq!(snapshot_keys(&snapshot), live_keys(&state_db(data.path())));
+    assert!(server.terminate().success(), "{}", server.log_text());
+}

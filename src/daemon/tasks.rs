@@ -89,13 +89,20 @@ pub(super) fn spawn_all(
 }
 
 /// The delta capture, and the full snapshots it asks for to anchor its chains. Both idle while
-/// `etcd-snapshot-delta` is off.
+/// `etcd-snapshot-delta` is off. A SQLite datastore has no etcd to watch: neither runs.
 fn spawn_delta(
     node: &Node,
     config_rx: &watch::Receiver<Arc<Resolved>>,
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) {
+    let sqlite = crate::datastore::select(&config_rx.borrow().config)
+        .sqlite_path()
+        .is_some();
+    if sqlite {
+        tracing::info!("delta capture watches etcd: not started for a SQLite datastore");
+        return;
+    }
     let (reanchor_tx, reanchor_rx) = tokio::sync::mpsc::channel(1);
     tracker.spawn(crate::delta::capture::run(
         config_rx.clone(),

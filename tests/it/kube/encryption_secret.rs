@@ -5,7 +5,7 @@
 //! naming the Secret and key; an identity in the Secret opens snapshots for `inspect`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -39,6 +39,17 @@ async fn save(server: &Arc<TestServer>) -> std::process::Output {
     blocking(move || server.cli(&["save"])).await
 }
 
+/// The Kubernetes API stand-in, a temp dir holding a kubeconfig for it and an empty data dir.
+async fn kube_and_dirs() -> (Arc<KubeApi>, tempfile::TempDir, PathBuf, PathBuf) {
+    let api = Arc::new(KubeApi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    (api, dir, kubeconfig, data)
+}
+
 /// True when the `age` tool decrypts `file` with `identity`.
 fn age_opens(identity: &Path, file: &Path) -> bool {
     Command::new("age")
@@ -62,12 +73,7 @@ async fn recipients_rotate_with_the_secret_and_a_bad_secret_never_yields_plainte
     let Some(etcd) = TestEtcd::start() else {
         return;
     };
-    let api = Arc::new(KubeApi::start().await);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
+    let (api, dir, kubeconfig, data) = kube_and_dirs().await;
     let (id_a, pub_a) = keygen(dir.path(), "a.txt");
     let (id_b, pub_b) = keygen(dir.path(), "b.txt");
     let kubeconfig_flag = format!("--kubeconfig={}", kubeconfig.display());
@@ -199,12 +205,7 @@ async fn restore_drills_open_encrypted_copies_with_the_identity_in_the_secret() 
     let Some(etcd) = TestEtcd::start() else {
         return;
     };
-    let api = Arc::new(KubeApi::start().await);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
+    let (api, dir, kubeconfig, data) = kube_and_dirs().await;
     let (id, public) = keygen(dir.path(), "a.txt");
     let identity = std::fs::read_to_string(&id).unwrap();
     api.put(

@@ -198,15 +198,10 @@ fn s3_rows(wide: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_server_lists_the_new_key_after_a_rekey_that_kept_the_size() {
-    if require_binary("age-keygen").is_none() {
-        return;
-    }
-    let Some(etcd) = TestEtcd::start() else {
+    let Some(env) = crate::s3::ops::EncryptedS3::start().await else {
         return;
     };
-    let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("snapshots");
-    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (etcd, s3, data, keys) = (env.etcd, env.s3, env.data, env.keys);
     let (_, pub_a) = keygen(keys.path(), "old.txt");
     let (_, pub_b) = keygen(keys.path(), "new.txt");
     let mut args = s3_flags(&s3, "snapshots");
@@ -258,15 +253,10 @@ async fn a_running_server_lists_the_new_key_after_a_rekey_that_kept_the_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_encrypted_upload_records_the_plaintext_digest_inspect_checks() {
-    if require_binary("age-keygen").is_none() {
-        return;
-    }
-    let Some(etcd) = TestEtcd::start() else {
+    let Some(env) = crate::s3::ops::EncryptedS3::start().await else {
         return;
     };
-    let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("snapshots");
-    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (etcd, s3, data, keys) = (env.etcd, env.s3, env.data, env.keys);
     let (id, public) = keygen(keys.path(), "key.txt");
     let to_key = vec![format!("--etcd-snapshot-encryption-recipients={public}")];
     let name = save(data.path(), &etcd, &s3, &to_key).await;

@@ -22,13 +22,16 @@ for exe in "$BIN" "$LOAD"; do
   [ -x "$exe" ] || { echo "build first: cargo build --release --bin etcd-snapshot --example pitr-load" >&2; exit 1; }
 done
 source bench/lib.sh
+# free_port: a loopback port free a moment ago (a random pick can hit a port in use while other
+# benchmarks or tests run).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 start_etcd
 fill_etcd
 
 # The capture: a server on that etcd takes the full snapshot the chain starts from, then writes
 # every change into segments (1 s period).
 cap="$work/cap"
-api_port=$((20000 + RANDOM % 20000))
+api_port=$(free_port)
 "$BIN" server --data-dir "$cap" --node-name bench --token bench-token --etcd-endpoints "$ep" \
   --supervisor-port "$api_port" --etcd-snapshot-delta --etcd-snapshot-delta-period 1s \
   >"$work/server.log" 2>&1 &
@@ -55,7 +58,7 @@ done
 kill "$server"; wait "$server" || true
 echo "chain: $(ls "$chain" | wc -l) segments, $(du -sb "$chain" | cut -f1) bytes" >&2
 
-c_port=$((20000 + RANDOM % 20000)); p_port=$((c_port + 1))
+c_port=$(free_port); p_port=$(free_port)
 pre_run() { rm -rf "$work/es/server/db"; }
 common="--data-dir $work/es --node-name bench --etcd-client-address 127.0.0.1:$c_port --etcd-peer-address 127.0.0.1:$p_port --token bench-token"
 snap="$cap/server/db/snapshots/$anchor"

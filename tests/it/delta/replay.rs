@@ -5,7 +5,8 @@
 //! member must serve exactly the recorded keys, values, versions, create and mod revisions and
 //! leases. The cluster is compacted mid-chain, as Kubernetes does, so later segment hashes are
 //! matched only by a replay that compacts the same way. A corrupted segment is refused by name
-//! while a point before it still restores.
+//! while a point before it still restores. An age-encrypted full snapshot anchors a replay
+//! when the restore has its identity file.
 
 use std::collections::BTreeSet;
 
@@ -284,4 +285,51 @@ fn a_restore_to_point_needs_cluster_reset_on_the_server_and_a_point_that_parses(
         !data.path().join("server/db/etcd").exists(),
         "nothing was restored"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_full_snapshot_anchors_a_replay_with_the_identity_file() {
+    if ["etcd", "etcdctl", "age-keygen"]
+        .iter()
+        .any(|tool| require_binary(tool).is_none())
+    {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, public) = crate::inspect_encrypted::keygen(keys.path(), "key.txt");
+    let node = Node::new();
+    let recipients = format!("--etcd-snapshot-encryption-recipients={public}");
+    let mut server = node.start(&[
+        "--etcd-snapshot-delta",
+        "--etcd-snapshot-delta-period",
+        "1s",
+        &recipients,
+    ]);
+    let chain = wait_for_chain(node.dir(), &server);
+    assert!(anchor_name_of(&chain).ends_with(".age"), "{chain:?}");
+    let mut client = tls_client(&node.endpoint(), &node.tls_dir()).await;
+    let mut last = 0;
+    for (key, value) in [("/test/a", "1"), ("/test/b", "2"), ("/test/a", "3")] {
+        let put = client.put(key, value, None).await.unwrap();
+        last = put.header().unwrap().revision();
+    }
+    let want = state(&mut client, Some(last)).await;
+    wait_for("segments up to the last write", WAIT, || {
+        chain_end(&chain) >= last
+    });
+    assert!(server.terminate().success());
+
+    let identity = format!(
+        "--etcd-snapshot-encryption-identity-file={}",
+        identity.display()
+    );
+    restore_ok(&node, &["--cluster-reset-restore-to", "latest", &identity]);
+    let under_test = |all: Vec<KeyState>| -> Vec<KeyState> {
+        all.into_iter()
+            .filter(|k| k.0.starts_with("/test/"))
+            .collect()
+    };
+    let restored = under_test(restored_state(&node).await);
+    assert_eq!(restored, under_test(want));
+    assert_eq!(restored[0].2, 2, "/test/a was written twice: {restored:?}");
 }

@@ -291,10 +291,7 @@ fn from_spill(
     let sha = streamed.verified.map(|v| v.1);
     checks.push(streamed.check);
     if streamed.kind == crate::snapshot::image::ImageKind::Sqlite {
-        // SQLite opens files by path: the unlinked spill through its descriptor.
-        use std::os::fd::AsRawFd;
-        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", spill.as_raw_fd()));
-        return sqlite::report(&by_fd, source, size, sha, checks, token);
+        return sqlite::report_spilled(spill, source, size, sha, checks, token);
     }
     let walked = walk(
         &Bounded {

@@ -66,6 +66,63 @@ pub fn report(
     report
 }
 
+/// [`report`] of an image spilled into an unlinked temp file (a zip entry, an S3 object, a
+/// decrypted copy): SQLite opens files by name (and resolves `/proc/self/fd` links to the
+/// deleted name), so the image is copied to a named private file beside the spill (0600,
+/// created new, never through a symlink) for the read, and that file is removed after it.
+pub fn report_spilled(
+    spill: &std::fs::File,
+    source: String,
+    file_size: u64,
+    sha256: Option<String>,
+    mut checks: Vec<Check>,
+    token: Option<&SecretString>,
+) -> InspectReport {
+    match named_copy(spill) {
+        Ok(named) => report(named.0.as_path(), source, file_size, sha256, checks, token),
+        Err(e) => {
+            checks.push(Check::new(
+                "sqlite",
+                false,
+                format!("failed to copy the image for SQLite: {e}"),
+            ));
+            report(Path::new(""), source, file_size, sha256, checks, token)
+        }
+    }
+}
+
+/// A named file removed on drop.
+struct Named(std::path::PathBuf);
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn named_copy(spill: &std::fs::File) -> std::io::Result<Named> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = std::env::temp_dir().join(format!(
+        ".etcd-snapshot-inspect-{}-{nanos}.db",
+        std::process::id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)?;
+    let named = Named(path);
+    let mut reader = spill.try_clone()?;
+    reader.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut reader, &mut file)?;
+    Ok(named)
+}
+
 fn figures(summary: &KineSummary) -> SqliteFigures {
     SqliteFigures {
         revision: summary.revision,

@@ -272,6 +272,24 @@ async fn a_sqlite_snapshot_is_uploaded_to_s3_with_its_marker() {
     let downloaded = tempfile::tempdir().unwrap();
     let path = store.download(&name, downloaded.path()).await.unwrap();
     assert_eq!(snapshot_keys(&path), snapshot_keys(&snapshot));
+    // inspect reads the object itself (streamed into an unlinked temp copy, opened by SQLite
+    // through its descriptor) once the local copy is gone.
+    std::fs::remove_file(&snapshot).unwrap();
+    let mut args = vec!["inspect".to_string(), "-o".into(), "json".into()];
+    args.extend(crate::s3::ops::s3_flags(&s3, "snapshots"));
+    args.push(name);
+    let dir = data.path().to_path_buf();
+    let out = crate::s3::ops::blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs, &dir)
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["datastore"], "sqlite", "{report}");
+    assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(report["live_keys"], 5, "{report}");
 }
 
 /// The server on a data dir holding `state.db` starts no etcd, says the datastore is SQLite,

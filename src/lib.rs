@@ -41,11 +41,14 @@
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
 //! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
-//!   newest full snapshot's revision and writes segments beside the snapshot dir, and chain
-//!   retention (a chain lives as long as its full snapshot); above the
+//!   newest full snapshot's revision and writes segments beside the snapshot dir, chain
+//!   retention (a chain lives as long as its full snapshot), and where a point-in-time restore
+//!   goes (`delta::target`); above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
-//!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`); `restore::drill`,
+//!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);
+//!   `restore::replay`, point-in-time restore (a delta chain replayed into a throwaway member,
+//!   checked, and its snapshot restored like any other); `restore::drill`,
 //!   restore drills (a snapshot copy, plain, zipped or encrypted, restored into a throwaway
 //!   low-priority member and checked against what was saved).
 //! - `operations`: save/list/delete/prune/verify as one service shared by the API, the

@@ -237,6 +237,7 @@ mod tests {
             reset: crate::config::desired::ResetSettings {
                 cluster_reset: false,
                 restore_path: None,
+                restore_to: None,
                 backup_retention: 3,
             },
             etcd: EtcdSettings::plain(vec![]),

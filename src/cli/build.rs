@@ -139,7 +139,9 @@ fn restore_command() -> Command {
         .about(
             "Restore a snapshot into the embedded etcd's data dir and reset it to a single member \
              (the server must be stopped); same as `server --cluster-reset \
-             --cluster-reset-restore-path=SNAPSHOT`",
+             --cluster-reset-restore-path=SNAPSHOT`. With --cluster-reset-restore-to, the \
+             snapshot's delta chain is replayed up to that point first, and SNAPSHOT may be left \
+             out (the newest local full snapshot before the point is used)",
         )
         .arg(Arg::new("snapshot").value_name("SNAPSHOT").help(
             "A snapshot file (raw, .zip, or age-encrypted .age / .zip.age, which needs \

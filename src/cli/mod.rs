@@ -14,6 +14,7 @@ use clap::error::ErrorKind;
 
 use crate::config::Layer;
 use crate::config::keys::Scope;
+use crate::config::restore_to::RESTORE_TO;
 
 pub use build::{EXIT_CODES, command};
 
@@ -83,6 +84,9 @@ pub enum RestoreAction {
     /// Restore this snapshot (a path, or an S3 object name with etcd-s3 on) and reset
     /// membership to this single member.
     Snapshot(String),
+    /// `--cluster-reset-restore-to` without a snapshot: restore the newest local full snapshot
+    /// before that point and replay its delta chain up to it.
+    PointInTime,
     /// Put back the data dir (and certificates) the last restore moved aside.
     Rollback,
     /// List the `etcd-old-*` and `tls-*` backups.
@@ -208,12 +212,15 @@ fn command_for(
                 leaf.get_flag("list-backups"),
             ) {
                 (Some(path), false, false) => Command::Restore(RestoreAction::Snapshot(path)),
+                (None, false, false) if leaf.get_one::<String>(RESTORE_TO).is_some() => {
+                    Command::Restore(RestoreAction::PointInTime)
+                }
                 (None, true, false) => Command::Restore(RestoreAction::Rollback),
                 (None, false, true) => Command::Restore(RestoreAction::ListBackups),
                 _ => {
                     return Err(subcommand_at(cmd, path).error(
                         ErrorKind::ArgumentConflict,
-                        "give exactly one of: a snapshot to restore, --rollback, --list-backups",
+                        "give exactly one of: a snapshot to restore (or --cluster-reset-restore-to alone), --rollback, --list-backups",
                     ));
                 }
             }

@@ -121,6 +121,32 @@ fn usage_errors() {
 }
 
 #[test]
+fn restore_takes_a_snapshot_a_point_in_time_or_both() {
+    let inv = parse_ok(&[
+        "es",
+        "restore",
+        "/s/snap",
+        "--cluster-reset-restore-to",
+        "42",
+    ]);
+    assert_eq!(
+        inv.command,
+        Command::Restore(RestoreAction::Snapshot("/s/snap".into()))
+    );
+    assert_eq!(
+        flag(&inv, "cluster-reset-restore-to").map(|f| f.0),
+        Some(string("42"))
+    );
+    let inv = parse_ok(&["es", "restore", "--cluster-reset-restore-to=latest"]);
+    assert_eq!(inv.command, Command::Restore(RestoreAction::PointInTime));
+    let err = parse(["es", "restore"]).expect_err("nothing to restore");
+    assert!(
+        err.to_string().contains("--cluster-reset-restore-to alone"),
+        "{err}"
+    );
+}
+
+#[test]
 fn client_flags_work_before_and_after_the_subcommand() {
     let inv = parse_ok(&[
         "es",

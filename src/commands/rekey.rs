@@ -5,8 +5,10 @@
 //! identities include the encryption Secret's when one is configured.
 
 use crate::config::DesiredConfig;
+use crate::config::desired::S3Settings;
 use crate::crypt::{Identities, Recipients};
 use crate::kube::encryption_secret::{self, EncryptionSecretError};
+use crate::kube::s3_secret::read_s3_settings;
 use crate::store::rekey::{Action, CopyReport, RekeyError, rekey_local};
 use crate::store::{LocalStore, S3Error, S3Store};
 
@@ -19,6 +21,14 @@ pub enum RekeyCommandError {
     Rekey(#[from] RekeyError),
     #[error("failed to rekey the S3 snapshots")]
     S3(#[source] Box<S3Error>),
+    #[error(
+        "failed to read the S3 settings from the S3 config Secret kube-system/{name}; the S3 snapshots were not rekeyed"
+    )]
+    S3Secret {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("the local rekey stopped unexpectedly")]
     Join(#[source] tokio::task::JoinError),
 }
@@ -53,9 +63,9 @@ pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCom
     if reports.is_empty() {
         println!("No local snapshots.");
     }
-    if let Some(s3) = &config.s3 {
+    if let Some(s3) = s3_settings(config).await? {
         let work = crate::store::s3::rekey::work_dir(&store.layout().work);
-        let bucket = S3Store::connect(s3)
+        let bucket = S3Store::connect(&s3)
             .await
             .map_err(|e| RekeyCommandError::S3(Box::new(e)))?;
         let reports = rekey_s3(
@@ -73,6 +83,33 @@ pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCom
         }
     }
     Ok(all_ok)
+}
+
+/// The S3 block as every operation sees it: the configuration's, or, with
+/// `etcd-s3-config-secret`, the Secret's (read now with this command's Kubernetes access). A
+/// Secret that cannot be used is an error here, not a skip: the user asked to rekey those
+/// copies.
+async fn s3_settings(config: &DesiredConfig) -> Result<Option<S3Settings>, RekeyCommandError> {
+    let Some(s3) = &config.s3 else {
+        return Ok(None);
+    };
+    let Some(name) = &s3.config_secret else {
+        return Ok(Some(s3.clone()));
+    };
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| RekeyCommandError::S3Secret {
+        name: name.clone(),
+        source,
+    };
+    let access = crate::kube::KubeAccess::from_config(config)
+        .await
+        .map_err(|e| failed(Box::new(e)))?;
+    let found = read_s3_settings(&access, name, s3)
+        .await
+        .map_err(|e| failed(Box::new(e)))?;
+    for warning in &found.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Some(found.settings))
 }
 
 async fn rekey_s3(

@@ -15,6 +15,14 @@ pub async fn run(action: &RestoreAction, config: &DesiredConfig) -> Result<(), R
             let outcome = reset::cluster_reset(config, Some(path)).await?;
             print_reset(config, &outcome);
         }
+        RestoreAction::PointInTime => {
+            // An empty `--cluster-reset-restore-to=` resolves to none: never a plain reset.
+            if config.reset.restore_to.is_none() {
+                return Err(crate::restore::RestoreError::EmptyRestorePath.into());
+            }
+            let outcome = reset::cluster_reset(config, None).await?;
+            print_reset(config, &outcome);
+        }
         RestoreAction::Rollback => {
             let done = reset::rollback_last(config)?;
             println!(

@@ -141,6 +141,7 @@ pub(super) fn build(p: &Parsed) -> Option<DesiredConfig> {
             restore_path: p
                 .text("cluster-reset-restore-path")
                 .filter(|path| !path.trim().is_empty()),
+            restore_to: super::restore_to::setting(p),
             backup_retention: p.int("cluster-reset-backup-retention")?,
         },
         etcd: etcd(p)?,

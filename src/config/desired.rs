@@ -32,7 +32,8 @@ pub struct DesiredConfig {
     pub token_file: Option<PathBuf>,
     /// `--cluster-id`: this cluster's id in S3 object metadata; empty when not set.
     pub cluster_id: String,
-    /// `--cluster-reset` and `--cluster-reset-restore-path` (server only).
+    /// `--cluster-reset`, `--cluster-reset-restore-path` and `--cluster-reset-restore-to`
+    /// (server only).
     pub reset: ResetSettings,
     pub etcd: EtcdSettings,
     pub snapshot: SnapshotSettings,
@@ -52,6 +53,9 @@ pub struct ResetSettings {
     pub cluster_reset: bool,
     /// A local path, or an S3 object name when `etcd-s3` is on.
     pub restore_path: Option<String>,
+    /// `--cluster-reset-restore-to`: replay the delta chain up to this point after the full
+    /// snapshot (chosen automatically when `restore_path` is not given).
+    pub restore_to: Option<super::restore_to::RestoreTo>,
     /// `--cluster-reset-backup-retention`: backups of each kind kept; 0 keeps all.
     pub backup_retention: u32,
 }

@@ -266,3 +266,38 @@ fn fuzz_config_durations() {
     });
     fuzz.finish();
 }
+
+/// `cluster-reset-restore-to` values: `latest`, revisions and RFC 3339 times, mutated and
+/// random. No panic; a revision reads back as itself; a time reads back to the millisecond.
+#[test]
+fn fuzz_config_restore_to() {
+    use super::restore_to::{RestoreTo, parse_restore_to};
+    let mut fuzz = Fuzz::new("config_restore_to", 3);
+    let text = prop_oneof![
+        "(latest|LATEST|[0-9]{1,21}|-[0-9]{1,3})",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})",
+        hostile_text(64),
+    ];
+    fuzz.check("restore_to_text", 512, text, |text| {
+        let _ = parse_restore_to(&text);
+        Ok(())
+    });
+    fuzz.check("restore_to_revision", 256, 1i64..=i64::MAX, |r| {
+        prop_assert_eq!(
+            parse_restore_to(&r.to_string()),
+            Some(RestoreTo::Revision(r))
+        );
+        Ok(())
+    });
+    let ms = -62_135_596_800_000i64..253_402_300_799_999;
+    fuzz.check("restore_to_time", 256, ms, |ms| {
+        let text = crate::delta::target::rfc3339_ms(ms);
+        let parsed = parse_restore_to(&text);
+        prop_assert!(
+            matches!(parsed, Some(RestoreTo::Time { unix_ms, .. }) if unix_ms == ms),
+            "{text}"
+        );
+        Ok(())
+    });
+    fuzz.finish();
+}

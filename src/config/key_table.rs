@@ -458,6 +458,13 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "cluster-reset-restore-to",
+        kind: Kind::String,
+        help: "Point-in-time restore with --cluster-reset (or restore): after the full snapshot, replay its delta chain up to latest, a revision, or an RFC 3339 time; without --cluster-reset-restore-path the newest local full snapshot before that point is used",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "cluster-reset-backup-retention",
         kind: Kind::Int,
         default: DefaultValue::Value("3"),

@@ -15,6 +15,7 @@ pub mod file;
 pub mod keys;
 pub mod layer;
 pub mod resolve;
+pub mod restore_to;
 pub mod retention;
 pub mod schedule;
 pub mod secret;

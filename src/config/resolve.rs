@@ -227,6 +227,7 @@ fn cross_check(p: &Parsed, errors: &mut Vec<ConfigError>, warnings: &mut Vec<Str
     super::retention::check_retention(p, errors);
     super::encryption::check_encryption(p, errors);
     super::delta::check_delta(p, errors);
+    super::restore_to::check_restore_to(p, errors);
     super::verify::check_verify(p, errors);
     for (have, need) in [
         ("etcd-certfile", "etcd-keyfile"),

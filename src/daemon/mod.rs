@@ -150,7 +150,8 @@ impl Signals {
 }
 
 /// `--cluster-reset`: resets (and restores) instead of serving; the caller exits afterwards.
-/// `--cluster-reset-restore-path` alone is refused, as RKE2 does.
+/// `--cluster-reset-restore-path` alone is refused, as RKE2 does (and so is
+/// `--cluster-reset-restore-to`).
 async fn cluster_reset_if_asked(
     config: &DesiredConfig,
 ) -> Result<Option<ResetOutcome>, DaemonError> {
@@ -161,9 +162,14 @@ async fn cluster_reset_if_asked(
                 RestoreError::RestorePathWithoutReset.into(),
             ));
         }
+        if asked.restore_to.is_some() {
+            return Err(DaemonError::Reset(
+                RestoreError::RestoreToWithoutReset.into(),
+            ));
+        }
         return Ok(None);
     }
-    tracing::info!(restore_path = ?asked.restore_path, "cluster reset requested");
+    tracing::info!(restore_path = ?asked.restore_path, restore_to = ?asked.restore_to, "cluster reset requested");
     reset::cluster_reset(config, asked.restore_path.as_deref())
         .await
         .map(Some)

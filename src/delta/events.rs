@@ -33,9 +33,13 @@ impl RawEvent {
     }
 }
 
-/// Groups events per revision, keeping etcd's order. A revision that goes backwards is
+/// Groups events per revision, keeping etcd's order; every group arrived at `arrived_unix_ms`
+/// (the events of one watch response arrive together). A revision that goes backwards is
 /// refused (it would put the chain out of order); the segment writer checks the rest.
-pub fn group_events(events: impl IntoIterator<Item = RawEvent>) -> Result<Vec<RevisionGroup>, i64> {
+pub fn group_events(
+    events: impl IntoIterator<Item = RawEvent>,
+    arrived_unix_ms: i64,
+) -> Result<Vec<RevisionGroup>, i64> {
     let mut groups: Vec<RevisionGroup> = Vec::new();
     for raw in events {
         let event = if raw.is_put {
@@ -55,6 +59,7 @@ pub fn group_events(events: impl IntoIterator<Item = RawEvent>) -> Result<Vec<Re
             Some(last) if last.revision > raw.mod_revision => return Err(raw.mod_revision),
             _ => groups.push(RevisionGroup {
                 revision: raw.mod_revision,
+                arrived_unix_ms,
                 events: vec![event],
             }),
         }
@@ -80,12 +85,15 @@ mod tests {
 
     #[test]
     fn consecutive_events_of_one_revision_are_one_group_in_order() {
-        let groups = group_events([
-            raw(true, "/a", 5),
-            raw(true, "/b", 6),
-            raw(false, "/a", 6),
-            raw(true, "/c", 8),
-        ])
+        let groups = group_events(
+            [
+                raw(true, "/a", 5),
+                raw(true, "/b", 6),
+                raw(false, "/a", 6),
+                raw(true, "/c", 8),
+            ],
+            77,
+        )
         .unwrap();
         let shape: Vec<(i64, Vec<&[u8]>)> = groups
             .iter()
@@ -100,13 +108,14 @@ mod tests {
             ]
         );
         assert!(matches!(groups[1].events[1], Event::Delete { .. }));
-        assert!(group_events([]).unwrap().is_empty());
+        assert!(groups.iter().all(|g| g.arrived_unix_ms == 77));
+        assert!(group_events([], 0).unwrap().is_empty());
     }
 
     #[test]
     fn a_revision_going_backwards_is_refused() {
         assert_eq!(
-            group_events([raw(true, "/a", 6), raw(true, "/b", 5)]),
+            group_events([raw(true, "/a", 6), raw(true, "/b", 5)], 0),
             Err(5)
         );
     }

@@ -270,6 +270,7 @@ mod tests {
     fn group(revision: i64) -> RevisionGroup {
         RevisionGroup {
             revision,
+            arrived_unix_ms: 1_700_000_000_000 + revision,
             events: vec![Event::Put(PutEvent {
                 key: format!("/k{revision}").into_bytes(),
                 value: b"v".to_vec(),

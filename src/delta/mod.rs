@@ -9,6 +9,7 @@
 //! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
 //! - `listing`: the chains and segments `ls --deltas` shows.
 //! - `retention`: a chain lives as long as its full snapshot (removal, orphan healing).
+//! - `target`: where a point-in-time restore goes (anchor, segments, where the replay stops).
 //!
 //! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
 //! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
@@ -22,3 +23,4 @@ pub mod listing;
 pub mod retention;
 pub mod segment;
 pub mod session;
+pub mod target;

@@ -73,6 +73,9 @@ pub struct Session {
     pub metrics: Arc<Metrics>,
     open: Option<Open>,
     ids: (u64, u64),
+    /// The arrival time given to the last group: the next is never earlier, so a restore to a
+    /// wall-clock time finds one cut in revision order even if the clock steps back.
+    last_arrival_ms: i64,
 }
 
 impl Session {
@@ -93,6 +96,7 @@ impl Session {
             metrics,
             open: None,
             ids: (0, 0),
+            last_arrival_ms: 0,
         }
     }
 
@@ -212,12 +216,14 @@ impl Session {
             return Ok(None);
         }
         let expected = self.next;
-        let groups = group_events(raw)
+        self.last_arrival_ms = self.last_arrival_ms.max(now_ms);
+        let arrived = self.last_arrival_ms;
+        let groups = group_events(raw, arrived)
             .map_err(|revision| SessionError::OutOfOrder { revision, expected })?;
         for group in &groups {
             let open = self.open_segment()?;
             open.segment.push(group).map_err(SessionError::Files)?;
-            open.last_event_ms = now_ms;
+            open.last_event_ms = arrived;
             self.next = group.revision + 1;
         }
         let size = self.open.as_ref().map_or(0, |o| o.segment.size());
@@ -260,6 +266,9 @@ impl Session {
         let hash = self.hashkv_at(to).await;
         let last_event_ms = open.last_event_ms;
         let closed_ms = unix_ms();
+        // Whatever arrives next arrives after this close, even if the clock steps back: a
+        // restore to a time before the close then never reads the next segment.
+        self.last_arrival_ms = self.last_arrival_ms.max(closed_ms);
         let published = tokio::task::spawn_blocking(move || {
             open.segment.finish(last_event_ms, closed_ms, hash)
         })

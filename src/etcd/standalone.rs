@@ -66,6 +66,12 @@ pub struct StandaloneOptions {
     /// Run at the lowest CPU (and so IO) priority (`child::lower_priority`), as a restore drill
     /// does.
     pub low_priority: bool,
+    /// More etcd flags, after the ones above (a replay member raises its request limits).
+    pub extra_args: Vec<OsString>,
+    /// Short raft timers (20 ms heartbeat, 200 ms election) for a throwaway single member on
+    /// loopback: it elects itself within a tick or two instead of up to two seconds, and no peer
+    /// exists whose latency the defaults are there to absorb.
+    pub fast_election: bool,
 }
 
 impl StandaloneOptions {
@@ -81,6 +87,8 @@ impl StandaloneOptions {
             initial_advertise_peer_url: None,
             health_timeout: Duration::from_secs(60),
             low_priority: false,
+            extra_args: Vec::new(),
+            fast_election: false,
         }
     }
 }
@@ -264,6 +272,12 @@ fn etcd_args(opts: &StandaloneOptions, client: SocketAddr, peer: SocketAddr) -> 
     if opts.force_new_cluster {
         args.push("--force-new-cluster".into());
     }
+    if opts.fast_election {
+        for arg in ["--heartbeat-interval", "20", "--election-timeout", "200"] {
+            args.push(arg.into());
+        }
+    }
+    args.extend(opts.extra_args.iter().cloned());
     args
 }
 

@@ -12,6 +12,7 @@ use super::report::{Check, InspectReport};
 use super::{InspectError, encrypted, from_spill, identity, inspect_zip, is_zip, source};
 use crate::crypt::Identities;
 use crate::snapshot::encryption_record::EncryptionRecord;
+use crate::store::s3::metadata::ExtraMetadata;
 use crate::store::s3::{S3Error, S3Store};
 
 /// Inspects an S3 object of the configured store: streamed into a spill (hashing the whole
@@ -52,7 +53,7 @@ pub async fn inspect_s3_decrypting(
     };
     let recorded = meta(crate::store::s3::store::META_SHA256);
     let uploader = meta(crate::store::s3::store::META_TOKEN_HASH).filter(|h| !h.is_empty());
-    let encryption = response
+    let mut encryption = response
         .metadata()
         .and_then(EncryptionRecord::from_object_metadata)
         .map(|r| encrypted::Recorded {
@@ -60,6 +61,12 @@ pub async fn inspect_s3_decrypting(
             plaintext_sha256: r.plaintext_sha256,
         })
         .unwrap_or_default();
+    if encryption.plaintext_sha256.is_none() && crate::snapshot::name::is_encrypted_name(name) {
+        // A streamed upload: the digest is in the snapshot's `.metadata` record object.
+        if let Ok(ExtraMetadata::Found(Some(record))) = store.read_extra_metadata(name).await {
+            encryption.plaintext_sha256 = EncryptionRecord::plaintext_sha256_in(&record);
+        }
+    }
     let dir = source::spill_dir(data_dir).map_err(|reason| InspectError::SpillDir {
         name: name.to_string(),
         reason,

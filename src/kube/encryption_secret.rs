@@ -165,12 +165,25 @@ pub async fn command_identities(
     config: &DesiredConfig,
 ) -> Result<Option<Identities>, EncryptionSecretError> {
     let settings = &config.snapshot.encryption;
+    let access = match &settings.secret {
+        Some(name) => Some(command_access(config, name).await?),
+        None => None,
+    };
+    held_identities(access.as_ref(), settings).await
+}
+
+/// The identity file's identities plus, when an encryption Secret is configured, the Secret's,
+/// read now through `access` (the server's own, for restore drills). None when neither gives
+/// any.
+pub async fn held_identities(
+    access: Option<&KubeAccess>,
+    settings: &EncryptionSettings,
+) -> Result<Option<Identities>, EncryptionSecretError> {
     let mut identities = settings.identities().map_err(EncryptionSecretError::Keys)?;
-    let Some(name) = &settings.secret else {
+    let (Some(name), Some(access)) = (&settings.secret, access) else {
         return Ok(identities);
     };
-    let access = command_access(config, name).await?;
-    if let Some(more) = read_encryption_secret(&access, name).await?.identities {
+    if let Some(more) = read_encryption_secret(access, name).await?.identities {
         match &mut identities {
             Some(held) => held.extend(more),
             None => identities = Some(more),

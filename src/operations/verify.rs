@@ -17,6 +17,7 @@ use super::{
     FailedItem, OperationError, Operations, VerifyReport, error_chain, open_existing_store,
 };
 use crate::config::DesiredConfig;
+use crate::kube::encryption_secret::held_identities;
 use crate::restore::drill::{DrillReport, DrillSetup, Keys, drill_local, drill_s3};
 use crate::snapshot::name::validate_user_name;
 use crate::snapshot::{SnapshotRecord, Storage};
@@ -93,7 +94,7 @@ impl Operations {
         };
         let (copies, not_found) = select_copies(listing.records, names, &effective.node_name);
         report.not_found = not_found;
-        let setup = drill_setup(&effective);
+        let setup = self.drill_setup(&effective).await;
         for copy in &copies {
             match self
                 .drill_one(&effective, &setup, copy, session.as_ref())
@@ -200,19 +201,23 @@ pub(super) fn storage_label(storage: Storage) -> &'static str {
     }
 }
 
-/// The drill's settings from the configuration: the etcd binary, the data dir it must stay
-/// out of, and this host's keys for encrypted copies.
-fn drill_setup(config: &DesiredConfig) -> DrillSetup {
-    let keys = match config.snapshot.encryption.identities() {
-        Ok(Some(ids)) => Keys::Loaded(Arc::new(ids)),
-        Ok(None) => Keys::None,
-        Err(e) => Keys::Unreadable(error_chain(&e)),
-    };
-    DrillSetup {
-        etcd_binary: config.etcd.binary.clone(),
-        data_dir: config.data_dir.clone(),
-        temp_dir: None,
-        keys,
+impl Operations {
+    /// The drill's settings from the configuration: the etcd binary, the data dir it must stay
+    /// out of, and this host's keys for encrypted copies (the identity file's, and the
+    /// encryption Secret's when one is configured, read now, as every operation reads it).
+    async fn drill_setup(&self, config: &DesiredConfig) -> DrillSetup {
+        let settings = &config.snapshot.encryption;
+        let keys = match held_identities(Some(&self.kube), settings).await {
+            Ok(Some(ids)) => Keys::Loaded(Arc::new(ids)),
+            Ok(None) => Keys::None,
+            Err(e) => Keys::Unreadable(error_chain(&e)),
+        };
+        DrillSetup {
+            etcd_binary: config.etcd.binary.clone(),
+            data_dir: config.data_dir.clone(),
+            temp_dir: None,
+            keys,
+        }
     }
 }
 

@@ -11,6 +11,8 @@ pub enum RestoreError {
     // --- the restore path and the start decision ---
     #[error("invalid flag use; --cluster-reset required with --cluster-reset-restore-path")]
     RestorePathWithoutReset,
+    #[error("invalid flag use; --cluster-reset required with --cluster-reset-restore-to")]
+    RestoreToWithoutReset,
     /// RKE2's exact message, so operators and scripts recognise it.
     #[error(
         "Managed etcd cluster membership was previously reset, please remove the cluster-reset flag and start etcd-snapshot normally. If you need to perform another cluster reset, you must first manually delete the file at {flag}"

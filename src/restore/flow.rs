@@ -12,11 +12,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::datadir::{self, install_staged, move_current_aside, rollback};
 use super::decrypt::{Decrypted, decrypt_to_file};
-use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, plan_restore};
+use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, WAL_ALLOWANCE, plan_restore};
+use super::replay::{PointInTime, ReplayReport, Replayed};
 use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_flag};
 use super::run::{RestoreTarget, run_restore};
+use super::staging::{CreatedDirs, Extracted, remove_stale_staging};
 use super::tool::{RestoreTool, ToolKind, select_restore_tool};
-use super::unzip::{archive_entry_size, extract_snapshot};
 use super::verify::{check_free_space, quick_check, verify_snapshot_file};
 use super::{ResetError, checks, last_restore};
 use crate::bootstrap::{self, BootstrapData};
@@ -41,12 +42,17 @@ pub struct RestoreOutcome {
     pub tls_backup: Option<PathBuf>,
     pub revision: i64,
     pub bootstrap_files: usize,
+    /// What the point-in-time replay did, when one ran.
+    pub replayed: Option<ReplayReport>,
 }
 
-/// Restores `restore_path` into the embedded etcd's data dir as a single-member cluster.
+/// Restores `restore_path` into the embedded etcd's data dir as a single-member cluster; with
+/// `point`, its delta chain is replayed up to that point first (`replay`), and the replayed
+/// member's snapshot goes through the same checks, staging and swap.
 pub async fn restore_snapshot(
     config: &DesiredConfig,
     restore_path: &str,
+    point: Option<&PointInTime>,
     token: &SecretString,
 ) -> Result<RestoreOutcome, ResetError> {
     checks::refuse_unusable_setup(config)?;
@@ -68,7 +74,19 @@ pub async fn restore_snapshot(
         let decrypted = decrypt(config, &plan, &input, object_keys).await?;
         let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
         let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
-        stage(config, &plan, extracted.path(), &passphrase).await
+        // The replayed copy (in its own dir beside the staging dir) lives until staged.
+        let replayed = match point {
+            Some(point) => Some(replay(config, &plan, extracted.path(), point).await?),
+            None => None,
+        };
+        let input = replayed
+            .as_ref()
+            .map_or_else(|| extracted.path().to_path_buf(), Replayed::snapshot);
+        let staged = stage(config, &plan, &input, &passphrase).await?;
+        Ok(Staged {
+            replayed: replayed.map(|r| r.report),
+            ..staged
+        })
     }
     .await;
     let staged = match staged {
@@ -85,53 +103,29 @@ pub async fn restore_snapshot(
     swap_in(config, &plan, staged).await
 }
 
-/// Removes staging dirs an interrupted restore left (each a full database copy). Safe: the
-/// caller holds the server lock, so no other restore is writing one.
-fn remove_stale_staging(db_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(db_dir) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("etcd-restore-") && name.ends_with(".tmp") {
-            tracing::info!(path = %entry.path().display(), "removing a staging dir an interrupted restore left");
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// The topmost dirs a restore created (0700), for removal when it fails before the swap.
-struct CreatedDirs(Vec<PathBuf>);
-
-impl CreatedDirs {
-    fn ensure(dirs: &[&Path]) -> Result<Self, ResetError> {
-        let mut created = Vec::new();
-        for dir in dirs {
-            let topmost = dir.ancestors().take_while(|d| !d.exists()).last();
-            if let Some(top) = topmost {
-                created.push(top.to_path_buf());
-            }
-            crate::fsutil::create_dir_all_mode(dir, 0o700).map_err(|source| ResetError::Io {
-                action: "create",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        Ok(Self(created))
-    }
-
-    fn undo(self) {
-        for dir in self.0.iter().rev() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 /// A verified restore waiting in the staging dir.
 struct Staged {
     snapshot: PathBuf,
     revision: i64,
     bootstrap: Option<BootstrapData>,
+    replayed: Option<ReplayReport>,
+}
+
+/// Replays `point` onto the plain snapshot file in the plan's replay dir, after checking there
+/// is room for the replay member and its snapshot beside the staging copy.
+async fn replay(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    snapshot: &Path,
+    point: &PointInTime,
+) -> Result<Replayed, ResetError> {
+    let size = std::fs::metadata(snapshot).map(|m| m.len()).unwrap_or(0);
+    let needed = size.saturating_mul(2).saturating_add(WAL_ALLOWANCE);
+    check_free_space(&plan.db_dir, needed.saturating_add(plan.space_needed(size)))?;
+    tracing::info!(to = %point.to, anchor = %point.plan.anchor.file_name, "replaying the delta chain");
+    super::replay::replay(config, snapshot, plan.replay_dir.clone(), point)
+        .await
+        .map_err(|e| ResetError::Replay(Box::new(e)))
 }
 
 /// S3: checks the recorded token hash first, then downloads (verified against the recorded
@@ -201,43 +195,6 @@ async fn decrypt(
     Ok(Some(decrypted))
 }
 
-/// The snapshot file to restore from: the input itself, or its extracted copy in the
-/// snapshot dir (removed on drop).
-struct Extracted {
-    path: PathBuf,
-    remove_on_drop: bool,
-}
-
-impl Extracted {
-    fn new(plan: &RestorePlan, input: &Path, snapshot_dir: &Path) -> Result<Self, ResetError> {
-        if !plan.compressed {
-            return Ok(Self {
-                path: input.to_path_buf(),
-                remove_on_drop: false,
-            });
-        }
-        let size = archive_entry_size(input)?;
-        check_free_space(snapshot_dir, size)?;
-        let path = extract_snapshot(input, snapshot_dir)?;
-        Ok(Self {
-            path,
-            remove_on_drop: true,
-        })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Extracted {
-    fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Verifies the file, restores it into the staging dir and proves the result: started once on
 /// loopback, one member, no alarms, the expected revision, bootstrap data opened with the token.
 /// On any failure the staging dir is removed.
@@ -291,6 +248,7 @@ async fn stage(
             snapshot: snapshot.to_path_buf(),
             revision,
             bootstrap,
+            replayed: None,
         }),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&plan.staging_dir);
@@ -354,6 +312,7 @@ async fn swap_in(
         tls_backup,
         revision: staged.revision,
         bootstrap_files,
+        replayed: staged.replayed,
     })
 }
 

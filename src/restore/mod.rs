@@ -2,6 +2,9 @@
 //! `snapshot::verify`; free space is checked here), unzip, the etcd restore tool, moving the old
 //! data dir aside, the reset-flag, and rollback.
 //!
+//! With `--cluster-reset-restore-to`, `replay` first replays the snapshot's delta chain into a
+//! throwaway member and hands that member's snapshot to the same steps.
+//!
 //! Each file owns one step and keeps its decisions pure (`plan`, `reset_flag::decide_start`,
 //! `tool::assess_tool`, `datadir::plan_backup_retention`, `run::restore_args`). This module
 //! does not start or stop etcd, download from S3 or parse flags: the server and CLI wire those
@@ -16,10 +19,12 @@ pub mod flow;
 pub mod last_restore;
 pub mod plan;
 mod progress_watch;
+pub mod replay;
 pub mod reset;
 mod reset_error;
 pub mod reset_flag;
 pub mod run;
+mod staging;
 pub mod tool;
 pub mod unzip;
 pub mod verify;

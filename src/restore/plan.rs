@@ -56,6 +56,9 @@ pub struct RestorePlan {
     /// `<data-dir>/server/db/etcd-restore-<unix>.tmp`: where the tool writes. Same file system
     /// as the live dir, so installing it is a rename.
     pub staging_dir: PathBuf,
+    /// `<data-dir>/server/db/etcd-restore-<unix>-replay.tmp`: a point-in-time restore's replay
+    /// member and its snapshot (a leftover is removed like a staging dir).
+    pub replay_dir: PathBuf,
 }
 
 impl RestorePlan {
@@ -110,6 +113,7 @@ pub fn plan_restore(inputs: &RestoreInputs) -> Result<RestorePlan, RestoreError>
         encrypted,
         live_dir: db_dir.join(LIVE_DIR),
         staging_dir: db_dir.join(format!("etcd-restore-{unix}.tmp")),
+        replay_dir: db_dir.join(format!("etcd-restore-{unix}-replay.tmp")),
         db_dir,
     })
 }
@@ -165,6 +169,10 @@ mod tests {
         let db = Path::new("/var/lib/es/server/db");
         assert_eq!(plan.live_dir, db.join("etcd"));
         assert_eq!(plan.staging_dir, db.join("etcd-restore-1700000000.tmp"));
+        assert_eq!(
+            plan.replay_dir,
+            db.join("etcd-restore-1700000000-replay.tmp")
+        );
         assert_eq!(plan.space_needed(100), 200 + WAL_ALLOWANCE);
         let raw = plan_restore(&inputs("/b/s", false)).unwrap();
         assert_eq!(raw.space_needed(100), 100 + WAL_ALLOWANCE);

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::checks::{expectation, member_options, refuse_unusable_setup, stop};
 use super::datadir::{self, Backup, BackupKind, LIVE_DIR, rollback};
 use super::flow::{RestoreOutcome, prune_backups, restore_snapshot};
+use super::replay::plan_point_in_time;
 use super::reset_flag::{
     decide_start, remove_reset_flag, reset_flag_exists, reset_flag_path, write_reset_flag,
 };
@@ -28,8 +29,10 @@ pub enum ResetOutcome {
     },
 }
 
-/// `--cluster-reset [--cluster-reset-restore-path=X]`: refuses a second reset while the
-/// reset-flag exists (unless restoring), then resets.
+/// `--cluster-reset [--cluster-reset-restore-path=X] [--cluster-reset-restore-to=T]`: refuses a
+/// second reset while the reset-flag exists, then resets. With a restore-to point (from the
+/// configuration) the snapshot's delta chain is replayed up to it, and the snapshot may be
+/// left to choose.
 pub async fn cluster_reset(
     config: &DesiredConfig,
     restore_path: Option<&str>,
@@ -37,20 +40,33 @@ pub async fn cluster_reset(
     refuse_unusable_setup(config)?;
     let _lock = server_lock(config)?;
     let flag = reset_flag_path(&config.data_dir);
-    let decision = decide_start(true, restore_path, reset_flag_exists(&flag)?);
+    let restore_to = config.reset.restore_to.as_ref();
+    // A point-in-time restore restores even when its snapshot is still to be chosen.
+    let asked = restore_path.or(restore_to.map(|_| "(chosen for --cluster-reset-restore-to)"));
+    let decision = decide_start(true, asked, reset_flag_exists(&flag)?);
     if let Some(refusal) = decision.refusal(&flag) {
         return Err(refusal.into());
     }
-    match (decision, restore_path) {
-        (StartDecision::ResetAndRestore { .. }, Some(path)) => {
-            let token = crate::token::existing_server_token(config)?;
-            crate::child::mask::remember_token(&token);
-            Ok(ResetOutcome::Restored(
-                restore_snapshot(config, path, &token).await?,
-            ))
-        }
-        _ => reset_membership(config).await,
+    if !matches!(decision, StartDecision::ResetAndRestore { .. }) {
+        return reset_membership(config).await;
     }
+    let point = match restore_to {
+        Some(to) => Some(
+            plan_point_in_time(config, restore_path, to)
+                .map_err(|e| ResetError::Replay(Box::new(e)))?,
+        ),
+        None => None,
+    };
+    let path = match (&point, restore_path) {
+        (Some(point), _) => point.restore_path.clone(),
+        (None, Some(path)) => path.to_string(),
+        (None, None) => return reset_membership(config).await,
+    };
+    let token = crate::token::existing_server_token(config)?;
+    crate::child::mask::remember_token(&token);
+    Ok(ResetOutcome::Restored(
+        restore_snapshot(config, &path, point.as_ref(), &token).await?,
+    ))
 }
 
 /// Copies the live data aside, then runs the member once with `--force-new-cluster` on
@@ -245,6 +261,12 @@ pub fn report_lines(config: &DesiredConfig, outcome: &ResetOutcome) -> Vec<Strin
                 done.restored_from.display(),
                 done.revision
             ));
+            if let Some(r) = &done.replayed {
+                lines.push(format!(
+                    "Replayed its delta chain from revision {} to revision {}: {} revisions, {} changes from {} segments, {} keyspace hashes matched.",
+                    r.snapshot_revision, r.target, r.groups, r.events, r.segments, r.hashes_checked
+                ));
+            }
             if let Some(previous) = &done.previous {
                 lines.push(format!(
                     "Pre-restore etcd database moved to {}.",

@@ -106,6 +106,10 @@ pub enum ResetError {
     Token(#[from] crate::token::TokenError),
     #[error(transparent)]
     Decrypt(#[from] super::decrypt::DecryptError),
+    #[error(
+        "the point-in-time restore stopped before the live data was touched; nothing was changed"
+    )]
+    Replay(#[source] Box<super::replay::ReplayError>),
     #[error("failed to read the encryption identities; nothing was changed")]
     Identity(#[source] crate::kube::encryption_secret::EncryptionSecretError),
 }

@@ -91,6 +91,17 @@ impl EncryptionRecord {
         })
     }
 
+    /// The plaintext digest a snapshot's metadata record (`.metadata/<name>`, local or the S3
+    /// object) carries under `META_PLAINTEXT_SHA256`, any key case; None when absent or not a
+    /// digest. A streamed S3 upload sets its object metadata before the plaintext is hashed,
+    /// so for those copies the record is where the digest is.
+    pub fn plaintext_sha256_in(record: &BTreeMap<String, String>) -> Option<String> {
+        let (_, value) = record
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(META_PLAINTEXT_SHA256))?;
+        is_digest(value).then(|| value.to_ascii_lowercase())
+    }
+
     /// The record of the snapshot at `snapshot` (in its dir's `.encryption`), if any.
     pub fn read_beside(snapshot: &Path) -> Option<Self> {
         let dir = snapshot.parent()?;

@@ -189,7 +189,12 @@ pub async fn save_from_source<S: ChunkSource>(
     let written = writer.await.map_err(SaveError::WriterTask)?;
     read?;
     let (written, tee) = written?;
-    if let Some(map) = extra_metadata.filter(|m| !m.is_empty()) {
+    let plaintext = written
+        .plaintext_sha256
+        .as_deref()
+        .filter(|_| name.encrypted);
+    let record = metadata_record(extra_metadata, plaintext);
+    if let Some(map) = record.as_ref() {
         let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
             path: path.clone(),
             source: e.into(),
@@ -222,6 +227,21 @@ pub async fn save_from_source<S: ChunkSource>(
         plaintext_sha256: written.plaintext_sha256,
         recipients: fingerprints,
     })
+}
+
+/// The snapshot's `.metadata` record: the extra metadata given, plus, for an encrypted save,
+/// the plaintext's SHA-256 (`Etcd-Snapshot-Plaintext-Sha256`), so the S3 copy of the record
+/// carries it too. None when there is nothing to record. Pure.
+fn metadata_record(
+    extra: Option<&BTreeMap<String, String>>,
+    plaintext_sha256: Option<&str>,
+) -> Option<BTreeMap<String, String>> {
+    let mut map = extra.cloned().unwrap_or_default();
+    if let Some(sum) = plaintext_sha256 {
+        let key = crate::snapshot::encryption_record::META_PLAINTEXT_SHA256;
+        map.insert(key.to_string(), sum.to_string());
+    }
+    (!map.is_empty()).then_some(map)
 }
 
 enum Message {

@@ -334,3 +334,23 @@ async fn a_metadata_failure_never_tells_the_tee_done() {
     assert!(matches!(err, SaveError::Metadata { .. }), "{err:?}");
     assert_eq!(consumer.await.unwrap().1, None);
 }
+
+#[test]
+fn the_metadata_record_carries_the_plaintext_digest_of_an_encrypted_save() {
+    let key = crate::snapshot::encryption_record::META_PLAINTEXT_SHA256;
+    let digest = "ab".repeat(32);
+    assert_eq!(metadata_record(None, None), None);
+    assert_eq!(metadata_record(Some(&BTreeMap::new()), None), None);
+    let only = metadata_record(None, Some(&digest)).unwrap();
+    assert_eq!(only, BTreeMap::from([(key.to_string(), digest.clone())]));
+    let extra = BTreeMap::from([("team".to_string(), "infra".to_string())]);
+    let both = metadata_record(Some(&extra), Some(&digest)).unwrap();
+    assert_eq!(both.len(), 2);
+    let read = crate::snapshot::encryption_record::EncryptionRecord::plaintext_sha256_in(&both);
+    assert_eq!(read, Some(digest));
+    let bad = BTreeMap::from([(key.to_ascii_lowercase(), "not a digest".to_string())]);
+    assert_eq!(
+        crate::snapshot::encryption_record::EncryptionRecord::plaintext_sha256_in(&bad),
+        None
+    );
+}

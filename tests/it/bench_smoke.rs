@@ -1,11 +1,11 @@
 //! The benchmark scripts in `bench/`, run at a tiny size so they cannot rot: each must finish,
 //! print its Markdown table with every contender, and report figures that parse. The numbers
 //! mean nothing at this size (and the debug binary stands in for the release build); the real
-//! runs and their figures are in BENCHMARKS.md (the drill benchmark, `verify-bench.sh`, has no
-//! recorded figures yet). Page caches are left alone (`BENCH_KEEP_CACHES`)
-//! because other tests share the machine. The matrix (`bench/matrix.sh`) runs every operation
-//! at two tiny sizes against the tests' own S3 server. The `ls` script needs a SeaweedFS server
-//! and is not covered here.
+//! runs and their figures are in BENCHMARKS.md (the point-in-time benchmark, `pitr-bench.sh`,
+//! and the matrix have no recorded figures yet). Page caches are left alone
+//! (`BENCH_KEEP_CACHES`) because other tests share the machine. The matrix (`bench/matrix.sh`)
+//! runs every operation at two tiny sizes against the tests' own S3 server. The `ls` script
+//! needs a SeaweedFS server and is not covered here.
 
 use std::path::Path;
 use std::process::Command;
@@ -224,4 +224,23 @@ async fn the_benchmark_matrix_runs_every_operation_and_checks_scaling() {
         6,
         "one row per operation at the largest size: {stdout}"
     );
+}
+
+#[test]
+fn the_pitr_benchmark_replays_a_small_chain_beside_the_plain_restore() {
+    if !needs(&["etcd", "etcdctl", "python3"]) {
+        return;
+    }
+    let table = rows(&run_bench("pitr-bench.sh", &["1", "300", "1"], &[]));
+    let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(table.len(), 4, "{names:?}");
+    assert!(
+        names[1].contains("--cluster-reset-restore-to latest"),
+        "{names:?}"
+    );
+    // Both rates count the 300 events the load generator wrote, over a time that was measured.
+    for (name, figures) in &table[2..] {
+        assert_eq!(figures[0], 300.0, "{name}: {figures:?}");
+        assert!(figures[1] > 0.0 && figures[2] > 0.0, "{name}: {figures:?}");
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
 use crate::inspect_encrypted::{fingerprint, keygen};
 use crate::s3::ops::{blocking, created_name, direct, s3_flags, start_server};
-use crate::support::{TestEtcd, require_binary, text};
+use crate::support::{require_binary, text};
 
 fn series(metrics: &str, name: &str) -> Option<String> {
     metrics
@@ -19,15 +19,10 @@ fn series(metrics: &str, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fingerprints_show_in_ls_resources_s3_metadata_inspect_and_metrics() {
-    if require_binary("age-keygen").is_none() {
-        return;
-    }
-    let Some(etcd) = TestEtcd::start() else {
+    let Some(env) = crate::s3::ops::EncryptedS3::start().await else {
         return;
     };
-    let s3 = S3Server::start(Tls::Plain).await;
-    s3.create_bucket("snapshots");
-    let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (etcd, s3, data, keys) = (env.etcd, env.s3, env.data, env.keys);
     let (identity, public) = keygen(keys.path(), "a.txt");
     let fp = fingerprint(&public);
     let endpoint = format!("--etcd-s3-endpoint={}", s3.addr);

@@ -99,6 +99,7 @@ fn read_groups(
             }
         }
         let revision = c.i64("group revision")?;
+        let arrived_unix_ms = c.i64("arrival time")?;
         let count = c.u32("event count")?;
         // Each event takes at least MIN_EVENT_LEN bytes: a count the rest of the file cannot
         // hold is refused before anything is reserved for it.
@@ -110,7 +111,11 @@ fn read_groups(
         for _ in 0..count {
             events.push(read_event(c)?);
         }
-        let group = RevisionGroup { revision, events };
+        let group = RevisionGroup {
+            revision,
+            arrived_unix_ms,
+            events,
+        };
         check_group(header.from_revision, previous, &group)
             .map_err(|broken| invalid_at(start, broken))?;
         previous = Some(revision);

@@ -60,9 +60,10 @@ impl<W: Write> SegmentWriter<W> {
         if self.group_count == u32::MAX {
             return Err(refused(("group count", "more than 2^32-1 groups".into())));
         }
-        let mut head = Vec::with_capacity(13);
+        let mut head = Vec::with_capacity(21);
         head.push(GROUP_TAG);
         head.extend_from_slice(&group.revision.to_le_bytes());
+        head.extend_from_slice(&group.arrived_unix_ms.to_le_bytes());
         head.extend_from_slice(&(group.events.len() as u32).to_le_bytes());
         self.emit(&head)?;
         for event in &group.events {

@@ -38,7 +38,7 @@ fn event(revision: i64) -> impl Strategy<Value = Event> {
 /// footer times and hash.
 fn segment() -> impl Strategy<Value = (SegmentHeader, Vec<RevisionGroup>, i64, Option<SegmentHash>)>
 {
-    let steps = prop::collection::vec((1i64..4, 1usize..5), 1..8);
+    let steps = prop::collection::vec((1i64..4, 1usize..5, any::<i64>()), 1..8);
     let hash = prop::option::of((any::<u32>(), -1i64..i64::MAX).prop_map(
         |(hash, compact_revision)| SegmentHash {
             hash,
@@ -50,11 +50,12 @@ fn segment() -> impl Strategy<Value = (SegmentHeader, Vec<RevisionGroup>, i64, O
             let mut revision = from - 1;
             let groups: Vec<_> = steps
                 .into_iter()
-                .map(|(step, count)| {
+                .map(|(step, count, arrived_unix_ms)| {
                     revision += step;
                     let r = revision;
                     prop::collection::vec(event(r), count).prop_map(move |events| RevisionGroup {
                         revision: r,
+                        arrived_unix_ms,
                         events,
                     })
                 })

@@ -23,8 +23,9 @@ pub use encode::{SegmentWriter, check_anchor};
 
 /// The first 8 bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"ETCDDLTA";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes and reads. Version 1 (no arrival time per revision)
+/// is refused: a point-in-time restore needs the time of every revision.
+pub const VERSION: u16 = 2;
 /// Length of the SHA-256 trailer.
 pub const CHECKSUM_LEN: usize = 32;
 /// The longest anchor (full snapshot file name) a header carries: a file name's limit.
@@ -100,6 +101,9 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevisionGroup {
     pub revision: i64,
+    /// Unix milliseconds when the capture received this revision from etcd: what a restore to
+    /// a wall-clock time compares against.
+    pub arrived_unix_ms: i64,
     pub events: Vec<Event>,
 }
 
@@ -138,7 +142,9 @@ pub struct Segment {
 pub enum SegmentError {
     #[error("not a delta segment: the file does not start with the segment magic")]
     BadMagic,
-    #[error("unsupported delta segment version {found} (this build reads version {VERSION})")]
+    #[error(
+        "unsupported delta segment version {found} (this build reads version {VERSION}; version 1 segments, written before revisions carried their arrival time, cannot be replayed)"
+    )]
     Version { found: u16 },
     #[error("delta segment checksum mismatch: the file is corrupted or truncated")]
     Checksum,

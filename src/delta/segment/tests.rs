@@ -31,18 +31,22 @@ pub(crate) fn sample_groups() -> Vec<RevisionGroup> {
     vec![
         RevisionGroup {
             revision: 10,
+            arrived_unix_ms: 1_700_000_011_010,
             events: vec![put("/a", "1", 10, 10, 1)],
         },
         RevisionGroup {
             revision: 11,
+            arrived_unix_ms: 1_700_000_011_011,
             events: vec![put("/a", "2", 11, 10, 2), put("/b", "", 11, 11, 1)],
         },
         RevisionGroup {
             revision: 12,
+            arrived_unix_ms: 1_700_000_011_012,
             events: vec![leased],
         },
         RevisionGroup {
             revision: 14,
+            arrived_unix_ms: 1_700_000_011_014,
             events: vec![Event::Delete { key: "/a".into() }],
         },
     ]
@@ -96,15 +100,25 @@ fn without_a_hash_the_flag_is_clear_and_reads_back_as_none() {
 fn the_layout_is_the_documented_one() {
     let bytes = encode(&header(10), &sample_groups()[..1]);
     assert_eq!(&bytes[..8], b"ETCDDLTA");
-    assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
+    assert_eq!(&bytes[8..10], &2u16.to_le_bytes());
     assert_eq!(&bytes[10..18], &0x1234_5678_9abc_def0u64.to_le_bytes());
     assert_eq!(&bytes[26..34], &9i64.to_le_bytes(), "anchor revision");
     assert_eq!(&bytes[34..42], &10i64.to_le_bytes(), "from revision");
     let anchor_len = u16::from_le_bytes([bytes[50], bytes[51]]) as usize;
     let group = 52 + anchor_len;
     assert_eq!(bytes[group], b'G');
-    // Header 52 + anchor, group 13, event 1+4+2 key + 4+1 value + 32, end 1, footer 49, sum 32.
-    assert_eq!(bytes.len(), group + 13 + 44 + 1 + 49 + 32);
+    assert_eq!(
+        &bytes[group + 1..group + 9],
+        &10i64.to_le_bytes(),
+        "revision"
+    );
+    assert_eq!(
+        &bytes[group + 9..group + 17],
+        &1_700_000_011_010i64.to_le_bytes(),
+        "arrival time"
+    );
+    // Header 52 + anchor, group 21, event 1+4+2 key + 4+1 value + 32, end 1, footer 49, sum 32.
+    assert_eq!(bytes.len(), group + 21 + 44 + 1 + 49 + 32);
     let (body, sum) = bytes.split_at(bytes.len() - 32);
     use sha2::Digest;
     assert_eq!(sha2::Sha256::digest(body).as_slice(), sum);
@@ -148,6 +162,7 @@ fn the_writer_refuses_what_the_reader_would_refuse() {
     let mut writer = SegmentWriter::start(Vec::new(), &header(10)).unwrap();
     let early = RevisionGroup {
         revision: 9,
+        arrived_unix_ms: 1_700_000_011_009,
         events: vec![put("/a", "1", 9, 9, 1)],
     };
     assert!(writer.push(&early).is_err(), "before from");
@@ -156,7 +171,11 @@ fn the_writer_refuses_what_the_reader_would_refuse() {
         Err(SegmentError::Refused { field, .. }) => field,
         other => panic!("{group:?} was not refused: {other:?}"),
     };
-    let g = |revision, events| RevisionGroup { revision, events };
+    let g = |revision, events| RevisionGroup {
+        revision,
+        arrived_unix_ms: 0,
+        events,
+    };
     assert_eq!(
         refused(&mut writer, g(11, vec![put("/c", "", 11, 11, 1)])),
         "group revision"
@@ -209,4 +228,13 @@ fn a_hostile_length_is_refused_without_allocating_it() {
         matches!(err, SegmentError::Invalid { field: "key", .. }),
         "{err}"
     );
+}
+
+#[test]
+fn a_version_1_segment_is_refused_by_its_version() {
+    let mut bytes = encode(&header(10), &sample_groups());
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let err = decode(&bytes).unwrap_err();
+    assert!(matches!(err, SegmentError::Version { found: 1 }), "{err}");
+    assert!(err.to_string().contains("cannot be replayed"), "{err}");
 }

@@ -111,3 +111,14 @@ fn only_transient_failures_are_retryable() {
     };
     assert!(!mismatch.is_retryable());
 }
+
+#[test]
+fn fast_election_shortens_the_raft_timers_and_is_off_by_default() {
+    let mut opts = StandaloneOptions::new("etcd", "/d/etcd", "x");
+    let args = args_of(&opts);
+    assert!(!args.iter().any(|a| a == "--election-timeout"));
+    opts.fast_election = true;
+    let args = args_of(&opts);
+    assert_eq!(value(&args, "--heartbeat-interval"), "20");
+    assert_eq!(value(&args, "--election-timeout"), "200");
+}

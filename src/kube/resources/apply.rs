@@ -18,6 +18,7 @@ use super::desired::{S3_STORAGE_NODE, desired_set};
 use super::events::{self, EventKind};
 use super::model::SnapshotFile;
 use super::plan::{Change, merge_if_different, plan_reconcile};
+use super::pruned;
 use super::{ResourceError, Scope};
 use crate::kube::crd::STORAGE_NODE_LABEL;
 use crate::snapshot::SnapshotRecord;
@@ -50,7 +51,8 @@ pub async fn reconcile(
 ) -> Result<ReconcileOutcome, ResourceError> {
     let api: Api<SnapshotFile> = Api::all(client.clone());
     let observed = list_in_scope(&api, scope).await?;
-    let desired = desired_set(scope, records);
+    let mut desired = desired_set(scope, records);
+    pruned::fit_to_apiserver(&mut desired, pruned::verification_dropped());
     let changes = plan_reconcile(&observed, &desired, just_deleted, Utc::now());
     let recorder = events::recorder(client, &scope.node_name);
     let total = changes.len();
@@ -107,7 +109,9 @@ pub async fn upsert_records(
     let recorder = events::recorder(client, node_name);
     let mut outcome = ReconcileOutcome::default();
     for record in records {
-        let desired = super::desired::desired_resource(record, s3);
+        let mut desired = [super::desired::desired_resource(record, s3)];
+        pruned::fit_to_apiserver(&mut desired, pruned::verification_dropped());
+        let [desired] = desired;
         apply_change(&api, &recorder, Change::Create(desired), &mut outcome).await?;
     }
     Ok(outcome)
@@ -199,11 +203,14 @@ async fn upsert(
             None => api
                 .create(&params, &without_server_fields(desired))
                 .await
-                .map(|r| Written::Created(Box::new(r))),
-            Some(merged) => api
-                .replace(name, &params, merged)
-                .await
-                .map(|_| Written::Updated),
+                .map(|r| {
+                    pruned::note_reply(desired, &r);
+                    Written::Created(Box::new(r))
+                }),
+            Some(merged) => api.replace(name, &params, merged).await.map(|r| {
+                pruned::note_reply(merged, &r);
+                Written::Updated
+            }),
         };
         match result {
             Err(::kube::Error::Api(status)) if lost_race(&status) && attempt + 1 < STEPS => {

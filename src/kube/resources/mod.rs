@@ -4,7 +4,7 @@
 //! Every server reconciles its own local copies and, when S3 was listed, the shared S3 copies;
 //! after that it deletes the local copies' resources of nodes that left etcd and marks its own
 //! Node (`nodes`, `node_mark`). The decisions are pure (`naming`, `desired`, `plan`,
-//! `plan_departed`); `apply`, `events`, `install` and the node steps are the thin I/O around
+//! `plan_departed`, `pruned`); `apply`, `events`, `install` and the node steps are the thin I/O around
 //! them. This module never lists or changes snapshots themselves: it is handed the records a
 //! listing produced and mirrors them.
 
@@ -17,6 +17,7 @@ mod naming;
 mod node_mark;
 mod nodes;
 mod plan;
+mod pruned;
 
 pub use apply::{ReconcileOutcome, reconcile, upsert_records};
 pub use desired::{
@@ -38,6 +39,7 @@ pub use nodes::{
     plan_departed,
 };
 pub use plan::{Change, FAILURE_TTL, S3_GRACE, plan_reconcile};
+pub use pruned::verification_dropped;
 
 /// What this node reconciles: its own local copies, plus the S3 copies when S3 was listed
 /// successfully this round (when the listing failed, S3 resources are left alone).

@@ -17,14 +17,17 @@ use crate::snapshot::hashkv::HashKvRecord;
 
 /// The member's name; the cluster token is unique per drill.
 const MEMBER: &str = "etcd-snapshot-drill";
-/// Keys per range read at most. A page of large values can exceed the reply limit below; the
-/// read then halves its page (see [`next_page_limit`]).
+/// Keys per range read at most.
 const PAGE: i64 = 500;
+/// The first page's size: small, because nothing is known yet of the values' sizes and etcd
+/// builds a whole reply before the client can refuse it.
+const FIRST_PAGE: i64 = 16;
 /// The largest reply the drill accepts: memory stays bounded whatever the snapshot holds, and a
 /// single value up to this size (etcd's request limit is 1.5 MiB by default) still fits.
 const MAX_REPLY_BYTES: usize = 16 << 20;
-/// Pages read in a row without a too-large reply before the page grows again.
-const GROW_AFTER: u32 = 8;
+/// The reply size pages aim at: half the limit, so a page a little heavier than the last one
+/// still fits.
+const TARGET_PAGE_BYTES: u64 = (MAX_REPLY_BYTES / 2) as u64;
 /// A member restored from a big snapshot rebuilds its index before answering.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -93,14 +96,16 @@ pub async fn restore(
 pub async fn start(etcd_binary: &Path, data_dir: &Path) -> Result<StandaloneEtcd, DrillError> {
     let mut options = StandaloneOptions::new(etcd_binary, data_dir, MEMBER);
     options.low_priority = true;
+    options.fast_election = true;
     options.health_timeout = START_TIMEOUT;
     StandaloneEtcd::start(options)
         .await
         .map_err(|e| DrillError::Start(Box::new(e)))
 }
 
-/// Asks the member for its revision, key count and `HashKV` at the recorded revision, then
-/// reads every key once in pages of `PAGE` at that revision.
+/// Asks the member for its revision and key count, then, side by side, for `HashKV` at the
+/// recorded revision and every key once in pages at the served revision: etcd hashes on one
+/// core while it serves the pages on the other.
 pub async fn observe(
     member: &StandaloneEtcd,
     recorded: Option<&HashKvRecord>,
@@ -114,9 +119,11 @@ pub async fn observe(
         .await?;
     let revision = count.header().map_or(0, |h| h.revision());
     let keys = u64::try_from(count.count()).unwrap_or(0);
-    let hash = match recorded {
-        Some(r) => Some(
-            client
+    let mut hash_client = client.clone();
+    let hash = async move {
+        let r = recorded?;
+        Some(
+            hash_client
                 .hash_kv(r.revision)
                 .await
                 .map(|a| ObservedHash {
@@ -124,10 +131,10 @@ pub async fn observe(
                     compact_revision: a.compact_version(),
                 })
                 .map_err(|e| e.to_string()),
-        ),
-        None => None,
+        )
     };
-    let (read_keys, read_bytes) = read_all(&mut client, revision).await?;
+    let (hash, read) = tokio::join!(hash, read_all(&mut client, revision));
+    let (read_keys, read_bytes) = read?;
     Ok(Observed {
         revision,
         keys,
@@ -137,9 +144,9 @@ pub async fn observe(
     })
 }
 
-/// Every key at `revision`, a page at a time; returns how many and their bytes. A reply over
-/// `MAX_REPLY_BYTES` (a page of large values) is refused by the client and retried with half
-/// the page.
+/// Every key at `revision`, a page at a time; returns how many and their bytes. Each page is
+/// sized from the last one's bytes per key ([`next_page_limit`]); a reply over
+/// `MAX_REPLY_BYTES` anyway is refused by the client and retried with half the page.
 async fn read_all(
     client: &mut etcd_client::Client,
     revision: i64,
@@ -149,25 +156,31 @@ async fn read_all(
         .max_decoding_message_size(MAX_REPLY_BYTES);
     let (mut keys, mut bytes) = (0u64, 0u64);
     let mut from = vec![0u8];
-    let (mut limit, mut streak) = (PAGE, 0u32);
+    let mut limit = FIRST_PAGE;
     loop {
+        // Serializable: a lone member has nothing to agree with, so a linearizable read would
+        // only add a round through raft per page.
         let options = GetOptions::new()
             .with_from_key()
             .with_limit(limit)
-            .with_revision(revision);
+            .with_revision(revision)
+            .with_serializable();
         let page = match kv.get(from.clone(), Some(options)).await {
             Ok(page) => page,
             Err(e) if reply_too_large(&e) && limit > 1 => {
-                (limit, streak) = next_page_limit(limit, streak, true);
+                limit = next_page_limit(limit, None);
                 continue;
             }
             Err(e) => return Err(e),
         };
-        (limit, streak) = next_page_limit(limit, streak, false);
-        for kv in page.kvs() {
-            keys += 1;
-            bytes += (kv.key().len() + kv.value().len()) as u64;
-        }
+        let page_bytes: u64 = page
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().len() + kv.value().len()) as u64)
+            .sum();
+        keys += page.kvs().len() as u64;
+        bytes += page_bytes;
+        limit = next_page_limit(limit, Some((page.kvs().len() as u64, page_bytes)));
         match page.kvs().last() {
             Some(last) if page.more() => {
                 // The next key after `last`: itself with a NUL appended.
@@ -189,17 +202,20 @@ fn reply_too_large(error: &etcd_client::Error) -> bool {
     }
 }
 
-/// The next page size and success streak after a read: a too-large reply halves the page; a
-/// run of `GROW_AFTER` good pages doubles it again, up to `PAGE`, so a region of large values
-/// does not slow the small keys after it. Pure.
-fn next_page_limit(limit: i64, streak: u32, too_large: bool) -> (i64, u32) {
-    if too_large {
-        return ((limit / 2).max(1), 0);
+/// The next page size after a read: `None` is a reply refused as too large, which halves the
+/// page; `Some((keys, bytes))` sizes the next page to hold about `TARGET_PAGE_BYTES` at this
+/// page's bytes per key, growing at most twofold a page (one small key among large values does
+/// not make the next page huge) and staying within 1..=`PAGE`. Pure.
+fn next_page_limit(limit: i64, page: Option<(u64, u64)>) -> i64 {
+    let Some((keys, bytes)) = page else {
+        return (limit / 2).max(1);
+    };
+    if keys == 0 {
+        return limit;
     }
-    if streak + 1 >= GROW_AFTER {
-        return ((limit * 2).min(PAGE), 0);
-    }
-    (limit, streak + 1)
+    let per_key = bytes.div_ceil(keys).max(1);
+    let fits = i64::try_from(TARGET_PAGE_BYTES / per_key).unwrap_or(PAGE);
+    fits.min(limit.saturating_mul(2)).clamp(1, PAGE)
 }
 
 #[cfg(test)]
@@ -207,14 +223,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_halves_on_a_too_large_reply_and_grows_back_after_a_run_of_good_ones() {
-        assert_eq!(next_page_limit(500, 3, true), (250, 0));
-        assert_eq!(next_page_limit(1, 0, true), (1, 0));
-        let (mut limit, mut streak) = (250, 0);
-        for _ in 0..GROW_AFTER {
-            (limit, streak) = next_page_limit(limit, streak, false);
-        }
-        assert_eq!((limit, streak), (PAGE, 0));
-        assert_eq!(next_page_limit(PAGE, GROW_AFTER, false), (PAGE, 0));
+    fn the_page_halves_on_a_too_large_reply_and_never_below_one() {
+        assert_eq!(next_page_limit(500, None), 250);
+        assert_eq!(next_page_limit(1, None), 1);
+    }
+
+    #[test]
+    fn the_page_is_sized_from_the_bytes_per_key_of_the_last_one() {
+        // 1 MiB values: 8 fit the 8 MiB target.
+        assert_eq!(next_page_limit(16, Some((16, 16 << 20))), 8);
+        // Tiny keys: grows twofold a page, up to PAGE.
+        assert_eq!(next_page_limit(16, Some((16, 16 * 100))), 32);
+        assert_eq!(next_page_limit(400, Some((400, 400 * 100))), PAGE);
+        // A value larger than the target still reads one key at a time.
+        assert_eq!(next_page_limit(8, Some((1, 12 << 20))), 1);
+        // An empty page keeps the size.
+        assert_eq!(next_page_limit(64, Some((0, 0))), 64);
     }
 }

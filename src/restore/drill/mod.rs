@@ -205,12 +205,7 @@ async fn run_checks(
         plain::Plain::File(p) => p,
         plain::Plain::Stop(check) => return Ok(vec![check]),
     };
-    let (file, data_dir) = (plain.clone(), setup.data_dir.clone());
-    let inspected =
-        tokio::task::spawn_blocking(move || crate::inspect::inspect_local(&file, &data_dir, None))
-            .await
-            .map_err(DrillError::Task)?
-            .map_err(|e| DrillError::Inspect(Box::new(e)))?;
+    let (inspected, restored) = inspect_and_restore(setup, &plain, work).await?;
     let mut checks = vec![Check::new(
         "inspect",
         inspected.healthy,
@@ -224,9 +219,7 @@ async fn run_checks(
         keys: inspected.live_keys,
         recorded,
     };
-    let tool = crate::restore::select_restore_tool(&setup.etcd_binary).await?;
-    let unique = format!("{}", std::process::id());
-    let member_dir = match member::restore(&tool, &plain, work.path(), &unique).await {
+    let member_dir = match restored {
         Ok(dir) => dir,
         Err(DrillError::RestoreFailed { status, stderr }) => {
             checks.push(Check::new("restore", false, format!("{status}: {stderr}")));
@@ -266,6 +259,34 @@ async fn run_checks(
         )),
     }
     Ok(checks)
+}
+
+/// Inspects the plain file and restores it into the work dir side by side: both read the whole
+/// file, the inspect on this process's threads and the restore tool on its own, so on two cores
+/// the inspect costs almost nothing on top of the restore. The restore's outcome only counts when
+/// the inspect passed.
+async fn inspect_and_restore(
+    setup: &DrillSetup,
+    plain: &Path,
+    work: &WorkDir,
+) -> Result<
+    (
+        crate::inspect::report::InspectReport,
+        Result<PathBuf, DrillError>,
+    ),
+    DrillError,
+> {
+    let (file, data_dir) = (plain.to_path_buf(), setup.data_dir.clone());
+    let inspect =
+        tokio::task::spawn_blocking(move || crate::inspect::inspect_local(&file, &data_dir, None));
+    let tool = crate::restore::select_restore_tool(&setup.etcd_binary).await?;
+    let unique = format!("{}", std::process::id());
+    let restore = member::restore(&tool, plain, work.path(), &unique);
+    let (inspected, restored) = tokio::join!(inspect, restore);
+    let inspected = inspected
+        .map_err(DrillError::Task)?
+        .map_err(|e| DrillError::Inspect(Box::new(e)))?;
+    Ok((inspected, restored))
 }
 
 /// One line of what `inspect` found: its failed checks, or the figures.

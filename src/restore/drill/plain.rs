@@ -26,7 +26,8 @@ pub enum Keys {
     #[default]
     None,
     Loaded(Arc<Identities>),
-    /// The identity file is configured but could not be read; the text says why.
+    /// The identity file or the encryption Secret is configured but could not be read; the
+    /// text says which and why.
     Unreadable(String),
 }
 
@@ -49,7 +50,7 @@ pub async fn prepare(
         let identities = match keys {
             Keys::Unreadable(why) => {
                 return Ok(Plain::Stop(cannot_verify(format!(
-                    "the identity file could not be read: {why}"
+                    "this host's identities could not be read: {why}"
                 ))));
             }
             Keys::Loaded(ids) => Some(Arc::clone(ids)),

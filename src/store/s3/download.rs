@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::error::{S3Error, to_error};
-use super::store::{META_SHA256, S3Store, io_err, sha256_file, validate_name};
+use super::store::{META_SHA256, S3Store, io_err, validate_name};
+use super::upload::sha256_file;
 use crate::fsutil;
 use crate::hex::encode as hex;
 use crate::snapshot::name::PART_SUFFIX;

@@ -1,7 +1,7 @@
 //! S3-compatible object storage for snapshot copies (AWS, MinIO, Ceph, R2, ...).
 //!
 //! `keys` is the pure object-key layout, `client` builds the SDK client from `S3Settings`
-//! (TLS, proxy, credentials, startup check), `store` does object I/O, `stream` uploads from
+//! (TLS, proxy, credentials, startup check), `store` lists, deletes and reads objects, `upload` puts finished files and metadata objects, `stream` uploads from
 //! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
 //! who uploaded each listed object and its extra metadata (cached across listings), `metadata`
 //! reads and parses one `.metadata/<name>` object, `rekey` re-encrypts objects to the current
@@ -21,6 +21,7 @@ pub mod retry;
 pub mod sources;
 pub mod store;
 pub mod stream;
+pub mod upload;
 
 pub use client::S3Client;
 pub use error::S3Error;

@@ -16,7 +16,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::client::S3Client;
 use super::error::{S3Error, to_error};
-use super::store::{ObjectMetadata, PART_SIZE, S3Store, content_type, read_part, user_metadata};
+use super::store::{ObjectMetadata, PART_SIZE, S3Store};
+use super::upload::{content_type, read_part, user_metadata};
 use crate::errors::error_chain;
 use crate::snapshot::tee::{TeeMessage, TeeReceiver};
 use crate::telemetry::progress::Step;

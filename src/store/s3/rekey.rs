@@ -22,9 +22,9 @@ use aws_sdk_s3::types::MetadataDirective;
 use super::error::{S3Error, to_error};
 use super::store::{
     META_CLUSTER_ID, META_NODE_NAME, META_SHA256, META_TOKEN_HASH, ObjectMetadata, S3Store,
-    content_type, sha256_file,
 };
 use super::stream::{can_record_checksum, copy_source};
+use super::upload::{content_type, sha256_file};
 use crate::crypt::{Identities, Recipients};
 use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::AGE_SUFFIX;

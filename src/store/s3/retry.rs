@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::error::S3Error;
-use super::store::{ObjectMetadata, S3Store, UploadedObject, sha256_file};
+use super::store::{ObjectMetadata, S3Store, UploadedObject};
+use super::upload::sha256_file;
 use crate::errors::error_chain;
 
 /// How often and how patiently a failed upload is retried.

@@ -77,6 +77,11 @@ struct ObjectId {
 struct Known {
     source: Source,
     extra: ExtraMetadata,
+    /// The object's ETag in the listing it was read after (None when that store had not
+    /// listed it). Names embed the creation time, but an object can still be rewritten under
+    /// its name: `rekey` re-encrypts it, often at the same size, and rewrites its `.metadata`
+    /// record. A listing with another ETag makes the entry stale.
+    etag: Option<String>,
 }
 
 impl Known {
@@ -88,6 +93,15 @@ impl Known {
         record.node_name = self.source.node_name.clone();
         record.token_hash = self.source.token_hash.clone();
         record.metadata = self.extra.map().cloned();
+    }
+
+    /// False when both this entry and the current listing have an ETag and they differ: the
+    /// object was rewritten since it was read. Pure.
+    fn is_current(&self, listed: Option<&str>) -> bool {
+        match (self.etag.as_deref(), listed) {
+            (Some(read), Some(listed)) => read == listed,
+            _ => true,
+        }
     }
 
     /// True when the metadata must be read again on the next pass (see `METADATA_SETTLE_SECS`).
@@ -151,23 +165,30 @@ struct Miss {
 }
 
 /// Splits the listed objects into cache hits (applied to their rows at once) and misses, in
-/// listing order so errors come back in that order.
+/// listing order so errors come back in that order. `etags` are the listing's, by location.
 fn apply_hits(
     records: &mut [SnapshotRecord],
     rows: HashMap<ObjectId, Vec<usize>>,
     cache: &SourceCache,
     now_unix: i64,
+    etags: &HashMap<String, String>,
 ) -> Vec<Miss> {
     let mut misses = Vec::new();
     for (id, indices) in rows {
+        let listed = etags.get(&id.location).map(String::as_str);
         match cache.get(&id) {
-            Some(known) if !known.awaits_metadata(id.created_unix, now_unix) => {
+            Some(known)
+                if !known.awaits_metadata(id.created_unix, now_unix)
+                    && known.is_current(listed) =>
+            {
                 indices.iter().for_each(|&i| known.apply(&mut records[i]));
             }
             known => misses.push(Miss {
                 id,
                 rows: indices,
-                source: known.map(|k| k.source),
+                // A rewritten object is read whole again; one awaiting its metadata keeps the
+                // uploader already read.
+                source: known.filter(|k| k.is_current(listed)).map(|k| k.source),
             }),
         }
     }
@@ -199,7 +220,13 @@ impl S3Store {
             }
         }
         cache.retain_listed(&rows.keys().cloned().collect());
-        let misses = apply_hits(records, rows, cache, chrono::Utc::now().timestamp());
+        let etags = self
+            .listed_etags
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let now = chrono::Utc::now().timestamp();
+        let misses = apply_hits(records, rows, cache, now, &etags);
         let work: Vec<(String, Option<Source>)> = misses
             .iter()
             .map(|miss| (records[miss.rows[0]].file_name.clone(), miss.source.clone()))
@@ -213,7 +240,8 @@ impl S3Store {
         for (miss, read) in misses.into_iter().zip(reads) {
             let name = records[miss.rows[0]].file_name.clone();
             match read {
-                Some(Ok(known)) => {
+                Some(Ok(mut known)) => {
+                    known.etag = etags.get(&miss.id.location).cloned();
                     miss.rows.iter().for_each(|&i| known.apply(&mut records[i]));
                     cache.insert(miss.id, known);
                 }
@@ -236,7 +264,11 @@ impl S3Store {
                 (Source::from_metadata(&head), extra)
             }
         };
-        Ok(Known { source, extra })
+        Ok(Known {
+            source,
+            extra,
+            etag: None,
+        })
     }
 }
 

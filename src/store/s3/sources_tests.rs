@@ -33,6 +33,7 @@ fn known(node: &str, extra: ExtraMetadata) -> Known {
     Known {
         source: source(node),
         extra,
+        etag: None,
     }
 }
 
@@ -186,7 +187,7 @@ fn hits_are_applied_and_misses_keep_a_known_uploader_in_listing_order() {
         (id(&fresh), vec![0]),
         (id(&young), vec![1]),
     ]);
-    let misses = apply_hits(&mut records, rows, &cache, now);
+    let misses = apply_hits(&mut records, rows, &cache, now, &HashMap::new());
     assert_eq!(records[2].metadata, Some(settled_extra));
     assert_eq!(records[2].node_name, "n1");
     assert_eq!(records[0], fresh, "misses are not touched yet");
@@ -195,6 +196,32 @@ fn hits_are_applied_and_misses_keep_a_known_uploader_in_listing_order() {
         .map(|m| (m.rows[0], m.source.as_ref().map(|s| s.node_name.clone())))
         .collect();
     assert_eq!(order, [(0, None), (1, Some("n2".to_string()))]);
+}
+
+#[test]
+fn an_object_rewritten_under_its_name_and_size_is_read_again() {
+    let cache = SourceCache::default();
+    let row = s3_row("a-n1-1", 1);
+    let now = row.created_unix + 60;
+    let read = |etag: Option<&str>| Known {
+        etag: etag.map(str::to_string),
+        ..known("n1", ExtraMetadata::Found(Some(extra(&[("k", "v")]))))
+    };
+    let listed = |etag: &str| HashMap::from([(row.location.clone(), etag.to_string())]);
+    let misses = |cached: Known, etags: &HashMap<String, String>| {
+        cache.insert(id(&row), cached);
+        let rows = HashMap::from([(id(&row), vec![0])]);
+        let mut records = vec![row.clone()];
+        apply_hits(&mut records, rows, &cache, now, etags)
+    };
+    // The same ETag, or one side without any (a store that did not list): a hit.
+    assert!(misses(read(Some("\"1\"")), &listed("\"1\"")).is_empty());
+    assert!(misses(read(None), &listed("\"1\"")).is_empty());
+    assert!(misses(read(Some("\"1\"")), &HashMap::new()).is_empty());
+    // Another ETag: a miss that reads the object whole again.
+    let missed = misses(read(Some("\"1\"")), &listed("\"2\""));
+    assert_eq!(missed.len(), 1);
+    assert!(missed[0].source.is_none());
 }
 
 #[tokio::test]

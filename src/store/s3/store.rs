@@ -1,4 +1,5 @@
-//! `S3Store`: snapshot objects in one folder of one bucket — list, delete, upload, download.
+//! `S3Store`: snapshot objects in one folder of one bucket — list, delete, read metadata
+//! (uploads are `upload.rs`, downloads `download.rs`).
 //!
 //! Owns object I/O and the object metadata RKE2 reads. Key layout is `keys.rs`, client setup
 //! `client.rs`. Retention (which objects to prune) is not decided here.
@@ -6,20 +7,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
-
 use super::client::S3Client;
 use super::error::{S3Error, to_error};
 use super::keys::{KeyLayout, location};
 use crate::config::desired::S3Settings;
-use crate::hex::encode as hex;
-use crate::snapshot::name::{ZIP_SUFFIX, timestamp_in_name, validate_user_name};
+use crate::snapshot::name::{timestamp_in_name, validate_user_name};
 use crate::snapshot::{SnapshotRecord, Storage};
 use crate::store::DeleteOutcome;
-use crate::telemetry::progress::{Operation, reporter};
 
 /// Object user-metadata keys, as RKE2 writes them (`X-Amz-Meta-<key>`).
 pub const META_CLUSTER_ID: &str = "Rke2-Cluster-Id";
@@ -73,7 +67,14 @@ pub struct S3Store {
     /// This server's token hash (`Rke2-Token-Hash`); empty when unknown. Objects written under
     /// another token are never pruned, even when neither side has a cluster id.
     pub(super) token_hash: String,
+    /// The ETag of every object the last `list` returned, by location: the metadata cache
+    /// (`sources`) keys on it, so an object rewritten under the same name and size (a `rekey`
+    /// run by another process) is read again.
+    pub(super) listed_etags: ListedEtags,
 }
+
+/// Location -> ETag of the last listing; clones of a store share it.
+pub(super) type ListedEtags = std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>;
 
 impl S3Store {
     /// Builds the client and checks the bucket (clear errors for every setup problem).
@@ -90,6 +91,7 @@ impl S3Store {
             node: String::new(),
             cluster_id: String::new(),
             token_hash: String::new(),
+            listed_etags: ListedEtags::default(),
         }
     }
 
@@ -136,15 +138,23 @@ impl S3Store {
             .into_paginator()
             .send();
         let mut records = Vec::new();
+        let mut etags = HashMap::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| to_error(e, "list", &self.client.target(&prefix)))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if let Some(record) = self.record(key, object) {
+                    if let Some(etag) = object.e_tag() {
+                        etags.insert(record.location.clone(), etag.to_string());
+                    }
                     records.push(record);
                 }
             }
         }
+        *self
+            .listed_etags
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = etags;
         records.sort_by(|a, b| (a.created_unix, &a.file_name).cmp(&(b.created_unix, &b.file_name)));
         Ok(records)
     }
@@ -222,149 +232,6 @@ impl S3Store {
             .map_err(|e| to_error(e, "delete", &self.client.target(key)))?;
         Ok(())
     }
-
-    /// Uploads the extra-metadata JSON as `<folder>/.metadata/<name>`, with the same `Rke2-*`
-    /// user metadata as the snapshot object (RKE2 sends them on both objects); the snapshot's
-    /// checksum is not repeated there, as it does not describe this object's bytes.
-    pub async fn upload_metadata(
-        &self,
-        name: &str,
-        json: Vec<u8>,
-        metadata: &ObjectMetadata,
-    ) -> Result<(), S3Error> {
-        validate_name(name)?;
-        let key = self.layout.metadata_key(name);
-        self.client
-            .sdk
-            .put_object()
-            .bucket(&self.client.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .set_metadata(Some(user_metadata(metadata, None)))
-            .body(ByteStream::from(json))
-            .send()
-            .await
-            .map_err(|e| to_error(e, "upload", &self.client.target(&key)))?;
-        Ok(())
-    }
-
-    /// Uploads the file at `path` as `<folder>/<name>` with RKE2's object user metadata and
-    /// its SHA-256. Large files go up in `PART_SIZE` parts, one in memory at a time.
-    pub async fn upload_file(
-        &self,
-        path: &Path,
-        name: &str,
-        metadata: &ObjectMetadata,
-    ) -> Result<UploadedObject, S3Error> {
-        validate_name(name)?;
-        let key = self.layout.object_key(name);
-        self.upload_file_to_key(path, &key, name, metadata).await
-    }
-
-    /// [`Self::upload_file`] under any key of the bucket (`name` sets the content type and
-    /// names the progress step): rekey's temp copies.
-    pub(super) async fn upload_file_to_key(
-        &self,
-        path: &Path,
-        key: &str,
-        name: &str,
-        metadata: &ObjectMetadata,
-    ) -> Result<UploadedObject, S3Error> {
-        let key = key.to_string();
-        let sha256 = match &metadata.sha256 {
-            Some(sum) => sum.clone(),
-            None => sha256_file(path).await?,
-        };
-        let user_metadata = user_metadata(metadata, Some(&sha256));
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(io_err("open", path))?;
-        let total = file.metadata().await.ok().map(|m| m.len());
-        let step = reporter().start(Operation::Upload, name, total);
-        let sent = async {
-            let first = read_part(&mut file, path).await?;
-            if first.len() < PART_SIZE {
-                let size = self
-                    .put_whole(&key, name, user_metadata, first.into())
-                    .await?;
-                step.advance(size);
-                Ok(size)
-            } else {
-                let parts = (file, first, path);
-                super::multipart::upload(self, &key, name, user_metadata, parts, &*step).await
-            }
-        }
-        .await;
-        let size = match sent {
-            Ok(size) => {
-                step.finish(true);
-                size
-            }
-            Err(e) => {
-                step.finish(false);
-                return Err(e);
-            }
-        };
-        tracing::info!(location = %location(&self.client.bucket, &key), size, "uploaded snapshot to S3");
-        Ok(UploadedObject {
-            location: location(&self.client.bucket, &key),
-            key,
-            size,
-            sha256,
-        })
-    }
-
-    /// One PutObject of the whole snapshot; returns its size.
-    pub(super) async fn put_whole(
-        &self,
-        key: &str,
-        name: &str,
-        user_metadata: HashMap<String, String>,
-        bytes: Bytes,
-    ) -> Result<u64, S3Error> {
-        let size = bytes.len() as u64;
-        self.client
-            .sdk
-            .put_object()
-            .bucket(&self.client.bucket)
-            .key(key)
-            .content_type(content_type(name))
-            .set_metadata(Some(user_metadata))
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| to_error(e, "upload", &self.client.target(key)))?;
-        Ok(size)
-    }
-}
-
-/// `application/zip` for compressed snapshots, as RKE2 sets it.
-pub fn content_type(name: &str) -> &'static str {
-    if name.ends_with(ZIP_SUFFIX) {
-        "application/zip"
-    } else {
-        "application/octet-stream"
-    }
-}
-
-/// RKE2's three user-metadata entries, plus our checksum when it is known and our extra entries
-/// (never overriding RKE2's or the checksum).
-pub(super) fn user_metadata(
-    metadata: &ObjectMetadata,
-    sha256: Option<&str>,
-) -> HashMap<String, String> {
-    let mut entries = HashMap::from([
-        (META_CLUSTER_ID.to_string(), metadata.cluster_id.clone()),
-        (META_NODE_NAME.to_string(), metadata.node_name.clone()),
-        (META_TOKEN_HASH.to_string(), metadata.token_hash.clone()),
-    ]);
-    if let Some(sum) = sha256 {
-        entries.insert(META_SHA256.to_string(), sum.to_string());
-    }
-    for (key, value) in &metadata.extra {
-        entries.entry(key.clone()).or_insert_with(|| value.clone());
-    }
-    entries
 }
 
 pub(super) fn validate_name(name: &str) -> Result<(), S3Error> {
@@ -374,54 +241,11 @@ pub(super) fn validate_name(name: &str) -> Result<(), S3Error> {
     })
 }
 
-/// Reads up to `PART_SIZE` bytes (fewer only at the end of the file).
-pub(super) async fn read_part(file: &mut tokio::fs::File, path: &Path) -> Result<Vec<u8>, S3Error> {
-    let mut buf = Vec::with_capacity(PART_SIZE);
-    let mut limited = file.take(PART_SIZE as u64);
-    limited
-        .read_to_end(&mut buf)
-        .await
-        .map_err(io_err("read", path))?;
-    Ok(buf)
-}
-
-pub(super) async fn sha256_file(path: &Path) -> Result<String, S3Error> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(io_err("open", path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = file.read(&mut buf).await.map_err(io_err("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
 pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> S3Error {
     let path = path.to_path_buf();
     move |source| S3Error::Io {
         action,
         path,
         source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_type_follows_the_suffix() {
-        assert_eq!(content_type("s-n-1.zip"), "application/zip");
-        assert_eq!(content_type("s-n-1"), "application/octet-stream");
-    }
-
-    #[test]
-    fn hex_is_lowercase_and_padded() {
-        assert_eq!(hex(&[0x00, 0xab, 0x0f]), "00ab0f");
     }
 }

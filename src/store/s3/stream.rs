@@ -15,9 +15,8 @@ use bytes::{Bytes, BytesMut};
 use super::error::{S3Error, to_error};
 use super::keys::location;
 use super::multipart::StreamedUpload;
-use super::store::{
-    ObjectMetadata, PART_SIZE, S3Store, UploadedObject, content_type, user_metadata, validate_name,
-};
+use super::store::{ObjectMetadata, PART_SIZE, S3Store, UploadedObject, validate_name};
+use super::upload::{content_type, user_metadata};
 use crate::snapshot::tee::{TeeMessage, TeeReceiver};
 use crate::telemetry::progress::{Operation, Step, reporter};
 

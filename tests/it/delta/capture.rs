@@ -64,6 +64,12 @@ async fn puts_deletes_txns_and_lease_keys_are_captured_in_revision_order() {
             (ids.cluster_id(), ids.member_id())
         );
         assert!(s.footer.hashkv.is_some(), "each segment end has its HashKV");
+        // Every revision carries when it arrived: inside its segment's open time, in order.
+        let times: Vec<i64> = s.groups.iter().map(|g| g.arrived_unix_ms).collect();
+        assert!(times.is_sorted(), "{times:?}");
+        assert!(times[0] >= (s.header.opened_unix - 1) * 1000, "{times:?}");
+        assert_eq!(*times.last().unwrap(), s.footer.last_event_unix_ms);
+        assert!(s.footer.last_event_unix_ms <= s.footer.closed_unix_ms);
     }
 
     let seen = seen_in(&segments);

@@ -2,10 +2,14 @@
 //! compared with etcd's own history (a read at each revision), a restart mid-segment (SIGKILL)
 //! resumes with no gap or duplicate, and a compaction past the chain ends it and re-anchors on
 //! a new full snapshot; segments live as long as their full snapshot (delete, prune and its dry
-//! run, orphan healing). Each test is bounded by its polls (seconds). The tests are in
-//! `capture` and `retention`; this module holds what they share (reading chain dirs and segments, the oracle).
+//! run, orphan healing); a point-in-time restore replays a chain and brings back exactly the
+//! recorded state (`replay`, with the load generator in `load`). Each test is bounded by its
+//! polls (seconds). The tests are in `capture`, `retention` and `replay`; this module holds
+//! what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
+mod load;
+mod replay;
 mod retention;
 
 use std::path::{Path, PathBuf};

@@ -5,4 +5,5 @@
 pub mod kube_api;
 mod kube_api_tests;
 pub mod kube_support;
+mod s3_etags;
 pub mod s3_support;

@@ -127,9 +127,8 @@ impl S3Server {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let root = tempfile::tempdir().expect("temp dir");
-        let mut builder = s3s::service::S3ServiceBuilder::new(
-            s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root"),
-        );
+        let mut builder =
+            s3s::service::S3ServiceBuilder::new(super::s3_etags::ListingEtags::new(root.path()));
         builder.set_auth(ring);
         if let Some(domain) = domain {
             // The Host header carries the port, so the base domain must too.
@@ -219,6 +218,25 @@ impl S3Server {
         let path = self.root.path().join(bucket).join(key);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, bytes).expect("write object");
+    }
+
+    /// Replaces an object's bytes and gives it a new ETag, keeping its user metadata: what a
+    /// real S3 shows after another client rewrote the object under the same key (a
+    /// re-encryption, say). `put_raw` alone keeps the old ETag (s3s-fs stores it beside the
+    /// object), which no real store would do for new bytes. The new ETag is 32 hex digits of
+    /// the bytes' SHA-256 (ETags are opaque to clients).
+    pub fn rewrite(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        use sha2::Digest;
+        self.put_raw(bucket, key, bytes);
+        let info = super::s3_etags::info_path(self.root.path(), bucket, key);
+        let mut map: serde_json::Map<String, serde_json::Value> = std::fs::read(&info)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let digest = sha2::Sha256::digest(bytes);
+        let etag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        map.insert("e_tag".into(), serde_json::Value::String(etag));
+        std::fs::write(&info, serde_json::to_vec(&map).unwrap()).expect("write object info");
     }
 
     /// An object's bytes read straight from the backing dir (None when there is none).

@@ -5,7 +5,7 @@
 //! naming the Secret and key; an identity in the Secret opens snapshots for `inspect`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -39,6 +39,17 @@ async fn save(server: &Arc<TestServer>) -> std::process::Output {
     blocking(move || server.cli(&["save"])).await
 }
 
+/// The Kubernetes API stand-in, a temp dir holding a kubeconfig for it and an empty data dir.
+async fn kube_and_dirs() -> (Arc<KubeApi>, tempfile::TempDir, PathBuf, PathBuf) {
+    let api = Arc::new(KubeApi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    (api, dir, kubeconfig, data)
+}
+
 /// True when the `age` tool decrypts `file` with `identity`.
 fn age_opens(identity: &Path, file: &Path) -> bool {
     Command::new("age")
@@ -62,12 +73,7 @@ async fn recipients_rotate_with_the_secret_and_a_bad_secret_never_yields_plainte
     let Some(etcd) = TestEtcd::start() else {
         return;
     };
-    let api = Arc::new(KubeApi::start().await);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
+    let (api, dir, kubeconfig, data) = kube_and_dirs().await;
     let (id_a, pub_a) = keygen(dir.path(), "a.txt");
     let (id_b, pub_b) = keygen(dir.path(), "b.txt");
     let kubeconfig_flag = format!("--kubeconfig={}", kubeconfig.display());
@@ -178,4 +184,67 @@ async fn recipients_rotate_with_the_secret_and_a_bad_secret_never_yields_plainte
     assert_eq!(report["encrypted"], true);
     assert_eq!(report["encrypted_to"], json!([fingerprint(&pub_a)]));
     assert!(!stdout.contains(&secret_line) && !stderr.contains(&secret_line));
+}
+
+/// Runs `verify -o json` through the server; the exit code and the one drill of the reply.
+async fn verify_one(server: &Arc<TestServer>, name: &str) -> (Option<i32>, Value) {
+    let (server, name) = (server.clone(), name.to_string());
+    let out = blocking(move || server.cli(&["verify", "-o", "json", &name])).await;
+    let reply: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", text(&out)));
+    (out.status.code(), reply["drills"][0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restore_drills_open_encrypted_copies_with_the_identity_in_the_secret() {
+    if require_binary("age-keygen").is_none()
+        || (require_binary("etcdutl").is_none() && require_binary("etcdctl").is_none())
+    {
+        return;
+    }
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let (api, dir, kubeconfig, data) = kube_and_dirs().await;
+    let (id, public) = keygen(dir.path(), "a.txt");
+    let identity = std::fs::read_to_string(&id).unwrap();
+    api.put(
+        SECRET_PATH,
+        secret(&[
+            ("etcd-snapshot-encryption-recipients", &public),
+            ("etcd-snapshot-encryption-identity", &identity),
+        ]),
+    );
+    let kubeconfig_flag = format!("--kubeconfig={}", kubeconfig.display());
+    let args = [
+        kubeconfig_flag.as_str(),
+        "--etcd-snapshot-encryption-secret=snapshot-keys",
+    ];
+    let server = Arc::new(start_server(&data, &etcd.endpoint, &args).await);
+    let out = save(&server).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let name = created_name(&out);
+    assert!(name.ends_with(".age"), "{name}");
+
+    // The server holds no identity file: the Secret's identity opens the copy for the drill.
+    let (code, drill) = verify_one(&server, &name).await;
+    assert_eq!(
+        (code, &drill["result"]),
+        (Some(0), &json!("passed")),
+        "{drill:#}"
+    );
+
+    // Read afresh per drill: with the identity taken out of the Secret, it cannot verify.
+    api.put(
+        SECRET_PATH,
+        secret(&[("etcd-snapshot-encryption-recipients", &public)]),
+    );
+    let (code, drill) = verify_one(&server, &name).await;
+    assert_eq!(code, Some(1), "{drill:#}");
+    assert_eq!(drill["result"], "cannot-verify", "{drill:#}");
+    let secret_line = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    assert!(!server.log_text().contains(secret_line));
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::kube_api::KubeApi;
 use crate::fakes::s3_support::{KeyRing, S3Server, Tls};
-use crate::s3::ops::{blocking, created_name, start_server};
+use crate::s3::ops::{blocking, created_name, direct, start_server};
 use crate::support::{TestEtcd, TestServer, text, wait_for};
 
 const SECRET_PATH: &str = "/api/v1/namespaces/kube-system/secrets/s3-config";
@@ -310,6 +310,80 @@ async fn other_s3_settings_make_the_secret_ignored_with_a_warning() {
     assert!(
         stderr.contains("\"s3-config\" is ignored")
             && stderr.contains("etcd-s3-bucket (from flag --etcd-s3-bucket)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rekey_reaches_the_bucket_the_secret_names() {
+    if crate::support::require_binary("age-keygen").is_none() {
+        return;
+    }
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let api = std::sync::Arc::new(KubeApi::start().await);
+    let ring = KeyRing::default();
+    ring.grant("pair-1", "secret-1");
+    let s3 = S3Server::start_with_ring(Tls::Plain, ring.clone()).await;
+    s3.create_bucket("from-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let endpoint = s3.addr.to_string();
+    api.put(
+        SECRET_PATH,
+        secret(&[
+            ("etcd-s3-endpoint", &endpoint),
+            ("etcd-s3-insecure", "true"),
+            ("etcd-s3-bucket", "from-secret"),
+            ("etcd-s3-access-key", "pair-1"),
+            ("etcd-s3-secret-key", "secret-1"),
+        ]),
+    );
+    let kube_flags = vec![
+        "--etcd-s3".to_string(),
+        "--etcd-s3-config-secret=s3-config".into(),
+        format!("--kubeconfig={}", kubeconfig.display()),
+    ];
+    let mut args = kube_flags.clone();
+    args.push("save".into());
+    let out = direct(&data, &etcd.endpoint, args).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let plain = created_name(&out);
+    assert!(object_exists(&s3, "from-secret", &plain));
+
+    // Only the settings in the Secret say where the bucket is: rekey must read it too.
+    let (_, public) = crate::inspect_encrypted::keygen(dir.path(), "key.txt");
+    let mut args = kube_flags.clone();
+    args.extend([
+        format!("--etcd-snapshot-encryption-recipients={public}"),
+        "rekey".into(),
+    ]);
+    let out = direct(&data, &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("encrypted S3 {plain}")),
+        "{stdout}"
+    );
+    assert!(object_exists(&s3, "from-secret", &format!("{plain}.age")));
+    assert!(!object_exists(&s3, "from-secret", &plain));
+
+    // A Secret that cannot be used stops the S3 part with its name, not a silent skip.
+    api.remove(SECRET_PATH);
+    let mut args = kube_flags;
+    args.extend([
+        format!("--etcd-snapshot-encryption-recipients={public}"),
+        "rekey".into(),
+    ]);
+    let out = direct(&data, &etcd.endpoint, args).await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("S3 config Secret kube-system/s3-config"),
         "{stderr}"
     );
 }

@@ -15,6 +15,32 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
+/// What the encryption tests over S3 start from: a real etcd, the S3 server with bucket
+/// `snapshots`, a data dir and a dir for `age-keygen` keys. None (the test returns) when
+/// `age-keygen` or etcd is missing outside CI.
+pub(crate) struct EncryptedS3 {
+    pub etcd: TestEtcd,
+    pub s3: S3Server,
+    pub data: tempfile::TempDir,
+    pub keys: tempfile::TempDir,
+}
+
+impl EncryptedS3 {
+    pub(crate) async fn start() -> Option<Self> {
+        crate::support::require_binary("age-keygen")?;
+        let etcd = TestEtcd::start()?;
+        let s3 = S3Server::start(Tls::Plain).await;
+        s3.create_bucket("snapshots");
+        let (data, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        Some(Self {
+            etcd,
+            s3,
+            data,
+            keys,
+        })
+    }
+}
+
 /// Direct-mode flags reaching `server`'s bucket `b` with the test credentials.
 pub(crate) fn s3_flags(server: &S3Server, bucket: &str) -> Vec<String> {
     vec![

@@ -13,6 +13,7 @@ use crate::support::{TestEtcd, TestServer, require_binary, run, snapshot_dir, te
 
 mod damage;
 mod places;
+mod rke2_crd;
 mod triggers;
 
 /// Has the restore tool a drill needs (etcdutl 3.5, or etcdctl for 3.4).

@@ -32,7 +32,8 @@
 //!   `involvedObject` field selectors, while kube's recorder writes `events.k8s.io/v1`).
 //!
 //! What it does not: admission (no defaulting, no webhooks, no namespace lifecycle: any
-//! namespace exists), OpenAPI or CRD schema validation and pruning, RBAC (every valid token may
+//! namespace exists), OpenAPI or CRD schema validation (a custom resource's unknown fields are
+//! pruned per its CRD's structural schema, `prune`, but values are not checked against it), RBAC (every valid token may
 //! do everything, use `fail_next` for Forbidden), aggregated discovery and OpenAPI documents,
 //! protobuf or YAML responses, field managers and managed fields (apply never removes fields),
 //! consistent snapshots for paginated lists (later pages see later writes), `dryRun`,
@@ -51,6 +52,7 @@ mod events_view;
 mod ids;
 mod patch;
 mod paths;
+mod prune;
 mod routes;
 mod selectors;
 mod status;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::ids::name_suffix;
 use super::patch::{json_patch, merge_patch};
 use super::paths::Target;
+use super::prune;
 use super::status::{self, ApiError};
 use super::store::{Store, key_of};
 use super::validate::validate_metadata;
@@ -82,6 +83,17 @@ pub fn status_mode(store: &Store, target: &Target) -> StatusMode {
     }
 }
 
+/// A custom resource loses the fields its CRD's schema does not declare (`prune`).
+fn prune_unknown(store: &Store, target: &Target, object: &mut Value) {
+    if let Some(schema) = store
+        .crd(target)
+        .and_then(|crd| prune::schema_of(crd, target))
+    {
+        let schema = schema.clone();
+        prune::prune_object(object, &schema);
+    }
+}
+
 /// Custom resources refuse an update without resourceVersion (built-ins allow it).
 fn requires_resource_version(store: &Store, target: &Target) -> bool {
     store.crd(target).is_some() || !is_builtin(target)
@@ -143,6 +155,7 @@ fn create_value(
     {
         map.remove("status");
     }
+    prune_unknown(store, target, &mut object);
     Ok((201, store.insert_new(target, key, object)))
 }
 
@@ -268,6 +281,7 @@ fn save_update(
     };
     next["metadata"]["resourceVersion"] = old_rv;
     next["metadata"]["name"] = json!(name);
+    prune_unknown(store, target, &mut next);
     validate_metadata(target, &store.kind_of(target), &next)?;
     // The apiserver skips the storage write when nothing changed: same resourceVersion, no event.
     let mut comparable = next.clone();

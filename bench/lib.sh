@@ -12,6 +12,10 @@ cleanup_pids=()
 trap 'for p in "${cleanup_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 export ETCDCTL_API=3
 
+# free_port: a loopback port free a moment ago (a random pick can hit a port in use while other
+# tests or benchmarks run).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # start_etcd: sets `ep` to the client URL of a fresh single-member etcd (its pid in `etcd_pid`).
 # Ports are picked at random, so a taken pair is retried on new ones (three tries). A raft
 # snapshot every 1,000 entries lets etcd purge its WAL while it is filled, so the WAL does not

@@ -43,8 +43,8 @@ op_ls() {
 
 op_restore() {
   pre_run() { rm -rf "$work/es/server/db" "$work/alone"; }
-  local c_port=$((20000 + RANDOM % 20000))
-  local p_port=$((c_port + 1))
+  local c_port p_port
+  c_port=$(free_port); p_port=$(free_port)
   record restore "$TOOL snapshot restore" 0 \
     "$TOOL snapshot restore $snap --data-dir $work/alone --name bench --initial-cluster bench=http://127.0.0.1:$p_port --initial-advertise-peer-urls http://127.0.0.1:$p_port"
   record restore "etcd-snapshot restore" 1 \
@@ -67,7 +67,8 @@ op_verify() {
   local dir="$work/drill/server/db/snapshots"
   mkdir -p "$dir"
   ln "$snap" "$dir/$name" 2>/dev/null || cp "$snap" "$dir/$name"
-  local port=$((20000 + RANDOM % 20000))
+  local port
+  port=$(free_port)
   record verify "$TOOL snapshot restore" 0 "$TOOL snapshot restore $snap --data-dir $work/restored"
   record verify "etcd-snapshot verify (one drill)" 1 \
     "$BIN --data-dir $work/drill --node-name n1 --etcd-server https://127.0.0.1:$port --progress none verify -o json $name"

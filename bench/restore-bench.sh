@@ -23,7 +23,7 @@ etcdctl --endpoints "$ep" snapshot save "$snap" >/dev/null
 TOOL=$(restore_tool)
 pre_run() { rm -rf "$work/es/server/db" "$work/alone"; }
 
-c_port=$((20000 + RANDOM % 20000)); p_port=$((c_port + 1))
+c_port=$(free_port); p_port=$(free_port)
 echo "| contender | wall s (median of $RUNS) | peak RSS MiB | output bytes |"
 echo "|---|---|---|---|"
 measure "$TOOL snapshot restore (alone)" \

@@ -231,7 +231,12 @@ fn the_pitr_benchmark_replays_a_small_chain_beside_the_plain_restore() {
     if !needs(&["etcd", "etcdctl", "python3"]) {
         return;
     }
-    let table = rows(&run_bench("pitr-bench.sh", &["1", "300", "1"], &[]));
+    let load = std::path::PathBuf::from(env!("CARGO_BIN_EXE_etcd-snapshot-pitr-load"));
+    let table = rows(&run_bench(
+        "pitr-bench.sh",
+        &["1", "300", "1"],
+        &[("LOAD", load.as_path())],
+    ));
     let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(table.len(), 4, "{names:?}");
     assert!(

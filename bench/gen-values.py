@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Writes benchmark values for bench/save-bench.sh: one 1 MiB value per line.
+"""Writes benchmark values for the bench scripts: SIZE_MIB values of 1 MiB, one per line, or
+put straight into an etcd as /bench/<i> through its JSON gateway (--put CLIENT_URL).
 
   gen-values.py k8s SIZE_MIB   Kubernetes-like objects (JSON manifests with random uids,
                                labels, managed fields, env vars and a base64 payload), the shape
                                of what a cluster keeps in etcd; Deflate takes it to ~45%.
-  gen-values.py hex SIZE_MIB   random hex text: literal-heavy, the slow case for Deflate.
+  gen-values.py hex SIZE_MIB   random hex text: literal-heavy, the slow case for LZ77.
+  gen-values.py b64 SIZE_MIB   random base64 text (tokens, certificates, encrypted payloads
+                               as text): nothing repeats, 6 bits of information per byte.
+  gen-values.py mix SIZE_MIB   half and half: b64 and k8s values in turns.
 """
 import base64
 import json
 import random
 import signal
 import sys
+import urllib.request
 
 MIB = 1024 * 1024
 
@@ -55,22 +60,44 @@ def k8s_object(rng: random.Random, i: int) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def value(kind: str, rng: random.Random, i: int) -> str:
+    if kind == "mix":
+        kind = "b64" if i % 2 == 0 else "k8s"
+    if kind == "hex":
+        return rng.randbytes(MIB // 2).hex()
+    if kind == "b64":
+        return base64.b64encode(rng.randbytes(MIB * 3 // 4)).decode()
+    if kind != "k8s":
+        sys.exit(f"unknown kind {kind!r}: expected k8s, hex, b64 or mix")
+    parts, length = [], 0
+    while length < MIB:
+        obj = k8s_object(rng, i)
+        parts.append(obj)
+        length += len(obj)
+    return "".join(parts)[:MIB]
+
+
+def put(url: str, key: str, text: str) -> None:
+    body = {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(text.encode()).decode()}
+    request = urllib.request.Request(
+        url.rstrip("/") + "/v3/kv/put", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    urllib.request.urlopen(request).read()
+
+
 def main() -> None:
     kind, size_mib = sys.argv[1], int(sys.argv[2])
+    url = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--put" else None
     rng = random.Random(42)
     out = sys.stdout
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     for i in range(size_mib):
-        if kind == "hex":
-            out.write(rng.randbytes(MIB // 2).hex())
+        text = value(kind, rng, i)
+        if url:
+            put(url, f"/bench/{i}", text)
         else:
-            parts, length = [], 0
-            while length < MIB:
-                obj = k8s_object(rng, i)
-                parts.append(obj)
-                length += len(obj)
-            out.write("".join(parts)[:MIB])
-        out.write("\n")
+            out.write(text)
+            out.write("\n")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 #   [DATA=k8s|hex] bench/pitr-bench.sh [size-in-MiB (default 1024)] [events (default 1000000)] [runs (default 1)]
 #
 # Needs: etcd, etcdctl, python3, /usr/bin/time, and a release build with the load generator:
-#   cargo build --release --bin etcd-snapshot --example pitr-load
+#   cargo build --release --bin etcd-snapshot --bin etcd-snapshot-pitr-load
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MIB="${1:-1024}"
@@ -17,14 +17,11 @@ EVENTS="${2:-1000000}"
 RUNS="${3:-1}"
 DATA="${DATA:-k8s}"
 BIN="${BIN:-target/release/etcd-snapshot}"
-LOAD="${LOAD:-$(dirname "$BIN")/examples/pitr-load}"
+LOAD="${LOAD:-$(dirname "$BIN")/etcd-snapshot-pitr-load}"
 for exe in "$BIN" "$LOAD"; do
-  [ -x "$exe" ] || { echo "build first: cargo build --release --bin etcd-snapshot --example pitr-load" >&2; exit 1; }
+  [ -x "$exe" ] || { echo "build first: cargo build --release --bin etcd-snapshot --bin etcd-snapshot-pitr-load" >&2; exit 1; }
 done
 source bench/lib.sh
-# free_port: a loopback port free a moment ago (a random pick can hit a port in use while other
-# benchmarks or tests run).
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 start_etcd
 fill_etcd
 

@@ -3,7 +3,7 @@
 # into staging, start and check the member, swap in, reset-flag) against the restore tool alone
 # (`etcdutl snapshot restore` where installed, else Debian 12's `etcdctl snapshot restore`).
 #
-#   [DATA=k8s|hex] bench/restore-bench.sh [size-in-MiB (default 1100)] [runs (default 3)]
+#   [DATA=k8s|hex|b64|mix] bench/restore-bench.sh [size-in-MiB (default 1100)] [runs (default 3)]
 #
 # The encrypted row restores the same snapshot age-encrypted, decrypted on the fly.
 #
@@ -20,11 +20,10 @@ start_etcd
 fill_etcd
 snap="$work/snapshot.db"
 etcdctl --endpoints "$ep" snapshot save "$snap" >/dev/null
-TOOL=etcdctl
-command -v etcdutl >/dev/null && TOOL=etcdutl
+TOOL=$(restore_tool)
 pre_run() { rm -rf "$work/es/server/db" "$work/alone"; }
 
-c_port=$((20000 + RANDOM % 20000)); p_port=$((c_port + 1))
+c_port=$(free_port); p_port=$(free_port)
 echo "| contender | wall s (median of $RUNS) | peak RSS MiB | output bytes |"
 echo "|---|---|---|---|"
 measure "$TOOL snapshot restore (alone)" \

@@ -28,7 +28,7 @@ name="bench-n1-$(date +%s)"
 dir="$work/es/server/db/snapshots"
 mkdir -p "$dir"
 ln "$snap" "$dir/$name" 2>/dev/null || cp "$snap" "$dir/$name"
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 verify_cmd=("$BIN" --data-dir "$work/es" --node-name n1 --etcd-server "https://127.0.0.1:$port"
   --progress none verify -o json "$name")
 

@@ -17,7 +17,8 @@
 //! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
 //!   writer of the save pipeline and the decrypting reader every read path uses.
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
-//!   save pipeline, verification of a file (`snapshot::verify`, read-only, used by restore and
+//!   save pipeline (its parallel zip writer, `snapshot::zipstream`, picks LZ77, Huffman-only or
+//!   stored Deflate per 64 KiB segment), verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing records, the
 //!   keyspace hash recorded at save time (`snapshot::hashkv`), the drill verdict record
 //!   (`snapshot::drill_record`).

@@ -43,15 +43,42 @@ fn oracle_intact(bytes: &[u8]) -> bool {
         && Sha256::digest(&bytes[..len - 32]).as_slice() == &bytes[len - 32..]
 }
 
-fn zip_bytes(name: &str, data: &[u8], level: u32, block: usize) -> Vec<u8> {
+/// Our parallel writer's archive of `data`, in blocks of `block` bytes whose encodings are
+/// chosen every `segment` bytes.
+fn zip_bytes(name: &str, data: &[u8], level: u32, block: usize, segment: usize) -> Vec<u8> {
     let entry = ZipEntry {
         name: name.to_string(),
         unix_mtime: 1_754_906_881,
         mode: 0o600,
     };
-    let mut writer = ZipStreamWriter::with_tuning(Vec::new(), &entry, level, block, 2).unwrap();
+    let mut writer = ZipStreamWriter::with_tuning(Vec::new(), &entry, level, block, 2)
+        .unwrap()
+        .with_segment(segment);
     std::io::Write::write_all(&mut writer, data).unwrap();
     writer.finish().unwrap().0
+}
+
+/// Stretches of the kinds that get different Deflate encodings, in any order and length:
+/// random bytes (stored), random base64 text (Huffman-only), a repeated phrase and zeros (LZ77).
+fn kinds(parts: Vec<(u8, usize, u64)>) -> Vec<u8> {
+    const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut data = Vec::new();
+    for (kind, len, seed) in parts {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        match kind {
+            0 => data.extend((0..len).map(|_| (next() >> 24) as u8)),
+            1 => data.extend((0..len).map(|_| BASE64[(next() >> 40) as usize % 64])),
+            2 => data.extend(b"\"kind\":\"Secret\",".iter().cycle().take(len)),
+            _ => data.resize(data.len() + len, 0),
+        }
+    }
+    data
 }
 
 /// Scratch space on tmpfs when there is one: fsyncs there cost nothing.
@@ -73,10 +100,15 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn zip_round_trip(name: String, data: Vec<u8>, level: u32, block: usize) -> TestCaseResult {
+fn zip_round_trip(
+    name: String,
+    data: Vec<u8>,
+    level: u32,
+    (block, segment): (usize, usize),
+) -> TestCaseResult {
     let dir = scratch();
     let zip = dir.path().join("in.zip");
-    std::fs::write(&zip, zip_bytes(&name, &data, level, block)).unwrap();
+    std::fs::write(&zip, zip_bytes(&name, &data, level, block, segment)).unwrap();
     prop_assert_eq!(archive_entry_size(&zip).unwrap(), data.len() as u64);
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
@@ -127,7 +159,7 @@ fn header_fields(zip: &[u8]) -> Vec<usize> {
 }
 
 fn hostile_zip() -> impl Strategy<Value = Vec<u8>> {
-    let good = zip_bytes(ENTRY, &snapshot_bytes(3, 7), 6, 700);
+    let good = zip_bytes(ENTRY, &snapshot_bytes(3, 7), 6, 700, 300);
     let fields = header_fields(&good);
     let targeted = {
         let good = good.clone();
@@ -184,12 +216,13 @@ fn fuzz_snapshot_readers() {
     let data = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..3000),
         (1usize..6, any::<u8>()).prop_map(|(pages, seed)| snapshot_bytes(pages, seed)),
+        prop::collection::vec((0u8..4, 0usize..3000, any::<u64>()), 0..8).prop_map(kinds),
     ];
     fuzz.check(
         "zip_round_trip",
         64,
-        (name, data, 0u32..10, 1usize..2048),
-        |(name, data, level, block)| zip_round_trip(name, data, level, block),
+        (name, data, 0u32..10, (1usize..2048, 1usize..5000)),
+        |(name, data, level, sizes)| zip_round_trip(name, data, level, sizes),
     );
     fuzz.check("zip_hostile", 192, hostile_zip(), zip_hostile);
     let snapshot = prop_oneof![

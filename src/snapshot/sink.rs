@@ -243,7 +243,19 @@ impl SnapshotSink {
         };
         let piped = match out {
             Output::Raw(w) => *w,
-            Output::Zip(z) => z.finish().map_err(write_err)?.0,
+            Output::Zip(z) => {
+                let (piped, zip) = z.finish().map_err(write_err)?;
+                let e = zip.encoded;
+                tracing::debug!(
+                    uncompressed = zip.uncompressed_size,
+                    compressed = zip.compressed_size,
+                    lz77_bytes = e.matched,
+                    huffman_only_bytes = e.huffman_only,
+                    stored_bytes = e.stored,
+                    "snapshot deflated"
+                );
+                piped
+            }
         };
         let plain = piped.finish().map_err(write_err)?;
         let (buffered, plaintext_sha256) = plain.finish().map_err(write_err)?;

@@ -4,9 +4,12 @@
 //! that worker threads compress independently. Each block is primed with the previous block's
 //! last 32 KiB (so the ratio stays near a single stream) and ends byte-aligned with a sync
 //! flush; the last one ends the stream. Concatenated in order, the blocks are one valid Deflate
-//! stream. The container is written front to back and never seeks, so every byte can be hashed
-//! as it passes. A bounded number of blocks is in flight, so memory does not grow with the
-//! input. This module knows nothing about etcd or files: it writes into any `Write`.
+//! stream. Within a block every 64 KiB segment is judged from a sample (`plan`): data with
+//! repeats keeps LZ77, text without repeats gets Huffman codes alone, and bytes no code shrinks
+//! are stored, so no time goes into matching that finds nothing (`encode`). The container is
+//! written front to back and never seeks, so every byte can be hashed as it passes. A bounded
+//! number of blocks is in flight, so memory does not grow with the input. This module knows
+//! nothing about etcd or files: it writes into any `Write`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -14,12 +17,17 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
-
+use self::encode::{BlockInput, Encoders};
 use self::layout::EntryLayout;
 
+pub use self::encode::EncodedBytes;
+
+#[path = "zipstream_encode.rs"]
+mod encode;
 #[path = "zipstream_layout.rs"]
 mod layout;
+#[path = "zipstream_plan.rs"]
+mod plan;
 
 /// Uncompressed bytes per block: large enough that the per-block flush and priming cost
 /// nothing measurable, small enough that a few blocks in flight stay a few MiB.
@@ -51,6 +59,8 @@ pub struct ZipSummary {
     pub compressed_size: u64,
     /// Size of the whole archive.
     pub archive_size: u64,
+    /// How many uncompressed bytes went out in each Deflate encoding.
+    pub encoded: EncodedBytes,
 }
 
 /// Streams one entry into `out` as a zip archive; call `finish` to complete it. Dropping it
@@ -60,6 +70,8 @@ pub struct ZipStreamWriter<W: Write> {
     entry: EntryLayout,
     level: u32,
     block_size: usize,
+    /// Bytes judged together when choosing an encoding (`plan::SEGMENT` unless tuned).
+    segment: usize,
     block: Vec<u8>,
     /// Tail of the last submitted block: the next block's dictionary.
     history: Vec<u8>,
@@ -79,6 +91,13 @@ impl<W: Write> ZipStreamWriter<W> {
         Self::with_tuning(out, entry, level, BLOCK_SIZE, workers)
     }
 
+    /// Judges `segment` bytes at a time when choosing encodings (tests use small segments to
+    /// switch encodings often).
+    pub fn with_segment(mut self, segment: usize) -> Self {
+        self.segment = segment.max(1);
+        self
+    }
+
     /// `new` with an explicit block size and worker count (tests use small blocks to cross
     /// many boundaries).
     pub fn with_tuning(
@@ -96,6 +115,7 @@ impl<W: Write> ZipStreamWriter<W> {
             entry,
             level: level.min(9),
             block_size: block_size.max(1),
+            segment: plan::SEGMENT,
             block: Vec::with_capacity(block_size.max(1)),
             history: Vec::new(),
             crc: crc32fast::Hasher::new(),
@@ -126,6 +146,7 @@ impl<W: Write> ZipStreamWriter<W> {
             uncompressed_size: self.uncompressed,
             compressed_size: self.compressed,
             archive_size: self.position + records.len() as u64,
+            encoded: self.pool.encoded,
         };
         let Self { out, .. } = self;
         Ok((out, summary))
@@ -145,6 +166,7 @@ impl<W: Write> ZipStreamWriter<W> {
             data,
             level: self.level,
             last,
+            segment: self.segment,
         })?;
         while let Some(done) = self.pool.poll() {
             self.write_ready(done)?;
@@ -154,7 +176,9 @@ impl<W: Write> ZipStreamWriter<W> {
 
     /// Writes every block that is next in order.
     fn write_ready(&mut self, done: Done) -> io::Result<()> {
-        self.pool.finished.insert(done.seq, done.output?);
+        let (output, encoded) = done.output?;
+        self.pool.encoded.add(encoded);
+        self.pool.finished.insert(done.seq, output);
         while let Some(output) = self.pool.finished.remove(&self.pool.written) {
             self.out.write_all(&output)?;
             self.compressed += output.len() as u64;
@@ -189,11 +213,12 @@ struct Job {
     data: Vec<u8>,
     level: u32,
     last: bool,
+    segment: usize,
 }
 
 struct Done {
     seq: u64,
-    output: io::Result<Vec<u8>>,
+    output: io::Result<(Vec<u8>, EncodedBytes)>,
 }
 
 /// The worker threads and the bookkeeping that keeps their output in order.
@@ -206,6 +231,8 @@ struct Pool {
     written: u64,
     /// Compressed blocks waiting for an earlier one.
     finished: BTreeMap<u64, Vec<u8>>,
+    /// Totals of the blocks received so far.
+    encoded: EncodedBytes,
 }
 
 impl Pool {
@@ -220,6 +247,7 @@ impl Pool {
             sent: 0,
             written: 0,
             finished: BTreeMap::new(),
+            encoded: EncodedBytes::default(),
         };
         for i in 0..workers {
             let (queue, done_tx) = (Arc::clone(&queue), done_tx.clone());
@@ -276,15 +304,23 @@ fn stopped() -> io::Error {
     io::Error::other("failed to compress snapshot block: the compression workers stopped")
 }
 
-/// A worker: takes blocks until the queue closes or nobody waits for results.
+/// A worker: takes blocks until the queue closes or nobody waits for results. Its compressors
+/// are reused from block to block.
 fn work(queue: &Mutex<Receiver<(u64, Job)>>, done: &Sender<Done>) {
+    let mut encoders = Encoders::default();
     loop {
         let next = match queue.lock() {
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
         let Ok((seq, job)) = next else { return };
-        let output = deflate_block(&job);
+        let output = encoders.encode(&BlockInput {
+            dictionary: &job.dictionary,
+            data: &job.data,
+            level: job.level,
+            last: job.last,
+            segment: job.segment,
+        });
         drop(job);
         if done.send(Done { seq, output }).is_err() {
             return;
@@ -292,43 +328,14 @@ fn work(queue: &Mutex<Receiver<(u64, Job)>>, done: &Sender<Done>) {
     }
 }
 
-/// Raw Deflate of one block, primed with `dictionary`: ends byte-aligned (sync flush) so the
-/// next block can follow, or with the final block when `last`.
-fn deflate_block(job: &Job) -> io::Result<Vec<u8>> {
-    let mut deflate = Compress::new(Compression::new(job.level), false);
-    if !job.dictionary.is_empty() {
-        deflate
-            .set_dictionary(&job.dictionary)
-            .map_err(io::Error::other)?;
-    }
-    let flush = if job.last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    let data = &job.data;
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
-    loop {
-        let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
-        let consumed = usize::try_from(before_in).unwrap_or(usize::MAX);
-        let status = deflate
-            .compress_vec(&data[consumed..], &mut out, flush)
-            .map_err(io::Error::other)?;
-        let all_in = deflate.total_in() == data.len() as u64;
-        // A sync flush is complete once all input is in and the output had room to spare.
-        match status {
-            Status::StreamEnd => return Ok(out),
-            _ if !job.last && all_in && out.len() < out.capacity() => return Ok(out),
-            _ => {}
-        }
-        let progressed = deflate.total_in() != before_in || deflate.total_out() != before_out;
-        if !progressed && out.len() < out.capacity() {
-            return Err(io::Error::other("failed to deflate block: no progress"));
-        }
-        out.reserve(64 * 1024);
-    }
-}
+#[cfg(test)]
+#[path = "zipstream_testdata.rs"]
+mod testdata;
 
 #[cfg(test)]
 #[path = "zipstream_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "zipstream_adaptive_tests.rs"]
+mod adaptive_tests;

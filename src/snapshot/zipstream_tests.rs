@@ -46,7 +46,20 @@ fn mixed_data(len: usize, seed: u64) -> Vec<u8> {
 
 /// Zips `data` fed in `chunk`-sized writes; returns the archive and its summary.
 fn zip_with(data: &[u8], chunk: usize, block: usize, workers: usize) -> (Vec<u8>, ZipSummary) {
-    let mut writer = ZipStreamWriter::with_tuning(Vec::new(), &entry(), 1, block, workers).unwrap();
+    zip_with_segment(data, chunk, block, workers, plan::SEGMENT)
+}
+
+/// `zip_with`, judging encodings every `segment` bytes.
+pub(super) fn zip_with_segment(
+    data: &[u8],
+    chunk: usize,
+    block: usize,
+    workers: usize,
+    segment: usize,
+) -> (Vec<u8>, ZipSummary) {
+    let mut writer = ZipStreamWriter::with_tuning(Vec::new(), &entry(), 1, block, workers)
+        .unwrap()
+        .with_segment(segment);
     for piece in data.chunks(chunk.max(1)) {
         writer.write_all(piece).unwrap();
     }
@@ -54,6 +67,12 @@ fn zip_with(data: &[u8], chunk: usize, block: usize, workers: usize) -> (Vec<u8>
     assert_eq!(summary.archive_size, archive.len() as u64);
     assert_eq!(summary.uncompressed_size, data.len() as u64);
     assert_eq!(summary.crc32, crc32fast::hash(data));
+    let encoded = summary.encoded;
+    assert_eq!(
+        encoded.matched + encoded.huffman_only + encoded.stored,
+        data.len() as u64,
+        "every byte is counted in one encoding: {encoded:?}"
+    );
     (archive, summary)
 }
 
@@ -84,7 +103,7 @@ fn check_with_zip_crate(archive: &[u8], data: &[u8], summary: &ZipSummary) {
 }
 
 /// The Deflate stream alone, decoded without any zip reader.
-fn raw_inflate(archive: &[u8], summary: &ZipSummary) -> Vec<u8> {
+pub(super) fn raw_inflate(archive: &[u8], summary: &ZipSummary) -> Vec<u8> {
     let name_len = usize::from(u16::from_le_bytes([archive[26], archive[27]]));
     let extra_len = usize::from(u16::from_le_bytes([archive[28], archive[29]]));
     let start = 30 + name_len + extra_len;
@@ -182,15 +201,21 @@ fn check_with_unzip(path: &std::path::Path, data: &[u8]) {
 /// Every reader agrees the archive holds exactly `data`.
 fn check_everywhere(data: &[u8], chunk: usize, block: usize, workers: usize) {
     let (archive, summary) = zip_with(data, chunk, block, workers);
-    check_with_zip_crate(&archive, data, &summary);
+    check_archive(&archive, &summary, data);
+}
+
+/// The zip crate, a bare Deflate decoder, Python's zipfile and Info-ZIP's unzip all read
+/// exactly `data` from `archive`.
+pub(super) fn check_archive(archive: &[u8], summary: &ZipSummary, data: &[u8]) {
+    check_with_zip_crate(archive, data, summary);
     assert!(
-        raw_inflate(&archive, &summary) == data,
+        raw_inflate(archive, summary) == data,
         "raw deflate content differs"
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.zip");
-    std::fs::write(&path, &archive).unwrap();
-    check_with_python(&path, data, &summary);
+    std::fs::write(&path, archive).unwrap();
+    check_with_python(&path, data, summary);
     check_with_unzip(&path, data);
 }
 

@@ -1,18 +1,25 @@
 //! The benchmark scripts in `bench/`, run at a tiny size so they cannot rot: each must finish,
 //! print its Markdown table with every contender, and report figures that parse. The numbers
 //! mean nothing at this size (and the debug binary stands in for the release build); the real
-//! runs and their figures are in BENCHMARKS.md (the drill benchmark, `verify-bench.sh`, and the
-//! point-in-time benchmark, `pitr-bench.sh`, have no recorded figures yet). Page caches are left alone (`BENCH_KEEP_CACHES`)
-//! because other tests share the machine. The S3 and `ls` scripts need a SeaweedFS server and
-//! are not covered here.
+//! runs and their figures are in BENCHMARKS.md (the point-in-time benchmark, `pitr-bench.sh`,
+//! and the matrix have no recorded figures yet). Page caches are left alone
+//! (`BENCH_KEEP_CACHES`) because other tests share the machine. The matrix (`bench/matrix.sh`)
+//! runs every operation at two tiny sizes against the tests' own S3 server. The `ls` script
+//! needs a SeaweedFS server and is not covered here.
 
 use std::path::Path;
 use std::process::Command;
 
+use crate::fakes::s3_support::{ACCESS_KEY, S3Server, SECRET_KEY, Tls};
 use crate::support::{bin, require_binary};
 
 /// Runs `bench/<script> args…` from the repository root; its standard output.
 fn run_bench(script: &str, args: &[&str], envs: &[(&str, &Path)]) -> String {
+    run_bench_with_stderr(script, args, envs).0
+}
+
+/// `run_bench`, with the script's standard error beside its output.
+fn run_bench_with_stderr(script: &str, args: &[&str], envs: &[(&str, &Path)]) -> (String, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut command = Command::new(root.join("bench").join(script));
     command
@@ -25,9 +32,9 @@ fn run_bench(script: &str, args: &[&str], envs: &[(&str, &Path)]) -> String {
     }
     let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{script} failed: {stderr}\n{stdout}");
-    stdout
+    (stdout, stderr)
 }
 
 /// The table's rows (after the header and the separator): contender name and numeric cells.
@@ -136,12 +143,100 @@ fn the_verify_benchmark_drills_a_small_snapshot_beside_etcdutl_restore() {
     assert!(table[1].1[1] > 0.0, "the drill's own RSS: {table:?}");
 }
 
+/// The Markdown tables of `text` (separated by blank lines): each a list of rows of cells,
+/// without the header and separator lines.
+fn tables(text: &str) -> Vec<Vec<Vec<String>>> {
+    text.split("\n\n")
+        .map(|block| {
+            block
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .skip(2)
+                .map(|l| {
+                    l.trim_matches('|')
+                        .split('|')
+                        .map(|c| c.trim().to_string())
+                        .collect()
+                })
+                .collect::<Vec<Vec<String>>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_matrix_runs_every_operation_and_checks_scaling() {
+    if !needs(&["etcd", "etcdctl", "etcdutl", "zip", "aws", "python3"]) {
+        return;
+    }
+    // The test's own S3 server (SigV4-checking, objects as files), in place of the example.
+    let s3 = S3Server::start(Tls::Plain).await;
+    let port = s3.addr.port().to_string();
+    let root = s3.root.path().to_path_buf();
+    // The last size cannot fit on any disk: it is skipped with a message, not attempted.
+    let (stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let envs: [(&str, &Path); 7] = [
+            ("S3_PORT", Path::new(&port)),
+            ("S3_ROOT", &root),
+            ("S3_ACCESS_KEY", Path::new(ACCESS_KEY)),
+            ("S3_SECRET_KEY", Path::new(SECRET_KEY)),
+            ("MIXES", Path::new("mix")),
+            ("SIZES_MB", Path::new("4 8 100000000000")),
+            ("RUNS", Path::new("1")),
+        ];
+        run_bench_with_stderr("matrix.sh", &[], &envs)
+    })
+    .await
+    .unwrap();
+    assert!(
+        stderr.contains("skipping mix at 100000000000 MiB: it needs about"),
+        "{stderr}"
+    );
+    let tables = tables(&stdout);
+    assert_eq!(tables.len(), 3, "rows, scaling, largest size: {stdout}");
+    // Every operation at both sizes, ours beside its contender, plus one pair for `ls`.
+    let rows = &tables[0];
+    assert_eq!(rows.len(), 2 + 2 * 6 * 2, "{stdout}");
+    for row in rows {
+        let figures: Vec<f64> = row[5..9].iter().map(|c| c.parse().unwrap()).collect();
+        assert!(figures[2] > 0.0, "peak RSS: {row:?}");
+        let ours = row[4].starts_with("etcd-snapshot");
+        assert_eq!(
+            ours,
+            row[9].ends_with('x'),
+            "ratio only on our rows: {row:?}"
+        );
+    }
+    let operations: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(operations.len(), 7, "{operations:?}");
+    // The scaling check: one verdict pair per operation and contender measured at both sizes.
+    assert_eq!(tables[1].len(), 6 * 2, "{stdout}");
+    for row in &tables[1] {
+        assert!(
+            ["linear", "NOT linear"].contains(&row[4].as_str()),
+            "{row:?}"
+        );
+        assert!(["flat", "GROWS"].contains(&row[6].as_str()), "{row:?}");
+        assert_eq!(row[3].split(", ").count(), 2, "{row:?}");
+    }
+    assert_eq!(
+        tables[2].len(),
+        6,
+        "one row per operation at the largest size: {stdout}"
+    );
+}
+
 #[test]
 fn the_pitr_benchmark_replays_a_small_chain_beside_the_plain_restore() {
     if !needs(&["etcd", "etcdctl", "python3"]) {
         return;
     }
-    let table = rows(&run_bench("pitr-bench.sh", &["1", "300", "1"], &[]));
+    let load = std::path::PathBuf::from(env!("CARGO_BIN_EXE_etcd-snapshot-pitr-load"));
+    let table = rows(&run_bench(
+        "pitr-bench.sh",
+        &["1", "300", "1"],
+        &[("LOAD", load.as_path())],
+    ));
     let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(table.len(), 4, "{names:?}");
     assert!(

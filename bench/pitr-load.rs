@@ -3,8 +3,8 @@
 //! put is its own revision, as most Kubernetes writes are), then prints one line:
 //! `<events> <seconds> <last revision>`.
 //!
-//!   cargo build --release --example pitr-load
-//!   target/release/examples/pitr-load <endpoint> <events> <value-bytes> <concurrency>
+//!   cargo build --release --bin etcd-snapshot-pitr-load
+//!   target/release/etcd-snapshot-pitr-load <endpoint> <events> <value-bytes> <concurrency>
 //!
 //! Not part of the product: a fixed, repeatable writer so the replay can be compared with the
 //! rate the events were written at.
@@ -15,7 +15,7 @@ use std::time::Instant;
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, endpoint, events, value_bytes, concurrency] = args.as_slice() else {
-        eprintln!("usage: pitr-load <endpoint> <events> <value-bytes> <concurrency>");
+        eprintln!("usage: etcd-snapshot-pitr-load <endpoint> <events> <value-bytes> <concurrency>");
         std::process::exit(2);
     };
     let parse = |s: &str| s.parse::<usize>().expect("a whole number");

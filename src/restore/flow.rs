@@ -57,13 +57,7 @@ pub async fn restore_snapshot(
 ) -> Result<RestoreOutcome, ResetError> {
     checks::refuse_unusable_setup(config)?;
     let passphrase = bootstrap::token_password(token.expose_secret())?;
-    let plan = plan_restore(&RestoreInputs {
-        restore_path: restore_path.to_string(),
-        s3_enabled: config.s3.is_some(),
-        data_dir: config.data_dir.clone(),
-        snapshot_dir: config.snapshot.dir.clone(),
-        now_unix: rounded_now_unix(),
-    })?;
+    let plan = plan_for(config, restore_path)?;
     remove_stale_staging(&plan.db_dir);
     // Dirs this restore has to create are removed again if it fails before the swap, so a
     // refused restore on a new host leaves the data dir exactly as it was.
@@ -362,6 +356,21 @@ pub(super) fn prune_backups(config: &DesiredConfig, made: &last_restore::LastRes
 pub fn expected_revision(snapshot_revision: Option<i64>, bump: Option<u64>) -> Option<i64> {
     let bump = bump.and_then(|b| i64::try_from(b).ok()).unwrap_or(0);
     snapshot_revision.map(|revision| revision.max(1) + bump)
+}
+
+/// The restore plan of `restore_path` under this configuration, as of now (rounded as
+/// snapshot names are). Shared by the etcd and SQLite restores.
+pub(super) fn plan_for(
+    config: &DesiredConfig,
+    restore_path: &str,
+) -> Result<RestorePlan, super::RestoreError> {
+    plan_restore(&RestoreInputs {
+        restore_path: restore_path.to_string(),
+        s3_enabled: config.s3.is_some(),
+        data_dir: config.data_dir.clone(),
+        snapshot_dir: config.snapshot.dir.clone(),
+        now_unix: rounded_now_unix(),
+    })
 }
 
 /// Whether `tool` is `etcdutl` (its `snapshot status` flags differ from `etcdctl`'s).

@@ -25,7 +25,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ResetError;
 use super::flow::{RestoreOutcome, decrypt, fetch};
-use super::plan::{RestoreInputs, plan_restore};
 use super::staging::Extracted;
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
@@ -51,13 +50,7 @@ pub async fn restore_sqlite(
 ) -> Result<RestoreOutcome, ResetError> {
     let _locked = lock_database(db)?;
     let passphrase = bootstrap::token_password(token.expose_secret())?;
-    let plan = plan_restore(&RestoreInputs {
-        restore_path: restore_path.to_string(),
-        s3_enabled: config.s3.is_some(),
-        data_dir: config.data_dir.clone(),
-        snapshot_dir: config.snapshot.dir.clone(),
-        now_unix: rounded_now_unix(),
-    })?;
+    let plan = super::flow::plan_for(config, restore_path)?;
     let (input, object_keys) = fetch(config, &plan, token).await?;
     let decrypted = decrypt(config, &plan, &input, object_keys).await?;
     let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());

@@ -4,6 +4,7 @@
 //! writer, kill -9 mid-save, and restore (refused while a writer holds the database).
 
 mod consistency;
+mod lifecycle;
 mod restore;
 mod save;
 

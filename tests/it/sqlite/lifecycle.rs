@@ -1,4 +1,5 @@
-//! The rest of a SQLite snapshot's life goes through the code etcd snapshots use: `delete`,
+//! The rest of a SQLite snapshot's life goes through the code etcd snapshots use: encryption
+//! (opened by the `age` tool and by `inspect`), `delete`,
 //! retention on `prune` (and its `--dry-run`), and an ETCDSnapshotFile resource per copy when a
 //! cluster API is reachable (the Kubernetes stand-in here), like any local copy's.
 
@@ -96,4 +97,53 @@ async fn a_sqlite_snapshot_gets_its_etcdsnapshotfile_resource() {
     let file = data.join("server/db/snapshots").join(name);
     let size = std::fs::metadata(&file).unwrap().len().to_string();
     assert_eq!(resource["status"]["size"], size.as_str(), "{resource:#}");
+}
+
+#[test]
+fn an_encrypted_sqlite_snapshot_opens_with_the_age_tool_and_inspect() {
+    let Some(age) = crate::support::require_binary("age") else {
+        return;
+    };
+    if crate::support::require_binary("age-keygen").is_none() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    small_cluster(data.path());
+    let (identity, public) = crate::inspect_encrypted::keygen(data.path(), "key.txt");
+    let recipients = format!("--etcd-snapshot-encryption-recipients={public}");
+    save_ok(&[recipients.as_str()], data.path());
+    let sealed = super::only_snapshot(data.path());
+    assert!(
+        sealed.to_string_lossy().ends_with(".age"),
+        "{}",
+        sealed.display()
+    );
+    let plain = data.path().join("opened.db");
+    let out = std::process::Command::new(age)
+        .arg("-d")
+        .arg("-i")
+        .arg(&identity)
+        .arg("-o")
+        .arg(&plain)
+        .arg(&sealed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let db = super::state_db(data.path());
+    assert_eq!(super::snapshot_keys(&plain), super::live_keys(&db));
+
+    let identity_flag = format!(
+        "--etcd-snapshot-encryption-identity-file={}",
+        identity.display()
+    );
+    let target = sealed.display().to_string();
+    let out = direct(
+        &[identity_flag.as_str(), "inspect", "-o", "json", &target],
+        data.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["datastore"], "sqlite", "{report:#}");
+    assert_eq!(report["encrypted"], true, "{report:#}");
 }

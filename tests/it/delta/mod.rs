@@ -4,8 +4,9 @@
 //! a new full snapshot; segments live as long as their full snapshot (delete, prune and its dry
 //! run, orphan healing); a point-in-time restore replays a chain and brings back exactly the
 //! recorded state (`replay`, with the load generator in `load`); segments compressed and
-//! encrypted like snapshots decrypt with `age` and replay with their keys (`pipeline`). Each test is bounded by its
-//! polls (seconds). The tests are in `capture`, `retention` and `replay`; this module holds
+//! encrypted like snapshots decrypt with `age` and replay with their keys (`pipeline`), and
+//! follow the encryption Secret (`secret`). Each test is bounded by its polls (seconds). The
+//! tests are in `capture`, `retention`, `replay`, `pipeline` and `secret`; this module holds
 //! what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
@@ -13,6 +14,7 @@ mod load;
 mod pipeline;
 mod replay;
 mod retention;
+mod secret;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

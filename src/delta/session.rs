@@ -271,10 +271,14 @@ impl Session {
                 from_revision: self.next,
                 opened_unix: unix_ms() / 1000,
             };
-            let segment = self
-                .chain
-                .open(&header, storing.compress, recipients.as_ref())
-                .map_err(SessionError::Files)?;
+            // Off the runtime's threads: it creates files, and a passphrase runs scrypt.
+            let (chain, compress) = (self.chain.clone(), storing.compress);
+            let segment = tokio::task::spawn_blocking(move || {
+                chain.open(&header, compress, recipients.as_ref())
+            })
+            .await
+            .map_err(|e| joined(&self.chain, "open a delta segment in", e))?
+            .map_err(SessionError::Files)?;
             self.open = Some(Open {
                 segment,
                 opened: Instant::now(),
@@ -303,13 +307,7 @@ impl Session {
             open.segment.finish(last_event_ms, closed_ms, hash)
         })
         .await
-        .map_err(|e| {
-            SessionError::Files(FilesError::Io {
-                action: "finish",
-                path: self.chain.path().to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        })?
+        .map_err(|e| joined(&self.chain, "finish a delta segment in", e))?
         .map_err(SessionError::Files)?;
         self.metrics
             .delta()
@@ -343,6 +341,15 @@ impl Session {
             Err(_) => None,
         }
     }
+}
+
+/// A blocking segment task that did not return (it panicked or the runtime is going away).
+fn joined(chain: &ChainDir, action: &'static str, e: tokio::task::JoinError) -> SessionError {
+    SessionError::Files(FilesError::Io {
+        action,
+        path: chain.path().to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 /// Unix time in milliseconds.

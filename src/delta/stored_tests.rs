@@ -209,3 +209,36 @@ fn an_encrypted_segment_is_never_plaintext_on_disk_while_open_or_published() {
     let bytes = read_plaintext(&listed[0].path, listed[0].form, Some(&ids), 1 << 30).unwrap();
     assert_eq!(decode(&bytes).unwrap().footer.to_revision, 2999);
 }
+
+#[test]
+fn a_passphrase_segment_reads_back_with_the_passphrase_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (right, wrong) = (dir.path().join("right"), dir.path().join("wrong"));
+    std::fs::write(&right, "segments passphrase\n").unwrap();
+    std::fs::write(&wrong, "another passphrase\n").unwrap();
+    let recipients = Recipients::read_passphrase_file(&right).unwrap();
+    let path = dir.path().join("p.seg.gz.age");
+    let data = sample();
+    store(&path, &data, true, Some(&recipients));
+    let stored = std::fs::read(&path).unwrap();
+    assert_eq!(
+        crate::crypt::fingerprints_in_header(&stored),
+        [Fingerprint::passphrase()]
+    );
+    let form = SegmentForm {
+        compressed: true,
+        encrypted: true,
+    };
+    let ids = Identities::read_passphrase_file(&right).unwrap();
+    assert_eq!(
+        read_plaintext(&path, form, Some(&ids), 1 << 30).unwrap(),
+        data
+    );
+    let other = Identities::read_passphrase_file(&wrong).unwrap();
+    let err = check_keys(&path, Some(&other)).unwrap_err();
+    let text = crate::errors::error_chain(&err);
+    assert!(
+        text.contains("scrypt") && !text.contains("passphrase\n"),
+        "{text}"
+    );
+}

@@ -87,6 +87,8 @@ mod tests {
             to,
             size: 100,
             on_chain,
+            compressed: false,
+            encrypted: false,
         };
         let chains = [ChainListing {
             anchor: "etcd-snapshot-n1-1".into(),

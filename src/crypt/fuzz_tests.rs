@@ -5,7 +5,8 @@
 //! Properties: opening any byte string as an age file never panics and never yields plaintext
 //! other than what was encrypted (a mutated file either fails or reads back the original); the
 //! recipient, identity and fingerprint parsers never panic, never echo a secret line in an
-//! error, and accept only well-formed values.
+//! error, and accept only well-formed values; neither does the reader of the fingerprints a
+//! named header lists (`crypt::named`, delta segments).
 
 // age 0.13 marks the classic X25519 recipient deprecated in favour of post-quantum keys; it is
 // the format age-keygen and the age 1.1 tool use, so it is the one snapshots are encrypted to.
@@ -69,7 +70,7 @@ fn key_texts(text: String) -> TestCaseResult {
 
 #[test]
 fn fuzz_age_files() {
-    let mut fuzz = Fuzz::new("age_files", 3);
+    let mut fuzz = Fuzz::new("age_files", 4);
     let original: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
     let file = sample(&original);
     fuzz.check(
@@ -103,5 +104,31 @@ fn fuzz_age_files() {
         bytes.extend_from_slice(text.as_bytes());
         open_any(bytes, &original)
     });
+    // The fingerprints a named header lists (`crypt::named`): only well-formed ones come out.
+    let named = {
+        let recipients = identities().recipients();
+        let mut w = EncryptingWriter::new_named(Vec::new(), Some(&recipients)).expect("recipients");
+        std::io::Write::write_all(&mut w, b"x").expect("in memory");
+        w.finish().expect("in memory")
+    };
+    fuzz.check(
+        "named_headers",
+        256,
+        prop_oneof![
+            mutated(named).prop_map(|(b, _)| b),
+            hostile_text(256).prop_map(|t| {
+                let mut bytes = super::stream::AGE_MAGIC.to_vec();
+                bytes.extend_from_slice(b"-> etcd-snapshot-fingerprint ");
+                bytes.extend_from_slice(t.as_bytes());
+                bytes
+            }),
+        ],
+        |bytes| {
+            for fp in super::named::fingerprints_in_header(&bytes) {
+                prop_assert!(super::keys::Fingerprint::parse(fp.as_str()).is_some());
+            }
+            Ok(())
+        },
+    );
     fuzz.finish();
 }

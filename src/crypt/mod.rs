@@ -2,7 +2,8 @@
 //!
 //! Owns what "encrypted" means and nothing else: parsing recipients (public `age1…` X25519
 //! keys) and identity files (private `AGE-SECRET-KEY-1…` keys), the fingerprints shown in place
-//! of keys, the encrypting writer the save pipeline streams through, and the decrypting reader
+//! of keys (and, for files that travel alone such as delta segments, named in the age header:
+//! `named`), the encrypting writer the save pipeline streams through, and the decrypting reader
 //! every reader of a snapshot (restore, verification, inspection) goes through. An encrypted
 //! snapshot is a standard age file: the `age` command-line tool decrypts it.
 //!
@@ -11,6 +12,7 @@
 //! ever shown. This module depends on nothing else in the crate but `fsutil`.
 
 pub mod keys;
+pub mod named;
 pub mod stream;
 
 #[cfg(test)]
@@ -19,6 +21,7 @@ mod fuzz_tests;
 use std::path::PathBuf;
 
 pub use keys::{Fingerprint, Identities, Recipients};
+pub use named::fingerprints_in_header;
 pub use stream::{AGE_MAGIC, DecryptingReader, EncryptingWriter, decrypting_reader, is_age_header};
 
 /// The suffix of an encrypted snapshot, after `.zip` when compressed.

@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::CryptError;
 use super::keys::{Fingerprint, Identities, Recipients, join};
+use super::named::FingerprintStanza;
 
 /// The first line of every age v1 file.
 pub const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
@@ -30,6 +31,16 @@ pub enum EncryptingWriter<W: Write> {
 impl<W: Write> EncryptingWriter<W> {
     /// Writes the age header to `inner` right away when there are recipients.
     pub fn new(inner: W, recipients: Option<&Recipients>) -> Result<Self, CryptError> {
+        Self::build(inner, recipients, false)
+    }
+
+    /// Like [`Self::new`], with the recipients' fingerprints named in the header
+    /// (`crypt::named`), for files that travel without a record beside them.
+    pub fn new_named(inner: W, recipients: Option<&Recipients>) -> Result<Self, CryptError> {
+        Self::build(inner, recipients, true)
+    }
+
+    fn build(inner: W, recipients: Option<&Recipients>, named: bool) -> Result<Self, CryptError> {
         let Some(recipients) = recipients else {
             return Ok(Self::Plain(inner));
         };
@@ -45,8 +56,18 @@ impl<W: Write> EncryptingWriter<W> {
                     .map_err(|_| CryptError::NoRecipients)?
             }
             None => {
+                let names: Vec<FingerprintStanza> = match named {
+                    true => recipients
+                        .fingerprints()
+                        .into_iter()
+                        .map(FingerprintStanza)
+                        .collect(),
+                    false => Vec::new(),
+                };
                 let keys = recipients.keys().iter().map(|k| k as &dyn age::Recipient);
-                age::Encryptor::with_recipients(keys).map_err(|_| CryptError::NoRecipients)?
+                let names = names.iter().map(|n| n as &dyn age::Recipient);
+                age::Encryptor::with_recipients(keys.chain(names))
+                    .map_err(|_| CryptError::NoRecipients)?
             }
         };
         let writer = encryptor.wrap_output(inner).map_err(CryptError::Encrypt)?;

@@ -107,6 +107,7 @@ fn spawn_delta(
     tracker.spawn(crate::delta::capture::run(
         config_rx.clone(),
         Arc::clone(&node.metrics),
+        node.operations.kube().clone(),
         reanchor_tx,
         cancel.clone(),
     ));

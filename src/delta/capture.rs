@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::chain::{Anchor, FlushPolicy, chain_reach, choose_anchor};
 use super::files::ChainDir;
-use super::session::{Session, SessionEnd};
+use super::session::{Session, SessionEnd, Storing};
 use crate::config::{DesiredConfig, Resolved};
 use crate::errors::error_chain;
+use crate::kube::KubeAccess;
 use crate::snapshot::hashkv::HashKvRecord;
 use crate::snapshot::record::SnapshotRecord;
 use crate::store::local::LocalStore;
@@ -42,6 +43,8 @@ pub enum ReanchorRequest {
 struct Capture {
     config: watch::Receiver<Arc<Resolved>>,
     metrics: Arc<Metrics>,
+    /// Reads the encryption Secret, when one is configured, for each segment's recipients.
+    kube: KubeAccess,
     reanchor: mpsc::Sender<ReanchorRequest>,
     cancel: CancellationToken,
     /// A chain etcd compacted past: never resumed; the next needs a newer full snapshot.
@@ -69,12 +72,14 @@ enum Next {
 pub async fn run(
     config: watch::Receiver<Arc<Resolved>>,
     metrics: Arc<Metrics>,
+    kube: KubeAccess,
     reanchor: mpsc::Sender<ReanchorRequest>,
     cancel: CancellationToken,
 ) {
     let mut capture = Capture {
         config,
         metrics,
+        kube,
         reanchor,
         cancel,
         ended_anchor: None,
@@ -166,7 +171,20 @@ impl Capture {
         let from = reach.resume_from();
         tracing::info!(anchor = %anchor.file_name, from, temp_files_removed = removed, "delta capture started");
         let metrics = Arc::clone(&self.metrics);
-        let mut session = Session::new(client, chain, anchor.clone(), from, policy, metrics);
+        let storing = Storing {
+            compress: config.snapshot.compress,
+            encryption: config.snapshot.encryption.clone(),
+            kube: self.kube.clone(),
+        };
+        let mut session = Session::new(
+            client,
+            chain,
+            anchor.clone(),
+            from,
+            policy,
+            metrics,
+            storing,
+        );
         let tick = || {
             // A config watcher that is gone sends no more changes.
             let changed = self.config.has_changed().unwrap_or(false);

@@ -9,27 +9,22 @@
 
 use std::time::Duration;
 
-/// Suffix of a published segment file.
+/// Suffix of a plain published segment file (compressed and encrypted forms add to it:
+/// `files::SegmentForm`).
 pub const SEGMENT_SUFFIX: &str = ".seg";
 /// Digits of each revision in a segment file name (every `i64` revision fits).
-const REVISION_DIGITS: usize = 20;
+pub(crate) const REVISION_DIGITS: usize = 20;
 
-/// `<from>-<to>.seg`, each revision zero-padded to 20 digits, so names sort by revision.
+/// `<from>-<to>.seg`, each revision zero-padded to 20 digits, so names sort by revision: the
+/// name of a plain segment (`files::SegmentName::file_name` names every form).
 pub fn segment_file_name(from: i64, to: i64) -> String {
     format!("{from:020}-{to:020}{SEGMENT_SUFFIX}")
 }
 
-/// The `(from, to)` of a segment file name; None for any other name (temp files, dotfiles,
-/// anything hostile). `from` is at least 1 and `to` at least `from`.
+/// The `(from, to)` of a segment file name of any form (`files::parse_segment_name`, the one
+/// parser); None for any other name.
 pub fn parse_segment_file_name(name: &str) -> Option<(i64, i64)> {
-    let stem = name.strip_suffix(SEGMENT_SUFFIX)?;
-    let (from, to) = stem.split_once('-')?;
-    let revision = |text: &str| -> Option<i64> {
-        let digits = text.len() == REVISION_DIGITS && text.bytes().all(|b| b.is_ascii_digit());
-        digits.then(|| text.parse().ok()).flatten()
-    };
-    let (from, to) = (revision(from)?, revision(to)?);
-    (from >= 1 && to >= from).then_some((from, to))
+    super::names::parse_segment_name(name).map(|n| (n.from, n.to))
 }
 
 /// A full snapshot a chain can start from: one with a recorded keyspace revision.

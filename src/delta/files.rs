@@ -1,21 +1,25 @@
 //! Segment files on disk: one chain dir per full snapshot beside the snapshot dir
-//! (`layout::chain_dir_for`), published segments named `<from>-<to>.seg`, and the open segment
-//! as a hidden temp file in the same dir.
+//! (`layout::chain_dir_for`), published segments named `<from>-<to>.seg[.gz][.age]` (the one
+//! parser of those names, `delta::names`, is re-exported here), and the open segment as a hidden temp
+//! file in the same dir.
 //!
-//! Crash safety: a segment is streamed into `.<from>.part`, fsynced, then linked to its final
-//! name without ever replacing a file (`fsutil::publish_no_clobber`, which fsyncs the dir). A
-//! crash before that leaves only the temp file, which the next start removes; the chain then
-//! resumes after the last published segment, so nothing is lost or written twice.
+//! Crash safety: a segment is streamed into `.<from>.part` through its storing layers
+//! (`delta::stored`: gzip, then age), fsynced, then linked to its final name without ever
+//! replacing a file (`fsutil::publish_no_clobber`, which fsyncs the dir). A crash before that
+//! leaves only the temp file (ciphertext when encryption is on), which the next start removes;
+//! the chain then resumes after the last published segment, so nothing is lost or written twice.
 
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use super::chain::{parse_segment_file_name, segment_file_name};
+pub use super::names::{SegmentForm, SegmentName, parse_segment_name};
 use super::segment::{
     RevisionGroup, SegmentError, SegmentFooter, SegmentHash, SegmentHeader, SegmentWriter,
     check_anchor,
 };
+use super::stored::StoredWriter;
+use crate::crypt::{CryptError, Recipients};
 use crate::fsutil;
 
 /// Temp files: `.<from>.part`.
@@ -39,6 +43,12 @@ pub enum FilesError {
         #[source]
         source: SegmentError,
     },
+    #[error("failed to start encrypting delta segment {path}")]
+    Encrypt {
+        path: PathBuf,
+        #[source]
+        source: CryptError,
+    },
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FilesError {
@@ -55,7 +65,9 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FilesE
 pub struct SegmentFile {
     pub from: i64,
     pub to: i64,
+    pub form: SegmentForm,
     pub path: PathBuf,
+    /// Bytes on disk (compressed and encrypted when stored so).
     pub size: u64,
 }
 
@@ -92,8 +104,7 @@ impl ChainDir {
         let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err("list delta segments in", &self.dir))?;
-            let Some((from, to)) = entry.file_name().to_str().and_then(parse_segment_file_name)
-            else {
+            let Some(name) = entry.file_name().to_str().and_then(parse_segment_name) else {
                 continue;
             };
             let meta = entry
@@ -101,14 +112,15 @@ impl ChainDir {
                 .map_err(io_err("inspect delta segment", &entry.path()))?;
             if meta.is_file() {
                 found.push(SegmentFile {
-                    from,
-                    to,
+                    from: name.from,
+                    to: name.to,
+                    form: name.form,
                     path: entry.path(),
                     size: meta.len(),
                 });
             }
         }
-        found.sort_by_key(|s| (s.from, s.to));
+        found.sort_by_key(|s| (s.from, s.to, s.form));
         Ok(found)
     }
 
@@ -132,8 +144,14 @@ impl ChainDir {
         Ok(removed)
     }
 
-    /// Opens a new segment: creates the chain dir (0700) and the temp file, writes the header.
-    pub fn open(&self, header: &SegmentHeader) -> Result<OpenSegment, FilesError> {
+    /// Opens a new segment: creates the chain dir (0700) and the temp file, writes the header
+    /// through the storing layers (gzip when `compress`, age to `recipients` when given).
+    pub fn open(
+        &self,
+        header: &SegmentHeader,
+        compress: bool,
+        recipients: Option<&Recipients>,
+    ) -> Result<OpenSegment, FilesError> {
         fsutil::create_dir_all_mode(&self.dir, 0o700)
             .map_err(io_err("create delta chain dir", &self.dir))?;
         let temp = self
@@ -146,7 +164,19 @@ impl ChainDir {
             Err(e) => return Err(io_err("remove stale delta temp file", &temp)(e)),
         }
         let file = fsutil::create_new(&temp, 0o600).map_err(io_err("create", &temp))?;
-        let writer = SegmentWriter::start(BufWriter::new(file), header).map_err(|source| {
+        let form = SegmentForm {
+            compressed: compress,
+            encrypted: recipients.is_some(),
+        };
+        let stored = StoredWriter::new(BufWriter::new(file), compress, recipients);
+        let stored = stored.map_err(|source| {
+            let _ = std::fs::remove_file(&temp);
+            FilesError::Encrypt {
+                path: temp.clone(),
+                source,
+            }
+        })?;
+        let writer = SegmentWriter::start(stored, header).map_err(|source| {
             let _ = std::fs::remove_file(&temp);
             FilesError::Segment {
                 path: temp.clone(),
@@ -158,16 +188,18 @@ impl ChainDir {
             temp,
             dir: self.dir.clone(),
             from: header.from_revision,
+            form,
         })
     }
 }
 
 /// A segment being written. Dropped without `finish`, its temp file is removed.
 pub struct OpenSegment {
-    writer: Option<SegmentWriter<BufWriter<File>>>,
+    writer: Option<SegmentWriter<StoredWriter<BufWriter<File>>>>,
     temp: PathBuf,
     dir: PathBuf,
     from: i64,
+    form: SegmentForm,
 }
 
 /// A segment made durable under its final name.
@@ -182,7 +214,8 @@ impl OpenSegment {
         self.from
     }
 
-    /// Bytes written so far.
+    /// Segment bytes written so far, before compression and encryption: the size
+    /// `etcd-snapshot-delta-max-size` caps, so a replay's memory is bounded whatever the storing.
     pub fn size(&self) -> u64 {
         self.writer.as_ref().map_or(0, |w| w.bytes_written())
     }
@@ -203,8 +236,8 @@ impl OpenSegment {
         })
     }
 
-    /// Writes the footer and checksum, fsyncs, and publishes `<from>-<to>.seg`. Blocking: call
-    /// it off the async runtime's threads.
+    /// Writes the footer and checksum, ends the storing layers, fsyncs, and publishes
+    /// `<from>-<to>.seg[.gz][.age]`. Blocking: call it off the async runtime's threads.
     pub fn finish(
         mut self,
         last_event_unix_ms: i64,
@@ -219,6 +252,7 @@ impl OpenSegment {
         let (out, footer) = writer
             .finish(last_event_unix_ms, closed_unix_ms, hashkv)
             .map_err(segment_err)?;
+        let out = out.finish().map_err(io_err("write", &self.temp))?;
         let file = out
             .into_inner()
             .map_err(|e| io_err("write", &self.temp)(e.into_error()))?;
@@ -228,14 +262,18 @@ impl OpenSegment {
             .map_err(io_err("inspect", &self.temp))?
             .len();
         drop(file);
-        let dest = self
-            .dir
-            .join(segment_file_name(self.from, footer.to_revision));
+        let name = SegmentName {
+            from: self.from,
+            to: footer.to_revision,
+            form: self.form,
+        };
+        let dest = self.dir.join(name.file_name());
         fsutil::publish_no_clobber(&self.temp, &dest).map_err(io_err("publish", &dest))?;
         Ok(Published {
             file: SegmentFile {
                 from: self.from,
                 to: footer.to_revision,
+                form: self.form,
                 path: dest,
                 size,
             },
@@ -300,7 +338,7 @@ mod tests {
             chain.list().unwrap().is_empty(),
             "no dir yet: an empty chain"
         );
-        let mut open = chain.open(&header(11)).unwrap();
+        let mut open = chain.open(&header(11), false, None).unwrap();
         open.push(&group(11)).unwrap();
         open.push(&group(13)).unwrap();
         assert_eq!(
@@ -334,7 +372,7 @@ mod tests {
     fn an_abandoned_or_crashed_segment_leaves_nothing_behind() {
         let root = tempfile::tempdir().unwrap();
         let chain = ChainDir::new(&root.path().join("snapshots"), "s-n1-1").unwrap();
-        let mut open = chain.open(&header(5)).unwrap();
+        let mut open = chain.open(&header(5), false, None).unwrap();
         open.push(&group(5)).unwrap();
         drop(open);
         assert!(names(chain.path()).is_empty(), "dropped without finish");
@@ -346,7 +384,7 @@ mod tests {
         assert_eq!(chain.remove_temp_files().unwrap(), 2);
         assert_eq!(names(chain.path()), ["notes.txt"]);
         std::fs::write(chain.path().join(".5.part"), b"half").unwrap();
-        let mut open = chain.open(&header(5)).unwrap();
+        let mut open = chain.open(&header(5), false, None).unwrap();
         open.push(&group(5)).unwrap();
         open.finish(0, 0, None).unwrap();
         assert_eq!(chain.list().unwrap().len(), 1);

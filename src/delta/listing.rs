@@ -28,9 +28,14 @@ pub struct ChainListing {
 pub struct SegmentListing {
     pub from: i64,
     pub to: i64,
+    /// Bytes on disk (after compression and encryption).
     pub size: u64,
     /// On the chain's walk from its anchor (false: after a hole, or overlapping).
     pub on_chain: bool,
+    /// Stored gzip-compressed (`.gz` in its name).
+    pub compressed: bool,
+    /// Stored age-encrypted (`.age` in its name).
+    pub encrypted: bool,
 }
 
 /// Every chain beside `snapshot_dir`, by anchor name; `anchors` are the full snapshots with a
@@ -87,6 +92,8 @@ pub fn describe(
             on_chain: reach
                 .as_ref()
                 .is_some_and(|r| r.path.contains(&(f.from, f.to))),
+            compressed: f.form.compressed,
+            encrypted: f.form.encrypted,
         })
         .collect();
     ChainListing {
@@ -101,11 +108,13 @@ pub fn describe(
 mod tests {
     use super::*;
     use crate::delta::chain::segment_file_name;
+    use crate::delta::files::{SegmentForm, SegmentName};
 
     fn file(from: i64, to: i64) -> SegmentFile {
         SegmentFile {
             from,
             to,
+            form: SegmentForm::PLAIN,
             path: segment_file_name(from, to).into(),
             size: 10,
         }
@@ -137,6 +146,19 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join(segment_file_name(from, to)), b"x").unwrap();
         }
+        // Compressed and encrypted segments continue the chain like plain ones.
+        let form = SegmentForm {
+            compressed: true,
+            encrypted: true,
+        };
+        let stored = SegmentName {
+            from: 10,
+            to: 14,
+            form,
+        }
+        .file_name();
+        let dir = crate::layout::chain_dir_for(&snapshots, "a-n1-1");
+        std::fs::write(dir.join(&stored), b"stored").unwrap();
         let anchors = [Anchor {
             file_name: "a-n1-1".into(),
             revision: 4,
@@ -145,7 +167,10 @@ mod tests {
         let chains = list_chains(&snapshots, &anchors).unwrap();
         let names: Vec<&str> = chains.iter().map(|c| c.anchor.as_str()).collect();
         assert_eq!(names, ["a-n1-1", "b-n1-2"]);
-        assert_eq!(chains[0].restorable_to, Some(9));
+        assert_eq!(chains[0].restorable_to, Some(14));
+        let last = &chains[0].segments[1];
+        assert_eq!((last.from, last.size, last.on_chain), (10, 6, true));
+        assert!(last.compressed && last.encrypted);
         assert_eq!(chains[1].restorable_to, None, "b has no known revision");
     }
 }

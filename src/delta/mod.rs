@@ -5,6 +5,8 @@
 //! - `chain`: the chain rules as pure functions (file names, the anchor, where a capture
 //!   resumes, how far a chain reaches without a hole, when a segment is flushed).
 //! - `events`: watch events grouped per revision (one transaction = one group).
+//! - `names`: segment file names (`<from>-<to>.seg[.gz][.age]`), the one parser of them.
+//! - `stored`: how a segment is stored: gzip, then age, as streams (`docs/delta-segments.md`).
 //! - `files`: segment files on disk, crash-safe (temp file, fsync, link).
 //! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
 //! - `listing`: the chains and segments `ls --deltas` shows.
@@ -20,7 +22,9 @@ pub mod chain;
 pub mod events;
 pub mod files;
 pub mod listing;
+pub mod names;
 pub mod retention;
 pub mod segment;
 pub mod session;
+pub mod stored;
 pub mod target;

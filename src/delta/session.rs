@@ -13,6 +13,9 @@ use super::chain::{Anchor, FlushPolicy, FlushReason, WatchVerdict, judge_respons
 use super::events::{RawEvent, group_events};
 use super::files::{ChainDir, FilesError, OpenSegment};
 use super::segment::{SegmentHash, SegmentHeader};
+use crate::config::encryption::EncryptionSettings;
+use crate::kube::KubeAccess;
+use crate::kube::encryption_secret::EncryptionSecretError;
 use crate::telemetry::metrics::Metrics;
 
 /// The largest watch response accepted: one revision is never split, and etcd's request limit
@@ -52,6 +55,18 @@ pub enum SessionError {
     OutOfOrder { revision: i64, expected: i64 },
     #[error("failed to write the delta segment")]
     Files(#[source] FilesError),
+    #[error("failed to read the encryption recipients for a delta segment; none was written")]
+    Keys(#[source] Box<EncryptionSecretError>),
+}
+
+/// How the session's segments are stored: compressed with `etcd-snapshot-compress`, encrypted
+/// to the snapshots' recipients, read again as each segment opens (as every save reads them),
+/// so a rotated recipients file or encryption Secret applies to the next segment.
+#[derive(Debug, Clone)]
+pub struct Storing {
+    pub compress: bool,
+    pub encryption: EncryptionSettings,
+    pub kube: KubeAccess,
 }
 
 /// The open segment and what is known about its content.
@@ -71,6 +86,7 @@ pub struct Session {
     pub next: i64,
     pub policy: FlushPolicy,
     pub metrics: Arc<Metrics>,
+    pub storing: Storing,
     open: Option<Open>,
     ids: (u64, u64),
     /// The arrival time given to the last group: the next is never earlier, so a restore to a
@@ -86,6 +102,7 @@ impl Session {
         next: i64,
         policy: FlushPolicy,
         metrics: Arc<Metrics>,
+        storing: Storing,
     ) -> Self {
         Self {
             client,
@@ -94,6 +111,7 @@ impl Session {
             next,
             policy,
             metrics,
+            storing,
             open: None,
             ids: (0, 0),
             last_arrival_ms: 0,
@@ -221,7 +239,7 @@ impl Session {
         let groups = group_events(raw, arrived)
             .map_err(|revision| SessionError::OutOfOrder { revision, expected })?;
         for group in &groups {
-            let open = self.open_segment()?;
+            let open = self.open_segment().await?;
             open.segment.push(group).map_err(SessionError::Files)?;
             open.last_event_ms = arrived;
             self.next = group.revision + 1;
@@ -234,8 +252,17 @@ impl Session {
     }
 
     /// The open segment, opened now (starting at the chain's next revision) when there is none.
-    fn open_segment(&mut self) -> Result<&mut Open, SessionError> {
+    /// Recipients that cannot be read fail it: never a plaintext segment instead (the events
+    /// are fetched again by the next session).
+    async fn open_segment(&mut self) -> Result<&mut Open, SessionError> {
         if self.open.is_none() {
+            let storing = &self.storing;
+            let recipients = crate::kube::encryption_secret::current_recipients(
+                &storing.kube,
+                &storing.encryption,
+            )
+            .await
+            .map_err(|e| SessionError::Keys(Box::new(e)))?;
             let header = SegmentHeader {
                 cluster_id: self.ids.0,
                 member_id: self.ids.1,
@@ -244,7 +271,14 @@ impl Session {
                 from_revision: self.next,
                 opened_unix: unix_ms() / 1000,
             };
-            let segment = self.chain.open(&header).map_err(SessionError::Files)?;
+            // Off the runtime's threads: it creates files, and a passphrase runs scrypt.
+            let (chain, compress) = (self.chain.clone(), storing.compress);
+            let segment = tokio::task::spawn_blocking(move || {
+                chain.open(&header, compress, recipients.as_ref())
+            })
+            .await
+            .map_err(|e| joined(&self.chain, "open a delta segment in", e))?
+            .map_err(SessionError::Files)?;
             self.open = Some(Open {
                 segment,
                 opened: Instant::now(),
@@ -273,13 +307,7 @@ impl Session {
             open.segment.finish(last_event_ms, closed_ms, hash)
         })
         .await
-        .map_err(|e| {
-            SessionError::Files(FilesError::Io {
-                action: "finish",
-                path: self.chain.path().to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        })?
+        .map_err(|e| joined(&self.chain, "finish a delta segment in", e))?
         .map_err(SessionError::Files)?;
         self.metrics
             .delta()
@@ -313,6 +341,15 @@ impl Session {
             Err(_) => None,
         }
     }
+}
+
+/// A blocking segment task that did not return (it panicked or the runtime is going away).
+fn joined(chain: &ChainDir, action: &'static str, e: tokio::task::JoinError) -> SessionError {
+    SessionError::Files(FilesError::Io {
+        action,
+        path: chain.path().to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 /// Unix time in milliseconds.

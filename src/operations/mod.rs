@@ -194,6 +194,11 @@ impl Operations {
         self
     }
 
+    /// The Kubernetes access (the delta capture reads the encryption Secret through it).
+    pub fn kube(&self) -> &KubeAccess {
+        &self.kube
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -63,6 +63,13 @@ pub async fn restore_snapshot(
     // refused restore on a new host leaves the data dir exactly as it was.
     let created = CreatedDirs::ensure(&[&config.snapshot.dir, &plan.db_dir])?;
     let staged = async {
+        // Encrypted segments no identity opens are refused before anything is fetched.
+        let keys = match point {
+            Some(point) => super::replay::segment_keys(config, point)
+                .await
+                .map_err(|e| ResetError::Replay(Box::new(e)))?,
+            None => None,
+        };
         let (input, object_keys) = fetch(config, &plan, token).await?;
         // The decrypted and extracted copies are removed whatever happens next.
         let decrypted = decrypt(config, &plan, &input, object_keys).await?;
@@ -70,7 +77,7 @@ pub async fn restore_snapshot(
         let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
         // The replayed copy (in its own dir beside the staging dir) lives until staged.
         let replayed = match point {
-            Some(point) => Some(replay(config, &plan, extracted.path(), point).await?),
+            Some(point) => Some(replay(config, &plan, extracted.path(), point, keys).await?),
             None => None,
         };
         let input = replayed
@@ -112,12 +119,13 @@ async fn replay(
     plan: &RestorePlan,
     snapshot: &Path,
     point: &PointInTime,
+    keys: super::replay::SegmentKeys,
 ) -> Result<Replayed, ResetError> {
     let size = std::fs::metadata(snapshot).map(|m| m.len()).unwrap_or(0);
     let needed = size.saturating_mul(2).saturating_add(WAL_ALLOWANCE);
     check_free_space(&plan.db_dir, needed.saturating_add(plan.space_needed(size)))?;
     tracing::info!(to = %point.to, anchor = %point.plan.anchor.file_name, "replaying the delta chain");
-    super::replay::replay(config, snapshot, plan.replay_dir.clone(), point)
+    super::replay::replay(config, snapshot, plan.replay_dir.clone(), point, keys)
         .await
         .map_err(|e| ResetError::Replay(Box::new(e)))
 }

@@ -10,7 +10,7 @@ use super::ReplayError;
 use crate::config::DesiredConfig;
 use crate::config::restore_to::RestoreTo;
 use crate::delta::capture::anchor_of;
-use crate::delta::files::ChainDir;
+use crate::delta::files::{ChainDir, SegmentFile};
 use crate::delta::target::{ChainView, TargetPlan, plan_target};
 use crate::store::local::LocalStore;
 
@@ -21,6 +21,8 @@ pub struct PointInTime {
     pub to: RestoreTo,
     pub plan: TargetPlan,
     pub chain: ChainDir,
+    /// The chain's segment files as listed when planned (every form; `segment` finds one).
+    pub files: Vec<SegmentFile>,
     /// The snapshot the restore reads: as given, or the chosen anchor (its local path, or its
     /// object name with etcd-s3 on).
     pub restore_path: String,
@@ -62,6 +64,7 @@ pub fn plan_point_in_time(
     }
     let plan = plan_target(to, &chains)?;
     let chain = ChainDir::new(&dir, &plan.anchor.file_name)?;
+    let files = chain.list()?;
     let restore_path = match restore_path {
         Some(given) => given.to_string(),
         None if s3 => plan.anchor.file_name.clone(),
@@ -71,8 +74,25 @@ pub fn plan_point_in_time(
         to: to.clone(),
         plan,
         chain,
+        files,
         restore_path,
     })
+}
+
+impl PointInTime {
+    /// The file of segment `(from, to)` on the plan's path: any stored form (two files of one
+    /// range hold the same segment; the first listed is taken).
+    pub fn segment(&self, (from, to): (i64, i64)) -> Option<&SegmentFile> {
+        self.files.iter().find(|f| (f.from, f.to) == (from, to))
+    }
+
+    /// The plan's segment files that are encrypted.
+    pub fn encrypted_segments(&self) -> impl Iterator<Item = &SegmentFile> {
+        let path = &self.plan.path;
+        self.files
+            .iter()
+            .filter(|f| f.form.encrypted && path.contains(&(f.from, f.to)))
+    }
 }
 
 /// Every full snapshot in `dir` with a recorded revision, with its chain's segments.

@@ -39,6 +39,23 @@ pub enum ReplayError {
         #[source]
         source: SegmentError,
     },
+    #[error(
+        "refused delta segment {path}: it cannot be read back through its compression or encryption; a restore to a revision before {from} does not read it"
+    )]
+    Stored {
+        path: PathBuf,
+        from: i64,
+        #[source]
+        source: Box<crate::delta::stored::StoredError>,
+    },
+    #[error("refused encrypted delta segment {path} before replaying anything")]
+    SegmentKeys {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::delta::stored::StoredError>,
+    },
+    #[error("failed to read the encryption identities for the delta chain's encrypted segments")]
+    Identities(#[source] Box<crate::kube::encryption_secret::EncryptionSecretError>),
     #[error("refused delta segment {path}: its {field} is {found}, expected {expected}")]
     Misplaced {
         path: PathBuf,

@@ -4,6 +4,8 @@
 //! snapshot handed to the normal restore, which verifies, stages, proves and swaps it in with
 //! rollback exactly as for any snapshot (revision bump included).
 //!
+//! Encrypted segments are opened with this host's identities: every one on the path is checked
+//! before the anchor is restored (`segment_keys`), then each is read through its layers.
 //! Checks: each segment's checksum and header before any of it is applied (a corrupted one is
 //! refused by name; a target before it never reads it); each transaction must land at its
 //! original revision; at every segment end passed, the recorded `HashKV` must equal the
@@ -20,13 +22,17 @@ mod segments;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use apply::REGRANTED_LEASE_TTL_SECS;
 pub use chains::{PointInTime, plan_point_in_time};
 pub use error::ReplayError;
 
 use crate::config::DesiredConfig;
+use crate::crypt::Identities;
+use crate::delta::chain::segment_file_name;
 use crate::delta::segment::{RevisionGroup, Segment, SegmentHash};
+use crate::delta::stored::check_keys;
 use crate::delta::target::Goal;
 use crate::etcd::standalone::StandaloneEtcd;
 use apply::{HashVerdict, group_txn, judge_hash, leases_to_grant};
@@ -60,13 +66,47 @@ impl Replayed {
 
 const SNAPSHOT_FILE: &str = "replayed.db";
 
+/// The identities the replay opens encrypted segments with.
+pub type SegmentKeys = Option<Arc<Identities>>;
+
+/// The pre-flight of the chain's encrypted segments, before anything is restored or applied:
+/// reads this host's identities (the identity file's and the encryption Secret's, as for
+/// snapshots) when any segment on the plan's path is encrypted, and opens each one's header
+/// with them. A segment none opens is refused by name, with the fingerprints it needs.
+pub async fn segment_keys(
+    config: &DesiredConfig,
+    point: &PointInTime,
+) -> Result<SegmentKeys, ReplayError> {
+    let encrypted: Vec<PathBuf> = point.encrypted_segments().map(|f| f.path.clone()).collect();
+    if encrypted.is_empty() {
+        return Ok(None);
+    }
+    let identities = crate::kube::encryption_secret::command_identities(config)
+        .await
+        .map_err(|e| ReplayError::Identities(Box::new(e)))?
+        .map(Arc::new);
+    let keys = identities.clone();
+    tokio::task::spawn_blocking(move || {
+        encrypted.into_iter().try_for_each(|path| {
+            check_keys(&path, keys.as_deref()).map_err(|source| ReplayError::SegmentKeys {
+                path,
+                source: Box::new(source),
+            })
+        })
+    })
+    .await??;
+    Ok(identities)
+}
+
 /// Replays `point` onto `snapshot` (the anchor's plain database file) in `work_dir` (created
-/// here; removed with everything in it when the result is dropped or on failure).
+/// here; removed with everything in it when the result is dropped or on failure); encrypted
+/// segments are opened with `keys` (`segment_keys`).
 pub async fn replay(
     config: &DesiredConfig,
     snapshot: &Path,
     work_dir: PathBuf,
     point: &PointInTime,
+    keys: SegmentKeys,
 ) -> Result<Replayed, ReplayError> {
     let dir = WorkDir::create(work_dir)?;
     let tool = crate::restore::select_restore_tool(&config.etcd.binary)
@@ -76,7 +116,7 @@ pub async fn replay(
     let data = member::restore(&tool, snapshot, &dir.0, &unique).await?;
     let etcd = member::start(&config.etcd.binary, &data).await?;
     let keep_alive = member::KeepAlive::start(etcd.client());
-    let replayed = run(&etcd, point).await;
+    let replayed = run(&etcd, point, keys).await;
     keep_alive.stop().await;
     let saved = match replayed {
         Ok(report) => member::save_snapshot(&mut etcd.client(), &dir.0.join(SNAPSHOT_FILE))
@@ -101,7 +141,11 @@ pub async fn replay(
 }
 
 /// Streams the plan's segments into the member, one at a time.
-async fn run(etcd: &StandaloneEtcd, point: &PointInTime) -> Result<ReplayReport, ReplayError> {
+async fn run(
+    etcd: &StandaloneEtcd,
+    point: &PointInTime,
+    keys: SegmentKeys,
+) -> Result<ReplayReport, ReplayError> {
     let mut client = etcd.client();
     let plan = &point.plan;
     let snapshot_revision = member_revision(&mut client).await?;
@@ -130,10 +174,15 @@ async fn run(etcd: &StandaloneEtcd, point: &PointInTime) -> Result<ReplayReport,
             stopped = true;
             break;
         }
-        let (chain, anchor) = (point.chain.clone(), plan.anchor.clone());
-        let (path, segment) =
-            tokio::task::spawn_blocking(move || segments::read_segment(&chain, &anchor, range))
-                .await??;
+        let file = point
+            .segment(range)
+            .cloned()
+            .ok_or_else(|| missing(point, range))?;
+        let (anchor, keys) = (plan.anchor.clone(), keys.clone());
+        let (path, segment) = tokio::task::spawn_blocking(move || {
+            segments::read_segment(&file, &anchor, keys.as_deref())
+        })
+        .await??;
         report.segments += 1;
         last_closed = Some(segment.footer.closed_unix_ms);
         let mut replay = SegmentReplay {
@@ -162,6 +211,14 @@ async fn run(etcd: &StandaloneEtcd, point: &PointInTime) -> Result<ReplayReport,
         });
     }
     Ok(report)
+}
+
+/// A segment on the plan's path that was not listed (removed since): named as a plain file.
+fn missing(point: &PointInTime, (from, to): (i64, i64)) -> ReplayError {
+    ReplayError::SegmentRead {
+        path: point.chain.path().join(segment_file_name(from, to)),
+        source: std::io::ErrorKind::NotFound.into(),
+    }
 }
 
 /// One segment being applied to the member.

@@ -3,14 +3,18 @@
 //! resumes with no gap or duplicate, and a compaction past the chain ends it and re-anchors on
 //! a new full snapshot; segments live as long as their full snapshot (delete, prune and its dry
 //! run, orphan healing); a point-in-time restore replays a chain and brings back exactly the
-//! recorded state (`replay`, with the load generator in `load`). Each test is bounded by its
-//! polls (seconds). The tests are in `capture`, `retention` and `replay`; this module holds
+//! recorded state (`replay`, with the load generator in `load`); segments compressed and
+//! encrypted like snapshots decrypt with `age` and replay with their keys (`pipeline`), and
+//! follow the encryption Secret (`secret`). Each test is bounded by its polls (seconds). The
+//! tests are in `capture`, `retention`, `replay`, `pipeline` and `secret`; this module holds
 //! what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
 mod load;
+mod pipeline;
 mod replay;
 mod retention;
+mod secret;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

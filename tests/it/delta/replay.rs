@@ -56,7 +56,7 @@ fn kill_server_and_etcd(node: &Node, server: &mut TestServer) {
 }
 
 /// Restores with `args`, expecting success and a replay report; returns stdout.
-fn restore_ok(node: &Node, args: &[&str]) -> String {
+pub(super) fn restore_ok(node: &Node, args: &[&str]) -> String {
     let out = node.restore(args);
     let (stdout, stderr) = text(&out);
     assert!(
@@ -72,7 +72,7 @@ fn restore_ok(node: &Node, args: &[&str]) -> String {
 
 /// Starts the node normally (which clears the reset-flag, so the next restore may run), reads
 /// every key, stops it.
-async fn restored_state(node: &Node) -> Vec<KeyState> {
+pub(super) async fn restored_state(node: &Node) -> Vec<KeyState> {
     let mut server = node.start(&[]);
     let mut client = tls_client(&node.endpoint(), &node.tls_dir()).await;
     let keys = state(&mut client, None).await;
@@ -83,7 +83,7 @@ async fn restored_state(node: &Node) -> Vec<KeyState> {
 }
 
 /// The keys the load wrote (the server's own bootstrap keys are not the test's).
-fn load_keys(all: Vec<KeyState>) -> Vec<KeyState> {
+pub(super) fn load_keys(all: Vec<KeyState>) -> Vec<KeyState> {
     all.into_iter()
         .filter(|k| k.0.starts_with("/load/"))
         .collect()

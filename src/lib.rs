@@ -15,7 +15,8 @@
 //! - `telemetry`: logging (and its settings), Prometheus/OpenMetrics metrics and the CLI's
 //!   `--progress` reporting; below everything it observes, so the save pipeline reports to it.
 //! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
-//!   writer of the save pipeline and the decrypting reader every read path uses.
+//!   writer of the save pipeline and the decrypting reader every read path uses, and age headers
+//!   that name their recipients (`crypt::named`).
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline (its parallel zip writer, `snapshot::zipstream`, picks LZ77, Huffman-only or
 //!   stored Deflate per 64 KiB segment), verification of a file (`snapshot::verify`, read-only, used by restore and
@@ -45,7 +46,8 @@
 //!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
 //! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
-//!   newest full snapshot's revision and writes segments beside the snapshot dir, chain
+//!   newest full snapshot's revision and writes segments beside the snapshot dir (named by
+//!   `delta::names`, compressed and encrypted as they stream by `delta::stored`), chain
 //!   retention (a chain lives as long as its full snapshot), and where a point-in-time restore
 //!   goes (`delta::target`); above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.

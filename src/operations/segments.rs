@@ -1,0 +1,174 @@
+//! Delta segments to S3: one upload pass copies every published local segment that the bucket
+//! lacks (`delta::upload` decides which) to `<folder>/.deltas/<snapshot>/.metadata/<segment>`,
+//! each with the snapshot uploads' retries and object metadata. The segment uploader
+//! (`scheduler::segments`) runs a pass every `etcd-snapshot-delta-period`, so a new segment
+//! reaches S3 within about one period, and whatever an outage, a restart or S3 being switched
+//! on later left behind goes on the next pass that reaches S3 (the backfill is the same pass).
+//!
+//! The capture never waits for S3: it writes locally, and this pass only reads its files. What
+//! is in S3 is remembered between passes (`SegmentsInS3`), so a pass lists a chain's objects
+//! once, not every period; a failed upload forgets nothing but ends the pass (the next one
+//! retries), and a new S3 session or configuration starts from a fresh listing.
+//!
+//! Runs outside the writer lock: a `delete` or retention removing a chain while a segment of it
+//! is being uploaded can leave that object behind in S3; retention runs that delete remove such
+//! orphans (`chains::heal_s3_orphans`).
+
+use std::collections::BTreeSet;
+
+use super::{FailedItem, Operations, error_chain, replicate};
+use crate::config::DesiredConfig;
+use crate::delta::upload::{InS3, chains_to_list, file_name, local_chains, missing, plan_uploads};
+use crate::store::s3::S3Store;
+use crate::store::s3::retry::RetryPolicy;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentUploadReport {
+    /// Uploaded segments, as `<snapshot>/<segment file name>`.
+    pub uploaded: Vec<String>,
+    /// What failed: a segment's upload, or reaching or listing S3 (named `S3`).
+    pub failed: Vec<FailedItem>,
+    /// Local segments still missing from S3 after the pass.
+    pub pending: usize,
+}
+
+/// The uploader's state between passes: its S3 session and what it knows is in the bucket.
+#[derive(Debug, Default)]
+pub struct SegmentsInS3 {
+    session: Option<S3Store>,
+    known: InS3,
+}
+
+impl SegmentsInS3 {
+    /// Forgets the session and the listing (a configuration change: maybe another bucket).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+impl Operations {
+    /// One upload pass (see the module doc); does nothing when S3 is off or there are no
+    /// segments. Sets the pending-segments gauge.
+    pub async fn upload_segments(
+        &self,
+        config: &DesiredConfig,
+        state: &mut SegmentsInS3,
+    ) -> SegmentUploadReport {
+        let mut report = SegmentUploadReport::default();
+        let Some(s3) = &config.s3 else {
+            return report;
+        };
+        let chains = match local_chains(&config.snapshot.dir) {
+            Ok(chains) => chains,
+            Err(e) => {
+                report.failed.push(s3_failure(error_chain(&e)));
+                return report;
+            }
+        };
+        let unknown = missing(&chains, &state.known).len();
+        if unknown == 0 {
+            self.metrics.delta().set_s3_pending(0);
+            return report;
+        }
+        report.pending = unknown;
+        let passed = self
+            .upload_pass(config, s3, &chains, state, &mut report)
+            .await;
+        if let Err(message) = passed {
+            // Reconnect next time: the session may be what failed.
+            state.session = None;
+            report.failed.push(s3_failure(message));
+        }
+        self.metrics.delta().set_s3_pending(report.pending as u64);
+        report
+    }
+
+    /// Connects (or reuses the session), lists what is needed and uploads the plan, stopping at
+    /// the first failed upload; errors come back as text.
+    async fn upload_pass(
+        &self,
+        config: &DesiredConfig,
+        s3: &crate::config::desired::S3Settings,
+        chains: &[crate::delta::upload::LocalChain],
+        state: &mut SegmentsInS3,
+        report: &mut SegmentUploadReport,
+    ) -> Result<(), String> {
+        let effective = self.effective(config).await;
+        let s3 = effective.s3.as_ref().unwrap_or(s3);
+        let remote = match state.session.take() {
+            Some(remote) => remote,
+            None => {
+                state.known.clear();
+                replicate::connect(&self.kube, &effective, s3)
+                    .await
+                    .map_err(|e| error_chain(&e))?
+            }
+        };
+        let snapshots: BTreeSet<String> = remote
+            .list()
+            .await
+            .map_err(|e| error_chain(&e))?
+            .into_iter()
+            .map(|r| r.file_name)
+            .collect();
+        // Chains whose snapshot left S3 are forgotten: their objects went with it.
+        state.known.retain(|anchor, _| snapshots.contains(anchor));
+        let gaps = missing(chains, &state.known);
+        for anchor in chains_to_list(&gaps, &state.known, &snapshots) {
+            let listed = remote
+                .list_chain(anchor)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            let names = listed.into_iter().map(|o| (o.name, o.size)).collect();
+            state.known.insert(anchor.to_string(), names);
+        }
+        let plan = plan_uploads(chains, &state.known, &snapshots);
+        report.pending = plan.upload.len() + plan.waiting;
+        let metadata = replicate::object_metadata(&effective, &remote);
+        for (anchor, segment) in plan.upload {
+            if !segment.path.exists() {
+                // Its chain was removed meanwhile (delete, retention).
+                report.pending -= 1;
+                continue;
+            }
+            let name = file_name(segment);
+            let sent = remote
+                .upload_segment(
+                    &segment.path,
+                    anchor,
+                    name,
+                    &metadata,
+                    RetryPolicy::default(),
+                )
+                .await;
+            if let Err(e) = sent {
+                self.metrics.delta().s3_upload_failed();
+                tracing::warn!(snapshot = %anchor, segment = %name, error = %error_chain(&e), "failed to upload a delta segment to S3; it is retried on the next pass");
+                report.failed.push(FailedItem {
+                    name: format!("{anchor}/{name}"),
+                    message: error_chain(&e),
+                });
+                state.session = Some(remote);
+                return Ok(());
+            }
+            self.metrics.delta().s3_uploaded();
+            report.pending -= 1;
+            report.uploaded.push(format!("{anchor}/{name}"));
+            state
+                .known
+                .entry(anchor.to_string())
+                .or_default()
+                .insert(name.to_string(), segment.size);
+        }
+        state.session = Some(remote);
+        Ok(())
+    }
+}
+
+fn s3_failure(message: String) -> FailedItem {
+    FailedItem {
+        name: "S3".into(),
+        message,
+    }
+}

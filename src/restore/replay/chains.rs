@@ -1,9 +1,11 @@
 //! Choosing what a point-in-time restore replays: the full snapshots of a snapshot dir that
 //! anchor a chain (those with a recorded revision), their segments by name, and the plan
-//! `delta::target::plan_target` makes of them. The segments are local: they are read from the
-//! `.deltas` dir beside the snapshot dir the anchor lives in (for an S3 anchor, this node's
-//! snapshot dir).
+//! `delta::target::plan_target` makes of them. Local segments are read from the `.deltas` dir
+//! beside the snapshot dir the anchor lives in (for an S3 anchor, this node's snapshot dir);
+//! with `etcd-s3` on, the bucket's anchors and chains (`s3`) join them: a segment on disk is
+//! read from disk, one only in S3 is downloaded when the replay reaches it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::ReplayError;
@@ -21,17 +23,29 @@ pub struct PointInTime {
     pub to: RestoreTo,
     pub plan: TargetPlan,
     pub chain: ChainDir,
+    /// Segments of the plan that are not on disk, by range: their object names in the chain's
+    /// S3 prefix (downloaded by the replay, one at a time).
+    pub from_s3: BTreeMap<(i64, i64), String>,
     /// The snapshot the restore reads: as given, or the chosen anchor (its local path, or its
     /// object name with etcd-s3 on).
     pub restore_path: String,
 }
 
-/// Resolves `to` against the anchors of the snapshot dir: only `restore_path`'s snapshot when
-/// it is given, else every local one.
+/// A chain in S3: its anchor (the S3 copy's recorded revision) and its segment objects by range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteChain {
+    pub anchor: crate::delta::chain::Anchor,
+    pub segments: BTreeMap<(i64, i64), String>,
+}
+
+/// Resolves `to` against the anchors of the snapshot dir and `remote` (the bucket's, with S3
+/// on): only `restore_path`'s snapshot when it is given, else every one. A snapshot on disk
+/// and in S3 is one anchor, its segments the union of both, disk first.
 pub fn plan_point_in_time(
     config: &DesiredConfig,
     restore_path: Option<&str>,
     to: &RestoreTo,
+    remote: Vec<RemoteChain>,
 ) -> Result<PointInTime, ReplayError> {
     let s3 = config.s3.is_some();
     let (dir, only) = match restore_path {
@@ -50,7 +64,17 @@ pub fn plan_point_in_time(
             (parent.to_path_buf(), Some(name))
         }
     };
-    let mut chains = local_chains(config, &dir)?;
+    let mut chains = local_chains(config, &dir, s3)?;
+    let on_disk: BTreeMap<String, BTreeSet<(i64, i64)>> = chains
+        .iter()
+        .map(|c| {
+            (
+                c.anchor.file_name.clone(),
+                c.segments.iter().copied().collect(),
+            )
+        })
+        .collect();
+    let remote = merge_remote(&mut chains, remote);
     if let Some(name) = &only {
         chains.retain(|c| &c.anchor.file_name == name);
         if chains.is_empty() {
@@ -62,6 +86,14 @@ pub fn plan_point_in_time(
     }
     let plan = plan_target(to, &chains)?;
     let chain = ChainDir::new(&dir, &plan.anchor.file_name)?;
+    let local = on_disk.get(&plan.anchor.file_name);
+    let objects = remote.get(&plan.anchor.file_name);
+    let from_s3 = plan
+        .path
+        .iter()
+        .filter(|range| !local.is_some_and(|l| l.contains(*range)))
+        .filter_map(|range| Some((*range, objects?.get(range)?.clone())))
+        .collect();
     let restore_path = match restore_path {
         Some(given) => given.to_string(),
         None if s3 => plan.anchor.file_name.clone(),
@@ -71,12 +103,50 @@ pub fn plan_point_in_time(
         to: to.clone(),
         plan,
         chain,
+        from_s3,
         restore_path,
     })
 }
 
-/// Every full snapshot in `dir` with a recorded revision, with its chain's segments.
-fn local_chains(config: &DesiredConfig, dir: &Path) -> Result<Vec<ChainView>, ReplayError> {
+/// Adds the S3 chains to the local ones (an anchor in both keeps its local record and gains
+/// the S3 segments it lacks); returns the S3 segment names by anchor and range.
+fn merge_remote(
+    chains: &mut Vec<ChainView>,
+    remote: Vec<RemoteChain>,
+) -> BTreeMap<String, BTreeMap<(i64, i64), String>> {
+    let mut names = BTreeMap::new();
+    for chain in remote {
+        let ranges: Vec<(i64, i64)> = chain.segments.keys().copied().collect();
+        match chains
+            .iter_mut()
+            .find(|c| c.anchor.file_name == chain.anchor.file_name)
+        {
+            Some(local) => {
+                let have: BTreeSet<(i64, i64)> = local.segments.iter().copied().collect();
+                local
+                    .segments
+                    .extend(ranges.into_iter().filter(|r| !have.contains(r)));
+            }
+            None => chains.push(ChainView {
+                anchor: chain.anchor.clone(),
+                segments: ranges,
+            }),
+        }
+        names.insert(chain.anchor.file_name, chain.segments);
+    }
+    names
+}
+
+/// Every full snapshot in `dir` with a recorded revision, with its chain's segments. With S3
+/// on, a missing dir (a new host) holds none.
+fn local_chains(
+    config: &DesiredConfig,
+    dir: &Path,
+    s3: bool,
+) -> Result<Vec<ChainView>, ReplayError> {
+    if s3 && !dir.exists() {
+        return Ok(Vec::new());
+    }
     let listing = |source| ReplayError::Listing {
         dir: dir.to_path_buf(),
         source: Box::new(source),
@@ -151,7 +221,8 @@ mod tests {
         snapshot(&dir, "etcd-snapshot-n1-3000", None, &[]);
 
         // Chosen: the newest anchor whose chain reaches revision 150, by its local path.
-        let point = plan_point_in_time(&local, None, &RestoreTo::Revision(150)).unwrap();
+        let point =
+            plan_point_in_time(&local, None, &RestoreTo::Revision(150), Vec::new()).unwrap();
         assert_eq!(point.plan.anchor.file_name, "etcd-snapshot-n1-1000");
         assert_eq!(
             (point.plan.goal, point.plan.path.clone()),
@@ -166,9 +237,11 @@ mod tests {
 
         // Given: only that snapshot's chain counts, and the path stays as given.
         let newer = dir.join("etcd-snapshot-n1-2000").display().to_string();
-        let err = plan_point_in_time(&local, Some(&newer), &RestoreTo::Revision(150)).unwrap_err();
+        let err = plan_point_in_time(&local, Some(&newer), &RestoreTo::Revision(150), Vec::new())
+            .unwrap_err();
         assert!(matches!(err, ReplayError::Target(_)), "{err}");
-        let point = plan_point_in_time(&local, Some(&newer), &RestoreTo::Latest).unwrap();
+        let point =
+            plan_point_in_time(&local, Some(&newer), &RestoreTo::Latest, Vec::new()).unwrap();
         assert_eq!(
             (point.restore_path, point.plan.goal),
             (newer, Goal::Revision(260))
@@ -176,7 +249,8 @@ mod tests {
 
         // A snapshot without a recorded revision anchors nothing: said, with what to do.
         let bare = dir.join("etcd-snapshot-n1-3000").display().to_string();
-        let err = plan_point_in_time(&local, Some(&bare), &RestoreTo::Latest).unwrap_err();
+        let err =
+            plan_point_in_time(&local, Some(&bare), &RestoreTo::Latest, Vec::new()).unwrap_err();
         assert!(
             matches!(err, ReplayError::NoRecordedRevision { .. }),
             "{err}"
@@ -189,7 +263,53 @@ mod tests {
 
         // With S3 on, the chosen snapshot is named as the object the restore downloads.
         let s3 = config(data.path(), true);
-        let point = plan_point_in_time(&s3, None, &RestoreTo::Latest).unwrap();
+        let point = plan_point_in_time(&s3, None, &RestoreTo::Latest, Vec::new()).unwrap();
         assert_eq!(point.restore_path, "etcd-snapshot-n1-2000");
+    }
+
+    #[test]
+    fn segments_on_disk_are_read_from_disk_and_the_bucket_fills_the_rest() {
+        use crate::delta::chain::Anchor;
+        let data = tempfile::tempdir().unwrap();
+        let s3 = config(data.path(), true);
+        let dir = s3.snapshot.dir.clone();
+        snapshot(&dir, "etcd-snapshot-n1-1000", Some(100), &[(101, 200)]);
+        let remote = |name: &str, revision: i64, ranges: &[(i64, i64)]| RemoteChain {
+            anchor: Anchor {
+                file_name: name.into(),
+                revision,
+                // As the name says.
+                created_unix: name.rsplit('-').next().unwrap().parse().unwrap(),
+            },
+            segments: ranges
+                .iter()
+                .map(|&(f, t)| ((f, t), segment_file_name(f, t)))
+                .collect(),
+        };
+        let chains = vec![
+            remote("etcd-snapshot-n1-1000", 100, &[(101, 200), (201, 300)]),
+            // Only in S3 (a new host, or removed here): chosen by the bucket's record alone.
+            remote("etcd-snapshot-n1-2000", 400, &[(401, 450)]),
+        ];
+        let point =
+            plan_point_in_time(&s3, None, &RestoreTo::Revision(250), chains.clone()).unwrap();
+        assert_eq!(point.plan.anchor.file_name, "etcd-snapshot-n1-1000");
+        assert_eq!(point.plan.path, [(101, 200), (201, 300)]);
+        let wanted = BTreeMap::from([((201, 300), segment_file_name(201, 300))]);
+        assert_eq!(point.from_s3, wanted, "the local segment is not downloaded");
+
+        let point = plan_point_in_time(&s3, None, &RestoreTo::Latest, chains.clone()).unwrap();
+        assert_eq!(point.plan.anchor.file_name, "etcd-snapshot-n1-2000");
+        assert_eq!(point.restore_path, "etcd-snapshot-n1-2000");
+        assert_eq!(point.from_s3.len(), 1);
+
+        // A new host: no snapshot dir at all, everything from the bucket.
+        let fresh = tempfile::tempdir().unwrap();
+        let new_host = config(fresh.path(), true);
+        let given = "etcd-snapshot-n1-1000";
+        let point =
+            plan_point_in_time(&new_host, Some(given), &RestoreTo::Revision(300), chains).unwrap();
+        assert_eq!(point.restore_path, given);
+        assert_eq!(point.from_s3.len(), 2);
     }
 }

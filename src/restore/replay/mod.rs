@@ -9,21 +9,24 @@
 //! original revision; at every segment end passed, the recorded `HashKV` must equal the
 //! member's; at the end the member's revision must be the target. Memory holds one segment.
 //!
-//! `chains` chooses the anchor and segments (`delta::target` decides), `segments` reads one,
+//! `chains` chooses the anchor and segments (`delta::target` decides), `s3` adds the bucket's
+//! chains and downloads segments that are only there, `segments` reads one,
 //! `apply` is the pure mapping of a group to a transaction, `member` the throwaway etcd.
 
 mod apply;
 mod chains;
 mod error;
 mod member;
+mod s3;
 mod segments;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use apply::REGRANTED_LEASE_TTL_SECS;
-pub use chains::{PointInTime, plan_point_in_time};
+pub use chains::{PointInTime, RemoteChain, plan_point_in_time};
 pub use error::ReplayError;
+pub use s3::plan_with_bucket;
 
 use crate::config::DesiredConfig;
 use crate::delta::segment::{RevisionGroup, Segment, SegmentHash};
@@ -76,7 +79,10 @@ pub async fn replay(
     let data = member::restore(&tool, snapshot, &dir.0, &unique).await?;
     let etcd = member::start(&config.etcd.binary, &data).await?;
     let keep_alive = member::KeepAlive::start(etcd.client());
-    let replayed = run(&etcd, point).await;
+    let replayed = match s3::SegmentSource::new(config, point, &dir.0).await {
+        Ok(mut source) => run(&etcd, point, &mut source).await,
+        Err(e) => Err(e),
+    };
     keep_alive.stop().await;
     let saved = match replayed {
         Ok(report) => member::save_snapshot(&mut etcd.client(), &dir.0.join(SNAPSHOT_FILE))
@@ -101,7 +107,11 @@ pub async fn replay(
 }
 
 /// Streams the plan's segments into the member, one at a time.
-async fn run(etcd: &StandaloneEtcd, point: &PointInTime) -> Result<ReplayReport, ReplayError> {
+async fn run(
+    etcd: &StandaloneEtcd,
+    point: &PointInTime,
+    source: &mut s3::SegmentSource,
+) -> Result<ReplayReport, ReplayError> {
     let mut client = etcd.client();
     let plan = &point.plan;
     let snapshot_revision = member_revision(&mut client).await?;
@@ -130,7 +140,8 @@ async fn run(etcd: &StandaloneEtcd, point: &PointInTime) -> Result<ReplayReport,
             stopped = true;
             break;
         }
-        let (chain, anchor) = (point.chain.clone(), plan.anchor.clone());
+        let chain = source.chain_for(point, range).await?;
+        let anchor = plan.anchor.clone();
         let (path, segment) =
             tokio::task::spawn_blocking(move || segments::read_segment(&chain, &anchor, range))
                 .await??;

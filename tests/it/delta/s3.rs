@@ -3,7 +3,8 @@
 //! bytes it has on disk, and the snapshot listing never shows one; an S3 outage while segments
 //! accumulate loses nothing (the capture keeps writing locally, and once S3 is back every
 //! segment is uploaded, no gap); `prune --dry-run` shows the S3 chain that would go with a
-//! pruned S3 copy and removes nothing, and `delete` removes it; a point-in-time restore on a new
+//! pruned S3 copy and removes nothing, `delete` removes it, and `prune` removes an S3 chain
+//! whose snapshot is gone; a point-in-time restore on a new
 //! host (fresh data dir, the token, the S3 settings) brings back the recorded state from the
 //! bucket alone.
 
@@ -178,6 +179,39 @@ async fn segments_reach_s3_with_their_bytes_stay_out_of_ls_and_go_with_their_sna
     assert!(stdout.contains(&said), "{stdout}");
     assert!(segment_bytes(&s3_chain_dir(&s3, &old_anchor)).is_empty());
     assert!(!old.exists());
+    // An S3 chain whose snapshot is gone (a removal cut short) goes at the next retention run
+    // that deletes.
+    let orphan = "etcd-snapshot-n1-1000000000";
+    let seg = etcd_snapshot::delta::chain::segment_file_name(2, 2);
+    s3.put_raw(
+        BUCKET,
+        &format!("f/.deltas/{orphan}/.metadata/{seg}"),
+        b"segment",
+    );
+    let out = server.cli(&[
+        "prune",
+        "--name",
+        "etcd-snapshot",
+        "--snapshot-retention",
+        "1",
+        "-o",
+        "json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let healed = json["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == orphan)
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(
+        healed["deltaChain"]["location"],
+        format!("s3://{BUCKET}/f/.deltas/{orphan}/.metadata/").as_str()
+    );
+    assert_eq!(healed["deltaChain"]["segments"], 1);
+    assert!(segment_bytes(&s3_chain_dir(&s3, orphan)).is_empty());
     // The next chain keeps going to S3.
     let names = snapshots(data.path());
     let next = deltas_dir(data.path()).join(&names[0]);

@@ -50,7 +50,8 @@ pub fn file_name(segment: &SegmentFile) -> &str {
 pub struct UploadPlan<'a> {
     /// (anchor, segment) to upload, chain by chain, each chain in revision order.
     pub upload: Vec<(&'a str, &'a SegmentFile)>,
-    /// Segments missing from S3 whose full snapshot is not in S3 (yet).
+    /// Segments missing from S3 whose full snapshot is not there yet but is to be copied (the
+    /// backfill's plan): they go once it is.
     pub waiting: usize,
 }
 
@@ -84,17 +85,20 @@ pub fn chains_to_list<'a>(
     anchors.into_iter().collect()
 }
 
-/// The uploads of a pass: each missing segment of a chain whose full snapshot is in S3.
+/// The uploads of a pass: each missing segment of a chain whose full snapshot is in S3. Those
+/// of a chain whose snapshot `awaited` (the backfill is to copy it) wait; the rest (a snapshot
+/// S3 retention removed or would not keep) never go, and are not pending.
 pub fn plan_uploads<'a>(
     chains: &'a [LocalChain],
     known: &InS3,
     snapshots_in_s3: &BTreeSet<String>,
+    awaited: &BTreeSet<String>,
 ) -> UploadPlan<'a> {
     let mut plan = UploadPlan::default();
     for (anchor, segment) in missing(chains, known) {
         if snapshots_in_s3.contains(anchor) {
             plan.upload.push((anchor, segment));
-        } else {
+        } else if awaited.contains(anchor) {
             plan.waiting += 1;
         }
     }
@@ -146,10 +150,14 @@ mod tests {
             ]),
         );
         let in_s3 = set(&["a-n1-1"]);
-        let plan = plan_uploads(&chains, &known, &in_s3);
+        let awaited = set(&["b-n1-2"]);
+        let plan = plan_uploads(&chains, &known, &in_s3, &awaited);
         let ranges: Vec<(&str, i64)> = plan.upload.iter().map(|(a, s)| (*a, s.from)).collect();
         assert_eq!(ranges, [("a-n1-1", 13), ("a-n1-1", 16)]);
         assert_eq!(plan.waiting, 1, "b's snapshot is not in S3 yet");
+        // Not to be copied (S3 retention removed it or would): neither sent nor pending.
+        let none = BTreeSet::new();
+        assert_eq!(plan_uploads(&chains, &known, &in_s3, &none).waiting, 0);
 
         // Once b's snapshot is backfilled, its chain needs listing first, then goes.
         let in_s3 = set(&["a-n1-1", "b-n1-2"]);
@@ -157,7 +165,7 @@ mod tests {
         assert_eq!(chains_to_list(&gaps, &known, &in_s3), ["b-n1-2"]);
         known.insert("b-n1-2".into(), BTreeMap::new());
         assert!(chains_to_list(&gaps, &known, &in_s3).is_empty());
-        let plan = plan_uploads(&chains, &known, &in_s3);
+        let plan = plan_uploads(&chains, &known, &in_s3, &awaited);
         assert_eq!(plan.upload.len(), 3);
         assert_eq!(plan.waiting, 0);
 
@@ -169,6 +177,9 @@ mod tests {
                 .insert(file_name(segment).to_string(), segment.size);
         }
         assert!(missing(&chains, &known).is_empty());
-        assert_eq!(plan_uploads(&chains, &known, &in_s3), UploadPlan::default());
+        assert_eq!(
+            plan_uploads(&chains, &known, &in_s3, &awaited),
+            UploadPlan::default()
+        );
     }
 }

@@ -19,6 +19,8 @@ use std::collections::BTreeSet;
 use super::{FailedItem, Operations, error_chain, replicate};
 use crate::config::DesiredConfig;
 use crate::delta::upload::{InS3, chains_to_list, file_name, local_chains, missing, plan_uploads};
+use crate::snapshot::backfill::plan_backfill;
+use crate::store::LocalStore;
 use crate::store::s3::S3Store;
 use crate::store::s3::retry::RetryPolicy;
 
@@ -57,6 +59,7 @@ impl Operations {
     ) -> SegmentUploadReport {
         let mut report = SegmentUploadReport::default();
         let Some(s3) = &config.s3 else {
+            self.metrics.delta().set_s3_pending(0);
             return report;
         };
         let chains = match local_chains(&config.snapshot.dir) {
@@ -123,7 +126,8 @@ impl Operations {
             let names = listed.into_iter().map(|o| (o.name, o.size)).collect();
             state.known.insert(anchor.to_string(), names);
         }
-        let plan = plan_uploads(chains, &state.known, &snapshots);
+        let awaited = awaited_snapshots(config, s3, &snapshots);
+        let plan = plan_uploads(chains, &state.known, &snapshots, &awaited);
         report.pending = plan.upload.len() + plan.waiting;
         let metadata = replicate::object_metadata(&effective, &remote);
         for (anchor, segment) in plan.upload {
@@ -164,6 +168,27 @@ impl Operations {
         state.session = Some(remote);
         Ok(())
     }
+}
+
+/// The local snapshots the reconcile's backfill is to copy to S3 (as `backfill` plans it): their
+/// chains wait for them. Empty when the snapshot dir cannot be listed.
+fn awaited_snapshots(
+    config: &DesiredConfig,
+    s3: &crate::config::desired::S3Settings,
+    in_s3: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let dir = &config.snapshot.dir;
+    let listed = LocalStore::open(dir, &config.node_name, false).and_then(|s| s.list());
+    let Ok(local) = listed else {
+        return BTreeSet::new();
+    };
+    let local: Vec<String> = local.into_iter().map(|r| r.file_name).collect();
+    let remote: Vec<String> = in_s3.iter().cloned().collect();
+    let policy = super::retain::s3_policy(s3);
+    let now = crate::store::local::now_unix();
+    plan_backfill(&local, &remote, &config.node_name, &policy, now)
+        .into_iter()
+        .collect()
 }
 
 fn s3_failure(message: String) -> FailedItem {

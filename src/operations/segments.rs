@@ -81,6 +81,7 @@ impl Operations {
         if let Err(message) = passed {
             // Reconnect next time: the session may be what failed.
             state.session = None;
+            self.metrics.delta().s3_upload_failed();
             report.failed.push(s3_failure(message));
         }
         self.metrics.delta().set_s3_pending(report.pending as u64);

@@ -62,7 +62,7 @@ impl DeltaMetrics {
         );
         registry.register(
             "etcd_snapshot_delta_s3_upload_failures",
-            "Delta segment uploads to S3 that failed (after their retries); each is retried on a later pass",
+            "Failed delta segment upload attempts: a segment's upload after its retries, or a pass that could not reach or list S3 while segments were pending; retried on a later pass",
             metrics.s3_upload_failures.clone(),
         );
         registry.register(
@@ -78,7 +78,8 @@ impl DeltaMetrics {
         self.s3_uploads.inc();
     }
 
-    /// A segment upload failed (its retries included).
+    /// A segment upload failed (its retries included), or a pass with segments pending could
+    /// not reach or list S3.
     pub fn s3_upload_failed(&self) {
         self.s3_upload_failures.inc();
     }

@@ -248,6 +248,11 @@ async fn segments_written_during_an_s3_outage_are_all_uploaded_once_it_ends() {
         assert!(std::time::Instant::now() < deadline, "no pending segments");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let text = crate::support::metrics(&server).await;
+    assert!(
+        metric(&text, "etcd_snapshot_delta_s3_upload_failures_total") >= 1.0,
+        "{text}"
+    );
 
     // S3 comes back: the snapshot is backfilled, then every segment follows it.
     let s3 = S3Server::start_on(Tls::Plain, port).await;

@@ -18,11 +18,14 @@ use std::collections::BTreeSet;
 
 use super::{FailedItem, Operations, error_chain, replicate};
 use crate::config::DesiredConfig;
-use crate::delta::upload::{InS3, chains_to_list, file_name, local_chains, missing, plan_uploads};
+use crate::delta::files::SegmentFile;
+use crate::delta::upload::{
+    InS3, LocalChain, chains_to_list, file_name, local_chains, missing, plan_uploads,
+};
 use crate::snapshot::backfill::plan_backfill;
 use crate::store::LocalStore;
-use crate::store::s3::S3Store;
 use crate::store::s3::retry::RetryPolicy;
+use crate::store::s3::{ObjectMetadata, S3Store};
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,7 +97,7 @@ impl Operations {
         &self,
         config: &DesiredConfig,
         s3: &crate::config::desired::S3Settings,
-        chains: &[crate::delta::upload::LocalChain],
+        chains: &[LocalChain],
         state: &mut SegmentsInS3,
         report: &mut SegmentUploadReport,
     ) -> Result<(), String> {
@@ -109,24 +112,7 @@ impl Operations {
                     .map_err(|e| error_chain(&e))?
             }
         };
-        let snapshots: BTreeSet<String> = remote
-            .list()
-            .await
-            .map_err(|e| error_chain(&e))?
-            .into_iter()
-            .map(|r| r.file_name)
-            .collect();
-        // Chains whose snapshot left S3 are forgotten: their objects went with it.
-        state.known.retain(|anchor, _| snapshots.contains(anchor));
-        let gaps = missing(chains, &state.known);
-        for anchor in chains_to_list(&gaps, &state.known, &snapshots) {
-            let listed = remote
-                .list_chain(anchor)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            let names = listed.into_iter().map(|o| (o.name, o.size)).collect();
-            state.known.insert(anchor.to_string(), names);
-        }
+        let snapshots = refresh_known(&remote, chains, &mut state.known).await?;
         let awaited = awaited_snapshots(config, s3, &snapshots);
         let plan = plan_uploads(chains, &state.known, &snapshots, &awaited);
         report.pending = plan.upload.len() + plan.waiting;
@@ -137,38 +123,79 @@ impl Operations {
                 report.pending -= 1;
                 continue;
             }
-            let name = file_name(segment);
-            let sent = remote
-                .upload_segment(
-                    &segment.path,
-                    anchor,
-                    name,
-                    &metadata,
-                    RetryPolicy::default(),
-                )
-                .await;
-            if let Err(e) = sent {
+            if !self.send(&remote, anchor, segment, &metadata, report).await {
+                break;
+            }
+            report.pending -= 1;
+            state
+                .known
+                .entry(anchor.to_string())
+                .or_default()
+                .insert(file_name(segment).to_string(), segment.size);
+        }
+        state.session = Some(remote);
+        Ok(())
+    }
+
+    /// Uploads one segment with retries; false (logged, counted, reported) when it failed.
+    async fn send(
+        &self,
+        remote: &S3Store,
+        anchor: &str,
+        segment: &SegmentFile,
+        metadata: &ObjectMetadata,
+        report: &mut SegmentUploadReport,
+    ) -> bool {
+        let name = file_name(segment);
+        let policy = RetryPolicy::default();
+        let sent = remote
+            .upload_segment(&segment.path, anchor, name, metadata, policy)
+            .await;
+        match sent {
+            Ok(_) => {
+                self.metrics.delta().s3_uploaded();
+                report.uploaded.push(format!("{anchor}/{name}"));
+                true
+            }
+            Err(e) => {
                 self.metrics.delta().s3_upload_failed();
                 tracing::warn!(snapshot = %anchor, segment = %name, error = %error_chain(&e), "failed to upload a delta segment to S3; it is retried on the next pass");
                 report.failed.push(FailedItem {
                     name: format!("{anchor}/{name}"),
                     message: error_chain(&e),
                 });
-                state.session = Some(remote);
-                return Ok(());
+                false
             }
-            self.metrics.delta().s3_uploaded();
-            report.pending -= 1;
-            report.uploaded.push(format!("{anchor}/{name}"));
-            state
-                .known
-                .entry(anchor.to_string())
-                .or_default()
-                .insert(name.to_string(), segment.size);
         }
-        state.session = Some(remote);
-        Ok(())
     }
+}
+
+/// Lists the bucket's snapshots, forgets the chains whose snapshot left (their objects went
+/// with it), and lists each chain with a missing segment that was not listed yet; returns the
+/// snapshot names.
+async fn refresh_known(
+    remote: &S3Store,
+    chains: &[LocalChain],
+    known: &mut InS3,
+) -> Result<BTreeSet<String>, String> {
+    let snapshots: BTreeSet<String> = remote
+        .list()
+        .await
+        .map_err(|e| error_chain(&e))?
+        .into_iter()
+        .map(|r| r.file_name)
+        .collect();
+    known.retain(|anchor, _| snapshots.contains(anchor));
+    let gaps = missing(chains, known);
+    for anchor in chains_to_list(&gaps, known, &snapshots) {
+        let listed = remote
+            .list_chain(anchor)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let names = listed.into_iter().map(|o| (o.name, o.size)).collect();
+        known.insert(anchor.to_string(), names);
+    }
+    Ok(snapshots)
 }
 
 /// The local snapshots the reconcile's backfill is to copy to S3 (as `backfill` plans it): their

@@ -48,22 +48,7 @@ pub fn plan_point_in_time(
     remote: Vec<RemoteChain>,
 ) -> Result<PointInTime, ReplayError> {
     let s3 = config.s3.is_some();
-    let (dir, only) = match restore_path {
-        None => (config.snapshot.dir.clone(), None),
-        Some(given) if s3 => (config.snapshot.dir.clone(), Some(given.to_string())),
-        Some(given) => {
-            let path = Path::new(given);
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            (parent.to_path_buf(), Some(name))
-        }
-    };
+    let (dir, only) = where_to_look(config, restore_path);
     let mut chains = local_chains(config, &dir, s3)?;
     let on_disk: BTreeMap<String, BTreeSet<(i64, i64)>> = chains
         .iter()
@@ -106,6 +91,32 @@ pub fn plan_point_in_time(
         from_s3,
         restore_path,
     })
+}
+
+/// The snapshot dir whose chains count, and the one snapshot that counts when one is given
+/// (with S3 on, by object name: the snapshot dir; else by path: its dir).
+fn where_to_look(
+    config: &DesiredConfig,
+    restore_path: Option<&str>,
+) -> (std::path::PathBuf, Option<String>) {
+    match restore_path {
+        None => (config.snapshot.dir.clone(), None),
+        Some(given) if config.s3.is_some() => {
+            (config.snapshot.dir.clone(), Some(given.to_string()))
+        }
+        Some(given) => {
+            let path = Path::new(given);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            (parent.to_path_buf(), Some(name))
+        }
+    }
 }
 
 /// Adds the S3 chains to the local ones (an anchor in both keeps its local record and gains

@@ -6,7 +6,8 @@
 //! pruned S3 copy and removes nothing, `delete` removes it, and `prune` removes an S3 chain
 //! whose snapshot is gone; a point-in-time restore on a new
 //! host (fresh data dir, the token, the S3 settings) brings back the recorded state from the
-//! bucket alone.
+//! bucket alone, and on the old host reads its segments from disk and only a missing one from
+//! the bucket.
 
 use std::collections::BTreeMap;
 
@@ -290,7 +291,7 @@ async fn keys_after_restore(node: &Node, args: &[&str]) -> Vec<KeyState> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_host_restores_to_a_revision_from_the_bucket_alone() {
+async fn a_new_host_restores_from_the_bucket_alone_and_an_old_one_fills_a_hole_from_it() {
     if require_binary("etcd").is_none() || require_binary("etcdctl").is_none() {
         return;
     }
@@ -309,8 +310,13 @@ async fn a_new_host_restores_to_a_revision_from_the_bucket_alone() {
     let chain = wait_for_chain(old.dir(), &server);
     let anchor = anchor_name_of(&chain);
     let mut client = tls_client(&old.endpoint(), &old.tls_dir()).await;
+    // Two segments at least before the chosen revision: the first write is persisted alone.
+    let first = revision_of(client.put("/test/a", "1", None).await.unwrap().header());
+    wait_for("a segment holding the first write", WAIT, || {
+        chain_end(&chain) >= first
+    });
     let mut chosen = 0;
-    for (key, value) in [("/test/a", "1"), ("/test/b", "2"), ("/test/a", "3")] {
+    for (key, value) in [("/test/b", "2"), ("/test/a", "3")] {
         chosen = revision_of(client.put(key, value, None).await.unwrap().header());
     }
     let want = state(&mut client, Some(chosen)).await;
@@ -326,7 +332,6 @@ async fn a_new_host_restores_to_a_revision_from_the_bucket_alone() {
     assert!(server.terminate().success());
     let token = std::fs::read_to_string(old.dir().join("server/token")).unwrap();
     let token = format!("--token={}", token.trim());
-    drop(old);
 
     // A new host: nothing but the token and the S3 settings.
     let new = Node::new();
@@ -358,4 +363,20 @@ async fn a_new_host_restores_to_a_revision_from_the_bucket_alone() {
         !new.dir().join("server/db/.deltas").exists(),
         "the downloaded segments were private to the replay"
     );
+
+    // The old host lost its first segment: the bucket fills the hole, the rest is read from disk.
+    let (first_segment, _) = segment_bytes(&chain).into_iter().next().unwrap();
+    std::fs::remove_file(chain.join(&first_segment)).unwrap();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--cluster-reset-restore-to", to.as_str()]);
+    let out = old.restore(&args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let downloads: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("downloading a delta segment from S3"))
+        .collect();
+    assert_eq!(downloads.len(), 1, "{stderr}");
+    assert!(downloads[0].contains(&first_segment), "{stderr}");
+    assert_eq!(keys_after_restore(&old, &[]).await, want);
 }

@@ -48,18 +48,19 @@
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
 //!   newest full snapshot's revision and writes segments beside the snapshot dir (named by
 //!   `delta::names`, compressed and encrypted as they stream by `delta::stored`), chain
-//!   retention (a chain lives as long as its full snapshot), and where a point-in-time restore
-//!   goes (`delta::target`); above the
+//!   retention (a chain lives as long as its full snapshot), which segments go to S3
+//!   (`delta::upload`), and where a point-in-time restore goes (`delta::target`); above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);
-//!   `restore::replay`, point-in-time restore (a delta chain replayed into a throwaway member,
-//!   checked, and its snapshot restored like any other); `restore::drill`,
+//!   `restore::replay`, point-in-time restore (a delta chain, from disk or S3, replayed into a
+//!   throwaway member, checked, and its snapshot restored like any other); `restore::drill`,
 //!   restore drills (a snapshot copy, plain, zipped or encrypted, restored into a throwaway
 //!   low-priority member and checked against what was saved).
 //! - `operations`: save/list/delete/prune/verify as one service shared by the API, the
 //!   scheduler and the direct-mode CLI (`Operations::run` of a `PlannedOperation`, typed
-//!   reports); S3 replication, the failed-upload markers and backfill; retention runs; restore
+//!   reports); S3 replication, the failed-upload markers and backfill; delta segments to S3 and
+//!   their S3 chains following their snapshots (`segments`, `chains_s3`); retention runs; restore
 //!   drills one at a time and their verdicts recorded (`store::verdict`), counted and evented.
 //! - `api`: the edge over `operations`: the `POST /db/snapshot` HTTPS server (request limits,
 //!   the credential and path rules a request must pass, the request planned as a
@@ -67,7 +68,8 @@
 //!   types with every conversion into them (`api::wire`: reports, listings as
 //!   `ETCDSnapshotFile`, retention verdicts).
 //! - `scheduler`: the scheduled-snapshot loop (cron ticks, skips, config changes) and the
-//!   restore-drill loop (`scheduler::drills`: its own schedule, after saves, cancelled on shutdown).
+//!   restore-drill loop (`scheduler::drills`: its own schedule, after saves, cancelled on shutdown),
+//!   and the delta segment uploader (`scheduler::segments`: one upload pass per delta period).
 //! - `commands`: runs the client subcommands: ask the server, fall back to direct mode, print.
 //! - `daemon`: wires the server's tasks together and owns shutdown.
 //!

@@ -88,8 +88,8 @@ pub(super) fn spawn_all(
     });
 }
 
-/// The delta capture, and the full snapshots it asks for to anchor its chains. Both idle while
-/// `etcd-snapshot-delta` is off. A SQLite datastore has no etcd to watch: neither runs.
+/// The delta capture, the full snapshots it asks for to anchor its chains, and the segment
+/// uploader to S3. The first two idle while `etcd-snapshot-delta` is off. A SQLite datastore has no etcd to watch: neither runs.
 fn spawn_delta(
     node: &Node,
     config_rx: &watch::Receiver<Arc<Resolved>>,
@@ -116,6 +116,12 @@ fn spawn_delta(
         config_rx.clone(),
         reanchor_rx,
         tracker.clone(),
+        cancel.clone(),
+    ));
+    // Copies published segments to S3 (a pass does nothing while S3 is off).
+    tracker.spawn(crate::scheduler::segments::run(
+        Arc::clone(&node.operations),
+        config_rx.clone(),
         cancel.clone(),
     ));
 }

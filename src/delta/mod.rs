@@ -12,6 +12,7 @@
 //! - `listing`: the chains and segments `ls --deltas` shows.
 //! - `retention`: a chain lives as long as its full snapshot (removal, orphan healing).
 //! - `target`: where a point-in-time restore goes (anchor, segments, where the replay stops).
+//! - `upload`: which published segments go to S3 (pure; the uploads are `operations`').
 //!
 //! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
 //! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
@@ -28,3 +29,4 @@ pub mod segment;
 pub mod session;
 pub mod stored;
 pub mod target;
+pub mod upload;

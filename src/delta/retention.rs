@@ -9,7 +9,8 @@
 //! names, so a chain is never seen half removed), the rename is made durable, then the hidden
 //! dir is deleted. A crash mid-delete leaves a hidden leftover, which the next run removes.
 //!
-//! Local only: S3 has no segments yet.
+//! This file is the local side; the S3 side (a chain's objects go with the S3 copy of its
+//! snapshot) is `operations::chains`, deciding orphans with the same `orphaned_chains`.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -107,6 +108,12 @@ pub fn remove_orphaned_chains(
         }
     }
     Ok(removed)
+}
+
+/// The anchors of the chain dirs beside `snapshot_dir`, by name (hidden leftovers skipped).
+pub fn chain_anchors(snapshot_dir: &Path) -> Result<Vec<String>, FilesError> {
+    let root = crate::layout::deltas_dir_for(snapshot_dir);
+    Ok(chain_names(&root)?.0)
 }
 
 /// The chain dirs (valid anchor names) and the leftovers of interrupted removals under `root`.

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::FailedItem;
 use super::chains;
+use super::chains_s3;
 use super::pending;
 use super::retain::{RetentionRun, delete_on};
 use super::{
@@ -184,7 +185,8 @@ impl Operations {
             found |= chains::follow_delete(&store, name, &mut report);
             match &remote {
                 Some(Ok(remote)) => {
-                    found |= delete_on(remote, name, "not deleted from S3: ", &mut report).await
+                    found |= delete_on(remote, name, "not deleted from S3: ", &mut report).await;
+                    found |= chains_s3::follow_delete(remote, name, &mut report).await;
                 }
                 Some(Err(e)) => report.failed.push(FailedItem {
                     name: name.clone(),

@@ -13,8 +13,8 @@
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
 //! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
 //! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
-//! snapshots in `chains`; the S3 copy of a save
-//! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
+//! snapshots in `chains` (and S3 copies in `chains_s3`); the S3 copy of a save
+//! in `replicate`; the reconcile's S3 backfill in `backfill`; delta segments to S3 in `segments`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
 use std::collections::BTreeMap;
@@ -25,6 +25,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod backfill;
 mod chains;
+mod chains_s3;
 mod drill_verdicts;
 mod listing;
 mod maintain;
@@ -36,6 +37,7 @@ mod retain;
 mod s3_config;
 mod save_sqlite;
 mod save_steps;
+mod segments;
 mod verify;
 
 use crate::errors::error_chain;
@@ -49,6 +51,7 @@ use save_steps::{
     abandon_upload, current_recipients, encryption_entries, log_saved, merged_metadata_of,
     record_hashkv, sync_bootstrap_before_save,
 };
+pub use segments::{SegmentUploadReport, SegmentsInS3};
 
 use crate::config::DesiredConfig;
 use crate::etcd::client::{ConnectError, connect};

@@ -7,8 +7,8 @@
 //! undone by an S3 failure: the failure is reported per item.
 
 use super::{
-    CopyVerdict, DeleteReport, FailedItem, Operations, PruneReport, Removal, chains, error_chain,
-    replicate, retention_failure,
+    CopyVerdict, DeleteReport, FailedItem, Operations, PruneReport, Removal, chains, chains_s3,
+    error_chain, replicate, retention_failure,
 };
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
@@ -45,7 +45,8 @@ impl RetentionRun {
 impl Operations {
     /// Applies the local retention policy to the snapshots named `<base>-<this node>-<unix>`
     /// (each local removal takes its delta chain along, and a run that deletes also removes
-    /// chains whose snapshot is gone: `chains`) and the S3 policy to this cluster's copies in S3 (see `RetentionRun` for when each runs
+    /// chains whose snapshot is gone: `chains`) and the S3 policy to this cluster's copies in S3,
+    /// whose chains in the bucket follow them the same way (`chains_s3`) (see `RetentionRun` for when each runs
     /// and what a failure means). An S3 failure is a failed item named `s3 retention`. Returns
     /// the report with every verdict, and the S3 store it used, for the rest of the operation.
     pub(super) async fn retain(
@@ -85,8 +86,12 @@ impl Operations {
             }
         };
         let pruned = prune_on(&remote, base, &policy, run.dry_run(), &mut report).await;
-        if let Err(e) = pruned {
-            report.failed.push(retention_failure("s3 retention", &e));
+        match pruned {
+            Ok(()) => chains_s3::follow_removals(&remote, &mut report, run.dry_run()).await,
+            Err(e) => report.failed.push(retention_failure("s3 retention", &e)),
+        }
+        if !run.dry_run() {
+            chains_s3::heal_orphans(&remote, &mut report).await;
         }
         Ok((report, Some(remote)))
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use super::checks::{expectation, member_options, refuse_unusable_setup, stop};
 use super::datadir::{self, Backup, BackupKind, LIVE_DIR, rollback};
 use super::flow::{RestoreOutcome, prune_backups, restore_snapshot};
-use super::replay::plan_point_in_time;
+use super::replay::plan_with_bucket;
 use super::reset_flag::{
     decide_start, remove_reset_flag, reset_flag_exists, reset_flag_path, write_reset_flag,
 };
@@ -64,7 +64,8 @@ pub async fn cluster_reset(
     }
     let point = match restore_to {
         Some(to) => Some(
-            plan_point_in_time(config, restore_path, to)
+            plan_with_bucket(config, restore_path, to)
+                .await
                 .map_err(|e| ResetError::Replay(Box::new(e)))?,
         ),
         None => None,

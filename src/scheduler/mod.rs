@@ -9,6 +9,7 @@
 pub mod drills;
 pub mod reanchor;
 pub mod reconcile;
+pub mod segments;
 
 use std::sync::Arc;
 

@@ -22,6 +22,9 @@ pub struct DeltaMetrics {
     segments: Counter,
     bytes: Counter,
     reanchors: Counter,
+    s3_uploads: Counter,
+    s3_upload_failures: Counter,
+    s3_pending: Gauge,
 }
 
 impl DeltaMetrics {
@@ -52,7 +55,39 @@ impl DeltaMetrics {
             "Delta chains ended because etcd compacted past the watch (a full snapshot re-anchors the next chain)",
             metrics.reanchors.clone(),
         );
+        registry.register(
+            "etcd_snapshot_delta_s3_uploads",
+            "Delta segments uploaded to S3",
+            metrics.s3_uploads.clone(),
+        );
+        registry.register(
+            "etcd_snapshot_delta_s3_upload_failures",
+            "Failed delta segment upload attempts: a segment's upload after its retries, or a pass that could not reach or list S3 while segments were pending; retried on a later pass",
+            metrics.s3_upload_failures.clone(),
+        );
+        registry.register(
+            "etcd_snapshot_delta_s3_pending_segments",
+            "Local delta segments not yet in S3 after the last upload pass",
+            metrics.s3_pending.clone(),
+        );
         metrics
+    }
+
+    /// A segment reached S3.
+    pub fn s3_uploaded(&self) {
+        self.s3_uploads.inc();
+    }
+
+    /// A segment upload failed (its retries included), or a pass with segments pending could
+    /// not reach or list S3.
+    pub fn s3_upload_failed(&self) {
+        self.s3_upload_failures.inc();
+    }
+
+    /// Local segments still missing from S3 after an upload pass.
+    pub fn set_s3_pending(&self, count: u64) {
+        self.s3_pending
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// A segment up to `revision` of `bytes` bytes was persisted, holding every change up to
@@ -121,6 +156,9 @@ mod tests {
             "etcd_snapshot_delta_bytes_total 300",
             "etcd_snapshot_delta_last_revision 17",
             "etcd_snapshot_delta_recovery_point_seconds 0.5",
+            "etcd_snapshot_delta_s3_uploads_total 0",
+            "etcd_snapshot_delta_s3_upload_failures_total 0",
+            "etcd_snapshot_delta_s3_pending_segments 0",
         ] {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }

@@ -24,6 +24,12 @@ pub enum ReplayError {
     NoRecordedRevision { snapshot: String, dir: PathBuf },
     #[error(transparent)]
     Files(#[from] crate::delta::files::FilesError),
+    #[error("failed to {action} the delta chains in S3")]
+    S3 {
+        action: &'static str,
+        #[source]
+        source: Box<crate::store::s3::S3Error>,
+    },
     #[error("failed to read delta segment {path}")]
     SegmentRead {
         path: PathBuf,

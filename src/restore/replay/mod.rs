@@ -4,20 +4,24 @@
 //! snapshot handed to the normal restore, which verifies, stages, proves and swaps it in with
 //! rollback exactly as for any snapshot (revision bump included).
 //!
-//! Encrypted segments are opened with this host's identities: every one on the path is checked
-//! before the anchor is restored (`segment_keys`), then each is read through its layers.
+//! Encrypted segments are opened with this host's identities: every one on disk on the path is
+//! checked before the anchor is restored (`segment_keys`); one downloaded from S3 is checked as
+//! it is read, still inside the throwaway member's work, before anything is swapped in. Each is
+//! read through its layers.
 //! Checks: each segment's checksum and header before any of it is applied (a corrupted one is
 //! refused by name; a target before it never reads it); each transaction must land at its
 //! original revision; at every segment end passed, the recorded `HashKV` must equal the
 //! member's; at the end the member's revision must be the target. Memory holds one segment.
 //!
-//! `chains` chooses the anchor and segments (`delta::target` decides), `segments` reads one,
+//! `chains` chooses the anchor and segments (`delta::target` decides), `s3` adds the bucket's
+//! chains and downloads segments that are only there, `segments` reads one,
 //! `apply` is the pure mapping of a group to a transaction, `member` the throwaway etcd.
 
 mod apply;
 mod chains;
 mod error;
 mod member;
+mod s3;
 mod segments;
 
 use std::collections::BTreeSet;
@@ -25,8 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use apply::REGRANTED_LEASE_TTL_SECS;
-pub use chains::{PointInTime, plan_point_in_time};
+pub use chains::{PointInTime, RemoteChain, plan_point_in_time};
 pub use error::ReplayError;
+pub use s3::plan_with_bucket;
 
 use crate::config::DesiredConfig;
 use crate::crypt::Identities;
@@ -72,13 +77,15 @@ pub type SegmentKeys = Option<Arc<Identities>>;
 /// The pre-flight of the chain's encrypted segments, before anything is restored or applied:
 /// reads this host's identities (the identity file's and the encryption Secret's, as for
 /// snapshots) when any segment on the plan's path is encrypted, and opens each one's header
-/// with them. A segment none opens is refused by name, with the fingerprints it needs.
+/// with them. A segment none opens is refused by name, with the fingerprints it needs. Segments
+/// only in S3 are not downloaded for this: their names say they are encrypted (so identities are
+/// read), and their headers are checked when the replay downloads them.
 pub async fn segment_keys(
     config: &DesiredConfig,
     point: &PointInTime,
 ) -> Result<SegmentKeys, ReplayError> {
     let encrypted: Vec<PathBuf> = point.encrypted_segments().map(|f| f.path.clone()).collect();
-    if encrypted.is_empty() {
+    if encrypted.is_empty() && !point.encrypted_in_s3() {
         return Ok(None);
     }
     let identities = crate::kube::encryption_secret::command_identities(config)
@@ -116,7 +123,10 @@ pub async fn replay(
     let data = member::restore(&tool, snapshot, &dir.0, &unique).await?;
     let etcd = member::start(&config.etcd.binary, &data).await?;
     let keep_alive = member::KeepAlive::start(etcd.client());
-    let replayed = run(&etcd, point, keys).await;
+    let replayed = match s3::SegmentSource::new(config, point, &dir.0).await {
+        Ok(mut source) => run(&etcd, point, keys, &mut source).await,
+        Err(e) => Err(e),
+    };
     keep_alive.stop().await;
     let saved = match replayed {
         Ok(report) => member::save_snapshot(&mut etcd.client(), &dir.0.join(SNAPSHOT_FILE))
@@ -145,6 +155,7 @@ async fn run(
     etcd: &StandaloneEtcd,
     point: &PointInTime,
     keys: SegmentKeys,
+    source: &mut s3::SegmentSource,
 ) -> Result<ReplayReport, ReplayError> {
     let mut client = etcd.client();
     let plan = &point.plan;
@@ -174,10 +185,13 @@ async fn run(
             stopped = true;
             break;
         }
-        let file = point
-            .segment(range)
-            .cloned()
-            .ok_or_else(|| missing(point, range))?;
+        let file = match point.segment(range) {
+            Some(file) => file.clone(),
+            None => source
+                .download(point, range)
+                .await?
+                .ok_or_else(|| missing(point, range))?,
+        };
         let (anchor, keys) = (plan.anchor.clone(), keys.clone());
         let (path, segment) = tokio::task::spawn_blocking(move || {
             segments::read_segment(&file, &anchor, keys.as_deref())

@@ -9,6 +9,9 @@ use crate::snapshot::name::{PART_SUFFIX, timestamp_in_name};
 /// The folder under which metadata objects live, inside the snapshot folder.
 pub const METADATA_FOLDER: &str = ".metadata";
 
+/// The folder under which delta chains live, inside the snapshot folder.
+pub const DELTAS_FOLDER: &str = ".deltas";
+
 /// Key layout for one folder of one bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLayout {
@@ -47,6 +50,34 @@ impl KeyLayout {
             "/" => "/".into(),
             folder => format!("{folder}/"),
         }
+    }
+
+    /// `<folder>/.deltas/<anchor>/.metadata/`: the prefix of one full snapshot's delta chain.
+    /// RKE2 lists every object under the folder as a snapshot except those whose immediate
+    /// parent dir is `.metadata`; the last element hides the segments from it.
+    pub fn chain_prefix(&self, anchor: &str) -> String {
+        format!("{}{anchor}/{METADATA_FOLDER}/", self.chains_prefix())
+    }
+
+    /// `<folder>/.deltas/`: the prefix of every delta chain.
+    pub fn chains_prefix(&self) -> String {
+        format!("{}{DELTAS_FOLDER}/", self.list_prefix())
+    }
+
+    /// `<folder>/.deltas/<anchor>/.metadata/<segment>`: one segment file of a chain.
+    pub fn segment_key(&self, anchor: &str, segment: &str) -> String {
+        format!("{}{segment}", self.chain_prefix(anchor))
+    }
+
+    /// The `(anchor, segment file name)` a listed key stands for, if it is a segment key of
+    /// this layout (names are not checked beyond having no `/`: callers parse them).
+    pub fn parse_segment_key<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let prefix = self.chains_prefix();
+        let rest = key.strip_prefix(prefix.as_str())?;
+        let (anchor, rest) = rest.split_once('/')?;
+        let segment = rest.strip_prefix(METADATA_FOLDER)?.strip_prefix('/')?;
+        let plain = |s: &str| !s.is_empty() && !s.contains('/');
+        (plain(anchor) && plain(segment)).then_some((anchor, segment))
     }
 
     /// The snapshot name a listed key stands for, if it is one: a direct child of the folder
@@ -166,6 +197,47 @@ mod tests {
         let root = KeyLayout::new("");
         assert_eq!(root.snapshot_name("s-n-1"), Some("s-n-1"));
         assert_eq!(root.snapshot_name("dir/s-n-1"), None);
+    }
+
+    #[test]
+    fn segment_keys_sit_under_a_metadata_dir_of_their_chain_and_parse_back() {
+        let layout = KeyLayout::new("prod/");
+        let seg = "00000000000000000011-00000000000000000013.seg";
+        let key = layout.segment_key("etcd-snapshot-n1-1700000000", seg);
+        assert_eq!(
+            key,
+            format!("prod/.deltas/etcd-snapshot-n1-1700000000/.metadata/{seg}")
+        );
+        // RKE2 skips objects whose parent dir is `.metadata`; our own listing skips nested keys.
+        let parent = key.rsplit('/').nth(1);
+        assert_eq!(parent, Some(METADATA_FOLDER));
+        assert_eq!(layout.snapshot_name(&key), None);
+        assert_eq!(
+            layout.parse_segment_key(&key),
+            Some(("etcd-snapshot-n1-1700000000", seg))
+        );
+        assert_eq!(
+            layout.chain_prefix("s-n1-1"),
+            "prod/.deltas/s-n1-1/.metadata/"
+        );
+        for other in [
+            "prod/s-n1-1",
+            "prod/.deltas/s-n1-1/x.seg",
+            "prod/.deltas/s-n1-1/.metadata/",
+            "prod/.deltas/s-n1-1/.metadata/a/b",
+            "other/.deltas/s-n1-1/.metadata/x.seg",
+        ] {
+            assert_eq!(layout.parse_segment_key(other), None, "{other}");
+        }
+        let root = KeyLayout::new("");
+        assert_eq!(
+            root.segment_key("s-n1-1", "x"),
+            ".deltas/s-n1-1/.metadata/x"
+        );
+        assert_eq!(
+            root.parse_segment_key(".deltas/s-n1-1/.metadata/x"),
+            Some(("s-n1-1", "x"))
+        );
     }
 
     #[test]

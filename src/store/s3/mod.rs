@@ -5,10 +5,11 @@
 //! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
 //! who uploaded each listed object and its extra metadata (cached across listings), `metadata`
 //! reads and parses one `.metadata/<name>` object, `rekey` re-encrypts objects to the current
-//! recipients. Wiring into the save
+//! recipients, `deltas` lists, uploads, downloads and deletes delta chain objects. Wiring into the save
 //! pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
+pub mod deltas;
 pub mod download;
 pub mod error;
 mod insecure_tls;

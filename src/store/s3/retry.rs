@@ -137,7 +137,7 @@ impl S3Store {
 }
 
 /// A per-call random seed from the standard library's randomly keyed hasher (no extra crate).
-fn random_seed() -> u64 {
+pub(super) fn random_seed() -> u64 {
     std::hash::RandomState::new().build_hasher().finish()
 }
 

@@ -221,7 +221,7 @@ impl S3Store {
     }
 
     /// DeleteObject succeeds for missing keys too, so this never reports "not found".
-    async fn delete_key(&self, key: &str) -> Result<(), S3Error> {
+    pub(super) async fn delete_key(&self, key: &str) -> Result<(), S3Error> {
         self.client
             .sdk
             .delete_object()

@@ -5,8 +5,9 @@
 //! run, orphan healing); a point-in-time restore replays a chain and brings back exactly the
 //! recorded state (`replay`, with the load generator in `load`); segments compressed and
 //! encrypted like snapshots decrypt with `age` and replay with their keys (`pipeline`), and
-//! follow the encryption Secret (`secret`). Each test is bounded by its polls (seconds). The
-//! tests are in `capture`, `retention`, `replay`, `pipeline` and `secret`; this module holds
+//! follow the encryption Secret (`secret`); segments go to S3, follow their snapshot's S3 copy and
+//! restore from the bucket on a new host (`s3`). Each test is bounded by its polls (seconds). The
+//! tests are in `capture`, `retention`, `replay`, `pipeline`, `secret` and `s3`; this module holds
 //! what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
@@ -14,6 +15,7 @@ mod load;
 mod pipeline;
 mod replay;
 mod retention;
+mod s3;
 mod secret;
 
 use std::path::{Path, PathBuf};

@@ -14,6 +14,9 @@ use crate::fakes::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_patte
 /// Streamed (tee-fed) and retried uploads.
 mod stream;
 
+/// Delta chain objects.
+mod deltas;
+
 /// Operations with S3 configured, through the real binary.
 pub mod ops;
 /// Progress reported for bytes that cross S3.

@@ -10,6 +10,8 @@
 //! - `listing`: the chains and segments `ls --deltas` shows.
 //! - `retention`: a chain lives as long as its full snapshot (removal, orphan healing).
 //! - `target`: where a point-in-time restore goes (anchor, segments, where the replay stops).
+//! - `window`: each chain's window record (`.window.json`, written at every segment published)
+//!   and the point-in-time window `ls` and the resources show for its full snapshot.
 //!
 //! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
 //! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
@@ -24,3 +26,4 @@ pub mod retention;
 pub mod segment;
 pub mod session;
 pub mod target;
+pub mod window;

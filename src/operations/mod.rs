@@ -13,7 +13,7 @@
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
 //! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
 //! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
-//! snapshots in `chains`; the S3 copy of a save
+//! snapshots in `chains` and their point-in-time windows in `windows`; the S3 copy of a save
 //! in `replicate`; the reconcile's S3 backfill in `backfill`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
@@ -37,6 +37,7 @@ mod s3_config;
 mod save_sqlite;
 mod save_steps;
 mod verify;
+mod windows;
 
 use crate::errors::error_chain;
 pub use drill_verdicts::reason as drill_reason;

@@ -3,14 +3,16 @@
 //! resumes with no gap or duplicate, and a compaction past the chain ends it and re-anchors on
 //! a new full snapshot; segments live as long as their full snapshot (delete, prune and its dry
 //! run, orphan healing); a point-in-time restore replays a chain and brings back exactly the
-//! recorded state (`replay`, with the load generator in `load`). Each test is bounded by its
-//! polls (seconds). The tests are in `capture`, `retention` and `replay`; this module holds
+//! recorded state (`replay`, with the load generator in `load`); `ls` shows each full
+//! snapshot's point-in-time window, its end following the segments (`window`). Each test is bounded by its
+//! polls (seconds). The tests are in `capture`, `retention`, `replay` and `window`; this module holds
 //! what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
 mod load;
 mod replay;
 mod retention;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -153,4 +153,12 @@ async fn ls_shows_the_window_of_the_full_snapshot_and_its_end_follows_the_segmen
     let out = server.cli(&["ls", "-o", "wide"]);
     let (wide, _) = crate::support::text(&out);
     assert_eq!(last_cell(&wide), format!("revision:{last}"), "{wide}");
+
+    // With the server down, the direct-mode listing reads the same chain.
+    let mut server = Arc::into_inner(server).expect("no other handle on the server");
+    assert!(server.terminate().success(), "{}", server.log_text());
+    let out = crate::support::run(&["ls", "-o", "wide"], data.path());
+    let (wide, stderr) = crate::support::text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(last_cell(&wide), format!("revision:{last}"), "{wide}");
 }

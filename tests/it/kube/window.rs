@@ -114,3 +114,103 @@ async fn the_full_snapshots_resource_carries_its_window_and_kubectl_shows_its_en
         "{table:?}"
     );
 }
+
+/// `manifests/crd.yaml` without `status.pointInTime`: RKE2's CRD, or ours from before delta
+/// chains (it keeps `status.verification`).
+fn crd_without_windows() -> Value {
+    let mut crd = crate::fakes::kube_support::manifest_crd();
+    let version = &mut crd["spec"]["versions"][0];
+    let status = &mut version["schema"]["openAPIV3Schema"]["properties"]["status"];
+    let removed = status["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pointInTime");
+    assert!(removed.is_some(), "our CRD declares status.pointInTime");
+    let columns = version["additionalPrinterColumns"].as_array_mut().unwrap();
+    columns.retain(|c| c["name"] != "RestorableTo");
+    crd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_crd_without_the_field_the_moving_window_is_not_rewritten_on_every_pass() {
+    use crate::fakes::kube_support::CRD;
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let api = Arc::new(KubeApi::start().await);
+    api.put(CRD, crd_without_windows());
+    let dir = tempfile::tempdir().unwrap();
+    let delta = ["--etcd-snapshot-delta", "--etcd-snapshot-delta-period=1s"];
+    let flags = delta.map(String::from).to_vec();
+    let (data, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
+    let mut client = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let r = client.put("/first", "v", None).await.unwrap();
+    let first = r.header().unwrap().revision();
+    let probe = data.clone();
+    wait_until("the first write persisted", move || {
+        chain_end(&probe) >= first
+    })
+    .await;
+    let probe = server.clone();
+    wait_until("the dropped window noticed", move || {
+        probe
+            .log_text()
+            .contains("does not keep status.pointInTime")
+    })
+    .await;
+    let local = |api: &KubeApi| {
+        let resources = api.list(FILES);
+        let found = resources.iter().find(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("local-"))
+        });
+        found
+            .cloned()
+            .unwrap_or_else(|| panic!("a local resource: {resources:#?}"))
+    };
+    let resource = local(&api);
+    assert!(
+        resource["status"].get("pointInTime").is_none(),
+        "pruned: {resource:#}"
+    );
+    let path = format!("{FILES}/{}", resource["metadata"]["name"].as_str().unwrap());
+    let writes = |api: &KubeApi| {
+        let requests = api.requests().into_iter();
+        requests
+            .filter(|r| r.path == path && r.method != "GET")
+            .count()
+    };
+    let before = writes(&api);
+
+    // The window's end moves with every segment; several passes later, no write went out.
+    for i in 0..3 {
+        let r = client.put(format!("/later/{i}"), "v", None).await.unwrap();
+        let last = r.header().unwrap().revision();
+        let probe = data.clone();
+        wait_until("the write persisted", move || chain_end(&probe) >= last).await;
+    }
+    // Each reconcile pass lists the resources (watches aside).
+    let passes = |api: &KubeApi| {
+        let requests = api.requests().into_iter();
+        let lists = requests.filter(|r| r.method == "GET" && r.path == FILES);
+        lists.filter(|r| !r.query.contains("watch=true")).count()
+    };
+    let (probe, seen) = (api.clone(), passes(&api));
+    wait_until("three more reconcile passes", move || {
+        passes(&probe) >= seen + 3
+    })
+    .await;
+    assert_eq!(
+        writes(&api),
+        before,
+        "the resource was rewritten for a field the CRD drops"
+    );
+    // `ls -o wide` still shows the window.
+    let out = crate::fakes::kube_support::cli(&server, &["ls", "-o", "wide"]).await;
+    let (wide, _) = crate::support::text(&out);
+    let row = wide.lines().nth(1).unwrap();
+    assert!(!row.ends_with(" -"), "{wide}");
+}

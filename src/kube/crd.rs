@@ -335,25 +335,17 @@ fn point_in_time_schema() -> Schema {
     let field = |t: &str, what: &str| Schema::typed(t, what).nullable();
     Schema::object(
         "How far a point-in-time restore from this local full snapshot reaches: from its own \
-         revision and time to the last revision its delta chain holds without a hole. Absent \
-         without a chain and on S3 copies. Not in RKE2.",
+         revision and time to the last revision its delta chain holds without a hole, and when \
+         that revision arrived (to, absent when not recorded). Absent without a chain and on S3 \
+         copies. Not in RKE2.",
         vec![
             ("from", field("string", "The snapshot's time (RFC 3339).")),
             ("fromRevision", field("integer", "The snapshot's revision.")),
             (
                 "to",
-                field(
-                    "string",
-                    "When the chain's last revision arrived (RFC 3339); absent when not recorded.",
-                ),
+                field("string", "When the last revision arrived (RFC 3339)."),
             ),
-            (
-                "toRevision",
-                field(
-                    "integer",
-                    "The chain's last revision reached without a hole.",
-                ),
-            ),
+            ("toRevision", field("integer", "The last revision reached.")),
         ],
         &[],
     )

@@ -1,6 +1,7 @@
 //! A local full snapshot's resource carries its delta chain's point-in-time window
 //! (`status.pointInTime`), kept up to date by the reconcile passes as segments are written, and
-//! `kubectl get etcdsnapshotfiles` shows its end under `RESTORABLETO`.
+//! `kubectl get etcdsnapshotfiles` shows its end under `RESTORABLETO`; under a CRD that prunes
+//! the field, the server stops sending it instead of rewriting the resource on every pass.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use serde_json::Value;
 
 use super::kubectl::{Kubectl, words};
 use crate::fakes::kube_api::KubeApi;
-use crate::fakes::kube_support::{FILES, start_kube_server, wait_until};
+use crate::fakes::kube_support::{FILES, start_kube_server};
+use crate::support::TestServer;
 use crate::support::{TestEtcd, require_binary};
 
 /// The highest segment end in the only chain dir under `data` (0 when none yet).
@@ -28,6 +30,29 @@ fn chain_end(data: &Path) -> i64 {
         .map(|(_, to)| to)
         .max()
         .unwrap_or(0)
+}
+
+/// Polls `cond` off the runtime for up to 60 s (a loaded machine slows the capture's first full
+/// snapshot); on timeout, fails with the server's log.
+async fn wait_until(
+    server: &Arc<TestServer>,
+    what: &'static str,
+    mut cond: impl FnMut() -> bool + Send + 'static,
+) {
+    let server = server.clone();
+    let waited = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        while !cond() {
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                panic!(
+                    "timed out waiting for {what}; server log:\n{}",
+                    server.log_text()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    waited.await.unwrap();
 }
 
 /// The local resource's window, once it ends at `revision` with a time.
@@ -67,11 +92,16 @@ async fn the_full_snapshots_resource_carries_its_window_and_kubectl_shows_its_en
             last = r.header().unwrap().revision();
         }
         let probe = data.clone();
-        wait_until("the writes persisted", move || chain_end(&probe) >= last).await;
-        let probe = api.clone();
-        wait_until("the resource's window at the last write", move || {
-            window_at(&probe, last).is_some()
+        wait_until(&server, "the writes persisted", move || {
+            chain_end(&probe) >= last
         })
+        .await;
+        let probe = api.clone();
+        wait_until(
+            &server,
+            "the resource's window at the last write",
+            move || window_at(&probe, last).is_some(),
+        )
         .await;
         windows.push(window_at(&api, last).unwrap());
     }
@@ -149,12 +179,12 @@ async fn under_a_crd_without_the_field_the_moving_window_is_not_rewritten_on_eve
     let r = client.put("/first", "v", None).await.unwrap();
     let first = r.header().unwrap().revision();
     let probe = data.clone();
-    wait_until("the first write persisted", move || {
+    wait_until(&server, "the first write persisted", move || {
         chain_end(&probe) >= first
     })
     .await;
     let probe = server.clone();
-    wait_until("the dropped window noticed", move || {
+    wait_until(&server, "the dropped window noticed", move || {
         probe
             .log_text()
             .contains("does not keep status.pointInTime")
@@ -190,7 +220,10 @@ async fn under_a_crd_without_the_field_the_moving_window_is_not_rewritten_on_eve
         let r = client.put(format!("/later/{i}"), "v", None).await.unwrap();
         let last = r.header().unwrap().revision();
         let probe = data.clone();
-        wait_until("the write persisted", move || chain_end(&probe) >= last).await;
+        wait_until(&server, "the write persisted", move || {
+            chain_end(&probe) >= last
+        })
+        .await;
     }
     // Each reconcile pass lists the resources (watches aside).
     let passes = |api: &KubeApi| {
@@ -199,14 +232,16 @@ async fn under_a_crd_without_the_field_the_moving_window_is_not_rewritten_on_eve
         lists.filter(|r| !r.query.contains("watch=true")).count()
     };
     let (probe, seen) = (api.clone(), passes(&api));
-    wait_until("three more reconcile passes", move || {
+    wait_until(&server, "three more reconcile passes", move || {
         passes(&probe) >= seen + 3
     })
     .await;
+    let now = local(&api);
     assert_eq!(
         writes(&api),
         before,
-        "the resource was rewritten for a field the CRD drops"
+        "the resource was rewritten for a field the CRD drops: {now:#}\n{}",
+        server.log_text()
     );
     // `ls -o wide` still shows the window.
     let out = crate::fakes::kube_support::cli(&server, &["ls", "-o", "wide"]).await;

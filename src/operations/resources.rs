@@ -69,7 +69,7 @@ impl Operations {
             s3: s3_listed.map(S3Spec::from_settings),
         };
         let mut records = with_local_metadata(records);
-        super::windows::attach_windows(&config.snapshot.dir, &mut records);
+        super::windows::attach_windows(&config.snapshot.dir, &mut records).await;
         match resources::reconcile(client, &scope, &records, just_deleted).await {
             Ok(_) => {
                 self.resources_synced.store(true, Ordering::Relaxed);

@@ -78,6 +78,12 @@ async fn the_full_snapshots_resource_carries_its_window_and_kubectl_shows_its_en
     let delta = ["--etcd-snapshot-delta", "--etcd-snapshot-delta-period=1s"];
     let flags = delta.map(String::from).to_vec();
     let (data, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
+    // Writes before the chain's full snapshot would be in the snapshot, never in a segment.
+    let probe = server.clone();
+    wait_until(&server, "the delta capture", move || {
+        probe.log_text().contains("delta capture started")
+    })
+    .await;
     let mut client = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
         .await
         .unwrap();
@@ -173,6 +179,12 @@ async fn under_a_crd_without_the_field_the_moving_window_is_not_rewritten_on_eve
     let delta = ["--etcd-snapshot-delta", "--etcd-snapshot-delta-period=1s"];
     let flags = delta.map(String::from).to_vec();
     let (data, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
+    // Writes before the chain's full snapshot would be in the snapshot, never in a segment.
+    let probe = server.clone();
+    wait_until(&server, "the delta capture", move || {
+        probe.log_text().contains("delta capture started")
+    })
+    .await;
     let mut client = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
         .await
         .unwrap();

@@ -22,7 +22,8 @@
 //!   stored Deflate per 64 KiB segment), verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing records, the
 //!   keyspace hash recorded at save time (`snapshot::hashkv`), the drill verdict record
-//!   (`snapshot::drill_record`).
+//!   (`snapshot::drill_record`), a full snapshot's point-in-time window as listed
+//!   (`snapshot::point_in_time`).
 //! - `config`: the layered config engine (`resolve` -> `DesiredConfig`), the key table, value
 //!   parsing (cron `Schedule`, Go durations), file watching and hot reload, `config show`.
 //! - `cli`: clap commands built from the config key table; argv -> `Invocation`.
@@ -49,7 +50,9 @@
 //!   newest full snapshot's revision and writes segments beside the snapshot dir (named by
 //!   `delta::names`, compressed and encrypted as they stream by `delta::stored`), chain
 //!   retention (a chain lives as long as its full snapshot), which segments go to S3
-//!   (`delta::upload`), and where a point-in-time restore goes (`delta::target`); above the
+//!   (`delta::upload`), where a point-in-time restore goes (`delta::target`), and each chain's
+//!   window record and the point-in-time window `ls` and the resources show (`delta::window`);
+//!   above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);

@@ -257,6 +257,14 @@ pub struct EtcdSnapshotStatus {
     /// Extension: the copy's last restore drill (absent until drilled, and from RKE2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<crate::kube::resources::SnapshotFileVerification>,
+    /// Extension: a local full snapshot's point-in-time window (absent without a delta chain,
+    /// for S3 copies, and from RKE2).
+    #[serde(
+        rename = "pointInTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub point_in_time: Option<crate::kube::resources::SnapshotFilePointInTime>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

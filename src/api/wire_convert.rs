@@ -43,6 +43,7 @@ impl SnapshotRecord {
                     message: Some(message.clone()),
                 }),
                 verification: None,
+                point_in_time: None,
             },
         }
     }

@@ -44,6 +44,7 @@ pub(super) fn list_item(record: &SnapshotRecord, s3: Option<&S3Spec>) -> EtcdSna
                 message: e.message,
             }),
             verification: status.verification,
+            point_in_time: status.point_in_time,
         },
     }
 }

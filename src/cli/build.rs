@@ -73,7 +73,7 @@ fn client_subcommands() -> Vec<Command> {
         .short('o')
         .long("output")
         .value_name("FORMAT")
-        .help("Output format; wide adds an Encrypted column (age or no) and a Verified column (the last restore drill: passed@TIME, failed@TIME or -) to the table")
+        .help("Output format; wide adds an Encrypted column (age or no), a Verified column (the last restore drill: passed@TIME, failed@TIME or -) and a RestorableTo column (how far the delta chain reaches: TIME, revision:N or -) to the table")
         .value_parser(["table", "wide", "json", "yaml"])
         .default_value("table");
     let ls = Command::new("ls")

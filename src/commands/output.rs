@@ -37,8 +37,9 @@ pub fn table(list: &EtcdSnapshotFileList) -> String {
 }
 
 /// `-o wide`: RKE2's columns plus `Encrypted` (`no`, the key fingerprints an encrypted copy is
-/// encrypted to, or `age` when they are not recorded) and `Verified` (the last restore drill's
-/// result and time, `-` when never drilled).
+/// encrypted to, or `age` when they are not recorded), `Verified` (the last restore drill's
+/// result and time, `-` when never drilled) and `RestorableTo` (the point-in-time window's end,
+/// see `restorable_cell`).
 pub fn wide_table(list: &EtcdSnapshotFileList) -> String {
     render_rows(rows(list, true))
 }
@@ -50,6 +51,7 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
     if wide {
         header.push("Encrypted".into());
         header.push("Verified".into());
+        header.push("RestorableTo".into());
     }
     let mut rows = vec![header];
     for item in &list.items {
@@ -65,6 +67,7 @@ fn rows(list: &EtcdSnapshotFileList, wide: bool) -> Vec<Vec<String>> {
         if wide {
             row.push(cell(&encrypted_cell(item)));
             row.push(verified_cell(item));
+            row.push(restorable_cell(item));
         }
         rows.push(row);
     }
@@ -94,6 +97,20 @@ fn verified_cell(item: &crate::api::wire::EtcdSnapshotFile) -> String {
     match &v.time {
         Some(time) => format!("{result}@{}", printable(time)),
         None => result,
+    }
+}
+
+/// The `RestorableTo` cell: the time a point-in-time restore from this full snapshot reaches,
+/// `revision:N` when only the revision is known (a chain from before window records), `-`
+/// without a delta chain.
+fn restorable_cell(item: &EtcdSnapshotFile) -> String {
+    let Some(window) = &item.status.point_in_time else {
+        return "-".into();
+    };
+    match (&window.to, window.to_revision) {
+        (Some(time), _) => printable(time).into_owned(),
+        (None, Some(revision)) => format!("revision:{revision}"),
+        (None, None) => "-".into(),
     }
 }
 
@@ -318,12 +335,17 @@ mod tests {
         let wide = wide_table(&list);
         let lines: Vec<&str> = wide.lines().collect();
         assert!(
-            lines[0].ends_with(" Created              Encrypted Verified"),
+            lines[0].ends_with(
+                " Created              Encrypted Verified                    RestorableTo"
+            ),
             "{wide}"
         );
-        assert!(lines[1].starts_with("a-n1-1.zip.age") && lines[1].ends_with(" age       -"));
         assert!(
-            lines[2].ends_with(" no        failed@2026-12-07T04:00:00Z"),
+            lines[1].starts_with("a-n1-1.zip.age")
+                && lines[1].ends_with(" age       -                           -")
+        );
+        assert!(
+            lines[2].ends_with(" no        failed@2026-12-07T04:00:00Z -"),
             "{wide}"
         );
         assert!(!table(&list).contains("Encrypted"));
@@ -338,8 +360,50 @@ mod tests {
             wide.lines()
                 .nth(1)
                 .unwrap()
-                .ends_with(" age1:000000000000000a -"),
+                .ends_with(" age1:000000000000000a -        -"),
             "{wide}"
+        );
+    }
+
+    #[test]
+    fn wide_shows_how_far_a_point_in_time_restore_reaches() {
+        use crate::kube::resources::SnapshotFilePointInTime;
+        let window = |to: Option<&str>| SnapshotFilePointInTime {
+            from_revision: Some(100),
+            to_revision: Some(130),
+            from: Some("2026-12-07T04:00:00Z".into()),
+            to: to.map(str::to_string),
+        };
+        let mut list = EtcdSnapshotFileList::new(vec![
+            item("a-n1-1", 1, 10),
+            item("a-n1-2", 2, 10),
+            item("a-n1-3", 3, 10),
+        ]);
+        list.items[1].status.point_in_time = Some(window(None));
+        list.items[2].status.point_in_time = Some(window(Some("2026-12-07T04:10:12.345Z")));
+        let wide = wide_table(&list);
+        let last: Vec<&str> = wide
+            .lines()
+            .map(|l| l.split_whitespace().last().unwrap())
+            .collect();
+        assert_eq!(
+            last,
+            [
+                "RestorableTo",
+                "-",
+                "revision:130",
+                "2026-12-07T04:10:12.345Z"
+            ],
+            "{wide}"
+        );
+        assert_eq!(
+            table(&list),
+            table(&EtcdSnapshotFileList::new(vec![
+                item("a-n1-1", 1, 10),
+                item("a-n1-2", 2, 10),
+                item("a-n1-3", 3, 10),
+            ])),
+            "the default table stays RKE2's"
         );
     }
 }

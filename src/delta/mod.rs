@@ -13,6 +13,8 @@
 //! - `retention`: a chain lives as long as its full snapshot (removal, orphan healing).
 //! - `target`: where a point-in-time restore goes (anchor, segments, where the replay stops).
 //! - `upload`: which published segments go to S3 (pure; the uploads are `operations`').
+//! - `window`: each chain's window record (`.window.json`, written at every segment published)
+//!   and the point-in-time window `ls` and the resources show for its full snapshot.
 //!
 //! Layering: above `store`, `etcd` and `snapshot` (it lists full snapshots and their recorded
 //! revisions, and watches etcd), below the drivers. It never takes a full snapshot itself: it
@@ -30,3 +32,4 @@ pub mod session;
 pub mod stored;
 pub mod target;
 pub mod upload;
+pub mod window;

@@ -312,6 +312,9 @@ impl Session {
         self.metrics
             .delta()
             .segment_written(to, published.file.size, last_event_ms);
+        let (chain, anchor) = (self.chain.clone(), self.anchor.clone());
+        let record = move || super::window::record_published(&chain, &anchor, to, last_event_ms);
+        let _ = tokio::task::spawn_blocking(record).await;
         tracing::debug!(
             segment = %published.file.path.display(),
             from = published.file.from,

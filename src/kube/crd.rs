@@ -4,7 +4,8 @@
 //! The definition is RKE2's: same group, names, cluster scope, no short names, no status
 //! subresource, the same spec/status fields and printer columns, so snapshot records written by
 //! RKE2 and by this product are interchangeable; it adds only `status.verification` and the
-//! `Verified` column (restore drills, which RKE2 has not), both optional. This file only describes the resource; it never
+//! `Verified` column (restore drills, which RKE2 has not), and `status.pointInTime` and the
+//! `RestorableTo` column (delta chains), all optional. This file only describes the resource; it never
 //! talks to an apiserver and never builds the resources themselves (`kube::resources` does).
 
 use std::collections::BTreeMap;
@@ -200,7 +201,8 @@ impl Schema {
 }
 
 /// The `kubectl get etcdsnapshotfile` columns, after the implicit NAME: RKE2's five, then
-/// `Verified` (ours: empty until the copy is drilled).
+/// `Verified` (ours: empty until the copy is drilled), `RestorableTo` (ours: empty without a
+/// delta chain, or while the time of its end is not recorded).
 pub fn printer_columns() -> Vec<PrinterColumn> {
     [
         ("SnapshotName", ".spec.snapshotName"),
@@ -210,6 +212,8 @@ pub fn printer_columns() -> Vec<PrinterColumn> {
         ("CreationTime", ".status.creationTime"),
         // Ours: the last restore drill's result (RKE2 has no drills).
         ("Verified", ".status.verification.result"),
+        // Ours: how far a point-in-time restore from this snapshot reaches (a time).
+        ("RestorableTo", ".status.pointInTime.to"),
     ]
     .into_iter()
     .map(|(name, path)| PrinterColumn {
@@ -312,6 +316,7 @@ fn status_schema() -> Schema {
                 )
                 .nullable(),
             ),
+            ("pointInTime", point_in_time_schema()),
             (
                 "readyToUse",
                 Schema::boolean("True when the snapshot was saved successfully.").nullable(),
@@ -323,6 +328,28 @@ fn status_schema() -> Schema {
         ],
         &[],
     )
+}
+
+/// `status.pointInTime`: the window of a local full snapshot's delta chain.
+fn point_in_time_schema() -> Schema {
+    let field = |t: &str, what: &str| Schema::typed(t, what).nullable();
+    Schema::object(
+        "How far a point-in-time restore from this local full snapshot reaches: from its own \
+         revision and time to the last revision its delta chain holds without a hole, and when \
+         that revision arrived (to, absent when not recorded). Absent without a chain and on S3 \
+         copies. Not in RKE2.",
+        vec![
+            ("from", field("string", "The snapshot's time (RFC 3339).")),
+            ("fromRevision", field("integer", "The snapshot's revision.")),
+            (
+                "to",
+                field("string", "When the last revision arrived (RFC 3339)."),
+            ),
+            ("toRevision", field("integer", "The last revision reached.")),
+        ],
+        &[],
+    )
+    .nullable()
 }
 
 /// The top-level description says what the labels and annotations on each record mean, since a

@@ -46,6 +46,7 @@ fn problems(schema: &Schema, value: &Value, path: &str) -> Vec<String> {
         }
         Value::String(_) if schema.type_.as_deref() == Some("string") => {}
         Value::Bool(_) if schema.type_.as_deref() == Some("boolean") => {}
+        Value::Number(n) if schema.type_.as_deref() == Some("integer") && n.is_i64() => {}
         other => found.push(format!("{path}: {other} does not match {:?}", schema.type_)),
     }
     found
@@ -109,6 +110,12 @@ fn full_wire_object() -> EtcdSnapshotFile {
                 result: Some("failed".into()),
                 message: Some("hashkv: differs".into()),
             }),
+            point_in_time: Some(crate::kube::resources::SnapshotFilePointInTime {
+                from_revision: Some(100),
+                to_revision: Some(130),
+                from: Some("2025-08-11T10:08:01Z".into()),
+                to: Some("2025-08-11T10:10:12.345Z".into()),
+            }),
         },
     }
 }
@@ -157,7 +164,7 @@ fn identity_is_rke2s() {
 }
 
 #[test]
-fn printer_columns_are_rke2s_and_verified() {
+fn printer_columns_are_rke2s_verified_and_restorable_to() {
     let crd = yaml_value();
     let columns: Vec<(String, String, String)> =
         crd["spec"]["versions"][0]["additionalPrinterColumns"]
@@ -176,6 +183,7 @@ fn printer_columns_are_rke2s_and_verified() {
         ("Size", ".status.size"),
         ("CreationTime", ".status.creationTime"),
         ("Verified", ".status.verification.result"),
+        ("RestorableTo", ".status.pointInTime.to"),
     ]
     .iter()
     .map(|(n, p)| (n.to_string(), p.to_string(), "string".to_string()))

@@ -42,6 +42,7 @@ impl Operations {
             self.set_s3_newest(&listing.records);
         }
         listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
+        super::windows::attach_windows(&effective.snapshot.dir, &mut listing.records).await;
         Ok(listing)
     }
 

@@ -13,8 +13,9 @@
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
 //! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
 //! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
-//! snapshots in `chains` (and S3 copies in `chains_s3`); the S3 copy of a save
-//! in `replicate`; the reconcile's S3 backfill in `backfill`; delta segments to S3 in `segments`; `ETCDSnapshotFile` resources in
+//! snapshots in `chains` (and S3 copies in `chains_s3`) and their point-in-time windows in
+//! `windows`; the S3 copy of a save in `replicate`; the reconcile's S3 backfill in `backfill`;
+//! delta segments to S3 in `segments`; `ETCDSnapshotFile` resources in
 //! `resources`; the reports in `report`.
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ mod save_sqlite;
 mod save_steps;
 mod segments;
 mod verify;
+mod windows;
 
 use crate::errors::error_chain;
 pub use drill_verdicts::reason as drill_reason;

@@ -68,7 +68,8 @@ impl Operations {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
-        let records = with_local_metadata(records);
+        let mut records = with_local_metadata(records);
+        super::windows::attach_windows(&config.snapshot.dir, &mut records).await;
         match resources::reconcile(client, &scope, &records, just_deleted).await {
             Ok(_) => {
                 self.resources_synced.store(true, Ordering::Relaxed);

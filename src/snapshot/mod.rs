@@ -15,6 +15,7 @@ pub mod image;
 pub mod name;
 pub mod observed;
 mod pipe;
+pub mod point_in_time;
 pub mod prune;
 pub mod record;
 pub mod retention;

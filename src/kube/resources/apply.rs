@@ -52,7 +52,7 @@ pub async fn reconcile(
     let api: Api<SnapshotFile> = Api::all(client.clone());
     let observed = list_in_scope(&api, scope).await?;
     let mut desired = desired_set(scope, records);
-    pruned::fit_to_apiserver(&mut desired, pruned::verification_dropped());
+    pruned::fit_to_apiserver(&mut desired, pruned::dropped());
     let changes = plan_reconcile(&observed, &desired, just_deleted, Utc::now());
     let recorder = events::recorder(client, &scope.node_name);
     let total = changes.len();
@@ -110,7 +110,7 @@ pub async fn upsert_records(
     let mut outcome = ReconcileOutcome::default();
     for record in records {
         let mut desired = [super::desired::desired_resource(record, s3)];
-        pruned::fit_to_apiserver(&mut desired, pruned::verification_dropped());
+        pruned::fit_to_apiserver(&mut desired, pruned::dropped());
         let [desired] = desired;
         apply_change(&api, &recorder, Change::Create(desired), &mut outcome).await?;
     }

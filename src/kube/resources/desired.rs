@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Scope;
 use super::model::{
-    S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus,
-    SnapshotFileVerification,
+    S3Spec, SnapshotFile, SnapshotFileError, SnapshotFilePointInTime, SnapshotFileSpec,
+    SnapshotFileStatus, SnapshotFileVerification,
 };
 use super::naming::resource_name;
 use crate::kube::crd::{
@@ -65,6 +65,7 @@ pub fn desired_resource(record: &SnapshotRecord, s3: Option<&S3Spec>) -> Snapsho
             message: Some(message.clone()),
         }),
         verification: verification(record),
+        point_in_time: point_in_time(record),
     };
     SnapshotFile::new(metadata, spec, status)
 }
@@ -90,6 +91,18 @@ fn verification(record: &SnapshotRecord) -> Option<SnapshotFileVerification> {
         time: (verdict.verified_at > 0).then(|| rfc3339(verdict.verified_at)),
         result: Some(verdict.result_word().to_string()),
         message: Some(verdict.reason.clone()),
+    })
+}
+
+/// The point-in-time window the listing attached to a local full snapshot (None without one).
+fn point_in_time(record: &SnapshotRecord) -> Option<SnapshotFilePointInTime> {
+    use crate::snapshot::point_in_time::{of, rfc3339_ms};
+    let window = of(record)?;
+    Some(SnapshotFilePointInTime {
+        from_revision: Some(window.from_revision),
+        to_revision: Some(window.to_revision),
+        from: Some(rfc3339_ms(window.from_unix_ms)),
+        to: window.to_unix_ms.map(rfc3339_ms),
     })
 }
 

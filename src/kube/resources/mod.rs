@@ -26,8 +26,8 @@ pub use desired::{
 pub use events::{DRILL_FAILED_REASON, EventKind, event_message, publish_drill_failed};
 pub use install::{CrdInstall, MANAGED_BY, MANAGED_BY_LABEL, install_crd};
 pub use model::{
-    S3Spec, SnapshotFile, SnapshotFileError, SnapshotFileSpec, SnapshotFileStatus,
-    SnapshotFileVerification,
+    S3Spec, SnapshotFile, SnapshotFileError, SnapshotFilePointInTime, SnapshotFileSpec,
+    SnapshotFileStatus, SnapshotFileVerification,
 };
 pub use naming::{is_dns1123_subdomain, resource_name};
 pub use node_mark::{

@@ -130,6 +130,27 @@ pub struct SnapshotFileStatus {
     /// Ours (RKE2 has no drills): the copy's last restore drill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<SnapshotFileVerification>,
+    /// Ours (RKE2 has no delta chains): how far a local full snapshot's delta chain lets a
+    /// point-in-time restore go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<SnapshotFilePointInTime>,
+}
+
+/// `status.pointInTime`: from the snapshot's revision and time to the last revision its chain
+/// reaches without a hole, and when that revision arrived (absent when not recorded).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotFilePointInTime {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<i64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// RFC 3339, with milliseconds when it has some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// `status.verification`: when this copy was last drilled, the result and why.

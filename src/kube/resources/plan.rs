@@ -212,9 +212,19 @@ fn status_equivalent(a: Option<&SnapshotFileStatus>, b: Option<&SnapshotFileStat
         }
         (x, y) => x == y,
     };
+    // The point-in-time window: its end moves with every segment the capture writes.
+    let window_same = match (&a.point_in_time, &b.point_in_time) {
+        (Some(x), Some(y)) => {
+            (x.from_revision, x.to_revision) == (y.from_revision, y.to_revision)
+                && time_same(&x.from, &y.from)
+                && time_same(&x.to, &y.to)
+        }
+        (x, y) => x == y,
+    };
     size_same
         && error_same
         && verification_same
+        && window_same
         && a.ready_to_use == b.ready_to_use
         && time_same(&a.creation_time, &b.creation_time)
 }

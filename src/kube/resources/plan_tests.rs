@@ -362,3 +362,62 @@ fn a_new_drill_verdict_updates_the_resource_and_the_same_one_does_not() {
         [format!("update {}", current.name())]
     );
 }
+
+#[test]
+fn a_moved_point_in_time_window_updates_the_resource_and_the_same_one_does_not() {
+    use crate::snapshot::point_in_time::{PointInTime, set};
+    let plain = record(Storage::Local, "a-n1-1");
+    let with_window = |to_revision: i64, to_unix_ms: Option<i64>| {
+        let mut record = plain.clone();
+        let window = PointInTime {
+            from_revision: 100,
+            to_revision,
+            from_unix_ms: (NOW - 3600) * 1000,
+            to_unix_ms,
+        };
+        set(&mut record, Some(&window));
+        desired_resource(&record, None)
+    };
+    let current = stored(with_window(130, Some(NOW * 1000 + 250)), Some(600));
+    let window = current
+        .status
+        .as_ref()
+        .unwrap()
+        .point_in_time
+        .clone()
+        .unwrap();
+    assert_eq!(window.to.as_deref(), Some("2025-08-11T10:08:01.250Z"));
+    assert_eq!(
+        (window.from_revision, window.to_revision),
+        (Some(100), Some(130))
+    );
+    let same = with_window(130, Some(NOW * 1000 + 250));
+    assert!(plan_reconcile(std::slice::from_ref(&current), &[same], &[], now()).is_empty());
+    // The same instant written another way is no change either.
+    let mut respelled = current.clone();
+    respelled
+        .status
+        .as_mut()
+        .unwrap()
+        .point_in_time
+        .as_mut()
+        .unwrap()
+        .to = Some("2025-08-11T10:08:01.250+00:00".into());
+    let same = with_window(130, Some(NOW * 1000 + 250));
+    assert!(plan_reconcile(&[respelled], &[same], &[], now()).is_empty());
+    for moved in [
+        with_window(131, Some(NOW * 1000 + 900)),
+        with_window(130, None),
+    ] {
+        let changes = plan_reconcile(std::slice::from_ref(&current), &[moved], &[], now());
+        assert_eq!(names(&changes), [format!("update {}", current.name())]);
+    }
+    // A snapshot whose chain is gone loses its window.
+    let changes = plan_reconcile(
+        std::slice::from_ref(&current),
+        &[desired_resource(&plain, None)],
+        &[],
+        now(),
+    );
+    assert_eq!(names(&changes), [format!("update {}", current.name())]);
+}

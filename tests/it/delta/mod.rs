@@ -6,8 +6,10 @@
 //! recorded state (`replay`, with the load generator in `load`); segments compressed and
 //! encrypted like snapshots decrypt with `age` and replay with their keys (`pipeline`), and
 //! follow the encryption Secret (`secret`); segments go to S3, follow their snapshot's S3 copy and
-//! restore from the bucket on a new host (`s3`). Each test is bounded by its polls (seconds). The
-//! tests are in `capture`, `retention`, `replay`, `pipeline`, `secret` and `s3`; this module holds
+//! restore from the bucket on a new host (`s3`); `ls` shows each full snapshot's point-in-time
+//! window, its end following the segments (`window`). Each test is bounded by its polls
+//! (seconds). The tests are in `capture`, `retention`, `replay`, `pipeline`, `secret`, `s3` and
+//! `window`; this module holds
 //! what they share (reading chain dirs and segments, the oracle).
 
 mod capture;
@@ -17,6 +19,7 @@ mod replay;
 mod retention;
 mod s3;
 mod secret;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

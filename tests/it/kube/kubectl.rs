@@ -27,14 +27,14 @@ use crate::support::{TestEtcd, require_binary, text};
 const HASH_ANNOTATION: &str = "etcd.rke2.cattle.io/snapshot-token-hash";
 
 /// kubectl with its own kubeconfig and discovery cache, run off the runtime serving the API.
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    home: PathBuf,
+pub(super) struct Kubectl {
+    pub(super) binary: PathBuf,
+    pub(super) kubeconfig: PathBuf,
+    pub(super) home: PathBuf,
 }
 
 impl Kubectl {
-    async fn run(&self, args: &[&str]) -> String {
+    pub(super) async fn run(&self, args: &[&str]) -> String {
         let mut command = tokio::process::Command::new(&self.binary);
         command
             .env("HOME", &self.home)
@@ -53,7 +53,7 @@ impl Kubectl {
 
 /// Whitespace-separated words of each non-empty line: kubectl pads with spaces to align columns,
 /// and the widths depend on the values.
-fn words(output: &str) -> Vec<Vec<String>> {
+pub(super) fn words(output: &str) -> Vec<Vec<String>> {
     output
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -112,7 +112,8 @@ async fn kubectl_get_and_describe_show_the_snapshots_as_in_the_seed() {
 }
 
 /// `kubectl get etcdsnapshotfile`: one row per resource with the seed's values (snapshot name,
-/// location, size, creation time) under the CRD's printer columns, and our Verified column.
+/// location, size, creation time) under the CRD's printer columns, and our Verified and
+/// RestorableTo columns (empty: no drill, no delta chain; `window` checks the latter filled).
 async fn check_get(kubectl: &Kubectl, snapshot: &str, resources: &[&Value]) {
     let table = words(&kubectl.run(&["get", "etcdsnapshotfile"]).await);
     assert_eq!(
@@ -124,7 +125,8 @@ async fn check_get(kubectl: &Kubectl, snapshot: &str, resources: &[&Value]) {
             "LOCATION",
             "SIZE",
             "CREATIONTIME",
-            "VERIFIED"
+            "VERIFIED",
+            "RESTORABLETO"
         ],
         "{table:?}"
     );
@@ -138,7 +140,7 @@ async fn check_get(kubectl: &Kubectl, snapshot: &str, resources: &[&Value]) {
             text(&resource["spec"]["location"]),
             text(&resource["status"]["size"]),
             text(&resource["status"]["creationTime"]),
-            // Never drilled: the Verified cell is empty.
+            // Never drilled, no delta chain: the Verified and RestorableTo cells are empty.
         ];
         assert!(table.contains(&row), "{row:?} not in {table:?}");
     }

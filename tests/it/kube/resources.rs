@@ -368,8 +368,8 @@ async fn install_crd_creates_then_updates() {
     api.put(&path, stale);
     assert_eq!(install_crd(&client).await.unwrap(), CrdInstall::Updated);
     let columns = &api.get(&path).unwrap()["spec"]["versions"][0]["additionalPrinterColumns"];
-    // RKE2's five and our Verified.
-    assert_eq!(columns.as_array().map(Vec::len), Some(6));
+    // RKE2's five, and our Verified and RestorableTo.
+    assert_eq!(columns.as_array().map(Vec::len), Some(7));
 
     // Ours: labelled so, and that label is what allows an update.
     assert_eq!(

@@ -5,17 +5,21 @@
 
 use super::*;
 
-/// `manifests/crd.yaml` as RKE2 ships it: no `status.verification`, no Verified column.
+/// `manifests/crd.yaml` as RKE2 ships it: no `status.verification` or `status.pointInTime`, no
+/// Verified or RestorableTo column.
 fn rke2_crd() -> Value {
     let mut crd = crate::fakes::kube_support::manifest_crd();
     let version = &mut crd["spec"]["versions"][0];
-    version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    let status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
         .as_object_mut()
-        .expect("status properties")
-        .remove("verification")
-        .expect("our CRD declares status.verification");
+        .expect("status properties");
+    for ours in ["verification", "pointInTime"] {
+        status
+            .remove(ours)
+            .unwrap_or_else(|| panic!("our CRD declares status.{ours}"));
+    }
     let columns = version["additionalPrinterColumns"].as_array_mut().unwrap();
-    columns.retain(|c| c["name"] != "Verified");
+    columns.retain(|c| c["name"] != "Verified" && c["name"] != "RestorableTo");
     crd
 }
 

@@ -44,7 +44,8 @@
 //!   (`datastore::kine`) and the live-writer lock check a restore makes (`datastore::writer`).
 //! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
 //!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
-//!   the stores and bootstrap it reads through, below `restore::drill` and `commands` that use it.
+//!   the stores and bootstrap it reads through, below `restore` (the cheap revision read,
+//!   `inspect::revision`, beside a restore; `restore::drill`) and `commands` that use it.
 //! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
 //!   newest full snapshot's revision and writes segments beside the snapshot dir (named by

@@ -5,7 +5,7 @@ use super::*;
 
 const PS: usize = 512;
 
-fn header(id: u64, flags: u16, count: u16, overflow: u32) -> Vec<u8> {
+pub(crate) fn header(id: u64, flags: u16, count: u16, overflow: u32) -> Vec<u8> {
     let mut h = id.to_le_bytes().to_vec();
     h.extend_from_slice(&flags.to_le_bytes());
     h.extend_from_slice(&count.to_le_bytes());
@@ -13,7 +13,7 @@ fn header(id: u64, flags: u16, count: u16, overflow: u32) -> Vec<u8> {
     h
 }
 
-fn meta(id: u64, root: u64, freelist: u64, hwm: u64, txid: u64) -> Vec<u8> {
+pub(crate) fn meta(id: u64, root: u64, freelist: u64, hwm: u64, txid: u64) -> Vec<u8> {
     let mut m = Vec::new();
     for v in [MAGIC, VERSION, PS as u32, 0] {
         m.extend_from_slice(&v.to_le_bytes());
@@ -29,7 +29,7 @@ fn meta(id: u64, root: u64, freelist: u64, hwm: u64, txid: u64) -> Vec<u8> {
 }
 
 /// A leaf (header id `id`) with `(is_bucket, key, value)` elements, unpadded.
-fn leaf(id: u64, items: &[(bool, &[u8], Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn leaf(id: u64, items: &[(bool, &[u8], Vec<u8>)]) -> Vec<u8> {
     let mut page = header(id, LEAF, items.len() as u16, 0);
     let mut data = Vec::new();
     let table = items.len() * 16;
@@ -45,7 +45,7 @@ fn leaf(id: u64, items: &[(bool, &[u8], Vec<u8>)]) -> Vec<u8> {
     page
 }
 
-fn branch(id: u64, children: &[(&[u8], u64)]) -> Vec<u8> {
+pub(crate) fn branch(id: u64, children: &[(&[u8], u64)]) -> Vec<u8> {
     let mut page = header(id, BRANCH, children.len() as u16, 0);
     let mut data = Vec::new();
     let table = children.len() * 16;
@@ -60,13 +60,13 @@ fn branch(id: u64, children: &[(&[u8], u64)]) -> Vec<u8> {
     page
 }
 
-fn bucket_at(root: u64) -> Vec<u8> {
+pub(crate) fn bucket_at(root: u64) -> Vec<u8> {
     let mut v = root.to_le_bytes().to_vec();
     v.extend_from_slice(&0u64.to_le_bytes());
     v
 }
 
-fn inline_bucket(items: &[(bool, &[u8], Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn inline_bucket(items: &[(bool, &[u8], Vec<u8>)]) -> Vec<u8> {
     let mut v = bucket_at(0);
     v.extend_from_slice(&leaf(0, items));
     v

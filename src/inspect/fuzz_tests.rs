@@ -1,7 +1,7 @@
 //! Fuzz target `inspect_walker`: the bbolt walker and the MVCC decoders on hostile bytes.
 //!
 //! Properties: no mutation of a valid image (bit flips, overwritten counts and offsets,
-//! truncation, insertion) makes the walker or the tally panic, and every walk ends with the
+//! truncation, insertion) makes the walker, the tally or the revision read panic, and every walk ends with the
 //! page accounting bounded by the image; the intact image walks with no problem; the
 //! `mvccpb.KeyValue` and revision decoders never panic on arbitrary bytes. Peak RSS in the long
 //! mode shows that counts and sizes claimed by the file are not allocated.
@@ -23,6 +23,8 @@ fn walks_without_panic((bytes, _): (Vec<u8>, Vec<Mutation>)) -> TestCaseResult {
     prop_assert!(s.reachable_pages <= pages.max(s.high_water_mark));
     prop_assert!(s.problems.first.len() <= 20);
     let _ = (tally.hash(), tally.live_keys(), tally.groups());
+    // The cheap revision read on the same bytes must not panic either.
+    let _ = super::revision::read(&src);
     Ok(())
 }
 

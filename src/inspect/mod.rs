@@ -20,6 +20,7 @@ pub mod meta;
 pub mod mvcc;
 pub mod pages;
 pub mod report;
+pub mod revision;
 pub mod s3;
 pub mod source;
 pub mod sqlite;

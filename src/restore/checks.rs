@@ -11,13 +11,9 @@ use std::path::Path;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ResetError;
-use super::flow::is_etcdutl;
-use super::tool::RestoreTool;
 use crate::bootstrap::{self, BootstrapData};
 use crate::config::DesiredConfig;
-use crate::etcd::standalone::{
-    MemberExpectation, StandaloneEtcd, StandaloneOptions, check_member, snapshot_status,
-};
+use crate::etcd::standalone::{MemberExpectation, StandaloneEtcd, StandaloneOptions, check_member};
 
 /// Restores and resets apply to the embedded etcd this tool manages, while it is stopped, and
 /// never with an S3 block that only the Kubernetes Secret could fill.
@@ -75,18 +71,6 @@ pub(super) fn token_hash_matches(
     })
 }
 
-/// The snapshot's revision as the restore tool reports it; None (with a warning) when the
-/// tool cannot say, in which case only "at least 1" is checked after staging.
-pub(super) async fn snapshot_revision(tool: &RestoreTool, snapshot: &Path) -> Option<i64> {
-    match snapshot_status(&tool.path, is_etcdutl(tool), snapshot).await {
-        Ok(status) => Some(status.revision),
-        Err(e) => {
-            tracing::warn!(error = %crate::errors::error_chain(&e), "could not read the snapshot's revision; checking only that the restored member has data");
-            None
-        }
-    }
-}
-
 /// Starts the staged data dir once on loopback ports of its own and proves it: one member, no
 /// alarms, the expected revision, and bootstrap data that opens with the token. Returns the
 /// revision and the bootstrap data (None when the snapshot holds none).
@@ -96,7 +80,11 @@ pub(super) async fn prove_staged(
     expected_revision: Option<i64>,
     passphrase: &SecretString,
 ) -> Result<(i64, Option<BootstrapData>), ResetError> {
-    let etcd = StandaloneEtcd::start(member_options(config, staging, false)).await?;
+    let mut options = member_options(config, staging, false);
+    // A lone member on loopback with no peer to wait for: short raft timers let it elect
+    // itself within a tick instead of up to two seconds (timers are not kept in the data dir).
+    options.fast_election = true;
+    let etcd = StandaloneEtcd::start(options).await?;
     let result = inspect(config, &etcd, expected_revision, passphrase).await;
     stop(etcd).await;
     result

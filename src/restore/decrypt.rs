@@ -7,6 +7,10 @@
 //! header (the error names the fingerprints it needs and those the host holds), and a tampered
 //! or truncated one fails while being copied, because age authenticates every 64 KiB chunk and
 //! marks the last one. Either way the data dir stays exactly as it was.
+//!
+//! A restore decrypts a database file with [`decrypt_snapshot_checked`]: the plaintext's
+//! SHA-256 is compared with its trailer in the same pass, so the restore tool is told to skip
+//! its own hash pass (a damaged plaintext inside an intact age stream is refused here).
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +18,8 @@ use std::path::{Path, PathBuf};
 use crate::crypt::{CryptError, Fingerprint, Identities, decrypting_reader};
 use crate::fsutil;
 use crate::snapshot::name::without_age;
+use crate::snapshot::pipe::PipeWriter;
+use crate::snapshot::verify::{StreamCheck, VerifyError};
 
 /// Why decrypting failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +38,12 @@ pub enum DecryptError {
         plaintext_bytes: u64,
         #[source]
         source: io::Error,
+    },
+    #[error("decrypted snapshot {file} is not a whole etcd snapshot; nothing was changed")]
+    Snapshot {
+        file: String,
+        #[source]
+        source: Box<VerifyError>,
     },
     #[error("failed to {action} {path}")]
     Io {
@@ -67,6 +79,34 @@ pub fn decrypt_to_file(
     identities: Option<&Identities>,
     needed: &[Fingerprint],
 ) -> Result<Decrypted, DecryptError> {
+    decrypt(input, dest_dir, identities, needed, None)
+}
+
+/// Like [`decrypt_to_file`] for a plaintext that is a database file (not a `.zip`): its
+/// trailer is checked against the SHA-256 of the plaintext as it is written, in the same pass,
+/// so the restore tool may skip its own hash pass over the copy.
+pub fn decrypt_snapshot_checked(
+    input: &Path,
+    dest_dir: &Path,
+    identities: Option<&Identities>,
+    needed: &[Fingerprint],
+) -> Result<Decrypted, DecryptError> {
+    decrypt(
+        input,
+        dest_dir,
+        identities,
+        needed,
+        Some(StreamCheck::new()),
+    )
+}
+
+fn decrypt(
+    input: &Path,
+    dest_dir: &Path,
+    identities: Option<&Identities>,
+    needed: &[Fingerprint],
+    check: Option<StreamCheck>,
+) -> Result<Decrypted, DecryptError> {
     let file_name = input
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -92,9 +132,15 @@ pub fn decrypt_to_file(
     let _ = std::fs::remove_file(&dest);
     let out = fsutil::create_new(&dest, 0o600).map_err(io_err("create", &dest))?;
     let decrypted = Decrypted { path: dest };
-    let mut out = BufWriter::with_capacity(256 * 1024, out);
+    // Decryption stays on this thread; the trailer check (for a checked copy) and the writes
+    // run on a thread of their own (`snapshot::pipe`), so the two cores share the work.
+    let sink = CheckedFile {
+        file: BufWriter::with_capacity(256 * 1024, out),
+        check,
+    };
+    let pipe = PipeWriter::new(sink).map_err(io_err("write", decrypted.path()))?;
     let mut counting = CountingWriter {
-        inner: &mut out,
+        inner: pipe,
         written: 0,
     };
     if let Err(source) = io::copy(&mut reader, &mut counting) {
@@ -107,16 +153,29 @@ pub fn decrypt_to_file(
             _ => io_err("write", decrypted.path())(source),
         });
     }
-    out.flush().map_err(io_err("write", decrypted.path()))?;
+    let CheckedFile { mut file, check } = counting
+        .inner
+        .finish()
+        .map_err(io_err("write", decrypted.path()))?;
+    file.flush().map_err(io_err("write", decrypted.path()))?;
+    if let Some(check) = check {
+        check
+            .finish(decrypted.path())
+            .map_err(|source| DecryptError::Snapshot {
+                file: file_name.clone(),
+                source: Box::new(source),
+            })?;
+    }
     Ok(decrypted)
 }
 
-struct CountingWriter<'a, W: Write> {
-    inner: &'a mut W,
+/// Counts the plaintext decrypted, for the message when authentication fails.
+struct CountingWriter<W: Write> {
+    inner: W,
     written: u64,
 }
 
-impl<W: Write> Write for CountingWriter<'_, W> {
+impl<W: Write> Write for CountingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.written += n as u64;
@@ -124,6 +183,26 @@ impl<W: Write> Write for CountingWriter<'_, W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A copy being written and, when it is checked, the trailer check fed every byte written (the
+/// decrypted or extracted snapshot a restore writes; shared with `unzip`).
+pub(super) struct CheckedFile {
+    pub(super) file: BufWriter<std::fs::File>,
+    pub(super) check: Option<StreamCheck>,
+}
+
+impl Write for CheckedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(check) = self.check.as_mut() {
+            check.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -162,6 +241,44 @@ mod tests {
         let path = plain.path().to_path_buf();
         drop(plain);
         assert!(!path.exists());
+    }
+
+    /// A database-shaped image (bbolt magic, two pages) with its SHA-256 trailer.
+    fn snapshot_bytes() -> Vec<u8> {
+        use sha2::Digest;
+        let mut db = vec![5u8; 1024];
+        db[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+        let digest = sha2::Sha256::digest(&db);
+        db.extend_from_slice(&digest);
+        db
+    }
+
+    #[test]
+    fn a_checked_decryption_refuses_a_damaged_plaintext_in_an_intact_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = identities();
+        let input = dir.path().join("s-n1-5.age");
+        let good = snapshot_bytes();
+        write_encrypted(&input, &good, &ids);
+        let plain = decrypt_snapshot_checked(&input, dir.path(), Some(&ids), &[]).unwrap();
+        assert_eq!(std::fs::read(plain.path()).unwrap(), good);
+        drop(plain);
+        let mut flipped = good.clone();
+        flipped[600] ^= 1;
+        let no_trailer = good[..1024].to_vec();
+        for (bytes, want) in [(flipped, "is corrupt"), (no_trailer, "no sha256 trailer")] {
+            write_encrypted(&input, &bytes, &ids);
+            let err = decrypt_snapshot_checked(&input, dir.path(), Some(&ids), &[])
+                .err()
+                .unwrap();
+            assert!(matches!(err, DecryptError::Snapshot { .. }), "{err}");
+            let text = crate::errors::error_chain(&err);
+            assert!(text.contains(want), "{text}");
+            // The unchecked form (a drill's, whose inspect checks) passes it through.
+            assert!(decrypt_to_file(&input, dir.path(), Some(&ids), &[]).is_ok());
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the input remains");
     }
 
     #[test]

@@ -143,6 +143,10 @@ pub enum RestoreError {
     BumpUnsupported { program: PathBuf, version: String },
     #[error("failed to restore into {dir}: the staging dir already exists")]
     StagingExists { dir: PathBuf },
+    #[error(
+        "failed to restore {path}: the file changed while it was being checked and restored; nothing was changed"
+    )]
+    SnapshotChanged { path: PathBuf },
     #[error("failed to start {program}")]
     SpawnTool {
         program: PathBuf,

@@ -11,16 +11,15 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::datadir::{self, install_staged, move_current_aside, rollback};
-use super::decrypt::{Decrypted, decrypt_to_file};
+use super::decrypt::{Decrypted, decrypt_snapshot_checked, decrypt_to_file};
 use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, WAL_ALLOWANCE, plan_restore};
 use super::replay::{PointInTime, ReplayReport, Replayed};
 use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_flag};
-use super::run::{RestoreTarget, run_restore};
+use super::stage::{Staged, stage};
 use super::staging::{CreatedDirs, Extracted, remove_stale_staging};
-use super::tool::{RestoreTool, ToolKind, select_restore_tool};
-use super::verify::{check_free_space, quick_check, verify_snapshot_file};
+use super::verify::check_free_space;
 use super::{ResetError, checks, last_restore};
-use crate::bootstrap::{self, BootstrapData};
+use crate::bootstrap;
 use crate::config::DesiredConfig;
 use crate::crypt::Fingerprint;
 use crate::snapshot::encryption_record::EncryptionRecord;
@@ -72,9 +71,12 @@ pub async fn restore_snapshot(
         };
         let (input, object_keys) = fetch(config, &plan, token).await?;
         // The decrypted and extracted copies are removed whatever happens next.
-        let decrypted = decrypt(config, &plan, &input, object_keys).await?;
+        let decrypted = decrypt(config, &plan, &input, object_keys, true).await?;
         let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
         let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
+        // A copy written here (decrypted database, extracted entry) was checked as it was
+        // written; the operator's own plain file is checked beside the restore tool.
+        let mut checked = plan.compressed || decrypted.is_some();
         // The replayed copy (in its own dir beside the staging dir) lives until staged.
         let replayed = match point {
             Some(point) => Some(replay(config, &plan, extracted.path(), point, keys).await?),
@@ -83,7 +85,8 @@ pub async fn restore_snapshot(
         let input = replayed
             .as_ref()
             .map_or_else(|| extracted.path().to_path_buf(), Replayed::snapshot);
-        let staged = stage(config, &plan, &input, &passphrase).await?;
+        checked &= replayed.is_none();
+        let staged = stage(config, &plan, &input, &passphrase, checked).await?;
         Ok(Staged {
             replayed: replayed.map(|r| r.report),
             ..staged
@@ -102,14 +105,6 @@ pub async fn restore_snapshot(
         }
     };
     swap_in(config, &plan, staged).await
-}
-
-/// A verified restore waiting in the staging dir.
-struct Staged {
-    snapshot: PathBuf,
-    revision: i64,
-    bootstrap: Option<BootstrapData>,
-    replayed: Option<ReplayReport>,
 }
 
 /// Replays `point` onto the plain snapshot file in the plan's replay dir, after checking there
@@ -170,12 +165,14 @@ pub(super) async fn fetch(
 /// An encrypted snapshot's plaintext copy in the snapshot dir (None for a plaintext snapshot).
 /// A snapshot this host's identities cannot open is refused here, before anything is touched.
 /// `object_keys` are the fingerprints an S3 object's metadata names, for the refusal's message
-/// when no local record names them.
+/// when no local record names them. With `check_etcd`, a plaintext that is an etcd database
+/// (not a `.zip`) has its trailer checked as it is written (`decrypt_snapshot_checked`).
 pub(super) async fn decrypt(
     config: &DesiredConfig,
     plan: &RestorePlan,
     input: &Path,
     object_keys: Vec<Fingerprint>,
+    check_etcd: bool,
 ) -> Result<Option<Decrypted>, ResetError> {
     if !plan.encrypted {
         return Ok(None);
@@ -184,6 +181,7 @@ pub(super) async fn decrypt(
         .await
         .map_err(ResetError::Identity)?;
     let (input, dir) = (input.to_path_buf(), config.snapshot.dir.clone());
+    let check = check_etcd && !plan.compressed;
     tracing::info!(snapshot = %input.display(), "decrypting the encrypted snapshot");
     let decrypted = tokio::task::spawn_blocking(move || {
         // The save's record names the keys the file needs (the age header cannot).
@@ -191,72 +189,14 @@ pub(super) async fn decrypt(
             .map(|r| r.recipients)
             .filter(|keys| !keys.is_empty())
             .unwrap_or(object_keys);
-        decrypt_to_file(&input, &dir, identities.as_ref(), &needed)
+        if check {
+            decrypt_snapshot_checked(&input, &dir, identities.as_ref(), &needed)
+        } else {
+            decrypt_to_file(&input, &dir, identities.as_ref(), &needed)
+        }
     })
     .await??;
     Ok(Some(decrypted))
-}
-
-/// Verifies the file, restores it into the staging dir and proves the result: started once on
-/// loopback, one member, no alarms, the expected revision, bootstrap data opened with the token.
-/// On any failure the staging dir is removed.
-async fn stage(
-    config: &DesiredConfig,
-    plan: &RestorePlan,
-    snapshot: &Path,
-    passphrase: &SecretString,
-) -> Result<Staged, ResetError> {
-    let file_size = std::fs::metadata(snapshot).map(|m| m.len()).unwrap_or(0);
-    check_free_space(&plan.db_dir, plan.space_needed(file_size))?;
-    let tool = select_restore_tool(&config.etcd.binary).await?;
-    for warning in &tool.assessment.warnings {
-        tracing::warn!("{warning}");
-    }
-    let bump = tool.assessment.bump_revision.then_some(REVISION_BUMP);
-    let target = RestoreTarget {
-        data_dir: plan.staging_dir.clone(),
-        name: config.node_name.clone(),
-        peer_url: format!("https://{}", config.etcd.peer_address),
-        cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
-        bump_revision: bump,
-    };
-    // The tool verifies the SHA-256 trailer as it restores into the staging dir (nothing live
-    // is touched); the status read runs beside it. Only when the tool fails is the file read a
-    // second time, by our own verifier, to say precisely what is wrong with it.
-    quick_check(snapshot)?;
-    let name = snapshot
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let db_file = plan.staging_dir.join("member/snap/db");
-    let database_size = file_size.saturating_sub(32);
-    let (status, restored) = tokio::join!(
-        checks::snapshot_revision(&tool, snapshot),
-        super::progress_watch::watched(
-            &name,
-            database_size,
-            &db_file,
-            run_restore(&tool, snapshot, &target)
-        )
-    );
-    if let Err(tool_error) = restored {
-        let path = snapshot.to_path_buf();
-        tokio::task::spawn_blocking(move || verify_snapshot_file(&path)).await??;
-        return Err(tool_error.into());
-    }
-    let expected = expected_revision(status, bump);
-    let proven = checks::prove_staged(config, &plan.staging_dir, expected, passphrase).await;
-    match proven {
-        Ok((revision, bootstrap)) => Ok(Staged {
-            snapshot: snapshot.to_path_buf(),
-            revision,
-            bootstrap,
-            replayed: None,
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&plan.staging_dir);
-            Err(e)
-        }
-    }
 }
 
 /// The point of no return: the live dir goes aside, the staged one takes its place, the
@@ -359,13 +299,6 @@ pub(super) fn prune_backups(config: &DesiredConfig, made: &last_restore::LastRes
     }
 }
 
-/// The revision the restored member must serve: the snapshot's (a database without keys
-/// reports 0, but etcd always serves at least 1) plus the bump. Pure.
-pub fn expected_revision(snapshot_revision: Option<i64>, bump: Option<u64>) -> Option<i64> {
-    let bump = bump.and_then(|b| i64::try_from(b).ok()).unwrap_or(0);
-    snapshot_revision.map(|revision| revision.max(1) + bump)
-}
-
 /// The restore plan of `restore_path` under this configuration, as of now (rounded as
 /// snapshot names are). Shared by the etcd and SQLite restores.
 pub(super) fn plan_for(
@@ -379,22 +312,4 @@ pub(super) fn plan_for(
         snapshot_dir: config.snapshot.dir.clone(),
         now_unix: rounded_now_unix(),
     })
-}
-
-/// Whether `tool` is `etcdutl` (its `snapshot status` flags differ from `etcdctl`'s).
-pub(super) fn is_etcdutl(tool: &RestoreTool) -> bool {
-    tool.kind == ToolKind::Etcdutl
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expected_revision_counts_the_empty_database_as_one_and_adds_the_bump() {
-        assert_eq!(expected_revision(Some(0), None), Some(1));
-        assert_eq!(expected_revision(Some(42), None), Some(42));
-        assert_eq!(expected_revision(Some(42), Some(1000)), Some(1042));
-        assert_eq!(expected_revision(None, Some(1000)), None);
-    }
 }

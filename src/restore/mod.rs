@@ -5,6 +5,11 @@
 //! With `--cluster-reset-restore-to`, `replay` first replays the snapshot's delta chain into a
 //! throwaway member and hands that member's snapshot to the same steps.
 //!
+//! `stage` restores into the staging dir with the tool's own hash pass skipped: our trailer
+//! check runs beside the tool (or ran while this restore decrypted or extracted the copy), with
+//! the cheap revision read (`inspect::revision`), and the restore counts only when the check
+//! passed and the file did not change meanwhile.
+//!
 //! Each file owns one step and keeps its decisions pure (`plan`, `reset_flag::decide_start`,
 //! `tool::assess_tool`, `datadir::plan_backup_retention`, `run::restore_args`). This module
 //! does not start or stop etcd, download from S3 or parse flags: the server and CLI wire those
@@ -25,6 +30,7 @@ mod reset_error;
 pub mod reset_flag;
 pub mod run;
 pub mod sqlite;
+mod stage;
 mod staging;
 pub mod tool;
 pub mod unzip;
@@ -43,5 +49,5 @@ pub use reset_error::{ROLLBACK_HINT, ResetError};
 pub use reset_flag::{StartDecision, decide_start};
 pub use run::{RestoreTarget, restore_args, run_restore};
 pub use tool::{RestoreTool, ToolKind, Version, select_restore_tool};
-pub use unzip::extract_snapshot;
+pub use unzip::{extract_snapshot, extract_snapshot_checked};
 pub use verify::{VerifiedSnapshot, check_free_space, verify_snapshot_file};

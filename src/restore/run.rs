@@ -28,6 +28,10 @@ pub struct RestoreTarget {
     pub cluster_token: String,
     /// `--bump-revision N --mark-compacted`, when wanted and supported.
     pub bump_revision: Option<u64>,
+    /// `--skip-hash-check`: only when the caller checks the trailer itself and lets the restore
+    /// count only if that check passed. The tool still strips a trailer it finds; a file
+    /// without one must be refused before (`snapshot::verify::quick_check`).
+    pub skip_hash_check: bool,
 }
 
 /// The tool's command line for restoring `snapshot` into `target`. Pure.
@@ -64,6 +68,9 @@ pub fn restore_args(
         args.push("--bump-revision".into());
         args.push(bump.to_string().into());
         args.push("--mark-compacted".into());
+    }
+    if target.skip_hash_check {
+        args.push("--skip-hash-check".into());
     }
     Ok(args)
 }
@@ -153,6 +160,7 @@ mod tests {
             peer_url: "http://127.0.0.1:2380".into(),
             cluster_token: "restore-7".into(),
             bump_revision: bump,
+            skip_hash_check: false,
         }
     }
 
@@ -185,6 +193,25 @@ mod tests {
                 "restore-7",
             ]
         );
+    }
+
+    #[test]
+    fn skip_hash_check_is_passed_only_when_asked() {
+        let mut t = target(None);
+        t.skip_hash_check = true;
+        let args = strings(
+            restore_args(&tool(ToolKind::Etcdutl, false), Path::new("/s/snap"), &t).unwrap(),
+        );
+        assert_eq!(args.last().unwrap(), "--skip-hash-check");
+        let args = strings(
+            restore_args(
+                &tool(ToolKind::Etcdutl, false),
+                Path::new("/s/snap"),
+                &target(None),
+            )
+            .unwrap(),
+        );
+        assert!(!args.iter().any(|a| a == "--skip-hash-check"));
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub async fn restore_sqlite(
     let passphrase = bootstrap::token_password(token.expose_secret())?;
     let plan = super::flow::plan_for(config, restore_path)?;
     let (input, object_keys) = fetch(config, &plan, token).await?;
-    let decrypted = decrypt(config, &plan, &input, object_keys).await?;
+    let decrypted = decrypt(config, &plan, &input, object_keys, false).await?;
     let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
     let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
     let image = extracted.path().to_path_buf();

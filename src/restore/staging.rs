@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ResetError;
 use super::plan::RestorePlan;
-use super::unzip::{archive_entry_size, extract_snapshot};
+use super::unzip::{archive_entry_size, extract_snapshot_checked};
 use super::verify::check_free_space;
 
 /// Removes staging dirs an interrupted restore left (each a full database copy). Safe: the
@@ -74,7 +74,7 @@ impl Extracted {
         }
         let size = archive_entry_size(input)?;
         check_free_space(snapshot_dir, size)?;
-        let path = extract_snapshot(input, snapshot_dir)?;
+        let path = extract_snapshot_checked(input, snapshot_dir)?;
         Ok(Self {
             path,
             remove_on_drop: true,

@@ -4,16 +4,21 @@
 //! one entry, a plain file name) and owns the crash-safe write of the extracted file (intact
 //! data, checked by the archive's CRC) into the directory it is given. It writes nowhere
 //! else, leaves nothing behind on failure, and never decides where that directory is (`plan`).
+//! A restore extracts with [`extract_snapshot_checked`], which also checks the database's
+//! trailer in the same pass, so the restore tool can skip its own hash pass.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::RestoreError;
+use super::decrypt::CheckedFile;
 use crate::fsutil;
 use crate::snapshot::name::PART_SUFFIX;
+use crate::snapshot::pipe::PipeWriter;
 pub use crate::snapshot::verify::archive::check_entry_name;
 use crate::snapshot::verify::archive::{checked_name, not_a_zip, open_archive};
+use crate::snapshot::verify::{StreamCheck, VerifyError};
 
 /// Mode of the extracted database: etcd's private file mode, whatever the archive says.
 const EXTRACTED_MODE: u32 = 0o600;
@@ -26,6 +31,22 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// fsynced and renamed without replacing an existing file. The zip reader checks the CRC at the
 /// end of the entry, so a corrupt archive fails before the rename and its `.part` is removed.
 pub fn extract_snapshot(zip_path: &Path, dest_dir: &Path) -> Result<PathBuf, RestoreError> {
+    extract(zip_path, dest_dir, None)
+}
+
+/// Like [`extract_snapshot`], and checks the extracted database as it is written (its trailer
+/// against the SHA-256 of what precedes it, its first page), in the same pass: the restore tool
+/// may then skip its own hash pass. A damaged database in an intact archive is refused here,
+/// before the rename, and its `.part` removed.
+pub fn extract_snapshot_checked(zip_path: &Path, dest_dir: &Path) -> Result<PathBuf, RestoreError> {
+    extract(zip_path, dest_dir, Some(StreamCheck::new()))
+}
+
+fn extract(
+    zip_path: &Path,
+    dest_dir: &Path,
+    check: Option<StreamCheck>,
+) -> Result<PathBuf, RestoreError> {
     let mut archive = open_archive(zip_path)?;
     let mut entry = archive
         .by_index(0)
@@ -46,7 +67,9 @@ pub fn extract_snapshot(zip_path: &Path, dest_dir: &Path) -> Result<PathBuf, Res
             source,
         }
     })?;
-    let result = copy_into(&mut entry, file)
+    // A failed check names the archive: the extracted copy is ours and is about to go.
+    let check = check.map(|c| (c, zip_path));
+    let result = copy_into(&mut entry, file, check)
         .map_err(|failure| match failure {
             CopyFailure::Read(source) => RestoreError::CorruptArchive {
                 zip: zip_path.to_path_buf(),
@@ -57,6 +80,7 @@ pub fn extract_snapshot(zip_path: &Path, dest_dir: &Path) -> Result<PathBuf, Res
                 path: part.clone(),
                 source,
             },
+            CopyFailure::Check(error) => error.into(),
         })
         .and_then(|()| publish(&part, &dest, zip_path));
     if let Err(err) = result {
@@ -78,15 +102,28 @@ pub fn archive_entry_size(zip_path: &Path) -> Result<u64, RestoreError> {
     Ok(entry.size())
 }
 
-/// Which side of the copy failed: reading the archive (corrupt data) or writing the file.
+/// Which side of the copy failed: reading the archive (corrupt data), writing the file, or the
+/// check of the database it holds.
 enum CopyFailure {
     Read(io::Error),
     Write(io::Error),
+    Check(VerifyError),
 }
 
-/// Streams `reader` into `file` through a fixed buffer and fsyncs it.
-fn copy_into(reader: &mut impl Read, file: File) -> Result<(), CopyFailure> {
-    let mut out = BufWriter::with_capacity(COPY_BUFFER, file);
+/// Streams `reader` into `file` and fsyncs it; with `check`, the data goes through it too and
+/// must pass (errors name the given path). Inflating stays on this thread; the check and the
+/// writes run on a thread of their own (`snapshot::pipe`), at most a few chunks in flight.
+fn copy_into(
+    reader: &mut impl Read,
+    file: File,
+    check: Option<(StreamCheck, &Path)>,
+) -> Result<(), CopyFailure> {
+    let (check, check_path) = check.map_or((None, None), |(c, p)| (Some(c), Some(p)));
+    let sink = CheckedFile {
+        file: BufWriter::with_capacity(COPY_BUFFER, file),
+        check,
+    };
+    let mut pipe = PipeWriter::new(sink).map_err(CopyFailure::Write)?;
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
         let n = match reader.read(&mut buf) {
@@ -95,9 +132,13 @@ fn copy_into(reader: &mut impl Read, file: File) -> Result<(), CopyFailure> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyFailure::Read(e)),
         };
-        out.write_all(&buf[..n]).map_err(CopyFailure::Write)?;
+        pipe.write_all(&buf[..n]).map_err(CopyFailure::Write)?;
     }
-    let file = out
+    let CheckedFile { file, check } = pipe.finish().map_err(CopyFailure::Write)?;
+    if let (Some(c), Some(path)) = (check, check_path) {
+        c.finish(path).map_err(CopyFailure::Check)?;
+    }
+    let file = file
         .into_inner()
         .map_err(|e| CopyFailure::Write(e.into_error()))?;
     file.sync_all().map_err(CopyFailure::Write)
@@ -167,6 +208,37 @@ mod tests {
         let err = extract_snapshot(&zip_path, &dest).unwrap_err();
         assert!(matches!(err, RestoreError::ExtractedExists { .. }), "{err}");
         assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_checked_extraction_refuses_a_damaged_database_in_an_intact_archive() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        std::fs::create_dir(&dest).unwrap();
+        let mut good = vec![5u8; 1024];
+        good[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+        let digest = sha2::Sha256::digest(&good);
+        good.extend_from_slice(&digest);
+        let zip_path = dir.path().join("s.zip");
+        zip_with(&zip_path, &[("snap-n1-1", &good)]);
+        let out = extract_snapshot_checked(&zip_path, &dest).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), good);
+        std::fs::remove_file(&out).unwrap();
+        let mut flipped = good.clone();
+        flipped[700] ^= 1;
+        zip_with(&zip_path, &[("snap-n1-1", &flipped)]);
+        let err = extract_snapshot_checked(&zip_path, &dest).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::ChecksumMismatch { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("s.zip"), "{err}");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+        zip_with(&zip_path, &[("snap-n1-1", &good[..1024])]);
+        let err = extract_snapshot_checked(&zip_path, &dest).unwrap_err();
+        assert!(matches!(err, RestoreError::NoTrailer { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod hashkv;
 pub mod image;
 pub mod name;
 pub mod observed;
-mod pipe;
+pub(crate) mod pipe;
 pub mod point_in_time;
 pub mod prune;
 pub mod record;

@@ -74,8 +74,8 @@ pub fn shape_of(size: u64) -> Shape {
 }
 
 /// The checks that need no full read: the size has a database-plus-trailer shape and the first
-/// page is a bbolt meta page. The restore tool then verifies the trailer itself (a full read it
-/// does anyway); only when it fails is [`verify_snapshot_file`] run, for its precise message.
+/// page is a bbolt meta page. A restore runs them first, then [`verify_snapshot_file`] (or a
+/// [`StreamCheck`] while it writes its own copy) beside the restore tool, which skips its hash.
 pub fn quick_check(path: &Path) -> Result<(), VerifyError> {
     let (mut file, _) = open_shaped(path)?;
     let read_err = |source| VerifyError::ReadSnapshot {
@@ -156,9 +156,8 @@ pub(crate) fn scan_database(
         path: path.to_path_buf(),
         source,
     };
-    let mut check = ImageCheck::sniffing();
+    let mut check = StreamCheck::new();
     let mut whole = expected_file.map(|_| Sha256::new());
-    let mut head = Vec::with_capacity(BOLT_MAGIC_OFFSET + 4);
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let n = match reader.read(&mut buf) {
@@ -167,34 +166,12 @@ pub(crate) fn scan_database(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_err(e)),
         };
-        let chunk = &buf[..n];
-        if head.len() < head.capacity() {
-            let take = (head.capacity() - head.len()).min(n);
-            head.extend_from_slice(&chunk[..take]);
-        }
-        check.update(chunk);
+        check.update(&buf[..n]);
         if let Some(h) = whole.as_mut() {
-            h.update(chunk);
+            h.update(&buf[..n]);
         }
     }
-    let (kind, db_size) = check.verify().map_err(|e| match e {
-        SaveError::ChecksumMismatch { expected, actual } => VerifyError::ChecksumMismatch {
-            path: path.to_path_buf(),
-            expected,
-            actual,
-        },
-        SaveError::SqliteImage { detail } => VerifyError::BadSqlite {
-            path: path.to_path_buf(),
-            detail,
-        },
-        // The data changed size while it was read: report what was actually read.
-        _ => truncated(path, size),
-    })?;
-    if kind == ImageKind::Etcd && !has_bolt_magic(&head) {
-        return Err(VerifyError::NotADatabase {
-            path: path.to_path_buf(),
-        });
-    }
+    let db_size = check.finish_expecting(path, size)?;
     let file_sha256 = match (whole, expected_file) {
         (Some(h), Some(expected)) => {
             let actual = hex(&h.finalize());
@@ -213,6 +190,77 @@ pub(crate) fn scan_database(
         db_size,
         file_sha256,
     })
+}
+
+/// The checks of a full read, fed one chunk at a time by a step that streams the snapshot
+/// anyway (decrypting it, extracting it from its `.zip`): the trailer must equal the SHA-256 of
+/// everything before it and the first page must be a bbolt meta page (or the data a well-formed
+/// SQLite image). The restore tool can then skip its own hash pass over the written copy.
+pub struct StreamCheck {
+    check: ImageCheck,
+    head: Vec<u8>,
+    seen: u64,
+}
+
+impl Default for StreamCheck {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamCheck {
+    pub fn new() -> Self {
+        Self {
+            check: ImageCheck::sniffing(),
+            head: Vec::with_capacity(BOLT_MAGIC_OFFSET + 4),
+            seen: 0,
+        }
+    }
+
+    /// The next bytes of the snapshot, in order.
+    pub fn update(&mut self, chunk: &[u8]) {
+        if self.head.len() < self.head.capacity() {
+            let take = (self.head.capacity() - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.seen += chunk.len() as u64;
+        self.check.update(chunk);
+    }
+
+    /// The verdict on everything fed, naming `path` in errors; returns the database size.
+    /// A database without a trailer is refused as a file of that shape is (`NoTrailer`).
+    pub fn finish(self, path: &Path) -> Result<u64, VerifyError> {
+        let seen = self.seen;
+        match self.finish_expecting(path, seen) {
+            Err(VerifyError::Truncated { .. }) if shape_of(seen) == Shape::NoTrailer => {
+                Err(no_trailer(path, seen))
+            }
+            other => other,
+        }
+    }
+
+    /// As [`Self::finish`]; `size` is the size a truncation error reports.
+    fn finish_expecting(self, path: &Path, size: u64) -> Result<u64, VerifyError> {
+        let (kind, db_size) = self.check.verify().map_err(|e| match e {
+            SaveError::ChecksumMismatch { expected, actual } => VerifyError::ChecksumMismatch {
+                path: path.to_path_buf(),
+                expected,
+                actual,
+            },
+            SaveError::SqliteImage { detail } => VerifyError::BadSqlite {
+                path: path.to_path_buf(),
+                detail,
+            },
+            // The data changed size while it was read: report what was actually read.
+            _ => truncated(path, size),
+        })?;
+        if kind == ImageKind::Etcd && !has_bolt_magic(&self.head) {
+            return Err(VerifyError::NotADatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(db_size)
+    }
 }
 
 /// Verifies a snapshot as it sits in the snapshot dir, without writing anything: a plain file

@@ -22,6 +22,7 @@ mod cli;
 mod config_engine;
 mod delta;
 mod drills;
+mod drills_inside;
 mod durations;
 mod embedded_etcd;
 mod encryption;

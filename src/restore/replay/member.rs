@@ -48,6 +48,7 @@ pub async fn restore(
         peer_url: "https://127.0.0.1:2380".into(),
         cluster_token: format!("{MEMBER}-{unique}"),
         bump_revision: None,
+        skip_hash_check: false,
     };
     run_restore(tool, snapshot, &target)
         .await

@@ -7,6 +7,10 @@
 pub mod cluster_reset;
 /// Cluster reset with peers present.
 mod cluster_reset_peers;
+/// The cheap revision read against etcd's own `snapshot status` and a restored member.
+mod revision;
+/// The restore tool skips its hash pass; our check refuses damage before anything changes.
+mod skip_hash;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -312,6 +316,8 @@ async fn etcdctl_restore_builds_a_data_dir_that_etcd_serves() {
         peer_url: peer_url.clone(),
         cluster_token: "restore-test-1".into(),
         bump_revision: None,
+        // The tool's own check: it must refuse the corrupt copy below by itself.
+        skip_hash_check: false,
     };
 
     // A corrupt snapshot fails inside the tool, with its words in the error, and no staging

@@ -3,9 +3,9 @@
 //! A drill takes one copy (a local file, plain, zip or age-encrypted, or an S3 object, each
 //! checked against its own bytes), and in a temp dir of its own outside the data dir (`$TMPDIR`,
 //! refused when it is inside the data dir): downloads, decrypts or extracts it (`plain`), reads
-//! it with `inspect`, restores it with
-//! the restore tool (told to skip its own hash pass: `inspect`, beside it, checks the trailer,
-//! and the restore counts only when `inspect` passed) into a throwaway member, starts that member on free loopback ports with
+//! it with `inspect`, restores it with the restore tool (told to skip its own hash pass:
+//! `inspect`, beside it, checks the trailer, and the restore counts only when `inspect` passed)
+//! into a throwaway member, starts that member (still beside `inspect`) on free loopback ports with
 //! throwaway certificates at the lowest CPU and IO priority (`child::lower_priority`), and
 //! checks that it serves the file's revision and key count, `HashKV` at the revision recorded at
 //! save time (`snapshot::hashkv`), and every key once in paged reads. Everything it made goes
@@ -231,27 +231,20 @@ async fn run_checks(
         keys: inspected.live_keys,
         recorded,
     };
-    let member_dir = match restored {
-        Ok(dir) => dir,
+    let member = match restored {
+        Ok(Restored::Started(member)) => member,
+        Ok(Restored::NotStarted(detail)) => {
+            checks.push(restored_check());
+            checks.push(Check::new("serves", false, detail));
+            return Ok(checks);
+        }
         Err(DrillError::RestoreFailed { status, stderr }) => {
             checks.push(Check::new("restore", false, format!("{status}: {stderr}")));
             return Ok(checks);
         }
         Err(e) => return Err(e),
     };
-    checks.push(Check::new(
-        "restore",
-        true,
-        "restored into a throwaway member",
-    ));
-    let member = match member::start(&setup.etcd_binary, &member_dir).await {
-        Ok(m) => m,
-        Err(e) => {
-            let detail = crate::errors::error_chain(&e);
-            checks.push(Check::new("serves", false, detail));
-            return Ok(checks);
-        }
-    };
+    checks.push(restored_check());
     let record = expected.recorded.as_ref().and_then(|r| r.as_ref().ok());
     let observed = member::observe(&member, record).await;
     let _ = member.stop().await;
@@ -273,10 +266,21 @@ async fn run_checks(
     Ok(checks)
 }
 
-/// Inspects the plain file and restores it into the work dir side by side: both read the whole
-/// file, the inspect on this process's threads and the restore tool on its own, so on two cores
-/// the inspect costs almost nothing on top of the restore. The restore's outcome only counts when
-/// the inspect passed.
+fn restored_check() -> Check {
+    Check::new("restore", true, "restored into a throwaway member")
+}
+
+/// The throwaway member after the restore: started, or why it did not start.
+enum Restored {
+    Started(Box<crate::etcd::standalone::StandaloneEtcd>),
+    NotStarted(String),
+}
+
+/// Inspects the plain file while it is restored into the work dir and the restored member is
+/// started: the inspect on this process's threads, the restore tool and then etcd on their own,
+/// so on two cores the inspect costs almost nothing on top of them. Starting the member before
+/// the inspect has passed is safe, as it is a throwaway in the drill's own dir; its answers are
+/// only asked for, and the restore only counts, once the inspect passed (`run_checks`).
 async fn inspect_and_restore(
     setup: &DrillSetup,
     plain: &Path,
@@ -284,7 +288,7 @@ async fn inspect_and_restore(
 ) -> Result<
     (
         crate::inspect::report::InspectReport,
-        Result<PathBuf, DrillError>,
+        Result<Restored, DrillError>,
     ),
     DrillError,
 > {
@@ -293,8 +297,14 @@ async fn inspect_and_restore(
         tokio::task::spawn_blocking(move || crate::inspect::inspect_local(&file, &data_dir, None));
     let tool = crate::restore::select_restore_tool(&setup.etcd_binary).await?;
     let unique = format!("{}", std::process::id());
-    let restore = member::restore(&tool, plain, work.path(), &unique);
-    let (inspected, restored) = tokio::join!(inspect, restore);
+    let restore_and_start = async {
+        let member_dir = member::restore(&tool, plain, work.path(), &unique).await?;
+        Ok(match member::start(&setup.etcd_binary, &member_dir).await {
+            Ok(member) => Restored::Started(Box::new(member)),
+            Err(e) => Restored::NotStarted(crate::errors::error_chain(&e)),
+        })
+    };
+    let (inspected, restored) = tokio::join!(inspect, restore_and_start);
     let inspected = inspected
         .map_err(DrillError::Task)?
         .map_err(|e| DrillError::Inspect(Box::new(e)))?;

@@ -406,3 +406,26 @@ pub async fn metrics(server: &TestServer) -> String {
     assert_eq!(status, 200);
     String::from_utf8_lossy(&body).into_owned()
 }
+
+/// The first offset from `from` on whose whole-byte flip changes what `bytes` holds: any offset
+/// for a plain file; for a zip, one after which the zip crate (an independent reader that
+/// checks the CRC-32) no longer reads back the same entry.
+pub fn damaging_flip(bytes: &[u8], from: usize) -> usize {
+    let entry = |b: &[u8]| -> Option<Vec<u8>> {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(b)).ok()?;
+        let mut file = archive.by_index(0).ok()?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut out).ok()?;
+        Some(out)
+    };
+    let Some(intact) = entry(bytes) else {
+        return from;
+    };
+    (from..bytes.len())
+        .find(|&at| {
+            let mut flipped = bytes.to_vec();
+            flipped[at] ^= 0xFF;
+            entry(&flipped).as_ref() != Some(&intact)
+        })
+        .expect("some byte of the archive matters")
+}

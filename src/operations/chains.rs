@@ -78,7 +78,18 @@ pub(super) fn follow_delete(local: &LocalStore, name: &str, report: &mut DeleteR
     };
     log_removed(name, &summary, "its full snapshot was deleted");
     let chain: ChainRemoval = summary.into();
-    let location = local.location(name);
+    attach_chain(report, name, &local.location(name), chain);
+    true
+}
+
+/// Puts `chain` on the report's removal of `name` at `location` (the snapshot copy it went
+/// with), or adds a removal for it when the copy itself was not in the report.
+pub(super) fn attach_chain(
+    report: &mut DeleteReport,
+    name: &str,
+    location: &str,
+    chain: ChainRemoval,
+) {
     match report
         .removed
         .iter_mut()
@@ -92,7 +103,6 @@ pub(super) fn follow_delete(local: &LocalStore, name: &str, report: &mut DeleteR
             chain: Some(chain),
         }),
     }
-    true
 }
 
 fn log_removed(anchor: &str, summary: &crate::delta::retention::ChainSummary, why: &str) {

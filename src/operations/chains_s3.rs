@@ -105,19 +105,6 @@ pub(super) async fn follow_delete(remote: &S3Store, name: &str, report: &mut Del
         }
     };
     let chain = removal_of(remote, name, &objects);
-    let location = remote.location(name);
-    match report
-        .removed
-        .iter_mut()
-        .find(|r| r.name == name && r.location == location)
-    {
-        Some(removal) => removal.chain = Some(chain),
-        None => report.removed.push(Removal {
-            name: name.to_string(),
-            location: chain.location.clone(),
-            reason: None,
-            chain: Some(chain),
-        }),
-    }
+    super::chains::attach_chain(report, name, &remote.location(name), chain);
     true
 }

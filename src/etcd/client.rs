@@ -14,6 +14,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request may wait for its response to start. For the snapshot stream this covers
 /// only the first response; the save pipeline watches the rest of the stream itself.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the snapshot stream may wait for its first response. etcd starts the stream only
+/// once it can commit its backend, which waits for every reader holding the backend's read
+/// lock: a `HashKV` (ours at save time, or etcd's own corruption check) or a defragmentation
+/// over a large database can take minutes. Waiting for them beats failing the save.
+const SNAPSHOT_START_TIMEOUT: Duration = Duration::from_secs(600);
 /// HTTP/2 pings detect a silently dead connection during a long snapshot stream.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,8 +44,23 @@ pub enum ConnectError {
 
 /// Connects to the configured endpoints (or the embedded member) and checks it answers.
 pub async fn connect(settings: &EtcdSettings) -> Result<etcd_client::Client, ConnectError> {
+    connect_with(settings, REQUEST_TIMEOUT).await
+}
+
+/// `connect` for the snapshot stream, whose first response may wait for minutes
+/// (`SNAPSHOT_START_TIMEOUT`); the save pipeline watches the rest of the stream itself.
+pub async fn connect_for_snapshot(
+    settings: &EtcdSettings,
+) -> Result<etcd_client::Client, ConnectError> {
+    connect_with(settings, SNAPSHOT_START_TIMEOUT).await
+}
+
+async fn connect_with(
+    settings: &EtcdSettings,
+    request_timeout: Duration,
+) -> Result<etcd_client::Client, ConnectError> {
     let endpoints = settings.client_endpoints();
-    let options = connect_options(settings)?;
+    let options = connect_options(settings, request_timeout)?;
     let connect_err = |source| ConnectError::Connect {
         endpoints: endpoints.join(","),
         source,
@@ -55,10 +75,13 @@ pub async fn connect(settings: &EtcdSettings) -> Result<etcd_client::Client, Con
 }
 
 /// Timeouts and keep-alives always; TLS when a CA or a client certificate is configured.
-fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, ConnectError> {
+fn connect_options(
+    settings: &EtcdSettings,
+    request_timeout: Duration,
+) -> Result<ConnectOptions, ConnectError> {
     let options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT)
+        .with_timeout(request_timeout)
         .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT);
     match tls_options(
         settings.ca_file.as_deref(),

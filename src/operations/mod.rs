@@ -56,7 +56,7 @@ use save_steps::{
 pub use segments::{SegmentUploadReport, SegmentsInS3};
 
 use crate::config::DesiredConfig;
-use crate::etcd::client::{ConnectError, connect};
+use crate::etcd::client::{ConnectError, connect_for_snapshot};
 use crate::kube::KubeAccess;
 use crate::snapshot::name::rounded_now_unix;
 use crate::snapshot::observed::save_snapshot_observed;
@@ -469,12 +469,13 @@ impl Operations {
         recipients: Option<crate::crypt::Recipients>,
         recorded: &BTreeMap<String, String>,
     ) -> Result<SavedSnapshot, OperationError> {
-        let mut client = connect(&config.etcd)
-            .await
-            .map_err(|source| OperationError::Connect {
-                name: name.file_name(),
-                source,
-            })?;
+        let mut client =
+            connect_for_snapshot(&config.etcd)
+                .await
+                .map_err(|source| OperationError::Connect {
+                    name: name.file_name(),
+                    source,
+                })?;
         let metadata = merged_metadata_of(&self.kube, recorded).await;
         let progress = crate::telemetry::progress::reporter();
         save_snapshot_observed(

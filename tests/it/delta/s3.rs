@@ -284,7 +284,8 @@ async fn keys_after_restore(node: &Node, args: &[&str]) -> Vec<KeyState> {
     let mut server = node.start(args);
     let mut client = tls_client(&node.endpoint(), &node.tls_dir()).await;
     let keys = state(&mut client, None).await;
-    assert!(server.terminate().success());
+    let status = server.terminate();
+    assert!(status.success(), "{status}:\n{}", server.log_text());
     keys.into_iter()
         .filter(|k| k.0.starts_with("/test/"))
         .collect()

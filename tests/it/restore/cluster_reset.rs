@@ -82,6 +82,13 @@ impl Node {
         crate::support::wait_for("embedded etcd", std::time::Duration::from_secs(60), || {
             self.etcdctl(&["endpoint", "health"]).status.success()
         });
+        // etcd answers a moment before the server counts it as started, and a SIGTERM before
+        // that is a stop during start-up, which exits 1 by design: callers may stop it at once.
+        crate::support::wait_for(
+            "the server's embedded etcd",
+            std::time::Duration::from_secs(60),
+            || server.log_text().contains("embedded etcd is ready"),
+        );
         server
     }
 

@@ -20,7 +20,8 @@ impl SegmentForm {
         compressed: false,
         encrypted: false,
     };
-    const ALL: [SegmentForm; 4] = [
+    /// Every form, plain first.
+    pub const ALL: [SegmentForm; 4] = [
         SegmentForm::PLAIN,
         SegmentForm {
             compressed: true,

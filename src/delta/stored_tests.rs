@@ -38,21 +38,7 @@ fn every_form_round_trips_and_only_the_plain_one_holds_plaintext() {
     let ids = identities();
     let recipients = ids.recipients();
     let data = sample();
-    for form in [
-        SegmentForm::PLAIN,
-        SegmentForm {
-            compressed: true,
-            encrypted: false,
-        },
-        SegmentForm {
-            compressed: false,
-            encrypted: true,
-        },
-        SegmentForm {
-            compressed: true,
-            encrypted: true,
-        },
-    ] {
+    for form in SegmentForm::ALL {
         let path = dir.path().join(form.suffix().trim_start_matches('.'));
         let to = form.encrypted.then_some(&recipients);
         store(&path, &data, form.compressed, to);

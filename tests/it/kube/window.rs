@@ -55,6 +55,24 @@ async fn wait_until(
     waited.await.unwrap();
 }
 
+/// A server on `etcd` and `api` capturing deltas (1 s period), once its capture has started:
+/// writes before the chain's full snapshot would be in the snapshot, never in a segment.
+async fn start_capturing(
+    api: &Arc<KubeApi>,
+    dir: &Path,
+    etcd: &TestEtcd,
+) -> (std::path::PathBuf, Arc<TestServer>) {
+    let delta = ["--etcd-snapshot-delta", "--etcd-snapshot-delta-period=1s"];
+    let flags = delta.map(String::from).to_vec();
+    let (data, server) = start_kube_server(api, dir, "n1", &etcd.endpoint, flags).await;
+    let probe = server.clone();
+    wait_until(&server, "the delta capture", move || {
+        probe.log_text().contains("delta capture started")
+    })
+    .await;
+    (data, server)
+}
+
 /// The local resource's window, once it ends at `revision` with a time.
 fn window_at(api: &KubeApi, revision: i64) -> Option<Value> {
     let resources = api.list(FILES);
@@ -75,15 +93,7 @@ async fn the_full_snapshots_resource_carries_its_window_and_kubectl_shows_its_en
     let api = Arc::new(KubeApi::start().await);
     api.require_crds();
     let dir = tempfile::tempdir().unwrap();
-    let delta = ["--etcd-snapshot-delta", "--etcd-snapshot-delta-period=1s"];
-    let flags = delta.map(String::from).to_vec();
-    let (data, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
-    // Writes before the chain's full snapshot would be in the snapshot, never in a segment.
-    let probe = server.clone();
-    wait_until(&server, "the delta capture", move || {
-        probe.log_text().contains("delta capture started")
-    })
-    .await;
+    let (data, server) = start_capturing(&api, dir.path(), &etcd).await;
     let mut client = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
         .await
         .unwrap();
@@ -176,15 +186,7 @@ async fn under_a_crd_without_the_field_the_moving_window_is_not_rewritten_on_eve
     let api = Arc::new(KubeApi::start().await);
     api.put(CRD, crd_without_windows());
     let dir = tempfile::tempdir().unwrap();
-    let delta = ["--etcd-snapshot-delta", "--etcd-snapshot-delta-period=1s"];
-    let flags = delta.map(String::from).to_vec();
-    let (data, server) = start_kube_server(&api, dir.path(), "n1", &etcd.endpoint, flags).await;
-    // Writes before the chain's full snapshot would be in the snapshot, never in a segment.
-    let probe = server.clone();
-    wait_until(&server, "the delta capture", move || {
-        probe.log_text().contains("delta capture started")
-    })
-    .await;
+    let (data, server) = start_capturing(&api, dir.path(), &etcd).await;
     let mut client = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
         .await
         .unwrap();

@@ -533,6 +533,13 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "etcd-snapshot-hashkv-max-db-size",
+        kind: Kind::String,
+        default: DefaultValue::Value("2GiB"),
+        help: "Largest etcd database (its dbSize) whose keyspace hash (HashKV) a save records for restore drills to compare, asked after the snapshot stream (etcd holds its read lock, and so every write, while it hashes); bigger databases are saved without a hash (e.g. 2GiB; 0 never hashes)",
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-binary",
         kind: Kind::Path,
         default: DefaultValue::Value("etcd"),

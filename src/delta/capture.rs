@@ -19,7 +19,7 @@ use super::session::{Session, SessionEnd, Storing};
 use crate::config::{DesiredConfig, Resolved};
 use crate::errors::error_chain;
 use crate::kube::KubeAccess;
-use crate::snapshot::hashkv::HashKvRecord;
+use crate::snapshot::hashkv::recorded_revision;
 use crate::snapshot::record::SnapshotRecord;
 use crate::store::local::LocalStore;
 use crate::telemetry::metrics::Metrics;
@@ -293,13 +293,14 @@ fn survey(
     Ok((choose_anchor(records.iter().filter_map(anchor_of)), newest))
 }
 
-/// The anchor a listed snapshot offers: its recorded keyspace revision, when it has one.
+/// The anchor a listed snapshot offers: its recorded revision (with or without a keyspace
+/// hash, `hashkv::recorded_revision`), when it has one.
 pub fn anchor_of(record: &SnapshotRecord) -> Option<Anchor> {
     let entries = record.metadata.as_ref()?;
-    let recorded = HashKvRecord::from_entries(entries).ok()??;
+    let revision = recorded_revision(entries)?;
     Some(Anchor {
         file_name: record.file_name.clone(),
-        revision: recorded.revision,
+        revision,
         created_unix: record.created_unix,
     })
 }

@@ -11,7 +11,7 @@
 //! Every store is reached through the `SnapshotStore` seam (`maintain::list_on`, `retain`'s
 //! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
-//! steps, the recipients and the recorded keyspace hash among them, in `save_steps`); list, delete and
+//! steps, the recipients and the recorded revision and keyspace hash among them, in `save_steps`); list, delete and
 //! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
 //! snapshots in `chains` (and S3 copies in `chains_s3`) and their point-in-time windows in
 //! `windows`; the S3 copy of a save in `replicate`; the reconcile's S3 backfill in `backfill`;
@@ -50,8 +50,8 @@ pub use report::{
 };
 use retain::RetentionRun;
 use save_steps::{
-    abandon_upload, current_recipients, encryption_entries, log_saved, merged_metadata_of,
-    record_hashkv, sync_bootstrap_before_save,
+    abandon_upload, begin_hashkv, current_recipients, encryption_entries, log_saved,
+    merged_metadata_of, sync_bootstrap_before_save,
 };
 pub use segments::{SegmentUploadReport, SegmentsInS3};
 
@@ -60,7 +60,7 @@ use crate::etcd::client::{ConnectError, connect_for_snapshot};
 use crate::kube::KubeAccess;
 use crate::snapshot::name::rounded_now_unix;
 use crate::snapshot::observed::save_snapshot_observed;
-use crate::snapshot::save::{SaveError, SavedSnapshot};
+use crate::snapshot::save::{DEFAULT_COMPRESSION_LEVEL, Output, SaveError, SavedSnapshot};
 use crate::snapshot::tee::{self, Tee};
 use crate::store::local::{LocalStore, StoreError};
 use crate::store::s3::{S3Error, S3Store};
@@ -330,10 +330,11 @@ impl Operations {
         }
         // A SQLite datastore is copied (and checked) first; its figures are recorded.
         let copy = save_sqlite::copy_if_sqlite(&datastore, &store, &name).await?;
-        // Before the stream and the upload start: both carry it (see `snapshot::hashkv`).
-        let mut recorded = match &copy {
-            Some(copy) => copy.entries(),
-            None => record_hashkv(config, &name.file_name()).await,
+        // The revision before the stream and the upload start; the hash after the stream, before
+        // the records that carry it are written (see `snapshot::hashkv`).
+        let (mut recorded, late) = match &copy {
+            Some(copy) => (copy.entries(), None),
+            None => begin_hashkv(config, &name.file_name()).await,
         };
         recorded.extend(encryption_entries(recipients.as_ref()));
         let s3_started = Instant::now();
@@ -345,7 +346,13 @@ impl Operations {
                     .await
             }
             None => {
-                self.stream_to_store(config, &store, &name, tee, recipients, &recorded)
+                let output = Output {
+                    compression_level: DEFAULT_COMPRESSION_LEVEL,
+                    tee,
+                    recipients,
+                    late,
+                };
+                self.stream_to_store(config, &store, &name, output, &recorded)
                     .await
             }
         };
@@ -360,6 +367,8 @@ impl Operations {
             }
         };
         log_saved(&saved);
+        // The hash joins what a retried upload from the file carries.
+        recorded.extend(saved.late_entries.clone());
         self.metrics.set_last_success(saved.name.unix);
         let mut outcome = SaveOutcome {
             created: vec![saved.name.file_name()],
@@ -465,8 +474,7 @@ impl Operations {
         config: &DesiredConfig,
         store: &LocalStore,
         name: &crate::snapshot::SnapshotName,
-        tee: Option<Tee>,
-        recipients: Option<crate::crypt::Recipients>,
+        output: Output,
         recorded: &BTreeMap<String, String>,
     ) -> Result<SavedSnapshot, OperationError> {
         let mut client =
@@ -483,8 +491,7 @@ impl Operations {
             store.layout(),
             name,
             metadata.as_ref(),
-            tee,
-            recipients,
+            output,
             progress,
         )
         .await

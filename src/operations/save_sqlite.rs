@@ -64,6 +64,7 @@ impl Operations {
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             tee,
             recipients,
+            late: None,
         };
         let saved = save_from_image(
             copy.path(),

@@ -1,6 +1,6 @@
 //! The steps of a save that stand apart from the writer lock and the stores: the recipients of
-//! this save and the fingerprints recorded for them, the keyspace hash recorded before the stream starts, the bootstrap sync of an
-//! embedded member, the metadata record (the ConfigMap's entries with ours), the log line of a
+//! this save and the fingerprints recorded for them, the revision taken before the stream and the
+//! keyspace hash asked for after it (`snapshot::hashkv`), the bootstrap sync of an embedded member, the metadata record (the ConfigMap's entries with ours), the log line of a
 //! saved snapshot, and letting a failed save's upload go.
 
 use std::collections::BTreeMap;
@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use super::{OperationError, replicate};
 use crate::config::DesiredConfig;
+use crate::config::verify;
 use crate::errors::error_chain;
 use crate::etcd::client::connect;
-use crate::snapshot::save::SavedSnapshot;
+use crate::snapshot::hashkv::{self, HashDecision, HashKvError};
+use crate::snapshot::save::{LateEntries, SavedSnapshot};
 
 /// The recipients a save encrypts to, read afresh for every save: a rotated recipients file or
 /// encryption Secret applies to the next snapshot. None when encryption is off; an error (no
@@ -63,30 +65,62 @@ pub(super) fn log_saved(saved: &SavedSnapshot) {
     );
 }
 
-/// The keyspace hash to record with the snapshot about to be taken, as metadata entries; empty
-/// (with a warning) when etcd cannot give it: the snapshot is still taken, and a drill says
-/// that no hash was recorded.
-pub(super) async fn record_hashkv(
+/// Before the stream: the live revision `R` as metadata entries, and, unless the database is
+/// over `etcd-snapshot-hashkv-max-db-size`, the keyspace hash at `R` for the pipeline to ask for
+/// once the file is published (`Output::late`). Nothing (with a warning) when etcd cannot give
+/// `R`: the snapshot is still taken, and a drill says that no hash was recorded.
+pub(super) async fn begin_hashkv(
     config: &DesiredConfig,
     snapshot: &str,
-) -> BTreeMap<String, String> {
-    let recorded = match connect(&config.etcd).await {
-        Ok(mut client) => crate::snapshot::hashkv::record(&mut client).await,
+) -> (BTreeMap<String, String>, Option<LateEntries>) {
+    let mut client = match connect(&config.etcd).await {
+        Ok(client) => client,
         Err(e) => {
-            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to connect to etcd for the keyspace hash; saving without it");
-            return BTreeMap::new();
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to connect to etcd for the keyspace revision; saving without it");
+            return (BTreeMap::new(), None);
         }
     };
-    match recorded {
-        Ok(record) => {
-            tracing::debug!(%snapshot, hash = record.hash, revision = record.revision, "recorded the keyspace hash");
-            record.entries()
-        }
+    let status = match hashkv::live_status(&mut client).await {
+        Ok(status) => status,
         Err(e) => {
-            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to record the keyspace hash; saving without it");
-            BTreeMap::new()
+            tracing::warn!(%snapshot, error = %error_chain(&e), "failed to ask etcd for its revision; saving without a keyspace hash");
+            return (BTreeMap::new(), None);
         }
-    }
+    };
+    let max = config.snapshot.verify.hashkv_max_db_size;
+    let late = match hashkv::decide(status.db_size, max) {
+        HashDecision::Hash => Some(late_hash(client, status.revision, snapshot.to_string())),
+        HashDecision::Never => {
+            tracing::info!(%snapshot, "keyspace hash skipped: {} is 0", verify::HASHKV_MAX_DB_SIZE);
+            None
+        }
+        HashDecision::TooBig { db_size, .. } => {
+            tracing::info!(%snapshot, "keyspace hash skipped: database is {db_size} bytes, over {} ({max} bytes)", verify::HASHKV_MAX_DB_SIZE);
+            None
+        }
+    };
+    (status.entries(), late)
+}
+
+/// `HashKV(revision)` as the save's late entries; a failure records no hash and never fails
+/// the save (a revision compacted meanwhile is expected, and logged at info).
+fn late_hash(mut client: etcd_client::Client, revision: i64, snapshot: String) -> LateEntries {
+    LateEntries(Box::pin(async move {
+        match hashkv::hash_at(&mut client, revision).await {
+            Ok(record) => {
+                tracing::debug!(%snapshot, hash = record.hash, revision, "recorded the keyspace hash");
+                record.entries()
+            }
+            Err(e @ HashKvError::Compacted { .. }) => {
+                tracing::info!(%snapshot, "keyspace hash skipped: {e}");
+                BTreeMap::new()
+            }
+            Err(e) => {
+                tracing::warn!(%snapshot, error = %error_chain(&e), "failed to record the keyspace hash; saved without it");
+                BTreeMap::new()
+            }
+        }
+    }))
 }
 
 pub(super) async fn sync_bootstrap_before_save(config: &DesiredConfig) {

@@ -181,6 +181,15 @@ fn hashkv_entries(
         let again = HashKvRecord::from_entries(&record.entries()).ok().flatten();
         prop_assert_eq!(again, Some(record));
     }
+    // The revision recorded without a hash: read back only from plain non-negative decimals.
+    if let Some(value) = &revision {
+        let key = super::hashkv::KEY_SNAPSHOT_REVISION.to_string();
+        map.insert(key, value.clone());
+        if let Some(read) = super::hashkv::recorded_revision(&map) {
+            prop_assert!(value.bytes().all(|b| b.is_ascii_digit()), "{value:?}");
+            prop_assert_eq!(value.parse::<i64>().ok(), Some(read));
+        }
+    }
     Ok(())
 }
 

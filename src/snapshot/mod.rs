@@ -14,6 +14,7 @@ pub mod hashkv;
 pub mod image;
 pub mod name;
 pub mod observed;
+pub mod output;
 pub(crate) mod pipe;
 pub mod point_in_time;
 pub mod prune;

@@ -10,10 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::name::SnapshotName;
-use super::save::{
-    ChunkSource, DEFAULT_COMPRESSION_LEVEL, Output, SaveError, SavedSnapshot, save_from_source,
-};
-use super::tee::Tee;
+use super::save::{ChunkSource, Output, SaveError, SavedSnapshot, save_from_source};
 use crate::layout::SnapshotDirLayout;
 use crate::telemetry::progress::{Operation, Progress, Step};
 
@@ -49,14 +46,14 @@ impl ChunkSource for ObservedStream {
     }
 }
 
-/// `save::save_snapshot`, reporting the bytes received from etcd to `progress`.
+/// `save::save_snapshot` with every `Output` (the late entries too), reporting the bytes
+/// received from etcd to `progress`.
 pub async fn save_snapshot_observed(
     client: &mut etcd_client::Client,
     layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
-    tee: Option<Tee>,
-    recipients: Option<crate::crypt::Recipients>,
+    output: Output,
     progress: Arc<dyn Progress>,
 ) -> Result<SavedSnapshot, SaveError> {
     let stream = client.snapshot().await.map_err(SaveError::StartStream)?;
@@ -66,11 +63,6 @@ pub async fn save_snapshot_observed(
         progress,
         name: name.file_name(),
         step: step.clone(),
-    };
-    let output = Output {
-        compression_level: DEFAULT_COMPRESSION_LEVEL,
-        tee,
-        recipients,
     };
     let saved = save_from_source(source, layout, name, extra_metadata, output).await;
     let started = step.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::SnapshotName;
 use super::encryption_record::EncryptionRecord;
 use super::image::ImageKind;
+pub use super::output::{LateEntries, Output};
 use super::sink::{SnapshotSink, Written};
 use super::tee::Tee;
 use crate::crypt::{Fingerprint, Recipients};
@@ -55,6 +56,8 @@ pub struct SavedSnapshot {
     pub plaintext_sha256: Option<String>,
     /// Encrypted: the fingerprints of the recipients (never the keys); empty otherwise.
     pub recipients: Vec<Fingerprint>,
+    /// What `Output::late` gave, recorded in the `.metadata` record and sent with the tee's end.
+    pub late_entries: BTreeMap<String, String>,
 }
 
 /// Why a save failed.
@@ -141,29 +144,9 @@ pub async fn save_snapshot(
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee,
         recipients,
+        late: None,
     };
     save_from_source(stream, layout, name, extra_metadata, output).await
-}
-
-/// How the pipeline writes: the Deflate level (1-9, used only when `name.compressed`), an
-/// optional second consumer of the bytes, and the age recipients (needed when
-/// `name.encrypted`).
-#[derive(Debug)]
-pub struct Output {
-    pub compression_level: u32,
-    pub tee: Option<Tee>,
-    pub recipients: Option<Recipients>,
-}
-
-impl Output {
-    /// No tee, no encryption; the given compression level.
-    pub fn level(compression_level: u32) -> Self {
-        Self {
-            compression_level,
-            tee: None,
-            recipients: None,
-        }
-    }
 }
 
 /// The pipeline behind `save_snapshot`, over any chunk source. An empty metadata map writes no
@@ -173,8 +156,9 @@ pub async fn save_from_source<S: ChunkSource>(
     layout: &SnapshotDirLayout,
     name: &SnapshotName,
     extra_metadata: Option<&BTreeMap<String, String>>,
-    output: Output,
+    mut output: Output,
 ) -> Result<SavedSnapshot, SaveError> {
+    let late = output.late.take();
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
     let feed = move |sink: &mut SnapshotSink| -> Result<(), SaveError> {
         loop {
@@ -190,7 +174,12 @@ pub async fn save_from_source<S: ChunkSource>(
     // Always wait for the writer: on failure it removes its temp file before we report.
     let written = writer.await.map_err(SaveError::WriterTask)?;
     read?;
-    complete(layout, name, written?, extra_metadata).await
+    let written = written?;
+    let late = match late {
+        Some(entries) => entries.0.await,
+        None => BTreeMap::new(),
+    };
+    complete(layout, name, written, extra_metadata, late).await
 }
 
 /// What the blocking writer hands back: the file's figures, the unfinished tee, and the
@@ -227,20 +216,22 @@ pub(super) fn spawn_writer(
     })
 }
 
-/// After the file is published: its metadata record and encryption record (either failing
-/// removes the snapshot again), then the tee's end, so S3 completes only a published snapshot.
+/// After the file is published: its metadata record (with the `late` entries) and encryption
+/// record (either failing removes the snapshot again), then the tee's end (with the `late`
+/// entries), so S3 completes only a published snapshot.
 pub(super) async fn complete(
     layout: &SnapshotDirLayout,
     name: &SnapshotName,
     (written, tee, fingerprints): (Written, Option<Tee>, Vec<Fingerprint>),
     extra_metadata: Option<&BTreeMap<String, String>>,
+    late: BTreeMap<String, String>,
 ) -> Result<SavedSnapshot, SaveError> {
     let path = layout.snapshot_path(&name.file_name());
     let plaintext = written
         .plaintext_sha256
         .as_deref()
         .filter(|_| name.encrypted);
-    let record = metadata_record(extra_metadata, plaintext);
+    let record = metadata_record(extra_metadata, &late, plaintext);
     if let Some(map) = record.as_ref() {
         let json = serde_json::to_vec(map).map_err(|e| SaveError::Metadata {
             path: path.clone(),
@@ -260,8 +251,9 @@ pub(super) async fn complete(
     }
     if let Some(tee) = tee {
         let (sha256, size) = (written.file_sha256.clone(), written.size);
+        let entries = late.clone();
         // `finish` may wait for a slow consumer (bounded by the tee's stall limit).
-        tokio::task::spawn_blocking(move || tee.finish(sha256, size))
+        tokio::task::spawn_blocking(move || tee.finish(sha256, size, entries))
             .await
             .map_err(SaveError::WriterTask)?;
     }
@@ -273,17 +265,23 @@ pub(super) async fn complete(
         db_size: written.db_size,
         plaintext_sha256: written.plaintext_sha256,
         recipients: fingerprints,
+        late_entries: late,
     })
 }
 
-/// The snapshot's `.metadata` record: the extra metadata given, plus, for an encrypted save,
-/// the plaintext's SHA-256 (`Etcd-Snapshot-Plaintext-Sha256`), so the S3 copy of the record
-/// carries it too. None when there is nothing to record. Pure.
+/// The snapshot's `.metadata` record: the extra metadata given, the late entries (never over
+/// the given ones, which hold the ConfigMap's), plus, for an encrypted save, the plaintext's
+/// SHA-256 (`Etcd-Snapshot-Plaintext-Sha256`), so the S3 copy of the record carries it too.
+/// None when there is nothing to record. Pure.
 fn metadata_record(
     extra: Option<&BTreeMap<String, String>>,
+    late: &BTreeMap<String, String>,
     plaintext_sha256: Option<&str>,
 ) -> Option<BTreeMap<String, String>> {
     let mut map = extra.cloned().unwrap_or_default();
+    for (key, value) in late {
+        map.entry(key.clone()).or_insert_with(|| value.clone());
+    }
     if let Some(sum) = plaintext_sha256 {
         let key = crate::snapshot::encryption_record::META_PLAINTEXT_SHA256;
         map.insert(key.to_string(), sum.to_string());

@@ -69,6 +69,7 @@ async fn encrypted_save_decrypts_to_the_plain_pipelines_bytes() {
             compression_level: 1,
             tee: None,
             recipients: Some(ids.recipients()),
+            late: None,
         };
         let saved = save_from_source(stream(200), &dir, &name(compressed, true), None, output)
             .await
@@ -114,6 +115,7 @@ async fn an_encrypted_name_without_recipients_or_a_bad_stream_publishes_nothing(
         compression_level: 1,
         tee: None,
         recipients: Some(keys().recipients()),
+        late: None,
     };
     assert!(
         save_from_source(short, &layout, &name(true, true), None, output)

@@ -36,7 +36,7 @@ pub async fn save_from_image(
     let written = spawn_writer(layout, name, kind, output, feed)
         .await
         .map_err(SaveError::WriterTask)??;
-    complete(layout, name, written, extra_metadata).await
+    complete(layout, name, written, extra_metadata, BTreeMap::new()).await
 }
 
 fn feed_file(

@@ -249,7 +249,7 @@ async fn drain(mut rx: crate::snapshot::tee::TeeReceiver) -> (Vec<u8>, Option<(S
     while let Some(message) = rx.recv().await {
         match message {
             TeeMessage::Chunk(c) => bytes.extend_from_slice(&c),
-            TeeMessage::Done { sha256, size } => done = Some((sha256, size)),
+            TeeMessage::Done { sha256, size, .. } => done = Some((sha256, size)),
         }
     }
     (bytes, done)
@@ -260,6 +260,7 @@ fn teed(tee: crate::snapshot::tee::Tee) -> Output {
         compression_level: DEFAULT_COMPRESSION_LEVEL,
         tee: Some(tee),
         recipients: None,
+        late: None,
     }
 }
 
@@ -339,12 +340,13 @@ async fn a_metadata_failure_never_tells_the_tee_done() {
 fn the_metadata_record_carries_the_plaintext_digest_of_an_encrypted_save() {
     let key = crate::snapshot::encryption_record::META_PLAINTEXT_SHA256;
     let digest = "ab".repeat(32);
-    assert_eq!(metadata_record(None, None), None);
-    assert_eq!(metadata_record(Some(&BTreeMap::new()), None), None);
-    let only = metadata_record(None, Some(&digest)).unwrap();
+    let none = BTreeMap::new();
+    assert_eq!(metadata_record(None, &none, None), None);
+    assert_eq!(metadata_record(Some(&BTreeMap::new()), &none, None), None);
+    let only = metadata_record(None, &none, Some(&digest)).unwrap();
     assert_eq!(only, BTreeMap::from([(key.to_string(), digest.clone())]));
     let extra = BTreeMap::from([("team".to_string(), "infra".to_string())]);
-    let both = metadata_record(Some(&extra), Some(&digest)).unwrap();
+    let both = metadata_record(Some(&extra), &none, Some(&digest)).unwrap();
     assert_eq!(both.len(), 2);
     let read = crate::snapshot::encryption_record::EncryptionRecord::plaintext_sha256_in(&both);
     assert_eq!(read, Some(digest));
@@ -352,5 +354,80 @@ fn the_metadata_record_carries_the_plaintext_digest_of_an_encrypted_save() {
     assert_eq!(
         crate::snapshot::encryption_record::EncryptionRecord::plaintext_sha256_in(&bad),
         None
+    );
+}
+
+/// The late entries: asked for once the snapshot is published and before its record exists;
+/// then in the record (never over a given entry) and in the tee's `Done`. A failed save never
+/// asks for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_entries_come_after_the_publish_into_the_record_and_the_tee() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let data = etcd_stream(300);
+    let d = dirs();
+    let file = name(false).file_name();
+    let (snapshot, record) = (d.snapshots.join(&file), d.metadata.join(&file));
+    let late = LateEntries(Box::pin(async move {
+        assert!(snapshot.exists(), "asked for before the publish");
+        assert!(!record.exists(), "asked for after the record");
+        BTreeMap::from([
+            ("late".to_string(), "1".to_string()),
+            ("team".to_string(), "late".to_string()),
+        ])
+    }));
+    let (tee, mut rx) = crate::snapshot::tee::channel();
+    let output = Output {
+        late: Some(late),
+        ..teed(tee)
+    };
+    let extra = BTreeMap::from([("team".to_string(), "infra".to_string())]);
+    let saved = save_from_source(
+        scripted(&data, 4096),
+        &d.layout,
+        &name(false),
+        Some(&extra),
+        output,
+    )
+    .await
+    .unwrap();
+    let written = std::fs::read(d.metadata.join(&file)).unwrap();
+    let written: BTreeMap<String, String> = serde_json::from_slice(&written).unwrap();
+    assert_eq!(written.get("late").map(String::as_str), Some("1"));
+    assert_eq!(written.get("team").map(String::as_str), Some("infra"));
+    assert_eq!(
+        saved.late_entries.get("late").map(String::as_str),
+        Some("1")
+    );
+    let mut entries = None;
+    while let Some(message) = rx.recv().await {
+        if let crate::snapshot::tee::TeeMessage::Done { entries: e, .. } = message {
+            entries = Some(e);
+        }
+    }
+    assert_eq!(entries, Some(saved.late_entries.clone()));
+
+    let asked = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = asked.clone();
+    let mut corrupted = etcd_stream(300);
+    corrupted[1000] ^= 1;
+    let output = Output {
+        late: Some(LateEntries(Box::pin(async move {
+            flag.store(true, Ordering::SeqCst);
+            BTreeMap::new()
+        }))),
+        ..Output::level(1)
+    };
+    let failed = save_from_source(
+        scripted(&corrupted, 4096),
+        &dirs().layout,
+        &name(false),
+        None,
+        output,
+    )
+    .await;
+    assert!(failed.is_err());
+    assert!(
+        !asked.load(Ordering::SeqCst),
+        "a failed save asked for the late entries"
     );
 }

@@ -8,6 +8,7 @@
 //! behind by more than `STALL_LIMIT` it is cut off (the channel closes without `Done`) and the
 //! caller uploads from the finished file instead. This module owns no I/O of its own.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -18,8 +19,13 @@ use tokio::sync::mpsc;
 pub enum TeeMessage {
     /// The next bytes of the file, in order. Chunks are at most `CHUNK_SIZE` bytes.
     Chunk(Bytes),
-    /// The local file is complete and published; `sha256` is its hex SHA-256, `size` its length.
-    Done { sha256: String, size: u64 },
+    /// The local file is complete and published; `sha256` is its hex SHA-256, `size` its length,
+    /// `entries` metadata known only after the stream (the keyspace hash), for the object.
+    Done {
+        sha256: String,
+        size: u64,
+        entries: BTreeMap<String, String>,
+    },
 }
 
 /// Bytes gathered before a chunk is sent: large enough that channel overhead is negligible,
@@ -75,9 +81,13 @@ impl Tee {
     }
 
     /// Sends the remaining bytes and `Done`. Call only after the file is published.
-    pub fn finish(mut self, sha256: String, size: u64) {
+    pub fn finish(mut self, sha256: String, size: u64, entries: BTreeMap<String, String>) {
         self.flush();
-        self.send(TeeMessage::Done { sha256, size });
+        self.send(TeeMessage::Done {
+            sha256,
+            size,
+            entries,
+        });
     }
 
     fn flush(&mut self) {
@@ -124,7 +134,7 @@ mod tests {
             for piece in data.chunks(100_000) {
                 tee.write(piece);
             }
-            tee.finish("abc".into(), 7);
+            tee.finish("abc".into(), 7, BTreeMap::new());
         });
         let mut got = Vec::new();
         let mut done = None;
@@ -134,7 +144,7 @@ mod tests {
                     assert!(c.len() <= CHUNK_SIZE);
                     got.extend_from_slice(&c);
                 }
-                TeeMessage::Done { sha256, size } => done = Some((sha256, size)),
+                TeeMessage::Done { sha256, size, .. } => done = Some((sha256, size)),
             }
         }
         writer.await.unwrap();
@@ -167,7 +177,7 @@ mod tests {
             let mut tee = tee;
             tee.write(&vec![0u8; CHUNK_SIZE * 3]);
             assert!(!tee.is_connected());
-            tee.finish("x".into(), 1);
+            tee.finish("x".into(), 1, BTreeMap::new());
         })
         .await
         .unwrap();

@@ -13,19 +13,17 @@ use crate::support::{TestEtcd, free_port, require_binary, run, snapshot_dir, tex
 
 /// Saves `name` in direct mode against `etcd`; returns the snapshot's file name.
 fn save(etcd: &TestEtcd, data: &Path, name: &str) -> String {
+    save_with(etcd, data, name, &[]).0
+}
+
+/// `save` with more flags; also returns the command's stderr (its log).
+fn save_with(etcd: &TestEtcd, data: &Path, name: &str, flags: &[&str]) -> (String, String) {
     let server = format!("--etcd-server=https://127.0.0.1:{}", free_port());
     let endpoints = format!("--etcd-endpoints={}", etcd.endpoint);
-    let out = run(
-        &[
-            &server,
-            &endpoints,
-            "--node-name=n1",
-            "save",
-            "--name",
-            name,
-        ],
-        data,
-    );
+    let mut args = vec![server.as_str(), &endpoints, "--node-name=n1"];
+    args.extend_from_slice(flags);
+    args.extend(["save", "--name", name]);
+    let out = run(&args, data);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     std::fs::read_dir(snapshot_dir(data))
@@ -33,6 +31,7 @@ fn save(etcd: &TestEtcd, data: &Path, name: &str) -> String {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.starts_with(&format!("{name}-")))
+        .map(|file| (file, stderr))
         .expect("saved snapshot")
 }
 
@@ -84,6 +83,53 @@ fn a_save_records_the_keyspace_hash_etcd_reports() {
         map["etcd-snapshot-hashkv-compact-revision"],
         compact.to_string()
     );
+    assert_eq!(map["etcd-snapshot-revision"], "21", "{map:?}");
+}
+
+/// Over `etcd-snapshot-hashkv-max-db-size` a save records its revision but asks for no hash,
+/// says why at info, and succeeds; its drill passes and says no hash was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_over_the_hash_limit_records_no_hash_and_its_drill_says_so() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    if require_binary("etcdutl").is_none() && require_binary("etcdctl").is_none() {
+        return;
+    }
+    for i in 0..10 {
+        etcd.put(&format!("/registry/pods/default/p{i}"), "v");
+    }
+    let (data, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flags = ["--etcd-snapshot-hashkv-max-db-size=1"];
+    let (file, log) = save_with(&etcd, data.path(), "big", &flags);
+    assert!(
+        log.contains("keyspace hash skipped: database is")
+            && log.contains("over etcd-snapshot-hashkv-max-db-size"),
+        "{log}"
+    );
+    let record = data.path().join("server/db/.metadata").join(&file);
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&record).expect("metadata record")).unwrap();
+    assert_eq!(map["etcd-snapshot-revision"], "11", "{map:?}");
+    assert!(
+        !map.keys().any(|k| k.starts_with("etcd-snapshot-hashkv")),
+        "{map:?}"
+    );
+    let path = snapshot_dir(data.path()).join(&file);
+    let report = drill_local(&setup(data.path(), tmp.path()), &path)
+        .await
+        .unwrap();
+    assert!(report.passed, "{report:#?}");
+    let hash = report.checks.iter().find(|c| c.name == "hashkv").unwrap();
+    assert!(hash.detail.contains("no hash recorded"), "{hash:?}");
+    // 0 never hashes.
+    let (_, log) = save_with(
+        &etcd,
+        data.path(),
+        "never",
+        &["--etcd-snapshot-hashkv-max-db-size=0"],
+    );
+    assert!(log.contains("keyspace hash skipped"), "{log}");
 }
 
 /// The drill's temp dirs go to `tmp` (outside the data dir), so a test sees what it left.

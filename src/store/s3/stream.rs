@@ -5,9 +5,12 @@
 //! requests are in `multipart.rs`). Memory stays bounded: one part accumulating, at most one
 //! part upload in flight, plus the tee's channel. The checksum is
 //! only known at the end, so a multipart object gets it afterwards through a metadata-only
-//! self-copy. A stream that ends without `Done` is aborted so nothing is left at the key. This
+//! self-copy, with the entries the tee's `Done` carries (the keyspace hash, asked for after the
+//! stream). A stream that ends without `Done` is aborted so nothing is left at the key. This
 //! file never reads the local snapshot file (a failed stream is retried from the file by the
 //! caller, see `retry.rs`).
+
+use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::MetadataDirective;
 use bytes::{Bytes, BytesMut};
@@ -64,7 +67,7 @@ impl S3Store {
             .await;
         // Let the tee see the consumer go as soon as nothing more is read.
         drop(feed);
-        let (rest, sha256, size) = match received {
+        let (rest, sha256, size, late) = match received {
             Ok(end) => end,
             Err(e) => {
                 if let Some(upload) = multipart {
@@ -74,6 +77,13 @@ impl S3Store {
             }
         };
         let rest_len = rest.len() as u64;
+        // The entries known only at the end (the keyspace hash) join the final metadata: a
+        // PutObject carries them, a multipart object gets them with its checksum's self-copy.
+        let mut metadata = metadata.clone();
+        for (key, value) in late {
+            metadata.extra.entry(key).or_insert(value);
+        }
+        let metadata = &metadata;
         match multipart {
             None => {
                 let entries = user_metadata(metadata, Some(&sha256));
@@ -97,7 +107,7 @@ impl S3Store {
     }
 
     /// Reads the tee until `Done`, sending full parts on the way; returns the bytes after the
-    /// last full part, the announced sha256 and the size.
+    /// last full part, the announced sha256, the size and the late metadata entries.
     async fn receive_feed(
         &self,
         key: &str,
@@ -106,7 +116,7 @@ impl S3Store {
         feed: &mut TeeReceiver,
         multipart: &mut Option<StreamedUpload>,
         step: &dyn Step,
-    ) -> Result<(Bytes, String, u64), S3Error> {
+    ) -> Result<(Bytes, String, u64, BTreeMap<String, String>), S3Error> {
         let mut parts = PartAssembler::new(PART_SIZE);
         loop {
             let message = match multipart.as_mut() {
@@ -135,7 +145,11 @@ impl S3Store {
                         step.advance(len);
                     }
                 }
-                Some(TeeMessage::Done { sha256, size }) => {
+                Some(TeeMessage::Done {
+                    sha256,
+                    size,
+                    entries,
+                }) => {
                     if size != parts.received() {
                         return Err(S3Error::SizeMismatch {
                             bucket: self.client().bucket().to_string(),
@@ -144,7 +158,7 @@ impl S3Store {
                             received: parts.received(),
                         });
                     }
-                    return Ok((parts.finish(), sha256, size));
+                    return Ok((parts.finish(), sha256, size, entries));
                 }
                 None => {
                     return Err(S3Error::Abandoned {

@@ -45,6 +45,7 @@ async fn assert_metadata_object_carries_snapshot_user_metadata(s3: &S3Server, na
         "etcd-snapshot-hashkv",
         "etcd-snapshot-hashkv-revision",
         "etcd-snapshot-hashkv-compact-revision",
+        "etcd-snapshot-revision",
     ] {
         assert!(snapshot.remove(own).is_some(), "{own}: {snapshot:?}");
     }

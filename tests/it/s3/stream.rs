@@ -51,8 +51,8 @@ async fn stream(
         }
         let size = data.len() as u64;
         match ending {
-            Ending::Done => tee.finish(sha256_hex(&data), size),
-            Ending::WrongSize => tee.finish(sha256_hex(&data), size + 1),
+            Ending::Done => tee.finish(sha256_hex(&data), size, Default::default()),
+            Ending::WrongSize => tee.finish(sha256_hex(&data), size + 1, Default::default()),
             Ending::Dropped => drop(tee),
         }
     });

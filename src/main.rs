@@ -107,7 +107,7 @@ async fn run(command: Command, engine: ConfigEngine) -> u8 {
         }
         Command::ListDeltas { output } => {
             print_warnings(&resolved.warnings);
-            match commands::deltas::run(&resolved.config, output) {
+            match commands::deltas::run(&resolved.config, output).await {
                 Ok(()) => EXIT_OK,
                 Err(e) => {
                     eprintln!("error: {}", error_chain(&e));

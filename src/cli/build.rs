@@ -83,7 +83,7 @@ fn client_subcommands() -> Vec<Command> {
         .arg(
             Arg::new("deltas")
                 .long("deltas")
-                .help("List this node's delta chains instead (etcd-snapshot-delta): per full snapshot, how far its segments reach without a hole; -o json|yaml lists every segment. Reads local files only")
+                .help("List delta chains instead (etcd-snapshot-delta): this node's local ones and, with etcd-s3, every chain in the bucket; per full snapshot, where the chain is (file:// or s3://), how far its segments reach without a hole; -o json|yaml lists every segment. Reads files and the bucket directly, never the server")
                 .action(ArgAction::SetTrue),
         );
     let delete = Command::new("delete")

@@ -36,7 +36,7 @@ pub enum Command {
     List {
         output: OutputFormat,
     },
-    /// `ls --deltas`: this node's delta chains and segments (local only).
+    /// `ls --deltas`: this node's delta chains and segments, and the bucket's with S3 on.
     ListDeltas {
         output: OutputFormat,
     },

@@ -5,8 +5,8 @@
 //! segment is uploaded, no gap); `prune --dry-run` shows the S3 chain that would go with a
 //! pruned S3 copy and removes nothing, `delete` removes it, and `prune` removes an S3 chain
 //! whose snapshot is gone; a point-in-time restore on a new
-//! host (fresh data dir, the token, the S3 settings) brings back the recorded state from the
-//! bucket alone, and on the old host reads its segments from disk and only a missing one from
+//! host (fresh data dir, the token, the S3 settings) lists the bucket's chain (`ls --deltas`) and
+//! brings back the recorded state from the bucket alone, and on the old host reads its segments from disk and only a missing one from
 //! the bucket; the same with compressed, age-encrypted segments and the identity file.
 
 use std::collections::BTreeMap;
@@ -370,6 +370,23 @@ async fn restore_from_the_bucket(capture: &[&str], restore: &[&str], suffix: &st
 
     // A new host: nothing but the token and the S3 settings.
     let new = Node::new();
+    // `ls --deltas` there lists the bucket's chain, its revision from the S3 copy's record.
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["ls", "--deltas", "-o", "json"]);
+    let out = crate::support::run(&args, new.dir());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let remote = &listed[0];
+    let location = format!("s3://{BUCKET}/f/.deltas/{anchor}/.metadata/");
+    assert_eq!(remote["anchor"].as_str(), Some(anchor.as_str()), "{stdout}");
+    assert_eq!(
+        remote["location"].as_str(),
+        Some(location.as_str()),
+        "{stdout}"
+    );
+    assert!(remote["anchorRevision"].as_i64().is_some(), "{stdout}");
+    assert!(remote["restorableTo"].as_i64() >= Some(first), "{stdout}");
     let to = chosen.to_string();
     let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
     args.extend([

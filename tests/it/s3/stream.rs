@@ -16,13 +16,16 @@ const MIB: usize = 1024 * 1024;
 /// How the writer side of the tee ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
-    /// `finish` with the right sha256 and size.
+    /// `finish` with the right sha256 and size, and a late entry (`LATE`).
     Done,
     /// `finish` announcing one byte more than was written.
     WrongSize,
     /// The tee is dropped: the save failed.
     Dropped,
 }
+
+/// The entry the tee's end carries (the keyspace hash asked for after the stream).
+const LATE: (&str, &str) = ("etcd-snapshot-hashkv", "77");
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 253) as u8).collect()
@@ -51,7 +54,10 @@ async fn stream(
         }
         let size = data.len() as u64;
         match ending {
-            Ending::Done => tee.finish(sha256_hex(&data), size, Default::default()),
+            Ending::Done => {
+                let late = [(LATE.0.to_string(), LATE.1.to_string())];
+                tee.finish(sha256_hex(&data), size, late.into())
+            }
             Ending::WrongSize => tee.finish(sha256_hex(&data), size + 1, Default::default()),
             Ending::Dropped => drop(tee),
         }
@@ -99,6 +105,9 @@ async fn streamed_uploads_download_with_a_verified_checksum() {
             .await
             .expect("head");
         super::assert_object_metadata(head.metadata(), &uploaded.sha256, name);
+        // The late entry reaches a PutObject and a multipart object (its self-copy) alike.
+        let late = head.metadata().and_then(|m| m.get(LATE.0));
+        assert_eq!(late.map(String::as_str), Some(LATE.1), "{name}");
         let expected_type = if name.ends_with(".zip") {
             "application/zip"
         } else {

@@ -132,6 +132,36 @@ async fn a_save_over_the_hash_limit_records_no_hash_and_its_drill_says_so() {
     assert!(log.contains("keyspace hash skipped"), "{log}");
 }
 
+/// The two halves of the save-time hash against a real etcd: `Status` gives the revision and a
+/// database size, `HashKV` at it agrees with etcdctl, and once etcd compacted past that revision
+/// the hash is refused as compacted (the save then records none and goes on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hash_after_the_stream_is_etcds_and_a_compacted_revision_is_named() {
+    use etcd_snapshot::snapshot::hashkv::{HashKvError, hash_at, live_status};
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    for i in 0..5 {
+        etcd.put(&format!("/registry/a/{i}"), "v");
+    }
+    let mut client = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let status = live_status(&mut client).await.unwrap();
+    assert_eq!(status.revision, 6);
+    assert!(status.db_size > 0, "{status:?}");
+    let record = hash_at(&mut client, status.revision).await.unwrap();
+    let (hash, _) = etcdctl_hashkv(&etcd, status.revision);
+    assert_eq!(u64::from(record.hash), hash);
+    etcd.put("/registry/a/later", "v");
+    client.compact(7, None).await.unwrap();
+    let err = hash_at(&mut client, status.revision).await.unwrap_err();
+    assert!(
+        matches!(err, HashKvError::Compacted { revision: 6 }),
+        "{err:?}"
+    );
+}
+
 /// The drill's temp dirs go to `tmp` (outside the data dir), so a test sees what it left.
 fn setup(data: &Path, tmp: &Path) -> DrillSetup {
     DrillSetup {

@@ -11,8 +11,8 @@
 //! Every store is reached through the `SnapshotStore` seam (`maintain::list_on`, `retain`'s
 //! prune and delete), and an operation opens at most one S3 session (`replicate::session`),
 //! which its later steps and the resource mirror reuse. Files: the save here (its standalone
-//! steps, the recipients and the recorded revision and keyspace hash among them, in `save_steps`); list, delete and
-//! prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
+//! steps, the recipients and the recorded revision and keyspace hash among them, in
+//! `save_steps`); list, delete and prune in `maintain`; restore drills in `verify` and their verdicts in `drill_verdicts`; retention and deletion across stores in `retain`, the delta chains that follow local
 //! snapshots in `chains` (and S3 copies in `chains_s3`) and their point-in-time windows in
 //! `windows`; the S3 copy of a save in `replicate`; the reconcile's S3 backfill in `backfill`;
 //! delta segments to S3 in `segments`; `ETCDSnapshotFile` resources in

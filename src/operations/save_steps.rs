@@ -1,7 +1,8 @@
 //! The steps of a save that stand apart from the writer lock and the stores: the recipients of
 //! this save and the fingerprints recorded for them, the revision taken before the stream and the
-//! keyspace hash asked for after it (`snapshot::hashkv`), the bootstrap sync of an embedded member, the metadata record (the ConfigMap's entries with ours), the log line of a
-//! saved snapshot, and letting a failed save's upload go.
+//! keyspace hash asked for after it (`snapshot::hashkv`), the bootstrap sync of an embedded
+//! member, the metadata record (the ConfigMap's entries with ours), the log line of a saved
+//! snapshot, and letting a failed save's upload go.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -70,7 +70,7 @@ pub fn judge(expected: &Expected, observed: &Observed) -> Vec<Check> {
 }
 
 /// The recorded hash against the member's. Only a comparable pair can fail: a snapshot without
-/// a recorded hash, or one whose compact revision moved between the hash and the stream, is
+/// a recorded hash, or one whose compact revision moved between the stream and the hash, is
 /// said to be not compared.
 fn hash_check(
     recorded: &Option<Result<HashKvRecord, String>>,
@@ -81,8 +81,8 @@ fn hash_check(
             return Check::new(
                 "hashkv",
                 true,
-                "no hash recorded with this snapshot (saved before hashes were recorded, or by \
-                 RKE2): not compared",
+                "no hash recorded with this snapshot (saved before hashes were recorded, by RKE2, \
+                 or with a database over etcd-snapshot-hashkv-max-db-size): not compared",
             );
         }
         Some(Err(e)) => return Check::new("hashkv", false, format!("the record is invalid: {e}")),
@@ -107,7 +107,7 @@ fn hash_check(
             "hashkv",
             true,
             format!(
-                "not compared: etcd compacted to revision {} between the hash and the snapshot \
+                "not compared: etcd compacted to revision {} between the snapshot and the hash \
                  (the member's compact revision is {})",
                 recorded.compact_revision, observed.compact_revision
             ),

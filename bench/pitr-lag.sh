@@ -198,8 +198,9 @@ print(f"| {period:g} | {target:g} | {len(lags)} | {pct(lags, .5):.2f} | {p99:.2f
 print()
 labels = {"capture": "server with the capture", "server": "server without the capture", "none": "no server"}
 print(f"| run | achieved requests/s (target {rate}) | latency p50 ms | latency p99 ms | latency max ms "
-      "| server CPU % of a core | server RSS avg MiB | server RSS peak MiB | etcd CPU % of a core | etcd RSS peak MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| server CPU % of a core | server RSS avg MiB | server RSS peak MiB | etcd CPU % of a core | etcd RSS peak MiB "
+      "| latency p99 ms from sending |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 def cpu_pct(r, who):
     return f"{100 * r[who]['cpu_s'] / r['seconds']:.1f}" if who in r else "-"
 def rss(r, who, k):
@@ -207,7 +208,8 @@ def rss(r, who, k):
 for n in runs:
     r, l = res[n], res[n]["load"]
     print(f"| {labels[n]} | {l['rate']} | {l['p50_ms']} | {l['p99_ms']} | {l['max_ms']} | {cpu_pct(r, 'server')} "
-          f"| {rss(r, 'server', 'rss_avg')} | {rss(r, 'server', 'rss_peak')} | {cpu_pct(r, 'etcd')} | {rss(r, 'etcd', 'rss_peak')} |")
+          f"| {rss(r, 'server', 'rss_avg')} | {rss(r, 'server', 'rss_peak')} | {cpu_pct(r, 'etcd')} | {rss(r, 'etcd', 'rss_peak')} "
+          f"| {l['service_p99_ms']} |")
 print()
 baselines = [n for n in runs if n != "capture"]
 if baselines:

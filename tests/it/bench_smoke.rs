@@ -297,6 +297,7 @@ fn the_pitr_lag_benchmark_samples_the_recovery_point_and_compares_three_runs() {
         );
         assert_eq!(run[5] != "-", server, "server CPU: {run:?}");
         assert!(number(&run[8]) > 0.0, "etcd CPU: {run:?}");
+        assert!(number(&run[10]) > 0.0, "latency from sending: {run:?}");
     }
     assert!(
         number(&runs[0][6]) > 0.0,

@@ -4,8 +4,9 @@
 //! runs and their figures are in BENCHMARKS.md (the point-in-time benchmark, `pitr-bench.sh`,
 //! and the matrix have no recorded figures yet). Page caches are left alone
 //! (`BENCH_KEEP_CACHES`) because other tests share the machine. The matrix (`bench/matrix.sh`)
-//! runs every operation at two tiny sizes against the tests' own S3 server. The `ls` script
-//! needs a SeaweedFS server and is not covered here.
+//! runs every operation at two tiny sizes against the tests' own S3 server; the capture's
+//! benchmark (`pitr-lag.sh`) runs its three load windows for 4 s each. The `ls` script needs a
+//! SeaweedFS server and is not covered here.
 
 use std::path::Path;
 use std::process::Command;
@@ -248,6 +249,75 @@ fn the_pitr_benchmark_replays_a_small_chain_beside_the_plain_restore() {
         assert_eq!(figures[0], 300.0, "{name}: {figures:?}");
         assert!(figures[1] > 0.0 && figures[2] > 0.0, "{name}: {figures:?}");
     }
+}
+
+#[test]
+fn the_pitr_lag_benchmark_samples_the_recovery_point_and_compares_three_runs() {
+    if !needs(&["etcd", "etcdctl", "python3", "curl"]) {
+        return;
+    }
+    // 1 MiB, 200 requests/s of the mixed load for 4 s per run, a 1 s delta period.
+    let load = std::path::PathBuf::from(env!("CARGO_BIN_EXE_etcd-snapshot-pitr-load"));
+    let envs: [(&str, &Path); 3] = [
+        ("LOAD", &load),
+        ("PERIOD_S", Path::new("1")),
+        ("MIX", Path::new("put=70,delete=10,txn=10,lease=10")),
+    ];
+    let stdout = run_bench("pitr-lag.sh", &["1", "200", "4"], &envs);
+    assert!(
+        stdout.contains("--etcd-snapshot-delta-period 1s") && stdout.contains("--rate 200"),
+        "the commands: {stdout}"
+    );
+    let tables = tables(&stdout);
+    assert_eq!(tables.len(), 4, "{stdout}");
+    let number = |cell: &str| -> f64 {
+        cell.parse()
+            .unwrap_or_else(|_| panic!("{cell:?}: {stdout}"))
+    };
+    // The recovery point: period 1, target 3, about 8 samples, the verdict one of two words.
+    let lag = &tables[0][0];
+    assert_eq!((number(&lag[0]), number(&lag[1])), (1.0, 3.0), "{lag:?}");
+    assert!(number(&lag[2]) >= 4.0, "samples: {lag:?}");
+    assert!(
+        number(&lag[4]) >= number(&lag[3]) && number(&lag[5]) >= number(&lag[4]),
+        "{lag:?}"
+    );
+    assert!(["met", "NOT met"].contains(&lag[6].as_str()), "{lag:?}");
+    // Three runs; the load ran in each, etcd worked in each, the server only where there was one.
+    let runs = &tables[1];
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for (run, server) in runs.iter().zip([true, true, false]) {
+        assert!(
+            number(&run[1]) > 0.0 && number(&run[1]) <= 210.0,
+            "rate: {run:?}"
+        );
+        assert!(
+            number(&run[3]) >= number(&run[2]),
+            "latency p99 >= p50: {run:?}"
+        );
+        assert_eq!(run[5] != "-", server, "server CPU: {run:?}");
+        assert!(number(&run[8]) > 0.0, "etcd CPU: {run:?}");
+        assert!(number(&run[10]) > 0.0, "latency from sending: {run:?}");
+    }
+    assert!(
+        number(&runs[0][6]) > 0.0,
+        "the capturing server's RSS: {runs:?}"
+    );
+    assert_eq!(
+        tables[2].len(),
+        2,
+        "overhead against both other runs: {stdout}"
+    );
+    // Segments were written during the window, with bytes to scale to an hour.
+    let segments = &tables[3][0];
+    assert!(
+        number(&segments[1]) > 0.0 && number(&segments[2]) >= 1.0,
+        "{segments:?}"
+    );
+    assert!(
+        number(&segments[3]) > 0.0 && number(&segments[5]) > number(&segments[3]),
+        "{segments:?}"
+    );
 }
 
 #[test]

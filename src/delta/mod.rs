@@ -26,6 +26,7 @@ pub mod events;
 pub mod files;
 pub mod listing;
 pub mod names;
+pub mod rekey;
 pub mod retention;
 pub mod segment;
 pub mod session;

@@ -58,7 +58,8 @@ pub fn plan(
     }
 }
 
-fn same_set(a: &[Fingerprint], b: &[Fingerprint]) -> bool {
+/// Whether two fingerprint lists name the same keys (order and repeats aside).
+pub fn same_set(a: &[Fingerprint], b: &[Fingerprint]) -> bool {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());
     a.sort();
     a.dedup();

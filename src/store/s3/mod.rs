@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metadata;
 mod multipart;
 pub mod rekey;
+pub mod rekey_chains;
 mod retention;
 pub mod retry;
 pub mod sources;

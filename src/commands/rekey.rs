@@ -101,6 +101,7 @@ pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCom
             identities.as_ref(),
             dry_run,
             &work.join("deltas"),
+            store.dir(),
         )
         .await;
         all_ok &= match segments {

@@ -20,7 +20,7 @@
 //! segment is never rewritten by the capture. Deciding what to do (`plan_segment`) is pure.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::files::{ChainDir, FilesError, SegmentFile, SegmentForm, parse_segment_name};
 use super::stored::{HEADER_PREFIX, header_fingerprints, header_prefix, open_decrypting};
@@ -245,13 +245,17 @@ fn check_new_copy(temp: &Path, recipients: &Recipients) -> Result<(), String> {
 }
 
 /// Rekeys every encrypted segment object of every chain in the bucket (or, with `dry_run`, says
-/// what it would do). `work` is a private local dir for one object's two copies.
+/// what it would do). `work` is a private local dir for one object's two copies. Where this
+/// node's chain beside `snapshot_dir` holds the same segment (same chain, same name) already on
+/// the current recipients, that file is the new copy: the bucket then holds the bytes the disk
+/// does, and the server's uploader, which re-sends a segment whose size differs, leaves it.
 pub async fn rekey_s3_segments(
     bucket: &S3Store,
     recipients: Option<&Recipients>,
     identities: Option<&Identities>,
     dry_run: bool,
     work: &Path,
+    snapshot_dir: &Path,
 ) -> Result<Vec<SegmentReport>, S3Error> {
     let current = recipients.map(Recipients::fingerprints);
     let mut reports = Vec::new();
@@ -265,6 +269,7 @@ pub async fn rekey_s3_segments(
                 anchor: &anchor,
                 name: &object.name,
                 form: segment.form,
+                local: crate::layout::chain_dir_for(snapshot_dir, &anchor).join(&object.name),
             };
             let copy = copy
                 .rekey(current.as_deref(), recipients, identities, dry_run, work)
@@ -284,6 +289,8 @@ struct S3Segment<'a> {
     anchor: &'a str,
     name: &'a str,
     form: SegmentForm,
+    /// Where this node's copy of the segment would be.
+    local: PathBuf,
 }
 
 impl S3Segment<'_> {
@@ -320,9 +327,11 @@ impl S3Segment<'_> {
         let action = plan_segment(self.form, &named, current);
         let error = match (&action, dry_run, recipients) {
             (Action::Reencrypt, false, Some(r)) => {
-                let (r, ids) = (r.clone(), identities.cloned());
-                let make =
-                    move |old: &Path, new: &Path| reencrypt_segment(old, new, &r, ids.as_ref());
+                let (r, ids, local) = (r.clone(), identities.cloned(), self.local.clone());
+                let make = move |old: &Path, new: &Path| match current_copy(&local, &r) {
+                    true => copy_checked(&local, new, &r),
+                    false => reencrypt_segment(old, new, &r, ids.as_ref()),
+                };
                 let replaced = self
                     .bucket
                     .replace_chain_object(self.anchor, self.name, work, Box::new(make))
@@ -333,6 +342,28 @@ impl S3Segment<'_> {
         };
         report(action, error)
     }
+}
+
+/// Whether `path` is an encrypted segment whose header names exactly `recipients`.
+fn current_copy(path: &Path, recipients: &Recipients) -> bool {
+    let encrypted = path
+        .file_name()
+        .and_then(|n| parse_segment_name(&n.to_string_lossy()))
+        .is_some_and(|n| n.form.encrypted);
+    encrypted
+        && header_fingerprints(path).is_ok_and(|named| same_set(&named, &recipients.fingerprints()))
+}
+
+/// Copies `source` to `temp` (new, 0600), fsyncs and checks it like a re-encrypted copy.
+fn copy_checked(source: &Path, temp: &Path, recipients: &Recipients) -> Result<(), String> {
+    let mut from = std::fs::File::open(source)
+        .map_err(|e| format!("failed to open {}: {e}", source.display()))?;
+    let mut to = fsutil::create_new(temp, 0o600)
+        .map_err(|e| format!("failed to create {}: {e}", temp.display()))?;
+    io::copy(&mut from, &mut to)
+        .map_err(|e| format!("failed to copy {}: {e}", source.display()))?;
+    to.sync_all().map_err(|e| format!("failed to fsync: {e}"))?;
+    check_new_copy(temp, recipients)
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! local and in the bucket, reads back through the replay's segment reader with only the new
 //! identity and is refused with only the old one (naming the new key), keeps its name and its
 //! segment; a plain segment is reported and left plain; the capture's open segment (a temp
-//! file) is not touched; no temp object is left; a second run is a no-op.
+//! file) is not touched; no temp object is left; a second run is a no-op. A segment the node
+//! also holds ends up with the node's bytes in the bucket; one only the bucket holds is
+//! re-encrypted from its download. A chain of 11 segments is summed up per outcome.
 
 use std::path::{Path, PathBuf};
 
@@ -21,13 +23,20 @@ use crate::s3::ops::{blocking, s3_flags};
 use crate::support::{free_port, require_binary, run, snapshot_dir, text};
 
 const ANCHOR: &str = "etcd-snapshot-n1-1700000000";
+/// A chain long enough for `rekey` to sum its segments up in one line per outcome.
+const LONG: &str = "etcd-snapshot-n1-1700000100";
 
-/// Publishes segment `[from, to]` of `ANCHOR`'s chain in `chain` (one put per revision).
+/// Publishes segment `[from, to]` of `chain` (one put per revision).
 fn publish(chain: &ChainDir, from: i64, to: i64, compress: bool, keys: Option<&Recipients>) {
     let header = SegmentHeader {
         cluster_id: 1,
         member_id: 2,
-        anchor: ANCHOR.into(),
+        anchor: chain
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
         anchor_revision: 10,
         from_revision: from,
         opened_unix: 1_700_000_001,
@@ -77,7 +86,7 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Reads every segment file in `dir` as the replay does, with `ids`: the ranges read, or the
 /// first refusal.
-fn replay_reads(dir: &Path, ids: &Identities) -> Result<Vec<(i64, i64)>, String> {
+fn replay_reads(dir: &Path, anchor: &str, ids: &Identities) -> Result<Vec<(i64, i64)>, String> {
     let mut ranges = Vec::new();
     for (path, _) in tree(dir) {
         let Some(name) = parse_segment_name(path.file_name().unwrap().to_str().unwrap()) else {
@@ -86,7 +95,7 @@ fn replay_reads(dir: &Path, ids: &Identities) -> Result<Vec<(i64, i64)>, String>
         let bytes = read_plaintext(&path, name.form, Some(ids), 1 << 30)
             .map_err(|e| etcd_snapshot::errors::error_chain(&e))?;
         let segment = decode(&bytes).unwrap();
-        assert_eq!(segment.header.anchor, ANCHOR);
+        assert_eq!(segment.header.anchor, anchor);
         assert_eq!(
             (segment.header.from_revision, segment.footer.to_revision),
             (name.from, name.to)
@@ -146,6 +155,10 @@ async fn rekey_moves_local_and_s3_segments_to_the_new_key_and_a_rerun_does_nothi
     // download; the others take the node's rekeyed copy.
     let only_in_s3 = seg_name(21, 30, ".seg.age");
     std::fs::remove_file(chain.path().join(&only_in_s3)).unwrap();
+    let long = ChainDir::new(&snapshot_dir(data.path()), LONG).unwrap();
+    for from in (101..=111).map(|i| i * 10) {
+        publish(&long, from, from + 9, true, Some(&to_old));
+    }
     let bucket = s3.root.path().join("snapshots");
     let rekey = |extra: &[&str]| {
         let mut args = s3_flags(&s3, "snapshots");
@@ -183,6 +196,9 @@ async fn rekey_moves_local_and_s3_segments_to_the_new_key_and_a_rerun_does_nothi
         );
         assert!(stdout.contains(&plain), "{plain}\n{stdout}");
     }
+    let summed = format!("would re-encrypt 11 segments of chain {LONG} to ");
+    assert!(stdout.contains(&summed), "{summed}\n{stdout}");
+    assert!(!stdout.contains(&format!("segment {LONG}/")), "{stdout}");
     assert_eq!(
         tree(chain.path()),
         local_before,
@@ -221,10 +237,22 @@ async fn rekey_moves_local_and_s3_segments_to_the_new_key_and_a_rerun_does_nothi
     let on_disk = vec![(11, 12), (13, 20)];
     let in_s3 = vec![(11, 12), (13, 20), (21, 30)];
     for (dir, all) in [(chain.path(), on_disk), (downloaded.path(), in_s3)] {
-        assert_eq!(replay_reads(dir, &new), Ok(all), "{}", dir.display());
-        let refused = replay_reads(dir, &old).unwrap_err();
+        assert_eq!(
+            replay_reads(dir, ANCHOR, &new),
+            Ok(all),
+            "{}",
+            dir.display()
+        );
+        let refused = replay_reads(dir, ANCHOR, &old).unwrap_err();
         assert!(refused.contains(&fingerprint(&new_public)), "{refused}");
     }
+    let summed = format!("re-encrypted 11 segments of chain {LONG} to ");
+    assert!(stdout.contains(&summed), "{summed}\n{stdout}");
+    assert_eq!(
+        replay_reads(long.path(), LONG, &new).map(|r| r.len()),
+        Ok(11)
+    );
+    assert!(replay_reads(long.path(), LONG, &old).is_err());
     let temps = tree(&bucket)
         .into_iter()
         .filter(|(p, _)| p.to_string_lossy().contains("/.rekey/"))
@@ -239,7 +267,12 @@ async fn rekey_moves_local_and_s3_segments_to_the_new_key_and_a_rerun_does_nothi
     let skipped = stdout
         .matches("already encrypted to the current recipients")
         .count();
-    assert_eq!(skipped, 3, "{stdout}");
+    assert_eq!(
+        skipped, 4,
+        "three segments and the long chain's line: {stdout}"
+    );
+    let summed = format!("skipped 11 segments of chain {LONG}: already encrypted");
+    assert!(stdout.contains(&summed), "{summed}\n{stdout}");
     assert_eq!(
         tree(chain.path()),
         local_after,

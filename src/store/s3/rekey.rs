@@ -29,7 +29,9 @@ use crate::crypt::{Identities, Recipients};
 use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::AGE_SUFFIX;
 use crate::snapshot::record::is_own_entry;
-use crate::store::rekey::{ALREADY_CURRENT, Action, CopyReport, plan, reencrypt_file};
+use crate::store::rekey::{
+    ALREADY_CURRENT, Action, CopyReport, keep_anchor_plain, plan, reencrypt_file,
+};
 
 /// The folder (under the store's) holding the temp copies of a rekey in progress.
 pub const REKEY_FOLDER: &str = ".rekey";
@@ -49,6 +51,7 @@ impl S3Store {
             self.remove_rekey_leftovers().await?;
         }
         let records = self.list().await?;
+        let chains = self.list_chains().await?;
         let names: Vec<String> = records.into_iter().map(|r| r.file_name).collect();
         let mut reports = Vec::new();
         for name in &names {
@@ -62,6 +65,7 @@ impl S3Store {
             };
             let recorded = EncryptionRecord::from_object_metadata(&meta).map(|r| r.recipients);
             let action = plan(name, recorded.as_deref(), current.as_deref());
+            let action = keep_anchor_plain(action, chains.contains_key(name));
             let new_name = match action {
                 Action::Encrypt => format!("{name}{AGE_SUFFIX}"),
                 _ => name.clone(),

@@ -4,7 +4,8 @@
 //! local and in the bucket, reads back through the replay's segment reader with only the new
 //! identity and is refused with only the old one (naming the new key), keeps its name and its
 //! segment; a plain segment is reported and left plain; the capture's open segment (a temp
-//! file) is not touched; no temp object is left; a second run is a no-op. A segment the node
+//! file) is not touched; no temp object is left; a second run is a no-op. The chain's plain
+//! snapshot in the bucket is left plain (its chain is named after it). A segment the node
 //! also holds ends up with the node's bytes in the bucket; one only the bucket holds is
 //! re-encrypted from its download. A chain of 11 segments is summed up per outcome.
 
@@ -159,6 +160,14 @@ async fn rekey_moves_local_and_s3_segments_to_the_new_key_and_a_rerun_does_nothi
     for from in (101..=111).map(|i| i * 10) {
         publish(&long, from, from + 9, true, Some(&to_old));
     }
+    // The chain's snapshot in the bucket, plain: it stays so, under the name its chain bears.
+    let anchor_copy = keys.path().join(ANCHOR);
+    std::fs::write(&anchor_copy, b"a plain full snapshot").unwrap();
+    let meta = ObjectMetadata::default();
+    store
+        .upload_file(&anchor_copy, ANCHOR, &meta)
+        .await
+        .unwrap();
     let bucket = s3.root.path().join("snapshots");
     let rekey = |extra: &[&str]| {
         let mut args = s3_flags(&s3, "snapshots");
@@ -213,6 +222,9 @@ async fn rekey_moves_local_and_s3_segments_to_the_new_key_and_a_rerun_does_nothi
     let out = rekey(&["rekey"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    let kept = format!("skipped S3 {ANCHOR}: left plain: it anchors a delta chain");
+    assert!(stdout.contains(&kept), "{kept}\n{stdout}");
+    assert!(bucket.join("f").join(ANCHOR).is_file());
     for done in &encrypted {
         let done = format!(
             "re-encrypted S3 segment {done} to {}",

@@ -52,8 +52,8 @@
 //!   `delta::names`, compressed and encrypted as they stream by `delta::stored`), chain
 //!   retention (a chain lives as long as its full snapshot), which segments go to S3
 //!   (`delta::upload`), where a point-in-time restore goes (`delta::target`), and each chain's
-//!   window record and the point-in-time window `ls` and the resources show (`delta::window`);
-//!   above the
+//!   window record and the point-in-time window `ls` and the resources show (`delta::window`),
+//!   and `rekey` of the encrypted segments on disk and in S3 (`delta::rekey`); above the
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);

@@ -1,12 +1,16 @@
 //! `etcd-snapshot rekey [--dry-run]`: re-encrypts this node's local copies (`store::rekey`)
-//! and, with `etcd-s3` on, the S3 copies (`store::s3::rekey`) to the current recipients, and
-//! prints one line per copy: what was (or would be) done, or why it failed. Runs on this host
-//! only; it never asks the server (the server holds no identity). The recipients and
-//! identities include the encryption Secret's when one is configured.
+//! and the delta segments of every local chain (`delta::rekey`), then, with `etcd-s3` on, the
+//! S3 copies (`store::s3::rekey`) and the segments of every chain in the bucket, to the current
+//! recipients, and prints one line per copy: what was (or would be) done, or why it failed
+//! (segments one line each, or one line per outcome for a chain of more than
+//! `SEGMENT_LINES`; a failure always has its own line). Runs on this host only; it never asks
+//! the server (the server holds no identity). The recipients and identities include the
+//! encryption Secret's when one is configured.
 
 use crate::config::DesiredConfig;
 use crate::config::desired::S3Settings;
 use crate::crypt::{Identities, Recipients};
+use crate::delta::rekey::{SegmentReport, rekey_local_segments, rekey_s3_segments};
 use crate::kube::encryption_secret::{self, EncryptionSecretError};
 use crate::kube::s3_secret::read_s3_settings;
 use crate::store::rekey::{Action, CopyReport, RekeyError, rekey_local};
@@ -33,6 +37,9 @@ pub enum RekeyCommandError {
     Join(#[source] tokio::task::JoinError),
 }
 
+/// A chain with more segments than this gets one line per outcome instead of one per segment.
+const SEGMENT_LINES: usize = 10;
+
 /// Rekeys the snapshot dir, then the bucket; `Ok(false)` when some copy failed (the others
 /// are done, and a rerun finishes the rest).
 pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCommandError> {
@@ -53,16 +60,23 @@ pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCom
         .map_err(RekeyError::List)?;
     let (r, i) = (recipients.clone(), identities.clone());
     let local = tokio::task::spawn_blocking(move || {
-        rekey_local(&store, r.as_ref(), i.as_ref(), dry_run).map(|reports| (store, reports))
+        let reports = rekey_local(&store, r.as_ref(), i.as_ref(), dry_run)?;
+        // The snapshots first: a chain is of use only with its snapshot readable.
+        let segments = rekey_local_segments(store.dir(), r.as_ref(), i.as_ref(), dry_run);
+        Ok::<_, RekeyCommandError>((store, reports, segments))
     })
     .await
     .map_err(RekeyCommandError::Join)?;
-    let (store, reports) = local?;
+    let (store, reports, segments) = local?;
     let target = target(recipients.as_ref());
     let mut all_ok = print_reports("", &reports, dry_run, &target);
     if reports.is_empty() {
         println!("No local snapshots.");
     }
+    all_ok &= match segments {
+        Ok(segments) => print_segment_reports("", &segments, dry_run, &target),
+        Err(e) => segments_failed("", &e),
+    };
     if let Some(s3) = s3_settings(config).await? {
         let work = crate::store::s3::rekey::work_dir(&store.layout().work);
         let bucket = S3Store::connect(&s3)
@@ -81,6 +95,19 @@ pub async fn run(config: &DesiredConfig, dry_run: bool) -> Result<bool, RekeyCom
         if reports.is_empty() {
             println!("No S3 snapshots.");
         }
+        let segments = rekey_s3_segments(
+            &bucket,
+            recipients.as_ref(),
+            identities.as_ref(),
+            dry_run,
+            &work.join("deltas"),
+            store.dir(),
+        )
+        .await;
+        all_ok &= match segments {
+            Ok(segments) => print_segment_reports("S3 ", &segments, dry_run, &target),
+            Err(e) => segments_failed("S3 ", &e),
+        };
     }
     Ok(all_ok)
 }
@@ -165,4 +192,64 @@ fn print_reports(where_: &str, reports: &[CopyReport], dry_run: bool, target: &s
         }
     }
     all_ok
+}
+
+/// The chains could not be listed: a failed copy, as the snapshots' lines were printed and a
+/// rerun finishes the rest. Always false.
+fn segments_failed(where_: &str, error: &dyn std::error::Error) -> bool {
+    let error = crate::errors::error_chain(error);
+    eprintln!("failed {where_}delta segments: their chains could not be listed: {error}");
+    false
+}
+
+/// The segment lines, chain by chain: one per segment, or one per outcome for a chain of more
+/// than `SEGMENT_LINES`; failures on stderr, one each. False when some segment failed.
+fn print_segment_reports(
+    where_: &str,
+    reports: &[SegmentReport],
+    dry_run: bool,
+    target: &str,
+) -> bool {
+    let mut all_ok = true;
+    let mut chains: std::collections::BTreeMap<&str, Vec<&SegmentReport>> = Default::default();
+    for report in reports {
+        chains
+            .entry(report.anchor.as_str())
+            .or_default()
+            .push(report);
+    }
+    for (anchor, segments) in chains {
+        let anchor = crate::commands::output::printable(anchor);
+        let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+        for report in segments.iter().map(|r| &r.copy) {
+            let name = crate::commands::output::printable(&report.file_name);
+            if let Some(error) = &report.error {
+                all_ok = false;
+                eprintln!("failed {where_}segment {anchor}/{name}: {error}");
+                continue;
+            }
+            let done = segment_outcome(&report.action, dry_run, target);
+            match segments.len() > SEGMENT_LINES {
+                true => *outcomes.entry(done).or_default() += 1,
+                false => {
+                    let what = format!("{where_}segment {anchor}/{name}");
+                    println!("{}", done.replacen("{}", &what, 1));
+                }
+            }
+        }
+        for (done, count) in outcomes {
+            let what = format!("{count} {where_}segments of chain {anchor}");
+            println!("{}", done.replacen("{}", &what, 1));
+        }
+    }
+    all_ok
+}
+
+/// What was done to a segment, `{}` standing for the segment (or "N segments of chain X").
+fn segment_outcome(action: &Action, dry_run: bool, target: &str) -> String {
+    match (action, dry_run) {
+        (Action::Skip(why), _) => format!("skipped {{}}: {why}"),
+        (_, true) => format!("would re-encrypt {{}} to {target}"),
+        (_, false) => format!("re-encrypted {{}} to {target}"),
+    }
 }

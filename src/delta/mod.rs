@@ -10,6 +10,7 @@
 //! - `files`: segment files on disk, crash-safe (temp file, fsync, link).
 //! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
 //! - `listing`: the chains and segments `ls --deltas` shows.
+//! - `rekey`: `etcd-snapshot rekey` of encrypted segments, on disk and in S3.
 //! - `retention`: a chain lives as long as its full snapshot (removal, orphan healing).
 //! - `target`: where a point-in-time restore goes (anchor, segments, where the replay stops).
 //! - `upload`: which published segments go to S3 (pure; the uploads are `operations`').
@@ -26,6 +27,7 @@ pub mod events;
 pub mod files;
 pub mod listing;
 pub mod names;
+pub mod rekey;
 pub mod retention;
 pub mod segment;
 pub mod session;

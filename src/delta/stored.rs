@@ -18,13 +18,15 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::files::SegmentForm;
-use crate::crypt::{CryptError, EncryptingWriter, Identities, Recipients, decrypting_reader};
+use crate::crypt::{
+    CryptError, EncryptingWriter, Fingerprint, Identities, Recipients, decrypting_reader,
+};
 
 /// The gzip level: the capture compresses on the server's async threads while etcd writes, so
 /// speed matters more than the last few percent.
 const LEVEL: u32 = 3;
 /// How much of an encrypted segment is read for the fingerprints its header names.
-const HEADER_PREFIX: u64 = 16 << 10;
+pub const HEADER_PREFIX: u64 = 16 << 10;
 
 /// Why a stored segment could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -202,8 +204,9 @@ fn open_file(path: &Path) -> Result<File, StoredError> {
 }
 
 /// The age layer opened with `identities`, the file key unwrapped; the fingerprints the header
-/// names go into the refusal when none of them opens it.
-fn open_decrypting(
+/// names go into the refusal when none of them opens it. `delta::rekey` streams it into a new
+/// copy.
+pub fn open_decrypting(
     path: &Path,
     identities: Option<&Identities>,
 ) -> Result<crate::crypt::DecryptingReader<File>, StoredError> {
@@ -213,12 +216,8 @@ fn open_decrypting(
         path: path.to_path_buf(),
         source,
     };
-    let mut prefix = Vec::new();
     // `&File` reads too: the header prefix, then back to the start for the age reader.
-    (&file)
-        .take(HEADER_PREFIX)
-        .read_to_end(&mut prefix)
-        .map_err(io_err)?;
+    let prefix = header_prefix(&file).map_err(io_err)?;
     file.rewind().map_err(io_err)?;
     let needed = crate::crypt::fingerprints_in_header(&prefix);
     let name = path.file_name().map_or_else(
@@ -229,6 +228,25 @@ fn open_decrypting(
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The fingerprints an encrypted segment's age header names (`crypt::named`): who can open it,
+/// read from the file alone (empty for a file that is not age or names none).
+pub fn header_fingerprints(path: &Path) -> Result<Vec<Fingerprint>, StoredError> {
+    let file = open_file(path)?;
+    let prefix = header_prefix(&file).map_err(|source| StoredError::Io {
+        action: "read delta segment",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(crate::crypt::fingerprints_in_header(&prefix))
+}
+
+/// The start of a file, long enough for any age header this crate writes.
+pub fn header_prefix(file: &File) -> io::Result<Vec<u8>> {
+    let mut prefix = Vec::new();
+    file.take(HEADER_PREFIX).read_to_end(&mut prefix)?;
+    Ok(prefix)
 }
 
 #[cfg(test)]

@@ -58,7 +58,21 @@ pub fn plan(
     }
 }
 
-fn same_set(a: &[Fingerprint], b: &[Fingerprint]) -> bool {
+/// Why a plaintext copy that anchors a delta chain stays plaintext.
+pub const ANCHORS_CHAIN: &str = "left plain: it anchors a delta chain, whose dir and segments name it (encrypting it renames it to .age and would cut the chain off)";
+
+/// A plaintext copy that anchors a delta chain is not encrypted: the chain dir (locally
+/// `.deltas/<name>`, in S3 `<folder>/.deltas/<name>/`) and every segment's header name the
+/// snapshot's file name, and a point-in-time restore finds the chain by it. Pure.
+pub fn keep_anchor_plain(action: Action, anchors_chain: bool) -> Action {
+    match action {
+        Action::Encrypt if anchors_chain => Action::Skip(ANCHORS_CHAIN),
+        other => other,
+    }
+}
+
+/// Whether two fingerprint lists name the same keys (order and repeats aside).
+pub fn same_set(a: &[Fingerprint], b: &[Fingerprint]) -> bool {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());
     a.sort();
     a.dedup();
@@ -104,6 +118,8 @@ pub fn rekey_local(
             .filter(|r| r.file_sha256.is_none() || r.file_sha256 == file_sha256(&path))
             .map(|r| r.recipients);
         let action = plan(&name, recorded.as_deref(), current.as_deref());
+        let anchors_chain = crate::layout::chain_dir_for(store.dir(), &name).is_dir();
+        let action = keep_anchor_plain(action, anchors_chain);
         let new_name = match action {
             Action::Encrypt => format!("{name}{AGE_SUFFIX}"),
             _ => name.clone(),
@@ -336,5 +352,15 @@ mod tests {
         assert_eq!(plan("s-n-1.zip", None, Some(&b)), Action::Encrypt);
         assert!(matches!(plan("s-n-1.age", Some(&a), None), Action::Skip(_)));
         assert!(matches!(plan("s-n-1", None, None), Action::Skip(_)));
+        let encrypt = plan("s-n-1.zip", None, Some(&b));
+        assert_eq!(keep_anchor_plain(encrypt.clone(), false), Action::Encrypt);
+        assert_eq!(
+            keep_anchor_plain(encrypt, true),
+            Action::Skip(ANCHORS_CHAIN)
+        );
+        assert_eq!(
+            keep_anchor_plain(Action::Reencrypt, true),
+            Action::Reencrypt
+        );
     }
 }

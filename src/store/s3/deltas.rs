@@ -142,7 +142,7 @@ impl S3Store {
 }
 
 /// A segment name is one plain file name: no separator, not hidden, no control characters.
-fn validate_segment_name(name: &str) -> Result<(), S3Error> {
+pub(super) fn validate_segment_name(name: &str) -> Result<(), S3Error> {
     let reason = if name.is_empty() || name.len() > 255 {
         Some("expected 1 to 255 bytes")
     } else if name.contains('/') || name.contains('\\') {

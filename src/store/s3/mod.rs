@@ -5,7 +5,7 @@
 //! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
 //! who uploaded each listed object and its extra metadata (cached across listings), `metadata`
 //! reads and parses one `.metadata/<name>` object, `rekey` re-encrypts objects to the current
-//! recipients, `deltas` lists, uploads, downloads and deletes delta chain objects. Wiring into the save
+//! recipients (`rekey_chains`: a delta chain object's verified replacement), `deltas` lists, uploads, downloads and deletes delta chain objects. Wiring into the save
 //! pipeline, retention and the API lives with their owners, not here.
 
 pub mod client;
@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metadata;
 mod multipart;
 pub mod rekey;
+pub mod rekey_chains;
 mod retention;
 pub mod retry;
 pub mod sources;

@@ -29,7 +29,9 @@ use crate::crypt::{Identities, Recipients};
 use crate::snapshot::encryption_record::{EncryptionRecord, META_FINGERPRINTS};
 use crate::snapshot::name::AGE_SUFFIX;
 use crate::snapshot::record::is_own_entry;
-use crate::store::rekey::{ALREADY_CURRENT, Action, CopyReport, plan, reencrypt_file};
+use crate::store::rekey::{
+    ALREADY_CURRENT, Action, CopyReport, keep_anchor_plain, plan, reencrypt_file,
+};
 
 /// The folder (under the store's) holding the temp copies of a rekey in progress.
 pub const REKEY_FOLDER: &str = ".rekey";
@@ -49,6 +51,7 @@ impl S3Store {
             self.remove_rekey_leftovers().await?;
         }
         let records = self.list().await?;
+        let chains = self.list_chains().await?;
         let names: Vec<String> = records.into_iter().map(|r| r.file_name).collect();
         let mut reports = Vec::new();
         for name in &names {
@@ -62,6 +65,7 @@ impl S3Store {
             };
             let recorded = EncryptionRecord::from_object_metadata(&meta).map(|r| r.recipients);
             let action = plan(name, recorded.as_deref(), current.as_deref());
+            let action = keep_anchor_plain(action, chains.contains_key(name));
             let new_name = match action {
                 Action::Encrypt => format!("{name}{AGE_SUFFIX}"),
                 _ => name.clone(),
@@ -114,7 +118,7 @@ impl S3Store {
         Ok(())
     }
 
-    fn rekey_key(&self, name: &str) -> String {
+    pub(super) fn rekey_key(&self, name: &str) -> String {
         self.layout().object_key(&format!("{REKEY_FOLDER}/{name}"))
     }
 
@@ -176,11 +180,23 @@ impl S3Store {
 
     /// Replaces `<folder>/<name>` by a server-side copy of `temp` (metadata included).
     async fn replace_with(&self, temp: &str, name: &str, file: &Path) -> Result<(), S3Error> {
+        let key = self.layout().object_key(name);
+        self.replace_key_with(temp, &key, name, file).await
+    }
+
+    /// Replaces object `key` by a server-side copy of `temp` (metadata included); `file` is the
+    /// local copy of what was uploaded to `temp` (its size decides whether one copy can do it).
+    pub(super) async fn replace_key_with(
+        &self,
+        temp: &str,
+        key: &str,
+        name: &str,
+        file: &Path,
+    ) -> Result<(), S3Error> {
         let size = tokio::fs::metadata(file)
             .await
             .map(|m| m.len())
             .unwrap_or(0);
-        let key = self.layout().object_key(name);
         let client = self.client();
         if !can_record_checksum(size) {
             return Err(S3Error::InvalidSettings {
@@ -193,13 +209,13 @@ impl S3Store {
             .sdk
             .copy_object()
             .bucket(&client.bucket)
-            .key(&key)
+            .key(key)
             .copy_source(copy_source(&client.bucket, temp))
             .metadata_directive(MetadataDirective::Copy)
             .content_type(content_type(name))
             .send()
             .await
-            .map_err(|e| to_error(e, "replace", &client.target(&key)))?;
+            .map_err(|e| to_error(e, "replace", &client.target(key)))?;
         Ok(())
     }
 
@@ -228,7 +244,7 @@ impl S3Store {
         }
     }
 
-    async fn delete_object_key(&self, key: &str) -> Result<(), S3Error> {
+    pub(super) async fn delete_object_key(&self, key: &str) -> Result<(), S3Error> {
         let client = self.client();
         client
             .sdk

@@ -5,7 +5,8 @@
 //! them is refused naming the fingerprint needed and leaves the data dir byte-identical, and
 //! with the identity file it brings back exactly the recorded state. A chain that starts plain,
 //! then is encrypted, then has its recipients rotated through the recipients file replays with
-//! both identities, and is refused by the old one alone.
+//! both identities, and is refused by the old one alone; after `rekey` to the new recipients it
+//! replays with the new identity alone (refused before it) and is refused by the old one.
 
 use std::io::Read;
 
@@ -202,14 +203,23 @@ async fn write_until_named(load: &mut Load, chain: &Path, after: i64, wanted: &[
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_turned_encrypted_then_rotated_replays_with_both_identities() {
-    if ["etcd", "etcdctl", "age-keygen"]
-        .iter()
-        .any(|tool| require_binary(tool).is_none())
-    {
-        return;
-    }
+/// A chain that starts plain, goes on encrypted (and compressed) to the recipients file's old
+/// key, then to the new key once the file is rotated; the server is stopped.
+struct Rotated {
+    keys: tempfile::TempDir,
+    node: Node,
+    chain: PathBuf,
+    old_key: PathBuf,
+    new_key: PathBuf,
+    old_public: String,
+    new_public: String,
+    /// `--etcd-snapshot-encryption-recipients-file=…`, naming the new key now.
+    recipients_file: String,
+    last: i64,
+    want: Vec<super::load::KeyState>,
+}
+
+async fn rotated_chain() -> Rotated {
     let keys = tempfile::tempdir().unwrap();
     let (old_key, old_public) = keygen(keys.path(), "old.txt");
     let (new_key, new_public) = keygen(keys.path(), "new.txt");
@@ -257,6 +267,38 @@ async fn a_chain_turned_encrypted_then_rotated_replays_with_both_identities() {
     assert_eq!(forms.first(), Some(&SegmentForm::PLAIN), "{forms:?}");
     assert!(forms.last().unwrap().encrypted && forms.last().unwrap().compressed);
 
+    Rotated {
+        keys,
+        node,
+        chain,
+        old_key,
+        new_key,
+        old_public,
+        new_public,
+        recipients_file,
+        last,
+        want,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_turned_encrypted_then_rotated_replays_with_both_identities() {
+    if ["etcd", "etcdctl", "age-keygen"]
+        .iter()
+        .any(|tool| require_binary(tool).is_none())
+    {
+        return;
+    }
+    let Rotated {
+        keys,
+        node,
+        old_key,
+        new_key,
+        new_public,
+        last,
+        want,
+        ..
+    } = rotated_chain().await;
     // The old key alone cannot open the rotated segments: refused, naming the new key.
     let err = restore_refused(
         &node,
@@ -281,4 +323,58 @@ async fn a_chain_turned_encrypted_then_rotated_replays_with_both_identities() {
     );
     assert!(stdout.contains(&format!("to revision {last}:")), "{stdout}");
     assert_eq!(load_keys(restored_state(&node).await), load_keys(want));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_chain_after_rekey_replays_with_the_new_identity_alone() {
+    if ["etcd", "etcdctl", "age-keygen"]
+        .iter()
+        .any(|tool| require_binary(tool).is_none())
+    {
+        return;
+    }
+    let r = rotated_chain().await;
+    let (node, chain) = (&r.node, &r.chain);
+    let (old_identity, new_identity) = (identity_flag(&r.old_key), identity_flag(&r.new_key));
+    let latest = ["--cluster-reset-restore-to", "latest"];
+    // Before: the new key alone cannot open the segments written to the old one.
+    let err = restore_refused(node, &[latest[0], latest[1], &new_identity]);
+    assert!(err.contains(&fingerprint(&r.old_public)), "{err}");
+
+    // `rekey` to the rotated recipients, with the old identity: the old key can be retired.
+    let args = ["--node-name=n1", &r.recipients_file, &old_identity, "rekey"];
+    let out = crate::support::run(&args, node.dir());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("re-encrypted segment"), "{stdout}");
+    assert!(stdout.contains(": left plain"), "{stdout}");
+    // The chain's plain snapshot stays plain under its name: its chain and segments name it.
+    let anchor = chain.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        stdout.contains(&format!(
+            "skipped {anchor}: left plain: it anchors a delta chain"
+        )),
+        "{stdout}"
+    );
+    assert!(snapshot_dir(node.dir()).join(&anchor).is_file());
+    for (name, path) in stored_segments(chain) {
+        if name.form.encrypted {
+            assert_eq!(
+                named_in(&path),
+                [fingerprint(&r.new_public)],
+                "{}",
+                path.display()
+            );
+        }
+    }
+    // After: the old key alone is refused (naming the new one), the new one alone replays the
+    // whole chain to exactly the recorded state.
+    let err = restore_refused(node, &[latest[0], latest[1], &old_identity]);
+    assert!(err.contains(&fingerprint(&r.new_public)), "{err}");
+    let stdout = restore_ok(node, &[latest[0], latest[1], &new_identity]);
+    assert!(
+        stdout.contains(&format!("to revision {}:", r.last)),
+        "{stdout}"
+    );
+    assert_eq!(load_keys(restored_state(node).await), load_keys(r.want));
 }

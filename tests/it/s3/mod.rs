@@ -23,6 +23,8 @@ pub mod ops;
 mod progress;
 /// Rekey of S3 copies, through an outage.
 mod rekey;
+/// Rekey of delta segments, local and in S3.
+mod rekey_segments;
 /// S3 retention policies.
 mod retention;
 /// One S3 session per operation.

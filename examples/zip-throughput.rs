@@ -4,7 +4,7 @@
 //!
 //!   cargo build --release --example zip-throughput
 //!   python3 bench/gen-values.py k8s 500 > k8s.txt
-//!   target/release/examples/zip-throughput k8s.txt [parallel|single] [workers]
+//!   target/release/examples/zip-throughput k8s.txt [parallel|single] [workers] [block-KiB]
 //!
 //! The input is read in 64 KiB pieces (etcd's stream arrives in pieces of that order) and the
 //! archive is counted, not kept, so memory is the encoder's own (see `/usr/bin/time -v`).
@@ -48,11 +48,15 @@ fn main() -> io::Result<()> {
         [_, path] => (path, "parallel"),
         [_, path, mode, ..] => (path, mode.as_str()),
         _ => {
-            eprintln!("usage: zip-throughput <file> [parallel|single] [workers]");
+            eprintln!("usage: zip-throughput <file> [parallel|single] [workers] [block-KiB]");
             std::process::exit(2);
         }
     };
     let workers = args.get(3).and_then(|w| w.parse().ok()).unwrap_or(2);
+    let block = args
+        .get(4)
+        .and_then(|k| k.parse::<usize>().ok())
+        .map_or(BLOCK_SIZE, |kib| kib * 1024);
     let mut input = io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     let start = Instant::now();
     let (read, written, detail) = match mode {
@@ -63,13 +67,17 @@ fn main() -> io::Result<()> {
                 mode: 0o600,
             };
             let mut zip =
-                ZipStreamWriter::with_tuning(Count::default(), &entry, 1, BLOCK_SIZE, workers)?;
+                ZipStreamWriter::with_tuning(Count::default(), &entry, 1, block, workers)?;
             let read = feed(&mut input, &mut zip)?;
             let (_, summary) = zip.finish()?;
             (
                 read,
                 summary.compressed_size,
-                format!("{workers} workers, {:?}", summary.encoded),
+                format!(
+                    "{workers} workers, {} KiB blocks, {:?}",
+                    block / 1024,
+                    summary.encoded
+                ),
             )
         }
         "single" => {

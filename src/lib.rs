@@ -19,7 +19,8 @@
 //!   that name their recipients (`crypt::named`).
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline (its parallel zip writer, `snapshot::zipstream`, picks LZ77, Huffman-only or
-//!   stored Deflate per 64 KiB segment), verification of a file (`snapshot::verify`, read-only, used by restore and
+//!   stored Deflate per 64 KiB segment; `zipstream::pool` runs its workers and keeps their blocks
+//!   in order), verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing records, the
 //!   keyspace hash recorded at save time (`snapshot::hashkv`), the drill verdict record
 //!   (`snapshot::drill_record`), a full snapshot's point-in-time window as listed

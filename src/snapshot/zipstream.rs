@@ -8,17 +8,15 @@
 //! repeats keeps LZ77, text without repeats gets Huffman codes alone, and bytes no code shrinks
 //! are stored, so no time goes into matching that finds nothing (`encode`). The container is
 //! written front to back and never seeks, so every byte can be hashed as it passes. A bounded
-//! number of blocks is in flight, so memory does not grow with the input. This module knows
-//! nothing about etcd or files: it writes into any `Write`.
+//! number of blocks is in flight, so memory does not grow with the input; the workers and the
+//! ordering of their output are `pool`'s. This module knows nothing about etcd or files: it
+//! writes into any `Write`.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use self::encode::{BlockInput, Encoders};
 use self::layout::EntryLayout;
+use self::pool::Pool;
 
 pub use self::encode::EncodedBytes;
 
@@ -28,6 +26,8 @@ mod encode;
 mod layout;
 #[path = "zipstream_plan.rs"]
 mod plan;
+#[path = "zipstream_pool.rs"]
+mod pool;
 
 /// Uncompressed bytes per block: large enough that the per-block flush and priming cost
 /// nothing measurable, small enough that a few blocks in flight stay a few MiB.
@@ -80,7 +80,9 @@ pub struct ZipStreamWriter<W: Write> {
     compressed: u64,
     /// Bytes written to `out` so far.
     position: u64,
-    pool: Pool,
+    /// Totals of the blocks written so far.
+    encoded: EncodedBytes,
+    pool: Pool<Job, Encoded>,
 }
 
 impl<W: Write> ZipStreamWriter<W> {
@@ -122,7 +124,8 @@ impl<W: Write> ZipStreamWriter<W> {
             uncompressed: 0,
             compressed: 0,
             position: header.len() as u64,
-            pool: Pool::start(workers.clamp(2, MAX_WORKERS))?,
+            encoded: EncodedBytes::default(),
+            pool: start_workers(workers.clamp(2, MAX_WORKERS))?,
         })
     }
 
@@ -130,9 +133,8 @@ impl<W: Write> ZipStreamWriter<W> {
     /// writer and what the archive holds.
     pub fn finish(mut self) -> io::Result<(W, ZipSummary)> {
         self.submit(true)?;
-        while self.pool.in_flight() > 0 {
-            let done = self.pool.wait()?;
-            self.write_ready(done)?;
+        while let Some(block) = self.pool.next()? {
+            self.write_block(block)?;
         }
         self.pool.stop();
         let crc32 = self.crc.clone().finalize();
@@ -146,17 +148,20 @@ impl<W: Write> ZipStreamWriter<W> {
             uncompressed_size: self.uncompressed,
             compressed_size: self.compressed,
             archive_size: self.position + records.len() as u64,
-            encoded: self.pool.encoded,
+            encoded: self.encoded,
         };
         let Self { out, .. } = self;
         Ok((out, summary))
     }
 
-    /// Hands the buffered block to the workers, first waiting while too many are in flight.
+    /// Hands the buffered block to the workers, first writing out finished blocks while too
+    /// many are in flight.
     fn submit(&mut self, last: bool) -> io::Result<()> {
-        while self.pool.in_flight() >= self.pool.max_in_flight() {
-            let done = self.pool.wait()?;
-            self.write_ready(done)?;
+        while self.pool.in_flight() >= max_in_flight(self.pool.workers()) {
+            match self.pool.next()? {
+                Some(block) => self.write_block(block)?,
+                None => break,
+            }
         }
         let data = std::mem::replace(&mut self.block, Vec::with_capacity(self.block_size));
         let dictionary = std::mem::take(&mut self.history);
@@ -168,23 +173,18 @@ impl<W: Write> ZipStreamWriter<W> {
             last,
             segment: self.segment,
         })?;
-        while let Some(done) = self.pool.poll() {
-            self.write_ready(done)?;
+        while let Some(block) = self.pool.try_next()? {
+            self.write_block(block)?;
         }
         Ok(())
     }
 
-    /// Writes every block that is next in order.
-    fn write_ready(&mut self, done: Done) -> io::Result<()> {
-        let (output, encoded) = done.output?;
-        self.pool.encoded.add(encoded);
-        self.pool.finished.insert(done.seq, output);
-        while let Some(output) = self.pool.finished.remove(&self.pool.written) {
-            self.out.write_all(&output)?;
-            self.compressed += output.len() as u64;
-            self.position += output.len() as u64;
-            self.pool.written += 1;
-        }
+    /// Writes the next block in order.
+    fn write_block(&mut self, (output, encoded): Encoded) -> io::Result<()> {
+        self.encoded.add(encoded);
+        self.out.write_all(&output)?;
+        self.compressed += output.len() as u64;
+        self.position += output.len() as u64;
         Ok(())
     }
 }
@@ -207,7 +207,7 @@ impl<W: Write> Write for ZipStreamWriter<W> {
     }
 }
 
-/// One block to compress. Blocks are numbered by the order they were sent.
+/// One block to compress.
 struct Job {
     dictionary: Vec<u8>,
     data: Vec<u8>,
@@ -216,116 +216,29 @@ struct Job {
     segment: usize,
 }
 
-struct Done {
-    seq: u64,
-    output: io::Result<(Vec<u8>, EncodedBytes)>,
+/// A block's Deflate bytes and how many input bytes went out in each encoding.
+type Encoded = (Vec<u8>, EncodedBytes);
+
+/// Two blocks per worker keep every worker busy while the oldest one is written; each holds at
+/// most an input and an output block.
+fn max_in_flight(workers: usize) -> usize {
+    workers * 2
 }
 
-/// The worker threads and the bookkeeping that keeps their output in order.
-struct Pool {
-    jobs: Option<SyncSender<(u64, Job)>>,
-    results: Receiver<Done>,
-    workers: Vec<JoinHandle<()>>,
-    /// Blocks sent / written out so far.
-    sent: u64,
-    written: u64,
-    /// Compressed blocks waiting for an earlier one.
-    finished: BTreeMap<u64, Vec<u8>>,
-    /// Totals of the blocks received so far.
-    encoded: EncodedBytes,
-}
-
-impl Pool {
-    fn start(workers: usize) -> io::Result<Self> {
-        let (jobs, queue) = mpsc::sync_channel::<(u64, Job)>(workers);
-        let queue = Arc::new(Mutex::new(queue));
-        let (done_tx, results) = mpsc::channel();
-        let mut pool = Self {
-            jobs: Some(jobs),
-            results,
-            workers: Vec::with_capacity(workers),
-            sent: 0,
-            written: 0,
-            finished: BTreeMap::new(),
-            encoded: EncodedBytes::default(),
-        };
-        for i in 0..workers {
-            let (queue, done_tx) = (Arc::clone(&queue), done_tx.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("zip-deflate-{i}"))
-                .spawn(move || work(&queue, &done_tx))?;
-            pool.workers.push(handle);
+/// The compression workers; each keeps its compressors from block to block.
+fn start_workers(workers: usize) -> io::Result<Pool<Job, Encoded>> {
+    Pool::start(workers, "zip-deflate", || {
+        let mut encoders = Encoders::default();
+        move |job: Job| {
+            encoders.encode(&BlockInput {
+                dictionary: &job.dictionary,
+                data: &job.data,
+                level: job.level,
+                last: job.last,
+                segment: job.segment,
+            })
         }
-        Ok(pool)
-    }
-
-    /// Sent blocks not yet written out; each holds at most an input and an output block.
-    fn in_flight(&self) -> usize {
-        usize::try_from(self.sent - self.written).unwrap_or(usize::MAX)
-    }
-
-    /// Two blocks per worker keeps every worker busy while the oldest one is written.
-    fn max_in_flight(&self) -> usize {
-        self.workers.len() * 2
-    }
-
-    fn send(&mut self, job: Job) -> io::Result<()> {
-        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send((self.sent, job)).map_err(|_| stopped())?;
-        self.sent += 1;
-        Ok(())
-    }
-
-    fn wait(&self) -> io::Result<Done> {
-        self.results.recv().map_err(|_| stopped())
-    }
-
-    fn poll(&self) -> Option<Done> {
-        self.results.try_recv().ok()
-    }
-
-    /// Closes the queue and joins the workers.
-    fn stop(&mut self) {
-        self.jobs = None;
-        for handle in self.workers.drain(..) {
-            // A worker that panicked already surfaced as a missing block.
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn stopped() -> io::Error {
-    io::Error::other("failed to compress snapshot block: the compression workers stopped")
-}
-
-/// A worker: takes blocks until the queue closes or nobody waits for results. Its compressors
-/// are reused from block to block.
-fn work(queue: &Mutex<Receiver<(u64, Job)>>, done: &Sender<Done>) {
-    let mut encoders = Encoders::default();
-    loop {
-        let next = match queue.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        let Ok((seq, job)) = next else { return };
-        let output = encoders.encode(&BlockInput {
-            dictionary: &job.dictionary,
-            data: &job.data,
-            level: job.level,
-            last: job.last,
-            segment: job.segment,
-        });
-        drop(job);
-        if done.send(Done { seq, output }).is_err() {
-            return;
-        }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -244,6 +244,13 @@ fn several_mib_of_mixed_data_round_trip_with_default_blocks() {
 }
 
 #[test]
+fn input_ending_exactly_on_a_default_block_boundary_round_trips() {
+    // The last block is full, so `finish` sends it as the final one with nothing after it.
+    let data = mixed_data(4 * BLOCK_SIZE, 5);
+    check_everywhere(&data, 48_000, BLOCK_SIZE, 2);
+}
+
+#[test]
 fn many_small_blocks_stay_in_order_across_workers() {
     let data = mixed_data(600 * 1024 + 17, 99);
     for workers in [2, 4, 8] {

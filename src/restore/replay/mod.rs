@@ -11,16 +11,19 @@
 //! Checks: each segment's checksum and header before any of it is applied (a corrupted one is
 //! refused by name; a target before it never reads it); each transaction must land at its
 //! original revision; at every segment end passed, the recorded `HashKV` must equal the
-//! member's; at the end the member's revision must be the target. Memory holds one segment.
+//! member's; at the end the member's revision must be the target. Memory holds one segment and
+//! the transactions in flight.
 //!
 //! `chains` chooses the anchor and segments (`delta::target` decides), `s3` adds the bucket's
 //! chains and downloads segments that are only there, `segments` reads one,
-//! `apply` is the pure mapping of a group to a transaction, `member` the throwaway etcd.
+//! `apply` is the pure mapping of a group to a transaction, `pipeline` keeps many of them in
+//! flight in order, `member` the throwaway etcd.
 
 mod apply;
 mod chains;
 mod error;
 mod member;
+mod pipeline;
 mod s3;
 mod segments;
 
@@ -40,7 +43,8 @@ use crate::delta::segment::{RevisionGroup, Segment, SegmentHash};
 use crate::delta::stored::check_keys;
 use crate::delta::target::Goal;
 use crate::etcd::standalone::StandaloneEtcd;
-use apply::{HashVerdict, group_txn, judge_hash, leases_to_grant};
+use apply::{HashVerdict, judge_hash};
+use pipeline::Sequencer;
 
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +173,8 @@ async fn run(
         });
     }
     let listed = client.leases().await.map_err(etcd_err("list the leases"))?;
-    let mut leases: BTreeSet<i64> = listed.leases().iter().map(|l| l.id()).collect();
+    let leases: BTreeSet<i64> = listed.leases().iter().map(|l| l.id()).collect();
+    let mut sequencer = Sequencer::new(etcd.client(), leases);
     let mut report = ReplayReport {
         anchor: plan.anchor.file_name.clone(),
         snapshot_revision,
@@ -201,7 +206,7 @@ async fn run(
         last_closed = Some(segment.footer.closed_unix_ms);
         let mut replay = SegmentReplay {
             client: &mut client,
-            leases: &mut leases,
+            sequencer: &mut sequencer,
             report: &mut report,
             path: &path,
         };
@@ -209,6 +214,12 @@ async fn run(
         if stopped {
             break;
         }
+    }
+    if sequencer.resent > 0 {
+        tracing::debug!(
+            resent = sequencer.resent,
+            "replay transactions overtaken in flight were sent again"
+        );
     }
     let target = plan
         .goal
@@ -238,7 +249,7 @@ fn missing(point: &PointInTime, (from, to): (i64, i64)) -> ReplayError {
 /// One segment being applied to the member.
 struct SegmentReplay<'a> {
     client: &'a mut etcd_client::Client,
-    leases: &'a mut BTreeSet<i64>,
+    sequencer: &'a mut Sequencer,
     report: &'a mut ReplayReport,
     path: &'a Path,
 }
@@ -247,17 +258,15 @@ impl SegmentReplay<'_> {
     /// Applies the segment's groups after the member's revision, up to the goal; returns true
     /// when the goal stopped it. A segment applied to its end has its recorded hash checked.
     async fn apply(&mut self, segment: &Segment, goal: Goal) -> Result<bool, ReplayError> {
-        for group in &segment.groups {
-            if group.revision <= self.report.target {
-                continue; // already in the full snapshot
-            }
-            if goal.stops_before(group.revision, group.arrived_unix_ms) {
-                return Ok(true);
-            }
-            apply_group(self.client, group, self.leases, self.path).await?;
-            self.report.target = group.revision;
-            self.report.groups += 1;
-            self.report.events += group.events.len() as u64;
+        let (groups, stopped) = groups_to_apply(segment, self.report.target, goal);
+        self.sequencer.apply(&groups, self.path).await?;
+        if let Some(last) = groups.last() {
+            self.report.target = last.revision;
+        }
+        self.report.groups += groups.len() as u64;
+        self.report.events += groups.iter().map(|g| g.events.len() as u64).sum::<u64>();
+        if stopped {
+            return Ok(true);
         }
         if let Some(recorded) = segment.footer.hashkv {
             check_hash(self.client, self.path, segment.footer.to_revision, recorded).await?;
@@ -267,44 +276,17 @@ impl SegmentReplay<'_> {
     }
 }
 
-/// Grants the group's new leases (same id, a short TTL), then applies its events in one
-/// transaction, which must land at the group's revision.
-async fn apply_group(
-    client: &mut etcd_client::Client,
-    group: &RevisionGroup,
-    leases: &mut BTreeSet<i64>,
-    path: &Path,
-) -> Result<(), ReplayError> {
-    for id in leases_to_grant(group, leases) {
-        let options = etcd_client::LeaseGrantOptions::new().with_id(id);
-        match client
-            .lease_grant(REGRANTED_LEASE_TTL_SECS, Some(options))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.to_string().contains("lease already exists") => {}
-            Err(source) => {
-                return Err(ReplayError::Etcd {
-                    step: "grant a lease",
-                    source,
-                });
-            }
+/// The segment's groups after revision `done` that come before the goal, and whether the goal
+/// stopped inside the segment.
+fn groups_to_apply(segment: &Segment, done: i64, goal: Goal) -> (Vec<&RevisionGroup>, bool) {
+    let mut groups = Vec::new();
+    for group in segment.groups.iter().filter(|g| g.revision > done) {
+        if goal.stops_before(group.revision, group.arrived_unix_ms) {
+            return (groups, true);
         }
-        leases.insert(id);
+        groups.push(group);
     }
-    let response = client
-        .txn(group_txn(group))
-        .await
-        .map_err(etcd_err("apply a revision"))?;
-    let got = response.header().map_or(0, |h| h.revision());
-    if got != group.revision {
-        return Err(ReplayError::RevisionMismatch {
-            path: path.to_path_buf(),
-            revision: group.revision,
-            got,
-        });
-    }
-    Ok(())
+    (groups, false)
 }
 
 /// The member's `HashKV` at `revision` against the recorded one (compacting the member first

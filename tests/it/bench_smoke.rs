@@ -83,8 +83,9 @@ fn the_save_benchmark_runs_every_contender() {
     }
     let table = rows(&run_bench("save-bench.sh", &["4", "1"], &[]));
     let names: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     assert!(names.contains(&"etcd-snapshot save --snapshot-compress, encrypted"));
+    assert!(names.contains(&"etcd-snapshot save --snapshot-compress, no keyspace hash"));
     for (name, figures) in &table {
         // wall seconds, peak RSS MiB, output bytes: a 4 MiB database leaves output behind.
         assert!(figures[2] > 0.0, "{name}: no output: {figures:?}");

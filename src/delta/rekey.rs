@@ -19,7 +19,7 @@
 //! are listed, so the capture's open segment (a temp file) is never touched, and a published
 //! segment is never rewritten by the capture. Deciding what to do (`plan_segment`) is pure.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use super::files::{ChainDir, FilesError, SegmentFile, SegmentForm, parse_segment_name};
@@ -27,7 +27,7 @@ use super::stored::{HEADER_PREFIX, header_fingerprints, header_prefix, open_decr
 use crate::crypt::{EncryptingWriter, Fingerprint, Identities, Recipients, fingerprints_in_header};
 use crate::fsutil;
 use crate::store::S3Store;
-use crate::store::rekey::{ALREADY_CURRENT, Action, CopyReport, same_set};
+use crate::store::rekey::{ALREADY_CURRENT, Action, CopyReport, pump_to_file, same_set};
 use crate::store::s3::S3Error;
 use crate::telemetry::progress::Operation;
 
@@ -203,30 +203,10 @@ fn copy_named(
     step: &dyn crate::telemetry::progress::Step,
 ) -> Result<(), String> {
     let buffered = BufWriter::with_capacity(256 * 1024, out);
-    let mut writer =
+    let writer =
         EncryptingWriter::new_named(buffered, Some(recipients)).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(format!(
-                    "the original failed to decrypt to its end (damaged?): {e}"
-                ));
-            }
-        };
-        step.advance(n as u64);
-        writer
-            .write_all(&buf[..n])
-            .map_err(|e| format!("failed to write: {e}"))?;
-    }
-    let file = writer
-        .finish()
-        .and_then(|w| w.into_inner().map_err(io::IntoInnerError::into_error))
-        .map_err(|e| format!("failed to write: {e}"))?;
-    file.sync_all().map_err(|e| format!("failed to fsync: {e}"))
+    let failed_read = "the original failed to decrypt to its end (damaged?)";
+    pump_to_file(reader, writer, step, |_| {}, failed_read)
 }
 
 /// The new copy must be a well-formed age file naming exactly the current recipients before it

@@ -238,19 +238,39 @@ fn copy_encrypting(
     recipients: &Recipients,
     step: &dyn crate::telemetry::progress::Step,
 ) -> Result<String, String> {
-    let mut writer =
-        EncryptingWriter::new(BufWriter::with_capacity(256 * 1024, out), Some(recipients))
-            .map_err(|e| e.to_string())?;
+    let writer = EncryptingWriter::new(BufWriter::with_capacity(256 * 1024, out), Some(recipients))
+        .map_err(|e| e.to_string())?;
     let mut hasher = Sha256::new();
+    let failed_read = "the original failed to read back (damaged?)";
+    pump_to_file(
+        reader,
+        writer,
+        step,
+        |chunk| hasher.update(chunk),
+        failed_read,
+    )?;
+    Ok(crate::hex::encode(&hasher.finalize()))
+}
+
+/// Streams `reader` through `writer` (an age stream into a file) and fsyncs the file; `on_chunk`
+/// sees every chunk of plaintext, `step` hears of it, and a read error is named `failed_read`.
+/// Shared by the rekey of snapshots and of delta segments.
+pub fn pump_to_file(
+    reader: &mut dyn Read,
+    mut writer: EncryptingWriter<BufWriter<std::fs::File>>,
+    step: &dyn crate::telemetry::progress::Step,
+    mut on_chunk: impl FnMut(&[u8]),
+    failed_read: &str,
+) -> Result<(), String> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("the original failed to read back (damaged?): {e}")),
+            Err(e) => return Err(format!("{failed_read}: {e}")),
         };
-        hasher.update(&buf[..n]);
+        on_chunk(&buf[..n]);
         step.advance(n as u64);
         writer
             .write_all(&buf[..n])
@@ -260,9 +280,7 @@ fn copy_encrypting(
         .finish()
         .and_then(|w| w.into_inner().map_err(io::IntoInnerError::into_error))
         .map_err(|e| format!("failed to write: {e}"))?;
-    file.sync_all()
-        .map_err(|e| format!("failed to fsync: {e}"))?;
-    Ok(crate::hex::encode(&hasher.finalize()))
+    file.sync_all().map_err(|e| format!("failed to fsync: {e}"))
 }
 
 /// SHA-256 of a file, hex; None when it cannot be read.

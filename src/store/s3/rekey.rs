@@ -156,17 +156,8 @@ impl S3Store {
         let new_sha = sha256_file(new).await.map_err(e)?;
         let metadata = job.metadata(&new_sha, &plaintext_sha);
         let temp = self.rekey_key(job.new_name);
-        self.upload_file_to_key(new, &temp, job.new_name, &metadata)
-            .await
-            .map_err(e)?;
-        // Read back what the bucket holds under the temp key before anything is replaced.
-        let _ = tokio::fs::remove_file(old).await;
-        let check = self.fetch_verified(&temp, old).await.map_err(e)?;
-        if !check.eq_ignore_ascii_case(&new_sha) {
-            return Err(format!(
-                "the uploaded copy reads back as sha256 {check}, not {new_sha}; the original is kept"
-            ));
-        }
+        let upload = (new, new_sha.as_str(), job.new_name, &metadata);
+        self.upload_checked(upload, &temp, old).await?;
         self.replace_with(&temp, job.new_name, new)
             .await
             .map_err(e)?;
@@ -175,6 +166,30 @@ impl S3Store {
             self.delete(job.name).await.map_err(e)?;
         }
         self.delete_object_key(&temp).await.map_err(e)?;
+        Ok(())
+    }
+
+    /// Uploads `file` (SHA-256 `sha`, named `name`, with `metadata`) under the temp key `temp`
+    /// and reads it back into `scratch` (the original's download, no longer needed): nothing is
+    /// replaced until the bucket is seen to hold exactly the new copy. Shared with the rekey of
+    /// delta segments.
+    pub(super) async fn upload_checked(
+        &self,
+        (file, sha, name, metadata): (&Path, &str, &str, &ObjectMetadata),
+        temp: &str,
+        scratch: &Path,
+    ) -> Result<(), String> {
+        let e = |e: S3Error| crate::errors::error_chain(&e);
+        self.upload_file_to_key(file, temp, name, metadata)
+            .await
+            .map_err(e)?;
+        let _ = tokio::fs::remove_file(scratch).await;
+        let check = self.fetch_verified(temp, scratch).await.map_err(e)?;
+        if !check.eq_ignore_ascii_case(sha) {
+            return Err(format!(
+                "the uploaded copy reads back as sha256 {check}, not {sha}; the original is kept"
+            ));
+        }
         Ok(())
     }
 

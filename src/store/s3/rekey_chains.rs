@@ -112,17 +112,8 @@ impl S3Store {
         let new_sha = sha256_file(new).await.map_err(e)?;
         let temp = self.rekey_key(&format!(".deltas/{anchor}/{name}"));
         let metadata = copied_metadata(&original, &new_sha);
-        self.upload_file_to_key(new, &temp, name, &metadata)
-            .await
-            .map_err(e)?;
-        // Read back what the bucket holds under the temp key before anything is replaced.
-        let _ = tokio::fs::remove_file(old).await;
-        let check = self.fetch_verified(&temp, old).await.map_err(e)?;
-        if !check.eq_ignore_ascii_case(&new_sha) {
-            return Err(format!(
-                "the uploaded copy reads back as sha256 {check}, not {new_sha}; the original is kept"
-            ));
-        }
+        let upload = (new, new_sha.as_str(), name, &metadata);
+        self.upload_checked(upload, &temp, old).await?;
         self.replace_key_with(&temp, &key, name, new)
             .await
             .map_err(e)?;

@@ -1,6 +1,7 @@
 //! The delta capture keys: `etcd-snapshot-delta` (on/off), `etcd-snapshot-delta-period` (the
 //! longest a segment stays open) and `etcd-snapshot-delta-max-size` (the size at which it is
-//! closed at once). The size is read as text and checked here, like the retention sizes, so a
+//! closed at once), and `etcd-snapshot-delta-hashkv-interval` (how often a segment end records
+//! etcd's keyspace hash). The size is read as text and checked here, like the retention sizes, so a
 //! bad value is reported with its key and source.
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use super::retention::{SIZE_EXPECTED, parse_size};
 pub const ENABLED: &str = "etcd-snapshot-delta";
 pub const PERIOD: &str = "etcd-snapshot-delta-period";
 pub const MAX_SIZE: &str = "etcd-snapshot-delta-max-size";
+pub const HASHKV_INTERVAL: &str = "etcd-snapshot-delta-hashkv-interval";
 
 /// The smallest and largest `etcd-snapshot-delta-max-size`.
 pub const MIN_MAX_SIZE: u64 = 4 << 10;
@@ -26,15 +28,18 @@ pub struct DeltaSettings {
     pub period: Duration,
     /// `etcd-snapshot-delta-max-size`, in bytes.
     pub max_size: u64,
+    /// `etcd-snapshot-delta-hashkv-interval`: zero records a hash at every segment end.
+    pub hashkv_interval: Duration,
 }
 
 impl Default for DeltaSettings {
-    /// The key table's defaults: off, 10 s, 64 MiB.
+    /// The key table's defaults: off, 10 s, 64 MiB, a hash at every segment end.
     fn default() -> Self {
         Self {
             enabled: false,
             period: Duration::from_secs(10),
             max_size: 64 << 20,
+            hashkv_interval: Duration::ZERO,
         }
     }
 }
@@ -50,6 +55,9 @@ pub(super) fn settings(p: &Parsed) -> DeltaSettings {
             .text(MAX_SIZE)
             .and_then(|t| parse_size(&t).ok())
             .unwrap_or(default.max_size),
+        hashkv_interval: p
+            .duration(HASHKV_INTERVAL)
+            .unwrap_or(default.hashkv_interval),
     }
 }
 

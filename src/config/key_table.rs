@@ -519,6 +519,14 @@ pub static KEYS: &[KeySpec] = &[
         ..ROW
     },
     KeySpec {
+        name: "etcd-snapshot-delta-hashkv-interval",
+        kind: Kind::Duration,
+        default: DefaultValue::Value("0s"),
+        help: "Least time between the delta segment ends that record etcd's keyspace hash (HashKV), which a point-in-time restore checks its replay against; etcd holds every write while it hashes, so on a large database raise it (e.g. 5m); 0s records one at every segment end",
+        scope: Scope::Server,
+        ..ROW
+    },
+    KeySpec {
         name: "etcd-snapshot-verify-schedule-cron",
         help: "Restore-drill schedule in cron spec, e.g. weekly \"0 3 * * 0\": this node's snapshot copies (local, and the S3 objects it uploaded) are each restored into a throwaway low-priority etcd member, one at a time, and the verdict recorded; empty turns scheduled drills off [default: \"\" (off)]",
         scope: Scope::Server,

@@ -167,6 +167,7 @@ impl Capture {
         let policy = FlushPolicy {
             period: delta.period,
             max_size: delta.max_size,
+            hashkv_interval: delta.hashkv_interval,
         };
         let from = reach.resume_from();
         tracing::info!(anchor = %anchor.file_name, from, temp_files_removed = removed, "delta capture started");

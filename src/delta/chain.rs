@@ -106,6 +106,8 @@ pub struct FlushPolicy {
     pub period: Duration,
     /// `etcd-snapshot-delta-max-size`: the size at which it is closed at once.
     pub max_size: u64,
+    /// `etcd-snapshot-delta-hashkv-interval`: the least time between recorded hashes.
+    pub hashkv_interval: Duration,
 }
 
 /// Why a segment was closed.
@@ -139,6 +141,15 @@ impl FlushPolicy {
         } else {
             None
         }
+    }
+
+    /// Whether the segment closing for `reason` records etcd's keyspace hash, `since` the last
+    /// recorded one (`None`: none yet). A replay checks the last hash it passes, so hashes may
+    /// be sparse; the segment written as the capture stops always gets one.
+    pub fn hash_due(&self, reason: FlushReason, since: Option<Duration>) -> bool {
+        self.hashkv_interval.is_zero()
+            || reason == FlushReason::Stop
+            || since.is_none_or(|elapsed| elapsed >= self.hashkv_interval)
     }
 }
 
@@ -244,10 +255,27 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_is_recorded_at_every_end_or_once_per_interval_and_at_a_stop() {
+        let every = |secs| FlushPolicy {
+            period: Duration::from_secs(10),
+            max_size: 1024,
+            hashkv_interval: Duration::from_secs(secs),
+        };
+        let ago = |secs| Some(Duration::from_secs(secs));
+        assert!(every(0).hash_due(FlushReason::Period, ago(1)));
+        assert!(every(300).hash_due(FlushReason::Period, None));
+        assert!(!every(300).hash_due(FlushReason::Period, ago(299)));
+        assert!(!every(300).hash_due(FlushReason::Size, ago(10)));
+        assert!(every(300).hash_due(FlushReason::Period, ago(300)));
+        assert!(every(300).hash_due(FlushReason::Stop, ago(1)));
+    }
+
+    #[test]
     fn a_segment_flushes_at_its_size_or_its_period() {
         let policy = FlushPolicy {
             period: Duration::from_secs(10),
             max_size: 1024,
+            hashkv_interval: Duration::ZERO,
         };
         assert_eq!(policy.due(10, Duration::from_secs(9)), None);
         assert_eq!(

@@ -92,6 +92,8 @@ pub struct Session {
     /// The arrival time given to the last group: the next is never earlier, so a restore to a
     /// wall-clock time finds one cut in revision order even if the clock steps back.
     last_arrival_ms: i64,
+    /// When a segment end last recorded etcd's keyspace hash.
+    last_hash: Option<Instant>,
 }
 
 impl Session {
@@ -115,6 +117,7 @@ impl Session {
             open: None,
             ids: (0, 0),
             last_arrival_ms: 0,
+            last_hash: None,
         }
     }
 
@@ -288,8 +291,8 @@ impl Session {
         Ok(self.open.as_mut().expect("opened above"))
     }
 
-    /// Writes the open segment out (with the keyspace hash at its end when etcd gives it in
-    /// time) and publishes it. Nothing to do when no segment is open.
+    /// Writes the open segment out (with the keyspace hash at its end when one is due and etcd
+    /// gives it in time) and publishes it. Nothing to do when no segment is open.
     async fn flush(&mut self, reason: FlushReason) -> Result<(), SessionError> {
         let Some(open) = self.open.take() else {
             return Ok(());
@@ -297,7 +300,14 @@ impl Session {
         let Some(to) = open.segment.last_revision() else {
             return Ok(());
         };
-        let hash = self.hashkv_at(to).await;
+        let since = self.last_hash.map(|at| at.elapsed());
+        let hash = match self.policy.hash_due(reason, since) {
+            true => self.hashkv_at(to).await,
+            false => None,
+        };
+        if hash.is_some() {
+            self.last_hash = Some(Instant::now());
+        }
         let last_event_ms = open.last_event_ms;
         let closed_ms = unix_ms();
         // Whatever arrives next arrives after this close, even if the clock steps back: a

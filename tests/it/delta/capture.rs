@@ -285,3 +285,52 @@ async fn a_compaction_past_the_chain_ends_it_and_a_new_full_snapshot_anchors_the
     );
     assert_eq!(chain_dirs(data.path()), [old_chain, new_chain]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_hash_interval_only_the_first_segment_end_records_the_keyspace_hash() {
+    let Some(etcd) = TestEtcd::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        data.path(),
+        &[
+            "--etcd-endpoints",
+            &etcd.endpoint,
+            "--etcd-snapshot-delta",
+            "--etcd-snapshot-delta-period",
+            "1s",
+            "--etcd-snapshot-delta-max-size",
+            "4KiB",
+            "--etcd-snapshot-delta-hashkv-interval",
+            "1h",
+        ],
+    );
+    let chain = wait_for_chain(data.path(), &server);
+    let mut client = Client::connect([etcd.endpoint.as_str()], None)
+        .await
+        .unwrap();
+    let value = "v".repeat(1024);
+    let mut last = 0;
+    for i in 0..12 {
+        let r = client
+            .put(format!("/big/{i}"), value.as_str(), None)
+            .await
+            .unwrap();
+        last = revision_of(r.header());
+    }
+    wait_for("segments up to the last put", WAIT, || {
+        chain_end(&chain) >= last
+    });
+    let hashed: Vec<bool> = segments(&chain)
+        .iter()
+        .map(|s| s.footer.hashkv.is_some())
+        .collect();
+    assert!(hashed.len() >= 3, "closed by size: {hashed:?}");
+    assert!(hashed[0], "the first segment end records one: {hashed:?}");
+    assert!(
+        hashed[1..].iter().all(|h| !h),
+        "none within the hour after it: {hashed:?}"
+    );
+    drop(server);
+}

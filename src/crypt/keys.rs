@@ -347,6 +347,14 @@ fn printable(value: &str) -> String {
 /// How every age X25519 private key starts (any case).
 const SECRET_KEY_PREFIX: &str = "AGE-SECRET-KEY-";
 
+/// A fresh X25519 identity, parsed the way an identity file is (tests across the crate).
+#[cfg(test)]
+pub fn generated_identities() -> Identities {
+    let id = age::x25519::Identity::generate();
+    let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
+    Identities::parse(&text, "test").unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

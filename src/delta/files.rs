@@ -289,6 +289,36 @@ impl Drop for OpenSegment {
     }
 }
 
+/// Publishes segment `[from, to]` of a test chain anchored on `anchor` (at revision 10), one
+/// group per revision holding `event(revision)`, stored as asked (tests across the crate).
+#[cfg(test)]
+pub fn publish_test_segment(
+    chain: &ChainDir,
+    anchor: &str,
+    (from, to): (i64, i64),
+    (compress, recipients): (bool, Option<&Recipients>),
+    event: impl Fn(i64) -> super::segment::Event,
+) -> PathBuf {
+    let header = SegmentHeader {
+        cluster_id: 1,
+        member_id: 2,
+        anchor: anchor.into(),
+        anchor_revision: 10,
+        from_revision: from,
+        opened_unix: 1_700_000_001,
+    };
+    let mut open = chain.open(&header, compress, recipients).unwrap();
+    for revision in from..=to {
+        let group = super::segment::RevisionGroup {
+            revision,
+            arrived_unix_ms: 1_700_000_001_000 + revision,
+            events: vec![event(revision)],
+        };
+        open.push(&group).unwrap();
+    }
+    open.finish(0, 1, None).unwrap().file.path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,48 +1,28 @@
-// age 0.13 deprecates generating X25519 keys; they are what these tests encrypt to.
-#![allow(deprecated)]
-
 use std::path::PathBuf;
 
 use super::*;
-use crate::delta::segment::{Event, PutEvent, RevisionGroup, SegmentHeader, decode};
+use crate::delta::files::publish_test_segment;
+use crate::delta::segment::{Event, PutEvent, decode};
 use crate::delta::stored::{StoredError, read_plaintext};
 
 const ANCHOR: &str = "etcd-snapshot-n1-1700000000";
 
-fn identities() -> Identities {
-    let id = age::x25519::Identity::generate();
-    let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
-    Identities::parse(&text, "test").unwrap()
-}
+use crate::crypt::keys::generated_identities as identities;
 
-/// Publishes segment `[from, to]` of the test chain, stored as asked.
+/// Publishes segment `[from, to]` of the test chain (a 3000-byte put of its own key per
+/// revision), stored as asked.
 fn publish(chain: &ChainDir, from: i64, to: i64, compress: bool, to_keys: Option<&Recipients>) {
-    let header = SegmentHeader {
-        cluster_id: 1,
-        member_id: 2,
-        anchor: ANCHOR.into(),
-        anchor_revision: 10,
-        from_revision: from,
-        opened_unix: 1_700_000_001,
-    };
-    let mut open = chain.open(&header, compress, to_keys).unwrap();
-    for revision in from..=to {
-        let put = PutEvent {
+    let put = |revision: i64| {
+        Event::Put(PutEvent {
             key: format!("/k{revision}").into_bytes(),
             value: vec![b'v'; 3000],
             create_revision: revision,
             mod_revision: revision,
             version: 1,
             lease: 0,
-        };
-        open.push(&RevisionGroup {
-            revision,
-            arrived_unix_ms: 1_700_000_001_000 + revision,
-            events: vec![Event::Put(put)],
         })
-        .unwrap();
-    }
-    open.finish(0, 1, None).unwrap();
+    };
+    publish_test_segment(chain, ANCHOR, (from, to), (compress, to_keys), put);
 }
 
 /// Every file of a dir with its bytes, by name.

@@ -1,16 +1,9 @@
-// age 0.13 deprecates generating X25519 keys; they are what these tests encrypt to.
-#![allow(deprecated)]
-
 use std::io::Write;
 
 use super::*;
 use crate::crypt::Fingerprint;
 
-fn identities() -> Identities {
-    let id = age::x25519::Identity::generate();
-    let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
-    Identities::parse(&text, "test").unwrap()
-}
+use crate::crypt::keys::generated_identities as identities;
 
 /// Bytes that compress (repeated keys) and that do not (a counter's bytes), across chunks.
 fn sample() -> Vec<u8> {

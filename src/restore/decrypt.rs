@@ -207,16 +207,11 @@ impl Write for CheckedFile {
 }
 
 #[cfg(test)]
-#[allow(deprecated)] // age 0.13 deprecates generating X25519 keys; they are what we test with
 mod tests {
     use super::*;
     use crate::crypt::EncryptingWriter;
 
-    fn identities() -> Identities {
-        let id = age::x25519::Identity::generate();
-        let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
-        Identities::parse(&text, "test").unwrap()
-    }
+    use crate::crypt::keys::generated_identities as identities;
 
     fn write_encrypted(path: &Path, data: &[u8], ids: &Identities) {
         let file = std::fs::File::create(path).unwrap();

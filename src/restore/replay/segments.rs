@@ -89,13 +89,12 @@ fn check_placement(
 }
 
 #[cfg(test)]
-#[allow(deprecated)] // age 0.13 deprecates generating X25519 keys; they are what we test with
 mod tests {
     use super::*;
     use crate::crypt::Recipients;
     use crate::delta::chain::segment_file_name;
-    use crate::delta::files::{ChainDir, SegmentForm};
-    use crate::delta::segment::{Event, PutEvent, RevisionGroup, SegmentHeader};
+    use crate::delta::files::{ChainDir, SegmentForm, publish_test_segment};
+    use crate::delta::segment::{Event, PutEvent};
 
     const ANCHOR: &str = "etcd-snapshot-n1-1700000000";
 
@@ -107,13 +106,10 @@ mod tests {
         }
     }
 
-    fn identities() -> Identities {
-        let id = age::x25519::Identity::generate();
-        let text = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
-        Identities::parse(&text, "test").unwrap()
-    }
+    use crate::crypt::keys::generated_identities as identities;
 
-    /// Publishes segment `[from, to]` of the test chain, one put per revision, stored as asked.
+    /// Publishes segment `[from, to]` of the test chain, one put of `/k` per revision, stored
+    /// as asked.
     fn publish_as(
         chain: &ChainDir,
         from: i64,
@@ -121,31 +117,17 @@ mod tests {
         compress: bool,
         recipients: Option<&Recipients>,
     ) -> PathBuf {
-        let header = SegmentHeader {
-            cluster_id: 1,
-            member_id: 2,
-            anchor: ANCHOR.into(),
-            anchor_revision: 10,
-            from_revision: from,
-            opened_unix: 1_700_000_001,
-        };
-        let mut open = chain.open(&header, compress, recipients).unwrap();
-        for revision in from..=to {
-            open.push(&RevisionGroup {
-                revision,
-                arrived_unix_ms: 1_700_000_001_000 + revision,
-                events: vec![Event::Put(PutEvent {
-                    key: b"/k".to_vec(),
-                    value: b"v".to_vec(),
-                    create_revision: from,
-                    mod_revision: revision,
-                    version: revision - from + 1,
-                    lease: 0,
-                })],
+        let put = |revision: i64| {
+            Event::Put(PutEvent {
+                key: b"/k".to_vec(),
+                value: b"v".to_vec(),
+                create_revision: from,
+                mod_revision: revision,
+                version: revision - from + 1,
+                lease: 0,
             })
-            .unwrap();
-        }
-        open.finish(0, 1, None).unwrap().file.path
+        };
+        publish_test_segment(chain, ANCHOR, (from, to), (compress, recipients), put)
     }
 
     fn publish(chain: &ChainDir, from: i64, to: i64) -> PathBuf {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const PS: usize = 512;
+pub(crate) const PS: usize = 512;
 
 pub(crate) fn header(id: u64, flags: u16, count: u16, overflow: u32) -> Vec<u8> {
     let mut h = id.to_le_bytes().to_vec();

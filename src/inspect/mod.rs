@@ -25,6 +25,7 @@ pub mod s3;
 pub mod source;
 pub mod sqlite;
 pub mod tally;
+pub mod tree;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -100,6 +100,9 @@ pub struct Element<'a> {
     pub value: &'a [u8],
     pub child: u64,
     pub bucket: bool,
+    /// Where the value starts in the page (0 for a branch): with the page's own offset, where
+    /// it sits in the file.
+    pub value_at: usize,
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -142,6 +145,7 @@ fn element(page: &[u8], at: usize, kind: ElementKind, i: usize) -> Result<Elemen
                 value: &[],
                 child: u64::from_le_bytes(child),
                 bucket: false,
+                value_at: 0,
             })
         }
         ElementKind::Leaf => {
@@ -155,6 +159,7 @@ fn element(page: &[u8], at: usize, kind: ElementKind, i: usize) -> Result<Elemen
                 value: slice(key_at + ksize, vsize, "value")?,
                 child: 0,
                 bucket: flags & 0x01 != 0,
+                value_at: key_at + ksize,
             })
         }
     }

@@ -1,0 +1,238 @@
+//! Restoring an encrypted database snapshot straight into the staging dir, without a
+//! plaintext copy for the restore tool to copy again.
+//!
+//! The restore tool needs a whole, seekable plaintext file (it reads the trailer at the end
+//! first), so the plain way decrypts the snapshot into a file and then lets the tool copy it:
+//! two full passes, one after the other. Here the snapshot is decrypted on every core into the
+//! file that becomes the member's database (`parallel`), with its SHA-256 trailer checked in
+//! the same pass, while the tool restores an empty database beside it to write the new
+//! member's WAL and raft snapshot; then the one value the tool would have changed in the copy
+//! is changed in place (`membership`) and the file is renamed into the staging dir.
+//!
+//! It applies only where that reproduction is proven: etcd 3.4's `etcdctl` without a revision
+//! bump ([`supported`]), and only when the tool wrote nothing else into the empty database.
+//! Otherwise (and when the tool refuses the empty database) the checked plaintext is handed
+//! back ([`Direct::Declined`]) and restored through the tool as before. The staged result then goes through the same proof as any restore.
+
+pub mod membership;
+pub mod parallel;
+
+use std::path::{Path, PathBuf};
+
+use super::ResetError;
+use super::run::{RestoreTarget, run_restore};
+use super::tool::{RestoreTool, ToolKind};
+use crate::crypt::{Fingerprint, Identities};
+use crate::fsutil;
+use crate::inspect::bbolt::Bounded;
+use crate::inspect::revision::{self, Revisions};
+use crate::restore::decrypt::DecryptError;
+
+/// etcd's trailer after the database image.
+const TRAILER: u64 = 32;
+
+/// Whether the direct restore reproduces what `tool` does with `target`. Pure.
+pub fn supported(tool: &RestoreTool, target: &RestoreTarget) -> bool {
+    tool.kind == ToolKind::Etcdctl
+        && (tool.version.major, tool.version.minor) == (3, 4)
+        && target.bump_revision.is_none()
+}
+
+/// The encrypted snapshot and the keys that open it.
+pub struct Source {
+    pub path: PathBuf,
+    pub identities: Identities,
+    pub needed: Vec<Fingerprint>,
+}
+
+/// What a direct restore did.
+pub enum Direct {
+    /// The staging dir holds the restored member; the database's revisions, for its proof.
+    Staged(Option<Revisions>),
+    /// The tool's changes could not be reproduced (`reason`): here is the checked plaintext
+    /// (removed on drop), for the tool. Nothing is left in the staging dir.
+    Declined {
+        plaintext: Plaintext,
+        reason: String,
+    },
+}
+
+/// A plaintext file beside the staging dir, removed on drop unless it was moved into it.
+pub struct Plaintext {
+    path: PathBuf,
+}
+
+impl Plaintext {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Decrypts `source` into the staging dir `target.data_dir` beside the tool's run on an empty
+/// database. On an error the staging dir and every file this made are removed.
+pub async fn restore_directly(
+    tool: &RestoreTool,
+    target: &RestoreTarget,
+    source: Source,
+) -> Result<Direct, ResetError> {
+    let staging = target.data_dir.clone();
+    let empty = Plaintext {
+        path: beside(&staging, "empty"),
+    };
+    let plaintext = Plaintext {
+        path: beside(&staging, "plaintext"),
+    };
+    let _ = std::fs::remove_file(empty.path());
+    let _ = std::fs::remove_file(plaintext.path());
+    fsutil::write_atomic(empty.path(), &membership::empty_database(), 0o600).map_err(|source| {
+        ResetError::Io {
+            action: "write",
+            path: empty.path().to_path_buf(),
+            source,
+        }
+    })?;
+    let dest = plaintext.path().to_path_buf();
+    let decrypting = tokio::task::spawn_blocking(move || decrypt(&source, &dest));
+    let (decrypted, restored) = tokio::join!(decrypting, run_restore(tool, empty.path(), target));
+    drop(empty);
+    let finished = decrypted
+        .map_err(ResetError::from)
+        .and_then(|d| d.map_err(ResetError::from));
+    let len = match finished {
+        Ok(len) => len,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if let Err(e) = restored {
+        // The tool's run on the real file gets the last word on what is wrong.
+        let _ = std::fs::remove_dir_all(&staging);
+        let reason = format!(
+            "the restore tool refused an empty database: {}",
+            crate::errors::error_chain(&e)
+        );
+        return Ok(Direct::Declined { plaintext, reason });
+    }
+    let image_len = len.saturating_sub(TRAILER);
+    let tool_db = staging.join("member/snap/db");
+    let patch = match membership::patch_for(&tool_db, plaintext.path(), image_len) {
+        Ok(patch) => patch,
+        Err(reason) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Ok(Direct::Declined { plaintext, reason });
+        }
+    };
+    let revisions = read_revisions(plaintext.path(), image_len);
+    let installed = membership::apply(plaintext.path(), image_len, &patch)
+        .and_then(|()| std::fs::rename(plaintext.path(), &tool_db))
+        .and_then(|()| fsutil::sync_dir(&staging.join("member/snap")));
+    if let Err(source) = installed {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(ResetError::Io {
+            action: "install the decrypted database into",
+            path: tool_db,
+            source,
+        });
+    }
+    Ok(Direct::Staged(revisions))
+}
+
+fn decrypt(source: &Source, dest: &Path) -> Result<u64, DecryptError> {
+    let name = source
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let input = parallel::Encrypted {
+        path: &source.path,
+        identities: &source.identities,
+        name: &name,
+        needed: &source.needed,
+    };
+    parallel::decrypt_in_parallel(&input, dest)
+}
+
+/// A file beside the staging dir `etcd-restore-<unix>.tmp`: `etcd-restore-<unix>-<what>.tmp`,
+/// which an interrupted restore's cleanup also removes.
+fn beside(staging: &Path, what: &str) -> PathBuf {
+    let name = staging
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".tmp").unwrap_or(&name);
+    staging.with_file_name(format!("{stem}-{what}.tmp"))
+}
+
+fn read_revisions(path: &Path, image_len: u64) -> Option<Revisions> {
+    let file = std::fs::File::open(path).ok()?;
+    match revision::read(&Bounded {
+        source: &file,
+        len: image_len,
+    }) {
+        Ok(revisions) => Some(revisions),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the snapshot's revision; checking only that the restored member has data");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::tool::{ToolAssessment, Version};
+
+    fn tool(kind: ToolKind, version: Version) -> RestoreTool {
+        RestoreTool {
+            kind,
+            path: PathBuf::from("/usr/bin/x"),
+            version,
+            assessment: ToolAssessment {
+                bump_revision: false,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    fn target(bump: Option<u64>) -> RestoreTarget {
+        RestoreTarget {
+            data_dir: PathBuf::from("/var/lib/x/server/db/etcd-restore-5.tmp"),
+            name: "n".into(),
+            peer_url: "https://127.0.0.1:2380".into(),
+            cluster_token: "t".into(),
+            bump_revision: bump,
+            skip_hash_check: true,
+        }
+    }
+
+    #[test]
+    fn only_etcd_3_4s_tool_without_a_revision_bump_is_reproduced() {
+        let v34 = Version::new(3, 4, 23);
+        assert!(supported(&tool(ToolKind::Etcdctl, v34), &target(None)));
+        assert!(!supported(&tool(ToolKind::Etcdctl, v34), &target(Some(5))));
+        assert!(!supported(
+            &tool(ToolKind::Etcdutl, Version::new(3, 5, 1)),
+            &target(None)
+        ));
+        assert!(!supported(
+            &tool(ToolKind::Etcdctl, Version::new(3, 5, 1)),
+            &target(None)
+        ));
+    }
+
+    #[test]
+    fn the_files_beside_the_staging_dir_match_its_cleanup() {
+        let staging = Path::new("/d/etcd-restore-1700000000.tmp");
+        assert_eq!(
+            beside(staging, "plaintext"),
+            Path::new("/d/etcd-restore-1700000000-plaintext.tmp")
+        );
+    }
+}

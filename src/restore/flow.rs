@@ -16,6 +16,7 @@ use super::plan::{RestoreInputs, RestorePlan, SnapshotSource, WAL_ALLOWANCE, pla
 use super::replay::{PointInTime, ReplayReport, Replayed};
 use super::reset_flag::{reset_complete_message, reset_flag_path, write_reset_flag};
 use super::stage::{Staged, stage};
+use super::stage_encrypted::stage_encrypted;
 use super::staging::{CreatedDirs, Extracted, remove_stale_staging};
 use super::verify::check_free_space;
 use super::{ResetError, checks, last_restore};
@@ -70,6 +71,9 @@ pub async fn restore_snapshot(
             None => None,
         };
         let (input, object_keys) = fetch(config, &plan, token).await?;
+        if plan.encrypted && !plan.compressed && point.is_none() {
+            return stage_encrypted(config, &plan, &input, object_keys, &passphrase).await;
+        }
         // The decrypted and extracted copies are removed whatever happens next.
         let decrypted = decrypt(config, &plan, &input, object_keys, true).await?;
         let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
@@ -184,11 +188,7 @@ pub(super) async fn decrypt(
     let check = check_etcd && !plan.compressed;
     tracing::info!(snapshot = %input.display(), "decrypting the encrypted snapshot");
     let decrypted = tokio::task::spawn_blocking(move || {
-        // The save's record names the keys the file needs (the age header cannot).
-        let needed = EncryptionRecord::read_beside(&input)
-            .map(|r| r.recipients)
-            .filter(|keys| !keys.is_empty())
-            .unwrap_or(object_keys);
+        let needed = needed_keys(&input, object_keys);
         if check {
             decrypt_snapshot_checked(&input, &dir, identities.as_ref(), &needed)
         } else {
@@ -197,6 +197,15 @@ pub(super) async fn decrypt(
     })
     .await??;
     Ok(Some(decrypted))
+}
+
+/// The key fingerprints an encrypted snapshot needs, for a refusal's message: the save's
+/// record names them (the age header cannot), else the S3 object's metadata.
+pub(super) fn needed_keys(input: &Path, object_keys: Vec<Fingerprint>) -> Vec<Fingerprint> {
+    EncryptionRecord::read_beside(input)
+        .map(|r| r.recipients)
+        .filter(|keys| !keys.is_empty())
+        .unwrap_or(object_keys)
 }
 
 /// The point of no return: the live dir goes aside, the staged one takes its place, the

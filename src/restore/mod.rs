@@ -18,6 +18,7 @@
 mod checks;
 pub mod datadir;
 pub mod decrypt;
+pub mod direct;
 pub mod drill;
 mod error;
 pub mod flow;
@@ -31,6 +32,7 @@ pub mod reset_flag;
 pub mod run;
 pub mod sqlite;
 mod stage;
+mod stage_encrypted;
 mod staging;
 pub mod tool;
 pub mod unzip;

@@ -20,7 +20,7 @@ use super::plan::RestorePlan;
 use super::progress_watch::watched;
 use super::replay::ReplayReport;
 use super::run::{RestoreTarget, run_restore};
-use super::tool::select_restore_tool;
+use super::tool::{RestoreTool, select_restore_tool};
 use super::verify::{check_free_space, quick_check, verify_snapshot_file};
 use super::{ResetError, RestoreError, checks};
 use crate::bootstrap::BootstrapData;
@@ -51,15 +51,8 @@ pub(super) async fn stage(
     for warning in &tool.assessment.warnings {
         tracing::warn!("{warning}");
     }
-    let bump = tool.assessment.bump_revision.then_some(REVISION_BUMP);
-    let target = RestoreTarget {
-        data_dir: plan.staging_dir.clone(),
-        name: config.node_name.clone(),
-        peer_url: format!("https://{}", config.etcd.peer_address),
-        cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
-        bump_revision: bump,
-        skip_hash_check: true,
-    };
+    let target = target_for(config, plan, &tool);
+    let bump = target.bump_revision;
     quick_check(snapshot)?;
     let before = FileStamp::of(snapshot)?;
     let name = snapshot
@@ -91,6 +84,35 @@ pub(super) async fn stage(
     }
     restored?;
     let expected = expected_revision(revisions, bump);
+    prove(config, plan, snapshot, expected, passphrase).await
+}
+
+/// Where and as what the tool restores: the staging dir, this node's name and peer URL, a
+/// cluster token unique to this restore, the revision bump when the tool can.
+pub(super) fn target_for(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    tool: &RestoreTool,
+) -> RestoreTarget {
+    RestoreTarget {
+        data_dir: plan.staging_dir.clone(),
+        name: config.node_name.clone(),
+        peer_url: format!("https://{}", config.etcd.peer_address),
+        cluster_token: format!("etcd-snapshot-restore-{}", rounded_now_unix()),
+        bump_revision: tool.assessment.bump_revision.then_some(REVISION_BUMP),
+        skip_hash_check: true,
+    }
+}
+
+/// Starts the staged member once and checks it (`checks::prove_staged`); the staging dir is
+/// removed when it fails.
+pub(super) async fn prove(
+    config: &DesiredConfig,
+    plan: &RestorePlan,
+    snapshot: &Path,
+    expected: Option<i64>,
+    passphrase: &SecretString,
+) -> Result<Staged, ResetError> {
     match checks::prove_staged(config, &plan.staging_dir, expected, passphrase).await {
         Ok((revision, bootstrap)) => Ok(Staged {
             snapshot: snapshot.to_path_buf(),

@@ -1,8 +1,8 @@
-//! The dirs a restore makes beside the live data dir before the swap: staging dirs an
-//! interrupted restore left behind are removed at the next start, and the dirs a restore had to
-//! create are removed again when it fails before the swap (a refused restore on a new host
-//! leaves the data dir exactly as it was); a zipped snapshot's extracted copy is removed
-//! whatever happens.
+//! The dirs a restore makes beside the live data dir before the swap: staging dirs (and the
+//! files a direct restore writes beside them) an interrupted restore left behind are removed
+//! at the next start, and the dirs a restore had to create are removed again when it fails
+//! before the swap (a refused restore on a new host leaves the data dir exactly as it was); a
+//! zipped snapshot's extracted copy is removed whatever happens.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,13 @@ pub(super) fn remove_stale_staging(db_dir: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("etcd-restore-") && name.ends_with(".tmp") {
             tracing::info!(path = %entry.path().display(), "removing a staging dir an interrupted restore left");
-            let _ = std::fs::remove_dir_all(entry.path());
+            // The staging dir, or a file a direct restore writes beside it (`direct`).
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let _ = if is_dir {
+                std::fs::remove_dir_all(entry.path())
+            } else {
+                std::fs::remove_file(entry.path())
+            };
         }
     }
 }

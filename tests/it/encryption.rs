@@ -136,6 +136,19 @@ fn a_file_the_age_tool_encrypted_restores_here() {
     );
     let out = node.restore(&[encrypted.to_str().unwrap(), &id_flag]);
     assert!(out.status.success(), "{:?}", text(&out));
+    // Decrypted straight into the staging dir (etcd 3.4's tool), with no copy beside it.
+    let (stdout, stderr) = text(&out);
+    assert!(
+        format!("{stdout}{stderr}").contains("into the staging dir"),
+        "{stderr}"
+    );
+    let db_dir = node.dir().join("server/db");
+    let beside: Vec<String> = std::fs::read_dir(&db_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("etcd-restore-"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
     let mut server = node.start(&[]);
     assert_eq!(node.keys(), expected(&[("/test/a", "1")]));
     assert!(server.terminate().success());

@@ -7,6 +7,8 @@
 pub mod cluster_reset;
 /// Cluster reset with peers present.
 mod cluster_reset_peers;
+/// The direct restore of an encrypted snapshot against the tool's own.
+mod direct;
 /// The cheap revision read against etcd's own `snapshot status` and a restored member.
 mod revision;
 /// The restore tool skips its hash pass; our check refuses damage before anything changes.

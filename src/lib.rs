@@ -46,7 +46,8 @@
 //! - `inspect`: reads a local or S3 snapshot without restoring it (trailer, bbolt walk, the
 //!   figures of `etcdutl snapshot status`, resources, members, token and uploader checks); above
 //!   the stores and bootstrap it reads through, below `restore` (the cheap revision read,
-//!   `inspect::revision`, beside a restore; `restore::drill`) and `commands` that use it.
+//!   `inspect::revision`, beside a restore; one-key lookups with their file offsets,
+//!   `inspect::tree`, for the direct restore; `restore::drill`) and `commands` that use it.
 //! - `delta`: point-in-time recovery's capture: the delta segment format (`delta::segment`,
 //!   `docs/delta-segments.md`), the chain rules, and the server task that watches etcd from the
 //!   newest full snapshot's revision and writes segments beside the snapshot dir (named by
@@ -58,6 +59,8 @@
 //!   stores, etcd and snapshot records it reads, below the drivers that wire it.
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);
+//!   `restore::direct`, an encrypted snapshot decrypted on every core straight into the staging
+//!   dir where the tool's one change to the database is reproduced (etcd 3.4's tool);
 //!   `restore::replay`, point-in-time restore (a delta chain, from disk or S3, replayed into a
 //!   throwaway member, checked, and its snapshot restored like any other); `restore::drill`,
 //!   restore drills (a snapshot copy, plain, zipped or encrypted, restored into a throwaway

@@ -45,6 +45,11 @@ impl DeleteRules {
         let mut rules = self.0.lock().expect("delete rules");
         rules.refused.push(pattern.to_string());
     }
+
+    /// Deletes every key again (the policy that refused some is lifted).
+    pub fn refuse_none(&self) {
+        self.0.lock().expect("delete rules").refused.clear();
+    }
 }
 
 impl ListingEtags {

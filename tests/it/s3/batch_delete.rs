@@ -2,7 +2,7 @@
 //! the signature-checking S3 server: a chain of thousands goes in a few requests and nothing of
 //! it is left; a server without DeleteObjects gets one DeleteObject per key and is asked once;
 //! keys the server refuses are named with their code, stay in the bucket and are never reported
-//! deleted, down to the `delete` command's output.
+//! deleted, down to the output of `delete` and `prune` (whose next run removes what is left).
 
 use etcd_snapshot::store::s3::S3Store;
 
@@ -197,4 +197,85 @@ async fn delete_names_a_refused_chain_object_and_fails() {
     assert!(!server.has_object(BUCKET, &format!("f/{A}")));
     assert!(server.has_object(BUCKET, &key(A, 2)));
     assert_eq!(files_left(&server, A), 1);
+}
+
+/// Through the real binary: `prune` heals an orphaned chain of 1,500 objects; one refused
+/// object fails the run by key and code and is not counted; the next `prune` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_reports_a_refused_orphan_object_and_the_next_prune_removes_it() {
+    let n = 1500;
+    let (server, store) = bucket_with_chain(A, n).await;
+    server.deletes.refuse_keys_containing(&segment(1234));
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(crate::support::snapshot_dir(data.path())).unwrap();
+    let dead_etcd = format!("127.0.0.1:{}", crate::support::free_port());
+    let prune = || {
+        let mut args = super::ops::s3_flags(&server, BUCKET);
+        args.extend(["prune".into(), "-o".into(), "json".into()]);
+        super::ops::direct(data.path(), &dead_etcd, args)
+    };
+
+    let out = prune().await;
+    let (stdout, stderr) = crate::support::text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    let all = format!("{stdout}\n{stderr}");
+    assert!(
+        all.contains(&format!("{} (AccessDenied: ", key(A, 1234))),
+        "{all}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let failed = json["failed"].as_array().expect("failed items");
+    assert_eq!(failed.len(), 1, "{json:#}");
+    assert_eq!(failed[0]["name"], A);
+    let message = failed[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("S3 delta chain not removed: 1 object(s) were not deleted: "),
+        "{message}"
+    );
+    let removed = json["removed"].as_array().expect("removals");
+    let healed: Vec<(&str, &str, u64)> = removed
+        .iter()
+        .map(|r| {
+            let chain = &r["deltaChain"];
+            let name = r["name"].as_str().unwrap();
+            (
+                name,
+                r["reason"].as_str().unwrap(),
+                chain["segments"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let gone = "its full snapshot is gone";
+    assert_eq!(
+        healed,
+        [(A, gone, n as u64 - 1), (B, gone, 3)],
+        "the refused one is not counted"
+    );
+    let bytes: u64 = (0..n)
+        .filter(|i| *i != 1234)
+        .map(|i| (i % 7 + 1) as u64)
+        .sum();
+    assert_eq!(removed[0]["deltaChain"]["bytes"], bytes);
+    let left: Vec<String> = store
+        .list_chain(A)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(left, [segment(1234)]);
+    assert!(
+        store.list_chain(B).await.unwrap().is_empty(),
+        "B was an orphan too"
+    );
+
+    server.deletes.refuse_none();
+    let out = prune().await;
+    let (stdout, stderr) = crate::support::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(json["removed"][0]["name"], A, "{json:#}");
+    assert_eq!(json["removed"][0]["deltaChain"]["segments"], 1, "{json:#}");
+    assert!(store.list_chains().await.unwrap().is_empty());
+    assert_eq!(files_left(&server, A), 0);
 }

@@ -6,7 +6,8 @@
 //! The snapshot object goes first and its chain second, so a failure in between leaves an
 //! orphaned chain (never a chain without its snapshot presented as restorable: a restore needs
 //! the snapshot), removed by the next retention run. A chain that cannot be removed is a failed
-//! item; the snapshot's removal stands.
+//! item; the snapshot's removal stands. A chain removed in part reports the objects that went,
+//! and the ones the server refused (by key and code) are a failed item.
 
 use std::collections::BTreeSet;
 

@@ -7,7 +7,8 @@
 //! - `events`: watch events grouped per revision (one transaction = one group).
 //! - `names`: segment file names (`<from>-<to>.seg[.gz][.age]`), the one parser of them.
 //! - `stored`: how a segment is stored: gzip, then age, as streams (`docs/delta-segments.md`).
-//! - `files`: segment files on disk, crash-safe (temp file, fsync, link).
+//! - `files`: segment files on disk: chain dirs, listing; `open_segment`: writing one,
+//!   crash-safe (temp file, fsync, link).
 //! - `session`, `capture`: the server's capture task (an etcd watch on the whole keyspace).
 //! - `listing`: the chains and segments `ls --deltas` shows.
 //! - `rekey`: `etcd-snapshot rekey` of encrypted segments, on disk and in S3.
@@ -27,6 +28,7 @@ pub mod events;
 pub mod files;
 pub mod listing;
 pub mod names;
+mod open_segment;
 pub mod rekey;
 pub mod retention;
 pub mod segment;

@@ -6,7 +6,8 @@
 //! The snapshot object goes first and its chain second, so a failure in between leaves an
 //! orphaned chain (never a chain without its snapshot presented as restorable: a restore needs
 //! the snapshot), removed by the next retention run. A chain that cannot be removed is a failed
-//! item; the snapshot's removal stands.
+//! item; the snapshot's removal stands. A chain removed in part reports the objects that went,
+//! and the ones the server refused (by key and code) are a failed item.
 
 use std::collections::BTreeSet;
 
@@ -26,10 +27,31 @@ fn removal_of(remote: &S3Store, anchor: &str, objects: &[ChainObject]) -> ChainR
 }
 
 fn failure(name: &str, e: &crate::store::s3::S3Error) -> FailedItem {
+    failed_removal(name, &error_chain(e))
+}
+
+fn failed_removal(name: &str, problem: &str) -> FailedItem {
     FailedItem {
         name: name.to_string(),
-        message: format!("S3 delta chain not removed: {}", error_chain(e)),
+        message: format!("S3 delta chain not removed: {problem}"),
     }
+}
+
+/// The objects a chain held (dry run) or that were deleted, and what went wrong.
+async fn remove_or_describe(
+    remote: &S3Store,
+    anchor: &str,
+    dry_run: bool,
+) -> (Vec<ChainObject>, Option<String>) {
+    if dry_run {
+        return match remote.list_chain(anchor).await {
+            Ok(objects) => (objects, None),
+            Err(e) => (Vec::new(), Some(error_chain(&e))),
+        };
+    }
+    let deletion = remote.delete_chain(anchor).await;
+    let problem = deletion.problem();
+    (deletion.deleted, problem)
 }
 
 /// Attaches to each S3 removal in `report` its chain: removed, or with `dry_run` only
@@ -40,15 +62,12 @@ pub(super) async fn follow_removals(remote: &S3Store, report: &mut PruneReport, 
         if removal.chain.is_some() || removal.location != remote.location(&removal.name) {
             continue;
         }
-        let objects = if dry_run {
-            remote.list_chain(&removal.name).await
-        } else {
-            remote.delete_chain(&removal.name).await
-        };
-        match objects {
-            Ok(objects) if objects.is_empty() => {}
-            Ok(objects) => removal.chain = Some(removal_of(remote, &removal.name, &objects)),
-            Err(e) => failed.push(failure(&removal.name, &e)),
+        let (objects, problem) = remove_or_describe(remote, &removal.name, dry_run).await;
+        if !objects.is_empty() {
+            removal.chain = Some(removal_of(remote, &removal.name, &objects));
+        }
+        if let Some(problem) = problem {
+            failed.push(failed_removal(&removal.name, &problem));
         }
     }
     report.failed.extend(failed);
@@ -76,35 +95,35 @@ pub(super) async fn heal_orphans(remote: &S3Store, report: &mut PruneReport) {
     };
     let anchors: Vec<String> = chains.keys().cloned().collect();
     for anchor in orphaned_chains(&anchors, &snapshots) {
-        match remote.delete_chain(anchor).await {
-            Ok(objects) if objects.is_empty() => {}
-            Ok(objects) => {
-                let chain = removal_of(remote, anchor, &objects);
-                tracing::info!(snapshot = %anchor, chain = %chain.location, segments = chain.segments, "S3 delta chain removed: its full snapshot is gone");
-                report.removals.push(Removal {
-                    name: anchor.to_string(),
-                    location: chain.location.clone(),
-                    reason: Some("its full snapshot is gone".into()),
-                    chain: Some(chain),
-                });
-            }
-            Err(e) => report.failed.push(failure(anchor, &e)),
+        let deletion = remote.delete_chain(anchor).await;
+        if !deletion.deleted.is_empty() {
+            let chain = removal_of(remote, anchor, &deletion.deleted);
+            tracing::info!(snapshot = %anchor, chain = %chain.location, segments = chain.segments, "S3 delta chain removed: its full snapshot is gone");
+            report.removals.push(Removal {
+                name: anchor.to_string(),
+                location: chain.location.clone(),
+                reason: Some("its full snapshot is gone".into()),
+                chain: Some(chain),
+            });
+        }
+        if let Some(problem) = deletion.problem() {
+            report.failed.push(failed_removal(anchor, &problem));
         }
     }
 }
 
 /// After `delete` of `name` in S3: its chain's objects go too (also when the snapshot object
-/// was already gone). True when a chain was removed.
+/// was already gone). True when a chain was removed (objects the server refused are a failed
+/// item; the ones it deleted are still reported).
 pub(super) async fn follow_delete(remote: &S3Store, name: &str, report: &mut DeleteReport) -> bool {
-    let objects = match remote.delete_chain(name).await {
-        Ok(objects) if objects.is_empty() => return false,
-        Ok(objects) => objects,
-        Err(e) => {
-            report.failed.push(failure(name, &e));
-            return false;
-        }
-    };
-    let chain = removal_of(remote, name, &objects);
+    let deletion = remote.delete_chain(name).await;
+    if let Some(problem) = deletion.problem() {
+        report.failed.push(failed_removal(name, &problem));
+    }
+    if deletion.deleted.is_empty() {
+        return false;
+    }
+    let chain = removal_of(remote, name, &deletion.deleted);
     super::chains::attach_chain(report, name, &remote.location(name), chain);
     true
 }

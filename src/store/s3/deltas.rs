@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use super::batch_delete::{ChainDeletion, RefusedKey};
 use super::error::{S3Error, to_error};
 use super::keys::location;
 use super::retry::{RetryPolicy, backoff_delays, random_seed, retry};
@@ -128,16 +129,25 @@ impl S3Store {
         Ok(dest)
     }
 
-    /// Deletes every object of `anchor`'s chain (one request each); returns what was there.
-    pub async fn delete_chain(&self, anchor: &str) -> Result<Vec<ChainObject>, S3Error> {
-        let objects = self.list_chain(anchor).await?;
-        for object in &objects {
-            self.delete_key(&object.key).await?;
+    /// Deletes every object of `anchor`'s chain, up to 1,000 a request (`batch_delete`): what
+    /// was deleted, what the server refused by key and code, and a request that failed. Never
+    /// an object reported deleted that the server did not delete.
+    pub async fn delete_chain(&self, anchor: &str) -> ChainDeletion {
+        let objects = match self.list_chain(anchor).await {
+            Ok(objects) => objects,
+            Err(e) => {
+                return ChainDeletion {
+                    error: Some(e),
+                    ..ChainDeletion::default()
+                };
+            }
+        };
+        let prefix = self.layout().chain_prefix(anchor);
+        let deletion = self.delete_objects(&objects, &prefix).await;
+        if !deletion.deleted.is_empty() {
+            tracing::info!(location = %self.chain_location(anchor), segments = deletion.deleted.len(), "removed S3 delta chain");
         }
-        if !objects.is_empty() {
-            tracing::info!(location = %self.chain_location(anchor), segments = objects.len(), "removed S3 delta chain");
-        }
-        Ok(objects)
+        deletion
     }
 }
 

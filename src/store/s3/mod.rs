@@ -5,9 +5,10 @@
 //! the save pipeline's tee, `retry` retries file uploads, `retention` prunes, `sources` reads
 //! who uploaded each listed object and its extra metadata (cached across listings), `metadata`
 //! reads and parses one `.metadata/<name>` object, `rekey` re-encrypts objects to the current
-//! recipients (`rekey_chains`: a delta chain object's verified replacement), `deltas` lists, uploads, downloads and deletes delta chain objects. Wiring into the save
+//! recipients (`rekey_chains`: a delta chain object's verified replacement), `deltas` lists, uploads, downloads and deletes delta chain objects (`batch_delete`: many objects a request, DeleteObjects, with a per-key fallback). Wiring into the save
 //! pipeline, retention and the API lives with their owners, not here.
 
+pub mod batch_delete;
 pub mod client;
 pub mod deltas;
 pub mod download;

@@ -71,6 +71,9 @@ pub struct S3Store {
     /// (`sources`) keys on it, so an object rewritten under the same name and size (a `rekey`
     /// run by another process) is read again.
     pub(super) listed_etags: ListedEtags,
+    /// False once the server answered that it lacks multi-object delete (`batch_delete`);
+    /// clones of a store share it, so the fallback is found and logged once.
+    pub(super) batch_delete: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Location -> ETag of the last listing; clones of a store share it.
@@ -92,6 +95,7 @@ impl S3Store {
             cluster_id: String::new(),
             token_hash: String::new(),
             listed_etags: ListedEtags::default(),
+            batch_delete: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 

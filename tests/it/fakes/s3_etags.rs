@@ -4,8 +4,15 @@
 //! other call goes to s3s-fs unchanged. The ETag is the one s3s-fs stored at upload (what
 //! `HeadObject` and `GetObject` return), or, for an object written without it, 32 hex digits
 //! of the content's SHA-256 (ETags are opaque to clients).
+//!
+//! DeleteObjects goes through here too, so a test can make the server behave as others do:
+//! lack the operation (NotImplemented, 501, as some S3-compatible servers answer), or refuse
+//! chosen keys (listed in the reply's `Errors` with `AccessDenied`, as a bucket policy would).
+//! Quiet mode is honoured as S3 does it (s3s-fs lists every deleted key regardless): a quiet
+//! reply lists only the refusals.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -14,13 +21,43 @@ use sha2::Digest;
 pub struct ListingEtags {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
+    deletes: DeleteRules,
+}
+
+/// How the server treats DeleteObjects; shared with the test, changeable while it runs.
+#[derive(Clone, Default)]
+pub struct DeleteRules(Arc<Mutex<Rules>>);
+
+#[derive(Default)]
+struct Rules {
+    /// Answer DeleteObjects with NotImplemented.
+    unsupported: bool,
+    /// Keys containing one of these are refused (AccessDenied) and kept.
+    refused: Vec<String>,
+}
+
+impl DeleteRules {
+    pub fn make_unsupported(&self) {
+        self.0.lock().expect("delete rules").unsupported = true;
+    }
+
+    pub fn refuse_keys_containing(&self, pattern: &str) {
+        let mut rules = self.0.lock().expect("delete rules");
+        rules.refused.push(pattern.to_string());
+    }
+
+    /// Deletes every key again (the policy that refused some is lifted).
+    pub fn refuse_none(&self) {
+        self.0.lock().expect("delete rules").refused.clear();
+    }
 }
 
 impl ListingEtags {
-    pub fn new(root: &Path) -> Self {
+    pub fn new(root: &Path, deletes: DeleteRules) -> Self {
         Self {
             fs: s3s_fs::FileSystem::new(root).expect("s3s-fs root"),
             root: root.to_path_buf(),
+            deletes,
         }
     }
 
@@ -93,7 +130,6 @@ impl S3 for ListingEtags {
         copy_object: CopyObjectInput => CopyObjectOutput;
         delete_bucket: DeleteBucketInput => DeleteBucketOutput;
         delete_object: DeleteObjectInput => DeleteObjectOutput;
-        delete_objects: DeleteObjectsInput => DeleteObjectsOutput;
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput;
         get_object: GetObjectInput => GetObjectOutput;
         head_bucket: HeadBucketInput => HeadBucketOutput;
@@ -106,6 +142,40 @@ impl S3 for ListingEtags {
         list_parts: ListPartsInput => ListPartsOutput;
         complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput;
         abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
+    }
+
+    async fn delete_objects(
+        &self,
+        mut req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let refused_patterns = {
+            let rules = self.deletes.0.lock().expect("delete rules");
+            if rules.unsupported {
+                return Err(s3s::s3_error!(NotImplemented));
+            }
+            rules.refused.clone()
+        };
+        let quiet = req.input.delete.quiet == Some(true);
+        let (refused, kept): (Vec<ObjectIdentifier>, Vec<ObjectIdentifier>) =
+            std::mem::take(&mut req.input.delete.objects)
+                .into_iter()
+                .partition(|o| refused_patterns.iter().any(|p| o.key.contains(p.as_str())));
+        req.input.delete.objects = kept;
+        let mut response = self.fs.delete_objects(req).await?;
+        if quiet {
+            response.output.deleted = None;
+        }
+        let errors: Vec<Error> = refused
+            .into_iter()
+            .map(|o| Error {
+                key: Some(o.key),
+                code: Some("AccessDenied".into()),
+                message: Some("Access Denied by the test's bucket policy".into()),
+                ..Default::default()
+            })
+            .collect();
+        response.output.errors = (!errors.is_empty()).then_some(errors);
+        Ok(response)
     }
 
     async fn list_objects(

@@ -80,6 +80,8 @@ pub struct S3Server {
     /// Every request served, as `<METHOD> <path>` (e.g. `HEAD /bucket` for a connect).
     pub requests: Arc<std::sync::Mutex<Vec<String>>>,
     trips: Arc<std::sync::Mutex<Vec<Trip>>>,
+    /// How DeleteObjects is answered (see `s3_etags`): unsupported, or refusing chosen keys.
+    pub deletes: super::s3_etags::DeleteRules,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -127,8 +129,9 @@ impl S3Server {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let root = tempfile::tempdir().expect("temp dir");
-        let mut builder =
-            s3s::service::S3ServiceBuilder::new(super::s3_etags::ListingEtags::new(root.path()));
+        let deletes = super::s3_etags::DeleteRules::default();
+        let backend = super::s3_etags::ListingEtags::new(root.path(), deletes.clone());
+        let mut builder = s3s::service::S3ServiceBuilder::new(backend);
         builder.set_auth(ring);
         if let Some(domain) = domain {
             // The Host header carries the port, so the base domain must too.
@@ -186,6 +189,7 @@ impl S3Server {
             ca_pem,
             requests,
             trips,
+            deletes,
             task,
         }
     }

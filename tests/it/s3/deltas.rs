@@ -69,8 +69,9 @@ async fn chain_objects_round_trip_stay_out_of_the_snapshot_listing_and_go_by_cha
         "a hostile name never reaches a key"
     );
 
-    let removed = store.delete_chain(a).await.unwrap();
-    assert_eq!(removed.len(), 2);
+    let removed = store.delete_chain(a).await;
+    assert_eq!(removed.problem(), None);
+    assert_eq!(removed.deleted.len(), 2);
     assert!(store.list_chain(a).await.unwrap().is_empty());
     assert_eq!(store.list_chain(b).await.unwrap().len(), 1, "b is kept");
     assert!(server.has_object("snapshots", &format!("prod/{a}")));

@@ -14,6 +14,8 @@ use crate::fakes::s3_support::{S3Server, SECRET_KEY, TestProxy, Tls, write_patte
 /// Streamed (tee-fed) and retried uploads.
 mod stream;
 
+/// A delta chain's objects deleted in batches (DeleteObjects), and the per-key fallback.
+mod batch_delete;
 /// Delta chain objects.
 mod deltas;
 

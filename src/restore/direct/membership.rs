@@ -142,12 +142,12 @@ pub fn patch_for(tool_db: &Path, path: &Path, image_len: u64) -> Result<Patch, S
     decide_patch(&tool_wrote, ours.as_ref())
 }
 
-/// Cuts the trailer off the plaintext at `path`, writes the patch and syncs.
+/// Cuts the trailer off the plaintext at `path` and writes the patch (the caller syncs once
+/// the file is in place).
 pub fn apply(path: &Path, image_len: u64, patch: &Patch) -> std::io::Result<()> {
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.set_len(image_len)?;
-    file.write_all_at(&patch.value, patch.offset)?;
-    file.sync_all()
+    file.write_all_at(&patch.value, patch.offset)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 pub mod membership;
 pub mod parallel;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::ResetError;
@@ -130,8 +131,14 @@ pub async fn restore_directly(
         }
     };
     let revisions = read_revisions(plaintext.path(), image_len);
+    // The tool's small database is removed first rather than renamed over: replacing a file
+    // by rename makes ext4 allocate and start writing the new file's every dirty page there
+    // and then (its `auto_da_alloc`), which would put the disk writes back in front of the
+    // proof. The staging dir is not live, so nothing needs the replacement to be atomic.
     let installed = membership::apply(plaintext.path(), image_len, &patch)
+        .and_then(|()| std::fs::remove_file(&tool_db))
         .and_then(|()| std::fs::rename(plaintext.path(), &tool_db))
+        .and_then(|()| File::open(&tool_db)?.sync_all())
         .and_then(|()| fsutil::sync_dir(&staging.join("member/snap")));
     if let Err(source) = installed {
         let _ = std::fs::remove_dir_all(&staging);

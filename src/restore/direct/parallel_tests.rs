@@ -37,16 +37,34 @@ fn run(path: &Path, ids: &Identities, dest: &Path) -> Result<u64, DecryptError> 
 }
 
 #[test]
-fn shares_cover_the_plaintext_in_aligned_contiguous_pieces() {
-    assert_eq!(shares(10, 2, 4), vec![0..8, 8..10]);
+fn shares_cover_the_plaintext_in_aligned_contiguous_pieces_the_first_one_small() {
+    assert_eq!(shares(10, 2, 4), vec![0..4, 4..10]);
     assert_eq!(shares(3, 4, 4), vec![0..3]);
     assert_eq!(shares(0, 2, 4), Vec::<Range<u64>>::new());
-    assert_eq!(shares(16, 2, 4), vec![0..8, 8..16]);
+    assert_eq!(shares(16, 2, 4), vec![0..4, 4..16]);
+    assert_eq!(shares(7, 1, 4), vec![0..7]);
     let r = shares(5 * BLOCK + 7, 3, BLOCK);
     assert_eq!(
         r,
-        vec![0..2 * BLOCK, 2 * BLOCK..4 * BLOCK, 4 * BLOCK..5 * BLOCK + 7]
+        vec![0..BLOCK, BLOCK..4 * BLOCK, 4 * BLOCK..5 * BLOCK + 7]
     );
+    for len in [1, 4095, 4096, 65_536, 1 << 30, (1 << 33) + 12_345] {
+        for workers in 1..=4 {
+            let r = shares(len, workers, 65_536);
+            assert!(r.len() <= workers, "{len} {workers}: {r:?}");
+            assert_eq!(r.first().unwrap().start, 0);
+            assert_eq!(r.last().unwrap().end, len);
+            for pair in r.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert_eq!(pair[0].end % 65_536, 0);
+            }
+            if workers == 2 && len >= 1 << 30 {
+                // About one sixth for the worker that also checks.
+                let first = r[0].end as f64 / len as f64;
+                assert!((0.15..0.18).contains(&first), "{first}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use etcd_client::{LeaseKeepAliveStream, LeaseKeeper};
@@ -177,7 +179,12 @@ impl RamWal {
         if !takes_wal(stat.f_type as i64, available) {
             return None;
         }
-        let wal = RamWal(Path::new(RAM_FS).join(format!("{MEMBER}-{unique}-wal")));
+        // Named by process and a counter too, and created exclusively: two replays in the same
+        // second (other restores on this host, parallel tests) must never share a WAL dir.
+        static TAKEN: AtomicU64 = AtomicU64::new(0);
+        let n = TAKEN.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let wal = RamWal(Path::new(RAM_FS).join(format!("{MEMBER}-{unique}-{pid}-{n}-wal")));
         match wal.fill_from(&data_dir.join("member").join("wal")) {
             Ok(()) => Some(wal),
             Err(e) => {
@@ -190,13 +197,20 @@ impl RamWal {
     /// Copies every file of `from` into the new dir and puts a link to it in `from`'s place,
     /// so the member finds its WAL where the restore tool wrote it.
     fn fill_from(&self, from: &Path) -> std::io::Result<()> {
-        crate::fsutil::create_dir_all_mode(&self.0, 0o700)?;
+        std::fs::DirBuilder::new().mode(0o700).create(&self.0)?;
         for entry in std::fs::read_dir(from)? {
             let entry = entry?;
             std::fs::copy(entry.path(), self.0.join(entry.file_name()))?;
         }
         std::fs::remove_dir_all(from)?;
         std::os::unix::fs::symlink(&self.0, from)
+    }
+}
+
+impl RamWal {
+    #[cfg(test)]
+    fn path(&self) -> &Path {
+        &self.0
     }
 }
 
@@ -211,6 +225,29 @@ impl Drop for RamWal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_replays_in_the_same_second_get_wal_dirs_of_their_own() {
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        for dir in &dirs {
+            let wal = dir.path().join("member/wal");
+            std::fs::create_dir_all(&wal).unwrap();
+            std::fs::write(wal.join("0.wal"), dir.path().to_string_lossy().as_bytes()).unwrap();
+        }
+        let taken: Vec<_> = dirs.iter().map(|d| RamWal::take(d.path(), "5")).collect();
+        let [Some(a), Some(b)] = &taken[..] else {
+            // No tmpfs with room here: the WAL stays on disk, nothing to share.
+            return;
+        };
+        assert_ne!(a.path(), b.path());
+        for (wal, dir) in [(a, &dirs[0]), (b, &dirs[1])] {
+            let text = std::fs::read_to_string(wal.path().join("0.wal")).unwrap();
+            assert_eq!(text, dir.path().to_string_lossy());
+        }
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        drop(taken);
+        assert!(!pa.exists() && !pb.exists());
+    }
 
     #[test]
     fn only_a_tmpfs_with_room_takes_the_wal() {

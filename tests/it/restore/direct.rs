@@ -14,7 +14,7 @@ use etcd_snapshot::restore::direct::{self, Direct, Source, membership};
 use etcd_snapshot::restore::tool::{ToolAssessment, ToolKind, Version};
 use etcd_snapshot::restore::{RestoreTarget, RestoreTool, run_restore, select_restore_tool};
 
-use super::{Member, etcdctl, names_in, tree_digest};
+use super::{Member, etcdctl_save, names_in, succeeds, tree_digest};
 use crate::inspect_encrypted::keygen;
 use crate::support::{TestEtcd, free_port, require_binary};
 
@@ -57,27 +57,13 @@ async fn snapshot_pair(dir: &Path, public: &str) -> Option<(PathBuf, PathBuf)> {
         .await
         .unwrap();
     let plain = dir.join("snap-node-1700000000");
-    let out = etcdctl(&etcd.endpoint)
-        .args(["snapshot", "save"])
-        .arg(&plain)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    etcdctl_save(&etcd.endpoint, &plain);
     let encrypted = dir.join("snap-node-1700000000.age");
-    let out = Command::new("age")
-        .args(["-r", public, "-o"])
-        .arg(&encrypted)
-        .arg(&plain)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        Command::new("age")
+            .args(["-r", public, "-o"])
+            .arg(&encrypted)
+            .arg(&plain),
     );
     Some((plain, encrypted))
 }

@@ -43,17 +43,23 @@ fn real_snapshot(dir: &Path, keys: &[(&str, &str)]) -> Option<PathBuf> {
         etcd.put(k, v);
     }
     let path = dir.join("snap-node-1700000000");
-    let out = etcdctl(&etcd.endpoint)
-        .args(["snapshot", "save"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    etcdctl_save(&etcd.endpoint, &path);
+    Some(path)
+}
+
+/// `etcdctl snapshot save` of the etcd at `endpoint` into `path`.
+fn etcdctl_save(endpoint: &str, path: &Path) {
+    succeeds(etcdctl(endpoint).args(["snapshot", "save"]).arg(path));
+}
+
+/// Runs `command`, which must succeed (its stderr is the failure's message).
+fn succeeds(command: &mut Command) {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(path)
 }
 
 /// Writes a zip with `entries`, Deflate like RKE2's.

@@ -9,7 +9,7 @@ use std::path::Path;
 use etcd_client::{Client, CompactionOptions};
 use etcd_snapshot::inspect::revision::{self, Revisions};
 
-use super::{Member, etcdctl};
+use super::{Member, etcdctl, etcdctl_save};
 use crate::support::{TestEtcd, free_port, require_binary};
 
 /// `snapshot status -w json`'s revision from `program` (etcdctl runs with the v3 API).
@@ -28,19 +28,6 @@ fn status_revision(program: &Path, snapshot: &Path) -> u64 {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["revision"].as_u64().expect("revision")
-}
-
-fn save(endpoint: &str, path: &Path) {
-    let out = etcdctl(endpoint)
-        .args(["snapshot", "save"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn head(client: &mut Client) -> i64 {
@@ -98,7 +85,7 @@ async fn the_revision_read_agrees_with_snapshot_status_and_the_restored_member()
         client.put(format!("/k/{i:05}"), value, None).await.unwrap();
     }
     let plain = root.path().join("plain-n1-1");
-    save(&etcd.endpoint, &plain);
+    etcdctl_save(&etcd.endpoint, &plain);
     // Deletes, then a compaction below the newest revision.
     for i in 0..200 {
         client.delete(format!("/k/{i:05}"), None).await.unwrap();
@@ -107,7 +94,7 @@ async fn the_revision_read_agrees_with_snapshot_status_and_the_restored_member()
     let physical = || Some(CompactionOptions::new().with_physical());
     client.compact(middle, physical()).await.unwrap();
     let compacted = root.path().join("compacted-n1-2");
-    save(&etcd.endpoint, &compacted);
+    etcdctl_save(&etcd.endpoint, &compacted);
     // The newest changes are deletions, then compacted at the head: the revisions above the
     // last key left are gone from the file, and etcd serves the compaction's.
     for i in 200..260 {
@@ -116,7 +103,7 @@ async fn the_revision_read_agrees_with_snapshot_status_and_the_restored_member()
     let top = head(&mut client).await;
     client.compact(top, physical()).await.unwrap();
     let top_gone = root.path().join("top-gone-n1-3");
-    save(&etcd.endpoint, &top_gone);
+    etcdctl_save(&etcd.endpoint, &top_gone);
 
     let mut seen = Vec::new();
     for (n, snapshot) in [&plain, &compacted, &top_gone].into_iter().enumerate() {

@@ -1,7 +1,7 @@
 //! Staging an encrypted database snapshot (`….age`, not a zip): decrypted straight into the
 //! staging dir where `direct` reproduces the tool, otherwise decrypted into a checked copy
 //! beside it that `stage` restores like any plain snapshot. Either way the snapshot is
-//! refused at its header when no identity opens it, before anything is written.
+//! refused at its header when no identity opens it, before anything is written for it.
 
 use std::path::Path;
 
@@ -30,13 +30,20 @@ pub(super) async fn stage_encrypted(
         .map_err(ResetError::Identity)?;
     let tool = select_restore_tool(&config.etcd.binary).await?;
     let target = target_for(config, plan, &tool);
-    let identities = identities.filter(|_| direct::supported(&tool, &target));
+    let supported = direct::supported(&tool, &target);
+    let identities = identities.filter(|_| supported);
     let Some(identities) = identities else {
         // No identity (refused with the keys it needs) or a tool not reproduced here.
+        if !supported {
+            tracing::info!(tool = %tool.path.display(), version = %tool.version, "restoring the decrypted copy through the restore tool: the direct restore reproduces etcd 3.4's etcdctl only");
+        }
         let decrypted = decrypt(config, plan, input, object_keys, true).await?;
         let copy = decrypted.as_ref().map_or(input, |d| d.path());
         return stage(config, plan, copy, passphrase, true).await;
     };
+    for warning in &tool.assessment.warnings {
+        tracing::warn!("{warning}");
+    }
     let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
     check_free_space(&plan.db_dir, plan.space_needed(size))?;
     tracing::info!(snapshot = %input.display(), "decrypting the encrypted snapshot into the staging dir");

@@ -95,3 +95,16 @@ fn applying_cuts_the_trailer_and_rewrites_only_the_value() {
     expected[at..at + 8].copy_from_slice(&patch.value);
     assert_eq!(after, expected);
 }
+
+#[test]
+fn an_unfinished_compaction_goes_through_the_tool() {
+    assert_eq!(unfinished_compaction(None, None), None);
+    assert_eq!(unfinished_compaction(Some(5), Some(5)), None);
+    assert_eq!(unfinished_compaction(Some(5), Some(9)), None);
+    let reason = unfinished_compaction(Some(9), Some(5)).unwrap();
+    assert!(
+        reason.contains("revision 9 scheduled and not finished"),
+        "{reason}"
+    );
+    assert!(unfinished_compaction(Some(9), None).is_some());
+}

@@ -18,19 +18,17 @@ pub mod membership;
 pub mod parallel;
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::ResetError;
 use super::run::{RestoreTarget, run_restore};
 use super::tool::{RestoreTool, ToolKind};
-use crate::crypt::{Fingerprint, Identities};
+use crate::crypt::{DecryptingReader, Fingerprint, Identities};
 use crate::fsutil;
 use crate::inspect::bbolt::Bounded;
 use crate::inspect::revision::{self, Revisions};
 use crate::restore::decrypt::DecryptError;
-
-/// etcd's trailer after the database image.
-const TRAILER: u64 = 32;
 
 /// Whether the direct restore reproduces what `tool` does with `target`. Pure.
 pub fn supported(tool: &RestoreTool, target: &RestoreTarget) -> bool {
@@ -76,12 +74,15 @@ impl Drop for Plaintext {
 }
 
 /// Decrypts `source` into the staging dir `target.data_dir` beside the tool's run on an empty
-/// database. On an error the staging dir and every file this made are removed.
+/// database. A snapshot no identity opens is refused before anything is written; on any
+/// other error the staging dir and every file this made are removed.
 pub async fn restore_directly(
     tool: &RestoreTool,
     target: &RestoreTarget,
     source: Source,
 ) -> Result<Direct, ResetError> {
+    let (source, first) =
+        tokio::task::spawn_blocking(move || source.open().map(|first| (source, first))).await??;
     let staging = target.data_dir.clone();
     let empty = Plaintext {
         path: beside(&staging, "empty"),
@@ -89,24 +90,13 @@ pub async fn restore_directly(
     let plaintext = Plaintext {
         path: beside(&staging, "plaintext"),
     };
-    let _ = std::fs::remove_file(empty.path());
-    let _ = std::fs::remove_file(plaintext.path());
-    fsutil::write_atomic(empty.path(), &membership::empty_database(), 0o600).map_err(|source| {
-        ResetError::Io {
-            action: "write",
-            path: empty.path().to_path_buf(),
-            source,
-        }
-    })?;
+    write_empty_database(empty.path())?;
     let dest = plaintext.path().to_path_buf();
-    let decrypting = tokio::task::spawn_blocking(move || decrypt(&source, &dest));
+    let decrypting = tokio::task::spawn_blocking(move || source.decrypt(first, &dest));
     let (decrypted, restored) = tokio::join!(decrypting, run_restore(tool, empty.path(), target));
     drop(empty);
-    let finished = decrypted
-        .map_err(ResetError::from)
-        .and_then(|d| d.map_err(ResetError::from));
-    let len = match finished {
-        Ok(len) => len,
+    let image_len = match decrypted.map_err(ResetError::from).and_then(|d| Ok(d?)) {
+        Ok(image_len) => image_len,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
@@ -121,49 +111,78 @@ pub async fn restore_directly(
         );
         return Ok(Direct::Declined { plaintext, reason });
     }
-    let image_len = len.saturating_sub(TRAILER);
     let tool_db = staging.join("member/snap/db");
-    let patch = match membership::patch_for(&tool_db, plaintext.path(), image_len) {
-        Ok(patch) => patch,
+    match membership::patch_for(&tool_db, plaintext.path(), image_len) {
+        Ok(patch) => install(&staging, &plaintext, image_len, &patch),
         Err(reason) => {
             let _ = std::fs::remove_dir_all(&staging);
-            return Ok(Direct::Declined { plaintext, reason });
+            Ok(Direct::Declined { plaintext, reason })
         }
-    };
+    }
+}
+
+/// The empty database the tool restores (0600, a new file).
+fn write_empty_database(path: &Path) -> Result<(), ResetError> {
+    let _ = std::fs::remove_file(path);
+    fsutil::create_new(path, 0o600)
+        .and_then(|mut f| f.write_all(&membership::empty_database()))
+        .map_err(|source| ResetError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Patches the checked plaintext, puts it in place of the tool's database and syncs both.
+fn install(
+    staging: &Path,
+    plaintext: &Plaintext,
+    image_len: u64,
+    patch: &membership::Patch,
+) -> Result<Direct, ResetError> {
+    let tool_db = staging.join("member/snap/db");
     let revisions = read_revisions(plaintext.path(), image_len);
-    // The tool's small database is removed first rather than renamed over: replacing a file
-    // by rename makes ext4 allocate and start writing the new file's every dirty page there
-    // and then (its `auto_da_alloc`), which would put the disk writes back in front of the
-    // proof. The staging dir is not live, so nothing needs the replacement to be atomic.
-    let installed = membership::apply(plaintext.path(), image_len, &patch)
+    // The tool's small database goes first, then the decrypted one takes its name.
+    let installed = membership::apply(plaintext.path(), image_len, patch)
         .and_then(|()| std::fs::remove_file(&tool_db))
         .and_then(|()| std::fs::rename(plaintext.path(), &tool_db))
         .and_then(|()| File::open(&tool_db)?.sync_all())
         .and_then(|()| fsutil::sync_dir(&staging.join("member/snap")));
-    if let Err(source) = installed {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(ResetError::Io {
-            action: "install the decrypted database into",
-            path: tool_db,
-            source,
-        });
+    match installed {
+        Ok(()) => Ok(Direct::Staged(revisions)),
+        Err(source) => {
+            let _ = std::fs::remove_dir_all(staging);
+            Err(ResetError::Io {
+                action: "install the decrypted database into",
+                path: tool_db,
+                source,
+            })
+        }
     }
-    Ok(Direct::Staged(revisions))
 }
 
-fn decrypt(source: &Source, dest: &Path) -> Result<u64, DecryptError> {
-    let name = source
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let input = parallel::Encrypted {
-        path: &source.path,
-        identities: &source.identities,
-        name: &name,
-        needed: &source.needed,
-    };
-    parallel::decrypt_in_parallel(&input, dest)
+impl Source {
+    fn with_input<T>(&self, f: impl FnOnce(&parallel::Encrypted<'_>) -> T) -> T {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        f(&parallel::Encrypted {
+            path: &self.path,
+            identities: &self.identities,
+            name: &name,
+            needed: &self.needed,
+        })
+    }
+
+    fn open(&self) -> Result<DecryptingReader<File>, DecryptError> {
+        self.with_input(parallel::open)
+    }
+
+    fn decrypt(&self, first: DecryptingReader<File>, dest: &Path) -> Result<u64, DecryptError> {
+        self.with_input(|input| parallel::decrypt_in_parallel(input, first, dest))
+    }
 }
 
 /// A file beside the staging dir `etcd-restore-<unix>.tmp`: `etcd-restore-<unix>-<what>.tmp`,

@@ -41,10 +41,14 @@ pub struct Encrypted<'a> {
     pub needed: &'a [Fingerprint],
 }
 
-/// Decrypts `input` into a new file `dest` (0600, synced) and checks the plaintext's SHA-256
-/// against its trailer. Returns the plaintext's length (the trailer included).
-pub fn decrypt_in_parallel(input: &Encrypted<'_>, dest: &Path) -> Result<u64, DecryptError> {
-    let mut first = open(input)?;
+/// Decrypts `input`, opened as `first` ([`open`]), into a new file `dest` (0600, synced) and
+/// checks the plaintext's SHA-256 against its trailer. Returns the database image's length
+/// (the plaintext without its trailer).
+pub fn decrypt_in_parallel(
+    input: &Encrypted<'_>,
+    mut first: DecryptingReader<File>,
+    dest: &Path,
+) -> Result<u64, DecryptError> {
     let len = first
         .seek(SeekFrom::End(0))
         .map_err(|source| damaged(input, 0, source))?;
@@ -65,11 +69,10 @@ pub fn decrypt_in_parallel(input: &Encrypted<'_>, dest: &Path) -> Result<u64, De
             .map(|(i, range)| {
                 let (out, progress, range) = (&out, &progress, range.clone());
                 scope.spawn(move || {
+                    let guard = FailUnlessDone(progress);
                     let result =
                         decrypt_share(input, None, (out, dest), (i, range), progress, None);
-                    if result.is_err() {
-                        progress.fail();
-                    }
+                    guard.finished(result.is_ok());
                     result
                 })
             })
@@ -77,6 +80,7 @@ pub fn decrypt_in_parallel(input: &Encrypted<'_>, dest: &Path) -> Result<u64, De
         let behind = scope.spawn(|| write_behind(&out, &ranges, &progress));
         let mut check = StreamCheck::new();
         let first_share = ranges.first().cloned().unwrap_or(0..0);
+        let guard = FailUnlessDone(&progress);
         let own = decrypt_share(
             input,
             Some(first),
@@ -85,9 +89,7 @@ pub fn decrypt_in_parallel(input: &Encrypted<'_>, dest: &Path) -> Result<u64, De
             &progress,
             Some(&mut check),
         );
-        if own.is_err() {
-            progress.fail();
-        }
+        guard.finished(own.is_ok());
         let checked = follow_and_check(&back, &ranges, &progress, check);
         // Only a hint to the kernel: the final sync below is what makes the file durable.
         let _ = behind.join();
@@ -105,17 +107,35 @@ pub fn decrypt_in_parallel(input: &Encrypted<'_>, dest: &Path) -> Result<u64, De
     });
     decrypted?;
     let check = checked.map_err(io_err("read back", dest))?;
-    check
+    let image_len = check
         .finish(dest)
         .map_err(|source| DecryptError::Snapshot {
             file: input.name.to_string(),
             source: Box::new(source),
         })?;
     out.sync_all().map_err(io_err("sync", dest))?;
-    Ok(len)
+    Ok(image_len)
 }
 
-/// How many workers decrypt: one per core up to `MAX_WORKERS`, but one alone for a
+/// Marks the decryption failed when dropped before [`Self::finished`] said it went well:
+/// also when its worker panics, so no thread waits for bytes that will never come.
+struct FailUnlessDone<'a>(&'a Progress);
+
+impl FailUnlessDone<'_> {
+    fn finished(self, ok: bool) {
+        if ok {
+            std::mem::forget(self);
+        }
+    }
+}
+
+impl Drop for FailUnlessDone<'_> {
+    fn drop(&mut self) {
+        self.0.fail();
+    }
+}
+
+/// How many workers decrypt: one per core, at least two and at most `MAX_WORKERS`, but one alone for a
 /// passphrase-encrypted file, since each worker opens the file and every opening of a
 /// passphrase stanza runs scrypt (about a second by design). Pure.
 pub fn workers_for(header: &[u8], cores: usize) -> usize {
@@ -163,7 +183,8 @@ pub fn shares(len: u64, workers: usize, align: u64) -> Vec<Range<u64>> {
     ranges
 }
 
-fn open(input: &Encrypted<'_>) -> Result<DecryptingReader<File>, DecryptError> {
+/// Opens `input` with its identities: a file no identity opens is refused here, at its header.
+pub fn open(input: &Encrypted<'_>) -> Result<DecryptingReader<File>, DecryptError> {
     let file = File::open(input.path).map_err(io_err("open", input.path))?;
     decrypting_reader(file, Some(input.identities), input.name, input.needed).map_err(|source| {
         DecryptError::Open {
@@ -214,6 +235,9 @@ fn decrypt_share(
 /// the writeback of dirty pages without waiting (and drops only pages already clean, which
 /// fresh ones are not, so the member proving the restore still reads from memory).
 fn write_behind(out: &File, ranges: &[Range<u64>], progress: &Progress) {
+    if ranges.is_empty() {
+        return;
+    }
     let lens: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
     let mut started = vec![0u64; ranges.len()];
     loop {

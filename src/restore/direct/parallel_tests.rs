@@ -33,7 +33,8 @@ fn run(path: &Path, ids: &Identities, dest: &Path) -> Result<u64, DecryptError> 
         name: "s-n1-5.age",
         needed: &[],
     };
-    decrypt_in_parallel(&input, dest)
+    let first = open(&input)?;
+    decrypt_in_parallel(&input, first, dest)
 }
 
 #[test]
@@ -97,7 +98,7 @@ fn the_plaintext_equals_the_original_at_every_size_around_the_edges() {
         let input = dir.path().join(format!("s{i}.age"));
         encrypt(&input, &data, &ids);
         let dest = dir.path().join(format!("s{i}.db"));
-        assert_eq!(run(&input, &ids, &dest).unwrap(), data.len() as u64);
+        assert_eq!(run(&input, &ids, &dest).unwrap(), data.len() as u64 - 32);
         assert!(std::fs::read(&dest).unwrap() == data, "length {len}");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
@@ -137,6 +138,10 @@ fn a_damaged_plaintext_a_tampered_chunk_and_a_wrong_key_are_refused() {
     std::fs::write(&input, &bytes[..bytes.len() - 1000]).unwrap();
     let err = run(&input, &ids, &dir.path().join("c.db")).unwrap_err();
     assert!(matches!(err, DecryptError::Damaged { .. }), "{err}");
+    // Nothing at all inside a valid age file: refused, not waited on.
+    encrypt(&input, b"", &ids);
+    let err = run(&input, &ids, &dir.path().join("e.db")).unwrap_err();
+    assert!(matches!(err, DecryptError::Snapshot { .. }), "{err}");
     // Another key: refused at the header, nothing created.
     encrypt(&input, &good, &ids);
     let err = run(&input, &generated_identities(), &dir.path().join("d.db")).unwrap_err();

@@ -67,11 +67,17 @@ pub fn batches<T>(objects: &[T]) -> std::slice::Chunks<'_, T> {
 }
 
 /// Splits a batch by a quiet reply's `Errors`: the objects deleted (every one not refused), and
-/// the refusals (also one naming a key outside the batch: reported, never dropped).
+/// the refusals (also one naming a key outside the batch: reported, never dropped). A refusal
+/// that names no key of the batch (none at all, or another) leaves it unknown which object
+/// it was, so then none of the batch counts as deleted: a later prune finds the rest again.
 pub fn split_reply(
     batch: &[ChainObject],
     refused: Vec<RefusedKey>,
 ) -> (Vec<ChainObject>, Vec<RefusedKey>) {
+    let in_batch: std::collections::HashSet<&str> = batch.iter().map(|o| o.key.as_str()).collect();
+    if refused.iter().any(|r| !in_batch.contains(r.key.as_str())) {
+        return (Vec::new(), refused);
+    }
     let refused_keys: std::collections::HashSet<&str> =
         refused.iter().map(|r| r.key.as_str()).collect();
     let deleted = batch
@@ -96,7 +102,14 @@ fn describe_refused(refused: &[RefusedKey]) -> String {
     let named: Vec<String> = refused
         .iter()
         .take(NAMED_REFUSALS)
-        .map(|r| format!("{} ({}: {})", r.key, r.code, r.message))
+        .map(|r| {
+            format!(
+                "{} ({}: {})",
+                server_text(Some(&r.key), ""),
+                r.code,
+                r.message
+            )
+        })
         .collect();
     let mut text = format!(
         "{} object(s) were not deleted: {}",
@@ -225,7 +238,8 @@ impl S3Store {
             .errors()
             .iter()
             .map(|e| RefusedKey {
-                key: server_text(e.key(), "(no key)"),
+                // Kept as the server sent it, to match the batch; cleaned when shown.
+                key: e.key().unwrap_or("(no key)").to_string(),
                 code: server_text(e.code(), "(no code)"),
                 message: server_text(e.message(), ""),
             })
@@ -269,15 +283,22 @@ mod tests {
             code: "AccessDenied".into(),
             message: "no".into(),
         };
-        let refused = vec![refusal(&batch[1].key), refusal("elsewhere")];
-        let (deleted, refused) = split_reply(&batch, refused);
+        let (deleted, refused) = split_reply(&batch, vec![refusal(&batch[1].key)]);
         let names: Vec<&str> = deleted.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["00000.seg", "00002.seg", "00003.seg"]);
-        assert_eq!(
-            refused.len(),
-            2,
-            "a key outside the batch is still reported"
-        );
+        assert_eq!(refused.len(), 1);
+        // A refusal naming no key of the batch: which object it was is unknown, so none of
+        // the batch counts as deleted, and the refusal is still reported.
+        for other in ["elsewhere", "(no key)"] {
+            let refused = vec![refusal(&batch[1].key), refusal(other)];
+            let (deleted, refused) = split_reply(&batch, refused);
+            assert!(deleted.is_empty(), "{other}");
+            assert_eq!(
+                refused.len(),
+                2,
+                "a key outside the batch is still reported"
+            );
+        }
         let (deleted, refused) = split_reply(&batch, Vec::new());
         assert_eq!((deleted, refused.len()), (batch, 0));
     }

@@ -60,6 +60,11 @@ pub struct Decrypted {
 }
 
 impl Decrypted {
+    /// A plaintext file this restore writes at `path`, to be removed when dropped.
+    pub(crate) fn removed_on_drop(path: PathBuf) -> Self {
+        Self { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

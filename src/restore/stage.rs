@@ -142,10 +142,18 @@ async fn check_trailer(snapshot: &Path, checked: bool) -> Result<(), ResetError>
 /// "at least 1" is checked after staging.
 async fn read_revisions(snapshot: &Path) -> Option<Revisions> {
     let path = snapshot.to_path_buf();
-    let read = tokio::task::spawn_blocking(move || revision::read_file(&path))
+    tokio::task::spawn_blocking(move || revisions_or_warn(&path))
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .unwrap_or_else(|e| revisions_or_warn_about(Err(e.to_string())))
+}
+
+/// The revisions of the snapshot file at `path` (its trailer, if any, excluded); None, with a
+/// warning, when they cannot be read.
+pub(super) fn revisions_or_warn(path: &Path) -> Option<Revisions> {
+    revisions_or_warn_about(revision::read_file(path))
+}
+
+fn revisions_or_warn_about(read: Result<Revisions, String>) -> Option<Revisions> {
     match read {
         Ok(revisions) => Some(revisions),
         Err(e) => {

@@ -26,9 +26,8 @@ use super::run::{RestoreTarget, run_restore};
 use super::tool::{RestoreTool, ToolKind};
 use crate::crypt::{DecryptingReader, Fingerprint, Identities};
 use crate::fsutil;
-use crate::inspect::bbolt::Bounded;
-use crate::inspect::revision::{self, Revisions};
-use crate::restore::decrypt::DecryptError;
+use crate::inspect::revision::Revisions;
+use crate::restore::decrypt::{DecryptError, Decrypted};
 
 /// Whether the direct restore reproduces what `tool` does with `target`. Pure.
 pub fn supported(tool: &RestoreTool, target: &RestoreTarget) -> bool {
@@ -51,26 +50,9 @@ pub enum Direct {
     /// The tool's changes could not be reproduced (`reason`): here is the checked plaintext
     /// (removed on drop), for the tool. Nothing is left in the staging dir.
     Declined {
-        plaintext: Plaintext,
+        plaintext: Decrypted,
         reason: String,
     },
-}
-
-/// A plaintext file beside the staging dir, removed on drop unless it was moved into it.
-pub struct Plaintext {
-    path: PathBuf,
-}
-
-impl Plaintext {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Plaintext {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 /// Decrypts `source` into the staging dir `target.data_dir` beside the tool's run on an empty
@@ -84,12 +66,9 @@ pub async fn restore_directly(
     let (source, first) =
         tokio::task::spawn_blocking(move || source.open().map(|first| (source, first))).await??;
     let staging = target.data_dir.clone();
-    let empty = Plaintext {
-        path: beside(&staging, "empty"),
-    };
-    let plaintext = Plaintext {
-        path: beside(&staging, "plaintext"),
-    };
+    // Both are removed on drop; the plaintext's name is gone by then once it is installed.
+    let empty = Decrypted::removed_on_drop(beside(&staging, "empty"));
+    let plaintext = Decrypted::removed_on_drop(beside(&staging, "plaintext"));
     write_empty_database(empty.path())?;
     let dest = plaintext.path().to_path_buf();
     let decrypting = tokio::task::spawn_blocking(move || source.decrypt(first, &dest));
@@ -136,12 +115,13 @@ fn write_empty_database(path: &Path) -> Result<(), ResetError> {
 /// Patches the checked plaintext, puts it in place of the tool's database and syncs both.
 fn install(
     staging: &Path,
-    plaintext: &Plaintext,
+    plaintext: &Decrypted,
     image_len: u64,
     patch: &membership::Patch,
 ) -> Result<Direct, ResetError> {
     let tool_db = staging.join("member/snap/db");
-    let revisions = read_revisions(plaintext.path(), image_len);
+    // Read while the plaintext still ends in its trailer, as any snapshot file does.
+    let revisions = super::stage::revisions_or_warn(plaintext.path());
     // The tool's small database goes first, then the decrypted one takes its name.
     let installed = membership::apply(plaintext.path(), image_len, patch)
         .and_then(|()| std::fs::remove_file(&tool_db))
@@ -194,20 +174,6 @@ fn beside(staging: &Path, what: &str) -> PathBuf {
         .unwrap_or_default();
     let stem = name.strip_suffix(".tmp").unwrap_or(&name);
     staging.with_file_name(format!("{stem}-{what}.tmp"))
-}
-
-fn read_revisions(path: &Path, image_len: u64) -> Option<Revisions> {
-    let file = std::fs::File::open(path).ok()?;
-    match revision::read(&Bounded {
-        source: &file,
-        len: image_len,
-    }) {
-        Ok(revisions) => Some(revisions),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the snapshot's revision; checking only that the restored member has data");
-            None
-        }
-    }
 }
 
 #[cfg(test)]

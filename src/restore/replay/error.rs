@@ -84,13 +84,15 @@ pub enum ReplayError {
     )]
     SnapshotAhead { snapshot_revision: i64, target: i64 },
     #[error(
-        "replaying revision {revision} from {path} made the member's revision {got}: the chain does not continue the snapshot there"
+        "{path} continues with revision {revision} where revision {expected} was due: the chain does not continue the snapshot there"
     )]
-    RevisionMismatch {
+    RevisionGap {
         path: PathBuf,
         revision: i64,
-        got: i64,
+        expected: i64,
     },
+    #[error("the full snapshot {path} cannot be replayed onto: {detail}")]
+    Anchor { path: PathBuf, detail: String },
     #[error(
         "after replaying {path}, the member's keyspace hash at revision {revision} is {observed:?}, but the capture recorded {recorded:?}: the replay does not reproduce the cluster"
     )]

@@ -18,13 +18,14 @@
 //! `apply` is the pure mapping of a group to a transaction, `member` the throwaway etcd.
 
 mod apply;
+mod bolt_writer;
 mod chains;
 mod error;
 mod member;
+mod rebuild;
 mod s3;
 mod segments;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,11 +37,12 @@ pub use s3::plan_with_bucket;
 use crate::config::DesiredConfig;
 use crate::crypt::Identities;
 use crate::delta::chain::segment_file_name;
-use crate::delta::segment::{RevisionGroup, Segment, SegmentHash};
+use crate::delta::segment::{Segment, SegmentHash};
 use crate::delta::stored::check_keys;
 use crate::delta::target::Goal;
 use crate::etcd::standalone::StandaloneEtcd;
-use apply::{HashVerdict, group_txn, judge_hash, leases_to_grant};
+use apply::{HashVerdict, judge_hash};
+use rebuild::Rebuild;
 
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,8 @@ impl Replayed {
 }
 
 const SNAPSHOT_FILE: &str = "replayed.db";
+/// The snapshot with the chain written into it, before the member is restored from it.
+const REBUILT_FILE: &str = "rebuilt.db";
 
 /// The identities the replay opens encrypted segments with.
 pub type SegmentKeys = Option<Arc<Identities>>;
@@ -119,49 +123,67 @@ pub async fn replay(
     let tool = crate::restore::select_restore_tool(&config.etcd.binary)
         .await
         .map_err(|e| ReplayError::Tool(Box::new(e)))?;
+    let started = std::time::Instant::now();
+    let written = write_chain(config, snapshot, &dir.0, point, keys).await?;
+    let written_in = started.elapsed();
     let unique = crate::snapshot::name::rounded_now_unix().to_string();
-    let data = member::restore(&tool, snapshot, &dir.0, &unique).await?;
-    // Dropped after the member stopped (declared before it).
-    let _wal = member::RamWal::take(&data, &unique);
+    let data = member::restore(&tool, &written.file, &dir.0, &unique).await?;
+    // The tool copied it into the member; its space is needed for the member's snapshot.
+    remove_quietly(&written.file);
     let etcd = member::start(&config.etcd.binary, &data).await?;
     let keep_alive = member::KeepAlive::start(etcd.client());
-    let replayed = match s3::SegmentSource::new(config, point, &dir.0).await {
-        Ok(mut source) => run(&etcd, point, keys, &mut source).await,
-        Err(e) => Err(e),
-    };
+    let checked = check_member(&etcd, &written).await;
     keep_alive.stop().await;
-    let saved = match replayed {
-        Ok(report) => member::save_snapshot(&mut etcd.client(), &dir.0.join(SNAPSHOT_FILE))
-            .await
-            .map(|_| report),
+    let saved = match checked {
+        Ok(()) => member::save_snapshot(&mut etcd.client(), &dir.0.join(SNAPSHOT_FILE)).await,
         Err(e) => Err(e),
     };
     // Stopped (and waited for) before its dir goes, whatever happened.
     if let Err(e) = etcd.stop().await {
         tracing::warn!(error = %crate::errors::error_chain(&e), "failed to stop the replay member cleanly");
     }
-    let report = saved?;
+    saved?;
+    let report = written.report;
     tracing::info!(
         anchor = %report.anchor,
         target = report.target,
         segments = report.segments,
         events = report.events,
         hashes_checked = report.hashes_checked,
+        written_secs = written_in.as_secs_f64(),
         "delta chain replayed"
     );
     Ok(Replayed { dir, report })
 }
 
-/// Streams the plan's segments into the member, one at a time.
-async fn run(
-    etcd: &StandaloneEtcd,
+/// The rebuilt database file and what went into it.
+struct Written {
+    file: PathBuf,
+    report: ReplayReport,
+    /// The last segment end passed with a recorded hash: checked once, on the member (a hash
+    /// covers every revision up to its own, so one check covers the chain, and each costs a
+    /// pass over the whole keyspace).
+    last_hash: Option<(PathBuf, i64, SegmentHash)>,
+    /// The revision the member must report.
+    wanted: i64,
+}
+
+/// Copies the snapshot and appends the plan's segments to it (`rebuild`), one segment in
+/// memory at a time; the file work runs off the async threads.
+async fn write_chain(
+    config: &DesiredConfig,
+    snapshot: &Path,
+    dir: &Path,
     point: &PointInTime,
     keys: SegmentKeys,
-    source: &mut s3::SegmentSource,
-) -> Result<ReplayReport, ReplayError> {
-    let mut client = etcd.client();
+) -> Result<Written, ReplayError> {
+    let (anchor, file) = (snapshot.to_path_buf(), dir.join(REBUILT_FILE));
+    let out = file.clone();
+    let mut rebuild =
+        tokio::task::spawn_blocking(move || Rebuild::copy_anchor(&anchor, &out)).await??;
+    let mut source = s3::SegmentSource::new(config, point, dir).await?;
     let plan = &point.plan;
-    let snapshot_revision = member_revision(&mut client).await?;
+    let snapshot_revision = rebuild.snapshot_revision;
     if let Goal::Revision(target) = plan.goal
         && target < snapshot_revision
     {
@@ -170,8 +192,6 @@ async fn run(
             target,
         });
     }
-    let listed = client.leases().await.map_err(etcd_err("list the leases"))?;
-    let mut leases: BTreeSet<i64> = listed.leases().iter().map(|l| l.id()).collect();
     let mut report = ReplayReport {
         anchor: plan.anchor.file_name.clone(),
         snapshot_revision,
@@ -181,63 +201,112 @@ async fn run(
         events: 0,
         hashes_checked: 0,
     };
-    let (mut stopped, mut last_closed) = (false, None);
-    // The last segment end passed with a recorded hash: checked once, at the end (a hash
-    // covers every revision up to its own, so one check covers the chain, and each costs a
-    // pass over the whole keyspace, longer than the replay of a segment on a large database).
-    let mut last_hash = None;
+    let (mut stopped, mut last_closed, mut last_hash) = (false, None, None);
     for &range in plan.path.iter().filter(|(_, to)| *to > snapshot_revision) {
         if plan.goal.reached_before_next(last_closed) {
             stopped = true;
             break;
         }
-        let file = match point.segment(range) {
+        let segment_file = match point.segment(range) {
             Some(file) => file.clone(),
             None => source
                 .download(point, range)
                 .await?
                 .ok_or_else(|| missing(point, range))?,
         };
-        let (anchor, keys) = (plan.anchor.clone(), keys.clone());
-        let (path, segment) = tokio::task::spawn_blocking(move || {
-            segments::read_segment(&file, &anchor, keys.as_deref())
-        })
-        .await??;
-        report.segments += 1;
-        last_closed = Some(segment.footer.closed_unix_ms);
-        let mut replay = SegmentReplay {
-            client: &mut client,
-            leases: &mut leases,
-            report: &mut report,
-            path: &path,
+        let (anchor, keys, goal) = (plan.anchor.clone(), keys.clone(), plan.goal);
+        let mut progress = Progress {
+            target: report.target,
+            groups: 0,
+            events: 0,
         };
-        stopped = replay.apply(&segment, plan.goal).await?;
-        if let (false, Some(recorded)) = (stopped, segment.footer.hashkv) {
-            last_hash = Some((path, segment.footer.to_revision, recorded));
+        let (back, progress, path, segment_stopped, footer) =
+            tokio::task::spawn_blocking(move || {
+                let (path, segment) =
+                    segments::read_segment(&segment_file, &anchor, keys.as_deref())?;
+                let stopped = append_segment(&mut rebuild, &segment, goal, &path, &mut progress)?;
+                Ok::<_, ReplayError>((rebuild, progress, path, stopped, segment.footer))
+            })
+            .await??;
+        rebuild = back;
+        report.segments += 1;
+        report.target = progress.target;
+        report.groups += progress.groups;
+        report.events += progress.events;
+        last_closed = Some(footer.closed_unix_ms);
+        stopped = segment_stopped;
+        if let (false, Some(recorded)) = (stopped, footer.hashkv) {
+            last_hash = Some((path, footer.to_revision, recorded));
         }
         if stopped {
             break;
         }
     }
-    if let Some((path, revision, recorded)) = last_hash {
-        check_hash(&mut client, &path, revision, recorded).await?;
-        report.hashes_checked += 1;
-    }
     let target = plan
         .goal
         .finish(plan, report.target, stopped, last_closed)?;
-    let got = member_revision(&mut client).await?;
     let wanted = match plan.goal {
         Goal::Revision(r) => r,
         Goal::Time(_) => target,
     };
-    if got != wanted {
+    if last_hash.is_some() {
+        report.hashes_checked = 1;
+    }
+    let file = tokio::task::spawn_blocking(move || rebuild.finish()).await??;
+    Ok(Written {
+        file,
+        report,
+        last_hash,
+        wanted,
+    })
+}
+
+/// What the groups of one segment added.
+struct Progress {
+    target: i64,
+    groups: u64,
+    events: u64,
+}
+
+/// Appends the segment's groups after the snapshot's revision, up to the goal; returns true
+/// when the goal stopped it.
+fn append_segment(
+    rebuild: &mut Rebuild,
+    segment: &Segment,
+    goal: Goal,
+    path: &Path,
+    progress: &mut Progress,
+) -> Result<bool, ReplayError> {
+    for group in &segment.groups {
+        if group.revision <= progress.target {
+            continue; // already in the full snapshot
+        }
+        if goal.stops_before(group.revision, group.arrived_unix_ms) {
+            return Ok(true);
+        }
+        rebuild.apply(group, path)?;
+        progress.target = group.revision;
+        progress.groups += 1;
+        progress.events += group.events.len() as u64;
+    }
+    Ok(false)
+}
+
+/// The member started on the rebuilt database must serve the target revision, and its keyspace
+/// hash must equal the one the capture recorded at the last segment end passed.
+async fn check_member(etcd: &StandaloneEtcd, written: &Written) -> Result<(), ReplayError> {
+    let mut client = etcd.client();
+    if let Some((path, revision, recorded)) = &written.last_hash {
+        check_hash(&mut client, path, *revision, *recorded).await?;
+    }
+    let got = member_revision(&mut client).await?;
+    if got != written.wanted {
         return Err(ReplayError::FinalRevision {
-            target: wanted,
+            target: written.wanted,
             got,
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 /// A segment on the plan's path that was not listed (removed since): named as a plain file.
@@ -248,72 +317,10 @@ fn missing(point: &PointInTime, (from, to): (i64, i64)) -> ReplayError {
     }
 }
 
-/// One segment being applied to the member.
-struct SegmentReplay<'a> {
-    client: &'a mut etcd_client::Client,
-    leases: &'a mut BTreeSet<i64>,
-    report: &'a mut ReplayReport,
-    path: &'a Path,
-}
-
-impl SegmentReplay<'_> {
-    /// Applies the segment's groups after the member's revision, up to the goal; returns true
-    /// when the goal stopped it.
-    async fn apply(&mut self, segment: &Segment, goal: Goal) -> Result<bool, ReplayError> {
-        for group in &segment.groups {
-            if group.revision <= self.report.target {
-                continue; // already in the full snapshot
-            }
-            if goal.stops_before(group.revision, group.arrived_unix_ms) {
-                return Ok(true);
-            }
-            apply_group(self.client, group, self.leases, self.path).await?;
-            self.report.target = group.revision;
-            self.report.groups += 1;
-            self.report.events += group.events.len() as u64;
-        }
-        Ok(false)
+fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "failed to remove the rebuilt database");
     }
-}
-
-/// Grants the group's new leases (same id, a short TTL), then applies its events in one
-/// transaction, which must land at the group's revision.
-async fn apply_group(
-    client: &mut etcd_client::Client,
-    group: &RevisionGroup,
-    leases: &mut BTreeSet<i64>,
-    path: &Path,
-) -> Result<(), ReplayError> {
-    for id in leases_to_grant(group, leases) {
-        let options = etcd_client::LeaseGrantOptions::new().with_id(id);
-        match client
-            .lease_grant(REGRANTED_LEASE_TTL_SECS, Some(options))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.to_string().contains("lease already exists") => {}
-            Err(source) => {
-                return Err(ReplayError::Etcd {
-                    step: "grant a lease",
-                    source,
-                });
-            }
-        }
-        leases.insert(id);
-    }
-    let response = client
-        .txn(group_txn(group))
-        .await
-        .map_err(etcd_err("apply a revision"))?;
-    let got = response.header().map_or(0, |h| h.revision());
-    if got != group.revision {
-        return Err(ReplayError::RevisionMismatch {
-            path: path.to_path_buf(),
-            revision: group.revision,
-            got,
-        });
-    }
-    Ok(())
 }
 
 /// The member's `HashKV` at `revision` against the recorded one (compacting the member first

@@ -61,8 +61,9 @@
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);
 //!   `restore::direct`, an encrypted snapshot decrypted on every core straight into the staging
 //!   dir where the tool's one change to the database is reproduced (etcd 3.4's tool);
-//!   `restore::replay`, point-in-time restore (a delta chain, from disk or S3, replayed into a
-//!   throwaway member, checked, and its snapshot restored like any other); `restore::drill`,
+//!   `restore::replay`, point-in-time restore (a delta chain, from disk or S3, written straight
+//!   into a copy of the full snapshot's bbolt file, proven by a throwaway member, and its
+//!   snapshot restored like any other); `restore::drill`,
 //!   restore drills (a snapshot copy, plain, zipped or encrypted, restored into a throwaway
 //!   low-priority member and checked against what was saved).
 //! - `operations`: save/list/delete/prune/verify as one service shared by the API, the

@@ -83,7 +83,13 @@ pub async fn restore_snapshot(
         let mut checked = plan.compressed || decrypted.is_some();
         // The replayed copy (in its own dir beside the staging dir) lives until staged.
         let replayed = match point {
-            Some(point) => Some(replay(config, &plan, extracted.path(), point, keys).await?),
+            Some(point) => {
+                let anchor = super::replay::AnchorFile {
+                    path: extracted.path(),
+                    checked,
+                };
+                Some(replay(config, &plan, anchor, point, keys).await?)
+            }
             None => None,
         };
         let input = replayed
@@ -116,11 +122,13 @@ pub async fn restore_snapshot(
 async fn replay(
     config: &DesiredConfig,
     plan: &RestorePlan,
-    snapshot: &Path,
+    snapshot: super::replay::AnchorFile<'_>,
     point: &PointInTime,
     keys: super::replay::SegmentKeys,
 ) -> Result<Replayed, ResetError> {
-    let size = std::fs::metadata(snapshot).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(snapshot.path)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let needed = size.saturating_mul(2).saturating_add(WAL_ALLOWANCE);
     check_free_space(&plan.db_dir, needed.saturating_add(plan.space_needed(size)))?;
     tracing::info!(to = %point.to, anchor = %point.plan.anchor.file_name, "replaying the delta chain");

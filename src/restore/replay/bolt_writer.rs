@@ -31,6 +31,8 @@ const FIRST_DATA_PAGE: u64 = 3;
 const META_SUMMED: usize = 56;
 /// Write buffer: large sequential writes.
 const BUFFER: usize = 1 << 20;
+/// Padding source for the rest of a page.
+static ZEROS: [u8; 4096] = [0; 4096];
 
 /// The file being written, and the next free page id.
 pub struct BoltWriter {
@@ -63,19 +65,32 @@ impl BoltWriter {
         })
     }
 
-    /// Writes one page (plus overflow pages when `body` needs them) and returns its id.
-    fn write_page(&mut self, flags: u16, count: usize, body: &[u8]) -> io::Result<u64> {
+    /// Writes one page whose body is `table` then `data` (plus overflow pages when they need
+    /// them) and returns its id.
+    fn write_page(
+        &mut self,
+        flags: u16,
+        count: usize,
+        table: &[u8],
+        data: &[u8],
+    ) -> io::Result<u64> {
         let count = u16::try_from(count)
             .map_err(|_| io::Error::other(format!("{count} elements do not fit one page")))?;
-        let span = (PAGE_HEADER + body.len()).div_ceil(self.page_size).max(1);
+        let body_len = table.len() + data.len();
+        let span = (PAGE_HEADER + body_len).div_ceil(self.page_size).max(1);
         let overflow = u32::try_from(span - 1)
             .map_err(|_| io::Error::other(format!("a value spanning {span} pages")))?;
         let id = self.next_page;
         self.out
             .write_all(&page_header(id, flags, count, overflow))?;
-        self.out.write_all(body)?;
-        let padding = span * self.page_size - PAGE_HEADER - body.len();
-        self.out.write_all(&vec![0u8; padding])?;
+        self.out.write_all(table)?;
+        self.out.write_all(data)?;
+        let mut padding = span * self.page_size - PAGE_HEADER - body_len;
+        while padding > 0 {
+            let n = padding.min(ZEROS.len());
+            self.out.write_all(&ZEROS[..n])?;
+            padding -= n;
+        }
         self.next_page += span as u64;
         Ok(id)
     }
@@ -87,7 +102,7 @@ impl BoltWriter {
         for (name, page) in buckets {
             let mut header = [0u8; 16];
             header[..8].copy_from_slice(&page.to_le_bytes());
-            root.push_leaf(BUCKET_FLAG, name, &header, None)?;
+            root.push(BUCKET_FLAG, name, &header, None)?;
         }
         let root_page = root.write_leaf(&mut self)?;
         let hwm = self.next_page;
@@ -141,13 +156,14 @@ fn meta_page(id: u64, page_size: usize, root: u64, hwm: u64, txid: u64) -> Vec<u
 pub struct BucketBuilder {
     leaf: Node,
     branches: Vec<Node>,
-    last_key: Option<Vec<u8>>,
+    /// The last key pushed (empty before the first: keys are never empty).
+    last_key: Vec<u8>,
 }
 
 impl BucketBuilder {
     /// Adds an entry; keys must arrive in strictly increasing byte order (as bbolt keeps them).
     pub fn push(&mut self, out: &mut BoltWriter, key: &[u8], value: &[u8]) -> io::Result<()> {
-        if key.is_empty() || self.last_key.as_deref().is_some_and(|last| key <= last) {
+        if key.is_empty() || key <= self.last_key.as_slice() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "bucket keys must be non-empty and arrive in strictly increasing order",
@@ -157,8 +173,9 @@ impl BucketBuilder {
         if !self.leaf.is_empty() && self.leaf.size() + element > out.page_size {
             self.flush_leaf(out)?;
         }
-        self.leaf.push_leaf(0, key, value, None)?;
-        self.last_key = Some(key.to_vec());
+        self.leaf.push(0, key, value, None)?;
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
         Ok(())
     }
 
@@ -199,7 +216,7 @@ impl BucketBuilder {
         if !node.is_empty() && node.size() + ELEMENT + key.len() > out.page_size {
             self.flush_branch(out, level)?;
         }
-        self.branches[level].push_leaf(0, key, &[], Some(child))
+        self.branches[level].push(0, key, &[], Some(child))
     }
 
     fn flush_branch(&mut self, out: &mut BoltWriter, level: usize) -> io::Result<()> {
@@ -242,13 +259,7 @@ impl Node {
         self.elements[0].3
     }
 
-    fn push_leaf(
-        &mut self,
-        flags: u32,
-        key: &[u8],
-        value: &[u8],
-        child: Option<u64>,
-    ) -> io::Result<()> {
+    fn push(&mut self, flags: u32, key: &[u8], value: &[u8], child: Option<u64>) -> io::Result<()> {
         if u32::try_from(key.len()).is_err() || u32::try_from(value.len()).is_err() {
             return Err(io::Error::other("an entry over 4 GiB"));
         }
@@ -261,38 +272,37 @@ impl Node {
 
     /// bbolt's `leafPageElement`: flags, pos (from the element to its key), ksize, vsize.
     fn write_leaf(&self, out: &mut BoltWriter) -> io::Result<u64> {
-        let body = self.body(|element, pos, &(flags, k, v, _)| {
+        let table = self.table(|element, pos, &(flags, k, v, _)| {
             element[..4].copy_from_slice(&flags.to_le_bytes());
             element[4..8].copy_from_slice(&pos.to_le_bytes());
             element[8..12].copy_from_slice(&(k as u32).to_le_bytes());
             element[12..16].copy_from_slice(&(v as u32).to_le_bytes());
         });
-        out.write_page(LEAF, self.elements.len(), &body)
+        out.write_page(LEAF, self.elements.len(), &table, &self.data)
     }
 
     /// bbolt's `branchPageElement`: pos, ksize, child page id.
     fn write_branch(&self, out: &mut BoltWriter) -> io::Result<u64> {
-        let body = self.body(|element, pos, &(_, k, _, child)| {
+        let table = self.table(|element, pos, &(_, k, _, child)| {
             element[..4].copy_from_slice(&pos.to_le_bytes());
             element[4..8].copy_from_slice(&(k as u32).to_le_bytes());
             element[8..16].copy_from_slice(&child.to_le_bytes());
         });
-        out.write_page(BRANCH, self.elements.len(), &body)
+        out.write_page(BRANCH, self.elements.len(), &table, &self.data)
     }
 
-    /// The page after its header: the elements (each encoded by `encode` with its `pos`), then
-    /// the keys and values.
-    fn body(&self, encode: impl Fn(&mut [u8], u32, &(u32, usize, usize, u64))) -> Vec<u8> {
-        let table = self.elements.len() * ELEMENT;
-        let mut body = vec![0u8; table];
-        let mut data_at = table;
+    /// The element table that follows the page header (each element encoded by `encode` with
+    /// its `pos`); the keys and values follow it.
+    fn table(&self, encode: impl Fn(&mut [u8], u32, &(u32, usize, usize, u64))) -> Vec<u8> {
+        let len = self.elements.len() * ELEMENT;
+        let mut table = vec![0u8; len];
+        let mut data_at = len;
         for (i, element) in self.elements.iter().enumerate() {
             let pos = (data_at - i * ELEMENT) as u32;
-            encode(&mut body[i * ELEMENT..(i + 1) * ELEMENT], pos, element);
+            encode(&mut table[i * ELEMENT..(i + 1) * ELEMENT], pos, element);
             data_at += element.1 + element.2;
         }
-        body.extend_from_slice(&self.data);
-        body
+        table
     }
 }
 

@@ -93,6 +93,8 @@ pub enum ReplayError {
     },
     #[error("the full snapshot {path} cannot be replayed onto: {detail}")]
     Anchor { path: PathBuf, detail: String },
+    #[error("the full snapshot failed its check")]
+    AnchorCheck(#[source] Box<crate::snapshot::verify::VerifyError>),
     #[error(
         "after replaying {path}, the member's keyspace hash at revision {revision} is {observed:?}, but the capture recorded {recorded:?}: the replay does not reproduce the cluster"
     )]

@@ -6,7 +6,7 @@
 //! the normal restore, which verifies, stages, proves and swaps it in with rollback exactly as
 //! for any snapshot (revision bump included). Writing the file directly runs at disk speed; the
 //! earlier replay through etcd, one ordered transaction per revision, was bounded near 3,000
-//! revisions/s by etcd's round trip.
+//! events/s by etcd's round trip.
 //!
 //! Encrypted segments are opened with this host's identities: every one on disk on the path is
 //! checked before the anchor is restored (`segment_keys`); one downloaded from S3 is checked as
@@ -117,12 +117,19 @@ pub async fn segment_keys(
     Ok(identities)
 }
 
-/// Replays `point` onto `snapshot` (the anchor's plain database file) in `work_dir` (created
-/// here; removed with everything in it when the result is dropped or on failure); encrypted
-/// segments are opened with `keys` (`segment_keys`).
+/// The full snapshot a replay starts from: its plain database file, and whether an earlier step
+/// already checked its trailer as it wrote it (a decrypted or extracted copy).
+pub struct AnchorFile<'a> {
+    pub path: &'a Path,
+    pub checked: bool,
+}
+
+/// Replays `point` onto `snapshot` in `work_dir` (created here; removed with everything in it
+/// when the result is dropped or on failure); encrypted segments are opened with `keys`
+/// (`segment_keys`).
 pub async fn replay(
     config: &DesiredConfig,
-    snapshot: &Path,
+    snapshot: AnchorFile<'_>,
     work_dir: PathBuf,
     point: &PointInTime,
     keys: SegmentKeys,
@@ -180,15 +187,16 @@ struct Written {
 /// memory at a time; the file work runs off the async threads.
 async fn write_chain(
     config: &DesiredConfig,
-    snapshot: &Path,
+    snapshot: AnchorFile<'_>,
     dir: &Path,
     point: &PointInTime,
     keys: SegmentKeys,
 ) -> Result<Written, ReplayError> {
-    let (anchor, file) = (snapshot.to_path_buf(), dir.join(REBUILT_FILE));
-    let out = file.clone();
+    let (anchor, file) = (snapshot.path.to_path_buf(), dir.join(REBUILT_FILE));
+    let (out, check_trailer) = (file.clone(), !snapshot.checked);
     let mut rebuild =
-        tokio::task::spawn_blocking(move || Rebuild::copy_anchor(&anchor, &out)).await??;
+        tokio::task::spawn_blocking(move || Rebuild::copy_anchor(&anchor, &out, check_trailer))
+            .await??;
     let mut source = s3::SegmentSource::new(config, point, dir).await?;
     let plan = &point.plan;
     let snapshot_revision = rebuild.snapshot_revision;

@@ -6,7 +6,9 @@
 //! per revision.
 //!
 //! The copy is read with the project's bbolt walker, which checks the snapshot's structure on
-//! the way; a damaged snapshot is refused. The `key` bucket's builder stays open while the rest
+//! the way, and the SHA-256 trailer of a file no earlier step checked is checked beside it; a
+//! damaged snapshot, or one holding what etcd never writes (a nested bucket, a `key` bucket key
+//! that is not a revision), is refused. The `key` bucket's builder stays open while the rest
 //! of the snapshot is copied and the chain is appended; the `lease` bucket is held in memory
 //! (one small entry per lease, as etcd itself holds them) so granted leases merge in order.
 //! Nothing here proves the result: the caller starts a member on it and compares its keyspace
@@ -23,6 +25,7 @@ use crate::delta::segment::RevisionGroup;
 use crate::inspect::bbolt::Problems;
 use crate::inspect::bbolt::{Visit, read_meta, walk};
 use crate::inspect::mvcc::parse_revision;
+use crate::snapshot::verify::{VerifyError, verify_snapshot_file};
 
 const KEY_BUCKET: &[u8] = b"key";
 const LEASE_BUCKET: &[u8] = b"lease";
@@ -45,8 +48,32 @@ pub struct Rebuild {
 }
 
 impl Rebuild {
-    /// Copies every bucket of the plain database file `anchor` into a new file at `path`.
-    pub fn copy_anchor(anchor: &Path, path: &Path) -> Result<Self, ReplayError> {
+    /// Copies every bucket of the plain database file `anchor` into a new file at `path`; with
+    /// `check_trailer` (a file no earlier step checked as it was written), its SHA-256 trailer
+    /// is checked on a second thread during the copy.
+    pub fn copy_anchor(
+        anchor: &Path,
+        path: &Path,
+        check_trailer: bool,
+    ) -> Result<Self, ReplayError> {
+        std::thread::scope(|s| {
+            let trailer = check_trailer.then(|| s.spawn(|| verify_snapshot_file(anchor)));
+            let copied = Self::copy(anchor, path);
+            if let Some(check) = trailer {
+                let checked = check.join().unwrap_or_else(|_| {
+                    Err(VerifyError::ReadSnapshot {
+                        path: anchor.to_path_buf(),
+                        source: std::io::Error::other("the trailer check panicked"),
+                    })
+                });
+                // A damaged file explains any copy failure; say that first.
+                checked.map_err(|source| ReplayError::AnchorCheck(Box::new(source)))?;
+            }
+            copied
+        })
+    }
+
+    fn copy(anchor: &Path, path: &Path) -> Result<Self, ReplayError> {
         let io_err = |action: &'static str, at: &Path| {
             let at = at.to_path_buf();
             move |source| ReplayError::Io {
@@ -59,7 +86,7 @@ impl Rebuild {
         let mut problems = Problems::default();
         let (meta, _) =
             read_meta(&source, &mut problems).ok_or_else(|| damaged(anchor, &problems))?;
-        let mut copy = Copy {
+        let mut copy = AnchorCopier {
             out: BoltWriter::create(path, meta.page_size).map_err(io_err("create", path))?,
             current: Current::None,
             key_bucket: None,
@@ -68,11 +95,18 @@ impl Rebuild {
             last_key_revision: 0,
             finished_compact: 0,
             failure: None,
+            fault: None,
         };
         let structure = walk(&source, &mut copy);
         copy.close_current();
         if !structure.problems.is_empty() {
             return Err(damaged(anchor, &structure.problems));
+        }
+        if let Some(detail) = copy.fault {
+            return Err(ReplayError::Anchor {
+                path: anchor.to_path_buf(),
+                detail,
+            });
         }
         if let Some(failure) = copy.failure {
             return Err(ReplayError::Io {
@@ -85,8 +119,9 @@ impl Rebuild {
             path: anchor.to_path_buf(),
             detail: "it has no key bucket: not an etcd database".into(),
         })?;
-        // etcd reports the compaction revision when compaction removed every later key.
-        let snapshot_revision = copy.last_key_revision.max(copy.finished_compact);
+        // As etcd computes it at start: at least 1, and the compaction revision when compaction
+        // removed every later key.
+        let snapshot_revision = copy.last_key_revision.max(copy.finished_compact).max(1);
         Ok(Self {
             out: copy.out,
             path: path.to_path_buf(),
@@ -193,7 +228,7 @@ enum Current {
 
 /// The walk's visitor: writes each bucket as it is visited, keeps the `key` bucket open and the
 /// `lease` bucket in memory, and notes the revisions the snapshot holds.
-struct Copy {
+struct AnchorCopier {
     out: BoltWriter,
     current: Current,
     key_bucket: Option<BucketBuilder>,
@@ -203,9 +238,11 @@ struct Copy {
     finished_compact: i64,
     /// The first write failure; the walk goes on, writing nothing more.
     failure: Option<std::io::Error>,
+    /// The first thing in the snapshot etcd would not have written.
+    fault: Option<String>,
 }
 
-impl Copy {
+impl AnchorCopier {
     fn close_current(&mut self) {
         match std::mem::replace(&mut self.current, Current::None) {
             Current::Copied(name, builder) if self.failure.is_none() => {
@@ -220,7 +257,7 @@ impl Copy {
     }
 }
 
-impl Visit for Copy {
+impl Visit for AnchorCopier {
     fn bucket(&mut self, name: &[u8]) {
         self.close_current();
         self.current = match name {
@@ -234,13 +271,11 @@ impl Visit for Copy {
     }
 
     fn entry(&mut self, key: &[u8], value: Option<&[u8]>) {
-        if self.failure.is_some() {
+        if self.failure.is_some() || self.fault.is_some() {
             return;
         }
         let Some(value) = value else {
-            self.failure = Some(std::io::Error::other(
-                "the snapshot has a nested bucket, which etcd never writes",
-            ));
+            self.fault = Some("it has a nested bucket, which etcd never writes".into());
             return;
         };
         let written = match &mut self.current {
@@ -252,9 +287,14 @@ impl Visit for Copy {
                 Ok(())
             }
             Current::Key(builder) => {
-                if let Some(revision) = parse_revision(key) {
-                    self.last_key_revision = revision.main as i64;
-                }
+                let Some(revision) = parse_revision(key) else {
+                    self.fault = Some(format!(
+                        "its key bucket holds {}, which is not a revision",
+                        crate::inspect::mvcc::printable(key)
+                    ));
+                    return;
+                };
+                self.last_key_revision = revision.main as i64;
                 builder.push(&mut self.out, key, value)
             }
             Current::Copied(name, builder) => {

@@ -93,7 +93,7 @@ fn the_chain_lands_after_the_snapshot_with_granted_leases_and_every_other_bucket
     let dir = tempfile::tempdir().unwrap();
     let (from, to) = (dir.path().join("anchor"), dir.path().join("rebuilt"));
     let before = anchor(&from, 500, None);
-    let mut rebuild = Rebuild::copy_anchor(&from, &to).unwrap();
+    let mut rebuild = Rebuild::copy_anchor(&from, &to, false).unwrap();
     assert_eq!(rebuild.snapshot_revision, 500);
     let seg = Path::new("seg");
     rebuild
@@ -142,7 +142,7 @@ fn a_gap_or_a_put_recorded_at_another_revision_is_refused_by_segment() {
     let from = dir.path().join("anchor");
     anchor(&from, 10, None);
     let seg = Path::new("/chain/11-20.seg");
-    let mut rebuild = Rebuild::copy_anchor(&from, &dir.path().join("a")).unwrap();
+    let mut rebuild = Rebuild::copy_anchor(&from, &dir.path().join("a"), false).unwrap();
     let err = rebuild
         .apply(&group(12, vec![put("/b", 12, 0)]), seg)
         .unwrap_err();
@@ -169,7 +169,7 @@ fn a_compaction_past_the_last_key_sets_the_snapshot_revision() {
     let dir = tempfile::tempdir().unwrap();
     let from = dir.path().join("anchor");
     anchor(&from, 10, Some(25));
-    let rebuild = Rebuild::copy_anchor(&from, &dir.path().join("a")).unwrap();
+    let rebuild = Rebuild::copy_anchor(&from, &dir.path().join("a"), false).unwrap();
     assert_eq!(rebuild.snapshot_revision, 25);
 }
 
@@ -182,7 +182,7 @@ fn a_damaged_or_foreign_anchor_is_refused_by_name() {
     bytes[4096 * 3 + 8] = 0x40; // the first data page's type: none bbolt knows
     let damaged_path = dir.path().join("damaged");
     std::fs::write(&damaged_path, &bytes).unwrap();
-    let err = Rebuild::copy_anchor(&damaged_path, &dir.path().join("b"))
+    let err = Rebuild::copy_anchor(&damaged_path, &dir.path().join("b"), false)
         .err()
         .unwrap();
     assert!(matches!(err, ReplayError::Anchor { .. }), "{err:?}");
@@ -195,8 +195,63 @@ fn a_damaged_or_foreign_anchor_is_refused_by_name() {
     let mut out = BoltWriter::create(&foreign, 4096).unwrap();
     let root = BucketBuilder::default().finish(&mut out).unwrap();
     out.finish(&[(b"other".to_vec(), root)], 1).unwrap();
-    let err = Rebuild::copy_anchor(&foreign, &dir.path().join("c"))
+    let err = Rebuild::copy_anchor(&foreign, &dir.path().join("c"), false)
         .err()
         .unwrap();
     assert!(err.to_string().contains("no key bucket"), "{err}");
+}
+
+#[test]
+fn the_trailer_of_an_unchecked_file_is_checked_during_the_copy() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    anchor(&db, 10, None);
+    let image = std::fs::read(&db).unwrap();
+    let mut whole = image.clone();
+    whole.extend_from_slice(&Sha256::digest(&image));
+    let good = dir.path().join("good");
+    std::fs::write(&good, &whole).unwrap();
+    let rebuild = Rebuild::copy_anchor(&good, &dir.path().join("a"), true).unwrap();
+    assert_eq!(rebuild.snapshot_revision, 10);
+
+    // One value bit flipped: the structure is still sound, only the trailer tells.
+    let at = whole.windows(3).position(|w| w == b"\x2a\x01v").unwrap() + 2;
+    whole[at] ^= 0x01;
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, &whole).unwrap();
+    Rebuild::copy_anchor(&bad, &dir.path().join("b"), false).expect("not checked when told so");
+    let err = Rebuild::copy_anchor(&bad, &dir.path().join("c"), true)
+        .err()
+        .unwrap();
+    assert!(matches!(err, ReplayError::AnchorCheck(_)), "{err:?}");
+}
+
+#[test]
+fn an_empty_key_bucket_is_revision_one_and_a_key_that_is_no_revision_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, keys: &[(&[u8], &[u8])]| {
+        let path = dir.path().join(name);
+        let mut out = BoltWriter::create(&path, 4096).unwrap();
+        let mut bucket = BucketBuilder::default();
+        for (k, v) in keys {
+            bucket.push(&mut out, k, v).unwrap();
+        }
+        let root = bucket.finish(&mut out).unwrap();
+        out.finish(&[(KEY_BUCKET.to_vec(), root)], 1).unwrap();
+        path
+    };
+    let empty = write("empty", &[]);
+    let rebuild = Rebuild::copy_anchor(&empty, &dir.path().join("a"), false).unwrap();
+    assert_eq!(
+        rebuild.snapshot_revision, 1,
+        "etcd starts an empty store at revision 1"
+    );
+
+    let odd = write("odd", &[(b"not-a-revision", b"x")]);
+    let err = Rebuild::copy_anchor(&odd, &dir.path().join("b"), false)
+        .err()
+        .unwrap();
+    assert!(matches!(err, ReplayError::Anchor { .. }), "{err:?}");
+    assert!(err.to_string().contains("not-a-revision"), "{err}");
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes benchmark values for the bench scripts: SIZE_MIB values of 1 MiB, one per line, or
-put straight into an etcd as /bench/<i> through its JSON gateway (--put CLIENT_URL).
+"""Writes benchmark values for the bench scripts: SIZE_MIB MiB of values of VALUE_KIB KiB each
+(environment; default 1024), one per line, or put straight into an etcd as /bench/<i> through
+its JSON gateway (--put CLIENT_URL). Smaller values keep a big fill lean: etcd holds its recent
+raft entries (up to --snapshot-count plus 5,000) in memory, values included.
 
   gen-values.py k8s SIZE_MIB   Kubernetes-like objects (JSON manifests with random uids,
                                labels, managed fields, env vars and a base64 payload), the shape
@@ -12,6 +14,7 @@ put straight into an etcd as /bench/<i> through its JSON gateway (--put CLIENT_U
 """
 import base64
 import json
+import os
 import random
 import signal
 import sys
@@ -60,21 +63,21 @@ def k8s_object(rng: random.Random, i: int) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def value(kind: str, rng: random.Random, i: int) -> str:
+def value(kind: str, rng: random.Random, i: int, size: int) -> str:
     if kind == "mix":
         kind = "b64" if i % 2 == 0 else "k8s"
     if kind == "hex":
-        return rng.randbytes(MIB // 2).hex()
+        return rng.randbytes(size // 2).hex()
     if kind == "b64":
-        return base64.b64encode(rng.randbytes(MIB * 3 // 4)).decode()
+        return base64.b64encode(rng.randbytes(size * 3 // 4)).decode()
     if kind != "k8s":
         sys.exit(f"unknown kind {kind!r}: expected k8s, hex, b64 or mix")
     parts, length = [], 0
-    while length < MIB:
+    while length < size:
         obj = k8s_object(rng, i)
         parts.append(obj)
         length += len(obj)
-    return "".join(parts)[:MIB]
+    return "".join(parts)[:size]
 
 
 def put(url: str, key: str, text: str) -> None:
@@ -91,8 +94,11 @@ def main() -> None:
     rng = random.Random(42)
     out = sys.stdout
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    for i in range(size_mib):
-        text = value(kind, rng, i)
+    size = int(os.environ.get("VALUE_KIB", "1024")) * 1024
+    if not 1024 <= size <= MIB:
+        sys.exit(f"VALUE_KIB={size // 1024}: expected 1 to 1024")
+    for i in range(size_mib * MIB // size):
+        text = value(kind, rng, i, size)
         if url:
             put(url, f"/bench/{i}", text)
         else:

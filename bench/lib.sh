@@ -51,10 +51,10 @@ stop_etcd() {
   rm -rf "$work/etcd"
 }
 
-# fill_etcd: SIZE_MIB of DATA values, 1 MiB each, put as /bench/<i> through etcd's JSON gateway
-# (no copy of the values on disk); sets `db_size` and prints it on stderr.
+# fill_etcd: SIZE_MIB of DATA values, VALUE_KIB each (default 1 MiB), put as /bench/<i> through
+# etcd's JSON gateway (no copy of the values on disk); sets `db_size` and prints it on stderr.
 fill_etcd() {
-  echo "filling etcd with ${SIZE_MIB} MiB of $DATA values..." >&2
+  echo "filling etcd with ${SIZE_MIB} MiB of $DATA values of ${VALUE_KIB:-1024} KiB..." >&2
   python3 bench/gen-values.py "$DATA" "$SIZE_MIB" --put "$ep"
   db_size=$(etcdctl --endpoints "$ep" endpoint status -w json | sed -n 's/.*"dbSize":\([0-9]*\).*/\1/p')
   echo "db size: $db_size bytes" >&2

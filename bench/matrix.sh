@@ -5,8 +5,10 @@
 #   [MIXES="k8s b64 mix"] [SIZES_MB="1024 4096 8192"] [RUNS=3] [OPS="..."] bench/matrix.sh
 #
 # Mixes (bench/gen-values.py): k8s (Kubernetes-like JSON objects), b64 (random base64 text),
-# mix (the two in turns, half and half). Sizes are the MiB of values put into a fresh etcd; a
-# size that would not fit on the disk is skipped with a message. Operations (OPS, all by
+# mix (the two in turns, half and half). Sizes are the MiB of values put into a fresh etcd, in
+# values of VALUE_KIB KiB (default 64: etcd keeps its recent raft entries in memory, values
+# included, so 1 MiB values made an 8 GiB fill take 18 GB of RAM); a size that would not fit on
+# the disk is skipped with a message. Operations (OPS, all by
 # default), each against its contender:
 #   save     etcd-snapshot save                              | etcdctl snapshot save
 #   zip      etcd-snapshot save --snapshot-compress          | etcdctl snapshot save + zip
@@ -27,6 +29,7 @@ cd "$(dirname "$0")/.."
 MIXES="${MIXES:-k8s b64 mix}"
 SIZES_MB="${SIZES_MB:-1024 4096 8192}"
 RUNS="${RUNS:-3}"
+export VALUE_KIB="${VALUE_KIB:-64}"
 OPS="${OPS:-save zip s3 ls restore inspect verify}"
 BIN="${BIN:-target/release/etcd-snapshot}"
 SERVER="${SERVER:-target/release/examples/s3-bench-server}"

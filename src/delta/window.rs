@@ -192,6 +192,32 @@ pub fn window_beside(
     Ok(Some(window_of(anchor, &pairs, record.as_ref())))
 }
 
+/// The window of the S3 copy of `anchor`, from the names of its chain's objects in the bucket
+/// (`object_names`; names that are not segment names are skipped) and this node's record of
+/// the same chain, if it has one: the end is how far the uploaded segments reach without a
+/// hole, and its time is known only when this node's record describes exactly that end (a copy
+/// whose newest segments are still uploading shows revisions only). Pure.
+pub fn remote_window<'a>(
+    anchor: &Anchor,
+    object_names: impl IntoIterator<Item = &'a str>,
+    record: Option<&WindowRecord>,
+) -> PointInTime {
+    let pairs: Vec<(i64, i64)> = object_names
+        .into_iter()
+        .filter_map(super::chain::parse_segment_file_name)
+        .collect();
+    window_of(anchor, &pairs, record)
+}
+
+/// This node's window record of `anchor`'s chain, when it has the chain dir and can read it.
+pub fn record_beside(snapshot_dir: &Path, anchor: &Anchor) -> Option<WindowRecord> {
+    let chain = ChainDir::new(snapshot_dir, &anchor.file_name).ok()?;
+    if !chain.path().is_dir() {
+        return None;
+    }
+    read(&chain).ok().flatten()
+}
+
 #[cfg(test)]
 #[path = "window_tests.rs"]
 mod tests;

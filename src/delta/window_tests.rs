@@ -225,3 +225,24 @@ fn fuzz_delta_window() {
     });
     fuzz.finish();
 }
+
+#[test]
+fn an_s3_copys_window_reaches_as_far_as_its_uploaded_segments_and_takes_the_time_only_at_that_end()
+{
+    let names = [
+        segment_file_name(101, 110),
+        format!("{}.gz.age", segment_file_name(111, 120)),
+        "not-a-segment".to_string(),
+        segment_file_name(131, 140),
+    ];
+    let names = || names.iter().map(String::as_str);
+    // The bucket reaches 120 (a hole before 131); this node's record says 120: time shown.
+    let window = remote_window(&anchor(), names(), Some(&record(120, true)));
+    assert_eq!((window.from_revision, window.to_revision), (100, 120));
+    assert_eq!(window.to_unix_ms, Some(1_754_906_999_250));
+    // This node's record is further on (still uploading) or missing: revisions only.
+    let window = remote_window(&anchor(), names(), Some(&record(125, true)));
+    assert_eq!((window.to_revision, window.to_unix_ms), (120, None));
+    let window = remote_window(&anchor(), names(), None);
+    assert_eq!((window.to_revision, window.to_unix_ms), (120, None));
+}

@@ -330,14 +330,15 @@ fn status_schema() -> Schema {
     )
 }
 
-/// `status.pointInTime`: the window of a local full snapshot's delta chain.
+/// `status.pointInTime`: the window of a full snapshot's delta chain (a local copy's beside
+/// it, an S3 copy's in the bucket).
 fn point_in_time_schema() -> Schema {
     let field = |t: &str, what: &str| Schema::typed(t, what).nullable();
     Schema::object(
-        "How far a point-in-time restore from this local full snapshot reaches: from its own \
-         revision and time to the last revision its delta chain holds without a hole, and when \
-         that revision arrived (to, absent when not recorded). Absent without a chain and on S3 \
-         copies. Not in RKE2.",
+        "How far a point-in-time restore from this full snapshot reaches: from its own \
+         revision and time to the last revision its delta chain holds without a hole (for an S3 \
+         copy, the chain's segments in the bucket), and when that revision arrived (to, absent \
+         when not recorded). Absent without a chain. Not in RKE2.",
         vec![
             ("from", field("string", "The snapshot's time (RFC 3339).")),
             ("fromRevision", field("integer", "The snapshot's revision.")),

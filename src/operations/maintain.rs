@@ -37,12 +37,15 @@ impl Operations {
     pub async fn list(&self, config: &DesiredConfig) -> Result<Listing, OperationError> {
         let effective = self.effective(config).await;
         let (mut listing, session) = self.list_stores(&effective, None).await?;
+        let mut s3_chains = None;
         if let Some(store) = session {
             self.fill_listed_sources(&store, &mut listing).await;
             self.set_s3_newest(&listing.records);
+            s3_chains = super::windows::list_s3_chains(&store).await;
         }
         listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
-        super::windows::attach_windows(&effective.snapshot.dir, &mut listing.records).await;
+        let (dir, chains) = (&effective.snapshot.dir, s3_chains.as_ref());
+        super::windows::attach_windows(dir, &mut listing.records, chains).await;
         Ok(listing)
     }
 

@@ -52,7 +52,7 @@ impl Operations {
         }
         // When who uploaded some S3 copies is unknown this pass, their resources' names are
         // unknown too: leave every S3 resource alone rather than rename them back and forth.
-        let s3_listed = match (&config.s3, store) {
+        let (s3_listed, s3_chains) = match (&config.s3, store) {
             // A Secret still named here was unreadable when the operation began: its settings
             // are not the ones the objects were listed with.
             (Some(s3), Some(store))
@@ -60,16 +60,17 @@ impl Operations {
                     && self.fill_s3_sources(&store, &mut records).await =>
             {
                 self.set_s3_newest(&records);
-                Some(s3)
+                (Some(s3), super::windows::list_s3_chains(&store).await)
             }
-            _ => None,
+            _ => (None, None),
         };
         let scope = Scope {
             node_name: config.node_name.clone(),
             s3: s3_listed.map(S3Spec::from_settings),
         };
         let mut records = with_local_metadata(records);
-        super::windows::attach_windows(&config.snapshot.dir, &mut records).await;
+        let chains = s3_chains.as_ref();
+        super::windows::attach_windows(&config.snapshot.dir, &mut records, chains).await;
         match resources::reconcile(client, &scope, &records, just_deleted).await {
             Ok(_) => {
                 self.resources_synced.store(true, Ordering::Relaxed);

@@ -94,7 +94,7 @@ fn verification(record: &SnapshotRecord) -> Option<SnapshotFileVerification> {
     })
 }
 
-/// The point-in-time window the listing attached to a local full snapshot (None without one).
+/// The point-in-time window the listing attached to a full snapshot copy (None without one).
 fn point_in_time(record: &SnapshotRecord) -> Option<SnapshotFilePointInTime> {
     use crate::snapshot::point_in_time::{of, rfc3339_ms};
     let window = of(record)?;

@@ -139,6 +139,32 @@ async fn segments_reach_s3_with_their_bytes_stay_out_of_ls_and_go_with_their_sna
         !stdout.contains(".deltas") && !stdout.contains(".seg"),
         "{stdout}"
     );
+    // The S3 copy's window comes from its chain's segments in the bucket: with all of them
+    // uploaded it is the local copy's, time included (this node captured the chain).
+    let windows = || {
+        let out = server.cli(&["ls", "-o", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+        let window_at = |scheme: &str| {
+            json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["spec"]["location"].as_str().unwrap().starts_with(scheme))
+                .map(|i| i["status"]["pointInTime"].clone())
+                .unwrap_or_else(|| panic!("no {scheme} item: {json}"))
+        };
+        (window_at("file://"), window_at("s3://"))
+    };
+    wait_logged(&server, "the S3 copy's window", || {
+        let (local, remote) = windows();
+        local["to"].is_string() && local == remote
+    });
+    let (local, remote) = windows();
+    assert!(
+        remote["toRevision"].as_i64().unwrap() > remote["fromRevision"].as_i64().unwrap(),
+        "{remote}"
+    );
+    assert_eq!(local, remote);
 
     // A second full snapshot of the same base starts the next chain; retention 1 prunes the
     // first: the dry run names its S3 chain and removes nothing.

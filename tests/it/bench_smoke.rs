@@ -1,8 +1,7 @@
 //! The benchmark scripts in `bench/`, run at a tiny size so they cannot rot: each must finish,
 //! print its Markdown table with every contender, and report figures that parse. The numbers
 //! mean nothing at this size (and the debug binary stands in for the release build); the real
-//! runs and their figures are in BENCHMARKS.md (the point-in-time benchmark, `pitr-bench.sh`,
-//! and the matrix have no recorded figures yet). Page caches are left alone
+//! runs and their figures are in BENCHMARKS.md. Page caches are left alone
 //! (`BENCH_KEEP_CACHES`) because other tests share the machine. The matrix (`bench/matrix.sh`)
 //! runs every operation at two tiny sizes against the tests' own S3 server; the capture's
 //! benchmark (`pitr-lag.sh`) runs its three load windows for 4 s each. The `ls` script needs a

@@ -41,7 +41,7 @@ impl Operations {
         if let Some(store) = session {
             self.fill_listed_sources(&store, &mut listing).await;
             self.set_s3_newest(&listing.records);
-            s3_chains = super::windows::list_s3_chains(&store).await;
+            s3_chains = super::windows::list_s3_chains(&store, &listing.records).await;
         }
         listing.s3 = effective.s3.as_ref().map(S3Spec::from_settings);
         let (dir, chains) = (&effective.snapshot.dir, s3_chains.as_ref());

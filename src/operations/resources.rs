@@ -60,7 +60,8 @@ impl Operations {
                     && self.fill_s3_sources(&store, &mut records).await =>
             {
                 self.set_s3_newest(&records);
-                (Some(s3), super::windows::list_s3_chains(&store).await)
+                let chains = super::windows::list_s3_chains(&store, &records).await;
+                (Some(s3), chains)
             }
             _ => (None, None),
         };

@@ -24,8 +24,16 @@ use crate::store::s3::deltas::ChainObject;
 pub(super) type S3Chains = BTreeMap<String, Vec<ChainObject>>;
 
 /// The bucket's chains for the S3 copies' windows; None (logged) when they cannot be listed,
-/// so those copies are listed without windows.
-pub(super) async fn list_s3_chains(store: &S3Store) -> Option<S3Chains> {
+/// so those copies are listed without windows. Not listed at all when no S3 copy in `records`
+/// could anchor a chain (none has a recorded revision): the chains folder can hold tens of
+/// thousands of segment objects.
+pub(super) async fn list_s3_chains(
+    store: &S3Store,
+    records: &[SnapshotRecord],
+) -> Option<S3Chains> {
+    if !records.iter().any(|r| s3_anchor(r).is_some()) {
+        return None;
+    }
     match store.list_chains().await {
         Ok(chains) => Some(chains),
         Err(e) => {
@@ -34,6 +42,14 @@ pub(super) async fn list_s3_chains(store: &S3Store) -> Option<S3Chains> {
             None
         }
     }
+}
+
+/// The anchor of an S3 copy that is there (a failed upload's row may carry the local copy's
+/// metadata).
+fn s3_anchor(record: &SnapshotRecord) -> Option<Anchor> {
+    (record.storage == Storage::S3 && record.ready)
+        .then(|| anchor_of(record))
+        .flatten()
 }
 
 /// What one record's window is read from.
@@ -55,13 +71,15 @@ pub(super) async fn attach_windows(
         .iter()
         .map(|r| match (r.storage, anchor_of(r)) {
             (Storage::Local, Some(anchor)) => Source::Local(anchor),
-            (Storage::S3, Some(anchor)) => match s3_chains.and_then(|c| c.get(&r.file_name)) {
-                Some(objects) => {
-                    let names = objects.iter().map(|o| o.name.clone()).collect();
-                    Source::S3(anchor, names)
+            (Storage::S3, Some(anchor)) if r.ready => {
+                match s3_chains.and_then(|c| c.get(&r.file_name)) {
+                    Some(objects) => {
+                        let names = objects.iter().map(|o| o.name.clone()).collect();
+                        Source::S3(anchor, names)
+                    }
+                    None => Source::None,
                 }
-                None => Source::None,
-            },
+            }
             _ => Source::None,
         })
         .collect();

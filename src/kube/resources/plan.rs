@@ -162,7 +162,10 @@ pub fn merge_if_different(current: &SnapshotFile, desired: &SnapshotFile) -> Opt
         && merged.api_version == desired.api_version
         && merged.kind == desired.kind
         && spec_equivalent(&current.spec, &desired.spec)
-        && status_equivalent(current.status.as_ref(), desired.status.as_ref());
+        && status_equivalent(
+            current.status.as_ref(),
+            kept_window(current, desired).as_ref(),
+        );
     if same {
         return None;
     }
@@ -175,8 +178,41 @@ pub fn merge_if_different(current: &SnapshotFile, desired: &SnapshotFile) -> Opt
         // the uploader wrote rather than erasing it.
         merged.spec.metadata = known_metadata;
     }
-    merged.status = desired.status.clone();
+    merged.status = kept_window(current, desired);
     Some(merged)
+}
+
+/// `desired`'s status, with the window an S3 copy's resource already has where this node knows
+/// less than the node that wrote it: every node reconciles the shared S3 resources, but only
+/// the node that captured a chain knows when its end arrived, and a node whose listing of the
+/// bucket's chains failed knows no window at all. So, for an S3 copy, a desired window without
+/// an end time keeps the current one when the revisions are the same, and no desired window
+/// keeps the current one (a chain goes only with its snapshot, and the resource with it).
+/// Without this the nodes would rewrite each other's windows on every pass. A local copy's
+/// resource has one writer, whose view is taken as it is.
+fn kept_window(current: &SnapshotFile, desired: &SnapshotFile) -> Option<SnapshotFileStatus> {
+    let mut status = desired.status.clone();
+    let have = current
+        .status
+        .as_ref()
+        .and_then(|s| s.point_in_time.as_ref());
+    if desired.spec.s3.is_none() || have.is_none() {
+        return status;
+    }
+    let wanted = status.as_ref().and_then(|s| s.point_in_time.as_ref());
+    let keep = match (have, wanted) {
+        (Some(_), None) => true,
+        (Some(h), Some(w)) => {
+            w.to.is_none() && (h.from_revision, h.to_revision) == (w.from_revision, w.to_revision)
+        }
+        _ => false,
+    };
+    if keep {
+        status
+            .get_or_insert_with(SnapshotFileStatus::default)
+            .point_in_time = have.cloned();
+    }
+    status
 }
 
 /// `current` against `desired`; a desired spec without metadata accepts any (see

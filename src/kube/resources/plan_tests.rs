@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::*;
 use crate::kube::crd::TOKEN_HASH_ANNOTATION;
-use crate::kube::resources::desired_resource;
+use crate::kube::resources::{S3Spec, desired_resource};
 use crate::snapshot::record::rfc3339;
 use crate::snapshot::{SnapshotRecord, Storage};
 
@@ -420,4 +420,70 @@ fn a_moved_point_in_time_window_updates_the_resource_and_the_same_one_does_not()
         now(),
     );
     assert_eq!(names(&changes), [format!("update {}", current.name())]);
+}
+
+#[test]
+fn a_node_knowing_less_of_an_s3_copys_window_keeps_what_a_node_knowing_more_wrote() {
+    use crate::snapshot::point_in_time::{PointInTime, set};
+    let spec = S3Spec {
+        bucket: "b".into(),
+        ..S3Spec::default()
+    };
+    let plain = record(Storage::S3, "s-n1-1");
+    let with_window = |to_revision: i64, to_unix_ms: Option<i64>| {
+        let mut record = plain.clone();
+        let window = PointInTime {
+            from_revision: 100,
+            to_revision,
+            from_unix_ms: (NOW - 3600) * 1000,
+            to_unix_ms,
+        };
+        set(&mut record, Some(&window));
+        desired_resource(&record, Some(&spec))
+    };
+    let window_of = |r: &SnapshotFile| r.status.as_ref().unwrap().point_in_time.clone();
+    // Written by the node that captured the chain: the end has its time.
+    let current = stored(with_window(130, Some(NOW * 1000 + 250)), Some(600));
+    assert!(window_of(&current).unwrap().to.is_some());
+    // Another node sees the same end without a time, or could not list the chains: no change.
+    for knows_less in [
+        with_window(130, None),
+        desired_resource(&plain, Some(&spec)),
+    ] {
+        assert!(
+            plan_reconcile(std::slice::from_ref(&current), &[knows_less], &[], now()).is_empty()
+        );
+    }
+    // A further end is news, time or not.
+    let changes = plan_reconcile(
+        std::slice::from_ref(&current),
+        &[with_window(131, None)],
+        &[],
+        now(),
+    );
+    let [Change::Update(updated)] = &changes[..] else {
+        panic!("{:?}", names(&changes));
+    };
+    assert_eq!(window_of(updated).unwrap().to_revision, Some(131));
+    // Another change (a new size) keeps the window the node does not know as well.
+    let mut resized = with_window(130, None);
+    resized.status.as_mut().unwrap().size = Some("1Gi".into());
+    let changes = plan_reconcile(std::slice::from_ref(&current), &[resized], &[], now());
+    let [Change::Update(updated)] = &changes[..] else {
+        panic!("{:?}", names(&changes));
+    };
+    assert_eq!(window_of(updated), window_of(&current));
+    // A local copy's resource has one writer: its view is taken as it is.
+    let local = record(Storage::Local, "a-n1-1");
+    let mut with_local = local.clone();
+    let window = PointInTime {
+        from_revision: 100,
+        to_revision: 130,
+        from_unix_ms: (NOW - 3600) * 1000,
+        to_unix_ms: Some(NOW * 1000),
+    };
+    set(&mut with_local, Some(&window));
+    let current = stored(desired_resource(&with_local, None), Some(600));
+    let changes = plan_reconcile(&[current], &[desired_resource(&local, None)], &[], now());
+    assert_eq!(changes.len(), 1);
 }

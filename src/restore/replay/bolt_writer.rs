@@ -308,4 +308,4 @@ impl Node {
 
 #[cfg(test)]
 #[path = "bolt_writer_tests.rs"]
-mod tests;
+pub(in crate::restore::replay) mod tests;

@@ -6,7 +6,8 @@ use super::*;
 use crate::inspect::bbolt::{Visit, walk};
 use crate::inspect::tree::value_in;
 
-type Buckets = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
+/// Every bucket of a file and its entries, in order.
+pub(in crate::restore::replay) type Buckets = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
 
 #[derive(Default)]
 struct Collect(Buckets);
@@ -44,7 +45,10 @@ fn write(path: &Path, page_size: u32, buckets: &Buckets) -> File {
     out.finish(&roots, 7).unwrap()
 }
 
-fn read_back(file: &File) -> (crate::inspect::bbolt::Structure, Buckets) {
+/// Walks `file` with the project's bbolt walker: its structure and every bucket's entries.
+pub(in crate::restore::replay) fn read_back(
+    file: &File,
+) -> (crate::inspect::bbolt::Structure, Buckets) {
     let mut seen = Collect::default();
     let structure = walk(file, &mut seen);
     (structure, seen.0)

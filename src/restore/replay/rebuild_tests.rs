@@ -3,33 +3,13 @@
 
 use super::*;
 use crate::delta::segment::{Event, PutEvent};
-use crate::inspect::bbolt::{Visit, walk};
 use crate::restore::replay::apply::{key_value, revision_key};
-
-type Buckets = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
-
-#[derive(Default)]
-struct Collect(Buckets);
-
-impl Visit for Collect {
-    fn bucket(&mut self, name: &[u8]) {
-        self.0.push((name.to_vec(), Vec::new()));
-    }
-    fn entry(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.0
-            .last_mut()
-            .unwrap()
-            .1
-            .push((key.to_vec(), value.unwrap().to_vec()));
-    }
-}
+use crate::restore::replay::bolt_writer::tests::{Buckets, read_back};
 
 fn read(path: &Path) -> Buckets {
-    let file = File::open(path).unwrap();
-    let mut seen = Collect::default();
-    let structure = walk(&file, &mut seen);
+    let (structure, buckets) = read_back(&File::open(path).unwrap());
     assert!(structure.problems.is_empty(), "{:?}", structure.problems);
-    seen.0
+    buckets
 }
 
 /// An etcd-shaped anchor: revisions 1..=`last` in the key bucket, one lease, a compaction at

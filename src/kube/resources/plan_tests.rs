@@ -363,21 +363,29 @@ fn a_new_drill_verdict_updates_the_resource_and_the_same_one_does_not() {
     );
 }
 
+/// The resource of `record` with a window from revision 100 (an hour ago) to `to_revision`.
+fn windowed(
+    record: &SnapshotRecord,
+    s3: Option<&S3Spec>,
+    to_revision: i64,
+    to_unix_ms: Option<i64>,
+) -> SnapshotFile {
+    use crate::snapshot::point_in_time::{PointInTime, set};
+    let mut record = record.clone();
+    let window = PointInTime {
+        from_revision: 100,
+        to_revision,
+        from_unix_ms: (NOW - 3600) * 1000,
+        to_unix_ms,
+    };
+    set(&mut record, Some(&window));
+    desired_resource(&record, s3)
+}
+
 #[test]
 fn a_moved_point_in_time_window_updates_the_resource_and_the_same_one_does_not() {
-    use crate::snapshot::point_in_time::{PointInTime, set};
     let plain = record(Storage::Local, "a-n1-1");
-    let with_window = |to_revision: i64, to_unix_ms: Option<i64>| {
-        let mut record = plain.clone();
-        let window = PointInTime {
-            from_revision: 100,
-            to_revision,
-            from_unix_ms: (NOW - 3600) * 1000,
-            to_unix_ms,
-        };
-        set(&mut record, Some(&window));
-        desired_resource(&record, None)
-    };
+    let with_window = |to_revision, to_unix_ms| windowed(&plain, None, to_revision, to_unix_ms);
     let current = stored(with_window(130, Some(NOW * 1000 + 250)), Some(600));
     let window = current
         .status
@@ -424,23 +432,13 @@ fn a_moved_point_in_time_window_updates_the_resource_and_the_same_one_does_not()
 
 #[test]
 fn a_node_knowing_less_of_an_s3_copys_window_keeps_what_a_node_knowing_more_wrote() {
-    use crate::snapshot::point_in_time::{PointInTime, set};
     let spec = S3Spec {
         bucket: "b".into(),
         ..S3Spec::default()
     };
     let plain = record(Storage::S3, "s-n1-1");
-    let with_window = |to_revision: i64, to_unix_ms: Option<i64>| {
-        let mut record = plain.clone();
-        let window = PointInTime {
-            from_revision: 100,
-            to_revision,
-            from_unix_ms: (NOW - 3600) * 1000,
-            to_unix_ms,
-        };
-        set(&mut record, Some(&window));
-        desired_resource(&record, Some(&spec))
-    };
+    let with_window =
+        |to_revision, to_unix_ms| windowed(&plain, Some(&spec), to_revision, to_unix_ms);
     let window_of = |r: &SnapshotFile| r.status.as_ref().unwrap().point_in_time.clone();
     // Written by the node that captured the chain: the end has its time.
     let current = stored(with_window(130, Some(NOW * 1000 + 250)), Some(600));
@@ -475,15 +473,7 @@ fn a_node_knowing_less_of_an_s3_copys_window_keeps_what_a_node_knowing_more_wrot
     assert_eq!(window_of(updated), window_of(&current));
     // A local copy's resource has one writer: its view is taken as it is.
     let local = record(Storage::Local, "a-n1-1");
-    let mut with_local = local.clone();
-    let window = PointInTime {
-        from_revision: 100,
-        to_revision: 130,
-        from_unix_ms: (NOW - 3600) * 1000,
-        to_unix_ms: Some(NOW * 1000),
-    };
-    set(&mut with_local, Some(&window));
-    let current = stored(desired_resource(&with_local, None), Some(600));
+    let current = stored(windowed(&local, None, 130, Some(NOW * 1000)), Some(600));
     let changes = plan_reconcile(&[current], &[desired_resource(&local, None)], &[], now());
     assert_eq!(changes.len(), 1);
 }

@@ -74,14 +74,6 @@ impl Rebuild {
     }
 
     fn copy(anchor: &Path, path: &Path) -> Result<Self, ReplayError> {
-        let io_err = |action: &'static str, at: &Path| {
-            let at = at.to_path_buf();
-            move |source| ReplayError::Io {
-                action,
-                path: at,
-                source,
-            }
-        };
         let source = File::open(anchor).map_err(io_err("open", anchor))?;
         let mut problems = Problems::default();
         let (meta, _) =
@@ -109,11 +101,7 @@ impl Rebuild {
             });
         }
         if let Some(failure) = copy.failure {
-            return Err(ReplayError::Io {
-                action: "copy the full snapshot into",
-                path: path.to_path_buf(),
-                source: failure,
-            });
+            return Err(io_err("copy the full snapshot into", path)(failure));
         }
         let key_bucket = copy.key_bucket.ok_or_else(|| ReplayError::Anchor {
             path: anchor.to_path_buf(),
@@ -152,7 +140,7 @@ impl Rebuild {
         for (key, value) in &entries {
             self.key_bucket
                 .push(&mut self.out, key, value)
-                .map_err(|source| self.write_err(source))?;
+                .map_err(io_err(WRITE, &self.path))?;
         }
         for id in leases_of(group) {
             let (key, value) = granted_lease(id);
@@ -171,11 +159,7 @@ impl Rebuild {
         let root = self
             .key_bucket
             .finish(&mut self.out)
-            .map_err(|source| ReplayError::Io {
-                action: "write the key bucket of",
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(io_err("write the key bucket of", &self.path))?;
         self.written.push((KEY_BUCKET.to_vec(), root));
         if let Some(leases) = self.leases.take() {
             let mut bucket = BucketBuilder::default();
@@ -183,30 +167,27 @@ impl Rebuild {
                 .iter()
                 .try_for_each(|(k, v)| bucket.push(&mut self.out, k, v))
                 .and_then(|()| bucket.finish(&mut self.out));
-            let root = root.map_err(|source| write_err(&self.path, source))?;
+            let root = root.map_err(io_err(WRITE, &self.path))?;
             self.written.push((LEASE_BUCKET.to_vec(), root));
         }
         self.written.sort();
-        let path = self.path.clone();
+        let path = self.path;
         self.out
             .finish(&self.written, self.txid + 1)
-            .map_err(|source| ReplayError::Io {
-                action: "finish",
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(io_err("finish", &path))?;
         Ok(path)
-    }
-
-    fn write_err(&self, source: std::io::Error) -> ReplayError {
-        write_err(&self.path, source)
     }
 }
 
-fn write_err(path: &Path, source: std::io::Error) -> ReplayError {
-    ReplayError::Io {
-        action: "write the replayed revisions to",
-        path: path.to_path_buf(),
+/// The action named when appending to the rebuilt file fails.
+const WRITE: &str = "write the replayed revisions to";
+
+/// An I/O error while doing `action` to the file at `path`.
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError {
+    let path = path.to_path_buf();
+    move |source| ReplayError::Io {
+        action,
+        path,
         source,
     }
 }

@@ -26,7 +26,7 @@ const MEMBER: &str = "etcd-snapshot-replay";
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often every lease of the member is kept alive: below etcd's shortest lease TTL (about
 /// 2 s with the default election timeout; the fast election timers make it shorter still, but
-/// no lease the chain records is that short), so no lease expires before the member is checked (an expiry would
+/// no lease the chain records is that short), so no lease expires before the member is checked and saved (an expiry would
 /// delete keys at a revision the chain does not have).
 const KEEP_ALIVE_EVERY: Duration = Duration::from_millis(500);
 /// A database over the default 2 GiB quota must still start and answer.

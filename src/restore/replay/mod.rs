@@ -148,11 +148,13 @@ pub async fn replay(
     let etcd = member::start(&config.etcd.binary, &data).await?;
     let keep_alive = member::KeepAlive::start(etcd.client());
     let checked = check_member(&etcd, &written).await;
-    keep_alive.stop().await;
     let saved = match checked {
         Ok(()) => member::save_snapshot(&mut etcd.client(), &dir.0.join(SNAPSHOT_FILE)).await,
         Err(e) => Err(e),
     };
+    // Kept alive until the snapshot is taken: an expiry in between would delete keys at a
+    // revision the check did not see.
+    keep_alive.stop().await;
     // Stopped (and waited for) before its dir goes, whatever happened.
     if let Err(e) = etcd.stop().await {
         tracing::warn!(error = %crate::errors::error_chain(&e), "failed to stop the replay member cleanly");

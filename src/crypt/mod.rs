@@ -4,7 +4,8 @@
 //! keys) and identity files (private `AGE-SECRET-KEY-1…` keys), the fingerprints shown in place
 //! of keys (and, for files that travel alone such as delta segments, named in the age header:
 //! `named`), the encrypting writer the save pipeline streams through, and the decrypting reader
-//! every reader of a snapshot (restore, verification, inspection) goes through. An encrypted
+//! every reader of a snapshot (restore, verification, inspection) goes through, and a file's
+//! seal (`seal`: what binds a file to the save that checked its plaintext). An encrypted
 //! snapshot is a standard age file: the `age` command-line tool decrypts it.
 //!
 //! Identities are secret: they live in `SecretString`/age's zeroizing types, their text never
@@ -13,6 +14,7 @@
 
 pub mod keys;
 pub mod named;
+pub mod seal;
 pub mod stream;
 
 #[cfg(test)]
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 
 pub use keys::{Fingerprint, Identities, Recipients};
 pub use named::fingerprints_in_header;
+pub use seal::{read_seal, seal_of};
 pub use stream::{AGE_MAGIC, DecryptingReader, EncryptingWriter, decrypting_reader, is_age_header};
 
 /// The suffix of an encrypted snapshot, after `.zip` when compressed.

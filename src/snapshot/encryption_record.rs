@@ -6,6 +6,11 @@
 //! The age header cannot say which keys a file was encrypted to (X25519 stanzas are anonymous),
 //! so this record is what lets a restore name the keys it needs. It is informative: a missing or
 //! malformed record never makes a snapshot unreadable.
+//!
+//! A save also records the file's seal (`crypt::seal`), which stands for "this save checked
+//! the plaintext's trailer": a restore of a file with that seal skips its own SHA-256 pass.
+//! A record whose seal does not match the file (edited, or a file encrypted elsewhere) only
+//! costs that pass.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +26,7 @@ pub const META_PLAINTEXT_SHA256: &str = "Etcd-Snapshot-Plaintext-Sha256";
 const ENCRYPTED_TO: &str = "encryptedTo";
 const PLAINTEXT_SHA256: &str = "plaintextSha256";
 const FILE_SHA256: &str = "fileSha256";
+const SEAL: &str = "ageSeal";
 
 /// The record of one encrypted snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,6 +36,9 @@ pub struct EncryptionRecord {
     /// SHA-256 of the encrypted file the record describes: rekey writes the record before it
     /// renames the new copy into place, and this tells which copy the name holds after a crash.
     pub file_sha256: Option<String>,
+    /// The seal (`crypt::seal`) of the file as the save wrote it, after the save checked its
+    /// plaintext's trailer. Only saves record it: rekey copies the plaintext without that check.
+    pub seal: Option<String>,
 }
 
 pub use crate::layout::encryption_dir_for;
@@ -42,6 +51,9 @@ impl EncryptionRecord {
         }
         if let Some(sum) = &self.file_sha256 {
             map.insert(FILE_SHA256.to_string(), sum.clone());
+        }
+        if let Some(seal) = &self.seal {
+            map.insert(SEAL.to_string(), seal.clone());
         }
         serde_json::to_vec(&map).unwrap_or_default()
     }
@@ -60,6 +72,7 @@ impl EncryptionRecord {
             recipients,
             plaintext_sha256: digest(PLAINTEXT_SHA256)?,
             file_sha256: digest(FILE_SHA256)?,
+            seal: digest(SEAL)?,
         })
     }
 
@@ -88,6 +101,7 @@ impl EncryptionRecord {
             recipients,
             plaintext_sha256,
             file_sha256: None,
+            seal: None,
         })
     }
 
@@ -126,11 +140,13 @@ mod tests {
             recipients: vec![fp],
             plaintext_sha256: Some("ab".repeat(32)),
             file_sha256: Some("cd".repeat(32)),
+            seal: Some("ef".repeat(32)),
         };
         assert_eq!(EncryptionRecord::parse(&record.to_json()), Some(record));
         for bad in [
             &br#"{"encryptedTo":"age1:zz"}"#[..],
             br#"{"encryptedTo":"age1:0123456789abcdef","plaintextSha256":"x"}"#,
+            br#"{"encryptedTo":"age1:0123456789abcdef","ageSeal":"x"}"#,
             br#"{"other":"1"}"#,
             b"[]",
         ] {
@@ -144,6 +160,7 @@ mod tests {
             recipients: vec![Fingerprint::parse("age1:0123456789abcdef").unwrap()],
             plaintext_sha256: Some("ab".repeat(32)),
             file_sha256: None,
+            seal: None,
         };
         let lower = |m: BTreeMap<String, String>| -> std::collections::HashMap<String, String> {
             m.into_iter()
@@ -186,6 +203,7 @@ mod fuzz {
             recipients: parse_list(SAMPLE).unwrap(),
             plaintext_sha256: Some("ab".repeat(32)),
             file_sha256: Some("cd".repeat(32)),
+            seal: Some("ef".repeat(32)),
         };
         fuzz.check(
             "local_records",

@@ -245,6 +245,8 @@ pub(super) async fn complete(
             recipients: fingerprints.clone(),
             plaintext_sha256: written.plaintext_sha256.clone(),
             file_sha256: Some(written.file_sha256.clone()),
+            // The file is published only after its plaintext passed the trailer check.
+            seal: seal_of_file(&path),
         };
         let record_path = layout.encryption_path(&name.file_name());
         write_metadata_or_roll_back(layout, &path, record_path, record.to_json()).await?;
@@ -267,6 +269,13 @@ pub(super) async fn complete(
         recipients: fingerprints,
         late_entries: late,
     })
+}
+
+/// The seal (`crypt::seal`) of the published file; None when it cannot be read, which only
+/// costs a later restore its shortcut.
+fn seal_of_file(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    crate::crypt::read_seal(&file).ok().flatten()
 }
 
 /// The snapshot's `.metadata` record: the extra metadata given, the late entries (never over

@@ -171,6 +171,8 @@ fn rekey_one(
         recipients: recipients.fingerprints(),
         plaintext_sha256: Some(digest),
         file_sha256: file_sha256(&temp),
+        // No seal: the plaintext was copied, not checked against its trailer.
+        seal: None,
     };
     let record_path = layout.encryption_path(new_name);
     if let Some(enc_dir) = record_path.parent() {

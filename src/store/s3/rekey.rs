@@ -315,6 +315,7 @@ impl Job<'_> {
             recipients: self.recipients.fingerprints(),
             plaintext_sha256: Some(plaintext_sha256.to_string()),
             file_sha256: None,
+            seal: None,
         };
         extra.retain(|k, _| {
             !record

@@ -16,6 +16,7 @@ use super::tool::select_restore_tool;
 use super::verify::check_free_space;
 use crate::config::DesiredConfig;
 use crate::crypt::Fingerprint;
+use crate::snapshot::encryption_record::EncryptionRecord;
 
 /// Restores the encrypted snapshot `input` into the staging dir and proves the result.
 pub(super) async fn stage_encrypted(
@@ -51,6 +52,7 @@ pub(super) async fn stage_encrypted(
         path: input.to_path_buf(),
         identities,
         needed: needed_keys(input, object_keys),
+        recorded_seal: EncryptionRecord::read_beside(input).and_then(|r| r.seal),
     };
     match direct::restore_directly(&tool, &target, source).await? {
         Direct::Staged(revisions) => {

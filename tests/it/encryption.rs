@@ -18,14 +18,14 @@ fn etcdutl() -> Option<PathBuf> {
         .or_else(|| require_binary("etcdutl"))
 }
 
-fn age(args: &[&str]) {
+pub(crate) fn age(args: &[&str]) {
     let out = Command::new("age").args(args).output().unwrap();
     assert!(out.status.success(), "age {args:?}: {:?}", text(&out));
 }
 
 /// Starts a server encrypting to `public`, writes a=1, b=2, saves (zip when `compress`),
 /// diverges, stops; returns the snapshot path.
-fn encrypted_snapshot(node: &Node, public: &str, compress: bool) -> PathBuf {
+pub(crate) fn encrypted_snapshot(node: &Node, public: &str, compress: bool) -> PathBuf {
     let flag = format!("--etcd-snapshot-encryption-recipients={public}");
     let mut server = node.start(&[&flag]);
     node.put("/test/a", "1");

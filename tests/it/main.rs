@@ -27,6 +27,7 @@ mod durations;
 mod embedded_etcd;
 mod encryption;
 mod encryption_passphrase;
+mod encryption_seal;
 mod encryption_visible;
 mod etcd_tls;
 mod generate;

@@ -7,7 +7,9 @@
 //! file that becomes the member's database (`parallel`), with its SHA-256 trailer checked in
 //! the same pass, while the tool restores an empty database beside it to write the new
 //! member's WAL and raft snapshot; then the one value the tool would have changed in the copy
-//! is changed in place (`membership`) and the file is renamed into the staging dir.
+//! is changed in place (`membership`) and the file is renamed into the staging dir. A file
+//! that still has the seal its save recorded skips the trailer's hash: the save checked that
+//! very plaintext, and every chunk is authenticated as it is decrypted (`crypt::seal`).
 //!
 //! It applies only where that reproduction is proven: etcd 3.4's `etcdctl` without a revision
 //! bump ([`supported`]), and only when the tool wrote nothing else into the empty database.
@@ -28,6 +30,7 @@ use crate::crypt::{DecryptingReader, Fingerprint, Identities};
 use crate::fsutil;
 use crate::inspect::revision::Revisions;
 use crate::restore::decrypt::{DecryptError, Decrypted};
+use parallel::Trailer;
 
 /// Whether the direct restore reproduces what `tool` does with `target`. Pure.
 pub fn supported(tool: &RestoreTool, target: &RestoreTarget) -> bool {
@@ -41,6 +44,15 @@ pub struct Source {
     pub path: PathBuf,
     pub identities: Identities,
     pub needed: Vec<Fingerprint>,
+    /// The seal its save recorded (`EncryptionRecord::seal`): when the file still has it, the
+    /// plaintext's trailer is not hashed again (`parallel::Trailer`).
+    pub recorded_seal: Option<String>,
+}
+
+/// The snapshot opened once, for every worker, and the check its plaintext gets.
+struct Pinned {
+    file: File,
+    trailer: Trailer,
 }
 
 /// What a direct restore did.
@@ -63,15 +75,23 @@ pub async fn restore_directly(
     target: &RestoreTarget,
     source: Source,
 ) -> Result<Direct, ResetError> {
-    let (source, first) =
-        tokio::task::spawn_blocking(move || source.open().map(|first| (source, first))).await??;
+    let (source, pinned, first) = tokio::task::spawn_blocking(move || {
+        let pinned = source.pin()?;
+        source.open(&pinned).map(|first| (source, pinned, first))
+    })
+    .await??;
+    if pinned.trailer == Trailer::CheckedAtSave {
+        tracing::info!(
+            "the snapshot's seal is the one its save recorded: its trailer was checked then, and every chunk is authenticated as it is decrypted"
+        );
+    }
     let staging = target.data_dir.clone();
     // Both are removed on drop; the plaintext's name is gone by then once it is installed.
     let empty = Decrypted::removed_on_drop(beside(&staging, "empty"));
     let plaintext = Decrypted::removed_on_drop(beside(&staging, "plaintext"));
     write_empty_database(empty.path())?;
     let dest = plaintext.path().to_path_buf();
-    let decrypting = tokio::task::spawn_blocking(move || source.decrypt(first, &dest));
+    let decrypting = tokio::task::spawn_blocking(move || source.decrypt(&pinned, first, &dest));
     let (decrypted, restored) = tokio::join!(decrypting, run_restore(tool, empty.path(), target));
     drop(empty);
     let image_len = match decrypted.map_err(ResetError::from).and_then(|d| Ok(d?)) {
@@ -142,26 +162,48 @@ fn install(
 }
 
 impl Source {
-    fn with_input<T>(&self, f: impl FnOnce(&parallel::Encrypted<'_>) -> T) -> T {
+    /// Opens the file and compares its seal with the recorded one.
+    fn pin(&self) -> Result<Pinned, DecryptError> {
+        let file = File::open(&self.path).map_err(|source| DecryptError::Io {
+            action: "open",
+            path: self.path.clone(),
+            source,
+        })?;
+        // An unreadable header is reported by the opening that follows.
+        let found = crate::crypt::read_seal(&file).ok().flatten();
+        let trailer = parallel::trailer_check(self.recorded_seal.as_deref(), found.as_deref());
+        Ok(Pinned { file, trailer })
+    }
+
+    fn with_input<T>(&self, pinned: &Pinned, f: impl FnOnce(&parallel::Encrypted<'_>) -> T) -> T {
         let name = self
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         f(&parallel::Encrypted {
+            file: &pinned.file,
             path: &self.path,
             identities: &self.identities,
             name: &name,
             needed: &self.needed,
+            trailer: pinned.trailer,
         })
     }
 
-    fn open(&self) -> Result<DecryptingReader<File>, DecryptError> {
-        self.with_input(parallel::open)
+    fn open(&self, pinned: &Pinned) -> Result<DecryptingReader<File>, DecryptError> {
+        self.with_input(pinned, parallel::open)
     }
 
-    fn decrypt(&self, first: DecryptingReader<File>, dest: &Path) -> Result<u64, DecryptError> {
-        self.with_input(|input| parallel::decrypt_in_parallel(input, first, dest))
+    fn decrypt(
+        &self,
+        pinned: &Pinned,
+        first: DecryptingReader<File>,
+        dest: &Path,
+    ) -> Result<u64, DecryptError> {
+        self.with_input(pinned, |input| {
+            parallel::decrypt_in_parallel(input, first, dest)
+        })
     }
 }
 

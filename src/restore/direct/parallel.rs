@@ -5,6 +5,14 @@
 //! (`snapshot::verify::StreamCheck`) as it decrypts it and then reads the other shares back
 //! in order as they are written; the disk is asked to write each step behind them.
 //!
+//! A file whose seal matches the one its save recorded (`Trailer::CheckedAtSave`, see
+//! `crypt::seal`) skips that check: the save checked the same plaintext, and every chunk is
+//! authenticated as it is decrypted. Its shares are then equal, and only the size and the
+//! database's magic are checked at the end.
+//!
+//! Every worker reads the one file opened first (reopened through `/proc/self/fd`, so each has
+//! its own position): a file renamed over the path midway cannot mix two files' chunks.
+//!
 //! Memory is one block per worker plus one for the check, whatever the size. A chunk that
 //! fails authentication stops every worker and names the plaintext offset it failed at; the
 //! partial file is the caller's to remove.
@@ -22,7 +30,7 @@ use rustix::fs::Advice;
 use crate::crypt::{DecryptingReader, Fingerprint, Identities, decrypting_reader};
 use crate::fsutil;
 use crate::restore::decrypt::DecryptError;
-use crate::snapshot::verify::StreamCheck;
+use crate::snapshot::verify::{StreamCheck, TRAILER_LEN, quick_check};
 
 /// Plaintext handed over at a time: a multiple of age's 64 KiB chunk.
 const BLOCK: u64 = 1 << 20;
@@ -31,19 +39,43 @@ const WRITE_BEHIND: u64 = 32 << 20;
 /// Most workers used: beyond this the disk, not the cipher, is the limit.
 const MAX_WORKERS: usize = 4;
 
+/// Whether the plaintext's SHA-256 trailer is checked here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trailer {
+    /// Checked in order as the workers write (any file not known to be a checked save's).
+    Check,
+    /// The file's seal is the one its save recorded after checking this very plaintext.
+    CheckedAtSave,
+}
+
+/// Which check a file gets: `CheckedAtSave` only when its seal (`found`) equals the recorded
+/// one. Pure.
+pub fn trailer_check(recorded: Option<&str>, found: Option<&str>) -> Trailer {
+    match (recorded, found) {
+        (Some(recorded), Some(found)) if recorded.eq_ignore_ascii_case(found) => {
+            Trailer::CheckedAtSave
+        }
+        _ => Trailer::Check,
+    }
+}
+
 /// What is needed to open the encrypted file, once per worker.
 pub struct Encrypted<'a> {
+    /// The file, opened once: every worker reopens this one.
+    pub file: &'a File,
+    /// Its path, for messages.
     pub path: &'a Path,
     pub identities: &'a Identities,
     /// The file's name, for messages.
     pub name: &'a str,
     /// The fingerprints its record names, for the refusal's message.
     pub needed: &'a [Fingerprint],
+    pub trailer: Trailer,
 }
 
 /// Decrypts `input`, opened as `first` ([`open`]), into a new file `dest` (0600, synced) and
-/// checks the plaintext's SHA-256 against its trailer. Returns the database image's length
-/// (the plaintext without its trailer).
+/// checks the plaintext's SHA-256 against its trailer unless `input.trailer` says its save did.
+/// Returns the database image's length (the plaintext without its trailer).
 pub fn decrypt_in_parallel(
     input: &Encrypted<'_>,
     mut first: DecryptingReader<File>,
@@ -57,7 +89,9 @@ pub fn decrypt_in_parallel(
     // The check reads back through its own handle: the new file is opened for writing only.
     let back = File::open(dest).map_err(io_err("open", dest))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let ranges = shares(len, workers_for(&header_of(input.path)?, cores), BLOCK);
+    let checking = input.trailer == Trailer::Check;
+    let workers = workers_for(&header_of(input.file, input.path)?, cores);
+    let ranges = shares(len, workers, BLOCK, checking);
     let progress = Progress::new(ranges.len());
     let (decrypted, checked) = std::thread::scope(|scope| {
         // Workers 1.. decrypt their shares on threads of their own; this thread is worker 0,
@@ -78,7 +112,7 @@ pub fn decrypt_in_parallel(
             })
             .collect();
         let behind = scope.spawn(|| write_behind(&out, &ranges, &progress));
-        let mut check = StreamCheck::new();
+        let mut check = checking.then(StreamCheck::new);
         let first_share = ranges.first().cloned().unwrap_or(0..0);
         let guard = FailUnlessDone(&progress);
         let own = decrypt_share(
@@ -87,10 +121,13 @@ pub fn decrypt_in_parallel(
             (&out, dest),
             (0, first_share),
             &progress,
-            Some(&mut check),
+            check.as_mut(),
         );
         guard.finished(own.is_ok());
-        let checked = follow_and_check(&back, &ranges, &progress, check);
+        let checked = match check {
+            Some(check) => follow_and_check(&back, &ranges, &progress, check).map(Some),
+            None => Ok(None),
+        };
         // Only a hint to the kernel: the final sync below is what makes the file durable.
         let _ = behind.join();
         // Every worker is joined (a panic is an error, not the scope's panic), then the
@@ -107,12 +144,17 @@ pub fn decrypt_in_parallel(
     });
     decrypted?;
     let check = checked.map_err(io_err("read back", dest))?;
-    let image_len = check
-        .finish(dest)
-        .map_err(|source| DecryptError::Snapshot {
-            file: input.name.to_string(),
-            source: Box::new(source),
-        })?;
+    let not_a_snapshot = |source| DecryptError::Snapshot {
+        file: input.name.to_string(),
+        source: Box::new(source),
+    };
+    let image_len = match check {
+        Some(check) => check.finish(dest).map_err(not_a_snapshot)?,
+        // The save checked the hash; the size and the magic cost nothing to check again.
+        None => quick_check(dest)
+            .map(|()| len - TRAILER_LEN)
+            .map_err(not_a_snapshot)?,
+    };
     out.sync_all().map_err(io_err("sync", dest))?;
     Ok(image_len)
 }
@@ -148,29 +190,37 @@ pub fn workers_for(header: &[u8], cores: usize) -> usize {
 }
 
 /// The first bytes of the file, where age keeps its recipient stanzas.
-fn header_of(path: &Path) -> Result<Vec<u8>, DecryptError> {
-    let mut head = Vec::with_capacity(4096);
-    File::open(path)
-        .and_then(|f| f.take(4096).read_to_end(&mut head))
-        .map_err(io_err("read", path))?;
+fn header_of(file: &File, path: &Path) -> Result<Vec<u8>, DecryptError> {
+    let mut head = vec![0u8; 4096];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read_at(&mut head[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) => return Err(io_err("read", path)(e)),
+        }
+    }
+    head.truncate(filled);
     Ok(head)
 }
 
 /// Splits `len` bytes into at most `workers` contiguous shares, each a multiple of `align`
-/// long but the last. The first share is a fifth the size of the others: its worker also
-/// checks the whole plaintext (SHA-256 costs about two thirds of decryption per byte here),
-/// so with two workers both finish about together. Pure.
-pub fn shares(len: u64, workers: usize, align: u64) -> Vec<Range<u64>> {
+/// long but the last. When `checking`, the first share is a fifth the size of the others:
+/// its worker also checks the whole plaintext (SHA-256 costs about two thirds of decryption
+/// per byte here), so with two workers both finish about together. Otherwise the shares are
+/// equal. Pure.
+pub fn shares(len: u64, workers: usize, align: u64, checking: bool) -> Vec<Range<u64>> {
     let workers = workers.max(1) as u64;
-    // Weights: 1 for the first share, 5 for each other.
-    let parts = 1 + 5 * (workers - 1);
+    // Weights: 1 for the first share, `rest` for each other.
+    let rest = if checking { 5 } else { 1 };
+    let parts = 1 + rest * (workers - 1);
     let unit = len.div_ceil(parts);
     let first = if workers == 1 {
         len
     } else {
         unit.div_ceil(align) * align
     };
-    let per = (unit * 5).div_ceil(align).max(1) * align;
+    let per = (unit * rest).div_ceil(align).max(1) * align;
     let mut ranges = Vec::with_capacity(workers as usize);
     ranges.push(0..first.min(len));
     let mut at = first.min(len);
@@ -185,13 +235,20 @@ pub fn shares(len: u64, workers: usize, align: u64) -> Vec<Range<u64>> {
 
 /// Opens `input` with its identities: a file no identity opens is refused here, at its header.
 pub fn open(input: &Encrypted<'_>) -> Result<DecryptingReader<File>, DecryptError> {
-    let file = File::open(input.path).map_err(io_err("open", input.path))?;
+    let file = reopen(input.file, input.path).map_err(io_err("open", input.path))?;
     decrypting_reader(file, Some(input.identities), input.name, input.needed).map_err(|source| {
         DecryptError::Open {
             file: input.name.to_string(),
             source,
         }
     })
+}
+
+/// A new handle on the same open file, with a position of its own (a clone of the handle
+/// would share one). By path only where `/proc` is not mounted.
+fn reopen(file: &File, path: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).or_else(|_| File::open(path))
 }
 
 /// One worker: decrypts its share of the plaintext and writes it at the same offsets,

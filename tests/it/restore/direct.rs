@@ -102,6 +102,7 @@ async fn a_direct_restore_equals_the_tools_own_value_for_value_and_file_for_file
         path: encrypted.clone(),
         identities: Identities::read_file(&identity).unwrap(),
         needed: Vec::new(),
+        recorded_seal: None,
     };
     let staged = direct::restore_directly(&tool, &ours, source)
         .await
@@ -180,6 +181,7 @@ async fn another_tool_is_declined_with_the_checked_plaintext_and_nothing_staged(
         path: encrypted,
         identities: Identities::read_file(&identity).unwrap(),
         needed: Vec::new(),
+        recorded_seal: None,
     };
     let Direct::Declined { plaintext, reason } = direct::restore_directly(&tool, &ours, source)
         .await

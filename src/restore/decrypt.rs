@@ -15,7 +15,7 @@
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::crypt::{CryptError, Fingerprint, Identities, decrypting_reader};
+use crate::crypt::{CryptError, DecryptingReader, Fingerprint, Identities, decrypting_reader};
 use crate::fsutil;
 use crate::snapshot::name::without_age;
 use crate::snapshot::pipe::PipeWriter;
@@ -105,6 +105,28 @@ pub fn decrypt_snapshot_checked(
     )
 }
 
+/// Opens `input` with `identities`: a snapshot none of them opens is refused here, at its
+/// header, naming `needed` (the fingerprints its record names).
+pub fn open_decrypting(
+    input: &Path,
+    identities: Option<&Identities>,
+    needed: &[Fingerprint],
+) -> Result<DecryptingReader<std::fs::File>, DecryptError> {
+    let file_name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let source = std::fs::File::open(input).map_err(|source| DecryptError::Io {
+        action: "open",
+        path: input.to_path_buf(),
+        source,
+    })?;
+    decrypting_reader(source, identities, &file_name, needed).map_err(|source| DecryptError::Open {
+        file: file_name,
+        source,
+    })
+}
+
 fn decrypt(
     input: &Path,
     dest_dir: &Path,
@@ -124,14 +146,7 @@ fn decrypt(
             source,
         }
     };
-    let source = std::fs::File::open(input).map_err(io_err("open", input))?;
-    let mut reader =
-        decrypting_reader(source, identities, &file_name, needed).map_err(|source| {
-            DecryptError::Open {
-                file: file_name.clone(),
-                source,
-            }
-        })?;
+    let mut reader = open_decrypting(input, identities, needed)?;
     let dest = dest_dir.join(format!("{}.decrypted", without_age(&file_name)));
     // A leftover from an interrupted restore is only ever our own plaintext copy.
     let _ = std::fs::remove_file(&dest);

@@ -75,9 +75,15 @@ pub async fn restore_snapshot(
             return stage_encrypted(config, &plan, &input, object_keys, &passphrase).await;
         }
         // The decrypted and extracted copies are removed whatever happens next.
-        let decrypted = decrypt(config, &plan, &input, object_keys, true).await?;
-        let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
-        let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
+        let (decrypted, extracted) = if plan.encrypted && plan.compressed {
+            let extracted = extract_encrypted(config, &input, object_keys).await?;
+            (None, extracted)
+        } else {
+            let decrypted = decrypt(config, &plan, &input, object_keys, true).await?;
+            let input = decrypted.as_ref().map_or(input, |d| d.path().to_path_buf());
+            let extracted = Extracted::new(&plan, &input, &config.snapshot.dir)?;
+            (decrypted, extracted)
+        };
         // A copy written here (decrypted database, extracted entry) was checked as it was
         // written; the operator's own plain file is checked beside the restore tool.
         let mut checked = plan.compressed || decrypted.is_some();
@@ -205,6 +211,32 @@ pub(super) async fn decrypt(
     })
     .await??;
     Ok(Some(decrypted))
+}
+
+/// The database of an encrypted `.zip.age` snapshot, decrypted and extracted into the snapshot
+/// dir in one pass (`unzip_encrypted`), its trailer checked as it is written; removed on drop.
+/// A snapshot this host's identities cannot open is refused before anything is written.
+async fn extract_encrypted(
+    config: &DesiredConfig,
+    input: &Path,
+    object_keys: Vec<Fingerprint>,
+) -> Result<Extracted, ResetError> {
+    let identities = crate::kube::encryption_secret::command_identities(config)
+        .await
+        .map_err(ResetError::Identity)?;
+    let (input, dir) = (input.to_path_buf(), config.snapshot.dir.clone());
+    tracing::info!(snapshot = %input.display(), "decrypting and extracting the encrypted snapshot in one pass");
+    let path = tokio::task::spawn_blocking(move || {
+        let needed = needed_keys(&input, object_keys);
+        super::unzip_encrypted::extract_encrypted_checked(
+            &input,
+            identities.as_ref(),
+            &needed,
+            &dir,
+        )
+    })
+    .await??;
+    Ok(Extracted::written(path))
 }
 
 /// The key fingerprints an encrypted snapshot needs, for a refusal's message: the save's

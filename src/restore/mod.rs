@@ -25,6 +25,7 @@ pub mod flow;
 pub mod last_restore;
 pub mod plan;
 mod progress_watch;
+mod read_ahead;
 pub mod replay;
 pub mod reset;
 mod reset_error;
@@ -36,6 +37,7 @@ mod stage_encrypted;
 mod staging;
 pub mod tool;
 pub mod unzip;
+pub mod unzip_encrypted;
 pub mod verify;
 
 #[cfg(test)]

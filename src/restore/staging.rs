@@ -87,6 +87,14 @@ impl Extracted {
         })
     }
 
+    /// A database file this restore extracted at `path` (`unzip_encrypted`).
+    pub(super) fn written(path: PathBuf) -> Self {
+        Self {
+            path,
+            remove_on_drop: true,
+        }
+    }
+
     pub(super) fn path(&self) -> &Path {
         &self.path
     }

@@ -8,16 +8,17 @@
 //! trailer in the same pass, so the restore tool can skip its own hash pass.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use super::RestoreError;
 use super::decrypt::CheckedFile;
+use super::read_ahead::ReadAhead;
 use crate::fsutil;
 use crate::snapshot::name::PART_SUFFIX;
 use crate::snapshot::pipe::PipeWriter;
 pub use crate::snapshot::verify::archive::check_entry_name;
-use crate::snapshot::verify::archive::{checked_name, not_a_zip, open_archive};
+use crate::snapshot::verify::archive::{archive_from, checked_name, not_a_zip, open_archive};
 use crate::snapshot::verify::{StreamCheck, VerifyError};
 
 /// Mode of the extracted database: etcd's private file mode, whatever the archive says.
@@ -42,12 +43,61 @@ pub fn extract_snapshot_checked(zip_path: &Path, dest_dir: &Path) -> Result<Path
     extract(zip_path, dest_dir, Some(StreamCheck::new()))
 }
 
+/// Reads the archive through a read-ahead (`read_ahead`): the file is read on a thread of its
+/// own while this one inflates, so a cold file's reads overlap the inflating.
 fn extract(
     zip_path: &Path,
     dest_dir: &Path,
     check: Option<StreamCheck>,
 ) -> Result<PathBuf, RestoreError> {
-    let mut archive = open_archive(zip_path)?;
+    let opened = File::open(zip_path).and_then(ReadAhead::new);
+    let reader = opened.map_err(|source| RestoreError::OpenArchive {
+        zip: zip_path.to_path_buf(),
+        source,
+    })?;
+    let mut archive = archive_from(reader, zip_path)?;
+    extract_entry(&mut archive, zip_path, dest_dir, check)
+}
+
+/// An archive read from any seekable source, such as the decrypting read-ahead of a
+/// `.zip.age` snapshot (`unzip_encrypted`); `zip_path` names it in errors.
+pub struct OpenedArchive<R> {
+    archive: zip::ZipArchive<R>,
+    zip_path: PathBuf,
+}
+
+impl<R: Read + Seek> OpenedArchive<R> {
+    /// The archive in `reader`, through the same checks as a `.zip` file's.
+    pub fn from_reader(reader: R, zip_path: &Path) -> Result<Self, RestoreError> {
+        Ok(Self {
+            archive: archive_from(reader, zip_path)?,
+            zip_path: zip_path.to_path_buf(),
+        })
+    }
+
+    /// As [`archive_entry_size`].
+    pub fn entry_size(&mut self) -> Result<u64, RestoreError> {
+        let entry = self
+            .archive
+            .by_index(0)
+            .map_err(|source| not_a_zip(&self.zip_path, source))?;
+        checked_name(&self.zip_path, &entry)?;
+        Ok(entry.size())
+    }
+
+    /// As [`extract_snapshot_checked`].
+    pub fn extract_checked(&mut self, dest_dir: &Path) -> Result<PathBuf, RestoreError> {
+        let check = Some(StreamCheck::new());
+        extract_entry(&mut self.archive, &self.zip_path, dest_dir, check)
+    }
+}
+
+fn extract_entry<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    zip_path: &Path,
+    dest_dir: &Path,
+    check: Option<StreamCheck>,
+) -> Result<PathBuf, RestoreError> {
     let mut entry = archive
         .by_index(0)
         .map_err(|source| not_a_zip(zip_path, source))?;

@@ -3,7 +3,7 @@
 //! opens archives through the same checks.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use super::VerifyError;
@@ -53,8 +53,16 @@ pub(crate) fn open_archive(zip_path: &Path) -> Result<Archive, VerifyError> {
         zip: zip_path.to_path_buf(),
         source,
     })?;
-    let archive =
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|source| not_a_zip(zip_path, source))?;
+    archive_from(BufReader::new(file), zip_path)
+}
+
+/// Reads `reader` as an archive holding exactly one entry; `zip_path` names it in errors
+/// (a decrypting reader's archive is the encrypted file's).
+pub(crate) fn archive_from<R: Read + Seek>(
+    reader: R,
+    zip_path: &Path,
+) -> Result<zip::ZipArchive<R>, VerifyError> {
+    let archive = zip::ZipArchive::new(reader).map_err(|source| not_a_zip(zip_path, source))?;
     if archive.len() != 1 {
         return Err(VerifyError::EntryCount {
             zip: zip_path.to_path_buf(),

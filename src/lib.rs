@@ -15,8 +15,9 @@
 //! - `telemetry`: logging (and its settings), Prometheus/OpenMetrics metrics and the CLI's
 //!   `--progress` reporting; below everything it observes, so the save pipeline reports to it.
 //! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
-//!   writer of the save pipeline and the decrypting reader every read path uses, and age headers
-//!   that name their recipients (`crypt::named`).
+//!   writer of the save pipeline and the decrypting reader every read path uses, age headers
+//!   that name their recipients (`crypt::named`), and a file's seal (`crypt::seal`: the digest
+//!   of its header and nonce, which ties it to the save that checked its plaintext).
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline (its parallel zip writer, `snapshot::zipstream`, picks LZ77, Huffman-only or
 //!   stored Deflate per 64 KiB segment; `zipstream::pool` runs its workers and keeps their blocks
@@ -60,7 +61,9 @@
 //! - `restore`: restore and cluster reset: free-space and tool checks, unzip, the restore tool,
 //!   the data dir swap, rollback (snapshot checks come from `snapshot::verify`);
 //!   `restore::direct`, an encrypted snapshot decrypted on every core straight into the staging
-//!   dir where the tool's one change to the database is reproduced (etcd 3.4's tool);
+//!   dir where the tool's one change to the database is reproduced (etcd 3.4's tool), its
+//!   trailer not hashed again when the file has its save's seal; `restore::unzip_encrypted`,
+//!   a `.zip.age` decrypted on a read-ahead thread (`restore::read_ahead`) into the extraction;
 //!   `restore::replay`, point-in-time restore (a delta chain, from disk or S3, written straight
 //!   into a copy of the full snapshot's bbolt file, proven by a throwaway member, and its
 //!   snapshot restored like any other); `restore::drill`,

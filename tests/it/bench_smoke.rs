@@ -97,8 +97,16 @@ fn the_restore_benchmark_runs_every_contender() {
         return;
     }
     let table = rows(&run_bench("restore-bench.sh", &["4", "1"], &[]));
-    assert_eq!(table.len(), 3, "{table:?}");
-    assert!(table[2].0.contains("encrypted"), "{table:?}");
+    assert_eq!(table.len(), 6, "{table:?}");
+    assert!(
+        table[2].0.contains("encrypted by the age tool"),
+        "{table:?}"
+    );
+    assert!(
+        table[3].0.contains("encrypted by etcd-snapshot save"),
+        "{table:?}"
+    );
+    assert!(table[5].0.contains("zipped and encrypted"), "{table:?}");
 }
 
 #[test]
@@ -116,7 +124,7 @@ fn the_inspect_benchmark_agrees_with_etcdutl_on_a_small_snapshot() {
         &["1"],
         &[("SNAPSHOT", &snapshot)],
     ));
-    assert_eq!(table.len(), 4, "{table:?}");
+    assert_eq!(table.len(), 6, "{table:?}");
 }
 
 #[test]

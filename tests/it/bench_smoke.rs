@@ -124,7 +124,7 @@ fn the_inspect_benchmark_agrees_with_etcdutl_on_a_small_snapshot() {
         &["1"],
         &[("SNAPSHOT", &snapshot)],
     ));
-    assert_eq!(table.len(), 6, "{table:?}");
+    assert_eq!(table.len(), 4, "{table:?}");
 }
 
 #[test]

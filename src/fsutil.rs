@@ -166,6 +166,17 @@ pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
+/// The names of the entries of `dir`, sorted: what unit tests compare a dir with.
+#[cfg(test)]
+pub(crate) fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,6 +196,7 @@ pub fn publish_test_segment(
 mod tests {
     use super::*;
     use crate::delta::segment::{Event, PutEvent, decode};
+    use crate::fsutil::sorted_names;
     use std::path::Path;
 
     fn header(from: i64) -> SegmentHeader {
@@ -224,15 +225,6 @@ mod tests {
         }
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
     #[test]
     fn a_finished_segment_is_published_under_its_range_and_reads_back() {
         let root = tempfile::tempdir().unwrap();
@@ -246,7 +238,7 @@ mod tests {
         open.push(&group(11)).unwrap();
         open.push(&group(13)).unwrap();
         assert_eq!(
-            names(chain.path()),
+            sorted_names(chain.path()),
             [".11.part"],
             "only the temp file while open"
         );
@@ -256,7 +248,7 @@ mod tests {
         );
         let published = open.finish(5, 6, None).unwrap();
         let name = crate::delta::chain::segment_file_name(11, 13);
-        assert_eq!(names(chain.path()), std::slice::from_ref(&name));
+        assert_eq!(sorted_names(chain.path()), std::slice::from_ref(&name));
         assert_eq!(
             chain.path(),
             root.path().join(".deltas/etcd-snapshot-n1-1700000000")
@@ -279,14 +271,17 @@ mod tests {
         let mut open = chain.open(&header(5), false, None).unwrap();
         open.push(&group(5)).unwrap();
         drop(open);
-        assert!(names(chain.path()).is_empty(), "dropped without finish");
+        assert!(
+            sorted_names(chain.path()).is_empty(),
+            "dropped without finish"
+        );
         // A crash leaves a temp file: the next start removes it, and a new segment from the
         // same revision is opened over any leftover.
         std::fs::write(chain.path().join(".5.part"), b"half").unwrap();
         std::fs::write(chain.path().join(".9.part"), b"half").unwrap();
         std::fs::write(chain.path().join("notes.txt"), b"not ours").unwrap();
         assert_eq!(chain.remove_temp_files().unwrap(), 2);
-        assert_eq!(names(chain.path()), ["notes.txt"]);
+        assert_eq!(sorted_names(chain.path()), ["notes.txt"]);
         std::fs::write(chain.path().join(".5.part"), b"half").unwrap();
         let mut open = chain.open(&header(5), false, None).unwrap();
         open.push(&group(5)).unwrap();

@@ -7,6 +7,7 @@ use std::io::Write;
 use super::*;
 use crate::crypt::EncryptingWriter;
 use crate::crypt::keys::generated_identities;
+use crate::fsutil::sorted_names;
 use crate::restore::RestoreError;
 
 /// A database-shaped image of `len` bytes (bbolt magic at 16) followed by its SHA-256.
@@ -44,15 +45,6 @@ fn encrypt(path: &Path, data: &[u8], ids: &Identities) {
     w.finish().unwrap();
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn the_database_comes_out_whole_and_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,7 +56,7 @@ fn the_database_comes_out_whole_and_checked() {
     let path = extract_encrypted_checked(&input, Some(&ids), &[], out.path()).unwrap();
     assert_eq!(path, out.path().join("s-n1-5"));
     assert!(std::fs::read(&path).unwrap() == db);
-    assert_eq!(names(out.path()), ["s-n1-5"]);
+    assert_eq!(sorted_names(out.path()), ["s-n1-5"]);
 }
 
 #[test]
@@ -97,7 +89,7 @@ fn every_failure_is_named_and_leaves_nothing() {
         ),
         other => panic!("{other}"),
     }
-    assert!(names(out.path()).is_empty());
+    assert!(sorted_names(out.path()).is_empty());
 
     // Truncated: the last chunk is missing, so the zip reader's seek to the end fails.
     encrypt(&input, &zipped(&db), &ids);
@@ -108,7 +100,7 @@ fn every_failure_is_named_and_leaves_nothing() {
         matches!(err, ResetError::Decrypt(DecryptError::Damaged { .. })),
         "{err}"
     );
-    assert!(names(out.path()).is_empty());
+    assert!(sorted_names(out.path()).is_empty());
 
     // A database with a wrong trailer in an intact stream: the snapshot check refuses it.
     let mut bad = db.clone();
@@ -119,5 +111,5 @@ fn every_failure_is_named_and_leaves_nothing() {
         matches!(err, ResetError::Step(RestoreError::ChecksumMismatch { .. })),
         "{err}"
     );
-    assert!(names(out.path()).is_empty());
+    assert!(sorted_names(out.path()).is_empty());
 }

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::fsutil::sorted_names;
 use crate::hex::encode as hex;
 use crate::layout::SnapshotDirLayout;
 
@@ -65,15 +66,6 @@ fn dirs() -> Dirs {
     }
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -96,9 +88,9 @@ async fn raw_save_is_byte_identical_and_private() {
         let d = dirs();
         let saved = save(scripted(&data, chunk), &d, false).await.unwrap();
         // Only the snapshot is in the snapshot dir; its temp file was written beside it.
-        assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881"]);
+        assert_eq!(sorted_names(&d.snapshots), ["on-demand-n1-1754906881"]);
         assert_eq!(mode(&d.layout.work), 0o700);
-        assert!(listing(&d.layout.work).is_empty());
+        assert!(sorted_names(&d.layout.work).is_empty());
         assert_eq!(std::fs::read(&saved.path).unwrap(), data);
         assert_eq!(mode(&saved.path), 0o600);
         assert_eq!(saved.size, data.len() as u64);
@@ -113,7 +105,7 @@ async fn compressed_save_is_a_one_entry_zip_of_the_stream() {
     let data = etcd_stream(300);
     let d = dirs();
     let saved = save(scripted(&data, 32 * 1024), &d, true).await.unwrap();
-    assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881.zip"]);
+    assert_eq!(sorted_names(&d.snapshots), ["on-demand-n1-1754906881.zip"]);
     let bytes = std::fs::read(&saved.path).unwrap();
     assert_eq!(saved.size, bytes.len() as u64);
     assert_eq!(saved.file_sha256, hex(&Sha256::digest(&bytes)));
@@ -141,9 +133,9 @@ async fn corrupted_stream_leaves_nothing() {
             .await
             .unwrap_err();
         assert!(matches!(err, SaveError::ChecksumMismatch { .. }), "{err:?}");
-        assert!(listing(&d.snapshots).is_empty());
+        assert!(sorted_names(&d.snapshots).is_empty());
         assert!(
-            listing(&d.layout.work).is_empty(),
+            sorted_names(&d.layout.work).is_empty(),
             "the temp file is removed"
         );
     }
@@ -164,7 +156,7 @@ async fn short_and_empty_streams_are_truncated() {
                 matches!(err, SaveError::Truncated { received } if received == expected),
                 "case {i}: {err:?}"
             );
-            assert!(listing(&d.snapshots).is_empty(), "case {i}");
+            assert!(sorted_names(&d.snapshots).is_empty(), "case {i}");
         }
     }
 }
@@ -182,7 +174,7 @@ async fn stream_error_midway_leaves_nothing() {
         matches!(err, SaveError::ReadStream { received: 8192, .. }),
         "{err:?}"
     );
-    assert!(listing(&d.snapshots).is_empty());
+    assert!(sorted_names(&d.snapshots).is_empty());
 }
 
 #[tokio::test]
@@ -194,7 +186,7 @@ async fn existing_snapshot_is_never_replaced() {
     let err = save(scripted(&data, 1024), &d, false).await.unwrap_err();
     assert!(matches!(err, SaveError::AlreadyExists { .. }), "{err:?}");
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
-    assert_eq!(listing(&d.snapshots), ["on-demand-n1-1754906881"]);
+    assert_eq!(sorted_names(&d.snapshots), ["on-demand-n1-1754906881"]);
 }
 
 #[tokio::test]
@@ -219,7 +211,7 @@ async fn metadata_file_is_compact_json_beside_the_dir() {
     assert_eq!(mode(&meta_file), 0o600);
     assert_eq!(mode(&d.metadata), 0o700);
     assert!(saved.path.exists());
-    assert_eq!(listing(&d.metadata), ["on-demand-n1-1754906881.zip"]);
+    assert_eq!(sorted_names(&d.metadata), ["on-demand-n1-1754906881.zip"]);
 }
 
 #[tokio::test]
@@ -239,7 +231,7 @@ async fn failed_metadata_write_rolls_the_snapshot_back() {
     .await
     .unwrap_err();
     assert!(matches!(err, SaveError::Metadata { .. }), "{err:?}");
-    assert!(listing(&d.snapshots).is_empty());
+    assert!(sorted_names(&d.snapshots).is_empty());
 }
 
 /// Collects what a tee consumer receives: the bytes and the `Done` message, if any.

@@ -24,6 +24,24 @@ pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     read_open_capped(file, max)
 }
 
+/// The first `len` bytes of `file` (fewer when it is shorter), read at offset 0 without
+/// moving its cursor: the header of a file other handles are reading.
+pub fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut prefix = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut prefix[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    prefix.truncate(filled);
+    Ok(prefix)
+}
+
 /// `read_capped` for a file already opened (with whatever flags the caller needs).
 pub fn read_open_capped(file: File, max: u64) -> io::Result<Vec<u8>> {
     use std::io::Read;

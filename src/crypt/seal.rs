@@ -13,7 +13,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
@@ -49,15 +48,7 @@ pub fn seal_of(prefix: &[u8]) -> Option<String> {
 /// The seal of the file `file` (read at offset 0, not moving its cursor); None when it is not
 /// an age file with a header of a size this build writes.
 pub fn read_seal(file: &File) -> io::Result<Option<String>> {
-    let mut prefix = vec![0u8; MAX_HEADER + NONCE_LEN];
-    let mut filled = 0;
-    while filled < prefix.len() {
-        match file.read_at(&mut prefix[filled..], filled as u64)? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    prefix.truncate(filled);
+    let prefix = crate::fsutil::read_prefix(file, MAX_HEADER + NONCE_LEN)?;
     Ok(seal_of(&prefix))
 }
 

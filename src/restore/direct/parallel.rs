@@ -88,8 +88,8 @@ pub fn decrypt_in_parallel(
     out.set_len(len).map_err(io_err("size", dest))?;
     // The check reads back through its own handle: the new file is opened for writing only.
     let back = File::open(dest).map_err(io_err("open", dest))?;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let checking = input.trailer == Trailer::Check;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = workers_for(&header_of(input.file, input.path)?, cores);
     let ranges = shares(len, workers, BLOCK, checking);
     let progress = Progress::new(ranges.len());
@@ -191,17 +191,7 @@ pub fn workers_for(header: &[u8], cores: usize) -> usize {
 
 /// The first bytes of the file, where age keeps its recipient stanzas.
 fn header_of(file: &File, path: &Path) -> Result<Vec<u8>, DecryptError> {
-    let mut head = vec![0u8; 4096];
-    let mut filled = 0;
-    while filled < head.len() {
-        match file.read_at(&mut head[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) => return Err(io_err("read", path)(e)),
-        }
-    }
-    head.truncate(filled);
-    Ok(head)
+    fsutil::read_prefix(file, 4096).map_err(io_err("read", path))
 }
 
 /// Splits `len` bytes into at most `workers` contiguous shares, each a multiple of `align`

@@ -1,6 +1,7 @@
 //! Times the compressed save's encoder alone on a file: the parallel zip writer
-//! (`snapshot::zipstream`) against Deflate level 1 on one thread, the writer's encoding before
-//! it went parallel. A measuring aid for `BENCHMARKS.md`, not a benchmark of a whole save.
+//! (`snapshot::zipstream`) against flate2's Deflate level 1 on one thread, the writer's encoding
+//! before it went parallel. A measuring aid for `BENCHMARKS.md`, not a benchmark of a whole
+//! save.
 //!
 //!   cargo build --release --example zip-throughput
 //!   python3 bench/gen-values.py k8s 500 > k8s.txt

@@ -6,12 +6,14 @@
 //! Modules by domain, listed from the bottom up: a module uses only modules listed above it
 //! (`module_graph_tests` fails on an import cycle between top-level modules, naming each edge).
 //!
-//! - `errors`, `hex`, `fsutil`, `layout`, `pki`, `tls_verify`: leaves with no `crate::`
-//!   imports. One line per error with its sources (`error_chain`); lower-case hex; crash-safe
-//!   writes and size-capped reads; every path under the data dir and beside a snapshot dir
-//!   (`.metadata`, `.s3-pending`, the work dir with lock and temp files); the certificate
-//!   helpers the API's and etcd's CAs share (crypto provider, host name, validity); the blind
-//!   certificate verifier (skip-ssl-verify, `/cacerts` bootstrap).
+//! - `errors`, `hex`, `fsutil`, `layout`, `pki`, `tls_verify`, `deflate`: leaves with no
+//!   `crate::` imports. One line per error with its sources (`error_chain`); lower-case hex;
+//!   crash-safe writes and size-capped reads; every path under the data dir and beside a
+//!   snapshot dir (`.metadata`, `.s3-pending`, the work dir with lock and temp files); the
+//!   certificate helpers the API's and etcd's CAs share (crypto provider, host name,
+//!   validity); the blind certificate verifier (skip-ssl-verify, `/cacerts` bootstrap); raw
+//!   Deflate encoding (`deflate`: Huffman-only and greedy LZ77 blocks with dynamic codes, the
+//!   zip writer's encoder).
 //! - `telemetry`: logging (and its settings), Prometheus/OpenMetrics metrics and the CLI's
 //!   `--progress` reporting; below everything it observes, so the save pipeline reports to it.
 //! - `crypt`: age encryption of snapshots: recipients, identities, fingerprints, the encrypting
@@ -20,7 +22,7 @@
 //!   of its header and nonce, which ties it to the save that checked its plaintext).
 //! - `snapshot`: what a snapshot *is*: names (and the rounded "now" they carry), the streaming
 //!   save pipeline (its parallel zip writer, `snapshot::zipstream`, picks LZ77, Huffman-only or
-//!   stored Deflate per 64 KiB segment; `zipstream::pool` runs its workers and keeps their blocks
+//!   stored Deflate per 64 KiB segment, encoded by `deflate`; `zipstream::pool` runs its workers and keeps their blocks
 //!   in order), verification of a file (`snapshot::verify`, read-only, used by restore and
 //!   the S3 backfill), retention planning, freshness (how stale the newest snapshot is), listing records, the
 //!   keyspace hash recorded at save time (`snapshot::hashkv`), the drill verdict record
@@ -97,6 +99,7 @@ pub mod config;
 pub mod crypt;
 pub mod daemon;
 pub mod datastore;
+pub mod deflate;
 pub mod delta;
 pub mod errors;
 pub mod etcd;

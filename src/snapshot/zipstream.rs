@@ -34,8 +34,8 @@ mod pool;
 pub const BLOCK_SIZE: usize = 1 << 20;
 /// Deflate's window: the most history a block can refer back to.
 const WINDOW: usize = 32 * 1024;
-/// More workers than this only add memory: four already outpace etcd's stream (~200 MB/s) at
-/// level 1, and every worker adds ~2 blocks in flight plus its own allocator arena.
+/// More workers than this only add memory: four already outpace etcd's stream (~200 MB/s),
+/// and every worker adds ~2 blocks in flight plus its own allocator arena.
 const MAX_WORKERS: usize = 4;
 
 /// The single entry of the archive.

@@ -1,6 +1,7 @@
 //! Encodes one block of the parallel zip writer as raw Deflate, run by run as `plan` decides:
-//! LZ77 at the configured level (flate2), Huffman-only blocks (zlib-rs, whose strategy flate2
-//! does not expose), or stored blocks written here.
+//! LZ77 (at level 1, the save's level, this project's greedy encoder, `crate::deflate`; at
+//! higher levels flate2's), Huffman-only blocks (`crate::deflate`), or stored blocks written
+//! here.
 //!
 //! Every run ends on a byte boundary (a sync flush, or a stored block, which is byte-aligned by
 //! definition), so runs and blocks concatenate into one Deflate stream; only the last run of the
@@ -11,7 +12,8 @@ use std::borrow::Cow;
 use std::io;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
-use zlib_rs::{DeflateConfig, DeflateFlush, Method, Strategy};
+
+use crate::deflate;
 
 use super::WINDOW;
 use super::plan::{Encoding, plan};
@@ -44,11 +46,15 @@ impl EncodedBytes {
 /// The largest stored block Deflate allows.
 const STORED_MAX: usize = 65_535;
 
+/// The level whose matching is this project's greedy encoder; higher levels search harder
+/// with flate2.
+const GREEDY_LEVEL: u32 = 1;
+
 /// A worker's compressors, kept from block to block so each run only resets one.
 #[derive(Default)]
 pub(super) struct Encoders {
     matched: Option<(u32, Compress)>,
-    huffman_only: Option<zlib_rs::Deflate>,
+    own: deflate::Encoder,
 }
 
 /// One block: the 32 KiB before it, its bytes, the level, whether it ends the stream, and the
@@ -76,9 +82,13 @@ impl Encoders {
             match run.encoding {
                 Encoding::Matched => {
                     let window = window_before(block.dictionary, data, run.range.start);
-                    self.matched(&window, bytes, block.level, last, &mut out)?;
+                    if block.level == GREEDY_LEVEL {
+                        self.own.matched(&window, bytes, last, &mut out);
+                    } else {
+                        self.matched(&window, bytes, block.level, last, &mut out)?;
+                    }
                 }
-                Encoding::HuffmanOnly => self.huffman_only(bytes, last, &mut out)?,
+                Encoding::HuffmanOnly => self.own.huffman_only(bytes, last, &mut out),
                 Encoding::Stored => store(bytes, last, &mut out),
             }
             totals.count(run.encoding, bytes.len());
@@ -86,7 +96,7 @@ impl Encoders {
         Ok((out, totals))
     }
 
-    /// LZ77 at `level`, primed with `window`.
+    /// LZ77 at `level` (above the greedy one) with flate2, primed with `window`.
     fn matched(
         &mut self,
         window: &[u8],
@@ -139,55 +149,11 @@ impl Encoders {
             out.reserve(64 * 1024);
         }
     }
-
-    /// Dynamic Huffman codes without matching. zlib-rs still falls back to a stored block for
-    /// any 32 Ki-symbol block its codes would not shrink.
-    fn huffman_only(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
-        let deflate = match &mut self.huffman_only {
-            Some(deflate) => {
-                deflate.reset();
-                deflate
-            }
-            slot => slot.insert(zlib_rs::Deflate::new_with_config(DeflateConfig {
-                level: 1,
-                method: Method::Deflated,
-                // Negative: raw Deflate, no zlib header.
-                window_bits: -15,
-                // The largest symbol buffer: 32 Ki literals per block and code tree.
-                mem_level: 9,
-                strategy: Strategy::HuffmanOnly,
-            })),
-        };
-        let flush = if last {
-            DeflateFlush::Finish
-        } else {
-            DeflateFlush::SyncFlush
-        };
-        let start = out.len();
-        out.reserve_exact(bound(data.len()));
-        out.resize(start + bound(data.len()), 0);
-        let status = deflate
-            .compress(data, &mut out[start..], flush)
-            .map_err(|e| io::Error::other(format!("failed to deflate block: {}", e.as_str())))?;
-        let produced = usize::try_from(deflate.total_out()).unwrap_or(usize::MAX);
-        let complete = deflate.total_in() == data.len() as u64
-            && match status {
-                zlib_rs::Status::StreamEnd => true,
-                _ => !last && start + produced < out.len(),
-            };
-        if !complete {
-            return Err(io::Error::other(
-                "failed to deflate block: Huffman-only output did not fit its bound",
-            ));
-        }
-        out.truncate(start + produced);
-        Ok(())
-    }
 }
 
-/// Output room for `len` input bytes in any encoding: zlib falls back to fixed codes (at most
-/// 9 bits a byte) or stored blocks when its dynamic codes would be larger, plus block headers,
-/// the sync flush's empty stored block and the final block.
+/// Output room for `len` input bytes in any encoding: every encoder falls back to fixed codes
+/// (at most 9 bits a byte) or stored blocks when its dynamic codes would be larger, plus block
+/// headers, the sync flush's empty stored block and the final block.
 fn bound(len: usize) -> usize {
     len + len / 8 + 1024
 }

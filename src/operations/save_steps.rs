@@ -68,7 +68,7 @@ pub(super) fn log_saved(saved: &SavedSnapshot) {
 
 /// Before the stream: the live revision `R` as metadata entries, and, unless the database is
 /// over `etcd-snapshot-hashkv-max-db-size`, the keyspace hash at `R` for the pipeline to ask for
-/// once the file is published (`Output::late`). Nothing (with a warning) when etcd cannot give
+/// once the stream has ended (`Output::late`). Nothing (with a warning) when etcd cannot give
 /// `R`: the snapshot is still taken, and a drill says that no hash was recorded.
 pub(super) async fn begin_hashkv(
     config: &DesiredConfig,

@@ -6,8 +6,8 @@
 //! live member is asked for its current revision `R` and database size (a `Status` call) before
 //! the snapshot stream starts; etcd takes the snapshot when the stream starts, so the snapshot
 //! holds every revision up to `R` (and maybe later ones). `HashKV(R)` is asked only once the
-//! stream has ended and the file is published, before the `.metadata` record and the S3 object's
-//! metadata are written: etcd holds its backend read lock for the whole hash, and a stream (and
+//! stream has ended (while the file is fsynced and published, so etcd's pass and the disk's
+//! overlap), before the `.metadata` record and the S3 object's metadata are written: etcd holds its backend read lock for the whole hash, and a stream (and
 //! any write) waits for that lock, so a hash before the stream delayed the save and stalled the
 //! cluster's writes on big databases. A member restored from the snapshot must answer
 //! `HashKV(R)` with the recorded hash, unless a compaction ran in between (the recorded compact

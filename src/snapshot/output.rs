@@ -21,9 +21,10 @@ pub struct Output {
     pub late: Option<LateEntries>,
 }
 
-/// Metadata entries asked for once the file is published, before its `.metadata` record is
-/// written and the tee's consumer gets the end. A future does nothing until awaited, so it is
-/// built before the stream and runs only after a successful one.
+/// Metadata entries asked for once the stream has ended (while the file is fsynced and
+/// published), before its `.metadata` record is written and the tee's consumer gets the end. A
+/// future does nothing until awaited, so it is built before the stream and runs only after a
+/// successful one.
 pub struct LateEntries(pub Pin<Box<dyn Future<Output = BTreeMap<String, String>> + Send>>);
 
 impl std::fmt::Debug for LateEntries {

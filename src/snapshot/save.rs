@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::SnapshotName;
 use super::encryption_record::EncryptionRecord;
@@ -32,7 +32,9 @@ use crate::layout::SnapshotDirLayout;
 /// 2.5 s, 85% of the size (zlib-rs level 1 uses static Huffman codes only); level 2 3.3 s, 54%;
 /// level 6 3.45 s, 54%. Per core: level 1 114 MB/s, 2 70 MB/s, 6 64 MB/s. On a real 111 MB
 /// snapshot a single stream kept 33% at level 1 and 23% at level 2 (~160 MB/s). Level 1 is the
-/// only one near etcdctl's time, so it stays the default.
+/// only one near etcdctl's time, so it stays the default; since then it is this project's own
+/// greedy matcher with dynamic codes (`crate::deflate`), faster than those figures and smaller
+/// than zlib-rs's level 1 (BENCHMARKS.md, "The matrix").
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 
 /// Chunks in flight between the stream reader and the writer (etcd sends 32 KiB messages).
@@ -169,16 +171,27 @@ pub async fn save_from_source<S: ChunkSource>(
             }
         }
     };
-    let writer = spawn_writer(layout, name, ImageKind::Etcd, output, feed);
+    let (checked, image_checked) = oneshot::channel();
+    let on_checked = move || {
+        let _ = checked.send(());
+    };
+    let writer = spawn_writer(layout, name, ImageKind::Etcd, output, feed, on_checked);
     let read = pump(&mut source, tx).await;
+    // Once the stream has ended and its trailer matched, etcd's backend lock is free and the
+    // save will not fail on its bytes: the late entries (the keyspace hash) are asked for while
+    // the writer fsyncs and publishes the file, not after. A writer that fails first drops
+    // `checked`, and nothing is asked.
+    let late = async move {
+        match (late, image_checked.await) {
+            (Some(entries), Ok(())) => entries.0.await,
+            _ => BTreeMap::new(),
+        }
+    };
     // Always wait for the writer: on failure it removes its temp file before we report.
-    let written = writer.await.map_err(SaveError::WriterTask)?;
+    let (written, late) = tokio::join!(writer, late);
+    let written = written.map_err(SaveError::WriterTask)?;
     read?;
     let written = written?;
-    let late = match late {
-        Some(entries) => entries.0.await,
-        None => BTreeMap::new(),
-    };
     complete(layout, name, written, extra_metadata, late).await
 }
 
@@ -194,6 +207,7 @@ pub(super) fn spawn_writer(
     kind: ImageKind,
     output: Output,
     feed: impl FnOnce(&mut SnapshotSink) -> Result<(), SaveError> + Send + 'static,
+    on_checked: impl FnOnce() + Send + 'static,
 ) -> tokio::task::JoinHandle<WriterResult> {
     let path = layout.snapshot_path(&name.file_name());
     let temp = layout.temp_path(&name.file_name());
@@ -208,7 +222,7 @@ pub(super) fn spawn_writer(
             path: temp.clone(),
             source,
         })?;
-        let result = write_and_publish(feed, &temp, &path, &name, kind, output);
+        let result = write_and_publish(feed, &temp, &path, &name, kind, output, on_checked);
         if result.is_err() {
             let _ = std::fs::remove_file(&temp);
         }
@@ -338,6 +352,7 @@ fn write_and_publish(
     name: &SnapshotName,
     kind: ImageKind,
     output: Output,
+    on_checked: impl FnOnce(),
 ) -> Result<(Written, Option<Tee>), SaveError> {
     let mut sink = SnapshotSink::create(
         temp,
@@ -348,7 +363,7 @@ fn write_and_publish(
         output.recipients.as_ref(),
     )?;
     feed(&mut sink)?;
-    let written = sink.finish()?;
+    let written = sink.finish(on_checked)?;
     fsutil::publish_no_clobber(temp, path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
             SaveError::AlreadyExists {

@@ -33,7 +33,7 @@ pub async fn save_from_image(
 ) -> Result<SavedSnapshot, SaveError> {
     let image = image.to_path_buf();
     let feed = move |sink: &mut SnapshotSink| feed_file(&image, sink, on_chunk);
-    let written = spawn_writer(layout, name, kind, output, feed)
+    let written = spawn_writer(layout, name, kind, output, feed, || {})
         .await
         .map_err(SaveError::WriterTask)??;
     complete(layout, name, written, extra_metadata, BTreeMap::new()).await

@@ -349,9 +349,10 @@ fn the_metadata_record_carries_the_plaintext_digest_of_an_encrypted_save() {
     );
 }
 
-/// The late entries: asked for once the snapshot is published and before its record exists;
-/// then in the record (never over a given entry) and in the tee's `Done`. A failed save never
-/// asks for them.
+/// The late entries: asked for once the whole stream is written and its trailer checked (while
+/// the file is synced and published) and before its record exists; then in the record (never
+/// over a given entry) and in the tee's `Done`. A save whose trailer does not match never asks
+/// for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_entries_come_after_the_publish_into_the_record_and_the_tee() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -359,8 +360,14 @@ async fn late_entries_come_after_the_publish_into_the_record_and_the_tee() {
     let d = dirs();
     let file = name(false).file_name();
     let (snapshot, record) = (d.snapshots.join(&file), d.metadata.join(&file));
+    let temp = d.layout.temp_path(&file);
     let late = LateEntries(Box::pin(async move {
-        assert!(snapshot.exists(), "asked for before the publish");
+        // The trailer is checked (the corrupted save below shows it must be), so the file is
+        // at its temp path or already published.
+        assert!(
+            temp.exists() || snapshot.exists(),
+            "asked for before the file existed"
+        );
         assert!(!record.exists(), "asked for after the record");
         BTreeMap::from([
             ("late".to_string(), "1".to_string()),

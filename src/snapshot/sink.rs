@@ -30,6 +30,11 @@ const PAGE_ALIGN: u64 = 512;
 pub(crate) const SNAPSHOT_MODE: u32 = 0o600;
 /// Write buffer in front of the file: batches small writes (raw chunks, zip headers).
 const WRITE_BUFFER: usize = 256 * 1024;
+/// Bytes written between starts of the file's writeback. Left to the kernel, a whole snapshot
+/// stays dirty in memory (the default threshold is a tenth of RAM) and the final `fsync` writes
+/// all of it while the save waits; started as the bytes arrive, the disk works during the
+/// stream and the `fsync` only waits for the last few MiB.
+const WRITE_BEHIND: u64 = 32 * 1024 * 1024;
 
 /// What the sink wrote, once verified and fsynced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,19 +101,40 @@ impl TrailerCheck {
 }
 
 /// Counts and hashes every byte that reaches the file, and copies it to the tee when there is
-/// one, so the upload sees exactly the bytes on disk.
+/// one, so the upload sees exactly the bytes on disk. A raw, unencrypted file is the image
+/// byte for byte, so its digest comes from the image check's running hash (`hasher` is None)
+/// instead of a second SHA-256 pass over the same bytes.
 struct HashingFile {
     file: File,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     written: u64,
+    /// Where the writeback last started (`WRITE_BEHIND`).
+    write_behind: u64,
     tee: Option<Tee>,
+}
+
+impl HashingFile {
+    /// Starts writing the bytes since the last start to disk, without waiting for them.
+    /// `POSIX_FADV_DONTNEED` does that for dirty pages (and drops clean ones: the snapshot is
+    /// not read back from this cache). A refusal only leaves the work to the final `fsync`.
+    fn start_writeback(&mut self) {
+        let len = std::num::NonZeroU64::new(self.written - self.write_behind);
+        let advice = rustix::fs::Advice::DontNeed;
+        let _ = rustix::fs::fadvise(&self.file, self.write_behind, len, advice);
+        self.write_behind = self.written;
+    }
 }
 
 impl Write for HashingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.written += n as u64;
+        if self.written - self.write_behind >= WRITE_BEHIND {
+            self.start_writeback();
+        }
         if let Some(tee) = &mut self.tee {
             tee.write(&buf[..n]);
         }
@@ -182,12 +208,14 @@ impl SnapshotSink {
             source,
         };
         let file = fsutil::create_new(path, SNAPSHOT_MODE).map_err(write_err)?;
+        let image_is_file = !name.compressed && !name.encrypted;
         let buffered = BufWriter::with_capacity(
             WRITE_BUFFER,
             HashingFile {
                 file,
-                hasher: Sha256::new(),
+                hasher: (!image_is_file).then(Sha256::new),
                 written: 0,
+                write_behind: 0,
                 tee,
             },
         );
@@ -232,11 +260,17 @@ impl SnapshotSink {
         result.map_err(|source| self.write_error(source))
     }
 
-    /// Verifies the trailer, completes the zip, flushes and fsyncs. The file stays at its temp
-    /// path; the tee comes back unfinished, for the caller to finish once the file is published.
-    pub(crate) fn finish(self) -> Result<(Written, Option<Tee>), SaveError> {
+    /// Verifies the trailer (then calls `on_checked`), completes the zip, flushes and fsyncs.
+    /// The file stays at its temp path; the tee comes back unfinished, for the caller to finish
+    /// once the file is published.
+    pub(crate) fn finish(
+        self,
+        on_checked: impl FnOnce(),
+    ) -> Result<(Written, Option<Tee>), SaveError> {
         let Self { path, check, out } = self;
+        let image_sha256 = check.whole_sha256();
         let (_, db_size) = check.verify()?;
+        on_checked();
         let write_err = |source| SaveError::Write {
             path: path.clone(),
             source,
@@ -263,9 +297,13 @@ impl SnapshotSink {
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
         hashing.file.sync_all().map_err(write_err)?;
+        let file_sha256 = match hashing.hasher {
+            Some(hasher) => hex(&hasher.finalize()),
+            None => hex(&image_sha256),
+        };
         let written = Written {
             size: hashing.written,
-            file_sha256: hex(&hashing.hasher.finalize()),
+            file_sha256,
             db_size,
             plaintext_sha256,
         };
@@ -329,6 +367,46 @@ mod tests {
             bytes.chunks(chunk).for_each(|c| check.update(c));
             let expected: [u8; 32] = Sha256::digest(&bytes).into();
             assert_eq!(check.whole_sha256(), expected, "chunks of {chunk}");
+        }
+    }
+
+    /// A raw file, past several writeback starts: every byte lands, its digest (taken from
+    /// the image check, not a second pass) is the file's, and `on_checked` runs once, only for
+    /// a matching trailer.
+    #[test]
+    fn a_raw_file_past_the_write_behind_step_is_whole_and_its_digest_the_files() {
+        let name = SnapshotName {
+            base: "on-demand".into(),
+            node: "n1".into(),
+            unix: 1_754_906_881,
+            compressed: false,
+            encrypted: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = snapshot_bytes(2 * WRITE_BEHIND as usize + 512 * 1024);
+        for corrupt in [false, true] {
+            let mut data = data.clone();
+            if corrupt {
+                data[4096] ^= 1;
+            }
+            let path = dir.path().join(format!("snapshot-{corrupt}"));
+            let mut sink =
+                SnapshotSink::create(&path, ImageKind::Etcd, &name, 1, None, None).unwrap();
+            data.chunks(32 * 1024)
+                .for_each(|c| sink.write_chunk(c).unwrap());
+            let mut checked = 0;
+            let result = sink.finish(|| checked += 1);
+            if corrupt {
+                assert!(matches!(result, Err(SaveError::ChecksumMismatch { .. })));
+                assert_eq!(checked, 0);
+                continue;
+            }
+            let (written, _) = result.unwrap();
+            assert_eq!(checked, 1);
+            let on_disk = std::fs::read(&path).unwrap();
+            assert!(on_disk == data, "the file differs from the stream");
+            assert_eq!(written.size, data.len() as u64);
+            assert_eq!(written.file_sha256, hex(&Sha256::digest(&on_disk)));
         }
     }
 }

@@ -308,45 +308,48 @@ pub(super) fn write_stored(w: &mut BitWriter, data: &[u8], last: bool) {
 mod tests {
     use super::*;
 
+    /// `symbol_of` gives each value its (symbol, extra bits, extra value) of RFC 1951 3.2.5.
+    fn assert_symbols(symbol_of: fn(usize) -> Symbol, cases: &[(usize, u16, u8, u16)]) {
+        for &(value, symbol, extra_bits, extra) in cases {
+            let s = symbol_of(value);
+            let got = (s.symbol, s.extra_bits, s.extra);
+            assert_eq!(got, (symbol, extra_bits, extra), "value {value}");
+        }
+    }
+
     #[test]
     fn length_symbols_match_rfc_1951() {
-        let check = |len: usize, symbol: u16, extra_bits: u8, extra: u16| {
-            let s = length_symbol(len);
-            assert_eq!(
-                (s.symbol, s.extra_bits, s.extra),
-                (symbol, extra_bits, extra),
-                "length {len}"
-            );
-        };
-        check(3, 257, 0, 0);
-        check(10, 264, 0, 0);
-        check(11, 265, 1, 0);
-        check(12, 265, 1, 1);
-        check(19, 269, 2, 0);
-        check(227, 284, 5, 0);
-        check(257, 284, 5, 30);
-        check(258, 285, 0, 0);
+        assert_symbols(
+            length_symbol,
+            &[
+                (3, 257, 0, 0),
+                (10, 264, 0, 0),
+                (11, 265, 1, 0),
+                (12, 265, 1, 1),
+                (19, 269, 2, 0),
+                (227, 284, 5, 0),
+                (257, 284, 5, 30),
+                (258, 285, 0, 0),
+            ],
+        );
     }
 
     #[test]
     fn distance_symbols_match_rfc_1951() {
-        let check = |dist: usize, symbol: u16, extra_bits: u8, extra: u16| {
-            let s = distance_symbol(dist);
-            assert_eq!(
-                (s.symbol, s.extra_bits, s.extra),
-                (symbol, extra_bits, extra),
-                "distance {dist}"
-            );
-        };
-        check(1, 0, 0, 0);
-        check(4, 3, 0, 0);
-        check(5, 4, 1, 0);
-        check(6, 4, 1, 1);
-        check(256, 15, 6, 63);
-        check(257, 16, 7, 0);
-        check(385, 17, 7, 0);
-        check(24_577, 29, 13, 0);
-        check(32_768, 29, 13, 8191);
+        assert_symbols(
+            distance_symbol,
+            &[
+                (1, 0, 0, 0),
+                (4, 3, 0, 0),
+                (5, 4, 1, 0),
+                (6, 4, 1, 1),
+                (256, 15, 6, 63),
+                (257, 16, 7, 0),
+                (385, 17, 7, 0),
+                (24_577, 29, 13, 0),
+                (32_768, 29, 13, 8191),
+            ],
+        );
         for dist in 1..=MAX_DISTANCE {
             let s = distance_symbol(dist);
             let base = usize::from(DIST_BASE[usize::from(s.symbol)]);

@@ -115,8 +115,9 @@ struct HashingFile {
 
 impl HashingFile {
     /// Starts writing the bytes since the last start to disk, without waiting for them.
-    /// `POSIX_FADV_DONTNEED` does that for dirty pages (and drops clean ones: the snapshot is
-    /// not read back from this cache). A refusal only leaves the work to the final `fsync`.
+    /// `POSIX_FADV_DONTNEED` does that for dirty pages, and drops pages already clean: the save
+    /// does not read the file back, and a later reader (a drill) finds it on disk instead of
+    /// crowding out etcd's cache. A refusal only leaves the work to the final `fsync`.
     fn start_writeback(&mut self) {
         let len = std::num::NonZeroU64::new(self.written - self.write_behind);
         let advice = rustix::fs::Advice::DontNeed;
